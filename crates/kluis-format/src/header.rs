@@ -1,0 +1,460 @@
+//! The file header: preamble, recipient stanzas, encrypted metadata, MAC.
+//! FORMAT.md §4. Every field is fixed-size or length-prefixed with a bound, so
+//! there is exactly one encoding of a header and parsing never allocates more
+//! than [`MAX_HEADER_LEN`].
+
+use std::io::{Read, Write};
+
+use hpke::aead::AesGcm256;
+use hpke::kdf::HkdfSha256;
+use hpke::kem::{X25519HkdfSha256, XWing};
+use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result, Section};
+use crate::keys::{Identity, KEM_X25519, KEM_XWING, KemChoice, KeyId, Recipient};
+use crate::meta::Metadata;
+
+/// `0x89 "KLUIS" CR LF`: the high bit catches 7-bit channels, CR LF catches
+/// newline conversion.
+pub const MAGIC: [u8; 8] = [0x89, b'K', b'L', b'U', b'I', b'S', 0x0D, 0x0A];
+/// The only format version.
+pub const VERSION: u8 = 1;
+/// Suite 1: HKDF-SHA-256 key schedule, HMAC-SHA-256 header MAC, AES-256-GCM
+/// metadata, Cobblestone-256 payload.
+pub const SUITE: u8 = 1;
+/// At most this many stanzas.
+pub const MAX_STANZAS: usize = 256;
+/// Bound on the body of a stanza with an unknown KEM.
+pub const MAX_UNKNOWN_BODY: usize = 4096;
+/// Bound on the metadata ciphertext.
+pub const MAX_META_CT: usize = crate::meta::MAX_META_PLAINTEXT + 16;
+const PREAMBLE_LEN: usize = 8 + 1 + 1 + 2 + 16 + 2;
+const STANZA_FIXED: usize = 2 + 16 + 2;
+const WRAPPED_LEN: usize = 32 + 16;
+const XWING_ENC_LEN: usize = 1120;
+const X25519_ENC_LEN: usize = 32;
+const MAC_LEN: usize = 32;
+/// Largest possible header.
+pub const MAX_HEADER_LEN: usize =
+    PREAMBLE_LEN + MAX_STANZAS * (STANZA_FIXED + MAX_UNKNOWN_BODY) + 12 + 4 + MAX_META_CT + MAC_LEN;
+
+const LABEL_PAYLOAD: &[u8] = b"kluis/v1/payload";
+const LABEL_MAC: &[u8] = b"kluis/v1/header-mac";
+const LABEL_META: &[u8] = b"kluis/v1/metadata";
+const LABEL_WRAP_INFO: &[u8] = b"kluis/v1/file-key";
+
+/// The per-file random content key. Never printed, zeroized on drop.
+pub struct FileKey(Zeroizing<[u8; 32]>);
+
+impl FileKey {
+    /// A fresh random key.
+    pub fn generate(rng: &mut impl rand_core::CryptoRng) -> Self {
+        let mut k = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut k[..]);
+        FileKey(k)
+    }
+
+    /// HKDF-SHA-256(salt = file id, ikm = file key, info = label), 32 bytes.
+    fn derive(&self, file_id: &[u8; 16], label: &[u8]) -> Zeroizing<[u8; 32]> {
+        let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, file_id).extract(&self.0[..]);
+        let mut out = Zeroizing::new([0u8; 32]);
+        let info = [label];
+        prk.expand(&info, ring::hkdf::HKDF_SHA256)
+            .and_then(|okm| okm.fill(&mut out[..]))
+            .unwrap_or_else(|_| panic!("HKDF-SHA-256 can always expand 32 bytes"));
+        out
+    }
+
+    /// Construct from raw bytes (tests, raw vectors).
+    pub fn from_bytes(raw: [u8; 32]) -> Self {
+        FileKey(Zeroizing::new(raw))
+    }
+}
+
+/// One recipient stanza: the file key wrapped with HPKE to one public key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Stanza {
+    /// HPKE KEM id.
+    pub kem: u16,
+    /// The recipient's key id (first 16 bytes of the fingerprint).
+    pub key_id: KeyId,
+    /// `enc || wrapped file key`, or opaque bytes for an unknown KEM.
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Stanza {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Stanza(kem={:#06x}, key_id={}, {} bytes)", self.kem, self.key_id, self.body.len())
+    }
+}
+
+impl Stanza {
+    /// A human name for the KEM.
+    pub fn kem_name(&self) -> &'static str {
+        match self.kem {
+            KEM_XWING => "X-Wing (ML-KEM-768 + X25519)",
+            KEM_X25519 => "X25519",
+            _ => "unknown KEM",
+        }
+    }
+
+    fn wrap(file_key: &FileKey, file_id: &[u8; 16], to: &Recipient, kem: KemChoice, rng: &mut impl rand_core::CryptoRng) -> Result<Self> {
+        let key_id = to.fingerprint().key_id();
+        let info = wrap_info(file_id);
+        let aad = wrap_aad(kem.id(), &key_id);
+        let body = match kem {
+            KemChoice::XWing => seal::<XWing>(to.xwing(), &info, &aad, &file_key.0[..], rng)?,
+            KemChoice::X25519 => seal::<X25519HkdfSha256>(to.x25519(), &info, &aad, &file_key.0[..], rng)?,
+        };
+        Ok(Stanza { kem: kem.id(), key_id, body })
+    }
+
+    fn unwrap(&self, file_id: &[u8; 16], identity: &Identity) -> Result<FileKey> {
+        let info = wrap_info(file_id);
+        let aad = wrap_aad(self.kem, &self.key_id);
+        let raw = match self.kem {
+            KEM_XWING => open::<XWing>(identity.xwing(), &self.body, XWING_ENC_LEN, &info, &aad)?,
+            KEM_X25519 => open::<X25519HkdfSha256>(identity.x25519(), &self.body, X25519_ENC_LEN, &info, &aad)?,
+            _ => return Err(Error::NoMatchingRecipient),
+        };
+        let mut k = [0u8; 32];
+        k.copy_from_slice(&raw[..]);
+        Ok(FileKey::from_bytes(k))
+    }
+}
+
+fn wrap_info(file_id: &[u8; 16]) -> Vec<u8> {
+    [LABEL_WRAP_INFO, &file_id[..]].concat()
+}
+
+fn wrap_aad(kem: u16, key_id: &KeyId) -> Vec<u8> {
+    [&kem.to_be_bytes()[..], &key_id.0[..]].concat()
+}
+
+fn seal<K: Kem>(pk: &K::PublicKey, info: &[u8], aad: &[u8], pt: &[u8], rng: &mut impl rand_core::CryptoRng) -> Result<Vec<u8>> {
+    let (enc, ct) = hpke::single_shot_seal_with_rng::<AesGcm256, HkdfSha256, K>(&OpModeS::Base, pk, info, pt, aad, rng)
+        .map_err(|_| Error::InvalidRecipient("HPKE encapsulation failed"))?;
+    let mut body = enc.to_bytes().to_vec();
+    body.extend_from_slice(&ct);
+    Ok(body)
+}
+
+fn open<K: Kem>(sk: &K::PrivateKey, body: &[u8], enc_len: usize, info: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let (enc, ct) = body.split_at(enc_len);
+    let enc = K::EncappedKey::from_bytes(enc).map_err(|_| Error::HeaderAuth)?;
+    let pt = hpke::single_shot_open::<AesGcm256, HkdfSha256, K>(&OpModeR::Base, sk, &enc, info, ct, aad)
+        .map_err(|_| Error::HeaderAuth)?;
+    if pt.len() != 32 {
+        return Err(Error::HeaderAuth);
+    }
+    Ok(Zeroizing::new(pt))
+}
+
+/// A parsed (or freshly built) header.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Header {
+    file_id: [u8; 16],
+    stanzas: Vec<Stanza>,
+    meta_nonce: [u8; 12],
+    meta_ct: Vec<u8>,
+    mac: [u8; MAC_LEN],
+}
+
+impl std::fmt::Debug for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Header")
+            .field("file_id", &hex16(&self.file_id))
+            .field("stanzas", &self.stanzas)
+            .field("meta_ct_len", &self.meta_ct.len())
+            .finish()
+    }
+}
+
+fn hex16(b: &[u8; 16]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Header {
+    /// Build a header for a new file: fresh file id and file key, one stanza
+    /// per recipient, metadata sealed under the file key.
+    pub fn new(
+        recipients: &[Recipient],
+        kem: KemChoice,
+        metadata: &Metadata,
+        rng: &mut impl rand_core::CryptoRng,
+    ) -> Result<(Header, FileKey)> {
+        if recipients.is_empty() {
+            return Err(Error::NoRecipients);
+        }
+        let mut file_id = [0u8; 16];
+        rng.fill_bytes(&mut file_id);
+        let file_key = FileKey::generate(rng);
+        let mut h = Header { file_id, stanzas: Vec::new(), meta_nonce: [0; 12], meta_ct: Vec::new(), mac: [0; MAC_LEN] };
+        h.set_metadata(&file_key, metadata, rng)?;
+        for r in recipients {
+            h.push_stanza(&file_key, r, kem, rng)?;
+        }
+        h.reseal(&file_key);
+        Ok((h, file_key))
+    }
+
+    fn push_stanza(&mut self, file_key: &FileKey, r: &Recipient, kem: KemChoice, rng: &mut impl rand_core::CryptoRng) -> Result<bool> {
+        let key_id = r.fingerprint().key_id();
+        if self.stanzas.iter().any(|s| s.key_id == key_id && s.kem == kem.id()) {
+            return Ok(false);
+        }
+        if self.stanzas.len() >= MAX_STANZAS {
+            return Err(Error::Limit("too many recipients (at most 256 per file; use a group)"));
+        }
+        self.stanzas.push(Stanza::wrap(file_key, &self.file_id, r, kem, rng)?);
+        Ok(true)
+    }
+
+    /// The immutable file id.
+    pub fn file_id(&self) -> &[u8; 16] {
+        &self.file_id
+    }
+
+    /// The stanzas, in order.
+    pub fn stanzas(&self) -> &[Stanza] {
+        &self.stanzas
+    }
+
+    /// Length of the encrypted metadata block (padded, so it reveals little).
+    pub fn metadata_len(&self) -> usize {
+        self.meta_ct.len()
+    }
+
+    /// Find our stanza and unwrap the file key, then check the header MAC
+    /// with it. FORMAT.md §4.5: stanzas are found by key id, not by trial
+    /// decryption.
+    pub fn unwrap_file_key(&self, identity: &Identity) -> Result<FileKey> {
+        let ours = identity.recipient().fingerprint().key_id();
+        let mut last_err = Error::NoMatchingRecipient;
+        for s in self.stanzas.iter().filter(|s| s.key_id == ours && (s.kem == KEM_XWING || s.kem == KEM_X25519)) {
+            match s.unwrap(&self.file_id, identity) {
+                Ok(k) => {
+                    self.verify_mac(&k)?;
+                    return Ok(k);
+                }
+                Err(e) => last_err = e,
+            }
+        }
+        Err(last_err)
+    }
+
+    fn verify_mac(&self, file_key: &FileKey) -> Result<()> {
+        let key = file_key.derive(&self.file_id, LABEL_MAC);
+        let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key[..]);
+        ring::hmac::verify(&k, &self.encode_unauthenticated(), &self.mac).map_err(|_| Error::HeaderAuth)
+    }
+
+    fn reseal(&mut self, file_key: &FileKey) {
+        let key = file_key.derive(&self.file_id, LABEL_MAC);
+        let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key[..]);
+        let tag = ring::hmac::sign(&k, &self.encode_unauthenticated());
+        self.mac.copy_from_slice(tag.as_ref());
+    }
+
+    /// Decrypt the metadata. The file key must come from
+    /// [`Header::unwrap_file_key`] (which checked the MAC).
+    pub fn metadata(&self, file_key: &FileKey) -> Result<Metadata> {
+        let key = file_key.derive(&self.file_id, LABEL_META);
+        let k = aes_key(&key);
+        let mut buf = Zeroizing::new(self.meta_ct.clone());
+        let pt = k
+            .open_in_place(ring::aead::Nonce::assume_unique_for_key(self.meta_nonce), ring::aead::Aad::from(&self.file_id), &mut buf[..])
+            .map_err(|_| Error::Metadata)?;
+        Metadata::decode(pt)
+    }
+
+    /// Replace the metadata (new random nonce) and re-MAC.
+    pub fn set_metadata(&mut self, file_key: &FileKey, metadata: &Metadata, rng: &mut impl rand_core::CryptoRng) -> Result<()> {
+        let mut pt = metadata.encode()?;
+        let key = file_key.derive(&self.file_id, LABEL_META);
+        rng.fill_bytes(&mut self.meta_nonce);
+        let tag = aes_key(&key)
+            .seal_in_place_separate_tag(ring::aead::Nonce::assume_unique_for_key(self.meta_nonce), ring::aead::Aad::from(&self.file_id), &mut pt[..])
+            .map_err(|_| Error::Metadata)?;
+        self.meta_ct = pt.to_vec();
+        self.meta_ct.extend_from_slice(tag.as_ref());
+        self.reseal(file_key);
+        Ok(())
+    }
+
+    /// Add a recipient without touching the payload (FORMAT.md §6). Returns
+    /// false if the recipient already had a stanza of that KEM.
+    pub fn add_recipient(&mut self, file_key: &FileKey, r: &Recipient, kem: KemChoice, rng: &mut impl rand_core::CryptoRng) -> Result<bool> {
+        self.verify_mac(file_key)?;
+        let added = self.push_stanza(file_key, r, kem, rng)?;
+        self.reseal(file_key);
+        Ok(added)
+    }
+
+    /// Remove every stanza for `key_id`. Refuses to remove the last stanza.
+    /// Returns how many stanzas were removed.
+    pub fn remove_recipient(&mut self, file_key: &FileKey, key_id: &KeyId) -> Result<usize> {
+        self.verify_mac(file_key)?;
+        let before = self.stanzas.len();
+        let kept: Vec<Stanza> = self.stanzas.iter().filter(|s| &s.key_id != key_id).cloned().collect();
+        if kept.is_empty() {
+            return Err(Error::NoRecipients);
+        }
+        self.stanzas = kept;
+        self.reseal(file_key);
+        Ok(before - self.stanzas.len())
+    }
+
+    /// The C2SP input key for the payload.
+    pub fn payload_key(&self, file_key: &FileKey) -> Zeroizing<[u8; 32]> {
+        file_key.derive(&self.file_id, LABEL_PAYLOAD)
+    }
+
+    /// The C2SP context: binds the format version, suite and file id, but not
+    /// the recipients (so re-sharing never touches the payload).
+    pub fn payload_context(&self) -> Vec<u8> {
+        let mut c = LABEL_PAYLOAD.to_vec();
+        c.push(VERSION);
+        c.push(SUITE);
+        c.extend_from_slice(&self.file_id);
+        c
+    }
+
+    fn encode_unauthenticated(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION);
+        out.push(SUITE);
+        out.extend_from_slice(&0u16.to_be_bytes());
+        out.extend_from_slice(&self.file_id);
+        // Bounded by MAX_STANZAS (256) and MAX_UNKNOWN_BODY (4096) on every path
+        // that creates a stanza, so these casts cannot truncate.
+        out.extend_from_slice(&(self.stanzas.len() as u16).to_be_bytes());
+        for s in &self.stanzas {
+            out.extend_from_slice(&s.kem.to_be_bytes());
+            out.extend_from_slice(&s.key_id.0);
+            out.extend_from_slice(&(s.body.len() as u16).to_be_bytes());
+            out.extend_from_slice(&s.body);
+        }
+        out.extend_from_slice(&self.meta_nonce);
+        out.extend_from_slice(&(self.meta_ct.len() as u32).to_be_bytes());
+        out.extend_from_slice(&self.meta_ct);
+        out
+    }
+
+    fn encoded_len(&self) -> usize {
+        PREAMBLE_LEN
+            + self.stanzas.iter().map(|s| STANZA_FIXED + s.body.len()).sum::<usize>()
+            + 12
+            + 4
+            + self.meta_ct.len()
+            + MAC_LEN
+    }
+
+    /// The complete encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.encode_unauthenticated();
+        out.extend_from_slice(&self.mac);
+        out
+    }
+
+    /// Write the header.
+    pub fn write<W: Write>(&self, mut w: W) -> Result<()> {
+        w.write_all(&self.to_bytes())?;
+        Ok(())
+    }
+
+    /// Parse a header from the start of `r`, leaving `r` at the payload.
+    /// Reads at most [`MAX_HEADER_LEN`] bytes and never more than the header.
+    pub fn read<R: Read>(mut r: R) -> Result<Header> {
+        let mut p = Parser { r: &mut r };
+        let magic: [u8; 8] = p.array(Section::Preamble)?;
+        if magic != MAGIC {
+            return Err(Error::NotKluis);
+        }
+        let [version] = p.array(Section::Preamble)?;
+        if version != VERSION {
+            return Err(Error::UnsupportedVersion(version));
+        }
+        let [suite] = p.array(Section::Preamble)?;
+        if suite != SUITE {
+            return Err(Error::UnsupportedSuite(suite));
+        }
+        if u16::from_be_bytes(p.array(Section::Preamble)?) != 0 {
+            return Err(Error::malformed(Section::Preamble, "reserved flags must be zero"));
+        }
+        let file_id: [u8; 16] = p.array(Section::Preamble)?;
+        let count = usize::from(u16::from_be_bytes(p.array(Section::Preamble)?));
+        if count == 0 {
+            return Err(Error::malformed(Section::Preamble, "no recipient stanzas"));
+        }
+        if count > MAX_STANZAS {
+            return Err(Error::malformed(Section::Preamble, "more than 256 stanzas"));
+        }
+        let mut stanzas: Vec<Stanza> = Vec::with_capacity(count);
+        for i in 0..count {
+            let sec = Section::Stanza(i);
+            let kem = u16::from_be_bytes(p.array(sec)?);
+            let key_id = KeyId(p.array(sec)?);
+            let len = usize::from(u16::from_be_bytes(p.array(sec)?));
+            let ok = match kem {
+                KEM_XWING => len == XWING_ENC_LEN + WRAPPED_LEN,
+                KEM_X25519 => len == X25519_ENC_LEN + WRAPPED_LEN,
+                _ => (1..=MAX_UNKNOWN_BODY).contains(&len),
+            };
+            if !ok {
+                return Err(Error::malformed(sec, "stanza body has the wrong length for its KEM"));
+            }
+            let body = p.vec(len, sec)?;
+            if stanzas.iter().any(|s| s.kem == kem && s.key_id == key_id) {
+                return Err(Error::malformed(sec, "duplicate stanza for the same key and KEM"));
+            }
+            stanzas.push(Stanza { kem, key_id, body });
+        }
+        let meta_nonce: [u8; 12] = p.array(Section::Metadata)?;
+        let meta_len = u32::from_be_bytes(p.array(Section::Metadata)?) as usize;
+        if !(crate::meta::META_BLOCK + 16..=MAX_META_CT).contains(&meta_len) || (meta_len - 16) % crate::meta::META_BLOCK != 0 {
+            return Err(Error::malformed(Section::Metadata, "metadata length is not a padded block size"));
+        }
+        let meta_ct = p.vec(meta_len, Section::Metadata)?;
+        let mac: [u8; MAC_LEN] = p.array(Section::Mac)?;
+        Ok(Header { file_id, stanzas, meta_nonce, meta_ct, mac })
+    }
+}
+
+fn aes_key(key: &[u8; 32]) -> ring::aead::LessSafeKey {
+    let unbound = ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, key)
+        .unwrap_or_else(|_| panic!("AES-256-GCM accepts every 32-byte key"));
+    ring::aead::LessSafeKey::new(unbound)
+}
+
+struct Parser<'a, R: Read> {
+    r: &'a mut R,
+}
+
+impl<R: Read> Parser<'_, R> {
+    fn fill(&mut self, buf: &mut [u8], sec: Section) -> Result<()> {
+        let n = crate::payload::read_full(self.r, buf)?;
+        if n < buf.len() {
+            return Err(if n == 0 && matches!(sec, Section::Preamble) && buf.len() == 8 {
+                Error::NotKluis
+            } else {
+                Error::malformed(sec, "truncated")
+            });
+        }
+        Ok(())
+    }
+
+    fn array<const N: usize>(&mut self, sec: Section) -> Result<[u8; N]> {
+        let mut a = [0u8; N];
+        self.fill(&mut a, sec)?;
+        Ok(a)
+    }
+
+    fn vec(&mut self, len: usize, sec: Section) -> Result<Vec<u8>> {
+        let mut v = vec![0u8; len];
+        self.fill(&mut v, sec)?;
+        Ok(v)
+    }
+}

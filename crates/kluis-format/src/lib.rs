@@ -1,0 +1,153 @@
+//! The Kluis file format.
+//!
+//! A Kluis file is a header (recipient stanzas wrapping a random per-file key
+//! with HPKE, encrypted metadata, and a MAC) followed by a C2SP chunked
+//! payload (Cobblestone-256). `docs/FORMAT.md` is the normative description;
+//! every parser here cites the section it implements.
+//!
+//! This crate performs no file-system, network or clock access: it works on
+//! [`Read`]/[`Write`] and byte slices, and takes its randomness as an argument.
+//!
+//! ```
+//! # fn main() -> Result<(), kluis_format::Error> {
+//! use kluis_format::{Identity, Metadata, EncryptOptions, encrypt, Decryptor};
+//! let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+//! let alice = Identity::generate(&mut rng);
+//! let mut file = Vec::new();
+//! encrypt(&b"hello"[..], &mut file, &[alice.recipient().clone()], &Metadata::default(), EncryptOptions::default(), &mut rng)?;
+//! let mut d = Decryptor::new(&file[..], &alice)?;
+//! let mut out = Vec::new();
+//! std::io::Read::read_to_end(&mut d, &mut out)?;
+//! assert_eq!(out, b"hello");
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod header;
+mod idfile;
+mod keys;
+mod meta;
+pub mod payload;
+
+use std::io::{self, Read, Write};
+
+pub use error::{Error, PayloadError, Result, Section};
+pub use header::{FileKey, Header, MAX_HEADER_LEN, MAX_STANZAS, Stanza};
+pub use idfile::{IDENTITY_FILE_LEN, KdfParams, identity_params, open_identity, seal_identity};
+pub use keys::{Fingerprint, IDENTITY_SECRET_LEN, Identity, KEM_X25519, KEM_XWING, KemChoice, KeyId, RECIPIENT_PREFIX, Recipient};
+pub use meta::Metadata;
+pub use payload::Backend;
+pub use rand_core;
+
+/// Options for [`encrypt`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EncryptOptions {
+    /// Which KEM wraps the file key (X-Wing by default).
+    pub kem: KemChoice,
+    /// Which AES-GCM implementation seals the payload.
+    pub backend: Backend,
+}
+
+/// Encrypt everything from `input` to `output` for `recipients`. Returns the
+/// number of plaintext bytes. Every call uses a fresh file key and file id.
+pub fn encrypt<R: Read, W: Write>(
+    mut input: R,
+    mut output: W,
+    recipients: &[Recipient],
+    metadata: &Metadata,
+    opts: EncryptOptions,
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<u64> {
+    let (header, file_key) = Header::new(recipients, opts.kem, metadata, rng)?;
+    header.write(&mut output)?;
+    let mut w = payload::PayloadWriter::new(output, &header.payload_key(&file_key)[..], &header.payload_context(), rng, opts.backend)?;
+    let n = io::copy(&mut input, &mut w).map_err(Error::from_io)?;
+    if let Some(size) = metadata.size {
+        if size != n {
+            return Err(Error::SizeMismatch { recorded: size, actual: n });
+        }
+    }
+    w.finish()?.flush()?;
+    Ok(n)
+}
+
+/// A decrypting reader: parses the header, unwraps the file key with an
+/// identity, checks the header MAC and payload commitment, then yields only
+/// authenticated plaintext. At the end it checks the recorded size.
+pub struct Decryptor<R: Read> {
+    header: Header,
+    metadata: Metadata,
+    reader: payload::PayloadReader<R>,
+    failed: bool,
+}
+
+impl<R: Read> Decryptor<R> {
+    /// Open `input` with `identity` using the default backend.
+    pub fn new(input: R, identity: &Identity) -> Result<Self> {
+        Self::with_backend(input, identity, Backend::default())
+    }
+
+    /// Open `input` with `identity` and a chosen AES-GCM backend.
+    pub fn with_backend(mut input: R, identity: &Identity, backend: Backend) -> Result<Self> {
+        let header = Header::read(&mut input)?;
+        let file_key = header.unwrap_file_key(identity)?;
+        Self::with_file_key(input, header, &file_key, backend)
+    }
+
+    /// Continue with an already parsed header and unwrapped file key.
+    pub fn with_file_key(input: R, header: Header, file_key: &FileKey, backend: Backend) -> Result<Self> {
+        let metadata = header.metadata(file_key)?;
+        let reader = payload::PayloadReader::new(input, &header.payload_key(file_key)[..], &header.payload_context(), backend)?;
+        Ok(Decryptor { header, metadata, reader, failed: false })
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The decrypted metadata.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+}
+
+impl<R: Read> Read for Decryptor<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.failed {
+            return Err(Error::HeaderAuth.into_io());
+        }
+        let n = self.reader.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            if let Some(size) = self.metadata.size {
+                let actual = self.reader.plaintext_len();
+                if size != actual {
+                    self.failed = true;
+                    return Err(Error::SizeMismatch { recorded: size, actual }.into_io());
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Rewrite only the header of a Kluis file: parse it from `input`, unwrap the
+/// file key with `identity`, let `edit` change the header, write the new
+/// header to `output` and copy the payload bytes unchanged. Returns what
+/// `edit` returned.
+pub fn rewrite_header<R: Read, W: Write, T>(
+    mut input: R,
+    mut output: W,
+    identity: &Identity,
+    edit: impl FnOnce(&mut Header, &FileKey) -> Result<T>,
+) -> Result<T> {
+    let mut header = Header::read(&mut input)?;
+    let file_key = header.unwrap_file_key(identity)?;
+    let result = edit(&mut header, &file_key)?;
+    header.write(&mut output)?;
+    io::copy(&mut input, &mut output)?;
+    output.flush()?;
+    Ok(result)
+}
