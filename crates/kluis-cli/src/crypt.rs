@@ -1,0 +1,377 @@
+//! keygen, recipient, encrypt, decrypt, recipients, inspect.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use kluis_format::{
+    Decryptor, EncryptOptions, Header, Identity, KdfParams, KemChoice, Metadata, Recipient, open_identity, seal_identity,
+};
+
+use crate::home::Home;
+use crate::output::{Output, open_input, with_progress};
+use crate::secret::Passphrases;
+
+#[derive(Debug, Subcommand)]
+pub enum CryptCommand {
+    /// Generate a new identity (key pair) protected by a passphrase, and print
+    /// its recipient string on stdout.
+    Keygen {
+        /// Where to write the identity (default: the Kluis home).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Replace an existing identity file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the recipient string (public key) of an identity.
+    Recipient {
+        #[command(flatten)]
+        identity: IdentityArg,
+        /// Also print the fingerprint on a second line.
+        #[arg(long)]
+        fingerprint: bool,
+    },
+    /// Encrypt a file (or stdin) to one or more recipients.
+    Encrypt {
+        /// A recipient string (`kluis1…`); repeat for several.
+        #[arg(short, long = "recipient", value_name = "RECIPIENT")]
+        recipients: Vec<String>,
+        /// A file with one recipient string per line (`#` starts a comment).
+        #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+        recipients_files: Vec<PathBuf>,
+        /// Use the classical X25519 KEM (smaller headers, not post-quantum).
+        #[arg(long)]
+        classical: bool,
+        /// Classification label to record in the encrypted metadata.
+        #[arg(long, value_name = "LABEL")]
+        label: Option<String>,
+        /// Output file (default: stdout). Written atomically.
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// Input file (default: stdin).
+        input: Option<PathBuf>,
+    },
+    /// Decrypt a Kluis file (or stdin) with an identity.
+    Decrypt {
+        #[command(flatten)]
+        identity: IdentityArg,
+        /// Output file (default: stdout). Written atomically: a failed
+        /// decryption leaves no output file.
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// Input file (default: stdin).
+        input: Option<PathBuf>,
+    },
+    /// Add, remove or list the recipients of a file. Only the header is
+    /// rewritten; the encrypted content is left byte for byte as it was.
+    Recipients {
+        #[command(subcommand)]
+        action: RecipientsAction,
+    },
+    /// Show what can be known about a Kluis file without any key.
+    Inspect {
+        /// The file to inspect.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct IdentityArg {
+    /// The identity file (default: the one in the Kluis home).
+    #[arg(short, long = "identity", value_name = "FILE")]
+    identity: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecipientsAction {
+    /// Give more people access (in place).
+    Add {
+        #[command(flatten)]
+        identity: IdentityArg,
+        /// Recipient strings to add.
+        #[arg(short, long = "recipient", value_name = "RECIPIENT", required = true)]
+        recipients: Vec<String>,
+        /// Use the classical X25519 KEM for the new stanzas.
+        #[arg(long)]
+        classical: bool,
+        /// The Kluis file to change.
+        file: PathBuf,
+    },
+    /// Take access away from future copies of this file (in place). Copies
+    /// the person already has are not affected.
+    Remove {
+        #[command(flatten)]
+        identity: IdentityArg,
+        /// Recipient strings or fingerprints (`4F2A 9C1B …`) to remove.
+        #[arg(short, long = "recipient", value_name = "RECIPIENT", required = true)]
+        recipients: Vec<String>,
+        /// The Kluis file to change.
+        file: PathBuf,
+    },
+    /// List the key ids of the recipients. With an identity, the header is
+    /// authenticated first.
+    List {
+        #[command(flatten)]
+        identity: IdentityArg,
+        /// The Kluis file.
+        file: PathBuf,
+    },
+}
+
+pub fn run(cmd: CryptCommand, pass: &Passphrases) -> Result<()> {
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    match cmd {
+        CryptCommand::Keygen { output, force } => {
+            let path = match output {
+                Some(p) => p,
+                None => Home::resolve()?.identity(),
+            };
+            if path.exists() && !force {
+                bail!("{} already exists; use --force to replace it", path.display());
+            }
+            let passphrase = pass.get("the new identity", true)?;
+            let id = Identity::generate(&mut rng);
+            let sealed = seal_identity(&id, passphrase.as_bytes(), KdfParams::DEFAULT, &mut rng)?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let mut out = Output::open(Some(&path))?;
+            out.write_all(&sealed)?;
+            restrict_permissions(&out)?;
+            out.commit()?;
+            println!("{}", id.recipient());
+            eprintln!("Identity written to {}", path.display());
+            eprintln!("Fingerprint: {}", id.recipient().fingerprint());
+            Ok(())
+        }
+        CryptCommand::Recipient { identity, fingerprint } => {
+            let id = load_identity(&identity, pass)?;
+            println!("{}", id.recipient());
+            if fingerprint {
+                println!("{}", id.recipient().fingerprint());
+            }
+            Ok(())
+        }
+        CryptCommand::Encrypt { recipients, recipients_files, classical, label, output, input } => {
+            let to = parse_recipients(&recipients, &recipients_files)?;
+            let (reader, len) = open_input(input.as_deref())?;
+            let meta = file_metadata(input.as_deref(), len, label)?;
+            let opts = EncryptOptions { kem: kem(classical), ..Default::default() };
+            let mut out = Output::open(output.as_deref())?;
+            kluis_format::encrypt(with_progress(reader, len), &mut out, &to, &meta, opts, &mut rng)?;
+            out.commit()
+        }
+        CryptCommand::Decrypt { identity, output, input } => {
+            let id = load_identity(&identity, pass)?;
+            let (reader, len) = open_input(input.as_deref())?;
+            let mut d = Decryptor::new(with_progress(reader, len), &id)?;
+            let mut out = Output::open(output.as_deref())?;
+            copy_plaintext(&mut d, &mut out)?;
+            out.commit()
+        }
+        CryptCommand::Recipients { action } => recipients_cmd(action, pass, &mut rng),
+        CryptCommand::Inspect { file } => inspect(&file),
+    }
+}
+
+fn kem(classical: bool) -> KemChoice {
+    if classical { KemChoice::X25519 } else { KemChoice::XWing }
+}
+
+/// Copy from the decryptor, turning its io errors back into format errors so
+/// the message names what failed.
+fn copy_plaintext<R: Read>(d: &mut Decryptor<R>, out: &mut Output) -> Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = d.read(&mut buf).map_err(kluis_format::Error::from_io)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        out.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
+fn load_identity(arg: &IdentityArg, pass: &Passphrases) -> Result<Identity> {
+    let path = match &arg.identity {
+        Some(p) => p.clone(),
+        None => Home::resolve()?.identity(),
+    };
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read identity {}", path.display()))?;
+    // Check the file before asking for a passphrase.
+    kluis_format::identity_params(&bytes).with_context(|| format!("{}", path.display()))?;
+    let passphrase = pass.get(&format!("{}", path.display()), false)?;
+    open_identity(&bytes, passphrase.as_bytes()).with_context(|| format!("cannot open identity {}", path.display()))
+}
+
+fn parse_recipients(strings: &[String], files: &[PathBuf]) -> Result<Vec<Recipient>> {
+    let mut out: Vec<Recipient> = Vec::new();
+    let mut push = |s: &str, origin: &str| -> Result<()> {
+        let r: Recipient = s.parse().with_context(|| format!("recipient {origin}"))?;
+        if !out.contains(&r) {
+            out.push(r);
+        }
+        Ok(())
+    };
+    for (i, s) in strings.iter().enumerate() {
+        push(s, &format!("#{}", i + 1))?;
+    }
+    for f in files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            push(line, &format!("on line {} of {}", n + 1, f.display()))?;
+        }
+    }
+    if out.is_empty() {
+        bail!("no recipients given; use -r RECIPIENT or -R FILE");
+    }
+    Ok(out)
+}
+
+fn file_metadata(input: Option<&Path>, len: Option<u64>, label: Option<String>) -> Result<Metadata> {
+    let mut meta = Metadata { size: len, label, ..Default::default() };
+    if let Some(p) = input.filter(|p| p.as_os_str() != "-") {
+        meta.name = p.file_name().and_then(|n| n.to_str()).map(str::to_owned);
+        let m = std::fs::metadata(p)?;
+        if let Ok(t) = m.modified() {
+            meta.mtime = t.duration_since(std::time::UNIX_EPOCH).ok().map(|d| (d.as_secs() as i64, d.subsec_nanos()));
+        }
+    }
+    Ok(meta)
+}
+
+fn restrict_permissions(out: &Output) -> Result<()> {
+    #[cfg(unix)]
+    if let Output::File { tmp, .. } = out {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.get_ref().path(), std::fs::Permissions::from_mode(0o600))?;
+    }
+    let _ = out;
+    Ok(())
+}
+
+/// Rewrite a file's header in place: the new file is written beside it and
+/// renamed over it only when complete.
+fn rewrite_in_place<T>(
+    file: &Path,
+    id: &Identity,
+    edit: impl FnOnce(&mut Header, &kluis_format::FileKey) -> kluis_format::Result<T>,
+) -> Result<T> {
+    let input = io::BufReader::with_capacity(1 << 20, std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?);
+    let mut out = Output::open(Some(file))?;
+    out.copy_permissions_from(file)?;
+    let result = kluis_format::rewrite_header(input, &mut out, id, edit).with_context(|| format!("{}", file.display()))?;
+    out.commit()?;
+    Ok(result)
+}
+
+fn recipients_cmd(action: RecipientsAction, pass: &Passphrases, rng: &mut impl rand_core::CryptoRng) -> Result<()> {
+    match action {
+        RecipientsAction::Add { identity, recipients, classical, file } => {
+            let id = load_identity(&identity, pass)?;
+            let to = parse_recipients(&recipients, &[])?;
+            let added = rewrite_in_place(&file, &id, |h, k| {
+                let mut n = 0;
+                for r in &to {
+                    n += usize::from(h.add_recipient(k, r, kem(classical), rng)?);
+                }
+                Ok(n)
+            })?;
+            eprintln!("Added {added} recipient(s) to {} (content unchanged).", file.display());
+            Ok(())
+        }
+        RecipientsAction::Remove { identity, recipients, file } => {
+            let id = load_identity(&identity, pass)?;
+            let mut ids = Vec::new();
+            for s in &recipients {
+                ids.push(match s.parse::<Recipient>() {
+                    Ok(r) => r.fingerprint().key_id(),
+                    Err(_) => parse_key_id(s)?,
+                });
+            }
+            let removed = rewrite_in_place(&file, &id, |h, k| {
+                let mut n = 0;
+                for kid in &ids {
+                    n += h.remove_recipient(k, kid)?;
+                }
+                Ok(n)
+            })?;
+            if removed == 0 {
+                bail!("none of the given recipients had access to {}", file.display());
+            }
+            eprintln!("Removed {removed} stanza(s) from {}.", file.display());
+            eprintln!("Note: copies of the file made before this change can still be opened by them.");
+            Ok(())
+        }
+        RecipientsAction::List { identity, file } => {
+            let bytes = io::BufReader::new(std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?);
+            let header = Header::read(bytes).with_context(|| format!("{}", file.display()))?;
+            let mut me = None;
+            if identity.identity.is_some() {
+                let id = load_identity(&identity, pass)?;
+                header.unwrap_file_key(&id).with_context(|| format!("{}", file.display()))?;
+                me = Some(id.recipient().fingerprint().key_id());
+            } else {
+                eprintln!("(not authenticated: pass -i IDENTITY to verify the header)");
+            }
+            let stdout = io::stdout();
+            let mut w = stdout.lock();
+            for s in header.stanzas() {
+                let you = if Some(s.key_id) == me { "  (you)" } else { "" };
+                writeln!(w, "{}  {}{you}", s.key_id, s.kem_name())?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn parse_key_id(s: &str) -> Result<kluis_format::KeyId> {
+    let hex: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!("{s:?} is neither a recipient string nor a fingerprint (32 hex digits)");
+    }
+    let mut id = [0u8; 16];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
+    }
+    Ok(kluis_format::KeyId(id))
+}
+
+fn inspect(file: &Path) -> Result<()> {
+    use kluis_format::payload::{CHUNK_SIZE, PAYLOAD_PREFIX_SIZE, TAG_SIZE};
+    let total = std::fs::metadata(file).with_context(|| format!("cannot open {}", file.display()))?.len();
+    let reader = io::BufReader::new(std::fs::File::open(file)?);
+    let header = Header::read(reader).with_context(|| format!("{}", file.display()))?;
+    let header_len = header.to_bytes().len() as u64;
+    let payload = total.saturating_sub(header_len);
+    println!("Kluis file format version 1, suite 1 (HPKE + Cobblestone-256 AES-256-GCM)");
+    println!("File id:          {}", header.file_id().iter().map(|b| format!("{b:02x}")).collect::<String>());
+    println!("Header:           {header_len} bytes, encrypted metadata block {} bytes", header.metadata_len());
+    println!("Recipients:       {}", header.stanzas().len());
+    for s in header.stanzas() {
+        println!("  {}  {}", s.key_id, s.kem_name());
+    }
+    let enc = (CHUNK_SIZE + TAG_SIZE) as u64;
+    if payload < (PAYLOAD_PREFIX_SIZE + TAG_SIZE) as u64 {
+        println!("Payload:          {payload} bytes (truncated: too short to hold any chunk)");
+        return Ok(());
+    }
+    let body = payload - PAYLOAD_PREFIX_SIZE as u64;
+    let chunks = body.div_ceil(enc);
+    let last = body - (chunks - 1) * enc;
+    if last < TAG_SIZE as u64 || last == enc {
+        println!("Payload:          {payload} bytes (invalid length: truncated or extended)");
+    } else {
+        let plain = (chunks - 1) * CHUNK_SIZE as u64 + (last - TAG_SIZE as u64);
+        println!("Payload:          {payload} bytes in {chunks} chunk(s); plaintext {plain} bytes (not verified without a key)");
+    }
+    println!("File name, time and label are encrypted.");
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! `kluis`: the command-line face of Kluis. It parses arguments, calls the
+//! libraries and prints; all behaviour lives in the library crates.
+#![forbid(unsafe_code)]
+
+mod crypt;
+mod home;
+mod output;
+mod secret;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Kluis: client-side, zero-knowledge encryption for files in synced folders.
+#[derive(Debug, Parser)]
+#[command(name = "kluis", version, about, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    /// Read passphrases from this file (first line) instead of prompting.
+    /// KLUIS_PASSPHRASE may hold the passphrase itself, for scripts.
+    #[arg(long, global = true, value_name = "FILE", env = "KLUIS_PASSPHRASE_FILE")]
+    passphrase_file: Option<std::path::PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Crypt(crypt::CryptCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ctx = secret::Passphrases::new(cli.passphrase_file.clone());
+    let result = match cli.command {
+        Command::Crypt(c) => crypt::run(c, &ctx),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kluis: {}", output::describe(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
