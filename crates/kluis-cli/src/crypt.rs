@@ -160,20 +160,38 @@ pub fn run(cmd: CryptCommand, pass: &Passphrases) -> Result<()> {
             let meta = file_metadata(input.as_deref(), len, label)?;
             let opts = EncryptOptions { kem: kem(classical), ..Default::default() };
             let mut out = Output::open(output.as_deref())?;
+            #[cfg(unix)]
+            if let (Some(path), true) = (input.as_deref(), use_parallel(len, &out)) {
+                drop(reader);
+                crate::parallel::encrypt_file(path, &mut out, &to, &meta, opts.kem, &mut rng)?;
+                return out.commit();
+            }
             kluis_format::encrypt(with_progress(reader, len), &mut out, &to, &meta, opts, &mut rng)?;
             out.commit()
         }
         CryptCommand::Decrypt { identity, output, input } => {
             let id = load_identity(&identity, pass)?;
             let (reader, len) = open_input(input.as_deref())?;
-            let mut d = Decryptor::new(with_progress(reader, len), &id)?;
             let mut out = Output::open(output.as_deref())?;
+            #[cfg(unix)]
+            if let (Some(path), true) = (input.as_deref(), use_parallel(len, &out)) {
+                drop(reader);
+                crate::parallel::decrypt_file(path, &mut out, &id)?;
+                return out.commit();
+            }
+            let mut d = Decryptor::new(with_progress(reader, len), &id)?;
             copy_plaintext(&mut d, &mut out)?;
             out.commit()
         }
         CryptCommand::Recipients { action } => recipients_cmd(action, pass, &mut rng),
         CryptCommand::Inspect { file } => inspect(&file),
     }
+}
+
+/// Large regular files going to a file are processed on all cores.
+#[cfg(unix)]
+fn use_parallel(len: Option<u64>, out: &Output) -> bool {
+    matches!(out, Output::File { .. }) && len.is_some_and(|l| l >= crate::parallel::PARALLEL_THRESHOLD)
 }
 
 fn kem(classical: bool) -> KemChoice {

@@ -5,6 +5,8 @@
 mod crypt;
 mod home;
 mod output;
+#[cfg(unix)]
+mod parallel;
 mod secret;
 
 use std::process::ExitCode;

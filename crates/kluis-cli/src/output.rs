@@ -37,9 +37,18 @@ impl Output {
             Output::Stdout(mut w) => w.flush().map_err(Into::into),
             Output::File { tmp, dest } => {
                 let tmp = tmp.into_inner().map_err(|e| e.into_error())?;
-                tmp.as_file().sync_all()?;
+                // Durability matters when the rename replaces a file: after a
+                // crash the destination must hold the old or the new bytes,
+                // never an empty file. A brand-new output needs no fsync: if
+                // it is lost in a crash, its input still exists.
+                let replaces = dest.exists();
+                if replaces {
+                    tmp.as_file().sync_all()?;
+                }
                 tmp.persist(&dest).map_err(|e| e.error).with_context(|| format!("cannot write {}", dest.display()))?;
-                sync_dir(&parent_dir(&dest));
+                if replaces {
+                    sync_dir(&parent_dir(&dest));
+                }
                 Ok(())
             }
         }

@@ -70,6 +70,19 @@ impl FileKey {
     pub fn from_bytes(raw: [u8; 32]) -> Self {
         FileKey(Zeroizing::new(raw))
     }
+
+    /// The raw key. Only for worked examples and interoperability tests:
+    /// anything holding these bytes can read the file.
+    #[doc(hidden)]
+    pub fn dangerous_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A derived subkey (FORMAT.md §4.3), exposed for the worked example.
+    #[doc(hidden)]
+    pub fn dangerous_subkey(&self, file_id: &[u8; 16], label: &[u8]) -> Zeroizing<[u8; 32]> {
+        self.derive(file_id, label)
+    }
 }
 
 /// One recipient stanza: the file key wrapped with HPKE to one public key.

@@ -63,7 +63,19 @@ pub fn encrypt<R: Read, W: Write>(
     let (header, file_key) = Header::new(recipients, opts.kem, metadata, rng)?;
     header.write(&mut output)?;
     let mut w = payload::PayloadWriter::new(output, &header.payload_key(&file_key)[..], &header.payload_context(), rng, opts.backend)?;
-    let n = io::copy(&mut input, &mut w).map_err(Error::from_io)?;
+    // Large reads: the default 8 KiB copy buffer costs a syscall per 8 KiB.
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; 1 << 20]);
+    let mut n = 0u64;
+    loop {
+        let k = match input.read(&mut buf[..]) {
+            Ok(0) => break,
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Io(e)),
+        };
+        w.write_all(&buf[..k]).map_err(Error::from_io)?;
+        n += k as u64;
+    }
     if let Some(size) = metadata.size {
         if size != n {
             return Err(Error::SizeMismatch { recorded: size, actual: n });

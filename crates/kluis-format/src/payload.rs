@@ -177,6 +177,94 @@ fn chunk_nonce(base: &[u8; NONCE_SIZE], counter: u64) -> [u8; NONCE_SIZE] {
     n
 }
 
+/// Random access to the chunks of one payload, for callers that read and
+/// write at offsets (for example several threads on one file). The caller
+/// is responsible for the C2SP rules that streaming enforces for it: seal the
+/// last chunk short, and release no plaintext of a chunk that failed.
+pub struct ChunkCipher {
+    cipher: Cipher,
+    base_nonce: [u8; NONCE_SIZE],
+}
+
+impl ChunkCipher {
+    /// Derive the chunk keys for a new payload; returns the 56-byte payload
+    /// prefix (salt and commitment) that must precede the chunks.
+    pub fn for_new_payload(
+        input_key: &[u8],
+        context: &[u8],
+        rng: &mut impl rand_core::CryptoRng,
+        backend: Backend,
+    ) -> Result<(Self, [u8; PAYLOAD_PREFIX_SIZE]), PayloadError> {
+        let mut prefix = [0u8; PAYLOAD_PREFIX_SIZE];
+        rng.fill_bytes(&mut prefix[..SALT_SIZE]);
+        let mut salt = [0u8; SALT_SIZE];
+        salt.copy_from_slice(&prefix[..SALT_SIZE]);
+        let d = Derived::new(input_key, &salt, context)?;
+        prefix[SALT_SIZE..].copy_from_slice(&d.commitment);
+        Ok((ChunkCipher { cipher: Cipher::new(backend, &d.key), base_nonce: d.base_nonce }, prefix))
+    }
+
+    /// Check an existing payload's prefix (commitment) and derive its keys.
+    pub fn for_existing_payload(
+        input_key: &[u8],
+        context: &[u8],
+        prefix: &[u8; PAYLOAD_PREFIX_SIZE],
+        backend: Backend,
+    ) -> Result<Self, PayloadError> {
+        let mut salt = [0u8; SALT_SIZE];
+        salt.copy_from_slice(&prefix[..SALT_SIZE]);
+        let d = Derived::new(input_key, &salt, context)?;
+        if !bool::from(d.commitment.ct_eq(&prefix[SALT_SIZE..])) {
+            return Err(PayloadError::Commitment);
+        }
+        Ok(ChunkCipher { cipher: Cipher::new(backend, &d.key), base_nonce: d.base_nonce })
+    }
+
+    /// Seal chunk `index` in place (at most [`CHUNK_SIZE`] bytes) and return
+    /// its tag.
+    pub fn seal(&self, index: u64, chunk: &mut [u8]) -> Result<[u8; TAG_SIZE], PayloadError> {
+        if index >= MAX_CHUNKS {
+            return Err(PayloadError::TooLong);
+        }
+        Ok(self.cipher.seal(chunk_nonce(&self.base_nonce, index), chunk))
+    }
+
+    /// Open chunk `index` in place. On failure the buffer is wiped.
+    pub fn open(&self, index: u64, chunk: &mut [u8], tag: &[u8; TAG_SIZE]) -> Result<(), PayloadError> {
+        if index >= MAX_CHUNKS {
+            return Err(PayloadError::TooLong);
+        }
+        if self.cipher.open(chunk_nonce(&self.base_nonce, index), chunk, tag) {
+            Ok(())
+        } else {
+            chunk.zeroize();
+            Err(PayloadError::Chunk(index))
+        }
+    }
+}
+
+/// The payload length (prefix included) for a plaintext of `len` bytes.
+pub fn payload_len(len: u64) -> u64 {
+    let chunks = len / CHUNK_SIZE as u64 + 1;
+    PAYLOAD_PREFIX_SIZE as u64 + len + chunks * TAG_SIZE as u64
+}
+
+/// The plaintext length for a payload of `len` bytes (prefix included), or
+/// why no valid payload has that length.
+pub fn plaintext_len(len: u64) -> Result<u64, PayloadError> {
+    let body = len.checked_sub(PAYLOAD_PREFIX_SIZE as u64).ok_or(PayloadError::TruncatedHeader)?;
+    let enc = ENC_CHUNK as u64;
+    let full = body / enc;
+    let last = body % enc;
+    if last < TAG_SIZE as u64 {
+        return Err(PayloadError::Truncated);
+    }
+    if full + 1 > MAX_CHUNKS {
+        return Err(PayloadError::TooLong);
+    }
+    Ok(full * CHUNK_SIZE as u64 + last - TAG_SIZE as u64)
+}
+
 /// Streaming encryptor. Bytes written are encrypted chunk by chunk into the
 /// inner writer; [`PayloadWriter::finish`] must be called to write the final
 /// (short) chunk, otherwise the payload is truncated and will not decrypt.

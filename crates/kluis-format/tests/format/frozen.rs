@@ -54,3 +54,34 @@ fn frozen_vectors_still_decrypt() {
     }
     assert!(seen >= 6, "expected at least 6 frozen vectors, found {seen}");
 }
+
+/// docs/FORMAT.md §10 shows a complete file and the identity that opens it;
+/// decrypt exactly those bytes so the document cannot drift from the code.
+#[test]
+fn worked_example_in_format_md_decrypts() {
+    let doc = std::fs::read_to_string(vectors_dir().join("../../docs/FORMAT.md")).expect("docs/FORMAT.md");
+    let section = doc.split("## 10. A worked example").nth(1).expect("section 10");
+    let secret_hex = section
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 128 && l.chars().all(|c| c.is_ascii_hexdigit()))
+        .expect("identity secret line");
+    let id = kluis_format::Identity::from_secret_bytes(&hex::decode(secret_hex).expect("hex")).expect("identity");
+    let mut file = Vec::new();
+    for line in section.lines() {
+        if let Some((off, bytes)) = line.split_once(": ") {
+            if off.len() == 4 && off.chars().all(|c| c.is_ascii_hexdigit()) {
+                assert_eq!(usize::from_str_radix(off, 16).expect("offset"), file.len());
+                file.extend(hex::decode(bytes.trim()).expect("dump hex"));
+            }
+        }
+    }
+    assert_eq!(file.len(), 543);
+    let mut d = Decryptor::new(&file[..], &id).expect("header");
+    let mut out = Vec::new();
+    d.read_to_end(&mut out).expect("payload");
+    assert_eq!(out, b"Kluis worked example\n");
+    assert_eq!(d.metadata().name.as_deref(), Some("example.txt"));
+    assert_eq!(d.metadata().label.as_deref(), Some("internal"));
+    assert!(section.contains(&id.recipient().fingerprint().to_string()));
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Kluis vs age: file-to-file encryption and decryption of one large file on
+# the same disk, run side by side in one session, interleaved round by round
+# so that machine noise hits both tools alike. Prints the median throughput
+# of each, the ratio, how close each comes to a plain `cp`, and peak RSS.
+#
+# Usage: bench/format-vs-age.sh [SIZE_MIB] [ROUNDS]
+#   SIZE_MIB  file size in MiB (default 1024)
+#   ROUNDS    interleaved rounds (default 5)
+#   BENCH_DIR where the files go (default: a temp dir under ./target, i.e. the
+#             disk the repository is on). Use /dev/shm to take the disk out.
+# Needs: age (Debian `age`), GNU time (Debian `time`), python3.
+set -euo pipefail
+size_mib=${1:-1024}
+rounds=${2:-5}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+command -v age >/dev/null || { echo "age is not installed (apt-get install age)"; exit 2; }
+[ -x /usr/bin/time ] || { echo "GNU time is not installed (apt-get install time)"; exit 2; }
+
+cargo build --release -q -p kluis-cli --manifest-path "$repo/Cargo.toml"
+kluis="$repo/target/release/kluis"
+base=${BENCH_DIR:-$repo/target}
+mkdir -p "$base"
+dir=$(mktemp -d -p "$base" kluis-bench.XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+cd "$dir"
+
+export KLUIS_HOME="$dir/home"
+echo "bench passphrase" > pw
+"$kluis" keygen --passphrase-file pw -o id.key > kluis.pub 2>/dev/null
+age-keygen -o age.key 2>/dev/null
+age_pub=$(grep -o 'age1[0-9a-z]*' age.key | head -1)
+head -c $((size_mib * 1024 * 1024)) /dev/urandom > plain.bin
+head -c $((1024 * 1024)) /dev/urandom > small.bin
+
+# time_cmd NAME CMD... : appends "NAME seconds maxrss_kib" to results.
+# Each command starts with no dirty pages left over from the previous one.
+time_cmd() {
+  local name=$1; shift
+  sync
+  /usr/bin/time -f "$name %e %M" -a -o results "$@"
+}
+
+echo "Kluis $("$kluis" --version | cut -d' ' -f2) vs $(age --version) — ${size_mib} MiB, $rounds rounds, in $base"
+for r in $(seq "$rounds"); do
+  rm -f cp.bin age.bin age.out kluis.bin kluis.out
+  time_cmd cp cp plain.bin cp.bin
+  # Alternate which tool goes first, so neither always runs on a warmer or
+  # busier disk.
+  if [ $((r % 2)) -eq 1 ]; then order="age kluis"; else order="kluis age"; fi
+  for tool in $order; do
+    case $tool in
+      age)
+        time_cmd age-encrypt age -r "$age_pub" -o age.bin plain.bin
+        time_cmd age-decrypt age -d -i age.key -o age.out age.bin
+        # Replacing an existing file, made durable (age truncates in place).
+        time_cmd age-encrypt-replace+fsync sh -c "age -r '$age_pub' -o age.bin plain.bin && sync age.bin" ;;
+      kluis)
+        time_cmd kluis-encrypt "$kluis" encrypt -r "$(cat kluis.pub)" -o kluis.bin plain.bin
+        time_cmd kluis-decrypt "$kluis" decrypt -i id.key --passphrase-file pw -o kluis.out kluis.bin
+        # Replacing an existing file: kluis fsyncs before the rename.
+        time_cmd kluis-encrypt-replace "$kluis" encrypt -r "$(cat kluis.pub)" -o kluis.bin plain.bin
+        # Unlocking the identity alone (Argon2id, 64 MiB): part of every
+        # kluis decrypt; age's identity file is not password-protected.
+        time_cmd kluis-unlock "$kluis" recipient -i id.key --passphrase-file pw ;;
+    esac
+  done
+  cmp -s plain.bin kluis.out || { echo "kluis round trip differs!"; exit 1; }
+  cmp -s plain.bin age.out || { echo "age round trip differs!"; exit 1; }
+  echo "  round $r done"
+done
+# Memory is flat: the same peak for a 1 MiB file as for the large one.
+time_cmd kluis-encrypt-1MiB "$kluis" encrypt -r "$(cat kluis.pub)" -o small.kluis small.bin
+time_cmd kluis-decrypt-1MiB "$kluis" decrypt -i id.key --passphrase-file pw -o small.out small.kluis
+time_cmd kluis-stream-encrypt sh -c "'$kluis' encrypt -r '$(cat kluis.pub)' < plain.bin > stream.kluis"
+time_cmd kluis-stream-decrypt sh -c "'$kluis' decrypt -i id.key --passphrase-file pw < stream.kluis > stream.out"
+cmp -s plain.bin stream.out || { echo "kluis streaming round trip differs!"; exit 1; }
+
+python3 - "$size_mib" <<'PY'
+import statistics, sys
+size = int(sys.argv[1]) * 1024 * 1024
+runs = {}
+for line in open("results"):
+    parts = line.split()
+    if len(parts) != 3 or parts[0].startswith("Command"):
+        continue
+    runs.setdefault(parts[0], []).append((float(parts[1]), int(parts[2])))
+def med(name): return statistics.median(t for t, _ in runs[name])
+def rss(name): return max(m for _, m in runs[name])
+def mbps(name): return size / med(name) / 1e6
+print()
+print(f"{'':24}{'median s':>10}{'MB/s':>10}{'peak RSS':>12}")
+for name in ["cp", "age-encrypt", "kluis-encrypt", "age-encrypt-replace+fsync", "kluis-encrypt-replace", "age-decrypt", "kluis-decrypt",
+             "kluis-unlock", "kluis-stream-encrypt", "kluis-stream-decrypt"]:
+    print(f"{name:24}{med(name):10.2f}{mbps(name):10.0f}{rss(name)/1024:10.1f} MiB")
+for name in ["kluis-encrypt-1MiB", "kluis-decrypt-1MiB"]:
+    print(f"{name:24}{'':20}{rss(name)/1024:10.1f} MiB")
+print()
+enc = med("age-encrypt") / med("kluis-encrypt")
+dec = med("age-decrypt") / med("kluis-decrypt")
+print(f"encrypt: kluis/age throughput ratio {enc:.2f}x (new output file)")
+print(f"encrypt replacing an existing file, both made durable: {med('age-encrypt-replace+fsync')/med('kluis-encrypt-replace'):.2f}x")
+print(f"decrypt: kluis/age throughput ratio {dec:.2f}x (kluis includes {med('kluis-unlock'):.2f} s to unlock its password-protected identity;"
+      f" without it {med('age-decrypt')/(med('kluis-decrypt')-med('kluis-unlock')):.2f}x)")
+print(f"kluis vs cp: encrypt at {med('cp')/med('kluis-encrypt')*100:.0f}% of cp speed, decrypt at {med('cp')/med('kluis-decrypt')*100:.0f}%")
+print(f"peak RSS: encrypt {rss('kluis-encrypt')/1024:.1f} MiB; decrypt {rss('kluis-decrypt')/1024:.1f} MiB, "
+      f"of which 64 MiB is the Argon2id working memory that unlocking the identity file requires "
+      f"(decrypting 1 MiB peaks at {rss('kluis-decrypt-1MiB')/1024:.1f} MiB too: memory does not grow with the file)")
+PY

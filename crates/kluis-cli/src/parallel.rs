@@ -1,0 +1,187 @@
+//! File-to-file encryption and decryption on all cores.
+//!
+//! C2SP chunks are independently addressable, so a regular file can be split
+//! into contiguous chunk ranges, one per thread, each reading and writing at
+//! its own offsets. The output goes to a temporary file that is renamed into
+//! place only after every chunk succeeded, so no unauthenticated plaintext and
+//! no partial file is ever visible. Streams (stdin/stdout) use the sequential
+//! path in `kluis-format` instead.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use kluis_format::payload::{CHUNK_SIZE, ChunkCipher, PAYLOAD_PREFIX_SIZE, TAG_SIZE, payload_len, plaintext_len};
+use kluis_format::{Backend, Error, Header, Identity, KemChoice, Metadata, Recipient};
+use zeroize::Zeroizing;
+
+use crate::output::Output;
+
+/// Below this size the sequential path is as fast and simpler.
+pub const PARALLEL_THRESHOLD: u64 = 4 * 1024 * 1024;
+const ENC_CHUNK: u64 = (CHUNK_SIZE + TAG_SIZE) as u64;
+const BATCH: u64 = 64;
+
+/// Worker threads: one per core (at most 8), or `KLUIS_THREADS`.
+fn threads() -> u64 {
+    if let Some(n) = std::env::var("KLUIS_THREADS").ok().and_then(|v| v.parse::<u64>().ok()) {
+        return n.clamp(1, 64);
+    }
+    std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1).clamp(1, 8)
+}
+
+/// Split `n` chunks into contiguous ranges, one per thread.
+fn ranges(n: u64) -> Vec<(u64, u64)> {
+    let t = threads().min(n.div_ceil(BATCH)).max(1);
+    let per = n.div_ceil(t);
+    (0..t).map(|i| (i * per, ((i + 1) * per).min(n))).filter(|(a, b)| a < b).collect()
+}
+
+/// Run `work` on every range; the first error stops the others.
+fn run_ranges(n: u64, work: impl Fn(u64, u64, &AtomicBool) -> Result<()> + Sync) -> Result<()> {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = ranges(n)
+            .into_iter()
+            .map(|(a, b)| {
+                let (work, stop) = (&work, &stop);
+                s.spawn(move || {
+                    let r = work(a, b, stop);
+                    if r.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    r
+                })
+            })
+            .collect();
+        let mut first = Ok(());
+        for h in handles {
+            let r = h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked")));
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    })
+}
+
+fn out_file(out: &Output) -> Result<&File> {
+    match out {
+        Output::File { tmp, .. } => Ok(tmp.get_ref().as_file()),
+        Output::Stdout(_) => bail!("parallel output needs a file"),
+    }
+}
+
+/// Encrypt the regular file `input` to the (temporary) file behind `out`.
+pub fn encrypt_file(
+    input: &Path,
+    out: &mut Output,
+    recipients: &[Recipient],
+    meta: &Metadata,
+    kem: KemChoice,
+    rng: &mut impl kluis_format::rand_core::CryptoRng,
+) -> Result<u64> {
+    let src = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+    let len = src.metadata()?.len();
+    let meta = Metadata { size: Some(len), ..meta.clone() };
+    let (header, file_key) = Header::new(recipients, kem, &meta, rng)?;
+    let (cipher, prefix) = ChunkCipher::for_new_payload(&header.payload_key(&file_key)[..], &header.payload_context(), rng, Backend::Ring)
+        .map_err(Error::from)?;
+    let head = header.to_bytes();
+    let dst = out_file(out)?;
+    // Size the file first: threads then write inside it instead of racing
+    // to extend it, which serialises them on the inode.
+    dst.set_len(head.len() as u64 + payload_len(len))?;
+    dst.write_all_at(&head, 0)?;
+    let base = head.len() as u64;
+    dst.write_all_at(&prefix, base)?;
+    let base = base + PAYLOAD_PREFIX_SIZE as u64;
+    let chunks = len / CHUNK_SIZE as u64 + 1;
+    run_ranges(chunks, |first, end, stop| {
+        let mut plain = Zeroizing::new(vec![0u8; (BATCH as usize) * CHUNK_SIZE]);
+        let mut sealed = vec![0u8; (BATCH * ENC_CHUNK) as usize];
+        let mut idx = first;
+        while idx < end && !stop.load(Ordering::Relaxed) {
+            let n = BATCH.min(end - idx);
+            let p_off = idx * CHUNK_SIZE as u64;
+            let p_len = (n * CHUNK_SIZE as u64).min(len - p_off) as usize;
+            src.read_exact_at(&mut plain[..p_len], p_off).context("the input file shrank while it was being encrypted")?;
+            let mut w = 0;
+            for k in 0..n {
+                let c_start = (k as usize) * CHUNK_SIZE;
+                let c_len = CHUNK_SIZE.min(p_len - c_start.min(p_len));
+                sealed[w..w + c_len].copy_from_slice(&plain[c_start..c_start + c_len]);
+                let tag = cipher.seal(idx + k, &mut sealed[w..w + c_len]).map_err(Error::from)?;
+                sealed[w + c_len..w + c_len + TAG_SIZE].copy_from_slice(&tag);
+                w += c_len + TAG_SIZE;
+            }
+            dst.write_all_at(&sealed[..w], base + idx * ENC_CHUNK)?;
+            idx += n;
+        }
+        Ok(())
+    })?;
+    if src.metadata()?.len() != len {
+        bail!("{} changed size while it was being encrypted; try again", input.display());
+    }
+    Ok(len)
+}
+
+/// Decrypt the Kluis file `input` to the (temporary) file behind `out`.
+/// Returns the metadata. Nothing is committed by this function.
+pub fn decrypt_file(input: &Path, out: &mut Output, identity: &Identity) -> Result<Metadata> {
+    let src = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+    let file_len = src.metadata()?.len();
+    let header = Header::read(std::io::BufReader::new(&src))?;
+    let file_key = header.unwrap_file_key(identity)?;
+    let meta = header.metadata(&file_key)?;
+    let head_len = header.to_bytes().len() as u64;
+    let plain_len = plaintext_len(file_len - head_len).map_err(Error::from)?;
+    let mut prefix = [0u8; PAYLOAD_PREFIX_SIZE];
+    src.read_exact_at(&mut prefix, head_len)?;
+    let cipher = ChunkCipher::for_existing_payload(&header.payload_key(&file_key)[..], &header.payload_context(), &prefix, Backend::Ring)
+        .map_err(Error::from)?;
+    if let Some(size) = meta.size {
+        if plain_len < size {
+            // The file is shorter than what was encrypted: cut off.
+            return Err(Error::Payload(kluis_format::PayloadError::Truncated).into());
+        }
+        if size != plain_len {
+            return Err(Error::SizeMismatch { recorded: size, actual: plain_len }.into());
+        }
+    }
+    let base = head_len + PAYLOAD_PREFIX_SIZE as u64;
+    let chunks = plain_len / CHUNK_SIZE as u64 + 1;
+    debug_assert_eq!(payload_len(plain_len), file_len - head_len);
+    let dst = out_file(out)?;
+    dst.set_len(plain_len)?;
+    run_ranges(chunks, |first, end, stop| {
+        let mut buf = Zeroizing::new(vec![0u8; (BATCH * ENC_CHUNK) as usize]);
+        let mut idx = first;
+        while idx < end && !stop.load(Ordering::Relaxed) {
+            let n = BATCH.min(end - idx);
+            let p_off = idx * CHUNK_SIZE as u64;
+            let p_len = (n * CHUNK_SIZE as u64).min(plain_len - p_off) as usize;
+            let c_len = p_len + (n as usize) * TAG_SIZE;
+            src.read_exact_at(&mut buf[..c_len], base + idx * ENC_CHUNK)?;
+            let mut w = 0;
+            for k in 0..n as usize {
+                let start = k * (CHUNK_SIZE + TAG_SIZE);
+                let len = CHUNK_SIZE.min(p_len - k * CHUNK_SIZE);
+                let mut tag = [0u8; TAG_SIZE];
+                tag.copy_from_slice(&buf[start + len..start + len + TAG_SIZE]);
+                cipher.open(idx + k as u64, &mut buf[start..start + len], &tag).map_err(Error::from)?;
+                buf.copy_within(start..start + len, w);
+                w += len;
+            }
+            dst.write_all_at(&buf[..w], p_off)?;
+            idx += n;
+        }
+        Ok(())
+    })?;
+    if src.metadata()?.len() != file_len {
+        bail!("{} changed while it was being decrypted; try again", input.display());
+    }
+    Ok(meta)
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests of the `kluis` binary.
+
+mod crypt;
+mod util;
