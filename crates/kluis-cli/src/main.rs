@@ -5,6 +5,7 @@
 mod crypt;
 mod home;
 mod output;
+mod quickstart;
 #[cfg(unix)]
 mod parallel;
 mod secret;
@@ -28,6 +29,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// First steps: create your identity if needed, then encrypt and decrypt
+    /// a sample file.
+    Quickstart(quickstart::QuickstartArgs),
     #[command(flatten)]
     Crypt(crypt::CryptCommand),
 }
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let ctx = secret::Passphrases::new(cli.passphrase_file.clone());
     let result = match cli.command {
+        Command::Quickstart(a) => quickstart::run(a, &ctx),
         Command::Crypt(c) => crypt::run(c, &ctx),
     };
     match result {

@@ -221,3 +221,23 @@ fn kluis_home_isolates_users() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+#[test]
+fn quickstart_creates_an_identity_then_reuses_it() {
+    let u = User::new();
+    let out = run_ok(u.cmd().arg("quickstart"));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Creating your identity"), "{text}");
+    assert!(u.path("home/identity.kluiskey").exists());
+    let enc = std::fs::read(u.path("kluis-quickstart/welkom.txt.kluis")).unwrap();
+    assert!(!enc.windows(6).any(|w| w == b"Welkom"));
+    let plain = std::fs::read(u.path("kluis-quickstart/welkom.txt")).unwrap();
+    assert_eq!(std::fs::read(u.path("kluis-quickstart/welkom.decrypted.txt")).unwrap(), plain);
+    // The regular decrypt command opens the sample with the same identity.
+    let dec = run_ok(u.cmd().args(["decrypt", "kluis-quickstart/welkom.txt.kluis"]));
+    assert_eq!(dec.stdout, plain);
+    let again = run_ok(u.cmd().arg("quickstart"));
+    assert!(String::from_utf8(again.stdout).unwrap().contains("Using your identity"));
+    std::fs::write(u.path("pass"), "wrong\n").unwrap();
+    run_fail(u.cmd().arg("quickstart"), "wrong password");
+}
