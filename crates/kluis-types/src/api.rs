@@ -1,0 +1,287 @@
+//! Request and response bodies of the broker's HTTP API (`/v1/...`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    DisplayName, Email, EncryptedEscrow, Fingerprint, InviteToken, LoginId, OpaqueMessage,
+    OrgCertificate, PublicKeyString, SessionId, SessionToken, UserId,
+};
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// Argon2id parameters of the OPAQUE key-stretching function. The client
+/// chooses them at registration and enforces its own minimum at login; the
+/// broker only stores and returns them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct KsfParams {
+    /// Memory in KiB.
+    pub m_cost_kib: u32,
+    /// Iterations.
+    pub t_cost: u32,
+    /// Lanes.
+    pub p_cost: u32,
+}
+
+/// `POST /v1/register/start`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegisterStartRequest {
+    /// Account address.
+    pub email: Email,
+    /// OPAQUE `RegistrationRequest`.
+    pub registration_request: OpaqueMessage,
+}
+
+/// Answer to a registration or password-change start.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RegisterStartResponse {
+    /// OPAQUE `RegistrationResponse`.
+    pub registration_response: OpaqueMessage,
+}
+
+/// `POST /v1/register/finish`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegisterFinishRequest {
+    /// Account address (same as in the start request).
+    pub email: Email,
+    /// Name shown in the directory.
+    pub display_name: DisplayName,
+    /// Required when the broker is invite-only.
+    #[serde(default)]
+    pub invite: Option<InviteToken>,
+    /// OPAQUE `RegistrationUpload`.
+    pub registration_upload: OpaqueMessage,
+    /// Argon2id parameters the client used.
+    pub ksf: KsfParams,
+    /// The user's public key text.
+    pub public_key: PublicKeyString,
+    /// The sealed secret identity (escrow version 1).
+    pub escrow: EncryptedEscrow,
+}
+
+/// Answer to a successful registration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RegisterFinishResponse {
+    /// The new user's ID.
+    pub user_id: UserId,
+}
+
+/// `POST /v1/login/start`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LoginStartRequest {
+    /// Account address.
+    pub email: Email,
+    /// OPAQUE `CredentialRequest`.
+    pub credential_request: OpaqueMessage,
+}
+
+/// Answer to a login start. It has the same shape whether or not the account
+/// exists.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LoginStartResponse {
+    /// Pass back in the finish request.
+    pub login_id: LoginId,
+    /// OPAQUE `CredentialResponse`.
+    pub credential_response: OpaqueMessage,
+    /// Argon2id parameters registered for this account.
+    pub ksf: KsfParams,
+}
+
+/// `POST /v1/login/finish`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LoginFinishRequest {
+    /// From the start response.
+    pub login_id: LoginId,
+    /// OPAQUE `CredentialFinalization`.
+    pub credential_finalization: OpaqueMessage,
+}
+
+/// A new session.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LoginFinishResponse {
+    /// Bearer token for `Authorization: Bearer …`.
+    pub session_token: SessionToken,
+    /// Public ID of the session.
+    pub session_id: SessionId,
+    /// The logged-in user.
+    pub user_id: UserId,
+    /// Expiry (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// `GET /v1/session`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WhoAmI {
+    /// The user.
+    pub user_id: UserId,
+    /// Account address.
+    pub email: Email,
+    /// Directory name.
+    pub display_name: DisplayName,
+    /// Current public key.
+    pub public_key: PublicKeyString,
+    /// Its fingerprint.
+    pub fingerprint: Fingerprint,
+    /// Org certificate for the key, once an administrator has signed it.
+    pub certificate: Option<OrgCertificate>,
+    /// This session.
+    pub session_id: SessionId,
+    /// This session's expiry (Unix seconds).
+    pub session_expires_at: i64,
+}
+
+/// One of a user's sessions.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SessionInfo {
+    /// Public ID.
+    pub session_id: SessionId,
+    /// Creation time (Unix seconds).
+    pub created_at: i64,
+    /// Expiry (Unix seconds).
+    pub expires_at: i64,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+/// `GET /v1/users/{user_id}/sessions`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SessionList {
+    /// Live sessions, oldest first.
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// Metadata of one escrow version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EscrowVersionInfo {
+    /// 1 for the registration upload, then +1 per change.
+    pub version: i64,
+    /// Upload time (Unix seconds).
+    pub created_at: i64,
+}
+
+/// One escrow version with its blob.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EscrowRecord {
+    /// Version number.
+    pub version: i64,
+    /// Upload time (Unix seconds).
+    pub created_at: i64,
+    /// The sealed identity.
+    pub escrow: EncryptedEscrow,
+}
+
+/// `GET /v1/users/{user_id}/escrow/versions`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EscrowVersionList {
+    /// All versions, oldest first.
+    pub versions: Vec<EscrowVersionInfo>,
+}
+
+/// `POST /v1/users/{user_id}/escrow`: append a new version.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PutEscrowRequest {
+    /// The newly sealed identity.
+    pub escrow: EncryptedEscrow,
+    /// The version the client last saw; a mismatch is a 409.
+    pub expected_version: i64,
+}
+
+/// `POST /v1/users/{user_id}/password/start`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PasswordStartRequest {
+    /// OPAQUE `RegistrationRequest` for the new password.
+    pub registration_request: OpaqueMessage,
+}
+
+/// `POST /v1/users/{user_id}/password/finish`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PasswordFinishRequest {
+    /// OPAQUE `RegistrationUpload` for the new password.
+    pub registration_upload: OpaqueMessage,
+    /// Argon2id parameters for the new record.
+    pub ksf: KsfParams,
+    /// The identity re-sealed under the new export key.
+    pub escrow: EncryptedEscrow,
+    /// The escrow version the client last saw.
+    pub expected_escrow_version: i64,
+}
+
+/// Answer to a password change.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PasswordFinishResponse {
+    /// The escrow version holding the re-sealed identity.
+    pub escrow_version: i64,
+    /// How many other sessions were ended.
+    pub sessions_revoked: u64,
+}
+
+/// `PUT /v1/users/{user_id}/public-key`: replace one's own key. The org
+/// certificate of the old key is dropped.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PutPublicKeyRequest {
+    /// The new key text.
+    pub public_key: PublicKeyString,
+}
+
+/// One directory hit.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DirectoryEntry {
+    /// The colleague.
+    pub user_id: UserId,
+    /// Their address.
+    pub email: Email,
+    /// Their name.
+    pub display_name: DisplayName,
+    /// Their public key text.
+    pub public_key: PublicKeyString,
+    /// Its fingerprint.
+    pub fingerprint: Fingerprint,
+    /// The org's signature over (email, key), if any. Clients refuse entries
+    /// without a valid one.
+    pub certificate: Option<OrgCertificate>,
+}
+
+/// `GET /v1/directory?q=…`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DirectoryResponse {
+    /// Hits, ordered by e-mail; at most 50.
+    pub entries: Vec<DirectoryEntry>,
+}
+
+/// `GET /healthz`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Health {
+    /// `"ok"` when the database answers.
+    pub status: String,
+}

@@ -1,0 +1,48 @@
+//! Wire types shared by the Kluis broker (`kluis-broker`) and its clients
+//! (`kluis-account`).
+//!
+//! Everything here is plain data: serde structs for requests and responses,
+//! validated string newtypes (e-mail, display name, IDs) and opaque byte
+//! newtypes that travel as base64. Opaque blobs are typed
+//! ([`EncryptedEscrow`], [`OpaqueMessage`]) so that a server function that
+//! accepts only an `EncryptedEscrow` cannot be handed plaintext by mistake.
+//! Bearer secrets ([`SessionToken`], [`InviteToken`]) zeroize on drop and
+//! never print their contents through `Debug`.
+#![forbid(unsafe_code)]
+
+mod api;
+mod bytes;
+mod cert;
+mod error;
+mod ids;
+mod invite;
+#[cfg(feature = "openapi")]
+mod schema;
+mod secret;
+
+pub use api::*;
+pub use bytes::{EncryptedEscrow, OpaqueMessage, SignatureBytes};
+pub use cert::{
+    Fingerprint, OrgCertificate, OrgPublicKey, PublicKeyString, certificate_message,
+};
+pub use error::{ErrorBody, ErrorCode};
+pub use ids::{DisplayName, Email, LoginId, SessionId, UserId};
+pub use invite::Invite;
+pub use secret::{InviteToken, SessionToken};
+
+/// Why a value could not be parsed into one of the validated wire types.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The value is not a valid instance of the named type.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// Which type was being parsed.
+        what: &'static str,
+        /// Why it was rejected (never contains the value of a secret).
+        reason: &'static str,
+    },
+}
+
+pub(crate) fn invalid(what: &'static str, reason: &'static str) -> ParseError {
+    ParseError::Invalid { what, reason }
+}
