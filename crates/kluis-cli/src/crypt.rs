@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use kluis_format::{
-    Decryptor, EncryptOptions, Header, Identity, KdfParams, KemChoice, Metadata, Recipient, open_identity, seal_identity,
+    Decryptor, EncryptOptions, Header, Identity, KdfParams, KemChoice, Metadata, Recipient,
+    open_identity, seal_identity,
 };
 
 use crate::home::Home;
@@ -129,13 +130,17 @@ pub fn run(cmd: CryptCommand, pass: &Passphrases) -> Result<()> {
                 None => Home::resolve()?.identity(),
             };
             if path.exists() && !force {
-                bail!("{} already exists; use --force to replace it", path.display());
+                bail!(
+                    "{} already exists; use --force to replace it",
+                    path.display()
+                );
             }
             let passphrase = pass.get("the new identity", true)?;
             let id = Identity::generate(&mut rng);
             let sealed = seal_identity(&id, passphrase.as_bytes(), KdfParams::DEFAULT, &mut rng)?;
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
             }
             let mut out = Output::open(Some(&path))?;
             out.write_all(&sealed)?;
@@ -146,7 +151,10 @@ pub fn run(cmd: CryptCommand, pass: &Passphrases) -> Result<()> {
             eprintln!("Fingerprint: {}", id.recipient().fingerprint());
             Ok(())
         }
-        CryptCommand::Recipient { identity, fingerprint } => {
+        CryptCommand::Recipient {
+            identity,
+            fingerprint,
+        } => {
             let id = load_identity(&identity, pass)?;
             println!("{}", id.recipient());
             if fingerprint {
@@ -154,11 +162,21 @@ pub fn run(cmd: CryptCommand, pass: &Passphrases) -> Result<()> {
             }
             Ok(())
         }
-        CryptCommand::Encrypt { recipients, recipients_files, classical, label, output, input } => {
+        CryptCommand::Encrypt {
+            recipients,
+            recipients_files,
+            classical,
+            label,
+            output,
+            input,
+        } => {
             let to = parse_recipients(&recipients, &recipients_files)?;
             let (reader, len) = open_input(input.as_deref())?;
             let meta = file_metadata(input.as_deref(), len, label)?;
-            let opts = EncryptOptions { kem: kem(classical), ..Default::default() };
+            let opts = EncryptOptions {
+                kem: kem(classical),
+                ..Default::default()
+            };
             let mut out = Output::open(output.as_deref())?;
             #[cfg(unix)]
             if let (Some(path), true) = (input.as_deref(), use_parallel(len, &out)) {
@@ -166,10 +184,21 @@ pub fn run(cmd: CryptCommand, pass: &Passphrases) -> Result<()> {
                 crate::parallel::encrypt_file(path, &mut out, &to, &meta, opts.kem, &mut rng)?;
                 return out.commit();
             }
-            kluis_format::encrypt(with_progress(reader, len), &mut out, &to, &meta, opts, &mut rng)?;
+            kluis_format::encrypt(
+                with_progress(reader, len),
+                &mut out,
+                &to,
+                &meta,
+                opts,
+                &mut rng,
+            )?;
             out.commit()
         }
-        CryptCommand::Decrypt { identity, output, input } => {
+        CryptCommand::Decrypt {
+            identity,
+            output,
+            input,
+        } => {
             let id = load_identity(&identity, pass)?;
             let (reader, len) = open_input(input.as_deref())?;
             let mut out = Output::open(output.as_deref())?;
@@ -191,11 +220,16 @@ pub fn run(cmd: CryptCommand, pass: &Passphrases) -> Result<()> {
 /// Large regular files going to a file are processed on all cores.
 #[cfg(unix)]
 fn use_parallel(len: Option<u64>, out: &Output) -> bool {
-    matches!(out, Output::File { .. }) && len.is_some_and(|l| l >= crate::parallel::PARALLEL_THRESHOLD)
+    matches!(out, Output::File { .. })
+        && len.is_some_and(|l| l >= crate::parallel::PARALLEL_THRESHOLD)
 }
 
 fn kem(classical: bool) -> KemChoice {
-    if classical { KemChoice::X25519 } else { KemChoice::XWing }
+    if classical {
+        KemChoice::X25519
+    } else {
+        KemChoice::XWing
+    }
 }
 
 /// Copy from the decryptor, turning its io errors back into format errors so
@@ -218,11 +252,13 @@ fn load_identity(arg: &IdentityArg, pass: &Passphrases) -> Result<Identity> {
         Some(p) => p.clone(),
         None => Home::resolve()?.identity(),
     };
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read identity {}", path.display()))?;
+    let bytes =
+        std::fs::read(&path).with_context(|| format!("cannot read identity {}", path.display()))?;
     // Check the file before asking for a passphrase.
     kluis_format::identity_params(&bytes).with_context(|| format!("{}", path.display()))?;
     let passphrase = pass.get(&format!("{}", path.display()), false)?;
-    open_identity(&bytes, passphrase.as_bytes()).with_context(|| format!("cannot open identity {}", path.display()))
+    open_identity(&bytes, passphrase.as_bytes())
+        .with_context(|| format!("cannot open identity {}", path.display()))
 }
 
 fn parse_recipients(strings: &[String], files: &[PathBuf]) -> Result<Vec<Recipient>> {
@@ -238,7 +274,8 @@ fn parse_recipients(strings: &[String], files: &[PathBuf]) -> Result<Vec<Recipie
         push(s, &format!("#{}", i + 1))?;
     }
     for f in files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -253,13 +290,24 @@ fn parse_recipients(strings: &[String], files: &[PathBuf]) -> Result<Vec<Recipie
     Ok(out)
 }
 
-fn file_metadata(input: Option<&Path>, len: Option<u64>, label: Option<String>) -> Result<Metadata> {
-    let mut meta = Metadata { size: len, label, ..Default::default() };
+fn file_metadata(
+    input: Option<&Path>,
+    len: Option<u64>,
+    label: Option<String>,
+) -> Result<Metadata> {
+    let mut meta = Metadata {
+        size: len,
+        label,
+        ..Default::default()
+    };
     if let Some(p) = input.filter(|p| p.as_os_str() != "-") {
         meta.name = p.file_name().and_then(|n| n.to_str()).map(str::to_owned);
         let m = std::fs::metadata(p)?;
         if let Ok(t) = m.modified() {
-            meta.mtime = t.duration_since(std::time::UNIX_EPOCH).ok().map(|d| (d.as_secs() as i64, d.subsec_nanos()));
+            meta.mtime = t
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| (d.as_secs() as i64, d.subsec_nanos()));
         }
     }
     Ok(meta)
@@ -282,17 +330,30 @@ fn rewrite_in_place<T>(
     id: &Identity,
     edit: impl FnOnce(&mut Header, &kluis_format::FileKey) -> kluis_format::Result<T>,
 ) -> Result<T> {
-    let input = io::BufReader::with_capacity(1 << 20, std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?);
+    let input = io::BufReader::with_capacity(
+        1 << 20,
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
+    );
     let mut out = Output::open(Some(file))?;
     out.copy_permissions_from(file)?;
-    let result = kluis_format::rewrite_header(input, &mut out, id, edit).with_context(|| format!("{}", file.display()))?;
+    let result = kluis_format::rewrite_header(input, &mut out, id, edit)
+        .with_context(|| format!("{}", file.display()))?;
     out.commit()?;
     Ok(result)
 }
 
-fn recipients_cmd(action: RecipientsAction, pass: &Passphrases, rng: &mut impl rand_core::CryptoRng) -> Result<()> {
+fn recipients_cmd(
+    action: RecipientsAction,
+    pass: &Passphrases,
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<()> {
     match action {
-        RecipientsAction::Add { identity, recipients, classical, file } => {
+        RecipientsAction::Add {
+            identity,
+            recipients,
+            classical,
+            file,
+        } => {
             let id = load_identity(&identity, pass)?;
             let to = parse_recipients(&recipients, &[])?;
             let added = rewrite_in_place(&file, &id, |h, k| {
@@ -302,10 +363,17 @@ fn recipients_cmd(action: RecipientsAction, pass: &Passphrases, rng: &mut impl r
                 }
                 Ok(n)
             })?;
-            eprintln!("Added {added} recipient(s) to {} (content unchanged).", file.display());
+            eprintln!(
+                "Added {added} recipient(s) to {} (content unchanged).",
+                file.display()
+            );
             Ok(())
         }
-        RecipientsAction::Remove { identity, recipients, file } => {
+        RecipientsAction::Remove {
+            identity,
+            recipients,
+            file,
+        } => {
             let id = load_identity(&identity, pass)?;
             let mut ids = Vec::new();
             for s in &recipients {
@@ -322,19 +390,29 @@ fn recipients_cmd(action: RecipientsAction, pass: &Passphrases, rng: &mut impl r
                 Ok(n)
             })?;
             if removed == 0 {
-                bail!("none of the given recipients had access to {}", file.display());
+                bail!(
+                    "none of the given recipients had access to {}",
+                    file.display()
+                );
             }
             eprintln!("Removed {removed} stanza(s) from {}.", file.display());
-            eprintln!("Note: copies of the file made before this change can still be opened by them.");
+            eprintln!(
+                "Note: copies of the file made before this change can still be opened by them."
+            );
             Ok(())
         }
         RecipientsAction::List { identity, file } => {
-            let bytes = io::BufReader::new(std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?);
+            let bytes = io::BufReader::new(
+                std::fs::File::open(&file)
+                    .with_context(|| format!("cannot open {}", file.display()))?,
+            );
             let header = Header::read(bytes).with_context(|| format!("{}", file.display()))?;
             let mut me = None;
             if identity.identity.is_some() {
                 let id = load_identity(&identity, pass)?;
-                header.unwrap_file_key(&id).with_context(|| format!("{}", file.display()))?;
+                header
+                    .unwrap_file_key(&id)
+                    .with_context(|| format!("{}", file.display()))?;
                 me = Some(id.recipient().fingerprint().key_id());
             } else {
                 eprintln!("(not authenticated: pass -i IDENTITY to verify the header)");
@@ -364,14 +442,26 @@ fn parse_key_id(s: &str) -> Result<kluis_format::KeyId> {
 
 fn inspect(file: &Path) -> Result<()> {
     use kluis_format::payload::{CHUNK_SIZE, PAYLOAD_PREFIX_SIZE, TAG_SIZE};
-    let total = std::fs::metadata(file).with_context(|| format!("cannot open {}", file.display()))?.len();
+    let total = std::fs::metadata(file)
+        .with_context(|| format!("cannot open {}", file.display()))?
+        .len();
     let reader = io::BufReader::new(std::fs::File::open(file)?);
     let header = Header::read(reader).with_context(|| format!("{}", file.display()))?;
     let header_len = header.to_bytes().len() as u64;
     let payload = total.saturating_sub(header_len);
     println!("Kluis file format version 1, suite 1 (HPKE + Cobblestone-256 AES-256-GCM)");
-    println!("File id:          {}", header.file_id().iter().map(|b| format!("{b:02x}")).collect::<String>());
-    println!("Header:           {header_len} bytes, encrypted metadata block {} bytes", header.metadata_len());
+    println!(
+        "File id:          {}",
+        header
+            .file_id()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    println!(
+        "Header:           {header_len} bytes, encrypted metadata block {} bytes",
+        header.metadata_len()
+    );
     println!("Recipients:       {}", header.stanzas().len());
     for s in header.stanzas() {
         println!("  {}  {}", s.key_id, s.kem_name());
@@ -388,7 +478,9 @@ fn inspect(file: &Path) -> Result<()> {
         println!("Payload:          {payload} bytes (invalid length: truncated or extended)");
     } else {
         let plain = (chunks - 1) * CHUNK_SIZE as u64 + (last - TAG_SIZE as u64);
-        println!("Payload:          {payload} bytes in {chunks} chunk(s); plaintext {plain} bytes (not verified without a key)");
+        println!(
+            "Payload:          {payload} bytes in {chunks} chunk(s); plaintext {plain} bytes (not verified without a key)"
+        );
     }
     println!("File name, time and label are encrypted.");
     Ok(())

@@ -20,11 +20,17 @@ impl Home {
     pub fn resolve() -> Result<Self> {
         if let Some(dir) = std::env::var_os("KLUIS_HOME").filter(|d| !d.is_empty()) {
             let dir = PathBuf::from(dir);
-            return Ok(Home { config: dir.clone(), data: dir });
+            return Ok(Home {
+                config: dir.clone(),
+                data: dir,
+            });
         }
         let dirs = directories::ProjectDirs::from("org", "Kluis", "kluis")
             .context("cannot determine a home directory; set KLUIS_HOME")?;
-        Ok(Home { config: dirs.config_dir().to_path_buf(), data: dirs.data_dir().to_path_buf() })
+        Ok(Home {
+            config: dirs.config_dir().to_path_buf(),
+            data: dirs.data_dir().to_path_buf(),
+        })
     }
 
     /// The default identity file.

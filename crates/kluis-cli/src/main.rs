@@ -5,9 +5,9 @@
 mod crypt;
 mod home;
 mod output;
-mod quickstart;
 #[cfg(unix)]
 mod parallel;
+mod quickstart;
 mod secret;
 
 use std::process::ExitCode;
@@ -16,11 +16,22 @@ use clap::{Parser, Subcommand};
 
 /// Kluis: client-side, zero-knowledge encryption for files in synced folders.
 #[derive(Debug, Parser)]
-#[command(name = "kluis", version, about, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "kluis",
+    version,
+    about,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     /// Read passphrases from this file (first line) instead of prompting.
     /// KLUIS_PASSPHRASE may hold the passphrase itself, for scripts.
-    #[arg(long, global = true, value_name = "FILE", env = "KLUIS_PASSPHRASE_FILE")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "KLUIS_PASSPHRASE_FILE"
+    )]
     passphrase_file: Option<std::path::PathBuf>,
 
     #[command(subcommand)]

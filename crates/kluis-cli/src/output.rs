@@ -11,22 +11,36 @@ use anyhow::{Context, Result};
 /// An output destination: stdout, or a file replaced atomically on commit.
 pub enum Output {
     Stdout(BufWriter<io::Stdout>),
-    File { tmp: BufWriter<tempfile::NamedTempFile>, dest: PathBuf },
+    File {
+        tmp: BufWriter<tempfile::NamedTempFile>,
+        dest: PathBuf,
+    },
 }
 
 impl Output {
     /// `None` or `-` means stdout.
     pub fn open(path: Option<&Path>) -> Result<Self> {
         match path {
-            None => Ok(Output::Stdout(BufWriter::with_capacity(1 << 20, io::stdout()))),
-            Some(p) if p.as_os_str() == "-" => Ok(Output::Stdout(BufWriter::with_capacity(1 << 20, io::stdout()))),
+            None => Ok(Output::Stdout(BufWriter::with_capacity(
+                1 << 20,
+                io::stdout(),
+            ))),
+            Some(p) if p.as_os_str() == "-" => Ok(Output::Stdout(BufWriter::with_capacity(
+                1 << 20,
+                io::stdout(),
+            ))),
             Some(p) => {
                 let dir = parent_dir(p);
                 let tmp = tempfile::Builder::new()
                     .prefix(".kluis-tmp-")
                     .tempfile_in(&dir)
-                    .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-                Ok(Output::File { tmp: BufWriter::with_capacity(1 << 20, tmp), dest: p.to_path_buf() })
+                    .with_context(|| {
+                        format!("cannot create a temporary file in {}", dir.display())
+                    })?;
+                Ok(Output::File {
+                    tmp: BufWriter::with_capacity(1 << 20, tmp),
+                    dest: p.to_path_buf(),
+                })
             }
         }
     }
@@ -45,7 +59,9 @@ impl Output {
                 if replaces {
                     tmp.as_file().sync_all()?;
                 }
-                tmp.persist(&dest).map_err(|e| e.error).with_context(|| format!("cannot write {}", dest.display()))?;
+                tmp.persist(&dest)
+                    .map_err(|e| e.error)
+                    .with_context(|| format!("cannot write {}", dest.display()))?;
                 if replaces {
                     sync_dir(&parent_dir(&dest));
                 }
@@ -111,20 +127,30 @@ pub fn open_input(path: Option<&Path>) -> Result<(Box<dyn Read>, Option<u64>)> {
     }
 }
 
-/// Wrap a reader with a progress bar when stderr is a terminal and the input
-/// is large enough for one to help.
-pub fn with_progress(r: Box<dyn Read>, len: Option<u64>) -> Box<dyn Read> {
+/// A progress bar on stderr when it is a terminal and the input is large
+/// enough for one to help (64 MiB).
+pub fn progress_bar(len: Option<u64>) -> Option<indicatif::ProgressBar> {
     const THRESHOLD: u64 = 64 * 1024 * 1024;
     match len {
         Some(len) if len >= THRESHOLD && io::stderr().is_terminal() => {
             let bar = indicatif::ProgressBar::new(len);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
-            Box::new(bar.wrap_read(r))
+            Some(bar)
         }
-        _ => r,
+        _ => None,
+    }
+}
+
+/// Wrap a reader with [`progress_bar`].
+pub fn with_progress(r: Box<dyn Read>, len: Option<u64>) -> Box<dyn Read> {
+    match progress_bar(len) {
+        Some(bar) => Box::new(bar.wrap_read(r)),
+        None => r,
     }
 }
 

@@ -13,7 +13,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
-use kluis_format::payload::{CHUNK_SIZE, ChunkCipher, PAYLOAD_PREFIX_SIZE, TAG_SIZE, payload_len, plaintext_len};
+use kluis_format::payload::{
+    CHUNK_SIZE, ChunkCipher, PAYLOAD_PREFIX_SIZE, TAG_SIZE, payload_len, plaintext_len,
+};
 use kluis_format::{Backend, Error, Header, Identity, KemChoice, Metadata, Recipient};
 use zeroize::Zeroizing;
 
@@ -26,17 +28,26 @@ const BATCH: u64 = 64;
 
 /// Worker threads: one per core (at most 8), or `KLUIS_THREADS`.
 fn threads() -> u64 {
-    if let Some(n) = std::env::var("KLUIS_THREADS").ok().and_then(|v| v.parse::<u64>().ok()) {
+    if let Some(n) = std::env::var("KLUIS_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
         return n.clamp(1, 64);
     }
-    std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1).clamp(1, 8)
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u64)
+        .unwrap_or(1)
+        .clamp(1, 8)
 }
 
 /// Split `n` chunks into contiguous ranges, one per thread.
 fn ranges(n: u64) -> Vec<(u64, u64)> {
     let t = threads().min(n.div_ceil(BATCH)).max(1);
     let per = n.div_ceil(t);
-    (0..t).map(|i| (i * per, ((i + 1) * per).min(n))).filter(|(a, b)| a < b).collect()
+    (0..t)
+        .map(|i| (i * per, ((i + 1) * per).min(n)))
+        .filter(|(a, b)| a < b)
+        .collect()
 }
 
 /// Run `work` on every range; the first error stops the others.
@@ -58,7 +69,9 @@ fn run_ranges(n: u64, work: impl Fn(u64, u64, &AtomicBool) -> Result<()> + Sync)
             .collect();
         let mut first = Ok(());
         for h in handles {
-            let r = h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked")));
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked")));
             if first.is_ok() {
                 first = r;
             }
@@ -85,10 +98,18 @@ pub fn encrypt_file(
 ) -> Result<u64> {
     let src = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
     let len = src.metadata()?.len();
-    let meta = Metadata { size: Some(len), ..meta.clone() };
+    let meta = Metadata {
+        size: Some(len),
+        ..meta.clone()
+    };
     let (header, file_key) = Header::new(recipients, kem, &meta, rng)?;
-    let (cipher, prefix) = ChunkCipher::for_new_payload(&header.payload_key(&file_key)[..], &header.payload_context(), rng, Backend::Ring)
-        .map_err(Error::from)?;
+    let (cipher, prefix) = ChunkCipher::for_new_payload(
+        &header.payload_key(&file_key)[..],
+        &header.payload_context(),
+        rng,
+        Backend::Ring,
+    )
+    .map_err(Error::from)?;
     let head = header.to_bytes();
     let dst = out_file(out)?;
     // Size the file first: threads then write inside it instead of racing
@@ -99,6 +120,7 @@ pub fn encrypt_file(
     dst.write_all_at(&prefix, base)?;
     let base = base + PAYLOAD_PREFIX_SIZE as u64;
     let chunks = len / CHUNK_SIZE as u64 + 1;
+    let bar = crate::output::progress_bar(Some(len));
     run_ranges(chunks, |first, end, stop| {
         let mut plain = Zeroizing::new(vec![0u8; (BATCH as usize) * CHUNK_SIZE]);
         let mut sealed = vec![0u8; (BATCH * ENC_CHUNK) as usize];
@@ -107,23 +129,35 @@ pub fn encrypt_file(
             let n = BATCH.min(end - idx);
             let p_off = idx * CHUNK_SIZE as u64;
             let p_len = (n * CHUNK_SIZE as u64).min(len - p_off) as usize;
-            src.read_exact_at(&mut plain[..p_len], p_off).context("the input file shrank while it was being encrypted")?;
+            src.read_exact_at(&mut plain[..p_len], p_off)
+                .context("the input file shrank while it was being encrypted")?;
             let mut w = 0;
             for k in 0..n {
                 let c_start = (k as usize) * CHUNK_SIZE;
                 let c_len = CHUNK_SIZE.min(p_len - c_start.min(p_len));
                 sealed[w..w + c_len].copy_from_slice(&plain[c_start..c_start + c_len]);
-                let tag = cipher.seal(idx + k, &mut sealed[w..w + c_len]).map_err(Error::from)?;
+                let tag = cipher
+                    .seal(idx + k, &mut sealed[w..w + c_len])
+                    .map_err(Error::from)?;
                 sealed[w + c_len..w + c_len + TAG_SIZE].copy_from_slice(&tag);
                 w += c_len + TAG_SIZE;
             }
             dst.write_all_at(&sealed[..w], base + idx * ENC_CHUNK)?;
+            if let Some(b) = &bar {
+                b.inc(p_len as u64);
+            }
             idx += n;
         }
         Ok(())
     })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     if src.metadata()?.len() != len {
-        bail!("{} changed size while it was being encrypted; try again", input.display());
+        bail!(
+            "{} changed size while it was being encrypted; try again",
+            input.display()
+        );
     }
     Ok(len)
 }
@@ -140,15 +174,24 @@ pub fn decrypt_file(input: &Path, out: &mut Output, identity: &Identity) -> Resu
     let plain_len = plaintext_len(file_len - head_len).map_err(Error::from)?;
     let mut prefix = [0u8; PAYLOAD_PREFIX_SIZE];
     src.read_exact_at(&mut prefix, head_len)?;
-    let cipher = ChunkCipher::for_existing_payload(&header.payload_key(&file_key)[..], &header.payload_context(), &prefix, Backend::Ring)
-        .map_err(Error::from)?;
+    let cipher = ChunkCipher::for_existing_payload(
+        &header.payload_key(&file_key)[..],
+        &header.payload_context(),
+        &prefix,
+        Backend::Ring,
+    )
+    .map_err(Error::from)?;
     if let Some(size) = meta.size {
         if plain_len < size {
             // The file is shorter than what was encrypted: cut off.
             return Err(Error::Payload(kluis_format::PayloadError::Truncated).into());
         }
         if size != plain_len {
-            return Err(Error::SizeMismatch { recorded: size, actual: plain_len }.into());
+            return Err(Error::SizeMismatch {
+                recorded: size,
+                actual: plain_len,
+            }
+            .into());
         }
     }
     let base = head_len + PAYLOAD_PREFIX_SIZE as u64;
@@ -156,6 +199,7 @@ pub fn decrypt_file(input: &Path, out: &mut Output, identity: &Identity) -> Resu
     debug_assert_eq!(payload_len(plain_len), file_len - head_len);
     let dst = out_file(out)?;
     dst.set_len(plain_len)?;
+    let bar = crate::output::progress_bar(Some(plain_len));
     run_ranges(chunks, |first, end, stop| {
         let mut buf = Zeroizing::new(vec![0u8; (BATCH * ENC_CHUNK) as usize]);
         let mut idx = first;
@@ -171,17 +215,28 @@ pub fn decrypt_file(input: &Path, out: &mut Output, identity: &Identity) -> Resu
                 let len = CHUNK_SIZE.min(p_len - k * CHUNK_SIZE);
                 let mut tag = [0u8; TAG_SIZE];
                 tag.copy_from_slice(&buf[start + len..start + len + TAG_SIZE]);
-                cipher.open(idx + k as u64, &mut buf[start..start + len], &tag).map_err(Error::from)?;
+                cipher
+                    .open(idx + k as u64, &mut buf[start..start + len], &tag)
+                    .map_err(Error::from)?;
                 buf.copy_within(start..start + len, w);
                 w += len;
             }
             dst.write_all_at(&buf[..w], p_off)?;
+            if let Some(b) = &bar {
+                b.inc(w as u64);
+            }
             idx += n;
         }
         Ok(())
     })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     if src.metadata()?.len() != file_len {
-        bail!("{} changed while it was being decrypted; try again", input.display());
+        bail!(
+            "{} changed while it was being decrypted; try again",
+            input.display()
+        );
     }
     Ok(meta)
 }

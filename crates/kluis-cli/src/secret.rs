@@ -21,7 +21,8 @@ impl Passphrases {
     pub fn get(&self, what: &str, confirm: bool) -> Result<Zeroizing<String>> {
         if let Some(path) = &self.file {
             let text = Zeroizing::new(
-                std::fs::read_to_string(path).with_context(|| format!("cannot read passphrase file {}", path.display()))?,
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read passphrase file {}", path.display()))?,
             );
             let line = text.lines().next().unwrap_or("");
             if line.is_empty() {
@@ -30,7 +31,10 @@ impl Passphrases {
             return Ok(Zeroizing::new(line.to_owned()));
         }
         if let Some(p) = std::env::var_os("KLUIS_PASSPHRASE") {
-            let p = Zeroizing::new(p.into_string().map_err(|_| anyhow::anyhow!("KLUIS_PASSPHRASE is not valid UTF-8"))?);
+            let p = Zeroizing::new(
+                p.into_string()
+                    .map_err(|_| anyhow::anyhow!("KLUIS_PASSPHRASE is not valid UTF-8"))?,
+            );
             if p.is_empty() {
                 bail!("KLUIS_PASSPHRASE is empty");
             }

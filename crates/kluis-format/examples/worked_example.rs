@@ -15,21 +15,55 @@ fn main() {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2026);
     let id = Identity::generate(&mut rng);
     let secret = id.to_secret_bytes();
-    println!("identity secret (X-Wing seed || X25519): {}", hex(&secret[..]));
-    println!("recipient X25519 public key: {}", hex(&id.recipient().as_bytes()[1216..]));
-    println!("fingerprint:                 {}", id.recipient().fingerprint());
+    println!(
+        "identity secret (X-Wing seed || X25519): {}",
+        hex(&secret[..])
+    );
+    println!(
+        "recipient X25519 public key: {}",
+        hex(&id.recipient().as_bytes()[1216..])
+    );
+    println!(
+        "fingerprint:                 {}",
+        id.recipient().fingerprint()
+    );
     let plain = b"Kluis worked example\n";
-    let meta = Metadata { name: Some("example.txt".into()), size: Some(plain.len() as u64), mtime: Some((1_800_000_000, 0)), label: Some("internal".into()) };
+    let meta = Metadata {
+        name: Some("example.txt".into()),
+        size: Some(plain.len() as u64),
+        mtime: Some((1_800_000_000, 0)),
+        label: Some("internal".into()),
+    };
     let mut file = Vec::new();
-    encrypt(&plain[..], &mut file, &[id.recipient().clone()], &meta, EncryptOptions { kem: KemChoice::X25519, ..Default::default() }, &mut rng).unwrap();
+    encrypt(
+        &plain[..],
+        &mut file,
+        &[id.recipient().clone()],
+        &meta,
+        EncryptOptions {
+            kem: KemChoice::X25519,
+            ..Default::default()
+        },
+        &mut rng,
+    )
+    .unwrap();
     let h = Header::read(&file[..]).unwrap();
     let key = h.unwrap_file_key(&id).unwrap();
     let hl = h.to_bytes().len();
     println!("file id:      {}", hex(h.file_id()));
     println!("file key:     {}", hex(key.dangerous_bytes()));
-    println!("payload key:  {}", hex(&key.dangerous_subkey(h.file_id(), b"kluis/v1/payload")[..]));
-    println!("mac key:      {}", hex(&key.dangerous_subkey(h.file_id(), b"kluis/v1/header-mac")[..]));
-    println!("metadata key: {}", hex(&key.dangerous_subkey(h.file_id(), b"kluis/v1/metadata")[..]));
+    println!(
+        "payload key:  {}",
+        hex(&key.dangerous_subkey(h.file_id(), b"kluis/v1/payload")[..])
+    );
+    println!(
+        "mac key:      {}",
+        hex(&key.dangerous_subkey(h.file_id(), b"kluis/v1/header-mac")[..])
+    );
+    println!(
+        "metadata key: {}",
+        hex(&key.dangerous_subkey(h.file_id(), b"kluis/v1/metadata")[..])
+    );
     println!("payload context: {}", hex(&h.payload_context()));
     let mut salt = [0u8; SALT_SIZE];
     salt.copy_from_slice(&file[hl..hl + SALT_SIZE]);

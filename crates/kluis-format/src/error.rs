@@ -58,8 +58,13 @@ pub enum PayloadError {
 impl std::fmt::Display for PayloadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PayloadError::TruncatedHeader => write!(f, "payload too short to hold its salt and key commitment"),
-            PayloadError::Commitment => write!(f, "payload key commitment mismatch (wrong key or payload of another file)"),
+            PayloadError::TruncatedHeader => {
+                write!(f, "payload too short to hold its salt and key commitment")
+            }
+            PayloadError::Commitment => write!(
+                f,
+                "payload key commitment mismatch (wrong key or payload of another file)"
+            ),
             PayloadError::Chunk(i) => write!(f, "chunk {i} failed to authenticate"),
             PayloadError::Truncated => write!(f, "payload is truncated"),
             PayloadError::TrailingData => write!(f, "unexpected data after the final chunk"),
@@ -161,7 +166,9 @@ impl Error {
         if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
             match e.into_inner().map(|b| b.downcast::<Error>()) {
                 Some(Ok(inner)) => return *inner,
-                Some(Err(other)) => return Error::Io(io::Error::new(io::ErrorKind::InvalidData, other)),
+                Some(Err(other)) => {
+                    return Error::Io(io::Error::new(io::ErrorKind::InvalidData, other));
+                }
                 None => return unreachable_io(),
             }
         }

@@ -98,7 +98,13 @@ pub struct Stanza {
 
 impl std::fmt::Debug for Stanza {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Stanza(kem={:#06x}, key_id={}, {} bytes)", self.kem, self.key_id, self.body.len())
+        write!(
+            f,
+            "Stanza(kem={:#06x}, key_id={}, {} bytes)",
+            self.kem,
+            self.key_id,
+            self.body.len()
+        )
     }
 }
 
@@ -112,15 +118,27 @@ impl Stanza {
         }
     }
 
-    fn wrap(file_key: &FileKey, file_id: &[u8; 16], to: &Recipient, kem: KemChoice, rng: &mut impl rand_core::CryptoRng) -> Result<Self> {
+    fn wrap(
+        file_key: &FileKey,
+        file_id: &[u8; 16],
+        to: &Recipient,
+        kem: KemChoice,
+        rng: &mut impl rand_core::CryptoRng,
+    ) -> Result<Self> {
         let key_id = to.fingerprint().key_id();
         let info = wrap_info(file_id);
         let aad = wrap_aad(kem.id(), &key_id);
         let body = match kem {
             KemChoice::XWing => seal::<XWing>(to.xwing(), &info, &aad, &file_key.0[..], rng)?,
-            KemChoice::X25519 => seal::<X25519HkdfSha256>(to.x25519(), &info, &aad, &file_key.0[..], rng)?,
+            KemChoice::X25519 => {
+                seal::<X25519HkdfSha256>(to.x25519(), &info, &aad, &file_key.0[..], rng)?
+            }
         };
-        Ok(Stanza { kem: kem.id(), key_id, body })
+        Ok(Stanza {
+            kem: kem.id(),
+            key_id,
+            body,
+        })
     }
 
     fn unwrap(&self, file_id: &[u8; 16], identity: &Identity) -> Result<FileKey> {
@@ -128,7 +146,13 @@ impl Stanza {
         let aad = wrap_aad(self.kem, &self.key_id);
         let raw = match self.kem {
             KEM_XWING => open::<XWing>(identity.xwing(), &self.body, XWING_ENC_LEN, &info, &aad)?,
-            KEM_X25519 => open::<X25519HkdfSha256>(identity.x25519(), &self.body, X25519_ENC_LEN, &info, &aad)?,
+            KEM_X25519 => open::<X25519HkdfSha256>(
+                identity.x25519(),
+                &self.body,
+                X25519_ENC_LEN,
+                &info,
+                &aad,
+            )?,
             _ => return Err(Error::NoMatchingRecipient),
         };
         let mut k = [0u8; 32];
@@ -145,19 +169,39 @@ fn wrap_aad(kem: u16, key_id: &KeyId) -> Vec<u8> {
     [&kem.to_be_bytes()[..], &key_id.0[..]].concat()
 }
 
-fn seal<K: Kem>(pk: &K::PublicKey, info: &[u8], aad: &[u8], pt: &[u8], rng: &mut impl rand_core::CryptoRng) -> Result<Vec<u8>> {
-    let (enc, ct) = hpke::single_shot_seal_with_rng::<AesGcm256, HkdfSha256, K>(&OpModeS::Base, pk, info, pt, aad, rng)
-        .map_err(|_| Error::InvalidRecipient("HPKE encapsulation failed"))?;
+fn seal<K: Kem>(
+    pk: &K::PublicKey,
+    info: &[u8],
+    aad: &[u8],
+    pt: &[u8],
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<Vec<u8>> {
+    let (enc, ct) = hpke::single_shot_seal_with_rng::<AesGcm256, HkdfSha256, K>(
+        &OpModeS::Base,
+        pk,
+        info,
+        pt,
+        aad,
+        rng,
+    )
+    .map_err(|_| Error::InvalidRecipient("HPKE encapsulation failed"))?;
     let mut body = enc.to_bytes().to_vec();
     body.extend_from_slice(&ct);
     Ok(body)
 }
 
-fn open<K: Kem>(sk: &K::PrivateKey, body: &[u8], enc_len: usize, info: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+fn open<K: Kem>(
+    sk: &K::PrivateKey,
+    body: &[u8],
+    enc_len: usize,
+    info: &[u8],
+    aad: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
     let (enc, ct) = body.split_at(enc_len);
     let enc = K::EncappedKey::from_bytes(enc).map_err(|_| Error::HeaderAuth)?;
-    let pt = hpke::single_shot_open::<AesGcm256, HkdfSha256, K>(&OpModeR::Base, sk, &enc, info, ct, aad)
-        .map_err(|_| Error::HeaderAuth)?;
+    let pt =
+        hpke::single_shot_open::<AesGcm256, HkdfSha256, K>(&OpModeR::Base, sk, &enc, info, ct, aad)
+            .map_err(|_| Error::HeaderAuth)?;
     if pt.len() != 32 {
         return Err(Error::HeaderAuth);
     }
@@ -203,7 +247,13 @@ impl Header {
         let mut file_id = [0u8; 16];
         rng.fill_bytes(&mut file_id);
         let file_key = FileKey::generate(rng);
-        let mut h = Header { file_id, stanzas: Vec::new(), meta_nonce: [0; 12], meta_ct: Vec::new(), mac: [0; MAC_LEN] };
+        let mut h = Header {
+            file_id,
+            stanzas: Vec::new(),
+            meta_nonce: [0; 12],
+            meta_ct: Vec::new(),
+            mac: [0; MAC_LEN],
+        };
         h.set_metadata(&file_key, metadata, rng)?;
         for r in recipients {
             h.push_stanza(&file_key, r, kem, rng)?;
@@ -212,15 +262,28 @@ impl Header {
         Ok((h, file_key))
     }
 
-    fn push_stanza(&mut self, file_key: &FileKey, r: &Recipient, kem: KemChoice, rng: &mut impl rand_core::CryptoRng) -> Result<bool> {
+    fn push_stanza(
+        &mut self,
+        file_key: &FileKey,
+        r: &Recipient,
+        kem: KemChoice,
+        rng: &mut impl rand_core::CryptoRng,
+    ) -> Result<bool> {
         let key_id = r.fingerprint().key_id();
-        if self.stanzas.iter().any(|s| s.key_id == key_id && s.kem == kem.id()) {
+        if self
+            .stanzas
+            .iter()
+            .any(|s| s.key_id == key_id && s.kem == kem.id())
+        {
             return Ok(false);
         }
         if self.stanzas.len() >= MAX_STANZAS {
-            return Err(Error::Limit("too many recipients (at most 256 per file; use a group)"));
+            return Err(Error::Limit(
+                "too many recipients (at most 256 per file; use a group)",
+            ));
         }
-        self.stanzas.push(Stanza::wrap(file_key, &self.file_id, r, kem, rng)?);
+        self.stanzas
+            .push(Stanza::wrap(file_key, &self.file_id, r, kem, rng)?);
         Ok(true)
     }
 
@@ -245,7 +308,11 @@ impl Header {
     pub fn unwrap_file_key(&self, identity: &Identity) -> Result<FileKey> {
         let ours = identity.recipient().fingerprint().key_id();
         let mut last_err = Error::NoMatchingRecipient;
-        for s in self.stanzas.iter().filter(|s| s.key_id == ours && (s.kem == KEM_XWING || s.kem == KEM_X25519)) {
+        for s in self
+            .stanzas
+            .iter()
+            .filter(|s| s.key_id == ours && (s.kem == KEM_XWING || s.kem == KEM_X25519))
+        {
             match s.unwrap(&self.file_id, identity) {
                 Ok(k) => {
                     self.verify_mac(&k)?;
@@ -260,7 +327,8 @@ impl Header {
     fn verify_mac(&self, file_key: &FileKey) -> Result<()> {
         let key = file_key.derive(&self.file_id, LABEL_MAC);
         let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key[..]);
-        ring::hmac::verify(&k, &self.encode_unauthenticated(), &self.mac).map_err(|_| Error::HeaderAuth)
+        ring::hmac::verify(&k, &self.encode_unauthenticated(), &self.mac)
+            .map_err(|_| Error::HeaderAuth)
     }
 
     fn reseal(&mut self, file_key: &FileKey) {
@@ -277,18 +345,31 @@ impl Header {
         let k = aes_key(&key);
         let mut buf = Zeroizing::new(self.meta_ct.clone());
         let pt = k
-            .open_in_place(ring::aead::Nonce::assume_unique_for_key(self.meta_nonce), ring::aead::Aad::from(&self.file_id), &mut buf[..])
+            .open_in_place(
+                ring::aead::Nonce::assume_unique_for_key(self.meta_nonce),
+                ring::aead::Aad::from(&self.file_id),
+                &mut buf[..],
+            )
             .map_err(|_| Error::Metadata)?;
         Metadata::decode(pt)
     }
 
     /// Replace the metadata (new random nonce) and re-MAC.
-    pub fn set_metadata(&mut self, file_key: &FileKey, metadata: &Metadata, rng: &mut impl rand_core::CryptoRng) -> Result<()> {
+    pub fn set_metadata(
+        &mut self,
+        file_key: &FileKey,
+        metadata: &Metadata,
+        rng: &mut impl rand_core::CryptoRng,
+    ) -> Result<()> {
         let mut pt = metadata.encode()?;
         let key = file_key.derive(&self.file_id, LABEL_META);
         rng.fill_bytes(&mut self.meta_nonce);
         let tag = aes_key(&key)
-            .seal_in_place_separate_tag(ring::aead::Nonce::assume_unique_for_key(self.meta_nonce), ring::aead::Aad::from(&self.file_id), &mut pt[..])
+            .seal_in_place_separate_tag(
+                ring::aead::Nonce::assume_unique_for_key(self.meta_nonce),
+                ring::aead::Aad::from(&self.file_id),
+                &mut pt[..],
+            )
             .map_err(|_| Error::Metadata)?;
         self.meta_ct = pt.to_vec();
         self.meta_ct.extend_from_slice(tag.as_ref());
@@ -298,7 +379,13 @@ impl Header {
 
     /// Add a recipient without touching the payload (FORMAT.md §6). Returns
     /// false if the recipient already had a stanza of that KEM.
-    pub fn add_recipient(&mut self, file_key: &FileKey, r: &Recipient, kem: KemChoice, rng: &mut impl rand_core::CryptoRng) -> Result<bool> {
+    pub fn add_recipient(
+        &mut self,
+        file_key: &FileKey,
+        r: &Recipient,
+        kem: KemChoice,
+        rng: &mut impl rand_core::CryptoRng,
+    ) -> Result<bool> {
         self.verify_mac(file_key)?;
         let added = self.push_stanza(file_key, r, kem, rng)?;
         self.reseal(file_key);
@@ -310,7 +397,12 @@ impl Header {
     pub fn remove_recipient(&mut self, file_key: &FileKey, key_id: &KeyId) -> Result<usize> {
         self.verify_mac(file_key)?;
         let before = self.stanzas.len();
-        let kept: Vec<Stanza> = self.stanzas.iter().filter(|s| &s.key_id != key_id).cloned().collect();
+        let kept: Vec<Stanza> = self
+            .stanzas
+            .iter()
+            .filter(|s| &s.key_id != key_id)
+            .cloned()
+            .collect();
         if kept.is_empty() {
             return Err(Error::NoRecipients);
         }
@@ -358,7 +450,11 @@ impl Header {
 
     fn encoded_len(&self) -> usize {
         PREAMBLE_LEN
-            + self.stanzas.iter().map(|s| STANZA_FIXED + s.body.len()).sum::<usize>()
+            + self
+                .stanzas
+                .iter()
+                .map(|s| STANZA_FIXED + s.body.len())
+                .sum::<usize>()
             + 12
             + 4
             + self.meta_ct.len()
@@ -395,7 +491,10 @@ impl Header {
             return Err(Error::UnsupportedSuite(suite));
         }
         if u16::from_be_bytes(p.array(Section::Preamble)?) != 0 {
-            return Err(Error::malformed(Section::Preamble, "reserved flags must be zero"));
+            return Err(Error::malformed(
+                Section::Preamble,
+                "reserved flags must be zero",
+            ));
         }
         let file_id: [u8; 16] = p.array(Section::Preamble)?;
         let count = usize::from(u16::from_be_bytes(p.array(Section::Preamble)?));
@@ -417,22 +516,39 @@ impl Header {
                 _ => (1..=MAX_UNKNOWN_BODY).contains(&len),
             };
             if !ok {
-                return Err(Error::malformed(sec, "stanza body has the wrong length for its KEM"));
+                return Err(Error::malformed(
+                    sec,
+                    "stanza body has the wrong length for its KEM",
+                ));
             }
             let body = p.vec(len, sec)?;
             if stanzas.iter().any(|s| s.kem == kem && s.key_id == key_id) {
-                return Err(Error::malformed(sec, "duplicate stanza for the same key and KEM"));
+                return Err(Error::malformed(
+                    sec,
+                    "duplicate stanza for the same key and KEM",
+                ));
             }
             stanzas.push(Stanza { kem, key_id, body });
         }
         let meta_nonce: [u8; 12] = p.array(Section::Metadata)?;
         let meta_len = u32::from_be_bytes(p.array(Section::Metadata)?) as usize;
-        if !(crate::meta::META_BLOCK + 16..=MAX_META_CT).contains(&meta_len) || (meta_len - 16) % crate::meta::META_BLOCK != 0 {
-            return Err(Error::malformed(Section::Metadata, "metadata length is not a padded block size"));
+        if !(crate::meta::META_BLOCK + 16..=MAX_META_CT).contains(&meta_len)
+            || !(meta_len - 16).is_multiple_of(crate::meta::META_BLOCK)
+        {
+            return Err(Error::malformed(
+                Section::Metadata,
+                "metadata length is not a padded block size",
+            ));
         }
         let meta_ct = p.vec(meta_len, Section::Metadata)?;
         let mac: [u8; MAC_LEN] = p.array(Section::Mac)?;
-        Ok(Header { file_id, stanzas, meta_nonce, meta_ct, mac })
+        Ok(Header {
+            file_id,
+            stanzas,
+            meta_nonce,
+            meta_ct,
+            mac,
+        })
     }
 }
 
@@ -450,11 +566,13 @@ impl<R: Read> Parser<'_, R> {
     fn fill(&mut self, buf: &mut [u8], sec: Section) -> Result<()> {
         let n = crate::payload::read_full(self.r, buf)?;
         if n < buf.len() {
-            return Err(if n == 0 && matches!(sec, Section::Preamble) && buf.len() == 8 {
-                Error::NotKluis
-            } else {
-                Error::malformed(sec, "truncated")
-            });
+            return Err(
+                if n == 0 && matches!(sec, Section::Preamble) && buf.len() == 8 {
+                    Error::NotKluis
+                } else {
+                    Error::malformed(sec, "truncated")
+                },
+            );
         }
         Ok(())
     }

@@ -40,7 +40,11 @@ pub struct KdfParams {
 
 impl KdfParams {
     /// The minimum accepted on read: 64 MiB, 3 passes, 1 lane.
-    pub const MINIMUM: KdfParams = KdfParams { m_cost_kib: 64 * 1024, t_cost: 3, p_cost: 1 };
+    pub const MINIMUM: KdfParams = KdfParams {
+        m_cost_kib: 64 * 1024,
+        t_cost: 3,
+        p_cost: 1,
+    };
     /// What new files use (the minimum; raise it as hardware allows).
     pub const DEFAULT: KdfParams = KdfParams::MINIMUM;
     const MAX_M: u32 = 4 * 1024 * 1024;
@@ -58,7 +62,9 @@ impl KdfParams {
             return Err(Error::WeakKdf("zero lanes"));
         }
         if self.m_cost_kib > Self::MAX_M || self.t_cost > Self::MAX_T || self.p_cost > Self::MAX_P {
-            return Err(Error::InvalidIdentity("key-derivation parameters above the allowed maximum"));
+            return Err(Error::InvalidIdentity(
+                "key-derivation parameters above the allowed maximum",
+            ));
         }
         Ok(())
     }
@@ -132,10 +138,16 @@ pub fn identity_params(file: &[u8]) -> Result<KdfParams> {
         return Err(Error::InvalidIdentity("unknown key-derivation function"));
     }
     if file.len() != IDENTITY_FILE_LEN {
-        return Err(Error::InvalidIdentity("wrong length (truncated or trailing data)"));
+        return Err(Error::InvalidIdentity(
+            "wrong length (truncated or trailing data)",
+        ));
     }
     let be = |o: usize| u32::from_be_bytes([file[o], file[o + 1], file[o + 2], file[o + 3]]);
-    Ok(KdfParams { m_cost_kib: be(10), t_cost: be(14), p_cost: be(18) })
+    Ok(KdfParams {
+        m_cost_kib: be(10),
+        t_cost: be(14),
+        p_cost: be(18),
+    })
 }
 
 /// Open an identity file with its password. Downgraded parameters are
@@ -150,7 +162,8 @@ pub fn open_identity(file: &[u8], password: &[u8]) -> Result<Identity> {
     let key = derive_key(password, &salt, params)?;
     let mut sealed = Zeroizing::new(file[AAD_LEN..].to_vec());
     let (ct, tag) = sealed.split_at_mut(IDENTITY_SECRET_LEN);
-    let tag = ring::aead::Tag::try_from(&tag[..]).map_err(|_| Error::InvalidIdentity("bad tag length"))?;
+    let tag = ring::aead::Tag::try_from(&tag[..])
+        .map_err(|_| Error::InvalidIdentity("bad tag length"))?;
     aead_key(&key)
         .open_in_place_separate_tag(
             ring::aead::Nonce::assume_unique_for_key(nonce),

@@ -119,7 +119,12 @@ impl Recipient {
         bytes[..XWING_PK_LEN].copy_from_slice(&xwing.to_bytes());
         bytes[XWING_PK_LEN..].copy_from_slice(&x25519.to_bytes());
         let fingerprint = fingerprint_of(&bytes[..]);
-        Recipient { xwing, x25519, bytes, fingerprint }
+        Recipient {
+            xwing,
+            x25519,
+            bytes,
+            fingerprint,
+        }
     }
 
     /// Parse the raw 1248-byte encoding (X-Wing pk || X25519 pk).
@@ -181,16 +186,24 @@ impl std::str::FromStr for Recipient {
 
     fn from_str(s: &str) -> Result<Self> {
         let s = s.trim();
-        let body = s.strip_prefix(RECIPIENT_PREFIX).ok_or(Error::InvalidRecipient("must start with kluis1"))?;
+        let body = s
+            .strip_prefix(RECIPIENT_PREFIX)
+            .ok_or(Error::InvalidRecipient("must start with kluis1"))?;
         // The exact length is fixed; refuse before decoding anything large.
         let expected = ((RECIPIENT_PAYLOAD_LEN + RECIPIENT_CHECKSUM_LEN) * 4).div_ceil(3);
         if body.len() != expected {
-            return Err(Error::InvalidRecipient("wrong length (truncated or not a Kluis recipient)"));
+            return Err(Error::InvalidRecipient(
+                "wrong length (truncated or not a Kluis recipient)",
+            ));
         }
-        let raw = URL_SAFE_NO_PAD.decode(body).map_err(|_| Error::InvalidRecipient("not base64url"))?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| Error::InvalidRecipient("not base64url"))?;
         let (keys, sum) = raw.split_at(RECIPIENT_PAYLOAD_LEN);
         if checksum(keys)[..] != sum[..] {
-            return Err(Error::InvalidRecipient("checksum mismatch (typo or damaged copy)"));
+            return Err(Error::InvalidRecipient(
+                "checksum mismatch (typo or damaged copy)",
+            ));
         }
         Recipient::from_bytes(keys)
     }
@@ -234,7 +247,11 @@ impl Identity {
         let (xwing, xwing_pk) = XWing::gen_keypair_with_rng(rng);
         let (x25519, x25519_pk) = X25519HkdfSha256::gen_keypair_with_rng(rng);
         let recipient = Recipient::from_keys(xwing_pk, x25519_pk);
-        Identity { xwing, x25519, recipient }
+        Identity {
+            xwing,
+            x25519,
+            recipient,
+        }
     }
 
     /// The public half.
@@ -258,14 +275,21 @@ impl Identity {
     /// Rebuild from [`Identity::to_secret_bytes`].
     pub fn from_secret_bytes(raw: &[u8]) -> Result<Self> {
         if raw.len() != IDENTITY_SECRET_LEN {
-            return Err(Error::InvalidIdentity("secret key material has the wrong length"));
+            return Err(Error::InvalidIdentity(
+                "secret key material has the wrong length",
+            ));
         }
         let xwing = <XWing as Kem>::PrivateKey::from_bytes(&raw[..32])
             .map_err(|_| Error::InvalidIdentity("invalid X-Wing secret"))?;
         let x25519 = <X25519HkdfSha256 as Kem>::PrivateKey::from_bytes(&raw[32..])
             .map_err(|_| Error::InvalidIdentity("invalid X25519 secret"))?;
-        let recipient = Recipient::from_keys(XWing::sk_to_pk(&xwing), X25519HkdfSha256::sk_to_pk(&x25519));
-        Ok(Identity { xwing, x25519, recipient })
+        let recipient =
+            Recipient::from_keys(XWing::sk_to_pk(&xwing), X25519HkdfSha256::sk_to_pk(&x25519));
+        Ok(Identity {
+            xwing,
+            x25519,
+            recipient,
+        })
     }
 
     pub(crate) fn xwing(&self) -> &<XWing as Kem>::PrivateKey {

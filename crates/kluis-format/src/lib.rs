@@ -36,7 +36,10 @@ use std::io::{self, Read, Write};
 pub use error::{Error, PayloadError, Result, Section};
 pub use header::{FileKey, Header, MAX_HEADER_LEN, MAX_STANZAS, Stanza};
 pub use idfile::{IDENTITY_FILE_LEN, KdfParams, identity_params, open_identity, seal_identity};
-pub use keys::{Fingerprint, IDENTITY_SECRET_LEN, Identity, KEM_X25519, KEM_XWING, KemChoice, KeyId, RECIPIENT_PREFIX, Recipient};
+pub use keys::{
+    Fingerprint, IDENTITY_SECRET_LEN, Identity, KEM_X25519, KEM_XWING, KemChoice, KeyId,
+    RECIPIENT_PREFIX, Recipient,
+};
 pub use meta::Metadata;
 pub use payload::Backend;
 pub use rand_core;
@@ -62,7 +65,13 @@ pub fn encrypt<R: Read, W: Write>(
 ) -> Result<u64> {
     let (header, file_key) = Header::new(recipients, opts.kem, metadata, rng)?;
     header.write(&mut output)?;
-    let mut w = payload::PayloadWriter::new(output, &header.payload_key(&file_key)[..], &header.payload_context(), rng, opts.backend)?;
+    let mut w = payload::PayloadWriter::new(
+        output,
+        &header.payload_key(&file_key)[..],
+        &header.payload_context(),
+        rng,
+        opts.backend,
+    )?;
     // Large reads: the default 8 KiB copy buffer costs a syscall per 8 KiB.
     let mut buf = zeroize::Zeroizing::new(vec![0u8; 1 << 20]);
     let mut n = 0u64;
@@ -76,10 +85,13 @@ pub fn encrypt<R: Read, W: Write>(
         w.write_all(&buf[..k]).map_err(Error::from_io)?;
         n += k as u64;
     }
-    if let Some(size) = metadata.size {
-        if size != n {
-            return Err(Error::SizeMismatch { recorded: size, actual: n });
-        }
+    if let Some(size) = metadata.size
+        && size != n
+    {
+        return Err(Error::SizeMismatch {
+            recorded: size,
+            actual: n,
+        });
     }
     w.finish()?.flush()?;
     Ok(n)
@@ -109,10 +121,25 @@ impl<R: Read> Decryptor<R> {
     }
 
     /// Continue with an already parsed header and unwrapped file key.
-    pub fn with_file_key(input: R, header: Header, file_key: &FileKey, backend: Backend) -> Result<Self> {
+    pub fn with_file_key(
+        input: R,
+        header: Header,
+        file_key: &FileKey,
+        backend: Backend,
+    ) -> Result<Self> {
         let metadata = header.metadata(file_key)?;
-        let reader = payload::PayloadReader::new(input, &header.payload_key(file_key)[..], &header.payload_context(), backend)?;
-        Ok(Decryptor { header, metadata, reader, failed: false })
+        let reader = payload::PayloadReader::new(
+            input,
+            &header.payload_key(file_key)[..],
+            &header.payload_context(),
+            backend,
+        )?;
+        Ok(Decryptor {
+            header,
+            metadata,
+            reader,
+            failed: false,
+        })
     }
 
     /// The parsed header.
@@ -132,14 +159,18 @@ impl<R: Read> Read for Decryptor<R> {
             return Err(Error::HeaderAuth.into_io());
         }
         let n = self.reader.read(buf)?;
-        if n == 0 && !buf.is_empty() {
-            if let Some(size) = self.metadata.size {
-                let actual = self.reader.plaintext_len();
-                if size != actual {
-                    self.failed = true;
-                    return Err(Error::SizeMismatch { recorded: size, actual }.into_io());
-                }
+        if n == 0
+            && !buf.is_empty()
+            && let Some(size) = self.metadata.size
+            && size != self.reader.plaintext_len()
+        {
+            self.failed = true;
+            let actual = self.reader.plaintext_len();
+            return Err(Error::SizeMismatch {
+                recorded: size,
+                actual,
             }
+            .into_io());
         }
         Ok(n)
     }

@@ -92,7 +92,8 @@ impl Metadata {
         let mut m = Metadata::default();
         if present & HAS_NAME != 0 {
             let len = usize::from(u16::from_be_bytes(r.array().map_err(bad)?));
-            let name = std::str::from_utf8(r.take(len).map_err(bad)?).map_err(|_| Error::Metadata)?;
+            let name =
+                std::str::from_utf8(r.take(len).map_err(bad)?).map_err(|_| Error::Metadata)?;
             check_name(name).map_err(|_| Error::Metadata)?;
             m.name = Some(name.to_owned());
         }
@@ -109,13 +110,15 @@ impl Metadata {
         }
         if present & HAS_LABEL != 0 {
             let len = usize::from(r.take(1).map_err(bad)?[0]);
-            let label = std::str::from_utf8(r.take(len).map_err(bad)?).map_err(|_| Error::Metadata)?;
+            let label =
+                std::str::from_utf8(r.take(len).map_err(bad)?).map_err(|_| Error::Metadata)?;
             check_label(label).map_err(|_| Error::Metadata)?;
             m.label = Some(label.to_owned());
         }
         // Canonical padding: exactly the zero bytes up to the next block.
         let rest = &pt[r.at..];
-        if rest.iter().any(|&b| b != 0) || pt.len() != r.at.div_ceil(META_BLOCK).max(1) * META_BLOCK {
+        if rest.iter().any(|&b| b != 0) || pt.len() != r.at.div_ceil(META_BLOCK).max(1) * META_BLOCK
+        {
             return Err(Error::Metadata);
         }
         Ok(m)
@@ -127,7 +130,9 @@ fn check_name(name: &str) -> Result<()> {
         return Err(Error::InvalidMetadata("file name must be 1 to 1024 bytes"));
     }
     if name.contains(['\0', '/']) {
-        return Err(Error::InvalidMetadata("file name must not contain NUL or '/'"));
+        return Err(Error::InvalidMetadata(
+            "file name must not contain NUL or '/'",
+        ));
     }
     Ok(())
 }
@@ -136,8 +141,13 @@ fn check_label(label: &str) -> Result<()> {
     if label.is_empty() || label.len() > MAX_LABEL_LEN {
         return Err(Error::InvalidMetadata("label must be 1 to 32 characters"));
     }
-    if !label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-        return Err(Error::InvalidMetadata("label must be lowercase ASCII letters, digits or '-'"));
+    if !label
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(Error::InvalidMetadata(
+            "label must be lowercase ASCII letters, digits or '-'",
+        ));
     }
     Ok(())
 }
@@ -163,6 +173,7 @@ impl<'a> Cursor<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
 mod tests {
     use super::*;
 
@@ -184,7 +195,10 @@ mod tests {
 
     #[test]
     fn rejects_noncanonical() {
-        let m = Metadata { name: Some("a".into()), ..Default::default() };
+        let m = Metadata {
+            name: Some("a".into()),
+            ..Default::default()
+        };
         let mut enc = m.encode().unwrap().to_vec();
         enc[200] = 1; // non-zero padding
         assert!(Metadata::decode(&enc).is_err());
@@ -199,12 +213,21 @@ mod tests {
     #[test]
     fn rejects_bad_names_and_labels() {
         for name in ["", "a/b", "nul\0"] {
-            let m = Metadata { name: Some(name.into()), ..Default::default() };
+            let m = Metadata {
+                name: Some(name.into()),
+                ..Default::default()
+            };
             assert!(m.encode().is_err(), "{name:?}");
         }
-        let m = Metadata { label: Some("Medical".into()), ..Default::default() };
+        let m = Metadata {
+            label: Some("Medical".into()),
+            ..Default::default()
+        };
         assert!(m.encode().is_err());
-        let m = Metadata { name: Some("x".repeat(1025)), ..Default::default() };
+        let m = Metadata {
+            name: Some("x".repeat(1025)),
+            ..Default::default()
+        };
         assert!(m.encode().is_err());
     }
 }

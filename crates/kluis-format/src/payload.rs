@@ -51,6 +51,10 @@ pub enum Backend {
     RustCrypto,
 }
 
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per payload; ring's key is used in place"
+)]
 enum Cipher {
     Ring(ring::aead::LessSafeKey),
     RustCrypto(Box<aes_gcm::Aes256Gcm>),
@@ -132,7 +136,11 @@ pub struct Derived {
 
 impl Derived {
     /// FORMAT.md §5.1. `input_key` must be 32 bytes (the AEAD key size).
-    pub fn new(input_key: &[u8], salt: &[u8; SALT_SIZE], context: &[u8]) -> Result<Self, PayloadError> {
+    pub fn new(
+        input_key: &[u8],
+        salt: &[u8; SALT_SIZE],
+        context: &[u8],
+    ) -> Result<Self, PayloadError> {
         if input_key.len() != KEY_SIZE {
             return Err(PayloadError::InvalidKeySize);
         }
@@ -148,7 +156,11 @@ impl Derived {
         base_nonce.copy_from_slice(&okm[KEY_SIZE..KEY_SIZE + NONCE_SIZE]);
         let mut commitment = [0u8; COMMITMENT_SIZE];
         commitment.copy_from_slice(&okm[KEY_SIZE + NONCE_SIZE..]);
-        Ok(Derived { key, base_nonce, commitment })
+        Ok(Derived {
+            key,
+            base_nonce,
+            commitment,
+        })
     }
 
     /// The derived AEAD key (for raw-mode test vectors).
@@ -201,7 +213,13 @@ impl ChunkCipher {
         salt.copy_from_slice(&prefix[..SALT_SIZE]);
         let d = Derived::new(input_key, &salt, context)?;
         prefix[SALT_SIZE..].copy_from_slice(&d.commitment);
-        Ok((ChunkCipher { cipher: Cipher::new(backend, &d.key), base_nonce: d.base_nonce }, prefix))
+        Ok((
+            ChunkCipher {
+                cipher: Cipher::new(backend, &d.key),
+                base_nonce: d.base_nonce,
+            },
+            prefix,
+        ))
     }
 
     /// Check an existing payload's prefix (commitment) and derive its keys.
@@ -217,7 +235,10 @@ impl ChunkCipher {
         if !bool::from(d.commitment.ct_eq(&prefix[SALT_SIZE..])) {
             return Err(PayloadError::Commitment);
         }
-        Ok(ChunkCipher { cipher: Cipher::new(backend, &d.key), base_nonce: d.base_nonce })
+        Ok(ChunkCipher {
+            cipher: Cipher::new(backend, &d.key),
+            base_nonce: d.base_nonce,
+        })
     }
 
     /// Seal chunk `index` in place (at most [`CHUNK_SIZE`] bytes) and return
@@ -226,15 +247,25 @@ impl ChunkCipher {
         if index >= MAX_CHUNKS {
             return Err(PayloadError::TooLong);
         }
-        Ok(self.cipher.seal(chunk_nonce(&self.base_nonce, index), chunk))
+        Ok(self
+            .cipher
+            .seal(chunk_nonce(&self.base_nonce, index), chunk))
     }
 
     /// Open chunk `index` in place. On failure the buffer is wiped.
-    pub fn open(&self, index: u64, chunk: &mut [u8], tag: &[u8; TAG_SIZE]) -> Result<(), PayloadError> {
+    pub fn open(
+        &self,
+        index: u64,
+        chunk: &mut [u8],
+        tag: &[u8; TAG_SIZE],
+    ) -> Result<(), PayloadError> {
         if index >= MAX_CHUNKS {
             return Err(PayloadError::TooLong);
         }
-        if self.cipher.open(chunk_nonce(&self.base_nonce, index), chunk, tag) {
+        if self
+            .cipher
+            .open(chunk_nonce(&self.base_nonce, index), chunk, tag)
+        {
             Ok(())
         } else {
             chunk.zeroize();
@@ -252,7 +283,9 @@ pub fn payload_len(len: u64) -> u64 {
 /// The plaintext length for a payload of `len` bytes (prefix included), or
 /// why no valid payload has that length.
 pub fn plaintext_len(len: u64) -> Result<u64, PayloadError> {
-    let body = len.checked_sub(PAYLOAD_PREFIX_SIZE as u64).ok_or(PayloadError::TruncatedHeader)?;
+    let body = len
+        .checked_sub(PAYLOAD_PREFIX_SIZE as u64)
+        .ok_or(PayloadError::TruncatedHeader)?;
     let enc = ENC_CHUNK as u64;
     let full = body / enc;
     let last = body % enc;
@@ -317,7 +350,11 @@ impl<W: Write> PayloadWriter<W> {
     fn seal_buffered(&mut self, last: bool) -> io::Result<()> {
         let full = self.plain.len() / CHUNK_SIZE;
         let full = if last { full } else { full.min(BATCH) };
-        let tail = if last { self.plain.len() - full * CHUNK_SIZE } else { 0 };
+        let tail = if last {
+            self.plain.len() - full * CHUNK_SIZE
+        } else {
+            0
+        };
         let chunks = full + usize::from(last);
         if self.counter + chunks as u64 > MAX_CHUNKS {
             return Err(crate::Error::Payload(PayloadError::TooLong).into_io());
@@ -328,7 +365,10 @@ impl<W: Write> PayloadWriter<W> {
             let src = &self.plain[i * CHUNK_SIZE..i * CHUNK_SIZE + len];
             let start = self.out.len();
             self.out.extend_from_slice(src);
-            let tag = self.cipher.seal(chunk_nonce(&self.base_nonce, self.counter), &mut self.out[start..]);
+            let tag = self.cipher.seal(
+                chunk_nonce(&self.base_nonce, self.counter),
+                &mut self.out[start..],
+            );
             self.out.extend_from_slice(&tag);
             self.counter += 1;
         }
@@ -392,7 +432,12 @@ pub struct PayloadReader<R: Read> {
 
 impl<R: Read> PayloadReader<R> {
     /// Read the payload prefix from `inner` and check the key commitment.
-    pub fn new(mut inner: R, input_key: &[u8], context: &[u8], backend: Backend) -> Result<Self, crate::Error> {
+    pub fn new(
+        mut inner: R,
+        input_key: &[u8],
+        context: &[u8],
+        backend: Backend,
+    ) -> Result<Self, crate::Error> {
         if input_key.len() != KEY_SIZE {
             return Err(PayloadError::InvalidKeySize.into());
         }
@@ -576,7 +621,12 @@ pub fn encrypt_to_vec(
 
 /// Decrypt a whole payload held in memory. Nothing is returned unless every
 /// chunk authenticated.
-pub fn decrypt_to_vec(input_key: &[u8], context: &[u8], payload: &[u8], backend: Backend) -> Result<Vec<u8>, crate::Error> {
+pub fn decrypt_to_vec(
+    input_key: &[u8],
+    context: &[u8],
+    payload: &[u8],
+    backend: Backend,
+) -> Result<Vec<u8>, crate::Error> {
     let mut r = PayloadReader::new(payload, input_key, context, backend)?;
     let mut out = Vec::new();
     r.read_to_end(&mut out).map_err(crate::Error::from_io)?;

@@ -13,16 +13,35 @@ fn encrypt_decrypt_files_and_pipes() {
     let me = u.keygen();
     assert!(me.starts_with("kluis1"), "{me}");
     std::fs::write(u.path("report.txt"), b"social-security numbers").unwrap();
-    run_ok(u.cmd().args(["encrypt", "-r", &me, "-o", "report.kluis", "report.txt"]));
+    run_ok(
+        u.cmd()
+            .args(["encrypt", "-r", &me, "-o", "report.kluis", "report.txt"]),
+    );
     let out = run_ok(u.cmd().args(["decrypt", "report.kluis"]));
     assert_eq!(out.stdout, b"social-security numbers");
 
     // stdin -> stdout in both directions.
-    let mut enc = u.cmd().args(["encrypt", "-r", &me]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    enc.stdin.take().unwrap().write_all(b"piped secret").unwrap();
+    let mut enc = u
+        .cmd()
+        .args(["encrypt", "-r", &me])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    enc.stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped secret")
+        .unwrap();
     let enc = enc.wait_with_output().unwrap();
     assert!(enc.status.success());
-    let mut dec = u.cmd().args(["decrypt", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut dec = u
+        .cmd()
+        .args(["decrypt", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     dec.stdin.take().unwrap().write_all(&enc.stdout).unwrap();
     let dec = dec.wait_with_output().unwrap();
     assert_eq!(dec.stdout, b"piped secret");
@@ -44,16 +63,27 @@ fn large_files_take_the_parallel_path_and_round_trip() {
     let me = u.keygen();
     let data = pattern(9 * 1024 * 1024 + 123);
     std::fs::write(u.path("big.bin"), &data).unwrap();
-    run_ok(u.cmd().args(["encrypt", "-r", &me, "-o", "big.kluis", "big.bin"]));
+    run_ok(
+        u.cmd()
+            .args(["encrypt", "-r", &me, "-o", "big.kluis", "big.bin"]),
+    );
     run_ok(u.cmd().args(["decrypt", "-o", "big.out", "big.kluis"]));
     assert!(std::fs::read(u.path("big.out")).unwrap() == data);
     // The streaming path reads what the parallel path wrote, and vice versa.
     let out = run_ok(u.cmd().args(["decrypt", "big.kluis"]));
     assert!(out.stdout == data);
-    let mut enc = u.cmd().args(["encrypt", "-r", &me, "-o", "stream.kluis", "-"]).stdin(Stdio::piped()).spawn().unwrap();
+    let mut enc = u
+        .cmd()
+        .args(["encrypt", "-r", &me, "-o", "stream.kluis", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
     enc.stdin.take().unwrap().write_all(&data).unwrap();
     assert!(enc.wait().unwrap().success());
-    run_ok(u.cmd().args(["decrypt", "-o", "stream.out", "stream.kluis"]));
+    run_ok(
+        u.cmd()
+            .args(["decrypt", "-o", "stream.out", "stream.kluis"]),
+    );
     assert!(std::fs::read(u.path("stream.out")).unwrap() == data);
 
     // A flipped byte deep in the payload: the parallel decryptor fails and
@@ -62,17 +92,34 @@ fn large_files_take_the_parallel_path_and_round_trip() {
     let n = bad.len();
     bad[n / 2] ^= 0x40;
     std::fs::write(u.path("bad.kluis"), &bad).unwrap();
-    run_fail(u.cmd().args(["decrypt", "-o", "bad.out", "bad.kluis"]), "failed to authenticate");
+    run_fail(
+        u.cmd().args(["decrypt", "-o", "bad.out", "bad.kluis"]),
+        "failed to authenticate",
+    );
     assert!(!u.path("bad.out").exists());
     std::fs::write(u.path("keep.txt"), b"precious").unwrap();
-    run_fail(u.cmd().args(["decrypt", "-o", "keep.txt", "bad.kluis"]), "failed to authenticate");
+    run_fail(
+        u.cmd().args(["decrypt", "-o", "keep.txt", "bad.kluis"]),
+        "failed to authenticate",
+    );
     assert_eq!(std::fs::read(u.path("keep.txt")).unwrap(), b"precious");
     // Truncated at a chunk boundary.
-    std::fs::write(u.path("short.kluis"), &std::fs::read(u.path("big.kluis")).unwrap()[..n - 1000]).unwrap();
-    run_fail(u.cmd().args(["decrypt", "-o", "short.out", "short.kluis"]), "truncated");
+    std::fs::write(
+        u.path("short.kluis"),
+        &std::fs::read(u.path("big.kluis")).unwrap()[..n - 1000],
+    )
+    .unwrap();
+    run_fail(
+        u.cmd().args(["decrypt", "-o", "short.out", "short.kluis"]),
+        "truncated",
+    );
     assert!(!u.path("short.out").exists());
     // No temporary files are left behind by any of the failures.
-    let leftovers: Vec<_> = std::fs::read_dir(u.dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".kluis-tmp")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(u.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".kluis-tmp"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
@@ -81,15 +128,24 @@ fn wrong_password_and_wrong_identity_are_clear() {
     let u = User::new();
     let me = u.keygen();
     std::fs::write(u.path("a.txt"), b"x").unwrap();
-    run_ok(u.cmd().args(["encrypt", "-r", &me, "-o", "a.kluis", "a.txt"]));
+    run_ok(
+        u.cmd()
+            .args(["encrypt", "-r", &me, "-o", "a.kluis", "a.txt"]),
+    );
     std::fs::write(u.path("pass"), "not the passphrase\n").unwrap();
-    run_fail(u.cmd().args(["decrypt", "-o", "a.out", "a.kluis"]), "wrong password");
+    run_fail(
+        u.cmd().args(["decrypt", "-o", "a.out", "a.kluis"]),
+        "wrong password",
+    );
     assert!(!u.path("a.out").exists());
 
     let other = User::new();
     other.keygen();
     std::fs::copy(u.path("a.kluis"), other.path("a.kluis")).unwrap();
-    run_fail(other.cmd().args(["decrypt", "a.kluis"]), "no matching recipient");
+    run_fail(
+        other.cmd().args(["decrypt", "a.kluis"]),
+        "no matching recipient",
+    );
 }
 
 #[test]
@@ -98,13 +154,22 @@ fn bad_input_gets_one_line_and_exit_1() {
     let me = u.keygen();
     std::fs::write(u.path("plain.txt"), b"not encrypted").unwrap();
     run_fail(u.cmd().args(["decrypt", "plain.txt"]), "not a Kluis file");
-    run_fail(u.cmd().args(["encrypt", "-r", "kluis1nope", "plain.txt"]), "invalid recipient");
-    run_fail(u.cmd().args(["encrypt", "-r", &me, "missing.txt"]), "missing.txt");
+    run_fail(
+        u.cmd().args(["encrypt", "-r", "kluis1nope", "plain.txt"]),
+        "invalid recipient",
+    );
+    run_fail(
+        u.cmd().args(["encrypt", "-r", &me, "missing.txt"]),
+        "missing.txt",
+    );
     run_fail(u.cmd().args(["encrypt", "plain.txt"]), "no recipients");
     run_fail(u.cmd().args(["keygen"]), "already exists");
     run_fail(u.cmd().args(["inspect", "plain.txt"]), "not a Kluis file");
     std::fs::write(u.path("bad.key"), b"KLUISKEY\x01\x01garbage").unwrap();
-    run_fail(u.cmd().args(["decrypt", "-i", "bad.key", "plain.txt"]), "invalid identity file");
+    run_fail(
+        u.cmd().args(["decrypt", "-i", "bad.key", "plain.txt"]),
+        "invalid identity file",
+    );
     // Usage errors exit 2 (clap).
     let out = run(u.cmd().args(["encrypt", "--no-such-flag"]));
     assert_eq!(out.status.code(), Some(2));
@@ -126,7 +191,10 @@ fn help_on_every_command() {
         vec!["recipients", "list", "--help"],
     ] {
         let out = run_ok(u.cmd().args(&args));
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage:"),
+            "{args:?}"
+        );
     }
 }
 
@@ -137,19 +205,36 @@ fn recipients_are_changed_in_place_without_touching_the_payload() {
     let bob = User::new();
     let b = bob.keygen();
     std::fs::write(alice.path("doc.txt"), pattern(50_000)).unwrap();
-    run_ok(alice.cmd().args(["encrypt", "-r", &a, "-o", "doc.kluis", "doc.txt"]));
+    run_ok(
+        alice
+            .cmd()
+            .args(["encrypt", "-r", &a, "-o", "doc.kluis", "doc.txt"]),
+    );
     let before = std::fs::read(alice.path("doc.kluis")).unwrap();
-    run_ok(alice.cmd().args(["recipients", "add", "-r", &b, "doc.kluis"]));
+    run_ok(
+        alice
+            .cmd()
+            .args(["recipients", "add", "-r", &b, "doc.kluis"]),
+    );
     let after = std::fs::read(alice.path("doc.kluis")).unwrap();
     // Same payload: the files share the same tail beyond the header.
     let payload = 50_000 + 56 + 4 * 16;
-    assert_eq!(&before[before.len() - payload..], &after[after.len() - payload..]);
+    assert_eq!(
+        &before[before.len() - payload..],
+        &after[after.len() - payload..]
+    );
     assert!(after.len() > before.len());
 
     std::fs::copy(alice.path("doc.kluis"), bob.path("doc.kluis")).unwrap();
     let out = run_ok(bob.cmd().args(["decrypt", "doc.kluis"]));
     assert_eq!(out.stdout, pattern(50_000));
-    let list = run_ok(alice.cmd().args(["recipients", "list", "-i", "home/identity.kluiskey", "doc.kluis"]));
+    let list = run_ok(alice.cmd().args([
+        "recipients",
+        "list",
+        "-i",
+        "home/identity.kluiskey",
+        "doc.kluis",
+    ]));
     let list = String::from_utf8(list.stdout).unwrap();
     assert_eq!(list.lines().count(), 2);
     assert!(list.contains("(you)"));
@@ -159,19 +244,44 @@ fn recipients_are_changed_in_place_without_touching_the_payload() {
     let stranger = User::new();
     stranger.keygen();
     std::fs::copy(alice.path("doc.kluis"), stranger.path("doc.kluis")).unwrap();
-    run_fail(stranger.cmd().args(["recipients", "add", "-r", &b, "doc.kluis"]), "no matching recipient");
+    run_fail(
+        stranger
+            .cmd()
+            .args(["recipients", "add", "-r", &b, "doc.kluis"]),
+        "no matching recipient",
+    );
     assert_eq!(std::fs::read(stranger.path("doc.kluis")).unwrap(), after);
 
     // Remove Bob by fingerprint.
     let fp = run_ok(bob.cmd().args(["recipient", "--fingerprint"]));
-    let fp = String::from_utf8(fp.stdout).unwrap().lines().nth(1).unwrap().to_owned();
-    run_ok(alice.cmd().args(["recipients", "remove", "-r", &fp, "doc.kluis"]));
+    let fp = String::from_utf8(fp.stdout)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    run_ok(
+        alice
+            .cmd()
+            .args(["recipients", "remove", "-r", &fp, "doc.kluis"]),
+    );
     std::fs::copy(alice.path("doc.kluis"), bob.path("doc2.kluis")).unwrap();
-    run_fail(bob.cmd().args(["decrypt", "doc2.kluis"]), "no matching recipient");
+    run_fail(
+        bob.cmd().args(["decrypt", "doc2.kluis"]),
+        "no matching recipient",
+    );
     let last = std::fs::read(alice.path("doc.kluis")).unwrap();
-    assert_eq!(&last[last.len() - payload..], &before[before.len() - payload..]);
+    assert_eq!(
+        &last[last.len() - payload..],
+        &before[before.len() - payload..]
+    );
     // Removing the last recipient is refused and changes nothing.
-    run_fail(alice.cmd().args(["recipients", "remove", "-r", &a, "doc.kluis"]), "at least one recipient");
+    run_fail(
+        alice
+            .cmd()
+            .args(["recipients", "remove", "-r", &a, "doc.kluis"]),
+        "at least one recipient",
+    );
     assert_eq!(std::fs::read(alice.path("doc.kluis")).unwrap(), last);
 }
 
@@ -180,13 +290,26 @@ fn inspect_shows_structure_not_secrets() {
     let u = User::new();
     let me = u.keygen();
     std::fs::write(u.path("dossier-jansen.txt"), b"0123456789").unwrap();
-    run_ok(u.cmd().args(["encrypt", "-r", &me, "--classical", "-o", "x.kluis", "dossier-jansen.txt"]));
+    run_ok(u.cmd().args([
+        "encrypt",
+        "-r",
+        &me,
+        "--classical",
+        "-o",
+        "x.kluis",
+        "dossier-jansen.txt",
+    ]));
     let out = run_ok(u.cmd().args(["inspect", "x.kluis"]));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("X25519"), "{text}");
     assert!(text.contains("plaintext 10 bytes"), "{text}");
     assert!(!text.contains("jansen"));
-    assert!(!std::fs::read(u.path("x.kluis")).unwrap().windows(6).any(|w| w == b"jansen"));
+    assert!(
+        !std::fs::read(u.path("x.kluis"))
+            .unwrap()
+            .windows(6)
+            .any(|w| w == b"jansen")
+    );
 }
 
 #[test]
@@ -194,14 +317,37 @@ fn broken_pipe_is_a_quiet_exit() {
     let u = User::new();
     let me = u.keygen();
     std::fs::write(u.path("big.bin"), pattern(8 * 1024 * 1024)).unwrap();
-    run_ok(u.cmd().args(["encrypt", "-r", &me, "-o", "big.kluis", "big.bin"]));
-    let mut child = u.cmd().args(["decrypt", "big.kluis"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    run_ok(
+        u.cmd()
+            .args(["encrypt", "-r", &me, "-o", "big.kluis", "big.bin"]),
+    );
+    let mut child = u
+        .cmd()
+        .args(["decrypt", "big.kluis"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut first = [0u8; 10];
-    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -217,7 +363,10 @@ fn kluis_home_isolates_users() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(a.path("home/identity.kluiskey")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(a.path("home/identity.kluiskey"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }
@@ -232,12 +381,22 @@ fn quickstart_creates_an_identity_then_reuses_it() {
     let enc = std::fs::read(u.path("kluis-quickstart/welkom.txt.kluis")).unwrap();
     assert!(!enc.windows(6).any(|w| w == b"Welkom"));
     let plain = std::fs::read(u.path("kluis-quickstart/welkom.txt")).unwrap();
-    assert_eq!(std::fs::read(u.path("kluis-quickstart/welkom.decrypted.txt")).unwrap(), plain);
+    assert_eq!(
+        std::fs::read(u.path("kluis-quickstart/welkom.decrypted.txt")).unwrap(),
+        plain
+    );
     // The regular decrypt command opens the sample with the same identity.
-    let dec = run_ok(u.cmd().args(["decrypt", "kluis-quickstart/welkom.txt.kluis"]));
+    let dec = run_ok(
+        u.cmd()
+            .args(["decrypt", "kluis-quickstart/welkom.txt.kluis"]),
+    );
     assert_eq!(dec.stdout, plain);
     let again = run_ok(u.cmd().arg("quickstart"));
-    assert!(String::from_utf8(again.stdout).unwrap().contains("Using your identity"));
+    assert!(
+        String::from_utf8(again.stdout)
+            .unwrap()
+            .contains("Using your identity")
+    );
     std::fs::write(u.path("pass"), "wrong\n").unwrap();
     run_fail(u.cmd().arg("quickstart"), "wrong password");
 }

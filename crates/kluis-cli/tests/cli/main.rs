@@ -1,4 +1,5 @@
 //! End-to-end tests of the `kluis` binary.
+#![allow(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
 
 mod crypt;
 mod util;

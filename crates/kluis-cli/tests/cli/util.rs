@@ -32,14 +32,22 @@ impl User {
     /// Create the default identity; returns the recipient string.
     pub fn keygen(&self) -> String {
         let out = run_ok(self.cmd().arg("keygen"));
-        String::from_utf8(out.stdout).expect("utf8").trim().to_owned()
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_owned()
     }
 }
 
 fn describe(cmd: &Command, out: &Output, dir: Option<&Path>) -> String {
     let listing = dir
         .and_then(|d| std::fs::read_dir(d).ok())
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>().join(" "))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_default();
     format!(
         "command: {cmd:?}\nstatus: {}\ndirectory: {listing}\n--- stdout ---\n{}\n--- stderr ---\n{}",
@@ -52,13 +60,21 @@ fn describe(cmd: &Command, out: &Output, dir: Option<&Path>) -> String {
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("spawn kluis");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "kluis panicked\n{}", describe(cmd, &out, cmd.get_current_dir()));
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "kluis panicked\n{}",
+        describe(cmd, &out, cmd.get_current_dir())
+    );
     out
 }
 
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = run(cmd);
-    assert!(out.status.success(), "expected success\n{}", describe(cmd, &out, cmd.get_current_dir()));
+    assert!(
+        out.status.success(),
+        "expected success\n{}",
+        describe(cmd, &out, cmd.get_current_dir())
+    );
     out
 }
 
@@ -66,7 +82,13 @@ pub fn run_ok(cmd: &mut Command) -> Output {
 pub fn run_fail(cmd: &mut Command, needle: &str) -> Output {
     let out = run(cmd);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let ok = out.status.code() == Some(1) && stderr.contains(needle) && stderr.trim().lines().count() == 1;
-    assert!(ok, "expected exit 1 with one line containing {needle:?}\n{}", describe(cmd, &out, cmd.get_current_dir()));
+    let ok = out.status.code() == Some(1)
+        && stderr.contains(needle)
+        && stderr.trim().lines().count() == 1;
+    assert!(
+        ok,
+        "expected exit 1 with one line containing {needle:?}\n{}",
+        describe(cmd, &out, cmd.get_current_dir())
+    );
     out
 }

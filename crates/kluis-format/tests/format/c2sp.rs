@@ -25,7 +25,9 @@ struct Vector {
 }
 
 fn hexfield(t: &serde_json::Value, k: &str) -> Option<Vec<u8>> {
-    t.get(k).and_then(|v| v.as_str()).map(|s| hex::decode(s).expect("hex"))
+    t.get(k)
+        .and_then(|v| v.as_str())
+        .map(|s| hex::decode(s).expect("hex"))
 }
 
 fn load() -> Vec<Vector> {
@@ -38,7 +40,9 @@ fn load() -> Vec<Vector> {
         assert_eq!(g["sha"], "SHA-512");
         for t in g["tests"].as_array().expect("tests") {
             let mut ct = Vec::new();
-            flate2::read::ZlibDecoder::new(&hexfield(t, "ct").expect("ct")[..]).read_to_end(&mut ct).expect("zlib");
+            flate2::read::ZlibDecoder::new(&hexfield(t, "ct").expect("ct")[..])
+                .read_to_end(&mut ct)
+                .expect("zlib");
             out.push(Vector {
                 id: t["tcId"].as_u64().expect("id"),
                 comment: t["comment"].as_str().unwrap_or("").to_owned(),
@@ -46,8 +50,16 @@ fn load() -> Vec<Vector> {
                 ctx: hexfield(t, "ctx").expect("ctx"),
                 ct,
                 valid: t["result"] == "valid",
-                flags: t["flags"].as_array().expect("flags").iter().map(|f| f.as_str().unwrap_or("").to_owned()).collect(),
-                msg_len: t.get("msgLength").and_then(|v| v.as_u64()).map(|v| v as usize),
+                flags: t["flags"]
+                    .as_array()
+                    .expect("flags")
+                    .iter()
+                    .map(|f| f.as_str().unwrap_or("").to_owned())
+                    .collect(),
+                msg_len: t
+                    .get("msgLength")
+                    .and_then(|v| v.as_u64())
+                    .map(|v| v as usize),
                 msg_sha512: hexfield(t, "msgSha512"),
                 aead_key: hexfield(t, "aeadKey"),
                 base_nonce: hexfield(t, "baseNonce"),
@@ -74,7 +86,11 @@ fn stream_decrypt(v: &Vector, backend: Backend) -> (Vec<u8>, Result<(), Error>) 
                 // The error must be sticky: further reads keep failing and
                 // release nothing more.
                 for _ in 0..3 {
-                    assert!(r.read(&mut buf).is_err(), "tc {}: error was not sticky", v.id);
+                    assert!(
+                        r.read(&mut buf).is_err(),
+                        "tc {}: error was not sticky",
+                        v.id
+                    );
                 }
                 return (out, Err(Error::from_io(e)));
             }
@@ -93,14 +109,30 @@ fn all_35_vectors_both_backends() {
             if v.valid {
                 result.unwrap_or_else(|e| panic!("{what}: {e}"));
                 assert_eq!(Some(released.len()), v.msg_len, "{what}: length");
-                assert_eq!(Some(Sha512::digest(&released).to_vec()), v.msg_sha512, "{what}: hash");
+                assert_eq!(
+                    Some(Sha512::digest(&released).to_vec()),
+                    v.msg_sha512,
+                    "{what}: hash"
+                );
             } else {
                 let err = result.expect_err(&what);
                 // Never release bytes beyond the longest valid prefix.
-                let prefix = if v.flags.iter().any(|f| f == "PartialPlaintext") { v.msg_len.unwrap_or(0) } else { 0 };
-                assert!(released.len() <= prefix, "{what}: released {} bytes, prefix is {prefix}", released.len());
+                let prefix = if v.flags.iter().any(|f| f == "PartialPlaintext") {
+                    v.msg_len.unwrap_or(0)
+                } else {
+                    0
+                };
+                assert!(
+                    released.len() <= prefix,
+                    "{what}: released {} bytes, prefix is {prefix}",
+                    released.len()
+                );
                 if released.len() == prefix && prefix > 0 {
-                    assert_eq!(Some(Sha512::digest(&released).to_vec()), v.msg_sha512, "{what}: prefix hash");
+                    assert_eq!(
+                        Some(Sha512::digest(&released).to_vec()),
+                        v.msg_sha512,
+                        "{what}: prefix hash"
+                    );
                 }
                 if v.flags.iter().any(|f| f == "HeaderFailure") {
                     assert!(released.is_empty(), "{what}: header failure released data");
@@ -111,7 +143,10 @@ fn all_35_vectors_both_backends() {
                     } else {
                         PayloadError::Commitment
                     };
-                    assert!(matches!(err, Error::Payload(k) if k == expect_kind), "{what}: got {err:?}");
+                    assert!(
+                        matches!(err, Error::Payload(k) if k == expect_kind),
+                        "{what}: got {err:?}"
+                    );
                 } else {
                     assert!(matches!(err, Error::Payload(_)), "{what}: got {err:?}");
                 }
@@ -141,7 +176,8 @@ fn encryption_reproduces_valid_vectors() {
         let mut salt = [0u8; SALT_SIZE];
         salt.copy_from_slice(&v.ct[..SALT_SIZE]);
         for backend in [Backend::Ring, Backend::RustCrypto] {
-            let mut w = PayloadWriter::with_salt(Vec::new(), &v.key, &v.ctx, &salt, backend).expect("writer");
+            let mut w = PayloadWriter::with_salt(Vec::new(), &v.key, &v.ctx, &salt, backend)
+                .expect("writer");
             // Feed in uneven pieces to exercise the batching.
             for piece in msg.chunks(9999) {
                 w.write_all(piece).expect("write");
@@ -158,7 +194,17 @@ fn encryption_reproduces_valid_vectors() {
 fn backends_cross_check() {
     use rand_core::Rng;
     let mut r = rng(7);
-    for len in [0usize, 1, 15, 16, 16383, 16384, 16385, 65536 * 17 + 3, 2 * 1024 * 1024] {
+    for len in [
+        0usize,
+        1,
+        15,
+        16,
+        16383,
+        16384,
+        16385,
+        65536 * 17 + 3,
+        2 * 1024 * 1024,
+    ] {
         let mut key = [0u8; 32];
         r.fill_bytes(&mut key);
         let mut salt = [0u8; SALT_SIZE];
@@ -175,7 +221,8 @@ fn backends_cross_check() {
         let b = enc(Backend::RustCrypto);
         assert!(a == b, "len {len}: backends disagree");
         for backend in [Backend::Ring, Backend::RustCrypto] {
-            let pt = kluis_format::payload::decrypt_to_vec(&key, ctx, &a, backend).expect("decrypt");
+            let pt =
+                kluis_format::payload::decrypt_to_vec(&key, ctx, &a, backend).expect("decrypt");
             assert!(pt == msg, "len {len}: {backend:?} round trip");
         }
     }

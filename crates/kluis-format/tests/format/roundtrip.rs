@@ -3,8 +3,8 @@
 use std::io::{Read, Write};
 
 use kluis_format::{
-    Backend, Decryptor, EncryptOptions, Error, Header, IDENTITY_FILE_LEN, Identity, KdfParams, KemChoice, Metadata,
-    Recipient, open_identity, rewrite_header, seal_identity,
+    Backend, Decryptor, EncryptOptions, Error, Header, IDENTITY_FILE_LEN, Identity, KdfParams,
+    KemChoice, Metadata, Recipient, open_identity, rewrite_header, seal_identity,
 };
 use proptest::prelude::*;
 
@@ -63,7 +63,15 @@ fn metadata_is_recovered() {
         label: Some("social".into()),
     };
     let mut file = Vec::new();
-    kluis_format::encrypt(&b"abc"[..], &mut file, &recipients(&ids), &meta, EncryptOptions::default(), &mut rng(2)).unwrap();
+    kluis_format::encrypt(
+        &b"abc"[..],
+        &mut file,
+        &recipients(&ids),
+        &meta,
+        EncryptOptions::default(),
+        &mut rng(2),
+    )
+    .unwrap();
     let d = Decryptor::new(&file[..], &ids[0]).unwrap();
     assert_eq!(d.metadata(), &meta);
     // The name is nowhere in the ciphertext.
@@ -78,16 +86,27 @@ fn every_file_gets_fresh_keys() {
     let ha = Header::read(&a[..]).unwrap();
     let hb = Header::read(&b[..]).unwrap();
     assert_ne!(ha.file_id(), hb.file_id());
-    assert_ne!(ha.payload_key(&ha.unwrap_file_key(&ids[0]).unwrap())[..], hb.payload_key(&hb.unwrap_file_key(&ids[0]).unwrap())[..]);
+    assert_ne!(
+        ha.payload_key(&ha.unwrap_file_key(&ids[0]).unwrap())[..],
+        hb.payload_key(&hb.unwrap_file_key(&ids[0]).unwrap())[..]
+    );
 }
 
 #[test]
 fn wrong_identity_is_no_matching_recipient() {
     let ids = identities(2, 4);
-    let file = seal(b"secret", &recipients(&ids[..1]), EncryptOptions::default(), 5);
+    let file = seal(
+        b"secret",
+        &recipients(&ids[..1]),
+        EncryptOptions::default(),
+        5,
+    );
     let err = open(&file, &ids[1]).unwrap_err();
     assert!(matches!(err, Error::NoMatchingRecipient), "{err:?}");
-    assert_eq!(err.to_string(), "no matching recipient: this file was not encrypted to your key");
+    assert_eq!(
+        err.to_string(),
+        "no matching recipient: this file was not encrypted to your key"
+    );
 }
 
 #[test]
@@ -105,27 +124,51 @@ fn identity_file_password_and_downgrade() {
 
     // Weak parameters are refused both when writing and when reading a
     // downgraded file (memory halved, then passes reduced).
-    let weak = KdfParams { m_cost_kib: 32 * 1024, ..KdfParams::DEFAULT };
-    assert!(matches!(seal_identity(id, b"pw", weak, &mut rng(8)), Err(Error::WeakKdf(_))));
+    let weak = KdfParams {
+        m_cost_kib: 32 * 1024,
+        ..KdfParams::DEFAULT
+    };
+    assert!(matches!(
+        seal_identity(id, b"pw", weak, &mut rng(8)),
+        Err(Error::WeakKdf(_))
+    ));
     let mut downgraded = file.clone();
     downgraded[10..14].copy_from_slice(&(32u32 * 1024).to_be_bytes());
-    assert!(matches!(open_identity(&downgraded, b"correct horse"), Err(Error::WeakKdf(_))));
+    assert!(matches!(
+        open_identity(&downgraded, b"correct horse"),
+        Err(Error::WeakKdf(_))
+    ));
     let mut downgraded = file.clone();
     downgraded[14..18].copy_from_slice(&2u32.to_be_bytes());
-    assert!(matches!(open_identity(&downgraded, b"correct horse"), Err(Error::WeakKdf(_))));
+    assert!(matches!(
+        open_identity(&downgraded, b"correct horse"),
+        Err(Error::WeakKdf(_))
+    ));
     // Raising the parameters is not a downgrade, but the AAD binds them, so
     // an edited file fails to open (as a wrong password would).
     let mut edited = file.clone();
     edited[14..18].copy_from_slice(&4u32.to_be_bytes());
-    assert!(matches!(open_identity(&edited, b"correct horse"), Err(Error::WrongPassword)));
+    assert!(matches!(
+        open_identity(&edited, b"correct horse"),
+        Err(Error::WrongPassword)
+    ));
     // Truncated, extended, other version.
-    assert!(matches!(open_identity(&file[..100], b"x"), Err(Error::InvalidIdentity(_))));
+    assert!(matches!(
+        open_identity(&file[..100], b"x"),
+        Err(Error::InvalidIdentity(_))
+    ));
     let mut longer = file.clone();
     longer.push(0);
-    assert!(matches!(open_identity(&longer, b"x"), Err(Error::InvalidIdentity(_))));
+    assert!(matches!(
+        open_identity(&longer, b"x"),
+        Err(Error::InvalidIdentity(_))
+    ));
     let mut v2 = file;
     v2[8] = 2;
-    assert!(matches!(open_identity(&v2, b"x"), Err(Error::UnsupportedVersion(2))));
+    assert!(matches!(
+        open_identity(&v2, b"x"),
+        Err(Error::UnsupportedVersion(2))
+    ));
 }
 
 #[test]
@@ -144,9 +187,18 @@ fn recipient_strings() {
     let i = typo.len() / 2;
     typo[i] = if typo[i] == b'A' { b'B' } else { b'A' };
     let typo = String::from_utf8(typo).unwrap();
-    assert!(matches!(typo.parse::<Recipient>(), Err(Error::InvalidRecipient(_))));
-    assert!(matches!(s[..s.len() - 1].parse::<Recipient>(), Err(Error::InvalidRecipient(_))));
-    assert!(matches!("age1qqq".parse::<Recipient>(), Err(Error::InvalidRecipient(_))));
+    assert!(matches!(
+        typo.parse::<Recipient>(),
+        Err(Error::InvalidRecipient(_))
+    ));
+    assert!(matches!(
+        s[..s.len() - 1].parse::<Recipient>(),
+        Err(Error::InvalidRecipient(_))
+    ));
+    assert!(matches!(
+        "age1qqq".parse::<Recipient>(),
+        Err(Error::InvalidRecipient(_))
+    ));
     // Secret bytes round trip.
     let again = Identity::from_secret_bytes(&id.to_secret_bytes()[..]).unwrap();
     assert!(again.ct_eq(id));
@@ -156,7 +208,12 @@ fn recipient_strings() {
 fn reshare_rewrites_only_the_header() {
     let ids = identities(3, 12);
     let plain = pattern(100_000, 3);
-    let file = seal(&plain, &recipients(&ids[..1]), EncryptOptions::default(), 13);
+    let file = seal(
+        &plain,
+        &recipients(&ids[..1]),
+        EncryptOptions::default(),
+        13,
+    );
     let old_header_len = Header::read(&file[..]).unwrap().to_bytes().len();
 
     // Add Bob (X-Wing) and Carol (X25519) without touching the payload.
@@ -167,7 +224,11 @@ fn reshare_rewrites_only_the_header() {
     })
     .unwrap();
     let new_header_len = Header::read(&shared[..]).unwrap().to_bytes().len();
-    assert_eq!(&file[old_header_len..], &shared[new_header_len..], "payload bytes changed");
+    assert_eq!(
+        &file[old_header_len..],
+        &shared[new_header_len..],
+        "payload bytes changed"
+    );
     for id in &ids {
         assert_eq!(open(&shared, id).unwrap(), plain);
     }
@@ -182,37 +243,84 @@ fn reshare_rewrites_only_the_header() {
     assert_eq!(n, 1);
     let len = Header::read(&removed[..]).unwrap().to_bytes().len();
     assert_eq!(&removed[len..], &file[old_header_len..]);
-    assert!(matches!(open(&removed, &ids[1]), Err(Error::NoMatchingRecipient)));
+    assert!(matches!(
+        open(&removed, &ids[1]),
+        Err(Error::NoMatchingRecipient)
+    ));
     assert_eq!(open(&removed, &ids[0]).unwrap(), plain);
 
     // A stranger cannot rewrite the header at all.
     let stranger = &identities(1, 99)[0];
-    assert!(matches!(rewrite_header(&file[..], Vec::new(), stranger, |_, _| Ok(())), Err(Error::NoMatchingRecipient)));
+    assert!(matches!(
+        rewrite_header(&file[..], Vec::new(), stranger, |_, _| Ok(())),
+        Err(Error::NoMatchingRecipient)
+    ));
     // The last recipient cannot be removed.
-    let res = rewrite_header(&file[..], Vec::new(), &ids[0], |h, k| h.remove_recipient(k, &ids[0].recipient().fingerprint().key_id()));
+    let res = rewrite_header(&file[..], Vec::new(), &ids[0], |h, k| {
+        h.remove_recipient(k, &ids[0].recipient().fingerprint().key_id())
+    });
     assert!(matches!(res, Err(Error::NoRecipients)));
 }
 
 #[test]
 fn declared_size_is_enforced() {
     let ids = identities(1, 20);
-    let meta = Metadata { size: Some(10), ..Default::default() };
+    let meta = Metadata {
+        size: Some(10),
+        ..Default::default()
+    };
     // The encryptor refuses to record a wrong size...
-    let err = kluis_format::encrypt(&b"abc"[..], Vec::new(), &recipients(&ids), &meta, EncryptOptions::default(), &mut rng(21)).unwrap_err();
-    assert!(matches!(err, Error::SizeMismatch { recorded: 10, actual: 3 }));
+    let err = kluis_format::encrypt(
+        &b"abc"[..],
+        Vec::new(),
+        &recipients(&ids),
+        &meta,
+        EncryptOptions::default(),
+        &mut rng(21),
+    )
+    .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::SizeMismatch {
+            recorded: 10,
+            actual: 3
+        }
+    ));
     // ...and a hand-made file that lies about it is caught by the decryptor.
-    let (header, key) = Header::new(&recipients(&ids), KemChoice::X25519, &meta, &mut rng(22)).unwrap();
+    let (header, key) =
+        Header::new(&recipients(&ids), KemChoice::X25519, &meta, &mut rng(22)).unwrap();
     let mut file = header.to_bytes();
-    let mut w = kluis_format::payload::PayloadWriter::new(&mut file, &header.payload_key(&key)[..], &header.payload_context(), &mut rng(23), Backend::Ring).unwrap();
+    let mut w = kluis_format::payload::PayloadWriter::new(
+        &mut file,
+        &header.payload_key(&key)[..],
+        &header.payload_context(),
+        &mut rng(23),
+        Backend::Ring,
+    )
+    .unwrap();
     w.write_all(b"abc").unwrap();
     w.finish().unwrap();
-    assert!(matches!(open(&file, &ids[0]), Err(Error::SizeMismatch { recorded: 10, actual: 3 })));
+    assert!(matches!(
+        open(&file, &ids[0]),
+        Err(Error::SizeMismatch {
+            recorded: 10,
+            actual: 3
+        })
+    ));
 }
 
 #[test]
 fn five_recipients_x25519_header_is_small() {
     let ids = identities(5, 30);
-    let file = seal(b"x", &recipients(&ids), EncryptOptions { kem: KemChoice::X25519, ..Default::default() }, 31);
+    let file = seal(
+        b"x",
+        &recipients(&ids),
+        EncryptOptions {
+            kem: KemChoice::X25519,
+            ..Default::default()
+        },
+        31,
+    );
     let h = Header::read(&file[..]).unwrap();
     assert_eq!(h.stanzas().len(), 5);
     // Preamble 30, five 100-byte stanzas, metadata nonce+length 16, one

@@ -25,7 +25,11 @@ pub fn recipients(ids: &[Identity]) -> Vec<Recipient> {
 
 pub fn seal(plain: &[u8], to: &[Recipient], opts: EncryptOptions, seed: u64) -> Vec<u8> {
     let mut out = Vec::new();
-    let meta = Metadata { name: Some("test.bin".into()), size: Some(plain.len() as u64), ..Default::default() };
+    let meta = Metadata {
+        name: Some("test.bin".into()),
+        size: Some(plain.len() as u64),
+        ..Default::default()
+    };
     encrypt(plain, &mut out, to, &meta, opts, &mut rng(seed)).expect("encrypt");
     out
 }
@@ -38,5 +42,7 @@ pub fn open(file: &[u8], id: &Identity) -> Result<Vec<u8>, Error> {
 }
 
 pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8)
+        .collect()
 }
