@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Kluis files decrypt with the independent decryptor (kluis_decrypt.py),
+which was written from docs/FORMAT.md alone: the frozen vectors, and fresh
+files made by the current `kluis` binary (KLUIS_BIN, default
+target/debug/kluis) with both KEMs at chunk-edge sizes."""
+
+import hashlib
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import kluis_decrypt  # noqa: E402
+
+FROZEN = HERE.parent / "vectors" / "frozen"
+KLUIS = os.environ.get("KLUIS_BIN", str(HERE.parent.parent / "target" / "debug" / "kluis"))
+
+
+def identity(name):
+    password = (FROZEN / f"{name}.passphrase").read_bytes().split(b"\n")[0]
+    return kluis_decrypt.open_identity((FROZEN / f"{name}.key").read_bytes(), password)
+
+
+class FrozenVectors(unittest.TestCase):
+    def test_every_frozen_vector(self):
+        seen = 0
+        for expect in sorted(FROZEN.glob("*.expect")):
+            fields = dict(l.split(": ", 1) for l in expect.read_text().splitlines() if ": " in l)
+            data = expect.with_suffix(".kluis").read_bytes()
+            ident = identity(fields["identity"])
+            with self.subTest(vector=expect.stem):
+                if fields["expect"] == "ok":
+                    plain, name, label = kluis_decrypt.decrypt(data, ident)
+                    self.assertEqual(hashlib.sha256(plain).hexdigest(), fields["sha256"])
+                    self.assertEqual(name, fields.get("name"))
+                    self.assertEqual(label, fields.get("label"))
+                else:
+                    with self.assertRaises(kluis_decrypt.KluisError):
+                        kluis_decrypt.decrypt(data, ident)
+            seen += 1
+        self.assertGreaterEqual(seen, 6)
+
+    def test_wrong_password(self):
+        with self.assertRaisesRegex(kluis_decrypt.KluisError, "wrong password"):
+            kluis_decrypt.open_identity((FROZEN / "alice.key").read_bytes(), b"nope")
+
+
+@unittest.skipUnless(os.path.exists(KLUIS), f"{KLUIS} not built")
+class FreshFiles(unittest.TestCase):
+    def test_current_kluis_output(self):
+        with tempfile.TemporaryDirectory() as d:
+            d = pathlib.Path(d)
+            env = dict(os.environ, KLUIS_HOME=str(d / "home"), KLUIS_PASSPHRASE="interop passphrase")
+            env.pop("KLUIS_PASSPHRASE_FILE", None)
+            recipient = subprocess.run([KLUIS, "keygen"], env=env, check=True, capture_output=True).stdout.decode().strip()
+            ident = kluis_decrypt.open_identity((d / "home" / "identity.kluiskey").read_bytes(), b"interop passphrase")
+            for size in (0, 1, 16383, 16384, 16385, 5 * 1024 * 1024 + 3):
+                for extra in ([], ["--classical"]):
+                    with self.subTest(size=size, classical=bool(extra)):
+                        plain = os.urandom(size)
+                        (d / "in.bin").write_bytes(plain)
+                        subprocess.run([KLUIS, "encrypt", "-r", recipient, *extra, "-o", str(d / "out.kluis"), str(d / "in.bin")],
+                                       env=env, check=True)
+                        got, name, _ = kluis_decrypt.decrypt((d / "out.kluis").read_bytes(), ident)
+                        self.assertEqual(got, plain)
+                        self.assertEqual(name, "in.bin")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
