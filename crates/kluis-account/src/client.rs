@@ -1,0 +1,463 @@
+//! The account client: registration, login, logout, password change,
+//! whoami and verified directory lookups.
+
+use std::path::PathBuf;
+
+use kluis_types::{
+    DirectoryResponse, DisplayName, Email, ErrorCode, EscrowRecord, Invite, InviteToken,
+    LoginFinishRequest, LoginFinishResponse, LoginStartRequest, LoginStartResponse, OpaqueMessage,
+    OrgPublicKey, PasswordFinishRequest, PasswordFinishResponse, PasswordStartRequest,
+    PublicKeyString, RegisterFinishRequest, RegisterFinishResponse, RegisterStartRequest,
+    RegisterStartResponse, SessionToken, WhoAmI,
+};
+use opaque_ke::{
+    ClientLogin, ClientLoginFinishParameters, ClientRegistration,
+    ClientRegistrationFinishParameters, CredentialResponse, Identifiers, RegistrationResponse,
+};
+use rand::rngs::OsRng;
+use reqwest::Method;
+
+use crate::directory::{DirectorySearch, PinStatus, RejectedEntry, RejectionReason, VerifiedContact, verify_entry};
+use crate::escrow::{seal_identity, unseal_identity};
+use crate::http::{BrokerHttp, check_url};
+use crate::pins::{PinCheck, PinStore};
+use crate::session::StoredSession;
+use crate::{AccountError, ExportKey, KsfPolicy, Password, SecretIdentity};
+
+/// The OPAQUE cipher suite; must match the broker's.
+struct Suite;
+
+impl opaque_ke::CipherSuite for Suite {
+    type OprfCs = opaque_ke::Ristretto255;
+    type KeyExchange = opaque_ke::TripleDh<opaque_ke::Ristretto255, sha2::Sha512>;
+    type Ksf = opaque_ke::argon2::Argon2<'static>;
+}
+
+/// Where the broker is, which org key to trust, where to keep state.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Broker base URL (`https://…`; `http://` only to loopback).
+    pub broker_url: String,
+    /// The organisation key, pinned from the invite or configuration —
+    /// never taken from the broker API.
+    pub org_public_key: OrgPublicKey,
+    /// Directory for `session.json` and `pins.json`.
+    pub state_dir: PathBuf,
+    /// Argon2id policy ([`KsfPolicy::Standard`] unless testing).
+    pub ksf_policy: KsfPolicy,
+}
+
+impl ClientConfig {
+    /// A production configuration.
+    pub fn new(broker_url: impl Into<String>, org_public_key: OrgPublicKey, state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            broker_url: broker_url.into(),
+            org_public_key,
+            state_dir: state_dir.into(),
+            ksf_policy: KsfPolicy::Standard,
+        }
+    }
+
+    /// Configuration taken from an invite (broker URL and org key).
+    pub fn from_invite(invite: &Invite, state_dir: impl Into<PathBuf>) -> Self {
+        Self::new(invite.broker_url.clone(), invite.org_public_key, state_dir)
+    }
+
+    /// Overrides the Argon2id policy.
+    pub fn with_ksf_policy(mut self, policy: KsfPolicy) -> Self {
+        self.ksf_policy = policy;
+        self
+    }
+}
+
+/// Arguments of [`AccountClient::register`].
+#[derive(Debug, Clone, Copy)]
+pub struct Registration<'a> {
+    /// Account address.
+    pub email: &'a str,
+    /// Name shown in the directory.
+    pub display_name: &'a str,
+    /// The password (never leaves this process).
+    pub password: &'a Password,
+    /// The public key text (`kluis…`), generated locally by the caller.
+    pub public_key: &'a str,
+    /// The secret identity bytes, sealed before upload.
+    pub secret_identity: &'a [u8],
+    /// Invite token, for invite-only brokers.
+    pub invite: Option<&'a InviteToken>,
+}
+
+/// A successful login (or registration, which logs in).
+#[derive(Debug)]
+pub struct LoginOutcome {
+    /// The stored session.
+    pub session: StoredSession,
+    /// The account's public key as the broker has it.
+    pub public_key: PublicKeyString,
+    /// The unsealed secret identity, for the caller to cache locally.
+    pub secret_identity: SecretIdentity,
+    /// The escrow version it came from.
+    pub escrow_version: i64,
+}
+
+/// A completed password change.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordChanged {
+    /// Escrow version holding the re-sealed identity.
+    pub escrow_version: i64,
+    /// Sessions ended on other devices.
+    pub sessions_revoked: u64,
+}
+
+/// Client of one broker, with one state directory.
+pub struct AccountClient {
+    config: ClientConfig,
+    http: BrokerHttp,
+    pins: PinStore,
+}
+
+fn map_login_failure(err: AccountError) -> AccountError {
+    match err {
+        AccountError::Broker { code: ErrorCode::LoginFailed, .. } => AccountError::LoginFailed,
+        other => other,
+    }
+}
+
+impl AccountClient {
+    /// Validates the configuration (URL scheme) and builds the client.
+    pub fn new(config: ClientConfig) -> Result<Self, AccountError> {
+        let url = check_url(&config.broker_url)?;
+        Ok(Self {
+            http: BrokerHttp::new(url)?,
+            pins: PinStore::new(&config.state_dir),
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The stored session for this broker, if any.
+    pub fn session(&self) -> Result<Option<StoredSession>, AccountError> {
+        Ok(StoredSession::load(&self.config.state_dir)?
+            .filter(|s| s.broker_url == self.config.broker_url))
+    }
+
+    fn require_session(&self) -> Result<StoredSession, AccountError> {
+        self.session()?.ok_or(AccountError::NotLoggedIn)
+    }
+
+    /// Registers an account (OPAQUE), uploads the public key and the sealed
+    /// identity, then logs in on this device.
+    pub async fn register(&self, reg: &Registration<'_>) -> Result<LoginOutcome, AccountError> {
+        let email = Email::parse(reg.email)?;
+        let display_name = DisplayName::parse(reg.display_name)?;
+        let public_key = PublicKeyString::parse(reg.public_key)?;
+        let ksf = self.config.ksf_policy.registration_params();
+        let argon = self.config.ksf_policy.argon2(&ksf)?;
+
+        let start = ClientRegistration::<Suite>::start(&mut OsRng, reg.password.as_bytes())
+            .map_err(|_| AccountError::Protocol("registration start"))?;
+        let answer: RegisterStartResponse = self
+            .http
+            .json(
+                Method::POST,
+                "v1/register/start",
+                None,
+                Some(&RegisterStartRequest {
+                    email: email.clone(),
+                    registration_request: OpaqueMessage::new(start.message.serialize().to_vec()),
+                }),
+            )
+            .await?;
+        let response = RegistrationResponse::<Suite>::deserialize(answer.registration_response.as_bytes())
+            .map_err(|_| AccountError::Protocol("malformed registration response"))?;
+        let finish = start
+            .state
+            .finish(
+                &mut OsRng,
+                reg.password.as_bytes(),
+                response,
+                ClientRegistrationFinishParameters::new(Identifiers::default(), Some(&argon)),
+            )
+            .map_err(|_| AccountError::Protocol("registration finish"))?;
+        let export_key = ExportKey::from_slice(&finish.export_key)
+            .ok_or(AccountError::Protocol("export key length"))?;
+        let escrow = seal_identity(&export_key, &email, reg.secret_identity)?;
+        let _: RegisterFinishResponse = self
+            .http
+            .json(
+                Method::POST,
+                "v1/register/finish",
+                None,
+                Some(&RegisterFinishRequest {
+                    email: email.clone(),
+                    display_name,
+                    invite: reg.invite.cloned(),
+                    registration_upload: OpaqueMessage::new(finish.message.serialize().to_vec()),
+                    ksf,
+                    public_key,
+                    escrow,
+                }),
+            )
+            .await?;
+        self.login(email.as_str(), reg.password).await
+    }
+
+    /// Runs OPAQUE login; returns the new session and the export key.
+    async fn opaque_login(
+        &self,
+        email: &Email,
+        password: &Password,
+    ) -> Result<(LoginFinishResponse, ExportKey), AccountError> {
+        let start = ClientLogin::<Suite>::start(&mut OsRng, password.as_bytes())
+            .map_err(|_| AccountError::Protocol("login start"))?;
+        let answer: LoginStartResponse = self
+            .http
+            .json(
+                Method::POST,
+                "v1/login/start",
+                None,
+                Some(&LoginStartRequest {
+                    email: email.clone(),
+                    credential_request: OpaqueMessage::new(start.message.serialize().to_vec()),
+                }),
+            )
+            .await?;
+        let argon = self.config.ksf_policy.argon2(&answer.ksf)?;
+        let response = CredentialResponse::<Suite>::deserialize(answer.credential_response.as_bytes())
+            .map_err(|_| AccountError::Protocol("malformed credential response"))?;
+        // A wrong password and an unknown account fail here, identically.
+        let finish = start
+            .state
+            .finish(
+                &mut OsRng,
+                password.as_bytes(),
+                response,
+                ClientLoginFinishParameters::new(None, Identifiers::default(), Some(&argon)),
+            )
+            .map_err(|_| AccountError::LoginFailed)?;
+        let export_key = ExportKey::from_slice(&finish.export_key)
+            .ok_or(AccountError::Protocol("export key length"))?;
+        let session: LoginFinishResponse = self
+            .http
+            .json(
+                Method::POST,
+                "v1/login/finish",
+                None,
+                Some(&LoginFinishRequest {
+                    login_id: answer.login_id,
+                    credential_finalization: OpaqueMessage::new(finish.message.serialize().to_vec()),
+                }),
+            )
+            .await
+            .map_err(map_login_failure)?;
+        Ok((session, export_key))
+    }
+
+    fn store_session(&self, email: &Email, s: &LoginFinishResponse) -> Result<StoredSession, AccountError> {
+        let stored = StoredSession {
+            broker_url: self.config.broker_url.clone(),
+            user_id: s.user_id.clone(),
+            email: email.clone(),
+            session_id: s.session_id.clone(),
+            token: s.session_token.clone(),
+            expires_at: s.expires_at,
+        };
+        stored.save(&self.config.state_dir)?;
+        Ok(stored)
+    }
+
+    async fn latest_escrow(&self, session: &StoredSession) -> Result<EscrowRecord, AccountError> {
+        self.http
+            .json::<(), _>(
+                Method::GET,
+                &format!("v1/users/{}/escrow", session.user_id),
+                Some(&session.token),
+                None,
+            )
+            .await
+    }
+
+    /// Logs in (possibly on a new device), stores the session and returns
+    /// the unsealed identity.
+    pub async fn login(&self, email: &str, password: &Password) -> Result<LoginOutcome, AccountError> {
+        let email = Email::parse(email)?;
+        let (answer, export_key) = self.opaque_login(&email, password).await?;
+        let session = self.store_session(&email, &answer)?;
+        let record = self.latest_escrow(&session).await?;
+        let secret_identity = unseal_identity(&export_key, &email, &record.escrow)?;
+        let me = self.whoami_with(&session.token).await?;
+        Ok(LoginOutcome {
+            session,
+            public_key: me.public_key,
+            secret_identity,
+            escrow_version: record.version,
+        })
+    }
+
+    /// Ends the stored session on the broker and forgets it locally.
+    pub async fn logout(&self) -> Result<(), AccountError> {
+        let session = self.require_session()?;
+        let result = self
+            .http
+            .no_content::<()>(Method::DELETE, "v1/session", Some(&session.token), None)
+            .await;
+        StoredSession::remove(&self.config.state_dir)?;
+        match result {
+            // Already expired or revoked: the local state is gone, which is the point.
+            Err(AccountError::Broker { status: 401, .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn whoami_with(&self, token: &SessionToken) -> Result<WhoAmI, AccountError> {
+        self.http.json::<(), _>(Method::GET, "v1/session", Some(token), None).await
+    }
+
+    /// The account behind the stored session.
+    pub async fn whoami(&self) -> Result<WhoAmI, AccountError> {
+        let session = self.require_session()?;
+        self.whoami_with(&session.token).await
+    }
+
+    /// Changes the password: proves the old one with a fresh OPAQUE login,
+    /// re-seals the identity under the new export key, rotates the OPAQUE
+    /// record, and ends every other session (including older ones of this
+    /// device). The fresh session is stored.
+    pub async fn change_password(&self, old: &Password, new: &Password) -> Result<PasswordChanged, AccountError> {
+        let email = self.require_session()?.email;
+        let (answer, old_export) = self.opaque_login(&email, old).await?;
+        let session = self.store_session(&email, &answer)?;
+        let record = self.latest_escrow(&session).await?;
+        let identity = unseal_identity(&old_export, &email, &record.escrow)?;
+
+        let ksf = self.config.ksf_policy.registration_params();
+        let argon = self.config.ksf_policy.argon2(&ksf)?;
+        let start = ClientRegistration::<Suite>::start(&mut OsRng, new.as_bytes())
+            .map_err(|_| AccountError::Protocol("registration start"))?;
+        let path = format!("v1/users/{}/password", session.user_id);
+        let reply: RegisterStartResponse = self
+            .http
+            .json(
+                Method::POST,
+                &format!("{path}/start"),
+                Some(&session.token),
+                Some(&PasswordStartRequest {
+                    registration_request: OpaqueMessage::new(start.message.serialize().to_vec()),
+                }),
+            )
+            .await?;
+        let response = RegistrationResponse::<Suite>::deserialize(reply.registration_response.as_bytes())
+            .map_err(|_| AccountError::Protocol("malformed registration response"))?;
+        let finish = start
+            .state
+            .finish(
+                &mut OsRng,
+                new.as_bytes(),
+                response,
+                ClientRegistrationFinishParameters::new(Identifiers::default(), Some(&argon)),
+            )
+            .map_err(|_| AccountError::Protocol("registration finish"))?;
+        let new_export = ExportKey::from_slice(&finish.export_key)
+            .ok_or(AccountError::Protocol("export key length"))?;
+        let escrow = seal_identity(&new_export, &email, identity.expose())?;
+        let done: PasswordFinishResponse = self
+            .http
+            .json(
+                Method::POST,
+                &format!("{path}/finish"),
+                Some(&session.token),
+                Some(&PasswordFinishRequest {
+                    registration_upload: OpaqueMessage::new(finish.message.serialize().to_vec()),
+                    ksf,
+                    escrow,
+                    expected_escrow_version: record.version,
+                }),
+            )
+            .await?;
+        Ok(PasswordChanged {
+            escrow_version: done.escrow_version,
+            sessions_revoked: done.sessions_revoked,
+        })
+    }
+
+    async fn directory(&self, query: &str) -> Result<DirectoryResponse, AccountError> {
+        let session = self.require_session()?;
+        let q: String = url::form_urlencoded::byte_serialize(query.as_bytes()).collect();
+        self.http
+            .json::<(), _>(Method::GET, &format!("v1/directory?q={q}"), Some(&session.token), None)
+            .await
+    }
+
+    /// Prefix search by e-mail or display name. Every entry is checked
+    /// against the pinned org key and the TOFU pins; refused entries are
+    /// returned separately (and logged as warnings) — never as contacts.
+    pub async fn find_contacts(&self, query: &str) -> Result<DirectorySearch, AccountError> {
+        let answer = self.directory(query).await?;
+        let mut out = DirectorySearch::default();
+        for entry in answer.entries {
+            let presented = entry.public_key.fingerprint();
+            let reject = |reason| RejectedEntry { email: entry.email.clone(), presented: presented.clone(), reason };
+            match self.check_entry(&entry) {
+                Ok(contact) => out.contacts.push(contact),
+                Err(AccountError::Uncertified(_)) => out.rejected.push(reject(RejectionReason::Uncertified)),
+                Err(AccountError::KeyChanged { pinned, .. }) => {
+                    out.rejected.push(reject(RejectionReason::KeyChanged { pinned }));
+                }
+                Err(AccountError::BadCertificate(_)) => {
+                    out.rejected.push(reject(RejectionReason::BadCertificate));
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        for r in &out.rejected {
+            tracing::warn!(email = %r.email, fingerprint = %r.presented, reason = ?r.reason, "refused directory entry");
+        }
+        Ok(out)
+    }
+
+    fn check_entry(&self, entry: &kluis_types::DirectoryEntry) -> Result<VerifiedContact, AccountError> {
+        let certified_at = verify_entry(&self.config.org_public_key, entry)?;
+        let pin = match self.pins.check_and_pin(&entry.email, &entry.public_key)? {
+            PinCheck::NewlyPinned => PinStatus::NewlyPinned,
+            PinCheck::Matches => PinStatus::Matches,
+            PinCheck::Changed(old) => {
+                return Err(AccountError::KeyChanged {
+                    email: entry.email.clone(),
+                    pinned: old.fingerprint,
+                    presented: entry.public_key.fingerprint(),
+                });
+            }
+        };
+        Ok(VerifiedContact {
+            email: entry.email.clone(),
+            display_name: entry.display_name.clone(),
+            public_key: entry.public_key.clone(),
+            fingerprint: entry.public_key.fingerprint(),
+            certified_at,
+            pin,
+        })
+    }
+
+    /// Resolves one recipient by exact e-mail: certified by the org and
+    /// matching its pin, or an error (never a silent fallback).
+    pub async fn resolve_recipient(&self, email: &str) -> Result<VerifiedContact, AccountError> {
+        let email = Email::parse(email)?;
+        let answer = self.directory(email.as_str()).await?;
+        let entry = answer
+            .entries
+            .into_iter()
+            .find(|e| e.email == email)
+            .ok_or_else(|| AccountError::NotFound(email.clone()))?;
+        self.check_entry(&entry)
+    }
+
+    /// Forgets the pin of `email` after the user compared the new
+    /// fingerprint out of band; the next lookup pins the new key.
+    pub fn accept_key_change(&self, email: &str) -> Result<bool, AccountError> {
+        self.pins.forget(&Email::parse(email)?)
+    }
+}

@@ -1,0 +1,100 @@
+//! Errors of the account client. The CLI turns these into sentences.
+
+use std::path::PathBuf;
+
+use kluis_types::{Email, ErrorCode, Fingerprint, KsfParams};
+
+/// Everything that can go wrong talking to the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// An argument did not validate (e-mail, key text, URL…).
+    #[error("invalid {what}: {reason}")]
+    InvalidInput {
+        /// Which argument.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The broker URL is plain HTTP to a host that is not loopback.
+    #[error("refusing plain HTTP to {0}: use https:// (http:// is only for loopback)")]
+    InsecureUrl(String),
+    /// Network or HTTP failure.
+    #[error("cannot reach the broker")]
+    Http(#[from] reqwest::Error),
+    /// The broker answered with an error.
+    #[error("broker refused the request ({status}, {code:?}): {message}")]
+    Broker {
+        /// HTTP status.
+        status: u16,
+        /// Machine-readable code.
+        code: ErrorCode,
+        /// The broker's explanation.
+        message: String,
+    },
+    /// Wrong password or unknown account (deliberately indistinguishable).
+    #[error("login failed: wrong e-mail or password")]
+    LoginFailed,
+    /// The broker asked for Argon2id parameters outside this client's policy.
+    #[error("refusing key-stretching parameters {params:?} (below this client's minimum or absurdly large)")]
+    KsfRejected {
+        /// What the broker announced.
+        params: KsfParams,
+    },
+    /// The OPAQUE protocol failed in a way that is not a wrong password.
+    #[error("OPAQUE protocol error: {0}")]
+    Protocol(&'static str),
+    /// The escrow blob did not decrypt (wrong key or tampered); one opaque
+    /// variant for every AEAD failure.
+    #[error("the escrowed identity could not be unsealed")]
+    EscrowUnseal,
+    /// No session is stored; log in first.
+    #[error("not logged in")]
+    NotLoggedIn,
+    /// A state file could not be read or written.
+    #[error("{path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A state file is corrupt.
+    #[error("corrupt state file {path}")]
+    CorruptState {
+        /// The file.
+        path: PathBuf,
+    },
+    /// No directory entry for that address.
+    #[error("no colleague with e-mail {0} in the directory")]
+    NotFound(Email),
+    /// The directory entry has no certificate from the pinned org key.
+    #[error("the key of {0} is not certified by your organisation: refusing it")]
+    Uncertified(Email),
+    /// The certificate does not verify, or covers a different (e-mail, key).
+    #[error("the certificate for {0} does not match the pinned organisation key or the entry: refusing it")]
+    BadCertificate(Email),
+    /// The colleague's key differs from the one pinned on first use.
+    #[error(
+        "WARNING: the key of {email} CHANGED (pinned fingerprint {pinned}, now {presented}). \
+         Compare fingerprints out of band before accepting the new key"
+    )]
+    KeyChanged {
+        /// The colleague.
+        email: Email,
+        /// Fingerprint pinned earlier.
+        pinned: Fingerprint,
+        /// Fingerprint the directory presents now.
+        presented: Fingerprint,
+    },
+}
+
+impl From<kluis_types::ParseError> for AccountError {
+    fn from(err: kluis_types::ParseError) -> Self {
+        match err {
+            kluis_types::ParseError::Invalid { what, reason } => {
+                Self::InvalidInput { what, reason: reason.to_owned() }
+            }
+        }
+    }
+}

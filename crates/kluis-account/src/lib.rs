@@ -1,0 +1,36 @@
+//! Client side of the Kluis broker, as a library (no printing).
+//!
+//! * OPAQUE (RFC 9807) registration and login: the password never leaves
+//!   this process; the Argon2id parameters are enforced here, by the client
+//!   ([`KsfPolicy`]).
+//! * Escrow: the caller's secret identity (opaque bytes) is sealed with
+//!   XChaCha20-Poly1305 under a key derived (HKDF-SHA256) from the OPAQUE
+//!   export key, so the broker only ever holds ciphertext.
+//! * Sessions persist in a 0600 file in the client's state directory.
+//! * Directory lookups are checked against the organisation key the client
+//!   pinned from its invite or configuration, and each colleague's key is
+//!   pinned on first use ([`pins`]); a changed key is a hard error.
+//!
+//! Public keys are opaque `kluis…` strings here: this crate does not link
+//! the file-format crate.
+#![forbid(unsafe_code)]
+
+mod client;
+mod directory;
+mod error;
+mod escrow;
+mod http;
+mod ksf;
+pub mod pins;
+mod secret;
+mod session;
+
+pub use client::{AccountClient, ClientConfig, LoginOutcome, PasswordChanged, Registration};
+pub use directory::{DirectorySearch, PinStatus, RejectedEntry, RejectionReason, VerifiedContact, verify_entry};
+pub use error::AccountError;
+pub use escrow::{seal_identity, unseal_identity};
+pub use ksf::KsfPolicy;
+pub use secret::{ExportKey, Password, SecretIdentity};
+pub use session::StoredSession;
+
+pub use kluis_types::{Invite, InviteToken, OrgPublicKey, WhoAmI};

@@ -1,0 +1,378 @@
+//! Registration, login (OPAQUE), sessions, password change and key updates.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use kluis_types::{
+    Email, ErrorCode, KsfParams, LoginFinishRequest, LoginFinishResponse, LoginId,
+    LoginStartRequest, LoginStartResponse, OpaqueMessage, PasswordFinishRequest,
+    PasswordFinishResponse, PasswordStartRequest, PutPublicKeyRequest, RegisterFinishRequest,
+    RegisterFinishResponse, RegisterStartRequest, RegisterStartResponse, SessionId, SessionInfo,
+    SessionList, SessionToken, UserId, WhoAmI,
+};
+use opaque_ke::{
+    CredentialFinalization, CredentialRequest, RegistrationRequest, RegistrationUpload,
+    ServerLogin, ServerLoginParameters, ServerRegistration,
+};
+use rand::rngs::OsRng;
+use sha2::{Digest, Sha256};
+
+use super::extract::{ApiJson, ApiPath, Authed, PeerIp, token_hash};
+use super::{ApiError, AppState, random_16, random_32};
+use crate::config::RegistrationMode;
+use crate::metrics::Metrics;
+use crate::opaque::Suite;
+use crate::store::{NewSession, NewUser, PasswordChange};
+
+/// Largest Argon2id memory a client may register with (4 GiB).
+const MAX_M_COST_KIB: u32 = 4 * 1024 * 1024;
+
+/// Sanity bounds only: the *client* enforces the security minimum.
+fn check_ksf(ksf: &KsfParams) -> Result<(), ApiError> {
+    let ok = (1..=16).contains(&ksf.p_cost)
+        && (1..=64).contains(&ksf.t_cost)
+        && ksf.m_cost_kib >= 8 * ksf.p_cost
+        && ksf.m_cost_kib <= MAX_M_COST_KIB;
+    if ok { Ok(()) } else { Err(ApiError::bad_request("ksf parameters out of range")) }
+}
+
+fn registration_response(
+    state: &AppState,
+    email: &Email,
+    request: &OpaqueMessage,
+) -> Result<RegisterStartResponse, ApiError> {
+    let request = RegistrationRequest::<Suite>::deserialize(request.as_bytes())
+        .map_err(|_| ApiError::bad_request("malformed OPAQUE registration request"))?;
+    let result = ServerRegistration::<Suite>::start(state.seed.setup(), request, email.as_str().as_bytes())
+        .map_err(|_| ApiError::bad_request("invalid OPAQUE registration request"))?;
+    Ok(RegisterStartResponse {
+        registration_response: OpaqueMessage::new(result.message.serialize().to_vec()),
+    })
+}
+
+fn registration_record(upload: &OpaqueMessage) -> Result<Vec<u8>, ApiError> {
+    let upload = RegistrationUpload::<Suite>::deserialize(upload.as_bytes())
+        .map_err(|_| ApiError::bad_request("malformed OPAQUE registration upload"))?;
+    Ok(ServerRegistration::<Suite>::finish(upload).serialize().to_vec())
+}
+
+fn register_limits(state: &AppState, ip: PeerIp, email: &Email) -> Result<(), ApiError> {
+    state.check_limits(&[
+        (&state.limits.register_ip, ip.0.to_string()),
+        (&state.limits.register_account, email.as_str().to_owned()),
+    ])
+}
+
+/// First OPAQUE registration round trip. Stateless; reveals nothing about
+/// whether the address is taken.
+#[utoipa::path(post, path = "/v1/register/start", tag = "account",
+    request_body = RegisterStartRequest,
+    responses((status = 200, body = RegisterStartResponse),
+              (status = 400, body = kluis_types::ErrorBody), (status = 413, body = kluis_types::ErrorBody),
+              (status = 415, body = kluis_types::ErrorBody), (status = 422, body = kluis_types::ErrorBody),
+              (status = 429, body = kluis_types::ErrorBody)))]
+pub async fn register_start(
+    State(state): State<AppState>,
+    ip: PeerIp,
+    ApiJson(req): ApiJson<RegisterStartRequest>,
+) -> Result<Json<RegisterStartResponse>, ApiError> {
+    register_limits(&state, ip, &req.email)?;
+    Ok(Json(registration_response(&state, &req.email, &req.registration_request)?))
+}
+
+/// Second round trip: stores the OPAQUE record, public key and escrow v1.
+#[utoipa::path(post, path = "/v1/register/finish", tag = "account",
+    request_body = RegisterFinishRequest,
+    responses((status = 201, body = RegisterFinishResponse),
+              (status = 400, body = kluis_types::ErrorBody), (status = 403, description = "invite required or invalid", body = kluis_types::ErrorBody),
+              (status = 409, description = "address taken", body = kluis_types::ErrorBody),
+              (status = 413, body = kluis_types::ErrorBody), (status = 415, body = kluis_types::ErrorBody),
+              (status = 422, body = kluis_types::ErrorBody), (status = 429, body = kluis_types::ErrorBody)))]
+pub async fn register_finish(
+    State(state): State<AppState>,
+    ip: PeerIp,
+    ApiJson(req): ApiJson<RegisterFinishRequest>,
+) -> Result<(StatusCode, Json<RegisterFinishResponse>), ApiError> {
+    register_limits(&state, ip, &req.email)?;
+    let invite_hash: Option<[u8; 32]> =
+        req.invite.as_ref().map(|t| Sha256::digest(t.expose().as_bytes()).into());
+    if state.settings.registration == RegistrationMode::Invite && invite_hash.is_none() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::InviteRequired,
+            "this broker is invite-only",
+        ));
+    }
+    check_ksf(&req.ksf)?;
+    if req.escrow.is_empty() {
+        return Err(ApiError::bad_request("escrow must not be empty"));
+    }
+    let record = registration_record(&req.registration_upload)?;
+    let user_id = UserId::from_random_bytes(&random_16());
+    let user = NewUser {
+        user_id: user_id.clone(),
+        email: req.email,
+        display_name: req.display_name,
+        opaque_record: record,
+        ksf: req.ksf,
+        public_key: req.public_key,
+        escrow: req.escrow,
+        created_at: state.clock.now(),
+    };
+    // In open mode an invite is optional, but if one is given it must be valid.
+    state.store.create_user(&user, invite_hash.as_ref()).await?;
+    Metrics::inc(&state.metrics.registrations);
+    tracing::info!(user_id = %user_id, "registered");
+    Ok((StatusCode::CREATED, Json(RegisterFinishResponse { user_id })))
+}
+
+/// First login round trip. Unknown addresses get a response of the same
+/// shape, built from a fake record (RFC 9807 §10.9).
+#[utoipa::path(post, path = "/v1/login/start", tag = "account",
+    request_body = LoginStartRequest,
+    responses((status = 200, body = LoginStartResponse),
+              (status = 400, body = kluis_types::ErrorBody), (status = 413, body = kluis_types::ErrorBody),
+              (status = 415, body = kluis_types::ErrorBody), (status = 422, body = kluis_types::ErrorBody),
+              (status = 429, body = kluis_types::ErrorBody)))]
+pub async fn login_start(
+    State(state): State<AppState>,
+    ip: PeerIp,
+    ApiJson(req): ApiJson<LoginStartRequest>,
+) -> Result<Json<LoginStartResponse>, ApiError> {
+    state.check_limits(&[
+        (&state.limits.login_ip, ip.0.to_string()),
+        (&state.limits.login_account, req.email.as_str().to_owned()),
+    ])?;
+    let request = CredentialRequest::<Suite>::deserialize(req.credential_request.as_bytes())
+        .map_err(|_| ApiError::bad_request("malformed OPAQUE credential request"))?;
+    let user = state.store.user_by_email(&req.email).await?;
+    let record = match &user {
+        Some(u) => Some(
+            ServerRegistration::<Suite>::deserialize(&u.opaque_record)
+                .map_err(|e| ApiError::internal("stored OPAQUE record", &e))?,
+        ),
+        None => None,
+    };
+    let result = ServerLogin::start(
+        &mut OsRng,
+        state.seed.setup(),
+        record,
+        request,
+        req.email.as_str().as_bytes(),
+        ServerLoginParameters::default(),
+    )
+    .map_err(|_| ApiError::bad_request("invalid OPAQUE credential request"))?;
+    let login_id = LoginId::from_random_bytes(&random_16());
+    let now = state.clock.now();
+    state
+        .store
+        .put_login_attempt(
+            &login_id,
+            user.as_ref().map(|u| &u.user_id),
+            &result.state.serialize(),
+            now + state.settings.login_ttl_secs,
+        )
+        .await?;
+    Ok(Json(LoginStartResponse {
+        login_id,
+        credential_response: OpaqueMessage::new(result.message.serialize().to_vec()),
+        ksf: user.map_or(state.settings.default_ksf, |u| u.ksf),
+    }))
+}
+
+/// Second login round trip: verifies the client's key confirmation and
+/// issues a session token.
+#[utoipa::path(post, path = "/v1/login/finish", tag = "account",
+    request_body = LoginFinishRequest,
+    responses((status = 200, body = LoginFinishResponse),
+              (status = 400, body = kluis_types::ErrorBody), (status = 401, body = kluis_types::ErrorBody),
+              (status = 413, body = kluis_types::ErrorBody), (status = 415, body = kluis_types::ErrorBody),
+              (status = 422, body = kluis_types::ErrorBody)))]
+pub async fn login_finish(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LoginFinishRequest>,
+) -> Result<Json<LoginFinishResponse>, ApiError> {
+    let finalization = CredentialFinalization::<Suite>::deserialize(req.credential_finalization.as_bytes())
+        .map_err(|_| ApiError::bad_request("malformed OPAQUE credential finalization"))?;
+    let now = state.clock.now();
+    let failed = || {
+        Metrics::inc(&state.metrics.logins_failed);
+        ApiError::login_failed()
+    };
+    let (user_id, server_state) =
+        state.store.take_login_attempt(&req.login_id, now).await?.ok_or_else(failed)?;
+    let server_login = ServerLogin::<Suite>::deserialize(&server_state)
+        .map_err(|e| ApiError::internal("stored login state", &e))?;
+    server_login
+        .finish(finalization, ServerLoginParameters::default())
+        .map_err(|_| failed())?;
+    let user_id = user_id.ok_or_else(failed)?;
+    let token = SessionToken::from_random_bytes(&random_32());
+    let session = NewSession {
+        session_id: SessionId::from_random_bytes(&random_16()),
+        user_id: user_id.clone(),
+        token_hash: token_hash(&token),
+        created_at: now,
+        expires_at: now + state.settings.session_ttl_secs,
+    };
+    state.store.create_session(&session).await?;
+    Metrics::inc(&state.metrics.logins_ok);
+    tracing::info!(user_id = %user_id, session_id = %session.session_id, "logged in");
+    Ok(Json(LoginFinishResponse {
+        session_token: token,
+        session_id: session.session_id,
+        user_id,
+        expires_at: session.expires_at,
+    }))
+}
+
+/// Who the session belongs to.
+#[utoipa::path(get, path = "/v1/session", tag = "account", security(("bearer" = [])),
+    responses((status = 200, body = WhoAmI), (status = 401, body = kluis_types::ErrorBody)))]
+pub async fn whoami(State(state): State<AppState>, auth: Authed) -> Result<Json<WhoAmI>, ApiError> {
+    let user = state
+        .store
+        .user_by_id(&auth.user_id)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    Ok(Json(WhoAmI {
+        fingerprint: user.public_key.fingerprint(),
+        user_id: user.user_id,
+        email: user.email,
+        display_name: user.display_name,
+        public_key: user.public_key,
+        certificate: user.certificate,
+        session_id: auth.session_id,
+        session_expires_at: auth.expires_at,
+    }))
+}
+
+/// Ends the current session.
+#[utoipa::path(delete, path = "/v1/session", tag = "account", security(("bearer" = [])),
+    responses((status = 204, description = "logged out"), (status = 401, body = kluis_types::ErrorBody)))]
+pub async fn logout(State(state): State<AppState>, auth: Authed) -> Result<StatusCode, ApiError> {
+    state.store.revoke_session(&auth.user_id, &auth.session_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The user's live sessions.
+#[utoipa::path(get, path = "/v1/users/{user_id}/sessions", tag = "account", security(("bearer" = [])),
+    params(("user_id" = UserId, Path, description = "must be the session's own user")),
+    responses((status = 200, body = SessionList), (status = 400, body = kluis_types::ErrorBody),
+              (status = 401, body = kluis_types::ErrorBody), (status = 403, body = kluis_types::ErrorBody)))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    auth: Authed,
+    ApiPath(user_id): ApiPath<UserId>,
+) -> Result<Json<SessionList>, ApiError> {
+    auth.require_self(&user_id)?;
+    let rows = state.store.list_sessions(&user_id, state.clock.now()).await?;
+    Ok(Json(SessionList {
+        sessions: rows
+            .into_iter()
+            .map(|r| SessionInfo {
+                current: r.session_id == auth.session_id,
+                session_id: r.session_id,
+                created_at: r.created_at,
+                expires_at: r.expires_at,
+            })
+            .collect(),
+    }))
+}
+
+/// Ends one of the user's sessions.
+#[utoipa::path(delete, path = "/v1/users/{user_id}/sessions/{session_id}", tag = "account", security(("bearer" = [])),
+    params(("user_id" = UserId, Path, description = "must be the session's own user"),
+           ("session_id" = SessionId, Path, description = "session to end")),
+    responses((status = 204, description = "ended"), (status = 400, body = kluis_types::ErrorBody),
+              (status = 401, body = kluis_types::ErrorBody), (status = 403, body = kluis_types::ErrorBody),
+              (status = 404, body = kluis_types::ErrorBody)))]
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    auth: Authed,
+    ApiPath((user_id, session_id)): ApiPath<(UserId, SessionId)>,
+) -> Result<StatusCode, ApiError> {
+    auth.require_self(&user_id)?;
+    if state.store.revoke_session(&user_id, &session_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("no such session"))
+    }
+}
+
+/// First round trip of a password change (OPAQUE registration of the new
+/// password, authenticated by the session).
+#[utoipa::path(post, path = "/v1/users/{user_id}/password/start", tag = "account", security(("bearer" = [])),
+    params(("user_id" = UserId, Path, description = "must be the session's own user")),
+    request_body = PasswordStartRequest,
+    responses((status = 200, body = RegisterStartResponse), (status = 400, body = kluis_types::ErrorBody),
+              (status = 401, body = kluis_types::ErrorBody), (status = 403, body = kluis_types::ErrorBody),
+              (status = 413, body = kluis_types::ErrorBody), (status = 415, body = kluis_types::ErrorBody),
+              (status = 422, body = kluis_types::ErrorBody)))]
+pub async fn password_start(
+    State(state): State<AppState>,
+    auth: Authed,
+    ApiPath(user_id): ApiPath<UserId>,
+    ApiJson(req): ApiJson<PasswordStartRequest>,
+) -> Result<Json<RegisterStartResponse>, ApiError> {
+    auth.require_self(&user_id)?;
+    let user = state.store.user_by_id(&user_id).await?.ok_or_else(ApiError::unauthorized)?;
+    Ok(Json(registration_response(&state, &user.email, &req.registration_request)?))
+}
+
+/// Second round trip: rotates the OPAQUE record, stores the re-sealed escrow
+/// as a new version and ends every other session.
+#[utoipa::path(post, path = "/v1/users/{user_id}/password/finish", tag = "account", security(("bearer" = [])),
+    params(("user_id" = UserId, Path, description = "must be the session's own user")),
+    request_body = PasswordFinishRequest,
+    responses((status = 200, body = PasswordFinishResponse), (status = 400, body = kluis_types::ErrorBody),
+              (status = 401, body = kluis_types::ErrorBody), (status = 403, body = kluis_types::ErrorBody),
+              (status = 409, body = kluis_types::ErrorBody), (status = 413, body = kluis_types::ErrorBody),
+              (status = 415, body = kluis_types::ErrorBody), (status = 422, body = kluis_types::ErrorBody)))]
+pub async fn password_finish(
+    State(state): State<AppState>,
+    auth: Authed,
+    ApiPath(user_id): ApiPath<UserId>,
+    ApiJson(req): ApiJson<PasswordFinishRequest>,
+) -> Result<Json<PasswordFinishResponse>, ApiError> {
+    auth.require_self(&user_id)?;
+    check_ksf(&req.ksf)?;
+    if req.escrow.is_empty() {
+        return Err(ApiError::bad_request("escrow must not be empty"));
+    }
+    let record = registration_record(&req.registration_upload)?;
+    let (escrow_version, sessions_revoked) = state
+        .store
+        .change_password(&PasswordChange {
+            user_id: &user_id,
+            keep_session: &auth.session_id,
+            opaque_record: &record,
+            ksf: req.ksf,
+            escrow: &req.escrow,
+            expected_escrow_version: req.expected_escrow_version,
+            now: state.clock.now(),
+        })
+        .await?;
+    tracing::info!(user_id = %user_id, sessions_revoked, "password changed");
+    Ok(Json(PasswordFinishResponse { escrow_version, sessions_revoked }))
+}
+
+/// Replaces the user's public key; its org certificate is dropped until an
+/// administrator certifies the new key.
+#[utoipa::path(put, path = "/v1/users/{user_id}/public-key", tag = "account", security(("bearer" = [])),
+    params(("user_id" = UserId, Path, description = "must be the session's own user")),
+    request_body = PutPublicKeyRequest,
+    responses((status = 204, description = "replaced"), (status = 400, body = kluis_types::ErrorBody),
+              (status = 401, body = kluis_types::ErrorBody), (status = 403, body = kluis_types::ErrorBody),
+              (status = 413, body = kluis_types::ErrorBody), (status = 415, body = kluis_types::ErrorBody),
+              (status = 422, body = kluis_types::ErrorBody)))]
+pub async fn put_public_key(
+    State(state): State<AppState>,
+    auth: Authed,
+    ApiPath(user_id): ApiPath<UserId>,
+    ApiJson(req): ApiJson<PutPublicKeyRequest>,
+) -> Result<StatusCode, ApiError> {
+    auth.require_self(&user_id)?;
+    state.store.set_public_key(&user_id, &req.public_key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

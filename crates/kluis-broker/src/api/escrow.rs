@@ -1,0 +1,91 @@
+//! Versioned escrow of the sealed identity. Versions are append-only.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use kluis_types::{EscrowRecord, EscrowVersionInfo, EscrowVersionList, PutEscrowRequest, UserId};
+
+use super::extract::{ApiJson, ApiPath, Authed};
+use super::{ApiError, AppState};
+
+/// The newest escrow version.
+#[utoipa::path(get, path = "/v1/users/{user_id}/escrow", tag = "escrow", security(("bearer" = [])),
+    params(("user_id" = UserId, Path, description = "must be the session's own user")),
+    responses((status = 200, body = EscrowRecord), (status = 400, body = kluis_types::ErrorBody),
+              (status = 401, body = kluis_types::ErrorBody), (status = 403, body = kluis_types::ErrorBody),
+              (status = 404, body = kluis_types::ErrorBody)))]
+pub async fn latest(
+    State(state): State<AppState>,
+    auth: Authed,
+    ApiPath(user_id): ApiPath<UserId>,
+) -> Result<Json<EscrowRecord>, ApiError> {
+    auth.require_self(&user_id)?;
+    state
+        .store
+        .escrow_latest(&user_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("no escrow"))
+}
+
+/// All versions (metadata only).
+#[utoipa::path(get, path = "/v1/users/{user_id}/escrow/versions", tag = "escrow", security(("bearer" = [])),
+    params(("user_id" = UserId, Path, description = "must be the session's own user")),
+    responses((status = 200, body = EscrowVersionList), (status = 400, body = kluis_types::ErrorBody),
+              (status = 401, body = kluis_types::ErrorBody), (status = 403, body = kluis_types::ErrorBody)))]
+pub async fn versions(
+    State(state): State<AppState>,
+    auth: Authed,
+    ApiPath(user_id): ApiPath<UserId>,
+) -> Result<Json<EscrowVersionList>, ApiError> {
+    auth.require_self(&user_id)?;
+    let versions: Vec<EscrowVersionInfo> = state.store.escrow_versions(&user_id).await?;
+    Ok(Json(EscrowVersionList { versions }))
+}
+
+/// One version, old ones included.
+#[utoipa::path(get, path = "/v1/users/{user_id}/escrow/versions/{version}", tag = "escrow", security(("bearer" = [])),
+    params(("user_id" = UserId, Path, description = "must be the session's own user"),
+           ("version" = i64, Path, description = "version number")),
+    responses((status = 200, body = EscrowRecord), (status = 400, body = kluis_types::ErrorBody),
+              (status = 401, body = kluis_types::ErrorBody), (status = 403, body = kluis_types::ErrorBody),
+              (status = 404, body = kluis_types::ErrorBody)))]
+pub async fn version(
+    State(state): State<AppState>,
+    auth: Authed,
+    ApiPath((user_id, version)): ApiPath<(UserId, i64)>,
+) -> Result<Json<EscrowRecord>, ApiError> {
+    auth.require_self(&user_id)?;
+    state
+        .store
+        .escrow_version(&user_id, version)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("no such escrow version"))
+}
+
+/// Appends a new version; `expected_version` must be the latest.
+#[utoipa::path(post, path = "/v1/users/{user_id}/escrow", tag = "escrow", security(("bearer" = [])),
+    params(("user_id" = UserId, Path, description = "must be the session's own user")),
+    request_body = PutEscrowRequest,
+    responses((status = 201, body = EscrowVersionInfo), (status = 400, body = kluis_types::ErrorBody),
+              (status = 401, body = kluis_types::ErrorBody), (status = 403, body = kluis_types::ErrorBody),
+              (status = 409, body = kluis_types::ErrorBody), (status = 413, body = kluis_types::ErrorBody),
+              (status = 415, body = kluis_types::ErrorBody), (status = 422, body = kluis_types::ErrorBody)))]
+pub async fn append(
+    State(state): State<AppState>,
+    auth: Authed,
+    ApiPath(user_id): ApiPath<UserId>,
+    ApiJson(req): ApiJson<PutEscrowRequest>,
+) -> Result<(StatusCode, Json<EscrowVersionInfo>), ApiError> {
+    auth.require_self(&user_id)?;
+    if req.escrow.is_empty() {
+        return Err(ApiError::bad_request("escrow must not be empty"));
+    }
+    let now = state.clock.now();
+    let version = state
+        .store
+        .append_escrow(&user_id, req.expected_version, &req.escrow, now)
+        .await?;
+    Ok((StatusCode::CREATED, Json(EscrowVersionInfo { version, created_at: now })))
+}

@@ -1,0 +1,185 @@
+//! The HTTP API: router, shared state, middleware and the OpenAPI document.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use rand::RngCore as _;
+use rand::rngs::OsRng;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::opaque::OprfSeed;
+use crate::ratelimit::RateLimiter;
+use crate::store::Store;
+
+mod account;
+mod directory;
+mod error;
+mod escrow;
+mod extract;
+mod openapi;
+mod ops;
+
+pub use error::ApiError;
+pub use extract::{client_ip, token_hash};
+pub use openapi::openapi_json;
+
+/// Per-purpose rate limiters.
+#[derive(Debug)]
+pub struct Limiters {
+    login_ip: RateLimiter,
+    login_account: RateLimiter,
+    register_ip: RateLimiter,
+    register_account: RateLimiter,
+}
+
+/// Everything a handler can reach.
+pub struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) seed: OprfSeed,
+    pub(crate) settings: Settings,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) metrics: Metrics,
+    pub(crate) limits: Limiters,
+    pub(crate) openapi: String,
+}
+
+/// Shared, cheaply cloned handler state.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Bundles the parts of a running broker.
+    pub fn new(
+        store: Arc<dyn Store>,
+        seed: OprfSeed,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let l = settings.limits;
+        Self(Arc::new(Inner {
+            store,
+            seed,
+            clock,
+            metrics: Metrics::default(),
+            limits: Limiters {
+                login_ip: RateLimiter::new(l.login_per_ip),
+                login_account: RateLimiter::new(l.login_per_account),
+                register_ip: RateLimiter::new(l.register_per_ip),
+                register_account: RateLimiter::new(l.register_per_account),
+            },
+            openapi: openapi_json(),
+            settings,
+        }))
+    }
+
+    /// The store (admin commands use it directly).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn check_limits(&self, pairs: &[(&RateLimiter, String)]) -> Result<(), ApiError> {
+        let now = self.clock.now();
+        // Evaluate every limiter so each key is charged, then decide.
+        let ok = pairs.iter().fold(true, |ok, (l, key)| l.check(key, now) && ok);
+        if ok {
+            Ok(())
+        } else {
+            Metrics::inc(&self.metrics.rate_limited);
+            Err(ApiError::rate_limited())
+        }
+    }
+}
+
+pub(crate) fn random_16() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    OsRng.fill_bytes(&mut b);
+    b
+}
+
+pub(crate) fn random_32() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    OsRng.fill_bytes(&mut b);
+    b
+}
+
+/// Counts and logs each request. Logs method, route template, status and
+/// latency — never headers, bodies or query strings.
+async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let start = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    state.metrics.record(&method, &route, status);
+    tracing::info!(
+        method,
+        route,
+        status,
+        micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    response
+}
+
+async fn not_found() -> Response {
+    ApiError::not_found("no such route").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        kluis_types::ErrorCode::MethodNotAllowed,
+        "method not allowed on this route",
+    )
+    .into_response()
+}
+
+/// The complete router.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings.limits.body_bytes;
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .route("/v1/register/start", post(account::register_start))
+        .route("/v1/register/finish", post(account::register_finish))
+        .route("/v1/login/start", post(account::login_start))
+        .route("/v1/login/finish", post(account::login_finish))
+        .route("/v1/session", get(account::whoami).delete(account::logout))
+        .route("/v1/users/{user_id}/sessions", get(account::list_sessions))
+        .route("/v1/users/{user_id}/sessions/{session_id}", delete(account::revoke_session))
+        .route("/v1/users/{user_id}/password/start", post(account::password_start))
+        .route("/v1/users/{user_id}/password/finish", post(account::password_finish))
+        .route("/v1/users/{user_id}/public-key", put(account::put_public_key))
+        .route("/v1/users/{user_id}/escrow", get(escrow::latest).post(escrow::append))
+        .route("/v1/users/{user_id}/escrow/versions", get(escrow::versions))
+        .route("/v1/users/{user_id}/escrow/versions/{version}", get(escrow::version))
+        .route("/v1/directory", get(directory::search))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// 32 bytes from the OS RNG (for tokens minted outside request handlers).
+pub(crate) fn random_32_pub() -> [u8; 32] {
+    random_32()
+}

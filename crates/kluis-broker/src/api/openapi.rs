@@ -1,0 +1,60 @@
+//! The OpenAPI document served at `/openapi.json`.
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{account, directory, escrow, ops};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Kluis broker",
+        description = "Zero-knowledge accounts (OPAQUE, RFC 9807), versioned key escrow and the org-certified colleague directory.",
+        version = "1"
+    ),
+    paths(
+        ops::healthz, ops::metrics, ops::openapi,
+        account::register_start, account::register_finish,
+        account::login_start, account::login_finish,
+        account::whoami, account::logout,
+        account::list_sessions, account::revoke_session,
+        account::password_start, account::password_finish,
+        account::put_public_key,
+        escrow::latest, escrow::versions, escrow::version, escrow::append,
+        directory::search,
+    ),
+    components(schemas(
+        kluis_types::ErrorBody, kluis_types::ErrorCode, kluis_types::KsfParams,
+        kluis_types::Email, kluis_types::DisplayName, kluis_types::UserId, kluis_types::SessionId,
+        kluis_types::LoginId, kluis_types::SessionToken, kluis_types::InviteToken,
+        kluis_types::OpaqueMessage, kluis_types::EncryptedEscrow, kluis_types::SignatureBytes,
+        kluis_types::PublicKeyString, kluis_types::Fingerprint, kluis_types::OrgCertificate,
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "account", description = "registration, login, sessions, password"),
+        (name = "escrow", description = "versioned sealed identity"),
+        (name = "directory", description = "colleague lookup"),
+        (name = "ops", description = "health, metrics, this document"),
+    )
+)]
+struct ApiDoc;
+
+/// The document as JSON text.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| String::from("{}"))
+}

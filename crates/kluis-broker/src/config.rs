@@ -1,0 +1,399 @@
+//! Configuration: built-in defaults < TOML file < `KLUIS_BROKER_*`
+//! environment variables < command-line flags.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use kluis_types::{KsfParams, OrgPublicKey};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::ratelimit::Limit;
+
+/// Address the broker listens on when nothing else is configured.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8750";
+
+/// Configuration problems.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for this schema.
+    #[error("invalid config file {path}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A setting has an invalid value.
+    #[error("invalid value for {key}: {reason}")]
+    Invalid {
+        /// Config key or environment variable.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// TLS is off and the listen address is not loopback.
+    #[error("refusing plain HTTP on non-loopback address {0}: configure [tls] cert and key")]
+    PlainHttpNotLoopback(SocketAddr),
+    /// No data directory could be determined.
+    #[error("no data directory: set --data-dir, KLUIS_HOME or data_dir")]
+    NoDataDir,
+}
+
+/// Whether anyone may register, or only holders of an invite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationMode {
+    /// Anyone who can reach the broker may register.
+    Open,
+    /// A valid, unused, unexpired invite token is required.
+    Invite,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest accepted request body, in bytes.
+    pub body_bytes: usize,
+    /// Login starts per peer IP.
+    pub login_per_ip: Limit,
+    /// Login starts per account (e-mail).
+    pub login_per_account: Limit,
+    /// Registration requests per peer IP.
+    pub register_per_ip: Limit,
+    /// Registration requests per e-mail.
+    pub register_per_account: Limit,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_bytes: 256 * 1024,
+            login_per_ip: Limit { max: 60, window_secs: 60 },
+            login_per_account: Limit { max: 10, window_secs: 60 },
+            register_per_ip: Limit { max: 20, window_secs: 3600 },
+            register_per_account: Limit { max: 5, window_secs: 3600 },
+        }
+    }
+}
+
+/// Settings the running server needs (no paths, no secrets).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Open or invite-only registration.
+    pub registration: RegistrationMode,
+    /// Session lifetime.
+    pub session_ttl_secs: i64,
+    /// How long a login may sit between its two round trips.
+    pub login_ttl_secs: i64,
+    /// Request limits.
+    pub limits: Limits,
+    /// Peers whose `X-Forwarded-For` is believed. Empty: the header is ignored.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// KSF parameters announced for unknown accounts, so their login start
+    /// looks like a real one. Set it to what your clients register with.
+    pub default_ksf: KsfParams,
+    /// Most directory hits returned per query.
+    pub directory_limit: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            registration: RegistrationMode::Invite,
+            session_ttl_secs: 30 * 24 * 3600,
+            login_ttl_secs: 120,
+            limits: Limits::default(),
+            trusted_proxies: Vec::new(),
+            default_ksf: KsfParams { m_cost_kib: 65536, t_cost: 3, p_cost: 1 },
+            directory_limit: 50,
+        }
+    }
+}
+
+/// TLS certificate chain and key (PEM files).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsPaths {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// Where the OPRF seed comes from.
+pub enum SeedSource {
+    /// A 0600 file, created on first start.
+    File(PathBuf),
+    /// Base64 text from `KLUIS_BROKER_OPRF_SEED`.
+    Env(Zeroizing<String>),
+}
+
+impl std::fmt::Debug for SeedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(p) => f.debug_tuple("File").field(p).finish(),
+            Self::Env(_) => f.write_str("Env(<redacted>)"),
+        }
+    }
+}
+
+/// The TOML file's schema.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    registration: Option<RegistrationMode>,
+    public_url: Option<String>,
+    org_public_key: Option<String>,
+    oprf_seed_file: Option<PathBuf>,
+    trusted_proxies: Option<Vec<IpAddr>>,
+    session_ttl_secs: Option<i64>,
+    log: Option<String>,
+    tls: Option<TlsPaths>,
+    limits: Option<Limits>,
+    default_ksf: Option<KsfParams>,
+}
+
+/// Fully resolved configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite file and the OPRF seed.
+    pub data_dir: PathBuf,
+    /// `sqlite:…` or `postgres://…`.
+    pub database_url: String,
+    /// TLS, if any.
+    pub tls: Option<TlsPaths>,
+    /// Source of the OPRF seed.
+    pub oprf_seed: SeedSource,
+    /// Base URL clients use (embedded in invites).
+    pub public_url: Option<String>,
+    /// Org public key (embedded in invites).
+    pub org_public_key: Option<OrgPublicKey>,
+    /// `tracing` filter.
+    pub log_filter: String,
+    /// Runtime settings.
+    pub settings: Settings,
+}
+
+/// Command-line flags that override everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config FILE`.
+    pub config_file: Option<PathBuf>,
+    /// `--data-dir DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--listen ADDR`.
+    pub listen: Option<String>,
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.to_owned(), reason: reason.into() }
+}
+
+fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
+}
+
+/// The platform directories used when neither `--data-dir` nor
+/// `KLUIS_HOME` is given.
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("org", "Kluis", "kluis")
+}
+
+impl Config {
+    /// Resolves the configuration. `env` looks up environment variables (the
+    /// binary passes `std::env::var`; tests pass a map).
+    pub fn resolve(
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let home = env("KLUIS_HOME").map(PathBuf::from);
+        let config_path = overrides
+            .config_file
+            .clone()
+            .or_else(|| env("KLUIS_BROKER_CONFIG").map(PathBuf::from));
+        let file = match config_path {
+            Some(path) => read_file_config(&path)?,
+            None => {
+                let default = match &home {
+                    Some(h) => Some(h.join("broker.toml")),
+                    None => project_dirs().map(|d| d.config_dir().join("broker.toml")),
+                };
+                match default {
+                    Some(p) if p.is_file() => read_file_config(&p)?,
+                    _ => FileConfig::default(),
+                }
+            }
+        };
+
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or_else(|| env("KLUIS_BROKER_DATA_DIR").map(PathBuf::from))
+            .or(file.data_dir)
+            .or_else(|| home.as_ref().map(|h| h.join("broker")))
+            .or_else(|| project_dirs().map(|d| d.data_dir().join("broker")))
+            .ok_or(ConfigError::NoDataDir)?;
+
+        let listen_text = overrides
+            .listen
+            .clone()
+            .or_else(|| env("KLUIS_BROKER_LISTEN"))
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|_| invalid("listen", "expected IP:PORT"))?;
+
+        let database_url = env("KLUIS_BROKER_DATABASE_URL")
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite:{}", data_dir.join("broker.sqlite3").display()));
+
+        let mut settings = Settings::default();
+        if let Some(mode) = env("KLUIS_BROKER_REGISTRATION") {
+            settings.registration = match mode.as_str() {
+                "open" => RegistrationMode::Open,
+                "invite" => RegistrationMode::Invite,
+                _ => return Err(invalid("KLUIS_BROKER_REGISTRATION", "expected open or invite")),
+            };
+        } else if let Some(mode) = file.registration {
+            settings.registration = mode;
+        }
+        if let Some(ttl) = file.session_ttl_secs {
+            if ttl <= 0 {
+                return Err(invalid("session_ttl_secs", "must be positive"));
+            }
+            settings.session_ttl_secs = ttl;
+        }
+        if let Some(limits) = file.limits {
+            settings.limits = limits;
+        }
+        if let Some(ksf) = file.default_ksf {
+            settings.default_ksf = ksf;
+        }
+        settings.trusted_proxies = match env("KLUIS_BROKER_TRUSTED_PROXIES") {
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().map_err(|_| invalid("KLUIS_BROKER_TRUSTED_PROXIES", "bad IP")))
+                .collect::<Result<_, _>>()?,
+            None => file.trusted_proxies.unwrap_or_default(),
+        };
+
+        let oprf_seed = match env("KLUIS_BROKER_OPRF_SEED") {
+            Some(text) => SeedSource::Env(Zeroizing::new(text)),
+            None => SeedSource::File(
+                file.oprf_seed_file.unwrap_or_else(|| data_dir.join("oprf-seed")),
+            ),
+        };
+
+        let org_public_key = env("KLUIS_BROKER_ORG_PUBLIC_KEY")
+            .or(file.org_public_key)
+            .map(|k| OrgPublicKey::parse(&k).map_err(|e| invalid("org_public_key", e.to_string())))
+            .transpose()?;
+
+        let tls = file.tls;
+        if tls.is_none() && !listen.ip().is_loopback() {
+            return Err(ConfigError::PlainHttpNotLoopback(listen));
+        }
+
+        Ok(Self {
+            listen,
+            data_dir,
+            database_url,
+            tls,
+            oprf_seed,
+            public_url: env("KLUIS_BROKER_PUBLIC_URL").or(file.public_url),
+            org_public_key,
+            log_filter: env("KLUIS_BROKER_LOG").or(file.log).unwrap_or_else(|| "info".to_owned()),
+            settings,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn kluis_home_gives_data_dir_and_sqlite_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_str().unwrap().to_owned();
+        let cfg = Config::resolve(&Overrides::default(), &env_of(&[("KLUIS_HOME", &home)])).unwrap();
+        assert_eq!(cfg.data_dir, dir.path().join("broker"));
+        assert!(cfg.database_url.starts_with("sqlite:"));
+        assert_eq!(cfg.listen.to_string(), DEFAULT_LISTEN);
+        assert!(matches!(cfg.oprf_seed, SeedSource::File(_)));
+    }
+
+    #[test]
+    fn file_env_and_flags_layer_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1000\"\nregistration = \"open\"\n[limits]\nbody_bytes = 10\n",
+        )
+        .unwrap();
+        let o = Overrides { config_file: Some(path.clone()), data_dir: Some(dir.path().into()), listen: None };
+        let cfg = Config::resolve(&o, &env_of(&[])).unwrap();
+        assert_eq!(cfg.listen.port(), 1000);
+        assert_eq!(cfg.settings.registration, RegistrationMode::Open);
+        assert_eq!(cfg.settings.limits.body_bytes, 10);
+        let cfg = Config::resolve(&o, &env_of(&[("KLUIS_BROKER_LISTEN", "127.0.0.1:2000")])).unwrap();
+        assert_eq!(cfg.listen.port(), 2000);
+        let o2 = Overrides { listen: Some("127.0.0.1:3000".into()), ..o };
+        let cfg = Config::resolve(&o2, &env_of(&[("KLUIS_BROKER_LISTEN", "127.0.0.1:2000")])).unwrap();
+        assert_eq!(cfg.listen.port(), 3000);
+    }
+
+    #[test]
+    fn plain_http_refused_off_loopback() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Overrides {
+            config_file: None,
+            data_dir: Some(dir.path().into()),
+            listen: Some("0.0.0.0:8750".into()),
+        };
+        let home = dir.path().to_str().unwrap().to_owned();
+        assert!(matches!(
+            Config::resolve(&o, &env_of(&[("KLUIS_HOME", &home)])),
+            Err(ConfigError::PlainHttpNotLoopback(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let o = Overrides { config_file: Some(path), ..Overrides::default() };
+        assert!(matches!(Config::resolve(&o, &env_of(&[])), Err(ConfigError::Parse { .. })));
+    }
+}

@@ -1,0 +1,113 @@
+//! The Kluis broker: zero-knowledge accounts (OPAQUE, RFC 9807), versioned
+//! key escrow of sealed identities, and a directory of public keys certified
+//! by the organisation's Ed25519 key.
+//!
+//! The broker never links the file format or the sync engine: it stores
+//! opaque blobs. The binary `kluis-broker` is a thin shell over this crate.
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub mod admin;
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod metrics;
+pub mod opaque;
+pub mod org;
+pub mod ratelimit;
+pub mod server;
+pub mod store;
+
+use api::AppState;
+use clock::Clock;
+use config::{Config, SeedSource, Settings};
+use opaque::{OprfSeed, SeedError};
+use store::{Store, StoreError};
+
+/// Failures opening a broker.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The OPRF seed could not be loaded.
+    #[error(transparent)]
+    Seed(#[from] SeedError),
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A broker ready to serve: store, OPRF seed, settings and clock.
+pub struct Broker {
+    state: AppState,
+}
+
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
+impl Broker {
+    /// Opens the data directory, OPRF seed and database a configuration names.
+    pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, BrokerError> {
+        create_private_dir(&config.data_dir).map_err(|source| BrokerError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let seed = match &config.oprf_seed {
+            SeedSource::File(path) => OprfSeed::load_or_create(path)?,
+            SeedSource::Env(text) => OprfSeed::from_base64(text, "KLUIS_BROKER_OPRF_SEED")?,
+        };
+        let store = store::connect(&config.database_url).await?;
+        Ok(Self::from_parts(store, seed, config.settings.clone(), clock))
+    }
+
+    /// Assembles a broker from parts (tests use this).
+    pub fn from_parts(
+        store: Arc<dyn Store>,
+        seed: OprfSeed,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { state: AppState::new(store, seed, settings, clock) }
+    }
+
+    /// Handler state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        self.state.store().as_ref()
+    }
+
+    /// The HTTP router.
+    pub fn router(&self) -> axum::Router {
+        api::router(self.state.clone())
+    }
+
+    /// Binds and serves in the background.
+    pub async fn spawn(
+        &self,
+        addr: std::net::SocketAddr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<server::RunningServer> {
+        server::spawn(addr, self.router(), tls).await
+    }
+}

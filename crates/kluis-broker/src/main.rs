@@ -1,0 +1,241 @@
+//! `kluis-broker`: parses arguments, calls the library, prints.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use kluis_broker::clock::{Clock as _, SystemClock};
+use kluis_broker::config::{Config, Overrides};
+use kluis_broker::org::OrgSigningKey;
+use kluis_broker::{Broker, admin, server};
+use kluis_types::{Email, Invite, OrgPublicKey, PublicKeyString};
+
+#[derive(Parser)]
+#[command(name = "kluis-broker", version, about = "Kluis key broker")]
+struct Cli {
+    /// TOML configuration file (default: $KLUIS_HOME/broker.toml or the platform config dir).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory for the SQLite database and the OPRF seed.
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP(S) server.
+    Serve {
+        /// Listen address, e.g. 127.0.0.1:8750.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Administrator commands (run on the broker host, against its database).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Organisation signing key.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Certify a user's (e-mail, public key) binding with the org key.
+    Certify {
+        /// The org secret key file (can live on removable media).
+        #[arg(long, value_name = "FILE")]
+        org_key: PathBuf,
+        /// The user's address.
+        #[arg(long)]
+        email: String,
+        /// Refuse unless this exact key is on file (compare fingerprints with the user first).
+        #[arg(long, value_name = "KEY")]
+        public_key: Option<String>,
+    },
+    /// Invites for invite-only registration.
+    Invite {
+        #[command(subcommand)]
+        command: InviteCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Generate the org signing key into a new 0600 file and print its public key.
+    Init {
+        /// Where to write the secret key (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum InviteCommand {
+    /// Create a single-use invite and print it.
+    Create {
+        /// Bind the invite to this address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Validity in hours.
+        #[arg(long, default_value_t = 72)]
+        ttl_hours: i64,
+        /// Broker URL to embed (default: public_url from the config).
+        #[arg(long)]
+        broker_url: Option<String>,
+        /// Org public key to embed (default: org_public_key from the config).
+        #[arg(long)]
+        org_public_key: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match try_main(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kluis-broker: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn try_main(cli: Cli) -> anyhow::Result<()> {
+    let listen = match &cli.command {
+        Command::Serve { listen } => listen.clone(),
+        Command::Admin { .. } => None,
+    };
+    let overrides = Overrides { config_file: cli.config, data_dir: cli.data_dir, listen };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.command {
+        Command::Serve { .. } => {
+            let config = Config::resolve(&overrides, &|k| std::env::var(k).ok())?;
+            init_tracing(&config.log_filter);
+            runtime.block_on(serve(config))
+        }
+        Command::Admin { command: AdminCommand::Org { command: OrgCommand::Init { out } } } => {
+            let key = OrgSigningKey::init(&out)?;
+            eprintln!("Wrote the org secret key to {} (mode 0600). Keep it offline.", out.display());
+            println!("{}", key.public_key());
+            Ok(())
+        }
+        Command::Admin { command } => {
+            let config = Config::resolve(&overrides, &|k| std::env::var(k).ok())?;
+            runtime.block_on(run_admin(config, command))
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let tls = match &config.tls {
+        Some(paths) => Some(server::tls_acceptor(&paths.cert, &paths.key)?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let broker = Broker::open(&config, Arc::new(SystemClock)).await?;
+    let running = broker.spawn(config.listen, tls).await.with_context(|| format!("binding {}", config.listen))?;
+    tracing::info!(
+        address = %format!("{scheme}://{}", running.local_addr),
+        data_dir = %config.data_dir.display(),
+        backend = if config.database_url.starts_with("sqlite:") { "sqlite" } else { "postgres" },
+        registration = ?config.settings.registration,
+        "kluis-broker listening"
+    );
+    let stop = running.stopper();
+    let store = broker.state().store().clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            if let Err(e) = store.purge_expired(SystemClock.now()).await {
+                tracing::warn!(error = %e, "purging expired sessions failed");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    });
+    running.wait().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn run_admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
+    let broker = Broker::open(&config, Arc::new(SystemClock)).await?;
+    let now = SystemClock.now();
+    match command {
+        AdminCommand::Org { .. } => bail!("unreachable: handled before opening the database"),
+        AdminCommand::Certify { org_key, email, public_key } => {
+            let key = OrgSigningKey::load(&org_key)?;
+            let email = Email::parse(&email)?;
+            let expected = public_key.as_deref().map(PublicKeyString::parse).transpose()?;
+            let cert = admin::certify(broker.store(), &key, &email, expected.as_ref(), now).await?;
+            eprintln!("Certified {} with org key {}", cert.email, key.public_key());
+            println!("{}", cert.public_key.fingerprint());
+            Ok(())
+        }
+        AdminCommand::Invite { command: InviteCommand::Create { email, ttl_hours, broker_url, org_public_key } } => {
+            if ttl_hours <= 0 {
+                bail!("--ttl-hours must be positive");
+            }
+            let email = email.as_deref().map(Email::parse).transpose()?;
+            let org_key = match org_public_key {
+                Some(k) => OrgPublicKey::parse(&k)?,
+                None => config
+                    .org_public_key
+                    .context("no org public key: pass --org-public-key or set org_public_key")?,
+            };
+            let broker_url = broker_url
+                .or(config.public_url.clone())
+                .context("no broker URL: pass --broker-url or set public_url")?;
+            let token = admin::create_invite(broker.store(), now, ttl_hours * 3600, email.as_ref()).await?;
+            let invite = Invite { broker_url, token, org_public_key: org_key, email };
+            println!("{}", invite.encode()?);
+            Ok(())
+        }
+    }
+}

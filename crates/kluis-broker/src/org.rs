@@ -1,0 +1,115 @@
+//! The organisation signing key (Ed25519) and certificates over
+//! (e-mail, public key) bindings.
+//!
+//! The secret key lives in a file the administrator controls and may keep
+//! offline; the broker process never needs it to serve requests.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::{Signer as _, SigningKey};
+use kluis_types::{Email, OrgCertificate, OrgPublicKey, PublicKeyString, SignatureBytes};
+use rand::rngs::OsRng;
+use zeroize::Zeroizing;
+
+use crate::opaque::create_private;
+
+const SECRET_PREFIX: &str = "kluis-org-secret-ed25519:";
+
+/// Failures handling the org key.
+#[derive(Debug, thiserror::Error)]
+pub enum OrgKeyError {
+    /// Reading or writing the key file failed.
+    #[error("org key file {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not an org secret key.
+    #[error("org key file {path} is malformed")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// The organisation's secret signing key. No `Debug`; zeroized on drop by
+/// `ed25519-dalek`.
+pub struct OrgSigningKey(SigningKey);
+
+impl OrgSigningKey {
+    /// Generates a key and writes it to a new 0600 file (never overwrites).
+    pub fn init(path: &Path) -> Result<Self, OrgKeyError> {
+        let io = |source| OrgKeyError::Io { path: path.to_owned(), source };
+        let key = SigningKey::generate(&mut OsRng);
+        let mut text = Zeroizing::new(String::from(SECRET_PREFIX));
+        URL_SAFE_NO_PAD.encode_string(key.to_bytes(), &mut text);
+        text.push('\n');
+        let mut file = create_private(path).map_err(io)?;
+        file.write_all(text.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(Self(key))
+    }
+
+    /// Reads a key written by [`OrgSigningKey::init`].
+    pub fn load(path: &Path) -> Result<Self, OrgKeyError> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|source| OrgKeyError::Io { path: path.to_owned(), source })?,
+        );
+        let malformed = || OrgKeyError::Malformed { path: path.to_owned() };
+        let b64 = text.trim().strip_prefix(SECRET_PREFIX).ok_or_else(malformed)?;
+        let mut raw = Zeroizing::new([0u8; 33]);
+        match URL_SAFE_NO_PAD.decode_slice(b64.as_bytes(), &mut raw[..]) {
+            Ok(32) => {}
+            _ => return Err(malformed()),
+        }
+        let mut seed = Zeroizing::new([0u8; 32]);
+        seed.copy_from_slice(&raw[..32]);
+        Ok(Self(SigningKey::from_bytes(&seed)))
+    }
+
+    /// The public half, as pinned by clients.
+    pub fn public_key(&self) -> OrgPublicKey {
+        OrgPublicKey::from_bytes(self.0.verifying_key().to_bytes())
+    }
+
+    /// Signs one (e-mail, key) binding.
+    pub fn certify(&self, email: &Email, key: &PublicKeyString, issued_at: i64) -> OrgCertificate {
+        let message = kluis_types::certificate_message(email, key, issued_at);
+        let signature = self.0.sign(&message);
+        OrgCertificate {
+            email: email.clone(),
+            public_key: key.clone(),
+            issued_at,
+            signature: SignatureBytes::new(signature.to_bytes().to_vec()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signature, VerifyingKey};
+
+    #[test]
+    fn init_load_and_sign() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("org.key");
+        let a = OrgSigningKey::init(&path).unwrap();
+        assert!(OrgSigningKey::init(&path).is_err(), "must never overwrite");
+        let b = OrgSigningKey::load(&path).unwrap();
+        assert_eq!(a.public_key(), b.public_key());
+        let email = Email::parse("a@example.org").unwrap();
+        let key = PublicKeyString::parse("kluis1xyz").unwrap();
+        let cert = b.certify(&email, &key, 5);
+        let vk = VerifyingKey::from_bytes(&a.public_key().to_bytes()).unwrap();
+        let sig = Signature::from_slice(cert.signature.as_bytes()).unwrap();
+        vk.verify_strict(&cert.message(), &sig).unwrap();
+    }
+}

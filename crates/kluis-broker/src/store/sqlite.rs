@@ -1,0 +1,477 @@
+//! SQLite backend: the embedded default. One file in the data directory,
+//! WAL journal, foreign keys on.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kluis_types::{
+    Email, EncryptedEscrow, EscrowRecord, EscrowVersionInfo, LoginId, OrgCertificate,
+    PublicKeyString, SessionId, UserId,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, SqliteConnection};
+
+use super::{
+    NewSession, NewUser, PasswordChange, RawUser, SessionRow, Store, StoreError, TokenHash,
+    USER_COLUMNS, UserRow, decode_session, like_prefix,
+};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database a `sqlite:` URL names.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+}
+
+fn raw_user(row: &SqliteRow) -> Result<UserRow, StoreError> {
+    RawUser {
+        user_id: row.try_get("user_id")?,
+        email: row.try_get("email")?,
+        display_name: row.try_get("display_name")?,
+        opaque_record: row.try_get("opaque_record")?,
+        ksf_m_cost_kib: row.try_get("ksf_m_cost_kib")?,
+        ksf_t_cost: row.try_get("ksf_t_cost")?,
+        ksf_p_cost: row.try_get("ksf_p_cost")?,
+        public_key: row.try_get("public_key")?,
+        cert_issued_at: row.try_get("cert_issued_at")?,
+        cert_signature: row.try_get("cert_signature")?,
+    }
+    .decode()
+}
+
+fn session_row(row: &SqliteRow) -> Result<SessionRow, StoreError> {
+    decode_session(
+        row.try_get("session_id")?,
+        row.try_get("user_id")?,
+        row.try_get("created_at")?,
+        row.try_get("expires_at")?,
+    )
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error().is_some_and(|e| e.is_unique_violation())
+}
+
+/// Appends escrow version `expected + 1` in one statement; 0 rows means the
+/// caller's view was stale.
+async fn insert_next_escrow(
+    conn: &mut SqliteConnection,
+    user_id: &UserId,
+    expected_version: i64,
+    escrow: &EncryptedEscrow,
+    now: i64,
+) -> Result<i64, StoreError> {
+    let result = sqlx::query(
+        "INSERT INTO escrow (user_id, version, blob, created_at) \
+         SELECT ?, ? + 1, ?, ? \
+         WHERE (SELECT COALESCE(MAX(version), 0) FROM escrow WHERE user_id = ?) = ?",
+    )
+    .bind(user_id.as_str())
+    .bind(expected_version)
+    .bind(escrow.as_bytes())
+    .bind(now)
+    .bind(user_id.as_str())
+    .bind(expected_version)
+    .execute(&mut *conn)
+    .await;
+    match result {
+        Ok(done) if done.rows_affected() == 1 => Ok(expected_version + 1),
+        Ok(_) => Err(StoreError::VersionConflict),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::VersionConflict),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn escrow_record(row: &SqliteRow) -> Result<EscrowRecord, StoreError> {
+    Ok(EscrowRecord {
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        escrow: EncryptedEscrow::new(row.try_get("blob")?),
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS kluis_schema_version \
+             (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        for &(version, sql) in MIGRATIONS {
+            let mut tx = self.pool.begin().await?;
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM kluis_schema_version WHERE version = ?")
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if done.is_some() {
+                continue;
+            }
+            // A plain &str runs as a multi-statement (simple) query.
+            sqlx::Executor::execute(&mut *tx, sql)
+                .await
+                .map_err(|source| StoreError::Migration { version, source })?;
+            sqlx::query("INSERT INTO kluis_schema_version (version, applied_at) VALUES (?, strftime('%s','now'))")
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_user(
+        &self,
+        user: &NewUser,
+        invite: Option<&TokenHash>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(hash) = invite {
+            let used = sqlx::query(
+                "UPDATE invites SET used_at = ? WHERE token_hash = ? AND used_at IS NULL \
+                 AND expires_at > ? AND (email IS NULL OR email = ?)",
+            )
+            .bind(user.created_at)
+            .bind(&hash[..])
+            .bind(user.created_at)
+            .bind(user.email.as_str())
+            .execute(&mut *tx)
+            .await?;
+            if used.rows_affected() != 1 {
+                return Err(StoreError::InviteInvalid);
+            }
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO users (user_id, email, display_name, display_name_lc, opaque_record, \
+             ksf_m_cost_kib, ksf_t_cost, ksf_p_cost, public_key, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(user.user_id.as_str())
+        .bind(user.email.as_str())
+        .bind(user.display_name.as_str())
+        .bind(user.display_name.as_str().to_lowercase())
+        .bind(&user.opaque_record[..])
+        .bind(i64::from(user.ksf.m_cost_kib))
+        .bind(i64::from(user.ksf.t_cost))
+        .bind(i64::from(user.ksf.p_cost))
+        .bind(user.public_key.as_str())
+        .bind(user.created_at)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::EmailTaken),
+            Err(e) => return Err(e.into()),
+        }
+        insert_next_escrow(&mut tx, &user.user_id, 0, &user.escrow, user.created_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn user_by_email(&self, email: &Email) -> Result<Option<UserRow>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?");
+        let row = sqlx::query(&sql)
+            .bind(email.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(raw_user).transpose()
+    }
+
+    async fn user_by_id(&self, user_id: &UserId) -> Result<Option<UserRow>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE user_id = ?");
+        let row = sqlx::query(&sql)
+            .bind(user_id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(raw_user).transpose()
+    }
+
+    async fn set_public_key(
+        &self,
+        user_id: &UserId,
+        key: &PublicKeyString,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE users SET public_key = ?, cert_issued_at = NULL, cert_signature = NULL \
+             WHERE user_id = ?",
+        )
+        .bind(key.as_str())
+        .bind(user_id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_certificate(&self, cert: &OrgCertificate) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE users SET cert_issued_at = ?, cert_signature = ? \
+             WHERE email = ? AND public_key = ?",
+        )
+        .bind(cert.issued_at)
+        .bind(cert.signature.as_bytes())
+        .bind(cert.email.as_str())
+        .bind(cert.public_key.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn search_directory(&self, prefix: &str, limit: i64) -> Result<Vec<UserRow>, StoreError> {
+        let pattern = like_prefix(prefix);
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users \
+             WHERE email LIKE ? ESCAPE '\\' OR display_name_lc LIKE ? ESCAPE '\\' \
+             ORDER BY email LIMIT ?"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&pattern)
+            .bind(&pattern)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(raw_user).collect()
+    }
+
+    async fn put_login_attempt(
+        &self,
+        login_id: &LoginId,
+        user_id: Option<&UserId>,
+        state: &[u8],
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO login_attempts (login_id, user_id, state, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(login_id.as_str())
+        .bind(user_id.map(UserId::as_str))
+        .bind(state)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_login_attempt(
+        &self,
+        login_id: &LoginId,
+        now: i64,
+    ) -> Result<Option<(Option<UserId>, Vec<u8>)>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM login_attempts WHERE login_id = ? RETURNING user_id, state, expires_at",
+        )
+        .bind(login_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let expires_at: i64 = row.try_get("expires_at")?;
+        if expires_at <= now {
+            return Ok(None);
+        }
+        let user_id: Option<String> = row.try_get("user_id")?;
+        let user_id = user_id
+            .map(|u| UserId::parse(&u))
+            .transpose()
+            .map_err(|_| StoreError::Corrupt { table: "login_attempts" })?;
+        Ok(Some((user_id, row.try_get("state")?)))
+    }
+
+    async fn create_session(&self, session: &NewSession) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (session_id, user_id, token_hash, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(session.session_id.as_str())
+        .bind(session.user_id.as_str())
+        .bind(&session.token_hash[..])
+        .bind(session.created_at)
+        .bind(session.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn session_by_token_hash(
+        &self,
+        hash: &TokenHash,
+        now: i64,
+    ) -> Result<Option<SessionRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT session_id, user_id, created_at, expires_at FROM sessions \
+             WHERE token_hash = ? AND expires_at > ?",
+        )
+        .bind(&hash[..])
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(session_row).transpose()
+    }
+
+    async fn list_sessions(&self, user_id: &UserId, now: i64) -> Result<Vec<SessionRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT session_id, user_id, created_at, expires_at FROM sessions \
+             WHERE user_id = ? AND expires_at > ? ORDER BY created_at, session_id",
+        )
+        .bind(user_id.as_str())
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(session_row).collect()
+    }
+
+    async fn revoke_session(
+        &self,
+        user_id: &UserId,
+        session_id: &SessionId,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = ? AND session_id = ?")
+            .bind(user_id.as_str())
+            .bind(session_id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn escrow_latest(&self, user_id: &UserId) -> Result<Option<EscrowRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT version, created_at, blob FROM escrow WHERE user_id = ? \
+             ORDER BY version DESC LIMIT 1",
+        )
+        .bind(user_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(escrow_record).transpose()
+    }
+
+    async fn escrow_version(
+        &self,
+        user_id: &UserId,
+        version: i64,
+    ) -> Result<Option<EscrowRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT version, created_at, blob FROM escrow WHERE user_id = ? AND version = ?",
+        )
+        .bind(user_id.as_str())
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(escrow_record).transpose()
+    }
+
+    async fn escrow_versions(&self, user_id: &UserId) -> Result<Vec<EscrowVersionInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT version, created_at FROM escrow WHERE user_id = ? ORDER BY version",
+        )
+        .bind(user_id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EscrowVersionInfo {
+                    version: r.try_get("version")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn append_escrow(
+        &self,
+        user_id: &UserId,
+        expected_version: i64,
+        escrow: &EncryptedEscrow,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        insert_next_escrow(&mut conn, user_id, expected_version, escrow, now).await
+    }
+
+    async fn change_password(&self, change: &PasswordChange<'_>) -> Result<(i64, u64), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE users SET opaque_record = ?, ksf_m_cost_kib = ?, ksf_t_cost = ?, \
+             ksf_p_cost = ? WHERE user_id = ?",
+        )
+        .bind(change.opaque_record)
+        .bind(i64::from(change.ksf.m_cost_kib))
+        .bind(i64::from(change.ksf.t_cost))
+        .bind(i64::from(change.ksf.p_cost))
+        .bind(change.user_id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let version = insert_next_escrow(
+            &mut tx,
+            change.user_id,
+            change.expected_escrow_version,
+            change.escrow,
+            change.now,
+        )
+        .await?;
+        let revoked = sqlx::query("DELETE FROM sessions WHERE user_id = ? AND session_id <> ?")
+            .bind(change.user_id.as_str())
+            .bind(change.keep_session.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok((version, revoked))
+    }
+
+    async fn create_invite(
+        &self,
+        hash: &TokenHash,
+        email: Option<&Email>,
+        created_at: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO invites (token_hash, email, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&hash[..])
+        .bind(email.map(Email::as_str))
+        .bind(created_at)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM login_attempts WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
