@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Directory lookups per second and p99 latency at 50 concurrent clients on
+# loopback, with SQLite and with PostgreSQL. A script to run by hand, not a
+# test. Needs `wrk` (Debian package) and, for PostgreSQL, a database URL in
+# KLUIS_BENCH_POSTGRES_URL (or KLUIS_TEST_POSTGRES_URL); see .ci/broker.sh
+# for how CI creates one.
+#
+#   bash bench/broker-lookups.sh            # 10 s per backend
+#   DURATION=30s USERS=1000 bash bench/broker-lookups.sh
+#
+# Each lookup is an authenticated `GET /v1/directory?q=<e-mail prefix>`
+# answering one certified-looking entry: a session-token check plus a
+# prefix query. Logging is at `warn` (per-request `info` lines would
+# measure the terminal, not the broker).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 2; }
+
+duration=${DURATION:-10s}
+users=${USERS:-300}
+connections=${CONNECTIONS:-50}
+pg_url=${KLUIS_BENCH_POSTGRES_URL:-${KLUIS_TEST_POSTGRES_URL:-}}
+
+cargo build -q --release -p kluis-broker --bin kluis-broker
+cargo build -q --release -p kluis-account --example ci_session
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+broker_bin="$target_dir/release/kluis-broker"
+session_bin="$target_dir/release/examples/ci_session"
+
+work=$(mktemp -d)
+broker_pid=""
+cleanup() {
+  if [ -n "$broker_pid" ]; then kill "$broker_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+run_backend() {
+  local name=$1 db_url=$2 port=$3
+  local home="$work/$name"
+  mkdir -p "$home"
+  if [ -n "$db_url" ]; then export KLUIS_BROKER_DATABASE_URL="$db_url"; else unset KLUIS_BROKER_DATABASE_URL; fi
+  KLUIS_HOME="$home" KLUIS_BROKER_REGISTRATION=open KLUIS_BROKER_LOG=warn \
+    "$broker_bin" serve --listen "127.0.0.1:$port" 2>"$home/broker.log" &
+  broker_pid=$!
+  for _ in $(seq 1 50); do
+    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  local run
+  run=$(date +%s%N)
+  # Populate the directory (test-only KSF parameters: registration speed is not measured here).
+  local i token="" target=""
+  for i in $(seq 1 "$users"); do
+    read -r _ token < <("$session_bin" "http://127.0.0.1:$port" "$home/client-$i" "bench-$run-$i@example.org")
+    rm -rf "$home/client-$i"
+  done
+  target="bench-$run-$((users / 2))@example.org"
+  local out="$home/wrk.txt"
+  wrk -t2 -c"$connections" -d"$duration" --latency \
+    -H "Authorization: Bearer $token" \
+    "http://127.0.0.1:$port/v1/directory?q=$target" >"$out"
+  local rps p99 non2xx
+  rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+  p99=$(awk '$1 == "99%" {print $2}' "$out")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' "$out")
+  printf '%-10s users=%-5s conns=%-3s lookups/s=%-10s p99=%-8s non-2xx=%s\n' \
+    "$name" "$users" "$connections" "$rps" "$p99" "${non2xx:-0}"
+  kill "$broker_pid"; wait "$broker_pid" 2>/dev/null || true; broker_pid=""
+}
+
+echo "broker directory lookups, wrk -t2 -c$connections -d$duration, $(nproc) cores"
+run_backend sqlite "" 18760
+if [ -n "$pg_url" ]; then
+  run_backend postgres "$pg_url" 18761
+else
+  echo "postgres   skipped: set KLUIS_BENCH_POSTGRES_URL"
+fi
