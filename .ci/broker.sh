@@ -67,14 +67,15 @@ test -n "$token"
 # (an internal Hypothesis "flaky" error, not a server fault, with two).
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q --disable-pip-version-check schemathesis
-"$work/venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
+# Run from $work: schemathesis leaves a .schemathesis/ cache in its cwd.
+(cd "$work" && "$work/venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
   --checks not_a_server_error \
   --header "Authorization: Bearer $token" \
   --max-examples 60 \
   --workers 1 \
   --no-color \
   --seed 20261128 \
-  --suppress-health-check all
+  --suppress-health-check all)
 # Independent of the fuzzer's own verdict: the broker's counters saw no 5xx.
 if curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^kluis_http_requests_total\{.*status="5[0-9][0-9]"\}'; then
   echo "the broker answered 5xx during fuzzing" >&2
