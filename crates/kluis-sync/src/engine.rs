@@ -1,0 +1,310 @@
+//! One folder pair: scan → index → plan → apply, repeated until nothing is
+//! left to do (or only deferred/failed items remain).
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kluis_format::{Header, Identity};
+
+use crate::error::{ItemError, ItemErrorKind, SyncError};
+use crate::exec::{self, Activity, Exec};
+use crate::folder_meta::{FOLDER_META_FILE, FolderMeta};
+use crate::index::Index;
+use crate::names::NameCipher;
+use crate::plan::{self, Guard, PlanInput};
+use crate::scan::{self, Ignore, Kind, Skip};
+
+/// A clock, passed in so tests can drive time.
+pub trait Clock {
+    /// Nanoseconds since the Unix epoch.
+    fn now_ns(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ns(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64)
+    }
+}
+
+/// Settings of one folder pair.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The plaintext folder.
+    pub plain: PathBuf,
+    /// The encrypted mirror (inside the sync folder).
+    pub mirror: PathBuf,
+    /// The index database file.
+    pub index_path: PathBuf,
+    /// This device's name (conflict copies).
+    pub device: String,
+    /// Quiet period before a changed file is picked up.
+    pub quiet: Duration,
+    /// fsync files and directories (off only for benchmarks).
+    pub fsync: bool,
+    /// Fewest deletions that can trip the mass-deletion guard.
+    pub mass_delete_min: usize,
+    /// Days plaintext stays in the Kluis trash.
+    pub trash_days: u32,
+}
+
+impl EngineConfig {
+    /// Defaults for a pair.
+    pub fn new(plain: PathBuf, mirror: PathBuf, index_path: PathBuf, device: String) -> Self {
+        EngineConfig {
+            plain,
+            mirror,
+            index_path,
+            device,
+            quiet: Duration::from_millis(500),
+            fsync: true,
+            mass_delete_min: 10,
+            trash_days: 30,
+        }
+    }
+}
+
+/// What one reconcile did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Operations applied.
+    pub activity: Vec<Activity>,
+    /// Items that failed this round (retried later).
+    pub errors: Vec<ItemError>,
+    /// Paths skipped on purpose (symlinks, special files, foreign names).
+    pub skips: Vec<Skip>,
+    /// Set when the plan was withheld; the caller pauses and alerts.
+    pub guard: Option<Guard>,
+    /// Paths still being written.
+    pub deferred: Vec<String>,
+    /// Plan again at this time (ns) for deferred paths.
+    pub wake_at: Option<i64>,
+    /// Number of rounds run.
+    pub rounds: usize,
+}
+
+impl Report {
+    /// Whether something is left to retry later.
+    pub fn needs_retry(&self) -> bool {
+        !self.errors.is_empty()
+    }
+}
+
+/// The engine of one folder pair.
+pub struct Engine {
+    cfg: EngineConfig,
+    index: Index,
+    meta: Option<FolderMeta>,
+    allow_mass_delete: bool,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+const MAX_ROUNDS: usize = 6;
+
+impl Engine {
+    /// Open the index and remove temp files a killed run left behind. The
+    /// caller holds the pair lock.
+    pub fn open(cfg: EngineConfig) -> Result<Engine, SyncError> {
+        if let Some(d) = cfg.index_path.parent() {
+            fs::create_dir_all(d).map_err(SyncError::io("create", d))?;
+        }
+        let index = Index::open(&cfg.index_path)?;
+        exec::remove_temps(&cfg.plain);
+        exec::remove_temps(&cfg.mirror);
+        Ok(Engine {
+            cfg,
+            index,
+            meta: None,
+            allow_mass_delete: false,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// The index (read-only use: status, tests).
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Let the next reconcile go ahead despite the mass-deletion guard.
+    pub fn allow_mass_delete_once(&mut self) {
+        self.allow_mass_delete = true;
+    }
+
+    /// Forget the decrypted folder key (on lock).
+    pub fn lock(&mut self) {
+        self.meta = None;
+    }
+
+    /// Load or create the folder metadata.
+    fn folder_meta(&mut self, identity: &Identity, rng: &mut impl rand_core::CryptoRng) -> Result<&FolderMeta, SyncError> {
+        if self.meta.is_none() {
+            let path = self.cfg.mirror.join(FOLDER_META_FILE);
+            let meta = match fs::read(&path) {
+                Ok(bytes) => FolderMeta::open(&bytes, identity).map_err(|e| match e {
+                    crate::folder_meta::FolderMetaError::Format(source) => SyncError::FolderMeta { path: path.clone(), source },
+                    crate::folder_meta::FolderMetaError::Malformed(reason) => SyncError::FolderMetaFormat { path: path.clone(), reason },
+                })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let has_content = fs::read_dir(&self.cfg.mirror)
+                        .map_err(SyncError::io("read", &self.cfg.mirror))?
+                        .flatten()
+                        .any(|e| !e.file_name().to_string_lossy().starts_with(scan::KLUIS_PREFIX));
+                    if has_content {
+                        return Err(SyncError::NoFolderMeta(self.cfg.mirror.clone()));
+                    }
+                    let meta = FolderMeta::generate(identity.recipient(), rng);
+                    let bytes = meta.seal(rng).map_err(|e| match e {
+                        crate::folder_meta::FolderMetaError::Format(source) => SyncError::FolderMeta { path: path.clone(), source },
+                        crate::folder_meta::FolderMetaError::Malformed(reason) => SyncError::FolderMetaFormat { path: path.clone(), reason },
+                    })?;
+                    write_new_atomic(&self.cfg.mirror, FOLDER_META_FILE, &bytes)?;
+                    meta
+                }
+                Err(e) => return Err(SyncError::io("read", &path)(e)),
+            };
+            self.meta = Some(meta);
+        }
+        self.meta.as_ref().ok_or(SyncError::NoFolderMeta(self.cfg.mirror.clone()))
+    }
+
+    /// Reconcile both trees until nothing is left to do now.
+    pub fn reconcile<R: rand_core::CryptoRng>(
+        &mut self,
+        identity: &Identity,
+        clock: &dyn Clock,
+        rng: &mut R,
+    ) -> Result<Report, SyncError> {
+        for root in [&self.cfg.plain, &self.cfg.mirror] {
+            fs::metadata(root).map_err(SyncError::io("open root", root.as_path()))?;
+        }
+        self.folder_meta(identity, rng)?;
+        let Some(meta) = self.meta.take() else {
+            return Err(SyncError::NoFolderMeta(self.cfg.mirror.clone()));
+        };
+        let result = self.reconcile_with(identity, &meta, clock, rng);
+        self.meta = Some(meta);
+        result
+    }
+
+    fn reconcile_with<R: rand_core::CryptoRng>(
+        &mut self,
+        identity: &Identity,
+        meta: &FolderMeta,
+        clock: &dyn Clock,
+        rng: &mut R,
+    ) -> Result<Report, SyncError> {
+        let names = meta.name_cipher();
+        let ignore = Ignore::load(&self.cfg.plain);
+        let mut report = Report::default();
+        exec::purge_trash(&self.cfg.plain, clock.now_ns(), self.cfg.trash_days);
+        for round in 0..MAX_ROUNDS {
+            report.rounds = round + 1;
+            let index = self.index.load()?;
+            let local = scan::scan_local(&self.cfg.plain, &ignore).map_err(SyncError::io("scan", &self.cfg.plain))?;
+            let mut remote = scan::scan_remote(&self.cfg.mirror, &names, &mut |_, p| hashed_name(p, identity))
+                .map_err(SyncError::io("scan", &self.cfg.mirror))?;
+            for (p, r) in remote.entries.iter_mut() {
+                if r.stat.kind == Kind::File
+                    && index.get(p).is_none_or(|i| i.r_size != r.stat.size || i.r_mtime != r.stat.mtime)
+                {
+                    r.file_id = scan::read_file_id(&self.cfg.mirror.join(&r.cpath));
+                }
+            }
+            let now = clock.now_ns();
+            let plan = plan::plan(PlanInput {
+                local: &local.entries,
+                remote: &remote,
+                index: &index,
+                now,
+                quiet: self.cfg.quiet.as_nanos() as i64,
+                mass_delete_min: self.cfg.mass_delete_min,
+                allow_mass_delete: self.allow_mass_delete,
+            });
+            report.skips = local.skips;
+            report.skips.extend(remote.skips);
+            report.deferred = plan.deferred;
+            report.wake_at = plan.wake_at;
+            if plan.guard.is_some() {
+                report.guard = plan.guard;
+                return Ok(report);
+            }
+            if plan.ops.is_empty() {
+                break;
+            }
+            self.allow_mass_delete = false;
+            let mut ex = Exec {
+                plain: &self.cfg.plain,
+                mirror: &self.cfg.mirror,
+                names: &names,
+                identity,
+                recipients: &meta.members,
+                index: &mut self.index,
+                rng: &mut *rng,
+                fsync: self.cfg.fsync,
+                device: &self.cfg.device,
+                now,
+            };
+            let mut progress = false;
+            report.errors.clear();
+            for op in &plan.ops {
+                match ex.apply(op) {
+                    Ok(a) => {
+                        progress = true;
+                        report.activity.push(a);
+                    }
+                    Err(e) => report.errors.push(e),
+                }
+            }
+            let rescan = report.errors.iter().any(|e| e.kind == ItemErrorKind::ChangedDuringSync);
+            if !progress && !rescan {
+                break;
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// The real name of a hashed long file name: from its header metadata.
+fn hashed_name(p: &Path, identity: &Identity) -> Option<String> {
+    let f = fs::File::open(p).ok()?;
+    let mut r = std::io::BufReader::new(f).take(kluis_format::MAX_HEADER_LEN as u64);
+    let header = Header::read(&mut r).ok()?;
+    let key = header.unwrap_file_key(identity).ok()?;
+    header.metadata(&key).ok()?.name
+}
+
+fn write_new_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), SyncError> {
+    let tmp = dir.join(format!("{}folder-new", scan::TEMP_PREFIX));
+    let target = dir.join(name);
+    let mut f = fs::File::create(&tmp).map_err(SyncError::io("create", &tmp))?;
+    std::io::Write::write_all(&mut f, bytes).map_err(SyncError::io("write", &tmp))?;
+    f.sync_all().map_err(SyncError::io("fsync", &tmp))?;
+    // hard_link fails if the target exists: never clobber a metadata file
+    // another device created meanwhile.
+    let r = fs::hard_link(&tmp, &target);
+    let _ = fs::remove_file(&tmp);
+    r.map_err(SyncError::io("create", &target))?;
+    exec::fsync_dir(dir).map_err(SyncError::io("fsync", dir))?;
+    Ok(())
+}
+
+/// The name cipher for tests and tools that already hold folder metadata.
+pub fn names_of(meta: &FolderMeta) -> NameCipher {
+    meta.name_cipher()
+}

@@ -1,0 +1,102 @@
+//! Typed errors of the sync engine. Per-item failures are [`ItemError`]
+//! results in a report; [`SyncError`] aborts a whole reconcile.
+
+use std::path::PathBuf;
+
+/// A ciphertext or plaintext name could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum NameError {
+    /// The plaintext component is empty, too long, or holds '/' or NUL.
+    #[error("invalid plaintext name {0:?}")]
+    InvalidPlain(String),
+    /// Not a name this folder's key produced.
+    #[error("not an encrypted name of this folder: {0:?}")]
+    NotEncrypted(String),
+    /// The decrypted name has bad padding or is not UTF-8.
+    #[error("encrypted name has invalid padding")]
+    Padding,
+    /// The name key is unusable.
+    #[error("name key is unusable")]
+    Key,
+}
+
+/// Errors that stop a reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// An I/O error on a path.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What we were doing.
+        op: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The index database failed.
+    #[error("index {path}: {source}")]
+    Index {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The folder-metadata file failed.
+    #[error("folder metadata {path}: {source}")]
+    FolderMeta {
+        /// The metadata file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: kluis_format::Error,
+    },
+    /// The folder-metadata file is malformed.
+    #[error("folder metadata {path} is malformed: {reason}")]
+    FolderMetaFormat {
+        /// The metadata file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The mirror has content but no folder-metadata file yet (it may still
+    /// be syncing in).
+    #[error("mirror {0} has files but no folder metadata yet; waiting for it to sync")]
+    NoFolderMeta(PathBuf),
+    /// A name failed.
+    #[error(transparent)]
+    Name(#[from] NameError),
+}
+
+impl SyncError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> SyncError {
+        let path = path.into();
+        move |source| SyncError::Io { op, path, source }
+    }
+}
+
+/// Why one item was not synced this round.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ItemErrorKind {
+    /// The ciphertext does not (yet) authenticate: partly synced or corrupt.
+    /// Retried later; never decrypted, never deleted.
+    Incomplete,
+    /// The file is not encrypted to our identity.
+    NotSharedWithYou,
+    /// The file changed while we worked on it; it is rescanned.
+    ChangedDuringSync,
+    /// Any other I/O or format problem.
+    Failed,
+}
+
+/// A per-item failure.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ItemError {
+    /// The plaintext path (or ciphertext path when unknown).
+    pub path: String,
+    /// Classification.
+    pub kind: ItemErrorKind,
+    /// Details for logs.
+    pub detail: String,
+}

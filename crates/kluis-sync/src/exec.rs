@@ -1,0 +1,712 @@
+//! The executor: applies one [`Operation`] at a time, never clobbering.
+//!
+//! Every write goes to a temp file in the target's directory, is fsynced,
+//! and renamed over the target only after re-checking that the target is
+//! still what the index says (absent, or the recorded size and mtime);
+//! otherwise the item reports [`ItemErrorKind::ChangedDuringSync`] and the
+//! engine rescans. The directory is fsynced after the rename. The index is
+//! updated after the file system, so a crash between the two leaves a state
+//! the planner recovers from (both sides "changed" with equal content).
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use kluis_format::{Decryptor, Identity, Metadata, Recipient};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{ItemError, ItemErrorKind};
+use crate::index::{Index, IndexEntry};
+use crate::names::{self, DIR_NAME_MARKER, Encoded, NameCipher};
+use crate::plan::Operation;
+use crate::scan::{self, Kind, Stat, TEMP_PREFIX, TRASH_DIR};
+
+/// Something the engine did, for the activity log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    /// What happened: `encrypted`, `decrypted`, `renamed`, `conflict`,
+    /// `trashed`, `deleted`, `mkdir`, `rmdir`.
+    pub action: String,
+    /// Plaintext path.
+    pub path: String,
+    /// Extra detail (rename target, conflict copy name).
+    pub detail: Option<String>,
+    /// When (ns since the epoch).
+    pub at: i64,
+}
+
+/// What an executor needs. Borrowed from the engine for one round.
+pub struct Exec<'a, R: rand_core::CryptoRng> {
+    /// Plaintext root.
+    pub plain: &'a Path,
+    /// Mirror root.
+    pub mirror: &'a Path,
+    /// Name cipher of the mirror.
+    pub names: &'a NameCipher,
+    /// The unlocked identity.
+    pub identity: &'a Identity,
+    /// Who new ciphertext is encrypted to.
+    pub recipients: &'a [Recipient],
+    /// The index.
+    pub index: &'a mut Index,
+    /// Randomness (file keys, temp names).
+    pub rng: &'a mut R,
+    /// fsync files and directories.
+    pub fsync: bool,
+    /// This device's name, for conflict copies.
+    pub device: &'a str,
+    /// The clock value of this round (ns).
+    pub now: i64,
+}
+
+type ItemResult = Result<Activity, ItemError>;
+
+fn fail(path: &str, kind: ItemErrorKind, detail: impl std::fmt::Display) -> ItemError {
+    ItemError {
+        path: path.to_owned(),
+        kind,
+        detail: detail.to_string(),
+    }
+}
+
+fn io_fail(path: &str) -> impl FnOnce(io::Error) -> ItemError + '_ {
+    move |e| fail(path, ItemErrorKind::Failed, e)
+}
+
+/// Classify a decryption failure: anything that is not "not for us" is
+/// treated as incomplete (retry later, never delete).
+fn crypt_fail(path: &str, e: kluis_format::Error) -> ItemError {
+    match e {
+        kluis_format::Error::NoMatchingRecipient => fail(path, ItemErrorKind::NotSharedWithYou, e),
+        kluis_format::Error::Io(ref io) if io.kind() != io::ErrorKind::UnexpectedEof => {
+            fail(path, ItemErrorKind::Failed, e)
+        }
+        _ => fail(path, ItemErrorKind::Incomplete, e),
+    }
+}
+
+/// `YYYY-MM-DD HHMMSS` (UTC) for a time in ns; no characters Windows forbids.
+pub fn format_date(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}{:02}{:02}", sod / 3600, sod % 3600 / 60, sod % 60)
+}
+
+/// Days since 1970-01-01 → (year, month, day) (H. Hinnant's algorithm).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn split_parent(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("", path),
+    }
+}
+
+/// fsync a directory (no-op where directories cannot be opened).
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Whether the file at `p` still has the expected (size, mtime); `None`
+/// expects it to be absent.
+fn matches(p: &Path, expected: Option<(u64, i64)>) -> bool {
+    match (fs::symlink_metadata(p), expected) {
+        (Err(e), None) => e.kind() == io::ErrorKind::NotFound,
+        (Ok(m), Some((size, mtime))) => {
+            let s = Stat::from_metadata(&m);
+            s.size == size && s.mtime == mtime
+        }
+        _ => false,
+    }
+}
+
+fn stat_of(p: &Path) -> io::Result<Stat> {
+    fs::symlink_metadata(p).map(|m| Stat::from_metadata(&m))
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<R: rand_core::CryptoRng> Exec<'_, R> {
+    fn temp_path(&mut self, dir: &Path) -> PathBuf {
+        let mut b = [0u8; 8];
+        self.rng.fill_bytes(&mut b);
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        dir.join(format!("{TEMP_PREFIX}{hex}"))
+    }
+
+    fn activity(&self, action: &str, path: &str, detail: Option<String>) -> Activity {
+        Activity {
+            action: action.to_owned(),
+            path: path.to_owned(),
+            detail,
+            at: self.now,
+        }
+    }
+
+    fn cpath(&self, path: &str, kind: Kind) -> Result<String, ItemError> {
+        self.names
+            .encrypt_path(path, kind == Kind::File)
+            .map_err(|e| fail(path, ItemErrorKind::Failed, e))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<(), ItemError> {
+        if self.fsync {
+            fsync_dir(dir).map_err(|e| fail(&dir.display().to_string(), ItemErrorKind::Failed, e))?;
+        }
+        Ok(())
+    }
+
+    /// Create the encrypted directory `path` and its parents (with name
+    /// markers for hashed names). Returns its ciphertext path.
+    fn ensure_remote_dir(&mut self, path: &str) -> Result<String, ItemError> {
+        let mut cpath = String::new();
+        if path.is_empty() {
+            return Ok(cpath);
+        }
+        for comp in path.split('/') {
+            let enc = self.names.encrypt_component(comp).map_err(|e| fail(path, ItemErrorKind::Failed, e))?;
+            if !cpath.is_empty() {
+                cpath.push('/');
+            }
+            cpath.push_str(enc.stem());
+            let full = self.mirror.join(&cpath);
+            if !full.is_dir() {
+                fs::create_dir(&full).or_else(|e| if full.is_dir() { Ok(()) } else { Err(e) }).map_err(io_fail(path))?;
+                if let Encoded::Hashed { ct_b32, .. } = &enc {
+                    self.write_small(&full, DIR_NAME_MARKER, ct_b32.as_bytes()).map_err(io_fail(path))?;
+                }
+                if let Some(parent) = full.parent() {
+                    self.sync_dir(parent)?;
+                }
+            }
+        }
+        Ok(cpath)
+    }
+
+    fn write_small(&mut self, dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let tmp = self.temp_path(dir);
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        if self.fsync {
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, dir.join(name))
+    }
+
+    fn ensure_local_dir(&self, path: &str) -> Result<(), ItemError> {
+        if !path.is_empty() {
+            fs::create_dir_all(self.plain.join(path)).map_err(io_fail(path))?;
+        }
+        Ok(())
+    }
+
+    /// Decrypt `cfull` into a temp file in `dir`. Returns (temp, hash, metadata).
+    fn decrypt_to_temp(&mut self, path: &str, cfull: &Path, dir: &Path) -> Result<(PathBuf, Vec<u8>, Metadata), ItemError> {
+        let f = File::open(cfull).map_err(io_fail(path))?;
+        let mut d = Decryptor::new(BufReader::with_capacity(1 << 16, f), self.identity).map_err(|e| crypt_fail(path, e))?;
+        let meta = d.metadata().clone();
+        let tmp = self.temp_path(dir);
+        let result = (|| -> Result<Vec<u8>, ItemError> {
+            let out = File::create(&tmp).map_err(io_fail(path))?;
+            let mut w = BufWriter::with_capacity(1 << 16, out);
+            let mut hash = Sha256::new();
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = match d.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(crypt_fail(path, kluis_format::Error::from_io(e))),
+                };
+                hash.update(&buf[..n]);
+                w.write_all(&buf[..n]).map_err(io_fail(path))?;
+            }
+            let f = w.into_inner().map_err(|e| fail(path, ItemErrorKind::Failed, e.error()))?;
+            if let Some((s, ns)) = meta.mtime
+                && s >= 0
+            {
+                let t = std::time::UNIX_EPOCH + std::time::Duration::new(s as u64, ns);
+                let _ = f.set_modified(t);
+            }
+            if self.fsync {
+                f.sync_all().map_err(io_fail(path))?;
+            }
+            Ok(hash.finalize().to_vec())
+        })();
+        match result {
+            Ok(h) => Ok((tmp, h, meta)),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    fn hash_file(path: &str, p: &Path) -> Result<Vec<u8>, ItemError> {
+        let mut r = HashingReader { inner: BufReader::with_capacity(1 << 16, File::open(p).map_err(io_fail(path))?), hash: Sha256::new() };
+        io::copy(&mut r, &mut io::sink()).map_err(io_fail(path))?;
+        Ok(r.hash.finalize().to_vec())
+    }
+
+    /// Apply one operation.
+    pub fn apply(&mut self, op: &Operation) -> ItemResult {
+        match op {
+            Operation::Upload { path } => self.upload(path),
+            Operation::Download { path } => self.download(path),
+            Operation::Merge { path } => self.merge(path),
+            Operation::AdoptSyncConflict { cpath, of } => self.adopt(cpath, of),
+            Operation::RenameRemote { from, to, kind } => self.rename_remote(from, to, *kind),
+            Operation::RenameLocal { from, to } => self.rename_local(from, to),
+            Operation::MkdirRemote { path } => {
+                self.ensure_remote_dir(path)?;
+                self.record_dir(path)?;
+                Ok(self.activity("mkdir", path, None))
+            }
+            Operation::MkdirLocal { path } => {
+                self.ensure_local_dir(path)?;
+                self.record_dir(path)?;
+                Ok(self.activity("mkdir", path, None))
+            }
+            Operation::Record { path } => {
+                self.record_dir(path)?;
+                Ok(self.activity("recorded", path, None))
+            }
+            Operation::DeleteRemote { path } => self.delete_remote(path),
+            Operation::TrashLocal { path } => self.trash_local(path),
+            Operation::RmdirRemote { path } => {
+                let cfull = self.mirror.join(self.cpath(path, Kind::Dir)?);
+                let _ = fs::remove_file(cfull.join(DIR_NAME_MARKER));
+                match fs::remove_dir(&cfull) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(fail(path, ItemErrorKind::Failed, e)),
+                }
+                self.index_remove(path)?;
+                Ok(self.activity("rmdir", path, None))
+            }
+            Operation::RmdirLocal { path } => {
+                match fs::remove_dir(self.plain.join(path)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(fail(path, ItemErrorKind::Failed, e)),
+                }
+                self.index_remove(path)?;
+                Ok(self.activity("rmdir", path, None))
+            }
+            Operation::Forget { path } => {
+                self.index_remove(path)?;
+                Ok(self.activity("forgotten", path, None))
+            }
+        }
+    }
+
+    fn index_remove(&mut self, path: &str) -> Result<(), ItemError> {
+        self.index.remove(path).map_err(|e| fail(path, ItemErrorKind::Failed, e))
+    }
+
+    fn index_put(&mut self, path: &str, e: &IndexEntry) -> Result<(), ItemError> {
+        self.index.put(path, e).map_err(|e| fail(path, ItemErrorKind::Failed, e))
+    }
+
+    fn record_dir(&mut self, path: &str) -> Result<(), ItemError> {
+        let l = stat_of(&self.plain.join(path)).map_err(io_fail(path))?;
+        let cpath = self.cpath(path, Kind::Dir)?;
+        self.index_put(path, &IndexEntry {
+            kind: Kind::Dir, l_size: 0, l_mtime: l.mtime, l_ino: l.ino, hash: vec![],
+            cpath, r_size: 0, r_mtime: 0, file_id: None,
+        })
+    }
+
+    fn changed(path: &str, what: &str) -> ItemError {
+        fail(path, ItemErrorKind::ChangedDuringSync, what)
+    }
+
+    fn upload(&mut self, path: &str) -> ItemResult {
+        let lp = self.plain.join(path);
+        let s0 = stat_of(&lp).map_err(io_fail(path))?;
+        if s0.kind != Kind::File {
+            return Err(Self::changed(path, "no longer a file"));
+        }
+        let idx = self.index.get(path).map_err(|e| fail(path, ItemErrorKind::Failed, e))?;
+        let (parent, name) = split_parent(path);
+        let cparent = self.ensure_remote_dir(parent)?;
+        let cpath = self.cpath(path, Kind::File)?;
+        let cfull = self.mirror.join(&cpath);
+        let cdir = self.mirror.join(&cparent);
+        let tmp = self.temp_path(&cdir);
+        let meta = Metadata {
+            name: Some(name.to_owned()),
+            size: Some(s0.size),
+            mtime: Some((s0.mtime.div_euclid(1_000_000_000), s0.mtime.rem_euclid(1_000_000_000) as u32)),
+            label: None,
+        };
+        let res = (|| -> Result<Vec<u8>, ItemError> {
+            let input = File::open(&lp).map_err(io_fail(path))?;
+            let mut reader = HashingReader { inner: input, hash: Sha256::new() };
+            let out = File::create(&tmp).map_err(io_fail(path))?;
+            let mut w = BufWriter::with_capacity(1 << 16, out);
+            kluis_format::encrypt(&mut reader, &mut w, self.recipients, &meta, kluis_format::EncryptOptions::default(), self.rng)
+                .map_err(|e| match e {
+                    kluis_format::Error::SizeMismatch { .. } => Self::changed(path, "size changed while reading"),
+                    e => fail(path, ItemErrorKind::Failed, e),
+                })?;
+            let f = w.into_inner().map_err(|e| fail(path, ItemErrorKind::Failed, e.error()))?;
+            if self.fsync {
+                f.sync_all().map_err(io_fail(path))?;
+            }
+            Ok(reader.hash.finalize().to_vec())
+        })();
+        let cleanup = |e| {
+            let _ = fs::remove_file(&tmp);
+            e
+        };
+        let hash = res.map_err(cleanup)?;
+        // Never clobber: the plaintext must not have changed while we read
+        // it, and the ciphertext must still be what the index says.
+        if !matches(&lp, Some((s0.size, s0.mtime))) {
+            return Err(cleanup(Self::changed(path, "plaintext changed while encrypting")));
+        }
+        let expect_remote = idx.as_ref().map(|i| (i.r_size, i.r_mtime));
+        if !(matches(&cfull, expect_remote) || (expect_remote.is_some() && matches(&cfull, None))) {
+            return Err(cleanup(Self::changed(path, "ciphertext changed before replacing it")));
+        }
+        fs::rename(&tmp, &cfull).map_err(|e| cleanup(fail(path, ItemErrorKind::Failed, e)))?;
+        self.sync_dir(&cdir)?;
+        let r = stat_of(&cfull).map_err(io_fail(path))?;
+        let entry = IndexEntry {
+            kind: Kind::File, l_size: s0.size, l_mtime: s0.mtime, l_ino: s0.ino, hash,
+            cpath, r_size: r.size, r_mtime: r.mtime, file_id: scan::read_file_id(&cfull),
+        };
+        self.index_put(path, &entry)?;
+        Ok(self.activity("encrypted", path, None))
+    }
+
+    fn download(&mut self, path: &str) -> ItemResult {
+        let cpath = self.cpath(path, Kind::File)?;
+        let cfull = self.mirror.join(&cpath);
+        let r0 = stat_of(&cfull).map_err(io_fail(path))?;
+        let idx = self.index.get(path).map_err(|e| fail(path, ItemErrorKind::Failed, e))?;
+        let (parent, _) = split_parent(path);
+        self.ensure_local_dir(parent)?;
+        let ldir = self.plain.join(parent);
+        let lp = self.plain.join(path);
+        let (tmp, hash, _) = self.decrypt_to_temp(path, &cfull, &ldir)?;
+        let cleanup = |e| {
+            let _ = fs::remove_file(&tmp);
+            e
+        };
+        if !matches(&cfull, Some((r0.size, r0.mtime))) {
+            return Err(cleanup(Self::changed(path, "ciphertext changed while decrypting")));
+        }
+        let expect_local = idx.as_ref().map(|i| (i.l_size, i.l_mtime));
+        if !(matches(&lp, expect_local) || (expect_local.is_some() && matches(&lp, None))) {
+            return Err(cleanup(Self::changed(path, "plaintext changed before replacing it")));
+        }
+        fs::rename(&tmp, &lp).map_err(|e| cleanup(fail(path, ItemErrorKind::Failed, e)))?;
+        self.sync_dir(&ldir)?;
+        let l = stat_of(&lp).map_err(io_fail(path))?;
+        let entry = IndexEntry {
+            kind: Kind::File, l_size: l.size, l_mtime: l.mtime, l_ino: l.ino, hash,
+            cpath, r_size: r0.size, r_mtime: r0.mtime, file_id: scan::read_file_id(&cfull),
+        };
+        self.index_put(path, &entry)?;
+        Ok(self.activity("decrypted", path, None))
+    }
+
+    /// A free conflict-copy path next to `path`.
+    fn conflict_path(&self, path: &str, device: &str) -> String {
+        let (parent, name) = split_parent(path);
+        let date = format_date(self.now);
+        for n in 1.. {
+            let dev = if n == 1 { device.to_owned() } else { format!("{device} {n}") };
+            let cn = names::conflict_name(name, &dev, &date);
+            let cp = if parent.is_empty() { cn } else { format!("{parent}/{cn}") };
+            if !self.plain.join(&cp).exists() {
+                return cp;
+            }
+        }
+        unreachable_path(path)
+    }
+
+    fn merge(&mut self, path: &str) -> ItemResult {
+        let lp = self.plain.join(path);
+        let l0 = stat_of(&lp).map_err(io_fail(path))?;
+        let cpath = self.cpath(path, Kind::File)?;
+        let cfull = self.mirror.join(&cpath);
+        let r_is_file = fs::symlink_metadata(&cfull).is_ok_and(|m| m.is_file());
+        if l0.kind != Kind::File || !r_is_file {
+            // File against directory: move the local one aside; the next
+            // round brings the other in.
+            let cp = self.conflict_path(path, self.device);
+            fs::rename(&lp, self.plain.join(&cp)).map_err(io_fail(path))?;
+            self.index_remove(path)?;
+            return Ok(self.activity("conflict", path, Some(cp)));
+        }
+        let r0 = stat_of(&cfull).map_err(io_fail(path))?;
+        let (parent, _) = split_parent(path);
+        let ldir = self.plain.join(parent);
+        let (tmp, rhash, _) = self.decrypt_to_temp(path, &cfull, &ldir)?;
+        let cleanup = |e| {
+            let _ = fs::remove_file(&tmp);
+            e
+        };
+        let lhash = Self::hash_file(path, &lp).map_err(cleanup)?;
+        if !matches(&lp, Some((l0.size, l0.mtime))) {
+            return Err(cleanup(Self::changed(path, "plaintext changed while comparing")));
+        }
+        let mut detail = None;
+        if lhash == rhash {
+            let _ = fs::remove_file(&tmp);
+        } else {
+            let cp = self.conflict_path(path, self.device);
+            fs::rename(&lp, self.plain.join(&cp)).map_err(|e| cleanup(fail(path, ItemErrorKind::Failed, e)))?;
+            if let Err(e) = fs::rename(&tmp, &lp) {
+                let _ = fs::rename(self.plain.join(&cp), &lp);
+                return Err(cleanup(fail(path, ItemErrorKind::Failed, e)));
+            }
+            self.sync_dir(&ldir)?;
+            detail = Some(cp);
+        }
+        let l = stat_of(&lp).map_err(io_fail(path))?;
+        let entry = IndexEntry {
+            kind: Kind::File, l_size: l.size, l_mtime: l.mtime, l_ino: l.ino, hash: rhash,
+            cpath, r_size: r0.size, r_mtime: r0.mtime, file_id: scan::read_file_id(&cfull),
+        };
+        self.index_put(path, &entry)?;
+        Ok(match detail {
+            Some(cp) => self.activity("conflict", path, Some(cp)),
+            None => self.activity("merged", path, None),
+        })
+    }
+
+    fn adopt(&mut self, ccopy: &str, of: &str) -> ItemResult {
+        let cfull = self.mirror.join(ccopy);
+        let r0 = stat_of(&cfull).map_err(io_fail(ccopy))?;
+        let (parent, _) = split_parent(of);
+        self.ensure_local_dir(parent)?;
+        let ldir = self.plain.join(parent);
+        let (tmp, hash, _) = self.decrypt_to_temp(of, &cfull, &ldir)?;
+        let same = self.index.get(of).ok().flatten().is_some_and(|i| i.hash == hash);
+        if same {
+            // Identical to the file it is a copy of: nothing to keep.
+            let _ = fs::remove_file(&tmp);
+            fs::remove_file(&cfull).map_err(io_fail(ccopy))?;
+            return Ok(self.activity("deleted", ccopy, Some(format!("identical sync-client copy of {of}"))));
+        }
+        let target = self.conflict_path(of, "sync");
+        let tcpath = self.cpath(&target, Kind::File)?;
+        let tcfull = self.mirror.join(&tcpath);
+        if tcfull.exists() || !matches(&cfull, Some((r0.size, r0.mtime))) {
+            let _ = fs::remove_file(&tmp);
+            return Err(Self::changed(of, "conflict copy target busy"));
+        }
+        let lt = self.plain.join(&target);
+        fs::rename(&tmp, &lt).map_err(io_fail(of))?;
+        self.sync_dir(&ldir)?;
+        // The ciphertext keeps the sync client's name's content but moves to
+        // the encrypted name of the conflict copy. Its header metadata still
+        // names the original, which only matters for hashed names.
+        fs::rename(&cfull, &tcfull).map_err(io_fail(of))?;
+        if let Some(d) = tcfull.parent() {
+            self.sync_dir(d)?;
+        }
+        let l = stat_of(&lt).map_err(io_fail(of))?;
+        let r = stat_of(&tcfull).map_err(io_fail(of))?;
+        let entry = IndexEntry {
+            kind: Kind::File, l_size: l.size, l_mtime: l.mtime, l_ino: l.ino, hash,
+            cpath: tcpath, r_size: r.size, r_mtime: r.mtime, file_id: scan::read_file_id(&tcfull),
+        };
+        self.index_put(&target, &entry)?;
+        Ok(self.activity("conflict", of, Some(target)))
+    }
+
+    fn rename_remote(&mut self, from: &str, to: &str, kind: Kind) -> ItemResult {
+        let (_, to_name) = split_parent(to);
+        let to_hashed = matches!(self.names.encrypt_component(to_name), Ok(Encoded::Hashed { .. }));
+        if kind == Kind::File && to_hashed {
+            // A hashed file name needs the real name in the header: encrypt
+            // anew, then delete the old ciphertext.
+            let a = self.upload(to)?;
+            self.delete_remote(from)?;
+            return Ok(a);
+        }
+        let cfrom = self.mirror.join(self.cpath(from, kind)?);
+        let (tparent, _) = split_parent(to);
+        let cparent = self.ensure_remote_dir(tparent)?;
+        let ctpath = self.cpath(to, kind)?;
+        let cto = self.mirror.join(&ctpath);
+        if fs::symlink_metadata(&cto).is_ok() {
+            return Err(Self::changed(to, "rename target exists in the mirror"));
+        }
+        fs::rename(&cfrom, &cto).map_err(io_fail(from))?;
+        if kind == Kind::Dir {
+            let _ = fs::remove_file(cto.join(DIR_NAME_MARKER));
+            if let Ok(Encoded::Hashed { ct_b32, .. }) = self.names.encrypt_component(to_name) {
+                self.write_small(&cto, DIR_NAME_MARKER, ct_b32.as_bytes()).map_err(io_fail(to))?;
+            }
+        }
+        self.sync_dir(&self.mirror.join(cparent))?;
+        if let Some(d) = cfrom.parent() {
+            self.sync_dir(d)?;
+        }
+        let names = self.names;
+        let mirror = self.mirror;
+        self.index
+            .rename_tree(from, to, |np, e| {
+                if let Ok(c) = names.encrypt_path(np, e.kind == Kind::File) {
+                    if let Ok(r) = stat_of(&mirror.join(&c)) {
+                        e.r_mtime = r.mtime;
+                        e.r_size = r.size;
+                    }
+                    e.cpath = c;
+                }
+            })
+            .map_err(|e| fail(from, ItemErrorKind::Failed, e))?;
+        Ok(self.activity("renamed", from, Some(to.to_owned())))
+    }
+
+    fn rename_local(&mut self, from: &str, to: &str) -> ItemResult {
+        let lf = self.plain.join(from);
+        let lt = self.plain.join(to);
+        let idx = self.index.get(from).map_err(|e| fail(from, ItemErrorKind::Failed, e))?;
+        if !matches(&lf, idx.as_ref().map(|i| (i.l_size, i.l_mtime))) || fs::symlink_metadata(&lt).is_ok() {
+            return Err(Self::changed(from, "plaintext changed before renaming"));
+        }
+        let (tparent, _) = split_parent(to);
+        self.ensure_local_dir(tparent)?;
+        fs::rename(&lf, &lt).map_err(io_fail(from))?;
+        self.sync_dir(&self.plain.join(tparent))?;
+        let (names, mirror) = (self.names, self.mirror);
+        self.index
+            .rename_tree(from, to, |np, e| {
+                if let Ok(c) = names.encrypt_path(np, e.kind == Kind::File) {
+                    if let Ok(r) = stat_of(&mirror.join(&c)) {
+                        e.r_mtime = r.mtime;
+                        e.r_size = r.size;
+                    }
+                    e.cpath = c;
+                }
+            })
+            .map_err(|e| fail(from, ItemErrorKind::Failed, e))?;
+        Ok(self.activity("renamed", from, Some(to.to_owned())))
+    }
+
+    fn delete_remote(&mut self, path: &str) -> ItemResult {
+        let idx = self.index.get(path).map_err(|e| fail(path, ItemErrorKind::Failed, e))?;
+        let cfull = self.mirror.join(self.cpath(path, Kind::File)?);
+        if !matches(&cfull, idx.as_ref().map(|i| (i.r_size, i.r_mtime))) {
+            return Err(Self::changed(path, "ciphertext changed before deleting"));
+        }
+        fs::remove_file(&cfull).map_err(io_fail(path))?;
+        if let Some(d) = cfull.parent() {
+            self.sync_dir(d)?;
+        }
+        self.index_remove(path)?;
+        Ok(self.activity("deleted", path, None))
+    }
+
+    fn trash_local(&mut self, path: &str) -> ItemResult {
+        let idx = self.index.get(path).map_err(|e| fail(path, ItemErrorKind::Failed, e))?;
+        let lp = self.plain.join(path);
+        if !matches(&lp, idx.as_ref().map(|i| (i.l_size, i.l_mtime))) {
+            return Err(Self::changed(path, "plaintext changed before trashing"));
+        }
+        let day = format_date(self.now);
+        let day = &day[..10];
+        let mut dest = self.plain.join(TRASH_DIR).join(day).join(path);
+        let mut n = 1;
+        while dest.exists() {
+            n += 1;
+            dest = self.plain.join(TRASH_DIR).join(day).join(format!("{path}.{n}"));
+        }
+        if let Some(d) = dest.parent() {
+            fs::create_dir_all(d).map_err(io_fail(path))?;
+        }
+        fs::rename(&lp, &dest).map_err(io_fail(path))?;
+        if let Some(d) = lp.parent() {
+            self.sync_dir(d)?;
+        }
+        self.index_remove(path)?;
+        Ok(self.activity("trashed", path, None))
+    }
+}
+
+fn unreachable_path(path: &str) -> String {
+    format!("{path} (conflict)")
+}
+
+/// Remove trash days older than `days` (by folder name `YYYY-MM-DD`).
+pub fn purge_trash(plain: &Path, now: i64, days: u32) {
+    let Ok(rd) = fs::read_dir(plain.join(TRASH_DIR)) else { return };
+    let cutoff = format_date(now - i64::from(days) * 86_400 * 1_000_000_000);
+    for ent in rd.flatten() {
+        let name = ent.file_name().to_string_lossy().into_owned();
+        if name.len() == 10 && name.as_str() < &cutoff[..10] {
+            let _ = fs::remove_dir_all(ent.path());
+        }
+    }
+}
+
+/// Remove our temp files left by a killed process (start-up only: while the
+/// engine runs, temp files exist only inside an operation).
+pub fn remove_temps(root: &Path) -> usize {
+    let mut n = 0;
+    let Ok(rd) = fs::read_dir(root) else { return 0 };
+    for ent in rd.flatten() {
+        let name = ent.file_name();
+        let name = name.to_string_lossy();
+        let Ok(ft) = ent.file_type() else { continue };
+        if name.starts_with(TEMP_PREFIX) && ft.is_file() {
+            if fs::remove_file(ent.path()).is_ok() {
+                n += 1;
+            }
+        } else if ft.is_dir() && name != TRASH_DIR {
+            n += remove_temps(&ent.path());
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(format_date(0), "1970-01-01 000000");
+        assert_eq!(format_date(1_709_251_199 * 1_000_000_000), "2024-02-29 235959");
+    }
+}

@@ -1,0 +1,28 @@
+//! The Kluis sync engine: a two-way encrypted mirror of a plaintext folder
+//! inside a sync folder. Scan → index → plan → apply:
+//!
+//! - [`scan`] stats both trees (never reading plaintext);
+//! - [`index`] keeps the last synced state in SQLite (WAL);
+//! - [`plan`] is pure: (local scan, mirror scan, index, clock) → sorted
+//!   [`plan::Operation`]s;
+//! - [`exec`] applies them without ever clobbering: temp file, fsync,
+//!   rename, fsync the directory, with a re-check of the target right before
+//!   the rename;
+//! - [`engine::Engine`] ties them together for one folder pair.
+//!
+//! Names are encrypted per component ([`names`]) with a per-folder secret
+//! kept in the encrypted folder-metadata file ([`folder_meta`]).
+#![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod error;
+pub mod exec;
+pub mod folder_meta;
+pub mod index;
+pub mod names;
+pub mod plan;
+pub mod scan;
+
+pub use engine::{Clock, Engine, EngineConfig, Report, SystemClock};
+pub use error::{ItemError, ItemErrorKind, NameError, SyncError};
+pub use plan::{Guard, Operation, Plan};

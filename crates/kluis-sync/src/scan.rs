@@ -1,0 +1,420 @@
+//! Scanning both trees into plain snapshots. The scanner only stats; it
+//! never reads file contents (except 28 header bytes of new ciphertext, for
+//! rename detection, and the header of hashed long names).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::folder_meta::FOLDER_META_FILE;
+use crate::names::{self, DIR_NAME_MARKER, FILE_SUFFIX, NameCipher};
+
+/// Prefix of everything Kluis itself keeps inside the two trees (temp
+/// files, the trash, the lock file); always ignored.
+pub const KLUIS_PREFIX: &str = ".kluis-";
+/// Prefix of temp files the executor writes (in both trees).
+pub const TEMP_PREFIX: &str = ".kluis-tmp-";
+/// The plaintext trash folder.
+pub const TRASH_DIR: &str = ".kluis-trash";
+/// The user's ignore file in the plaintext root (one glob per line, `#` comments).
+pub const IGNORE_FILE: &str = ".kluisignore";
+
+/// Built-in noise: editor lock, swap and backup files, OS litter.
+pub const BUILTIN_IGNORES: &[&str] = &[
+    ".kluis-*",
+    ".~lock.*#",
+    "~$*",
+    "*.swp",
+    "*.swo",
+    "*.swx",
+    "*~",
+    ".#*",
+    "#*#",
+    "4913",
+    ".goutputstream-*",
+    ".DS_Store",
+    "._*",
+    "desktop.ini",
+    "Thumbs.db",
+    ".dropbox",
+    ".dropbox.attr",
+    ".dropbox.cache",
+    "*.crdownload",
+    "*.part",
+];
+
+/// File or directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+}
+
+/// What the scanner saw of one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// File or directory.
+    pub kind: Kind,
+    /// Length in bytes (0 for directories).
+    pub size: u64,
+    /// Modification time, ns since the epoch.
+    pub mtime: i64,
+    /// Status-change time, ns since the epoch (mtime where unknown).
+    pub ctime: i64,
+    /// Inode number (0 where unknown).
+    pub ino: u64,
+}
+
+impl Stat {
+    /// From file-system metadata.
+    pub fn from_metadata(m: &fs::Metadata) -> Stat {
+        let kind = if m.is_dir() { Kind::Dir } else { Kind::File };
+        let mtime = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i64);
+        #[cfg(unix)]
+        let (ctime, ino) = {
+            use std::os::unix::fs::MetadataExt;
+            (m.ctime() * 1_000_000_000 + m.ctime_nsec(), m.ino())
+        };
+        #[cfg(not(unix))]
+        let (ctime, ino) = (mtime, 0);
+        Stat {
+            kind,
+            size: if m.is_dir() { 0 } else { m.len() },
+            mtime,
+            ctime,
+            ino,
+        }
+    }
+
+    /// Latest of mtime and ctime.
+    pub fn last_change(&self) -> i64 {
+        self.mtime.max(self.ctime)
+    }
+}
+
+/// A visible, logged skip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skip {
+    /// Path relative to the tree root.
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// One ciphertext entry of the mirror, keyed by its plaintext path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEntry {
+    /// Relative ciphertext path in the mirror.
+    pub cpath: String,
+    /// Its stat.
+    pub stat: Stat,
+    /// Kluis file id (header bytes 12..28), read for new or changed files.
+    pub file_id: Option<[u8; 16]>,
+    /// A cloud placeholder (OneDrive Files-On-Demand) not present locally:
+    /// remote-only, neither decrypted nor treated as deleted.
+    pub offline: bool,
+}
+
+/// A sync client's conflicted copy of a ciphertext file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncConflict {
+    /// The conflicted copy's ciphertext path.
+    pub cpath: String,
+    /// The plaintext path of the file it is a copy of.
+    pub of: String,
+    /// Its stat.
+    pub stat: Stat,
+}
+
+/// Snapshot of the plaintext tree.
+#[derive(Debug, Default, Clone)]
+pub struct LocalScan {
+    /// Path → stat.
+    pub entries: BTreeMap<String, Stat>,
+    /// Skipped paths.
+    pub skips: Vec<Skip>,
+}
+
+/// Snapshot of the mirror.
+#[derive(Debug, Default, Clone)]
+pub struct RemoteScan {
+    /// Plaintext path → entry.
+    pub entries: BTreeMap<String, RemoteEntry>,
+    /// Sync-client conflicted copies.
+    pub conflicts: Vec<SyncConflict>,
+    /// Ciphertext names that are not ours (skipped, logged).
+    pub skips: Vec<Skip>,
+}
+
+/// Ignore rules: built-in patterns plus the user's `.kluisignore`.
+#[derive(Debug, Clone, Default)]
+pub struct Ignore {
+    patterns: Vec<String>,
+}
+
+impl Ignore {
+    /// Built-ins plus `.kluisignore` in `root` if present.
+    pub fn load(root: &Path) -> Ignore {
+        let mut patterns: Vec<String> = BUILTIN_IGNORES.iter().map(|s| (*s).to_owned()).collect();
+        if let Ok(text) = fs::read_to_string(root.join(IGNORE_FILE)) {
+            patterns.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_owned),
+            );
+        }
+        Ignore { patterns }
+    }
+
+    /// Whether a single name component is ignored.
+    pub fn is_ignored(&self, name: &str) -> bool {
+        self.patterns.iter().any(|p| glob(p.as_bytes(), name.as_bytes()))
+    }
+}
+
+/// `*` and `?` glob on one component.
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
+        (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}/{name}")
+    }
+}
+
+/// Scan the plaintext tree.
+pub fn scan_local(root: &Path, ignore: &Ignore) -> std::io::Result<LocalScan> {
+    let mut out = LocalScan::default();
+    fs::metadata(root)?;
+    walk_local(root, "", ignore, &mut out);
+    Ok(out)
+}
+
+fn walk_local(dir: &Path, prefix: &str, ignore: &Ignore, out: &mut LocalScan) {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            out.skips.push(Skip {
+                path: prefix.to_owned(),
+                reason: format!("cannot read directory: {e}"),
+            });
+            return;
+        }
+    };
+    for ent in rd.flatten() {
+        let Some(name) = ent.file_name().to_str().map(str::to_owned) else {
+            out.skips.push(Skip {
+                path: join(prefix, &ent.file_name().to_string_lossy()),
+                reason: "name is not valid UTF-8".into(),
+            });
+            continue;
+        };
+        if ignore.is_ignored(&name) || (prefix.is_empty() && name == IGNORE_FILE) {
+            continue;
+        }
+        let rel = join(prefix, &name);
+        let md = match fs::symlink_metadata(ent.path()) {
+            Ok(m) => m,
+            Err(e) => {
+                out.skips.push(Skip {
+                    path: rel,
+                    reason: format!("cannot stat: {e}"),
+                });
+                continue;
+            }
+        };
+        let ft = md.file_type();
+        if ft.is_symlink() {
+            out.skips.push(Skip {
+                path: rel,
+                reason: "symbolic link (not synced)".into(),
+            });
+        } else if ft.is_dir() {
+            out.entries.insert(rel.clone(), Stat::from_metadata(&md));
+            walk_local(&ent.path(), &rel, ignore, out);
+        } else if ft.is_file() {
+            out.entries.insert(rel, Stat::from_metadata(&md));
+        } else {
+            out.skips.push(Skip {
+                path: rel,
+                reason: "special file (not synced)".into(),
+            });
+        }
+    }
+}
+
+#[cfg(windows)]
+fn is_offline(md: &fs::Metadata) -> bool {
+    use std::os::windows::fs::MetadataExt;
+    // FILE_ATTRIBUTE_RECALL_ON_OPEN | FILE_ATTRIBUTE_RECALL_ON_DATA_ACCESS | FILE_ATTRIBUTE_OFFLINE
+    md.file_attributes() & (0x0004_0000 | 0x0040_0000 | 0x1000) != 0
+}
+#[cfg(not(windows))]
+fn is_offline(_md: &fs::Metadata) -> bool {
+    false
+}
+
+/// Read the 16-byte Kluis file id (header bytes 12..28).
+pub fn read_file_id(path: &Path) -> Option<[u8; 16]> {
+    use std::io::Read;
+    let mut f = fs::File::open(path).ok()?;
+    let mut b = [0u8; 28];
+    f.read_exact(&mut b).ok()?;
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&b[12..28]);
+    Some(id)
+}
+
+/// Scan the mirror. `resolve_hashed` gives the plaintext name of a hashed
+/// long file name (from the index, or by opening the header).
+pub fn scan_remote(
+    root: &Path,
+    names: &NameCipher,
+    resolve_hashed: &mut dyn FnMut(&str, &Path) -> Option<String>,
+) -> std::io::Result<RemoteScan> {
+    let mut out = RemoteScan::default();
+    fs::metadata(root)?;
+    walk_remote(root, "", "", names, resolve_hashed, &mut out);
+    Ok(out)
+}
+
+fn decode_dir(names: &NameCipher, stem: &str, dir: &Path) -> Option<String> {
+    if NameCipher::is_hashed(stem) {
+        let ct = fs::read_to_string(dir.join(DIR_NAME_MARKER)).ok()?;
+        let name = names.decrypt_b32(ct.trim()).ok()?;
+        (names.encrypt_component(&name).ok()?.stem() == stem).then_some(name)
+    } else {
+        names.decrypt_b32(stem).ok()
+    }
+}
+
+fn walk_remote(
+    dir: &Path,
+    cprefix: &str,
+    pprefix: &str,
+    names: &NameCipher,
+    resolve_hashed: &mut dyn FnMut(&str, &Path) -> Option<String>,
+    out: &mut RemoteScan,
+) {
+    let Ok(rd) = fs::read_dir(dir) else {
+        out.skips.push(Skip {
+            path: cprefix.to_owned(),
+            reason: "cannot read mirror directory".into(),
+        });
+        return;
+    };
+    for ent in rd.flatten() {
+        let Some(cname) = ent.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if cname.starts_with(KLUIS_PREFIX) || cname == FOLDER_META_FILE {
+            continue;
+        }
+        let crel = join(cprefix, &cname);
+        let Ok(md) = fs::symlink_metadata(ent.path()) else {
+            continue;
+        };
+        let stat = Stat::from_metadata(&md);
+        if md.is_dir() {
+            match decode_dir(names, &cname, &ent.path()) {
+                Some(pname) => {
+                    let prel = join(pprefix, &pname);
+                    out.entries.insert(
+                        prel.clone(),
+                        RemoteEntry {
+                            cpath: crel.clone(),
+                            stat,
+                            file_id: None,
+                            offline: false,
+                        },
+                    );
+                    walk_remote(&ent.path(), &crel, &prel, names, resolve_hashed, out);
+                }
+                None => out.skips.push(Skip {
+                    path: crel,
+                    reason: "directory is not an encrypted name of this folder".into(),
+                }),
+            }
+            continue;
+        }
+        if !md.is_file() {
+            continue;
+        }
+        let Some(base) = cname.strip_suffix(FILE_SUFFIX) else {
+            out.skips.push(Skip {
+                path: crel,
+                reason: "not a Kluis file (no .kls suffix)".into(),
+            });
+            continue;
+        };
+        let (stem, extra) = names::split_sync_suffix(base);
+        let pname = if NameCipher::is_hashed(stem) {
+            resolve_hashed(&crel, &ent.path()).filter(|n| {
+                names
+                    .encrypt_component(n)
+                    .is_ok_and(|e| e.stem() == stem)
+            })
+        } else {
+            names.decrypt_b32(stem).ok()
+        };
+        let Some(pname) = pname else {
+            out.skips.push(Skip {
+                path: crel,
+                reason: "file name is not an encrypted name of this folder".into(),
+            });
+            continue;
+        };
+        let prel = join(pprefix, &pname);
+        if extra.is_empty() {
+            out.entries.insert(
+                prel,
+                RemoteEntry {
+                    cpath: crel,
+                    stat,
+                    file_id: None,
+                    offline: is_offline(&md),
+                },
+            );
+        } else {
+            out.conflicts.push(SyncConflict {
+                cpath: crel,
+                of: prel,
+                stat,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        let ig = Ignore::load(Path::new("/nonexistent"));
+        for n in [".~lock.report.odt#", "~$report.docx", ".notes.txt.swp", "a~", ".DS_Store", "4913", ".kluis-tmp-1"] {
+            assert!(ig.is_ignored(n), "{n}");
+        }
+        for n in ["report.odt", "notes.txt", "a~b", "x.swpx"] {
+            assert!(!ig.is_ignored(n), "{n}");
+        }
+    }
+}
