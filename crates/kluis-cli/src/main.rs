@@ -9,6 +9,7 @@ mod output;
 mod parallel;
 mod quickstart;
 mod secret;
+mod sync_cmds;
 
 use std::process::ExitCode;
 
@@ -45,6 +46,8 @@ enum Command {
     Quickstart(quickstart::QuickstartArgs),
     #[command(flatten)]
     Crypt(crypt::CryptCommand),
+    #[command(flatten)]
+    Sync(sync_cmds::SyncCommand),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Quickstart(a) => quickstart::run(a, &ctx),
         Command::Crypt(c) => crypt::run(c, &ctx),
+        Command::Sync(c) => sync_cmds::run(c, &ctx),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -91,7 +91,7 @@ pub enum ItemErrorKind {
 }
 
 /// A per-item failure.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ItemError {
     /// The plaintext path (or ciphertext path when unknown).
     pub path: String,

@@ -1,0 +1,298 @@
+//! The agent: owns the identity and one worker per folder pair.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use kluis_format::Identity;
+use kluis_sync::EngineConfig;
+use zeroize::Zeroizing;
+
+use crate::config::Config;
+use crate::error::AgentError;
+use crate::home::AgentHome;
+use crate::ipc::{ActivityEntry, ConflictEntry, PairState, PairStatus, Status};
+use crate::lock::PairLock;
+use crate::pair::{Msg, PairShared, PairTx, Watch, Worker, watch};
+
+/// Tunables.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Quiet period before a changed file is picked up.
+    pub quiet: Duration,
+    /// Watcher debounce.
+    pub debounce: Duration,
+    /// Full reconcile at least this often, even without events.
+    pub full_interval: Duration,
+    /// fsync writes (off only for benchmarks).
+    pub fsync: bool,
+    /// Use the polling watcher even when native watches are available.
+    pub force_poll: bool,
+    /// Fewest deletions that can trip the mass-deletion guard.
+    pub mass_delete_min: usize,
+    /// Activity log length.
+    pub activity_cap: usize,
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        AgentOptions {
+            quiet: Duration::from_millis(500),
+            debounce: Duration::from_millis(150),
+            full_interval: Duration::from_secs(600),
+            fsync: true,
+            force_poll: false,
+            mass_delete_min: 10,
+            activity_cap: 1000,
+        }
+    }
+}
+
+struct PairRuntime {
+    tx: PairTx,
+    thread: Option<JoinHandle<()>>,
+    _watch: Option<Watch>,
+    _lock: PairLock,
+}
+
+struct Inner {
+    home: AgentHome,
+    device: String,
+    identity: Arc<RwLock<Option<Arc<Identity>>>>,
+    pairs: Mutex<Vec<PairRuntime>>,
+    activity: Arc<Mutex<VecDeque<ActivityEntry>>>,
+    stopped: AtomicBool,
+}
+
+/// A cheap, cloneable handle for the IPC server and the tray app.
+#[derive(Clone)]
+pub struct AgentHandle {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AgentHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentHandle").field("home", &self.inner.home).finish_non_exhaustive()
+    }
+}
+
+/// A running agent.
+#[derive(Debug)]
+pub struct Agent {
+    handle: AgentHandle,
+}
+
+impl Agent {
+    /// Start one worker per configured pair. `identity` may be `None`
+    /// (locked): work queues until [`AgentHandle::unlock`].
+    pub fn start(home: AgentHome, opts: AgentOptions, identity: Option<Identity>) -> Result<Agent, AgentError> {
+        let config = Config::load(&home)?;
+        let device = config.device_name();
+        let inner = Arc::new(Inner {
+            home: home.clone(),
+            device: device.clone(),
+            identity: Arc::new(RwLock::new(identity.map(Arc::new))),
+            pairs: Mutex::new(Vec::new()),
+            activity: Arc::new(Mutex::new(VecDeque::new())),
+            stopped: AtomicBool::new(false),
+        });
+        let mut runtimes = Vec::new();
+        for p in &config.pairs {
+            for d in [&p.plain, &p.mirror] {
+                if !d.is_dir() {
+                    return Err(AgentError::Pair(format!(
+                        "folder {} of pair {} is missing (unmounted disk or logged-out sync client?)",
+                        d.display(),
+                        p.id
+                    )));
+                }
+            }
+            let lock = PairLock::acquire(&p.plain, &p.mirror, &home.lock_dir())?;
+            let mut cfg = EngineConfig::new(p.plain.clone(), p.mirror.clone(), home.index_path(&p.id), device.clone());
+            cfg.quiet = opts.quiet;
+            cfg.fsync = opts.fsync;
+            cfg.mass_delete_min = opts.mass_delete_min;
+            let shared = Arc::new(PairShared {
+                status: Mutex::new(PairStatus {
+                    id: p.id.clone(),
+                    plain: p.plain.clone(),
+                    mirror: p.mirror.clone(),
+                    state: PairState::Starting,
+                    alert: None,
+                    last_sync: None,
+                    synced_files: 0,
+                    deferred: 0,
+                    errors: vec![],
+                    skips: vec![],
+                    polling: false,
+                }),
+                activity: inner.activity.clone(),
+                queued: AtomicBool::new(false),
+                echo: Mutex::new(Default::default()),
+            });
+            let (tx, rx) = sync_channel(64);
+            let ptx = PairTx { tx, shared: shared.clone() };
+            let w = watch(ptx.clone(), &[&p.plain, &p.mirror], opts.debounce, opts.force_poll);
+            let worker = Worker {
+                cfg,
+                id: p.id.clone(),
+                rx,
+                shared,
+                identity: inner.identity.clone(),
+                full_interval: opts.full_interval,
+                activity_cap: opts.activity_cap,
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("kluis-pair-{}", p.id))
+                .spawn(move || worker.run())
+                .map_err(AgentError::io("spawn", "pair worker"))?;
+            runtimes.push(PairRuntime {
+                tx: ptx,
+                thread: Some(thread),
+                _watch: w,
+                _lock: lock,
+            });
+        }
+        *inner.pairs.lock().unwrap_or_else(|e| e.into_inner()) = runtimes;
+        Ok(Agent {
+            handle: AgentHandle { inner },
+        })
+    }
+
+    /// A handle for control.
+    pub fn handle(&self) -> AgentHandle {
+        self.handle.clone()
+    }
+
+    /// Block until [`AgentHandle::shutdown`] is called, then join workers.
+    pub fn wait(self) {
+        while !self.handle.is_stopped() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        self.handle.join();
+    }
+}
+
+impl AgentHandle {
+    fn each(&self, pair: Option<&str>, m: impl Fn() -> Msg) -> Result<(), AgentError> {
+        let pairs = self.inner.pairs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut found = false;
+        for p in pairs.iter() {
+            let id = p.tx.shared.status.lock().unwrap_or_else(|e| e.into_inner()).id.clone();
+            if pair.is_none_or(|want| want == id) {
+                found = true;
+                p.tx.send(m());
+            }
+        }
+        if found || pair.is_none() {
+            Ok(())
+        } else {
+            Err(AgentError::Pair(format!("no folder pair {}", pair.unwrap_or_default())))
+        }
+    }
+
+    /// Status of the agent and every pair.
+    pub fn status(&self) -> Status {
+        let pairs = self.inner.pairs.lock().unwrap_or_else(|e| e.into_inner());
+        Status {
+            locked: self.is_locked(),
+            device: self.inner.device.clone(),
+            pairs: pairs
+                .iter()
+                .map(|p| p.tx.shared.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
+                .collect(),
+        }
+    }
+
+    /// Whether the identity is locked.
+    pub fn is_locked(&self) -> bool {
+        self.inner.identity.read().unwrap_or_else(|e| e.into_inner()).is_none()
+    }
+
+    /// Pause one pair (by id) or all.
+    pub fn pause(&self, pair: Option<&str>) -> Result<(), AgentError> {
+        self.each(pair, || Msg::Pause)
+    }
+
+    /// Resume; `allow_deletions` lets a guarded mass deletion through once.
+    pub fn resume(&self, pair: Option<&str>, allow_deletions: bool) -> Result<(), AgentError> {
+        self.each(pair, || Msg::Resume { allow_deletions })?;
+        self.sync_now();
+        Ok(())
+    }
+
+    /// Forget the identity. Nothing is encrypted or decrypted until unlock.
+    pub fn lock(&self) {
+        *self.inner.identity.write().unwrap_or_else(|e| e.into_inner()) = None;
+        let _ = self.each(None, || Msg::Lock);
+    }
+
+    /// Open the identity file with `passphrase` and run queued work.
+    pub fn unlock(&self, passphrase: &Zeroizing<String>) -> Result<(), AgentError> {
+        let path = self.inner.home.identity_file();
+        let bytes = std::fs::read(&path).map_err(AgentError::io("read", &path))?;
+        let id = kluis_format::open_identity(&bytes, passphrase.as_bytes()).map_err(AgentError::Identity)?;
+        self.unlock_with(id);
+        Ok(())
+    }
+
+    /// Unlock with an already opened identity (the tray app, tests).
+    pub fn unlock_with(&self, identity: Identity) {
+        *self.inner.identity.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(identity));
+        self.sync_now();
+    }
+
+    /// Reconcile every pair now.
+    pub fn sync_now(&self) {
+        let pairs = self.inner.pairs.lock().unwrap_or_else(|e| e.into_inner());
+        for p in pairs.iter() {
+            p.tx.trigger();
+        }
+    }
+
+    /// The last `limit` activity entries, oldest first.
+    pub fn activity(&self, limit: usize) -> Vec<ActivityEntry> {
+        let log = self.inner.activity.lock().unwrap_or_else(|e| e.into_inner());
+        log.iter().skip(log.len().saturating_sub(limit)).cloned().collect()
+    }
+
+    /// Conflict copies (`… (conflict <device> <date>)…`) in every pair.
+    pub fn conflicts(&self) -> Vec<ConflictEntry> {
+        let mut out = Vec::new();
+        for st in self.status().pairs {
+            let Ok(idx) = kluis_sync::index::Index::open(&self.inner.home.index_path(&st.id)) else { continue };
+            if let Ok(all) = idx.load() {
+                out.extend(
+                    all.keys()
+                        .filter(|p| p.rsplit('/').next().is_some_and(|n| n.contains(" (conflict ")))
+                        .map(|p| ConflictEntry { pair: st.id.clone(), path: p.clone() }),
+                );
+            }
+        }
+        out
+    }
+
+    /// Stop all workers (the IPC server exits too).
+    pub fn shutdown(&self) {
+        self.inner.stopped.store(true, Ordering::Release);
+        let _ = self.each(None, || Msg::Stop);
+    }
+
+    /// Whether shutdown was requested.
+    pub fn is_stopped(&self) -> bool {
+        self.inner.stopped.load(Ordering::Acquire)
+    }
+
+    fn join(&self) {
+        let mut pairs = self.inner.pairs.lock().unwrap_or_else(|e| e.into_inner());
+        for p in pairs.iter_mut() {
+            if let Some(t) = p.thread.take() {
+                let _ = t.join();
+            }
+        }
+        pairs.clear();
+    }
+}

@@ -1,0 +1,334 @@
+//! The local control endpoint: one JSON object per line each way.
+//!
+//! The socket lives in the runtime directory, which is created owner-only
+//! (0700); the socket itself is set to 0600. On Windows a named pipe is the
+//! intended transport; it is not implemented yet ([`AgentError::Unsupported`]).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent::AgentHandle;
+use crate::error::AgentError;
+
+/// State of one folder pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairState {
+    /// Starting up.
+    Starting,
+    /// In sync, watching.
+    Idle,
+    /// Reconciling now.
+    Syncing,
+    /// Paused by the user.
+    Paused,
+    /// Waiting for the identity to be unlocked; work is queued.
+    Locked,
+    /// Paused by a safety guard (mass deletion, empty root); see `alert`.
+    Alert,
+    /// The last reconcile failed as a whole; retried with backoff.
+    Error,
+}
+
+/// Status of one pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairStatus {
+    /// Pair id.
+    pub id: String,
+    /// Plaintext folder.
+    pub plain: PathBuf,
+    /// Mirror folder.
+    pub mirror: PathBuf,
+    /// Current state.
+    pub state: PairState,
+    /// Why the pair needs attention.
+    pub alert: Option<String>,
+    /// End of the last reconcile (ns since the epoch).
+    pub last_sync: Option<i64>,
+    /// Files synced (index entries that are files).
+    pub synced_files: usize,
+    /// Files waiting for their quiet period.
+    pub deferred: usize,
+    /// Items that failed in the last round (retried).
+    pub errors: Vec<kluis_sync::ItemError>,
+    /// Paths skipped on purpose (symlinks, special files, foreign names).
+    pub skips: Vec<kluis_sync::scan::Skip>,
+    /// Whether the file watcher fell back to polling.
+    pub polling: bool,
+}
+
+/// Status of the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The identity is locked: nothing is encrypted or decrypted.
+    pub locked: bool,
+    /// This device's name.
+    pub device: String,
+    /// The pairs.
+    pub pairs: Vec<PairStatus>,
+}
+
+/// One line of the activity log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityEntry {
+    /// Pair id.
+    pub pair: String,
+    /// What happened.
+    pub action: String,
+    /// Plaintext path.
+    pub path: String,
+    /// Detail (rename target, conflict copy).
+    pub detail: Option<String>,
+    /// When (ns).
+    pub at: i64,
+}
+
+/// A conflict copy waiting for the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictEntry {
+    /// Pair id.
+    pub pair: String,
+    /// Plaintext path of the conflict copy.
+    pub path: String,
+}
+
+/// A request to the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    /// Agent and pair status.
+    Status,
+    /// Pause one pair, or all.
+    Pause {
+        /// Pair id; all when absent.
+        pair: Option<String>,
+    },
+    /// Resume one pair, or all.
+    Resume {
+        /// Pair id; all when absent.
+        pair: Option<String>,
+        /// Let deletions through that the mass-deletion guard stopped.
+        #[serde(default)]
+        allow_deletions: bool,
+    },
+    /// Forget the identity; nothing is encrypted or decrypted until unlock.
+    Lock,
+    /// Open the identity with this passphrase.
+    Unlock {
+        /// The passphrase (sent over the owner-only socket only).
+        passphrase: String,
+    },
+    /// Recent activity, newest last.
+    Activity {
+        /// At most this many entries.
+        limit: usize,
+    },
+    /// Conflict copies in all pairs.
+    Conflicts,
+    /// Reconcile now.
+    Sync,
+    /// Stop the agent.
+    Shutdown,
+}
+
+/// The agent's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "response", rename_all = "snake_case")]
+pub enum Response {
+    /// Done.
+    Ok,
+    /// Status.
+    Status(Status),
+    /// Activity log.
+    Activity {
+        /// Entries.
+        entries: Vec<ActivityEntry>,
+    },
+    /// Conflicts.
+    Conflicts {
+        /// Entries.
+        entries: Vec<ConflictEntry>,
+    },
+    /// Failure, with a stable code for the UI.
+    Error {
+        /// e.g. `wrong_passphrase`, `unknown_pair`, `bad_request`.
+        code: String,
+        /// A sentence for people.
+        message: String,
+    },
+}
+
+/// Answer one request against a running agent.
+pub fn handle(agent: &AgentHandle, req: Request) -> Response {
+    let res = match req {
+        Request::Status => return Response::Status(agent.status()),
+        Request::Pause { pair } => agent.pause(pair.as_deref()),
+        Request::Resume { pair, allow_deletions } => agent.resume(pair.as_deref(), allow_deletions),
+        Request::Lock => {
+            agent.lock();
+            Ok(())
+        }
+        Request::Unlock { passphrase } => agent.unlock(&zeroize::Zeroizing::new(passphrase)),
+        Request::Activity { limit } => return Response::Activity { entries: agent.activity(limit) },
+        Request::Conflicts => return Response::Conflicts { entries: agent.conflicts() },
+        Request::Sync => {
+            agent.sync_now();
+            Ok(())
+        }
+        Request::Shutdown => {
+            agent.shutdown();
+            Ok(())
+        }
+    };
+    match res {
+        Ok(()) => Response::Ok,
+        Err(e) => error_response(&e),
+    }
+}
+
+fn error_response(e: &AgentError) -> Response {
+    let code = match e {
+        AgentError::Identity(kluis_format::Error::WrongPassword) => "wrong_passphrase",
+        AgentError::Identity(_) => "identity",
+        AgentError::Pair(_) => "unknown_pair",
+        AgentError::Protocol(_) => "bad_request",
+        _ => "failed",
+    };
+    Response::Error {
+        code: code.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// Serve requests on the Unix socket until the agent stops. Returns the
+/// listener thread.
+#[cfg(unix)]
+pub fn serve(agent: AgentHandle, socket: &Path) -> Result<std::thread::JoinHandle<()>, AgentError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::net::UnixListener;
+
+    if let Some(dir) = socket.parent() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(AgentError::io("create", dir))?;
+    }
+    if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+        return Err(AgentError::Protocol(format!("an agent already listens on {}", socket.display())));
+    }
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket).map_err(AgentError::io("bind", socket))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(AgentError::io("chmod", socket))?;
+    listener.set_nonblocking(true).map_err(AgentError::io("listen", socket))?;
+    let socket = socket.to_path_buf();
+    Ok(std::thread::Builder::new()
+        .name("kluis-ipc".into())
+        .spawn(move || {
+            while !agent.is_stopped() {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let agent = agent.clone();
+                        let _ = stream.set_nonblocking(false);
+                        std::thread::spawn(move || serve_conn(&agent, stream));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+                }
+            }
+            let _ = std::fs::remove_file(&socket);
+        })
+        .map_err(AgentError::io("spawn", "ipc"))?)
+}
+
+/// Named pipes are the Windows transport; not implemented yet.
+#[cfg(not(unix))]
+pub fn serve(_agent: AgentHandle, _socket: &Path) -> Result<std::thread::JoinHandle<()>, AgentError> {
+    Err(AgentError::Unsupported("the agent control endpoint (named pipe)"))
+}
+
+#[cfg(unix)]
+fn serve_conn(agent: &AgentHandle, stream: std::os::unix::net::UnixStream) {
+    let Ok(mut w) = stream.try_clone() else { return };
+    let r = BufReader::new(stream);
+    for line in r.lines() {
+        let Ok(line) = line else { return };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let resp = match serde_json::from_str::<Request>(&line) {
+            Ok(req) => handle(agent, req),
+            Err(e) => error_response(&AgentError::Protocol(e.to_string())),
+        };
+        let Ok(mut text) = serde_json::to_string(&resp) else { return };
+        text.push('\n');
+        if w.write_all(text.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A client of the agent's endpoint.
+#[derive(Debug)]
+pub struct Client {
+    #[cfg(unix)]
+    stream: BufReader<std::os::unix::net::UnixStream>,
+}
+
+impl Client {
+    /// Connect to the socket.
+    #[cfg(unix)]
+    pub fn connect(socket: &Path) -> Result<Client, AgentError> {
+        let s = std::os::unix::net::UnixStream::connect(socket).map_err(|_| AgentError::NotRunning(socket.to_path_buf()))?;
+        Ok(Client { stream: BufReader::new(s) })
+    }
+
+    /// Named pipes are not implemented yet.
+    #[cfg(not(unix))]
+    pub fn connect(_socket: &Path) -> Result<Client, AgentError> {
+        Err(AgentError::Unsupported("the agent control endpoint (named pipe)"))
+    }
+
+    /// Send one request and read the answer.
+    #[cfg(unix)]
+    pub fn request(&mut self, req: &Request) -> Result<Response, AgentError> {
+        let mut text = serde_json::to_string(req).map_err(|e| AgentError::Protocol(e.to_string()))?;
+        text.push('\n');
+        self.stream.get_mut().write_all(text.as_bytes()).map_err(|e| AgentError::Protocol(e.to_string()))?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line).map_err(|e| AgentError::Protocol(e.to_string()))?;
+        if line.is_empty() {
+            return Err(AgentError::Protocol("the agent closed the connection".into()));
+        }
+        serde_json::from_str(&line).map_err(|e| AgentError::Protocol(e.to_string()))
+    }
+
+    /// Not implemented on this platform.
+    #[cfg(not(unix))]
+    pub fn request(&mut self, _req: &Request) -> Result<Response, AgentError> {
+        Err(AgentError::Unsupported("the agent control endpoint (named pipe)"))
+    }
+
+    /// Send a request; turn `Response::Error` into an error.
+    pub fn call(&mut self, req: &Request) -> Result<Response, AgentError> {
+        match self.request(req)? {
+            Response::Error { code, message } => Err(AgentError::Remote { code, message }),
+            r => Ok(r),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_format_is_tagged_json() {
+        let r = Request::Resume { pair: None, allow_deletions: true };
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(s, r#"{"request":"resume","pair":null,"allow_deletions":true}"#);
+        assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
+        let e: Request = serde_json::from_str(r#"{"request":"status"}"#).unwrap();
+        assert_eq!(e, Request::Status);
+    }
+}

@@ -1,0 +1,29 @@
+//! The Kluis sync daemon library, used by `kluis agent` and the tray app.
+//!
+//! - [`AgentHome`]: where configuration, data and the IPC socket live
+//!   (`KLUIS_HOME` overrides the platform directories);
+//! - [`Config`]: folder pairs, and [`detect_sync_folders`] to offer the
+//!   Dropbox and OneDrive folders found on this machine;
+//! - [`Agent`]: one owner thread per folder pair, each with a file watcher,
+//!   a coalescing trigger channel, and a periodic full reconcile; identity
+//!   lock/unlock; pause/resume; an activity log;
+//! - [`ipc`]: a typed JSON-lines protocol over a Unix socket (owner-only),
+//!   with [`ipc::Client`] for the CLI and the tray app.
+#![forbid(unsafe_code)]
+
+mod agent;
+mod config;
+mod detect;
+mod error;
+mod home;
+pub mod ipc;
+mod lock;
+mod pair;
+
+pub use agent::{Agent, AgentHandle, AgentOptions};
+pub use config::{Config, PairConfig};
+pub use detect::{SyncFolderCandidate, detect_sync_folders};
+pub use error::AgentError;
+pub use home::AgentHome;
+pub use ipc::{ActivityEntry, ConflictEntry, PairState, PairStatus, Request, Response, Status};
+pub use lock::PairLock;

@@ -1,0 +1,318 @@
+//! One owner thread per folder pair. Triggers coalesce (at most one queued),
+//! watcher events are hints, a full reconcile runs at start, on every
+//! trigger, on a timer, and after unlock. Failures back off with jitter.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use kluis_format::Identity;
+use kluis_sync::scan::{KLUIS_PREFIX, Stat};
+use kluis_sync::{Engine, EngineConfig, SystemClock};
+use notify::RecursiveMode;
+use notify_debouncer_mini::{DebounceEventResult, Debouncer};
+
+use crate::ipc::{ActivityEntry, PairState, PairStatus};
+
+/// Messages to a pair's owner thread.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    Trigger,
+    Pause,
+    Resume { allow_deletions: bool },
+    Lock,
+    Stop,
+}
+
+/// Shared between the owner thread, the watcher and the agent.
+pub(crate) struct PairShared {
+    pub status: Mutex<PairStatus>,
+    pub activity: Arc<Mutex<VecDeque<ActivityEntry>>>,
+    pub queued: AtomicBool,
+    /// Files the engine itself just wrote, with their stat: watcher echoes.
+    pub echo: Mutex<HashMap<PathBuf, (u64, i64)>>,
+}
+
+/// Sender side: coalescing trigger.
+#[derive(Clone)]
+pub(crate) struct PairTx {
+    pub tx: SyncSender<Msg>,
+    pub shared: Arc<PairShared>,
+}
+
+impl PairTx {
+    pub fn trigger(&self) {
+        if !self.shared.queued.swap(true, Ordering::AcqRel) {
+            match self.tx.try_send(Msg::Trigger) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                Err(TrySendError::Full(_)) => self.shared.queued.store(false, Ordering::Release),
+            }
+        }
+    }
+
+    pub fn send(&self, m: Msg) {
+        let _ = self.tx.send(m);
+    }
+}
+
+/// Kept alive only: dropping the debouncer stops watching.
+#[allow(dead_code, reason = "held for its Drop")]
+pub(crate) enum Watch {
+    Native(Debouncer<notify::RecommendedWatcher>),
+    Poll(Debouncer<notify::PollWatcher>),
+}
+
+fn is_echo(shared: &PairShared, path: &Path) -> bool {
+    if path
+        .components()
+        .any(|c| c.as_os_str().to_string_lossy().starts_with(KLUIS_PREFIX))
+    {
+        return true;
+    }
+    let echo = shared.echo.lock().unwrap_or_else(|e| e.into_inner());
+    match (echo.get(path), std::fs::symlink_metadata(path)) {
+        (Some(&(size, mtime)), Ok(m)) => {
+            let s = Stat::from_metadata(&m);
+            s.size == size && s.mtime == mtime
+        }
+        _ => false,
+    }
+}
+
+/// Start watching both roots; fall back to polling when the OS runs out of
+/// watches (or when asked to).
+pub(crate) fn watch(tx: PairTx, roots: &[&Path], debounce: Duration, force_poll: bool) -> Option<Watch> {
+    let handler = {
+        let tx = tx.clone();
+        move |res: DebounceEventResult| match res {
+            Ok(events) => {
+                if events.iter().any(|e| !is_echo(&tx.shared, &e.path)) {
+                    tx.trigger();
+                }
+            }
+            // Overflow and other watcher errors: a full reconcile.
+            Err(_) => tx.trigger(),
+        }
+    };
+    if !force_poll
+        && let Ok(mut d) = notify_debouncer_mini::new_debouncer(debounce, handler.clone())
+    {
+        let ok = roots.iter().all(|r| d.watcher().watch(r, RecursiveMode::Recursive).is_ok());
+        if ok {
+            return Some(Watch::Native(d));
+        }
+    }
+    let cfg = notify_debouncer_mini::Config::default()
+        .with_timeout(debounce)
+        .with_notify_config(notify::Config::default().with_poll_interval(Duration::from_secs(10)));
+    let mut d = notify_debouncer_mini::new_debouncer_opt::<_, notify::PollWatcher>(cfg, handler).ok()?;
+    for r in roots {
+        d.watcher().watch(r, RecursiveMode::Recursive).ok()?;
+    }
+    tx.shared.status.lock().unwrap_or_else(|e| e.into_inner()).polling = true;
+    Some(Watch::Poll(d))
+}
+
+pub(crate) struct Worker {
+    pub cfg: EngineConfig,
+    pub id: String,
+    pub rx: Receiver<Msg>,
+    pub shared: Arc<PairShared>,
+    pub identity: Arc<RwLock<Option<Arc<Identity>>>>,
+    pub full_interval: Duration,
+    pub activity_cap: usize,
+}
+
+fn now_ns() -> i64 {
+    use kluis_sync::Clock;
+    SystemClock.now_ns()
+}
+
+impl Worker {
+    fn set(&self, f: impl FnOnce(&mut PairStatus)) {
+        f(&mut self.shared.status.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    pub fn run(self) {
+        let mut engine = match Engine::open(self.cfg.clone()) {
+            Ok(e) => e,
+            Err(e) => {
+                self.set(|s| {
+                    s.state = PairState::Error;
+                    s.alert = Some(e.to_string());
+                });
+                return;
+            }
+        };
+        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let mut paused = false;
+        let mut guarded = false;
+        let mut next_full = Instant::now();
+        let mut wake: Option<Instant> = None;
+        let mut retry: Option<Instant> = None;
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let now = Instant::now();
+            let deadline = [Some(next_full), wake, retry].into_iter().flatten().min().unwrap_or(next_full);
+            let first = if deadline <= now {
+                Err(RecvTimeoutError::Timeout)
+            } else {
+                self.rx.recv_timeout(deadline - now)
+            };
+            let mut msgs = Vec::new();
+            match first {
+                Ok(m) => msgs.push(m),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            while let Ok(m) = self.rx.try_recv() {
+                msgs.push(m);
+            }
+            for m in msgs {
+                match m {
+                    Msg::Trigger => self.shared.queued.store(false, Ordering::Release),
+                    Msg::Pause => paused = true,
+                    Msg::Resume { allow_deletions } => {
+                        paused = false;
+                        guarded = false;
+                        if allow_deletions {
+                            engine.allow_mass_delete_once();
+                        }
+                        self.set(|s| s.alert = None);
+                    }
+                    Msg::Lock => engine.lock(),
+                    Msg::Stop => return,
+                }
+            }
+            if paused || guarded {
+                self.set(|s| s.state = if guarded { PairState::Alert } else { PairState::Paused });
+                next_full = Instant::now() + self.full_interval;
+                continue;
+            }
+            let id = self.identity.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let Some(id) = id else {
+                engine.lock();
+                self.set(|s| s.state = PairState::Locked);
+                next_full = Instant::now() + self.full_interval;
+                continue;
+            };
+            self.set(|s| s.state = PairState::Syncing);
+            let result = engine.reconcile(&id, &SystemClock, &mut rng);
+            next_full = Instant::now() + self.full_interval;
+            match result {
+                Ok(rep) => {
+                    self.record(&engine, &rep);
+                    wake = rep.wake_at.map(|w| {
+                        let d = Duration::from_nanos(w.saturating_sub(now_ns()).max(0) as u64);
+                        Instant::now() + d + Duration::from_millis(20)
+                    });
+                    if rep.needs_retry() {
+                        retry = Some(Instant::now() + jitter(backoff));
+                        backoff = (backoff * 2).min(Duration::from_secs(60));
+                    } else {
+                        retry = None;
+                        backoff = Duration::from_secs(1);
+                    }
+                    let synced = engine
+                        .index()
+                        .load()
+                        .map(|m| m.values().filter(|e| e.kind == kluis_sync::scan::Kind::File).count())
+                        .unwrap_or(0);
+                    if let Some(g) = &rep.guard {
+                        guarded = true;
+                        let text = describe_guard(g);
+                        self.set(|s| {
+                            s.state = PairState::Alert;
+                            s.alert = Some(text);
+                        });
+                    } else {
+                        self.set(|s| {
+                            s.state = PairState::Idle;
+                            s.alert = None;
+                        });
+                    }
+                    self.set(|s| {
+                        s.last_sync = Some(now_ns());
+                        s.synced_files = synced;
+                        s.deferred = rep.deferred.len();
+                        s.errors = rep.errors.clone();
+                        s.skips = rep.skips.clone();
+                    });
+                }
+                Err(e) => {
+                    retry = Some(Instant::now() + jitter(backoff));
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    self.set(|s| {
+                        s.state = PairState::Error;
+                        s.alert = Some(e.to_string());
+                    });
+                }
+            }
+        }
+    }
+
+    fn record(&self, engine: &Engine, rep: &kluis_sync::Report) {
+        if rep.activity.is_empty() {
+            return;
+        }
+        let mut echo = self.shared.echo.lock().unwrap_or_else(|e| e.into_inner());
+        echo.clear();
+        let cfg = engine.config();
+        for a in &rep.activity {
+            for p in [Some(a.path.as_str()), a.detail.as_deref()].into_iter().flatten() {
+                let Ok(Some(e)) = engine.index().get(p) else { continue };
+                for (root, rel) in [(&cfg.plain, p), (&cfg.mirror, e.cpath.as_str())] {
+                    let full = root.join(rel);
+                    if let Ok(m) = std::fs::symlink_metadata(&full) {
+                        let s = Stat::from_metadata(&m);
+                        echo.insert(full.clone(), (s.size, s.mtime));
+                    }
+                    if let Some(parent) = full.parent()
+                        && let Ok(m) = std::fs::symlink_metadata(parent)
+                    {
+                        let s = Stat::from_metadata(&m);
+                        echo.insert(parent.to_path_buf(), (s.size, s.mtime));
+                    }
+                }
+            }
+        }
+        drop(echo);
+        let mut log = self.shared.activity.lock().unwrap_or_else(|e| e.into_inner());
+        for a in &rep.activity {
+            log.push_back(ActivityEntry {
+                pair: self.id.clone(),
+                action: a.action.clone(),
+                path: a.path.clone(),
+                detail: a.detail.clone(),
+                at: a.at,
+            });
+        }
+        while log.len() > self.activity_cap {
+            log.pop_front();
+        }
+    }
+}
+
+fn jitter(d: Duration) -> Duration {
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    let frac = f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX);
+    d.mul_f64(0.75 + frac * 0.5)
+}
+
+pub(crate) fn describe_guard(g: &kluis_sync::Guard) -> String {
+    match g {
+        kluis_sync::Guard::MassDeletion { deletions, total } => format!(
+            "paused: {deletions} of {total} synced files would be deleted; check the folders, then resume with --allow-deletions"
+        ),
+        kluis_sync::Guard::LocalRootEmpty => {
+            "paused: the plaintext folder is empty (unmounted disk?); resume with --allow-deletions if that is intended".into()
+        }
+        kluis_sync::Guard::MirrorRootEmpty => {
+            "paused: the mirror is empty (sync client logged out?); resume with --allow-deletions if that is intended".into()
+        }
+    }
+}
