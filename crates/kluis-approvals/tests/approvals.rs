@@ -153,3 +153,51 @@ fn approval_predating_the_request_is_refused() {
         Err(ApprovalError::ApprovedBeforeRequest { index: 0, .. })
     ));
 }
+
+// ---------------------------------------------------------------------------
+// Frozen vector: one approval as this version signs it. If it stops
+// verifying, the statement encoding (RECOVERY.md §4) changed incompatibly.
+
+fn vector_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/approval-v1.json")
+}
+
+fn vector_approval() -> Approval {
+    let key = AdminSigningKey::from_seed(&[0x11; 32]);
+    Approval::sign(&request(), 1_700_000_123, &key).expect("valid")
+}
+
+#[test]
+#[ignore = "writes tests/vectors; run by hand after an intended format change"]
+fn regenerate_vectors() {
+    let a = vector_approval();
+    let doc = serde_json::json!({
+        "request": request(),
+        "approval": a,
+        "message_hex": hex_encode(&a.statement.message()),
+    });
+    std::fs::create_dir_all(vector_path().parent().expect("dir")).expect("mkdir");
+    let text = serde_json::to_string_pretty(&doc).expect("json") + "\n";
+    std::fs::write(vector_path(), text).expect("write");
+}
+
+fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn frozen_vector_still_verifies() {
+    let text = std::fs::read_to_string(vector_path())
+        .unwrap_or_else(|e| panic!("{}: {e}", vector_path().display()));
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let request: RecoveryRequest = serde_json::from_value(doc["request"].clone()).expect("request");
+    let approval: Approval = serde_json::from_value(doc["approval"].clone()).expect("approval");
+    assert_eq!(
+        hex_encode(&approval.statement.message()),
+        doc["message_hex"]
+    );
+    let admins = [AdminSigningKey::from_seed(&[0x11; 32]).public_key()];
+    verify_approvals(1, &request, &[approval.clone()], &admins).expect("verifies");
+    // Ed25519 is deterministic: today's signer reproduces it byte for byte.
+    assert_eq!(approval, vector_approval());
+}

@@ -358,3 +358,48 @@ fn secrets_and_free_form_keys_are_refused() {
             .is_err()
     );
 }
+
+// ---------------------------------------------------------------------------
+// Frozen vector: the sample log as this version exported it. If the stored
+// hashes stop verifying, the canonical encoding or the chain rule
+// (RECOVERY.md §6.1) changed incompatibly.
+
+fn vector_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/audit-v1.jsonl")
+}
+
+#[test]
+#[ignore = "writes tests/vectors; run by hand after an intended format change"]
+fn regenerate_vectors() {
+    let mut out = Vec::new();
+    export_jsonl(&sample_log(), &mut out).expect("export");
+    std::fs::create_dir_all(vector_path().parent().expect("dir")).expect("mkdir");
+    std::fs::write(vector_path(), out).expect("write");
+}
+
+#[test]
+fn frozen_vector_still_verifies() {
+    let bytes =
+        std::fs::read(vector_path()).unwrap_or_else(|e| panic!("{}: {e}", vector_path().display()));
+    let rows = import_jsonl(&bytes[..]).expect("imports");
+    let report = verify(&rows, &org_pub()).expect("verifies");
+    assert_eq!(report.rows, 13);
+    assert_eq!(
+        rows,
+        sample_log(),
+        "today's encoder reproduces the frozen hashes"
+    );
+}
+
+#[test]
+fn importer_never_panics_on_mutated_lines() {
+    let mut out = Vec::new();
+    export_jsonl(&sample_log()[..5], &mut out).expect("export");
+    for at in 0..out.len() {
+        let mut m = out.clone();
+        m[at] = m[at].wrapping_add(1);
+        if let Ok(rows) = import_jsonl(&m[..]) {
+            let _ = verify(&rows, &org_pub());
+        }
+    }
+}

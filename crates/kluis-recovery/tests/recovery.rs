@@ -456,3 +456,86 @@ fn another_users_escrow_is_refused() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Frozen vectors: a 2-of-3 share set written by this version. If these stop
+// combining, the share format (RECOVERY.md §3) changed incompatibly.
+
+const VECTOR_PASSWORDS: [&[u8]; 3] = [b"vector-one", b"vector-two", b"vector-three"];
+
+fn vector_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
+}
+
+#[test]
+#[ignore = "writes tests/vectors; run by hand after an intended format change"]
+fn regenerate_vectors() {
+    let holders: Vec<ShareHolder<'_>> = ["One", "Two", "Three"]
+        .iter()
+        .zip(VECTOR_PASSWORDS)
+        .map(|(name, password)| ShareHolder { name, password })
+        .collect();
+    let setup = init(2, &holders, &mut ChaCha20Rng::seed_from_u64(2024)).expect("init");
+    std::fs::create_dir_all(vector_dir()).expect("mkdir");
+    for (i, bytes) in setup.share_files.iter().enumerate() {
+        std::fs::write(
+            vector_dir().join(format!("share-2of3-{}.bin", i + 1)),
+            bytes,
+        )
+        .expect("write");
+    }
+    std::fs::write(
+        vector_dir().join("share-2of3.recipient"),
+        format!("{}\n", setup.recipient),
+    )
+    .expect("write");
+}
+
+#[test]
+fn frozen_share_vectors_still_combine() {
+    let read = |name: &str| {
+        let path = vector_dir().join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let files: Vec<Vec<u8>> = (1..=3)
+        .map(|i| read(&format!("share-2of3-{i}.bin")))
+        .collect();
+    let expected = String::from_utf8(read("share-2of3.recipient")).expect("utf-8");
+    for (a, b) in [(0usize, 1usize), (2, 0)] {
+        let key = combine_files(&[
+            (&files[a], VECTOR_PASSWORDS[a]),
+            (&files[b], VECTOR_PASSWORDS[b]),
+        ])
+        .expect("vector shares combine");
+        assert_eq!(key.recipient().to_string(), expected.trim());
+    }
+    let info = ShareFile::parse(&files[2]).expect("parses").info().clone();
+    assert_eq!(
+        (
+            info.index,
+            info.threshold,
+            info.shares,
+            info.holder.as_str()
+        ),
+        (3, 2, 3, "Three")
+    );
+    assert_eq!(files[2].len(), 182 + "Three".len() + 32 * 3);
+}
+
+#[test]
+fn share_parser_never_panics_on_mutations() {
+    // Cheap structural fuzzing (no Argon2id: parse only): flip, truncate and
+    // extend a real share file at every position.
+    let file = file(0);
+    for at in 0..file.len() {
+        for bit in [0x01u8, 0x80] {
+            let mut m = file.to_vec();
+            m[at] ^= bit;
+            let _ = ShareFile::parse(&m);
+        }
+        let _ = ShareFile::parse(&file[..at]);
+    }
+    let mut longer = file.to_vec();
+    longer.extend_from_slice(&[0u8; 40]);
+    assert!(ShareFile::parse(&longer).is_err());
+}
