@@ -197,7 +197,7 @@ fn frozen_vector_still_verifies() {
         doc["message_hex"]
     );
     let admins = [AdminSigningKey::from_seed(&[0x11; 32]).public_key()];
-    verify_approvals(1, &request, &[approval.clone()], &admins).expect("verifies");
+    verify_approvals(1, &request, std::slice::from_ref(&approval), &admins).expect("verifies");
     // Ed25519 is deterministic: today's signer reproduces it byte for byte.
     assert_eq!(approval, vector_approval());
 }
