@@ -10,6 +10,7 @@
 //! version 1  0x01                        version 1  0x01
 //!                                        u16 BE length || request id (ASCII)
 //! u16 BE length || user (UTF-8)          u16 BE length || user (UTF-8)
+//!                                        u8 count || count × (32 admin key || i64 BE approved_at)
 //! 32  fingerprint of the user's key      32  fingerprint of the user's key
 //! 64  identity secret                    64  identity secret
 //! ```
@@ -34,7 +35,7 @@ const ESCROW_MAGIC: &[u8; 8] = b"KLUISESC";
 const PACKAGE_MAGIC: &[u8; 8] = b"KLUISRCV";
 const VERSION: u8 = 1;
 /// Upper bound on a decrypted record; anything longer is refused.
-const MAX_RECORD: u64 = 8 + 1 + 2 + 128 + 2 + 320 + 32 + 64;
+const MAX_RECORD: u64 = 8 + 1 + 2 + 128 + 2 + 320 + 1 + 255 * 40 + 32 + 64;
 
 /// An escrow copy of a user's identity, sealed to the organisation recovery
 /// key. Opaque to the broker, which stores it beside the password-sealed
@@ -117,6 +118,9 @@ pub struct Recovered {
     pub identity: Identity,
     /// The user named in the package (equal to the request's user).
     pub user: String,
+    /// Who approved and when, as the admin machine verified it: show this
+    /// to the user ("who recovered your key and when").
+    pub approvals: Vec<(AdminPublicKey, i64)>,
 }
 
 impl std::fmt::Debug for Recovered {
@@ -168,7 +172,9 @@ fn open_with(file: &[u8], identity: &Identity) -> Result<Option<Zeroizing<Vec<u8
         Err(kluis_format::Error::NoMatchingRecipient) => return Ok(None),
         Err(e) => return Err(RecoveryError::Format(e)),
     };
-    let mut out = Zeroizing::new(Vec::new());
+    // Room for the largest record up front, so the buffer holding the
+    // secret is never reallocated (which would leave an unzeroized copy).
+    let mut out = Zeroizing::new(Vec::with_capacity(MAX_RECORD as usize + 1));
     (&mut d)
         .take(MAX_RECORD + 1)
         .read_to_end(&mut out)
@@ -298,6 +304,15 @@ pub fn reseal_for_request(
     record.push(VERSION);
     put_str(&mut record, &request.request_id);
     put_str(&mut record, &request.user);
+    // verify_approvals admits at most one approval per distinct admin; more
+    // than 255 administrators approving one request is refused here.
+    let count = u8::try_from(verified.approvers.len())
+        .map_err(|_| RecoveryError::BadParameters("more than 255 approvals"))?;
+    record.push(count);
+    for (admin, at) in &verified.approvers {
+        record.extend_from_slice(&admin.to_bytes());
+        record.extend_from_slice(&at.to_be_bytes());
+    }
     record.extend_from_slice(identity.recipient().fingerprint().as_bytes());
     record.extend_from_slice(&identity.to_secret_bytes()[..]);
     let package = seal_to(&record, request_key, rng).map(RecoveryPackage)?;
@@ -325,8 +340,22 @@ pub fn open_recovered(
     if user != request.user {
         return Err(RecoveryError::PackageForAnotherRequest("user"));
     }
+    let count = r.take(1)?[0];
+    let mut approvals = Vec::with_capacity(usize::from(count));
+    for _ in 0..count {
+        let entry = r.take(40)?;
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&entry[..32]);
+        let mut at = [0u8; 8];
+        at.copy_from_slice(&entry[32..]);
+        approvals.push((AdminPublicKey::from_bytes(key), i64::from_be_bytes(at)));
+    }
     let identity = r.identity()?;
-    Ok(Recovered { identity, user })
+    Ok(Recovered {
+        identity,
+        user,
+        approvals,
+    })
 }
 
 #[cfg(test)]

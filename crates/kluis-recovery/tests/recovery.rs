@@ -287,6 +287,19 @@ fn full_recovery_then_decrypt_an_old_file() {
     // The user's client opens it and sets a new password.
     let recovered = open_recovered(&package, &request_key, &request).expect("open package");
     assert_eq!(recovered.user, user);
+    let shown: Vec<_> = recovered
+        .approvals
+        .iter()
+        .map(|(k, t)| (*k, *t - request.requested_at))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (keys[1].public_key(), 60),
+            (keys[3].public_key(), 120),
+            (keys[4].public_key(), 180)
+        ]
+    );
     let mut plain = Vec::new();
     Decryptor::new(&old_file[..], &recovered.identity)
         .expect("header opens")
