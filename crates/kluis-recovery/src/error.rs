@@ -112,6 +112,10 @@ pub enum RecoveryError {
         /// The user named inside the escrow.
         found: String,
     },
+    /// The escrow copy holds a key other than the user's certified key
+    /// (someone sealed a key of their choosing to the recovery key).
+    #[error("the escrow copy holds a key other than the user's certified key")]
+    EscrowKeyMismatch,
     /// The recovery package is not sealed to this request key.
     #[error("this recovery package was sealed to a different request key")]
     WrongRequestKey,

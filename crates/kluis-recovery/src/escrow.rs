@@ -252,10 +252,17 @@ pub fn seal_for_recovery(
 }
 
 /// Opens an escrow copy with the rebuilt recovery key and checks that it
-/// belongs to `user`. Used by [`reseal_for_request`]; exposed for the
-/// handover of a departed user's files, which should still go through the
-/// approval flow and end in [`reseal_for_request`].
-pub fn open_escrow(key: &RecoveryKey, escrow: &RecoveryEscrow, user: &str) -> Result<Identity> {
+/// belongs to `user` and holds the key `user_key` (the user's
+/// org-certified public key, checked against its certificate by the
+/// caller). Used by [`reseal_for_request`]; exposed for the handover of a
+/// departed user's files, which should still go through the approval flow
+/// and end in [`reseal_for_request`].
+pub fn open_escrow(
+    key: &RecoveryKey,
+    escrow: &RecoveryEscrow,
+    user: &str,
+    user_key: &Recipient,
+) -> Result<Identity> {
     let plain = open_with(&escrow.0, &key.0)?.ok_or(RecoveryError::EscrowNotForThisKey)?;
     let mut r = Record {
         what: "escrow copy",
@@ -269,27 +276,51 @@ pub fn open_escrow(key: &RecoveryKey, escrow: &RecoveryEscrow, user: &str) -> Re
             found: found.to_owned(),
         });
     }
-    r.identity()
+    let identity = r.identity()?;
+    // Anyone can seal to the recovery public key, so an escrow copy proves
+    // nothing about whose key it holds; the certificate does.
+    if identity.recipient() != user_key {
+        return Err(RecoveryError::EscrowKeyMismatch);
+    }
+    Ok(identity)
 }
 
-/// On the admin machine: checks the approvals against `policy`, checks that
-/// `request_key` is the approved one, opens the user's escrow copy with the
-/// rebuilt recovery key, checks it is that user's, and seals the identity to
-/// the request key. Returns the package for the broker to relay and who
-/// approved (for the audit log and the user's notice).
-#[allow(
-    clippy::too_many_arguments,
-    reason = "each input is a distinct check the caller must supply"
-)]
+/// Everything the admin machine is given about one recovery, all of it
+/// fetched from the broker and all of it checked by [`reseal_for_request`].
+#[derive(Clone, Copy, Debug)]
+pub struct RecoveryCase<'a> {
+    /// The request as the broker recorded it.
+    pub request: &'a RecoveryRequest,
+    /// The request key's public half (must match the approved fingerprint).
+    pub request_key: &'a Recipient,
+    /// The signed approvals.
+    pub approvals: &'a [Approval],
+    /// The user's escrow copy.
+    pub escrow: &'a RecoveryEscrow,
+    /// The user's current public key from the directory, **after** the
+    /// caller has verified its org certificate with the pinned org key.
+    pub user_key: &'a Recipient,
+}
+
+/// On the admin machine: checks the approvals against `policy` (from the
+/// admin machine's own configuration), checks that the request key is the
+/// approved one, opens the user's escrow copy with the rebuilt recovery key,
+/// checks it is that user's and holds their certified key, and seals the
+/// identity to the request key. Returns the package for the broker to relay
+/// and who approved (for the audit log).
 pub fn reseal_for_request(
     key: &RecoveryKey,
-    escrow: &RecoveryEscrow,
-    request: &RecoveryRequest,
-    request_key: &Recipient,
-    approvals: &[Approval],
+    case: &RecoveryCase<'_>,
     policy: &ApprovalPolicy,
     rng: &mut impl rand_core::CryptoRng,
 ) -> Result<(RecoveryPackage, VerifiedApprovals)> {
+    let RecoveryCase {
+        request,
+        request_key,
+        approvals,
+        escrow,
+        user_key,
+    } = *case;
     let verified = verify_approvals(policy.threshold, request, approvals, &policy.admins)?;
     let actual = fingerprint_of(request_key);
     if actual != request.request_key_fingerprint {
@@ -298,7 +329,7 @@ pub fn reseal_for_request(
             actual,
         });
     }
-    let identity = open_escrow(key, escrow, &request.user)?;
+    let identity = open_escrow(key, escrow, &request.user, user_key)?;
     let mut record = Zeroizing::new(Vec::with_capacity(MAX_RECORD as usize));
     record.extend_from_slice(PACKAGE_MAGIC);
     record.push(VERSION);
@@ -371,15 +402,15 @@ mod tests {
         let org = RecoveryKey(Identity::generate(&mut rng));
         let escrow =
             seal_for_recovery(&user, org.recipient(), "a@x.example", &mut rng).expect("seals");
-        let back = open_escrow(&org, &escrow, "a@x.example").expect("opens");
+        let back = open_escrow(&org, &escrow, "a@x.example", user.recipient()).expect("opens");
         assert!(back.ct_eq(&user));
         assert!(matches!(
-            open_escrow(&org, &escrow, "b@x.example"),
+            open_escrow(&org, &escrow, "b@x.example", user.recipient()),
             Err(RecoveryError::EscrowForAnotherUser { .. })
         ));
         let other = RecoveryKey(Identity::generate(&mut rng));
         assert!(matches!(
-            open_escrow(&other, &escrow, "a@x.example"),
+            open_escrow(&other, &escrow, "a@x.example", user.recipient()),
             Err(RecoveryError::EscrowNotForThisKey)
         ));
     }
@@ -397,7 +428,7 @@ mod tests {
         record.extend_from_slice(&user.to_secret_bytes()[..]);
         let escrow = RecoveryEscrow(seal_to(&record, org.recipient(), &mut rng).expect("seals"));
         assert!(matches!(
-            open_escrow(&org, &escrow, "a@x.example"),
+            open_escrow(&org, &escrow, "a@x.example", user.recipient()),
             Err(RecoveryError::MalformedPayload { .. })
         ));
     }

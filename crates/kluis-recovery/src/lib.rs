@@ -25,8 +25,8 @@ mod share;
 
 pub use error::{RecoveryError, Result, TamperedPart};
 pub use escrow::{
-    ApprovalPolicy, Recovered, RecoveryEscrow, RecoveryPackage, RequestKey, fingerprint_of,
-    open_escrow, open_recovered, reseal_for_request, seal_for_recovery,
+    ApprovalPolicy, Recovered, RecoveryCase, RecoveryEscrow, RecoveryPackage, RequestKey,
+    fingerprint_of, open_escrow, open_recovered, reseal_for_request, seal_for_recovery,
 };
 pub use kluis_approvals;
 pub use setup::{RecoveryKey, RecoverySetup, ShareHolder, combine, init, init_with_params};

@@ -11,8 +11,9 @@ use kluis_format::{
 };
 use kluis_recovery::kluis_approvals::{AdminSigningKey, Approval, ApprovalError, RecoveryRequest};
 use kluis_recovery::{
-    ApprovalPolicy, RecoveryError, RecoverySetup, RequestKey, ShareFile, ShareHolder, combine,
-    combine_files, fingerprint_of, init, open_recovered, reseal_for_request, seal_for_recovery,
+    ApprovalPolicy, RecoveryCase, RecoveryError, RecoverySetup, RequestKey, ShareFile, ShareHolder,
+    combine, combine_files, fingerprint_of, init, open_recovered, reseal_for_request,
+    seal_for_recovery,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -252,6 +253,7 @@ fn full_recovery_then_decrypt_an_old_file() {
         &mut rng,
     )
     .expect("encrypt");
+    let user_key = alice.recipient().clone();
     drop(alice);
 
     // New device: a one-time request key; its fingerprint is read out.
@@ -273,10 +275,13 @@ fn full_recovery_then_decrypt_an_old_file() {
     .expect("combine");
     let (package, verified) = reseal_for_request(
         &recovery,
-        &escrow,
-        &request,
-        request_key.recipient(),
-        &signed,
+        &RecoveryCase {
+            request: &request,
+            request_key: request_key.recipient(),
+            approvals: &signed,
+            escrow: &escrow,
+            user_key: &user_key,
+        },
         &policy(&keys),
         &mut rng,
     )
@@ -326,15 +331,20 @@ fn recovery_key() -> kluis_recovery::RecoveryKey {
     .expect("combine")
 }
 
-fn escrow_for(user: &str, rng: &mut ChaCha20Rng) -> kluis_recovery::RecoveryEscrow {
+/// An escrow copy for `user` and that user's (certified) public key.
+fn escrow_for(
+    user: &str,
+    rng: &mut ChaCha20Rng,
+) -> (kluis_recovery::RecoveryEscrow, kluis_format::Recipient) {
     let identity = Identity::generate(rng);
-    seal_for_recovery(&identity, &setup().recipient, user, rng).expect("escrow")
+    let escrow = seal_for_recovery(&identity, &setup().recipient, user, rng).expect("escrow");
+    (escrow, identity.recipient().clone())
 }
 
 #[test]
 fn wrong_request_key_fails_clearly() {
     let mut rng = ChaCha20Rng::seed_from_u64(8);
-    let escrow = escrow_for("alice@gemeente.example", &mut rng);
+    let (escrow, user_key) = escrow_for("alice@gemeente.example", &mut rng);
     let request_key = RequestKey::generate(&mut rng);
     let request = request_for(&request_key);
     let keys = admins();
@@ -345,10 +355,13 @@ fn wrong_request_key_fails_clearly() {
     let mallory = RequestKey::generate(&mut rng);
     let err = reseal_for_request(
         &recovery,
-        &escrow,
-        &request,
-        mallory.recipient(),
-        &signed,
+        &RecoveryCase {
+            request: &request,
+            request_key: mallory.recipient(),
+            approvals: &signed,
+            escrow: &escrow,
+            user_key: &user_key,
+        },
         &policy(&keys),
         &mut rng,
     )
@@ -361,10 +374,13 @@ fn wrong_request_key_fails_clearly() {
     // A package opened with another request key: refused, clearly.
     let (package, _) = reseal_for_request(
         &recovery,
-        &escrow,
-        &request,
-        request_key.recipient(),
-        &signed,
+        &RecoveryCase {
+            request: &request,
+            request_key: request_key.recipient(),
+            approvals: &signed,
+            escrow: &escrow,
+            user_key: &user_key,
+        },
         &policy(&keys),
         &mut rng,
     )
@@ -389,17 +405,20 @@ fn wrong_request_key_fails_clearly() {
 #[test]
 fn double_approval_blocks_recovery() {
     let mut rng = ChaCha20Rng::seed_from_u64(9);
-    let escrow = escrow_for("alice@gemeente.example", &mut rng);
+    let (escrow, user_key) = escrow_for("alice@gemeente.example", &mut rng);
     let request_key = RequestKey::generate(&mut rng);
     let request = request_for(&request_key);
     let keys = admins();
     let signed = approvals(&request, &keys, &[0, 2, 0]);
     let err = reseal_for_request(
         &recovery_key(),
-        &escrow,
-        &request,
-        request_key.recipient(),
-        &signed,
+        &RecoveryCase {
+            request: &request,
+            request_key: request_key.recipient(),
+            approvals: &signed,
+            escrow: &escrow,
+            user_key: &user_key,
+        },
         &policy(&keys),
         &mut rng,
     )
@@ -420,17 +439,20 @@ fn double_approval_blocks_recovery() {
 #[test]
 fn k_minus_one_approvals_block_recovery() {
     let mut rng = ChaCha20Rng::seed_from_u64(10);
-    let escrow = escrow_for("alice@gemeente.example", &mut rng);
+    let (escrow, user_key) = escrow_for("alice@gemeente.example", &mut rng);
     let request_key = RequestKey::generate(&mut rng);
     let request = request_for(&request_key);
     let keys = admins();
     let signed = approvals(&request, &keys, &[3, 4]);
     let err = reseal_for_request(
         &recovery_key(),
-        &escrow,
-        &request,
-        request_key.recipient(),
-        &signed,
+        &RecoveryCase {
+            request: &request,
+            request_key: request_key.recipient(),
+            approvals: &signed,
+            escrow: &escrow,
+            user_key: &user_key,
+        },
         &policy(&keys),
         &mut rng,
     )
@@ -448,17 +470,20 @@ fn k_minus_one_approvals_block_recovery() {
 fn another_users_escrow_is_refused() {
     let mut rng = ChaCha20Rng::seed_from_u64(11);
     // The broker hands over Bob's escrow for Alice's request.
-    let escrow = escrow_for("bob@gemeente.example", &mut rng);
+    let (escrow, user_key) = escrow_for("bob@gemeente.example", &mut rng);
     let request_key = RequestKey::generate(&mut rng);
     let request = request_for(&request_key);
     let keys = admins();
     let signed = approvals(&request, &keys, &[0, 1, 2]);
     let err = reseal_for_request(
         &recovery_key(),
-        &escrow,
-        &request,
-        request_key.recipient(),
-        &signed,
+        &RecoveryCase {
+            request: &request,
+            request_key: request_key.recipient(),
+            approvals: &signed,
+            escrow: &escrow,
+            user_key: &user_key,
+        },
         &policy(&keys),
         &mut rng,
     )
@@ -551,4 +576,32 @@ fn share_parser_never_panics_on_mutations() {
     let mut longer = file.to_vec();
     longer.extend_from_slice(&[0u8; 40]);
     assert!(ShareFile::parse(&longer).is_err());
+}
+
+#[test]
+fn escrow_holding_a_foreign_key_is_refused() {
+    // Anyone can seal to the recovery public key: the broker plants an
+    // escrow for Alice that holds a key it knows. Re-sealing checks the
+    // escrowed key against Alice's certified key and refuses.
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    let (_, user_key) = escrow_for("alice@gemeente.example", &mut rng);
+    let (planted, _) = escrow_for("alice@gemeente.example", &mut rng);
+    let request_key = RequestKey::generate(&mut rng);
+    let request = request_for(&request_key);
+    let keys = admins();
+    let signed = approvals(&request, &keys, &[0, 1, 2]);
+    let err = reseal_for_request(
+        &recovery_key(),
+        &RecoveryCase {
+            request: &request,
+            request_key: request_key.recipient(),
+            approvals: &signed,
+            escrow: &planted,
+            user_key: &user_key,
+        },
+        &policy(&keys),
+        &mut rng,
+    )
+    .expect_err("planted escrow");
+    assert!(matches!(err, RecoveryError::EscrowKeyMismatch), "{err}");
 }
