@@ -264,7 +264,12 @@ fn load_identity(arg: &IdentityArg, pass: &Passphrases) -> Result<Identity> {
 fn parse_recipients(strings: &[String], files: &[PathBuf]) -> Result<Vec<Recipient>> {
     let mut out: Vec<Recipient> = Vec::new();
     let mut push = |s: &str, origin: &str| -> Result<()> {
-        let r: Recipient = s.parse().with_context(|| format!("recipient {origin}"))?;
+        // `alice@example.org`: look the key up in the verified directory.
+        let r: Recipient = if s.contains('@') && !s.starts_with(kluis_format::RECIPIENT_PREFIX) {
+            crate::account_cmds::resolve_email(s)?
+        } else {
+            s.parse().with_context(|| format!("recipient {origin}"))?
+        };
         if !out.contains(&r) {
             out.push(r);
         }

@@ -2,6 +2,7 @@
 //! libraries and prints; all behaviour lives in the library crates.
 #![forbid(unsafe_code)]
 
+mod account_cmds;
 mod crypt;
 mod home;
 mod output;
@@ -44,6 +45,12 @@ enum Command {
     /// First steps: create your identity if needed, then encrypt and decrypt
     /// a sample file.
     Quickstart(quickstart::QuickstartArgs),
+    /// Your account on the organisation's broker (key escrow, directory).
+    #[command(subcommand)]
+    Account(account_cmds::AccountCommand),
+    /// Colleagues in the organisation's directory.
+    #[command(subcommand)]
+    Contacts(account_cmds::ContactsCommand),
     #[command(flatten)]
     Crypt(crypt::CryptCommand),
     #[command(flatten)]
@@ -55,6 +62,8 @@ fn main() -> ExitCode {
     let ctx = secret::Passphrases::new(cli.passphrase_file.clone());
     let result = match cli.command {
         Command::Quickstart(a) => quickstart::run(a, &ctx),
+        Command::Account(c) => account_cmds::run_account(c, &ctx),
+        Command::Contacts(c) => account_cmds::run_contacts(c),
         Command::Crypt(c) => crypt::run(c, &ctx),
         Command::Sync(c) => sync_cmds::run(c, &ctx),
     };

@@ -17,6 +17,27 @@ impl Passphrases {
         Passphrases { file }
     }
 
+    /// A new passphrase: from this source's file, or a prompt asked twice.
+    /// Never from `KLUIS_PASSPHRASE`, which holds the current one.
+    pub fn get_new(&self, what: &str) -> Result<Zeroizing<String>> {
+        if self.file.is_some() {
+            return self.get(what, true);
+        }
+        let first = Zeroizing::new(
+            rpassword::prompt_password(format!("New passphrase for {what}: ")).context(
+                "cannot prompt for a passphrase (no terminal); use --new-passphrase-file",
+            )?,
+        );
+        if first.is_empty() {
+            bail!("empty passphrase");
+        }
+        let again = Zeroizing::new(rpassword::prompt_password("Repeat the new passphrase: ")?);
+        if *again != *first {
+            bail!("the passphrases do not match");
+        }
+        Ok(first)
+    }
+
     /// Get the passphrase for `what`; `confirm` asks twice when prompting.
     pub fn get(&self, what: &str, confirm: bool) -> Result<Zeroizing<String>> {
         if let Some(path) = &self.file {

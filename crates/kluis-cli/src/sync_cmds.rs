@@ -98,7 +98,11 @@ pub fn run(cmd: SyncCommand, pass: &Passphrases) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&st)?);
                 return Ok(());
             }
-            println!("device {}: identity {}", st.device, if st.locked { "LOCKED" } else { "unlocked" });
+            println!(
+                "device {}: identity {}",
+                st.device,
+                if st.locked { "LOCKED" } else { "unlocked" }
+            );
             for p in &st.pairs {
                 println!(
                     "{}  {:?}  {} -> {}  ({} files{}{})",
@@ -107,7 +111,11 @@ pub fn run(cmd: SyncCommand, pass: &Passphrases) -> Result<()> {
                     p.plain.display(),
                     p.mirror.display(),
                     p.synced_files,
-                    if p.deferred > 0 { format!(", {} waiting", p.deferred) } else { String::new() },
+                    if p.deferred > 0 {
+                        format!(", {} waiting", p.deferred)
+                    } else {
+                        String::new()
+                    },
                     if p.polling { ", polling" } else { "" },
                 );
                 if let Some(a) = &p.alert {
@@ -123,17 +131,25 @@ pub fn run(cmd: SyncCommand, pass: &Passphrases) -> Result<()> {
             Ok(())
         }
         SyncCommand::Pause { pair } => ok(client(&home)?.call(&Request::Pause { pair })?),
-        SyncCommand::Resume { pair, allow_deletions } => {
-            ok(client(&home)?.call(&Request::Resume { pair, allow_deletions })?)
-        }
+        SyncCommand::Resume {
+            pair,
+            allow_deletions,
+        } => ok(client(&home)?.call(&Request::Resume {
+            pair,
+            allow_deletions,
+        })?),
         SyncCommand::Lock => ok(client(&home)?.call(&Request::Lock)?),
         SyncCommand::Unlock => {
             let mut c = client(&home)?;
             let passphrase = pass.get("your identity", false)?;
-            ok(c.call(&Request::Unlock { passphrase: passphrase.to_string() })?)
+            ok(c.call(&Request::Unlock {
+                passphrase: passphrase.to_string(),
+            })?)
         }
         SyncCommand::Activity { limit, json } => {
-            let Response::Activity { entries } = client(&home)?.call(&Request::Activity { limit })? else {
+            let Response::Activity { entries } =
+                client(&home)?.call(&Request::Activity { limit })?
+            else {
                 bail!("unexpected answer from the agent");
             };
             if json {
@@ -179,13 +195,21 @@ fn folders(cmd: FoldersCommand, home: &AgentHome) -> Result<()> {
         FoldersCommand::Add { plain, sync } => {
             let p = cfg.add_pair(&plain, &sync)?;
             cfg.save(home)?;
-            println!("paired {} (work here) with {} (ciphertext appears here) as {}", p.plain.display(), p.mirror.display(), p.id);
+            println!(
+                "paired {} (work here) with {} (ciphertext appears here) as {}",
+                p.plain.display(),
+                p.mirror.display(),
+                p.id
+            );
             println!("restart `kluis agent` (or the kluis-agent service) to start syncing it");
         }
         FoldersCommand::List { json } => {
             let found = detect_sync_folders();
             if json {
-                println!("{}", serde_json::json!({ "pairs": cfg.pairs, "sync_folders": found }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "pairs": cfg.pairs, "sync_folders": found })
+                );
                 return Ok(());
             }
             if cfg.pairs.is_empty() {
@@ -195,13 +219,23 @@ fn folders(cmd: FoldersCommand, home: &AgentHome) -> Result<()> {
                 println!("{}  {} -> {}", p.id, p.plain.display(), p.mirror.display());
             }
             for c in found {
-                println!("found {} folder: {} (e.g. `kluis folders add ~/Kluis {}`)", c.provider, c.path.display(), c.path.join("Kluis").display());
+                println!(
+                    "found {} folder: {} (e.g. `kluis folders add ~/Kluis {}`)",
+                    c.provider,
+                    c.path.display(),
+                    c.path.join("Kluis").display()
+                );
             }
         }
         FoldersCommand::Remove { pair } => {
             let p = cfg.remove_pair(&pair)?;
             cfg.save(home)?;
-            println!("removed pair {} ({} -> {}); no files were touched", p.id, p.plain.display(), p.mirror.display());
+            println!(
+                "removed pair {} ({} -> {}); no files were touched",
+                p.id,
+                p.plain.display(),
+                p.mirror.display()
+            );
         }
     }
     Ok(())
@@ -212,8 +246,12 @@ fn agent(args: AgentArgs, home: &AgentHome, pass: &Passphrases) -> Result<()> {
         None
     } else {
         let path = home.identity_file();
-        let bytes = std::fs::read(&path)
-            .with_context(|| format!("cannot read identity {}; create one with `kluis keygen`", path.display()))?;
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!(
+                "cannot read identity {}; create one with `kluis keygen`",
+                path.display()
+            )
+        })?;
         let passphrase = pass.get("your identity", false)?;
         Some(kluis_format::open_identity(&bytes, passphrase.as_bytes())?)
     };
@@ -229,7 +267,11 @@ fn agent(args: AgentArgs, home: &AgentHome, pass: &Passphrases) -> Result<()> {
         Err(e) => eprintln!("kluis agent: no control endpoint: {e}"),
     }
     for p in agent.handle().status().pairs {
-        eprintln!("kluis agent: syncing {} <-> {}", p.plain.display(), p.mirror.display());
+        eprintln!(
+            "kluis agent: syncing {} <-> {}",
+            p.plain.display(),
+            p.mirror.display()
+        );
     }
     agent.wait();
     Ok(())

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `kluis` binary.
 #![allow(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
 
+mod account;
 mod crypt;
 mod util;

@@ -1,0 +1,389 @@
+//! `kluis account …` and `kluis contacts …`: the broker from the client side.
+//!
+//! The account password is also the passphrase of the local identity file,
+//! so a person has one secret. The identity is generated here, on the device;
+//! the broker only receives its public key and the escrow sealed under the
+//! OPAQUE export key. Recipients named by e-mail are resolved through the
+//! directory, verified against the organisation key pinned at enrolment, and
+//! pinned on first use.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use kluis_account::{
+    AccountClient, AccountError, ClientConfig, Invite, KsfPolicy, OrgPublicKey, Password,
+    Registration,
+};
+use kluis_format::{Identity, KdfParams, Recipient, open_identity, seal_identity};
+use serde::{Deserialize, Serialize};
+
+use crate::home::Home;
+use crate::output::Output;
+use crate::secret::Passphrases;
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create your account on the organisation's broker. Your key pair is
+    /// generated on this device (or your existing identity is used).
+    Register {
+        /// The invite your administrator gave you (`kluis-invite-v1:…`), or a
+        /// file holding it. It carries the broker address and the
+        /// organisation key to trust.
+        #[arg(long, value_name = "INVITE")]
+        invite: Option<String>,
+        /// Broker address, when registering without an invite.
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
+        /// The organisation key to trust (`kluis-org-ed25519:…`), from your
+        /// administrator, when registering without an invite.
+        #[arg(long, value_name = "KEY")]
+        org_key: Option<String>,
+        /// Your e-mail address.
+        #[arg(long)]
+        email: String,
+        /// The name colleagues will find you by.
+        #[arg(long)]
+        name: String,
+    },
+    /// Log in on this device and fetch your identity from the broker.
+    Login {
+        /// Broker address (default: the one this device already knows).
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
+        /// The organisation key to trust (default: the pinned one).
+        #[arg(long, value_name = "KEY")]
+        org_key: Option<String>,
+        /// Your e-mail address (default: the one this device knows).
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// End this device's session. Your local identity stays usable offline.
+    Logout,
+    /// Show who you are logged in as.
+    Whoami,
+    /// Change your password: re-seals your identity and ends your other
+    /// sessions.
+    Passwd {
+        /// Read the new password from this file instead of prompting.
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContactsCommand {
+    /// Find colleagues by e-mail or name prefix. Only keys certified by your
+    /// organisation are shown.
+    Find {
+        /// Start of an e-mail address or name.
+        query: String,
+    },
+    /// Accept a colleague's new key after checking its fingerprint with them
+    /// out of band.
+    AcceptKeyChange {
+        /// Their e-mail address.
+        email: String,
+    },
+}
+
+/// What this device remembers about its account (no secrets).
+#[derive(Debug, Serialize, Deserialize)]
+struct AccountFile {
+    broker_url: String,
+    org_public_key: String,
+    email: String,
+}
+
+fn account_file(home: &Home) -> PathBuf {
+    home.config.join("account.json")
+}
+
+fn state_dir(home: &Home) -> PathBuf {
+    home.data.join("account")
+}
+
+fn load_account(home: &Home) -> Result<Option<AccountFile>> {
+    let path = account_file(home);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+                format!("{} is damaged", path.display())
+            })?))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn save_account(home: &Home, acct: &AccountFile) -> Result<()> {
+    let path = account_file(home);
+    std::fs::create_dir_all(&home.config)?;
+    let mut out = Output::open(Some(&path))?;
+    std::io::Write::write_all(&mut out, &serde_json::to_vec_pretty(acct)?)?;
+    out.commit()
+}
+
+/// The KSF policy. Tests of the whole system may ask for the insecure one
+/// through an environment variable whose name says what it is.
+fn ksf_policy() -> KsfPolicy {
+    if std::env::var_os("KLUIS_INSECURE_TEST_KSF").is_some_and(|v| v == "1") {
+        KsfPolicy::InsecureTestOnly
+    } else {
+        KsfPolicy::Standard
+    }
+}
+
+fn client(home: &Home, broker: &str, org: &str) -> Result<AccountClient> {
+    let org = OrgPublicKey::parse(org).context("invalid organisation key")?;
+    let config = ClientConfig::new(broker, org, state_dir(home)).with_ksf_policy(ksf_policy());
+    Ok(AccountClient::new(config)?)
+}
+
+/// The client for this device's account, if it has one.
+fn device_client(home: &Home) -> Result<(AccountClient, AccountFile)> {
+    let acct = load_account(home)?.context("this device has no Kluis account yet; run `kluis account register` or `kluis account login`")?;
+    Ok((client(home, &acct.broker_url, &acct.org_public_key)?, acct))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Write the identity file sealed with the account password.
+fn store_identity(path: &Path, id: &Identity, password: &str) -> Result<()> {
+    let mut rng = kluis_format::rand_core::UnwrapErr(getrandom::SysRng);
+    let sealed = seal_identity(id, password.as_bytes(), KdfParams::DEFAULT, &mut rng)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut out = Output::open(Some(path))?;
+    std::io::Write::write_all(&mut out, &sealed)?;
+    #[cfg(unix)]
+    if let Output::File { tmp, .. } = &out {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.get_ref().path(), std::fs::Permissions::from_mode(0o600))?;
+    }
+    out.commit()
+}
+
+fn read_invite(text: &str) -> Result<Invite> {
+    let text = if Path::new(text).is_file() {
+        std::fs::read_to_string(text)?
+    } else {
+        text.to_owned()
+    };
+    Ok(Invite::decode(&text).context("invalid invite")?)
+}
+
+fn explain(e: AccountError) -> anyhow::Error {
+    match e {
+        AccountError::LoginFailed => {
+            anyhow::anyhow!("login failed: wrong e-mail address or password")
+        }
+        other => other.into(),
+    }
+}
+
+pub fn run_account(cmd: AccountCommand, pass: &Passphrases) -> Result<()> {
+    let home = Home::resolve()?;
+    let rt = runtime()?;
+    match cmd {
+        AccountCommand::Register {
+            invite,
+            broker,
+            org_key,
+            email,
+            name,
+        } => {
+            let invite = invite.as_deref().map(read_invite).transpose()?;
+            let (broker, org) = match (&invite, broker, org_key) {
+                (Some(inv), _, _) => (inv.broker_url.clone(), inv.org_public_key.to_string()),
+                (None, Some(b), Some(k)) => (b, k),
+                _ => bail!("give --invite, or both --broker and --org-key"),
+            };
+            let password = pass.get("your new Kluis account", true)?;
+            let id_path = home.identity();
+            let identity = if id_path.exists() {
+                let bytes = std::fs::read(&id_path)?;
+                open_identity(&bytes, password.as_bytes()).with_context(|| {
+                    format!(
+                        "your existing identity {} must open with the account password",
+                        id_path.display()
+                    )
+                })?
+            } else {
+                Identity::generate(&mut kluis_format::rand_core::UnwrapErr(getrandom::SysRng))
+            };
+            let c = client(&home, &broker, &org)?;
+            let secret = identity.to_secret_bytes();
+            let public = identity.recipient().to_string();
+            let pw = Password::new(password.as_str());
+            let reg = Registration {
+                email: &email,
+                display_name: &name,
+                password: &pw,
+                public_key: &public,
+                secret_identity: &secret[..],
+                invite: invite.as_ref().map(|i| &i.token),
+            };
+            rt.block_on(c.register(&reg)).map_err(explain)?;
+            store_identity(&id_path, &identity, &password)?;
+            save_account(
+                &home,
+                &AccountFile {
+                    broker_url: broker,
+                    org_public_key: org,
+                    email: email.clone(),
+                },
+            )?;
+            println!("Registered {email} on {}.", c.config().broker_url);
+            println!("Your fingerprint: {}", identity.recipient().fingerprint());
+            println!(
+                "Ask your administrator to certify your key; compare this fingerprint with them."
+            );
+            Ok(())
+        }
+        AccountCommand::Login {
+            broker,
+            org_key,
+            email,
+        } => {
+            let known = load_account(&home)?;
+            let broker = broker
+                .or_else(|| known.as_ref().map(|a| a.broker_url.clone()))
+                .context("give --broker")?;
+            let org = org_key
+                .or_else(|| known.as_ref().map(|a| a.org_public_key.clone()))
+                .context("give --org-key")?;
+            let email = email
+                .or_else(|| known.as_ref().map(|a| a.email.clone()))
+                .context("give --email")?;
+            let password = pass.get(&format!("Kluis account {email}"), false)?;
+            let c = client(&home, &broker, &org)?;
+            let outcome = rt
+                .block_on(c.login(&email, &Password::new(password.as_str())))
+                .map_err(explain)?;
+            let identity = Identity::from_secret_bytes(outcome.secret_identity.expose())?;
+            if identity.recipient().to_string() != outcome.public_key.as_str() {
+                bail!(
+                    "the identity in your escrow does not match your registered public key; contact your administrator"
+                );
+            }
+            store_identity(&home.identity(), &identity, &password)?;
+            save_account(
+                &home,
+                &AccountFile {
+                    broker_url: broker,
+                    org_public_key: org,
+                    email: email.clone(),
+                },
+            )?;
+            println!("Logged in as {email}. Your identity is now on this device (works offline).");
+            println!("Your fingerprint: {}", identity.recipient().fingerprint());
+            Ok(())
+        }
+        AccountCommand::Logout => {
+            let (c, acct) = device_client(&home)?;
+            rt.block_on(c.logout()).map_err(explain)?;
+            println!("Logged out {} on this device.", acct.email);
+            Ok(())
+        }
+        AccountCommand::Whoami => {
+            let (c, acct) = device_client(&home)?;
+            let me = rt.block_on(c.whoami()).map_err(explain)?;
+            println!("{} ({}) on {}", me.email, me.display_name, acct.broker_url);
+            if let Ok(r) = me.public_key.as_str().parse::<Recipient>() {
+                println!("Fingerprint: {}", r.fingerprint());
+            }
+            Ok(())
+        }
+        AccountCommand::Passwd {
+            new_passphrase_file,
+        } => {
+            let (c, acct) = device_client(&home)?;
+            let old = pass.get(
+                &format!("Kluis account {} (current password)", acct.email),
+                false,
+            )?;
+            let new = Passphrases::new(new_passphrase_file).get_new("your new password")?;
+            let id_path = home.identity();
+            let identity = open_identity(&std::fs::read(&id_path)?, old.as_bytes())
+                .with_context(|| format!("cannot open {}", id_path.display()))?;
+            let changed = rt
+                .block_on(
+                    c.change_password(&Password::new(old.as_str()), &Password::new(new.as_str())),
+                )
+                .map_err(explain)?;
+            store_identity(&id_path, &identity, &new)?;
+            println!(
+                "Password changed; {} other session(s) ended.",
+                changed.sessions_revoked
+            );
+            Ok(())
+        }
+    }
+}
+
+pub fn run_contacts(cmd: ContactsCommand) -> Result<()> {
+    let home = Home::resolve()?;
+    let rt = runtime()?;
+    let (c, _) = device_client(&home)?;
+    match cmd {
+        ContactsCommand::Find { query } => {
+            let found = rt.block_on(c.find_contacts(&query)).map_err(explain)?;
+            for contact in &found.contacts {
+                let fp = contact
+                    .public_key
+                    .as_str()
+                    .parse::<Recipient>()
+                    .map(|r| r.fingerprint().to_string())
+                    .unwrap_or_else(|_| "(not a Kluis key)".into());
+                println!("{}  {}  {fp}", contact.email, contact.display_name);
+            }
+            for r in &found.rejected {
+                eprintln!(
+                    "WARNING: refused the key the broker gave for {}: {:?}",
+                    r.email, r.reason
+                );
+            }
+            if found.contacts.is_empty() && found.rejected.is_empty() {
+                eprintln!("No colleague matches {query:?}.");
+            }
+            Ok(())
+        }
+        ContactsCommand::AcceptKeyChange { email } => {
+            if c.accept_key_change(&email)? {
+                println!("Forgot the old key of {email}; the next lookup pins the current one.");
+            } else {
+                println!("No key was pinned for {email}.");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Resolve a recipient named by e-mail through the verified directory.
+pub fn resolve_email(email: &str) -> Result<Recipient> {
+    let home = Home::resolve()?;
+    let (c, _) = device_client(&home)?;
+    let contact = runtime()?
+        .block_on(c.resolve_recipient(email))
+        .map_err(explain)
+        .with_context(|| format!("recipient {email}"))?;
+    let r: Recipient = contact
+        .public_key
+        .as_str()
+        .parse()
+        .with_context(|| format!("the key of {email}"))?;
+    let note = match contact.pin {
+        kluis_account::PinStatus::NewlyPinned => {
+            " (first use: pinned now; compare the fingerprint with them)"
+        }
+        kluis_account::PinStatus::Matches => "",
+    };
+    eprintln!("{email}: {}{note}", r.fingerprint());
+    Ok(r)
+}

@@ -1,0 +1,271 @@
+//! `kluis account` and `kluis contacts` against a real broker on loopback.
+
+use std::sync::Arc;
+
+use kluis_broker::clock::SystemClock;
+use kluis_broker::config::{Config, Overrides};
+use kluis_broker::org::OrgSigningKey;
+use kluis_broker::{Broker, server::RunningServer};
+
+use crate::util::{User, run_fail, run_ok};
+
+struct LiveBroker {
+    url: String,
+    org: OrgSigningKey,
+    broker: Broker,
+    rt: tokio::runtime::Runtime,
+    _server: RunningServer,
+    _dir: tempfile::TempDir,
+}
+
+impl LiveBroker {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let home = dir.path().join("broker");
+        let overrides = Overrides {
+            config_file: None,
+            data_dir: Some(home.clone()),
+            listen: Some("127.0.0.1:0".into()),
+        };
+        let env = |k: &str| match k {
+            "KLUIS_BROKER_REGISTRATION" => Some("open".to_owned()),
+            _ => None,
+        };
+        let config = Config::resolve(&overrides, &env).unwrap();
+        let broker = rt
+            .block_on(Broker::open(&config, Arc::new(SystemClock)))
+            .unwrap();
+        let server = rt.block_on(broker.spawn(config.listen, None)).unwrap();
+        let org = OrgSigningKey::init(&dir.path().join("org.key")).unwrap();
+        LiveBroker {
+            url: format!("http://{}", server.local_addr),
+            org,
+            broker,
+            rt,
+            _server: server,
+            _dir: dir,
+        }
+    }
+
+    fn org_key(&self) -> String {
+        self.org.public_key().to_string()
+    }
+
+    fn certify(&self, email: &str) {
+        let email = kluis_types_email(email);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        self.rt
+            .block_on(kluis_broker::admin::certify(
+                self.broker.store(),
+                &self.org,
+                &email,
+                None,
+                now,
+            ))
+            .unwrap();
+    }
+
+    fn register(&self, u: &User, email: &str, name: &str) -> String {
+        let out = run_ok(u.cmd().args([
+            "account",
+            "register",
+            "--broker",
+            &self.url,
+            "--org-key",
+            &self.org_key(),
+            "--email",
+            email,
+            "--name",
+            name,
+        ]));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("Registered"), "{text}");
+        fingerprint(u)
+    }
+}
+
+fn kluis_types_email(e: &str) -> kluis_types::Email {
+    kluis_types::Email::parse(e).unwrap()
+}
+
+fn fingerprint(u: &User) -> String {
+    let out = run_ok(u.cmd().args(["recipient", "--fingerprint"]));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn register_share_by_email_new_device_and_password_change() {
+    let b = LiveBroker::start();
+    let alice = User::new();
+    let bob = User::new();
+    b.register(&alice, "alice@example.org", "Alice Peeters");
+    let bob_fp = b.register(&bob, "bob@example.org", "Bob Janssens");
+
+    // Uncertified keys are refused: the org has not vouched for Bob yet.
+    std::fs::write(alice.path("note.txt"), b"dossier 42").unwrap();
+    run_fail(
+        alice.cmd().args([
+            "encrypt",
+            "-r",
+            "bob@example.org",
+            "-o",
+            "note.kluis",
+            "note.txt",
+        ]),
+        "not certified by your organisation",
+    );
+    assert!(!alice.path("note.kluis").exists());
+
+    b.certify("alice@example.org");
+    b.certify("bob@example.org");
+
+    // The directory shows Bob with the same fingerprint his own device shows.
+    let found = run_ok(alice.cmd().args(["contacts", "find", "bo"]));
+    let found = String::from_utf8(found.stdout).unwrap();
+    assert!(
+        found.contains("bob@example.org")
+            && found.contains("Bob Janssens")
+            && found.contains(&bob_fp),
+        "{found}"
+    );
+
+    // Share by e-mail; Bob reads it.
+    run_ok(alice.cmd().args([
+        "encrypt",
+        "-r",
+        "bob@example.org",
+        "-o",
+        "note.kluis",
+        "note.txt",
+    ]));
+    std::fs::copy(alice.path("note.kluis"), bob.path("note.kluis")).unwrap();
+    assert_eq!(
+        run_ok(bob.cmd().args(["decrypt", "note.kluis"])).stdout,
+        b"dossier 42"
+    );
+
+    // Bob on a second device: log in, get his identity from escrow, decrypt.
+    let laptop = User::new();
+    run_ok(laptop.cmd().args([
+        "account",
+        "login",
+        "--broker",
+        &b.url,
+        "--org-key",
+        &b.org_key(),
+        "--email",
+        "bob@example.org",
+    ]));
+    assert_eq!(fingerprint(&laptop), bob_fp);
+    std::fs::copy(alice.path("note.kluis"), laptop.path("note.kluis")).unwrap();
+    assert_eq!(
+        run_ok(laptop.cmd().args(["decrypt", "note.kluis"])).stdout,
+        b"dossier 42"
+    );
+    let who = run_ok(laptop.cmd().args(["account", "whoami"]));
+    assert!(
+        String::from_utf8(who.stdout)
+            .unwrap()
+            .contains("bob@example.org")
+    );
+
+    // Password change on the laptop; the old password no longer logs in.
+    std::fs::write(laptop.path("new-pass"), "an even longer new passphrase\n").unwrap();
+    run_ok(
+        laptop
+            .cmd()
+            .args(["account", "passwd", "--new-passphrase-file"])
+            .arg(laptop.path("new-pass")),
+    );
+    let phone = User::new();
+    run_fail(
+        phone.cmd().args([
+            "account",
+            "login",
+            "--broker",
+            &b.url,
+            "--org-key",
+            &b.org_key(),
+            "--email",
+            "bob@example.org",
+        ]),
+        "login failed",
+    );
+    std::fs::copy(laptop.path("new-pass"), phone.path("pass")).unwrap();
+    run_ok(phone.cmd().args([
+        "account",
+        "login",
+        "--broker",
+        &b.url,
+        "--org-key",
+        &b.org_key(),
+        "--email",
+        "bob@example.org",
+    ]));
+    assert_eq!(fingerprint(&phone), bob_fp);
+    // The laptop's local identity is re-sealed with the new password.
+    std::fs::copy(laptop.path("new-pass"), laptop.path("pass")).unwrap();
+    assert_eq!(
+        run_ok(laptop.cmd().args(["decrypt", "note.kluis"])).stdout,
+        b"dossier 42"
+    );
+
+    // Logging out ends the session; the identity keeps working offline.
+    run_ok(laptop.cmd().args(["account", "logout"]));
+    run_fail(laptop.cmd().args(["account", "whoami"]), "not logged in");
+    assert_eq!(
+        run_ok(laptop.cmd().args(["decrypt", "note.kluis"])).stdout,
+        b"dossier 42"
+    );
+}
+
+#[test]
+fn wrong_org_key_refuses_the_directory() {
+    let b = LiveBroker::start();
+    let alice = User::new();
+    b.register(&alice, "alice@example.org", "Alice");
+    let carol = User::new();
+    b.register(&carol, "carol@example.org", "Carol");
+    b.certify("carol@example.org");
+    // A device that pinned a different organisation key (as a substituting
+    // broker would need) refuses every certificate.
+    let other_org = OrgSigningKey::init(&alice.path("other-org.key")).unwrap();
+    let mallory_view = User::new();
+    run_ok(mallory_view.cmd().args([
+        "account",
+        "register",
+        "--broker",
+        &b.url,
+        "--org-key",
+        &other_org.public_key().to_string(),
+        "--email",
+        "dave@example.org",
+        "--name",
+        "Dave",
+    ]));
+    run_fail(
+        mallory_view.cmd().args([
+            "encrypt",
+            "-r",
+            "carol@example.org",
+            "-o",
+            "x.kluis",
+            "pass",
+        ]),
+        "does not match the pinned organisation key",
+    );
+    assert!(!mallory_view.path("x.kluis").exists());
+}
