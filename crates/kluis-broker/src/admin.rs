@@ -37,7 +37,7 @@ pub async fn create_invite(
     ttl_secs: i64,
     email: Option<&Email>,
 ) -> Result<InviteToken, StoreError> {
-    let token = InviteToken::from_random_bytes(&crate::api::random_32_pub());
+    let token = InviteToken::from_random_bytes(&crate::api::random_32());
     let hash: [u8; 32] = Sha256::digest(token.expose().as_bytes()).into();
     store.create_invite(&hash, email, now, now + ttl_secs).await?;
     Ok(token)

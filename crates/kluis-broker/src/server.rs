@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject as _;
@@ -113,7 +113,12 @@ pub async fn spawn(
                     let mut router = router.clone();
                     async move { router.call(request).await }
                 });
-                let builder = Builder::new(TokioExecutor::new());
+                let mut builder = Builder::new(TokioExecutor::new());
+                // Slow-loris guard: headers must arrive within 30 s.
+                builder
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30));
                 let result = match tls {
                     Some(acceptor) => {
                         let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;

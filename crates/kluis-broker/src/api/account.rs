@@ -301,7 +301,7 @@ pub async fn revoke_session(
 }
 
 /// First round trip of a password change (OPAQUE registration of the new
-/// password, authenticated by the session).
+/// password). Needs a session from a login in the last five minutes.
 #[utoipa::path(post, path = "/v1/users/{user_id}/password/start", tag = "account", security(("bearer" = [])),
     params(("user_id" = UserId, Path, description = "must be the session's own user")),
     request_body = PasswordStartRequest,
@@ -316,6 +316,7 @@ pub async fn password_start(
     ApiJson(req): ApiJson<PasswordStartRequest>,
 ) -> Result<Json<RegisterStartResponse>, ApiError> {
     auth.require_self(&user_id)?;
+    auth.require_recent_login(state.clock.now())?;
     let user = state.store.user_by_id(&user_id).await?.ok_or_else(ApiError::unauthorized)?;
     Ok(Json(registration_response(&state, &user.email, &req.registration_request)?))
 }
@@ -336,6 +337,7 @@ pub async fn password_finish(
     ApiJson(req): ApiJson<PasswordFinishRequest>,
 ) -> Result<Json<PasswordFinishResponse>, ApiError> {
     auth.require_self(&user_id)?;
+    auth.require_recent_login(state.clock.now())?;
     check_ksf(&req.ksf)?;
     if req.escrow.is_empty() {
         return Err(ApiError::bad_request("escrow must not be empty"));

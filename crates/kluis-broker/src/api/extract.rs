@@ -32,6 +32,9 @@ pub fn token_hash(token: &SessionToken) -> [u8; 32] {
     Sha256::digest(token.expose().as_bytes()).into()
 }
 
+/// How fresh a session must be to change the password.
+pub const RECENT_LOGIN_SECS: i64 = 300;
+
 /// A request made with a valid, unexpired session token.
 #[derive(Debug, Clone)]
 pub struct Authed {
@@ -39,6 +42,8 @@ pub struct Authed {
     pub user_id: UserId,
     /// The session.
     pub session_id: SessionId,
+    /// When the session was created (by a full OPAQUE login).
+    pub created_at: i64,
     /// Its expiry.
     pub expires_at: i64,
 }
@@ -47,6 +52,21 @@ impl Authed {
     /// 403 unless the path names the session's own user.
     pub fn require_self(&self, user_id: &UserId) -> Result<(), ApiError> {
         if &self.user_id == user_id { Ok(()) } else { Err(ApiError::forbidden()) }
+    }
+
+    /// 403 unless the session comes from a login within the last
+    /// [`RECENT_LOGIN_SECS`]: a stolen long-lived token alone must not be
+    /// enough to replace the password.
+    pub fn require_recent_login(&self, now: i64) -> Result<(), ApiError> {
+        if now - self.created_at <= RECENT_LOGIN_SECS {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                kluis_types::ErrorCode::Forbidden,
+                "log in again (with the current password) before changing it",
+            ))
+        }
     }
 }
 
@@ -67,7 +87,12 @@ impl FromRequestParts<AppState> for Authed {
             .session_by_token_hash(&token_hash(&token), now)
             .await?
             .ok_or_else(ApiError::unauthorized)?;
-        Ok(Self { user_id: row.user_id, session_id: row.session_id, expires_at: row.expires_at })
+        Ok(Self {
+            user_id: row.user_id,
+            session_id: row.session_id,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+        })
     }
 }
 

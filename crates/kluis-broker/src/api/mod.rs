@@ -27,7 +27,7 @@ mod openapi;
 mod ops;
 
 pub use error::ApiError;
-pub use extract::{client_ip, token_hash};
+pub use extract::{RECENT_LOGIN_SECS, client_ip, token_hash};
 pub use openapi::openapi_json;
 
 /// Per-purpose rate limiters.
@@ -177,9 +177,4 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
-}
-
-/// 32 bytes from the OS RNG (for tokens minted outside request handlers).
-pub(crate) fn random_32_pub() -> [u8; 32] {
-    random_32()
 }

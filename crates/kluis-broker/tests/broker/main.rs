@@ -377,14 +377,23 @@ async fn unknown_login_looks_known(backend: Backend) {
     tb.shutdown().await;
 }
 
-/// Sessions expire and end on logout.
+/// Sessions expire, end on logout, and must be fresh to change the password.
 async fn sessions_expire_and_log_out(backend: Backend) {
     let Some(tb) = start(backend, test_settings()).await else { return };
     let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
     let a = user(&tb, &org, "alice").await;
     let t = a.session.token.expose().to_owned();
+    let id = a.session.user_id.as_str();
     assert_eq!(json_call(&tb, "GET", "/v1/session", Some(&t), None).await.0, 200);
-    tb.clock.advance(test_settings().session_ttl_secs + 1);
+    // A fresh session may start a password change (garbage OPAQUE message: 400, not 403)…
+    let start = format!("/v1/users/{id}/password/start");
+    let body = json!({"registration_request": b64(&[0u8; 32])});
+    assert_eq!(json_call(&tb, "POST", &start, Some(&t), Some(body.clone())).await.0, 400);
+    // …an old one may not: a stolen long-lived token cannot replace the password.
+    tb.clock.advance(kluis_broker::api::RECENT_LOGIN_SECS + 1);
+    let (status, v) = json_call(&tb, "POST", &start, Some(&t), Some(body)).await;
+    assert_eq!((status, v["code"].as_str()), (403, Some("forbidden")), "{v}");
+    tb.clock.advance(test_settings().session_ttl_secs);
     assert_eq!(json_call(&tb, "GET", "/v1/session", Some(&t), None).await.0, 401, "expired");
     let (dev, _d) = tb.device(org.public_key());
     let s = dev.login(&a.email, &a.password).await.unwrap().session;
