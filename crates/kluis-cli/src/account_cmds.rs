@@ -89,10 +89,10 @@ pub enum ContactsCommand {
 
 /// What this device remembers about its account (no secrets).
 #[derive(Debug, Serialize, Deserialize)]
-struct AccountFile {
-    broker_url: String,
-    org_public_key: String,
-    email: String,
+pub(crate) struct AccountFile {
+    pub(crate) broker_url: String,
+    pub(crate) org_public_key: String,
+    pub(crate) email: String,
 }
 
 fn account_file(home: &Home) -> PathBuf {
@@ -103,7 +103,7 @@ fn state_dir(home: &Home) -> PathBuf {
     home.data.join("account")
 }
 
-fn load_account(home: &Home) -> Result<Option<AccountFile>> {
+pub(crate) fn load_account(home: &Home) -> Result<Option<AccountFile>> {
     let path = account_file(home);
     match std::fs::read(&path) {
         Ok(bytes) => {
@@ -116,7 +116,7 @@ fn load_account(home: &Home) -> Result<Option<AccountFile>> {
     }
 }
 
-fn save_account(home: &Home, acct: &AccountFile) -> Result<()> {
+pub(crate) fn save_account(home: &Home, acct: &AccountFile) -> Result<()> {
     let path = account_file(home);
     std::fs::create_dir_all(&home.config)?;
     let mut out = Output::open(Some(&path))?;
@@ -134,7 +134,7 @@ fn ksf_policy() -> KsfPolicy {
     }
 }
 
-fn client(home: &Home, broker: &str, org: &str) -> Result<AccountClient> {
+pub(crate) fn client(home: &Home, broker: &str, org: &str) -> Result<AccountClient> {
     let org = OrgPublicKey::parse(org).context("invalid organisation key")?;
     let config = ClientConfig::new(broker, org, state_dir(home)).with_ksf_policy(ksf_policy());
     Ok(AccountClient::new(config)?)
@@ -153,7 +153,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Write the identity file sealed with the account password.
-fn store_identity(path: &Path, id: &Identity, password: &str) -> Result<()> {
+pub(crate) fn store_identity(path: &Path, id: &Identity, password: &str) -> Result<()> {
     let mut rng = kluis_format::rand_core::UnwrapErr(getrandom::SysRng);
     let sealed = seal_identity(id, password.as_bytes(), KdfParams::DEFAULT, &mut rng)?;
     if let Some(dir) = path.parent() {

@@ -10,6 +10,7 @@ mod output;
 mod parallel;
 mod quickstart;
 mod secret;
+mod start;
 mod sync_cmds;
 
 use std::process::ExitCode;
@@ -42,6 +43,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run Kluis with embedded defaults: a local broker, your identity, and
+    /// the sync agent on a plaintext folder and its encrypted mirror.
+    Start(start::StartArgs),
     /// First steps: create your identity if needed, then encrypt and decrypt
     /// a sample file.
     Quickstart(quickstart::QuickstartArgs),
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let ctx = secret::Passphrases::new(cli.passphrase_file.clone());
     let result = match cli.command {
+        Command::Start(a) => start::run(a, &ctx),
         Command::Quickstart(a) => quickstart::run(a, &ctx),
         Command::Account(c) => account_cmds::run_account(c, &ctx),
         Command::Contacts(c) => account_cmds::run_contacts(c),

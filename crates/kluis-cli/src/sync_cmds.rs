@@ -40,6 +40,9 @@ pub enum SyncCommand {
     Lock,
     /// Unlock the agent's identity with its passphrase.
     Unlock,
+    /// Reconcile every folder pair now (normally the watcher does this).
+    #[command(name = "sync")]
+    SyncNow,
     /// Recent sync activity.
     Activity {
         /// How many entries.
@@ -139,6 +142,7 @@ pub fn run(cmd: SyncCommand, pass: &Passphrases) -> Result<()> {
             allow_deletions,
         })?),
         SyncCommand::Lock => ok(client(&home)?.call(&Request::Lock)?),
+        SyncCommand::SyncNow => ok(client(&home)?.call(&Request::Sync)?),
         SyncCommand::Unlock => {
             let mut c = client(&home)?;
             let passphrase = pass.get("your identity", false)?;

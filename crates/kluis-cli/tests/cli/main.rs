@@ -3,4 +3,5 @@
 
 mod account;
 mod crypt;
+mod start;
 mod util;

@@ -1,0 +1,186 @@
+//! `kluis start`: Kluis's main job with embedded defaults.
+//!
+//! With no server to set up: it runs a broker inside this process on
+//! loopback (the single user is their own organisation, so their key is
+//! certified by a locally generated organisation key), creates the identity
+//! and account on first run, pairs a plaintext folder with the sync folder it
+//! finds (Dropbox, OneDrive) or with a plain local folder, and runs the sync
+//! agent in the foreground. Later runs reuse all of it.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use kluis_account::{Password, Registration};
+use kluis_agent::{Agent, AgentHome, AgentOptions, Config, detect_sync_folders};
+use kluis_format::{Identity, open_identity};
+
+use crate::account_cmds::{AccountFile, client, load_account, save_account, store_identity};
+use crate::home::Home;
+use crate::secret::Passphrases;
+
+/// Default loopback port of the embedded broker.
+pub const DEFAULT_BROKER_PORT: u16 = 47181;
+
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// Where you work with plaintext files (default: ~/Kluis, or Kluis/ in
+    /// KLUIS_HOME when that is set).
+    #[arg(long, value_name = "DIR")]
+    plain: Option<PathBuf>,
+    /// Where the ciphertext goes (default: Kluis/ inside the Dropbox or
+    /// OneDrive folder found on this machine, else ~/Kluis-encrypted).
+    #[arg(long, value_name = "DIR")]
+    sync: Option<PathBuf>,
+    /// Loopback port of the embedded broker.
+    #[arg(long, value_name = "PORT", default_value_t = DEFAULT_BROKER_PORT)]
+    broker_port: u16,
+}
+
+/// The embedded broker: runs on its own threads as long as `start` runs.
+struct EmbeddedBroker {
+    rt: tokio::runtime::Runtime,
+    broker: kluis_broker::Broker,
+    org: kluis_broker::org::OrgSigningKey,
+    url: String,
+    _server: kluis_broker::server::RunningServer,
+}
+
+impl EmbeddedBroker {
+    fn start(home: &Home, port: u16) -> Result<Self> {
+        let dir = home.data.join("broker");
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+        let overrides = kluis_broker::config::Overrides {
+            config_file: None,
+            data_dir: Some(dir.clone()),
+            listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port)).to_string()),
+        };
+        // Only loopback can reach it, and the one user registers themselves.
+        let env = |k: &str| (k == "KLUIS_BROKER_REGISTRATION").then(|| "open".to_owned());
+        let config = kluis_broker::config::Config::resolve(&overrides, &env)?;
+        let broker = rt.block_on(kluis_broker::Broker::open(&config, Arc::new(kluis_broker::clock::SystemClock)))?;
+        let server = rt
+            .block_on(broker.spawn(config.listen, None))
+            .with_context(|| format!("cannot listen on {} (is another `kluis start` running?)", config.listen))?;
+        let org_path = dir.join("org.key");
+        let org = if org_path.exists() {
+            kluis_broker::org::OrgSigningKey::load(&org_path)?
+        } else {
+            kluis_broker::org::OrgSigningKey::init(&org_path)?
+        };
+        let url = format!("http://{}", server.local_addr);
+        Ok(EmbeddedBroker { rt, broker, org, url, _server: server })
+    }
+}
+
+fn local_email() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "me".into())
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .collect::<String>();
+    let user = if user.is_empty() { "me".to_owned() } else { user.to_lowercase() };
+    format!("{user}@kluis.local")
+}
+
+pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
+    let home = Home::resolve()?;
+    let agent_home = AgentHome::resolve()?;
+    let id_path = home.identity();
+    let first_run = !id_path.exists();
+    let password = pass.get(if first_run { "your new Kluis identity" } else { "your Kluis identity" }, first_run)?;
+
+    // 1. The broker: embedded unless this device belongs to an organisation's.
+    let account = load_account(&home)?;
+    let embedded = match &account {
+        None => true,
+        Some(a) => a.broker_url.starts_with("http://127.0.0.1:") || a.broker_url.starts_with("http://localhost:"),
+    };
+    let broker = if embedded { Some(EmbeddedBroker::start(&home, args.broker_port)?) } else { None };
+
+    // 2. The identity and the account.
+    let identity = match (&account, &broker) {
+        (None, Some(b)) => {
+            let identity = if first_run {
+                Identity::generate(&mut kluis_format::rand_core::UnwrapErr(getrandom::SysRng))
+            } else {
+                open_identity(&std::fs::read(&id_path)?, password.as_bytes())
+                    .with_context(|| format!("cannot open {}", id_path.display()))?
+            };
+            let email = local_email();
+            let org = b.org.public_key().to_string();
+            let c = client(&home, &b.url, &org)?;
+            let public = identity.recipient().to_string();
+            let secret = identity.to_secret_bytes();
+            let pw = Password::new(password.as_str());
+            let name = email.split('@').next().unwrap_or("me").to_owned();
+            let reg = Registration {
+                email: &email,
+                display_name: &name,
+                password: &pw,
+                public_key: &public,
+                secret_identity: &secret[..],
+                invite: None,
+            };
+            b.rt.block_on(c.register(&reg)).context("registering with the embedded broker")?;
+            // This user is their own organisation: certify their key.
+            let e = kluis_types::Email::parse(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+            b.rt.block_on(kluis_broker::admin::certify(b.broker.store(), &b.org, &e, None, now))?;
+            store_identity(&id_path, &identity, &password)?;
+            save_account(&home, &AccountFile { broker_url: b.url.clone(), org_public_key: org, email: email.clone() })?;
+            println!("Created your Kluis identity and account {email} on the embedded broker.");
+            identity
+        }
+        _ => open_identity(&std::fs::read(&id_path).with_context(|| format!("cannot read {}", id_path.display()))?, password.as_bytes())
+            .with_context(|| format!("cannot open {}", id_path.display()))?,
+    };
+    println!("Your fingerprint: {}", identity.recipient().fingerprint());
+
+    // 3. The folder pair.
+    let mut cfg = Config::load(&agent_home)?;
+    if cfg.pairs.is_empty() || args.plain.is_some() || args.sync.is_some() {
+        let base = std::env::var_os("KLUIS_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()))
+            .context("cannot find a home directory; pass --plain and --sync")?;
+        let found = detect_sync_folders();
+        let plain = args.plain.unwrap_or_else(|| base.join("Kluis"));
+        let sync = match (args.sync, found.first()) {
+            (Some(s), _) => s,
+            (None, Some(c)) => {
+                println!("Found your {} folder: {}", c.provider, c.path.display());
+                c.path.join("Kluis")
+            }
+            (None, None) => base.join("Kluis-encrypted"),
+        };
+        let plain = std::path::absolute(&plain)?;
+        let sync = std::path::absolute(&sync)?;
+        if !cfg.pairs.iter().any(|p| p.plain == plain && p.mirror == sync) {
+            cfg.add_pair(&plain, &sync)?;
+            cfg.save(&agent_home)?;
+        }
+    }
+    if cfg.pairs.is_empty() {
+        bail!("no folder pair configured");
+    }
+
+    // 4. Run the agent.
+    let agent = Agent::start(agent_home.clone(), AgentOptions::default(), Some(identity))?;
+    if let Err(e) = kluis_agent::ipc::serve(agent.handle(), &agent_home.socket_path()) {
+        eprintln!("kluis: no control endpoint ({e}); `kluis status` will not work");
+    }
+    for p in agent.handle().status().pairs {
+        println!("Drop files in:          {}", p.plain.display());
+        println!("Ciphertext appears in:  {}", p.mirror.display());
+    }
+    if let Some(b) = &broker {
+        println!("Embedded broker:        {} (loopback only)", b.url);
+    }
+    println!("Kluis is running. `kluis status` shows what it is doing; Ctrl-C stops it.");
+    agent.wait();
+    Ok(())
+}
