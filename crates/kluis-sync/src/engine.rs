@@ -112,6 +112,8 @@ impl std::fmt::Debug for Engine {
 }
 
 const MAX_ROUNDS: usize = 6;
+/// From this many new files on, encryption runs in parallel batches.
+const BATCH_MIN: usize = 4;
 
 impl Engine {
     /// Open the index and remove temp files a killed run left behind. The
@@ -262,7 +264,33 @@ impl Engine {
             };
             let mut progress = false;
             report.errors.clear();
+            // New files go through the parallel batch path.
+            let new_uploads: Vec<String> = plan
+                .ops
+                .iter()
+                .filter_map(|op| match op {
+                    plan::Operation::Upload { path } if !index.contains_key(path) => Some(path.clone()),
+                    _ => None,
+                })
+                .collect();
+            let batch = new_uploads.len() >= BATCH_MIN;
+            let mut batch_done = false;
             for op in &plan.ops {
+                if batch && matches!(op, plan::Operation::Upload { path } if !index.contains_key(path)) {
+                    if !batch_done {
+                        batch_done = true;
+                        for r in ex.upload_new_batch(&new_uploads) {
+                            match r {
+                                Ok(a) => {
+                                    progress = true;
+                                    report.activity.push(a);
+                                }
+                                Err(e) => report.errors.push(e),
+                            }
+                        }
+                    }
+                    continue;
+                }
                 match ex.apply(op) {
                     Ok(a) => {
                         progress = true;

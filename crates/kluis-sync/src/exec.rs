@@ -159,7 +159,174 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// Encrypt the plaintext `lp` (stat `s0`) into `tmp`, fsynced; returns the
+/// SHA-256 of what was read.
+fn encrypt_to_temp(
+    lp: &Path,
+    path: &str,
+    s0: &Stat,
+    recipients: &[Recipient],
+    fsync: bool,
+    tmp: &Path,
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<Vec<u8>, ItemError> {
+    let (_, name) = split_parent(path);
+    let meta = Metadata {
+        name: Some(name.to_owned()),
+        size: Some(s0.size),
+        mtime: Some((s0.mtime.div_euclid(1_000_000_000), s0.mtime.rem_euclid(1_000_000_000) as u32)),
+        label: None,
+    };
+    let input = File::open(lp).map_err(io_fail(path))?;
+    let mut reader = HashingReader { inner: input, hash: Sha256::new() };
+    let out = File::create(tmp).map_err(io_fail(path))?;
+    let mut w = BufWriter::with_capacity(1 << 16, out);
+    kluis_format::encrypt(&mut reader, &mut w, recipients, &meta, kluis_format::EncryptOptions::default(), rng)
+        .map_err(|e| match e {
+            kluis_format::Error::SizeMismatch { .. } => fail(path, ItemErrorKind::ChangedDuringSync, "size changed while reading"),
+            e => fail(path, ItemErrorKind::Failed, e),
+        })?;
+    let f = w.into_inner().map_err(|e| fail(path, ItemErrorKind::Failed, e.error()))?;
+    if fsync {
+        f.sync_all().map_err(io_fail(path))?;
+    }
+    Ok(reader.hash.finalize().to_vec())
+}
+
 impl<R: rand_core::CryptoRng> Exec<'_, R> {
+    /// Encrypt many *new* files (no index entry) at once: encryption runs on
+    /// several threads (each with a ChaCha20 CSPRNG seeded from ours), the
+    /// renames run here, each touched directory is fsynced once, and the
+    /// index entries are committed in one transaction after the fsyncs. The
+    /// same never-clobber checks as [`Exec::apply`] hold for every file.
+    pub fn upload_new_batch(&mut self, paths: &[String]) -> Vec<ItemResult> {
+        use rand_core::SeedableRng;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+        let mut jobs: Vec<(usize, String, PathBuf, PathBuf, String, Stat)> = Vec::new();
+        let mut results: Vec<Option<ItemResult>> = vec![None; paths.len()];
+        for (i, path) in paths.iter().enumerate() {
+            let prep = (|| {
+                let lp = self.plain.join(path);
+                let s0 = stat_of(&lp).map_err(io_fail(path))?;
+                if s0.kind != Kind::File {
+                    return Err(Self::changed(path, "no longer a file"));
+                }
+                let (parent, _) = split_parent(path);
+                let cparent = self.ensure_remote_dir(parent)?;
+                let cpath = self.cpath(path, Kind::File)?;
+                let tmp = self.temp_path(&self.mirror.join(cparent));
+                Ok((lp, tmp, cpath, s0))
+            })();
+            match prep {
+                Ok((lp, tmp, cpath, s0)) => jobs.push((i, path.clone(), lp, tmp, cpath, s0)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        let seeds: Vec<[u8; 32]> = (0..threads)
+            .map(|_| {
+                let mut s = [0u8; 32];
+                self.rng.fill_bytes(&mut s);
+                s
+            })
+            .collect();
+        let (recipients, fsync) = (self.recipients, self.fsync);
+        let encrypted: Vec<(usize, Result<Vec<u8>, ItemError>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = seeds
+                .into_iter()
+                .enumerate()
+                .map(|(t, seed)| {
+                    let jobs = &jobs;
+                    scope.spawn(move || {
+                        let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+                        jobs.iter()
+                            .skip(t)
+                            .step_by(threads)
+                            .map(|(i, path, lp, tmp, _, s0)| (*i, encrypt_to_temp(lp, path, s0, recipients, fsync, tmp, &mut rng)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        });
+        let mut hashes: Vec<Option<Result<Vec<u8>, ItemError>>> = vec![None; paths.len()];
+        for (i, r) in encrypted {
+            hashes[i] = Some(r);
+        }
+        let mut dirs = std::collections::BTreeSet::new();
+        let mut done: Vec<(usize, String, IndexEntry)> = Vec::new();
+        for (i, path, lp, tmp, cpath, s0) in jobs {
+            let cleanup = |e| {
+                let _ = fs::remove_file(&tmp);
+                e
+            };
+            let hash = match hashes[i].take() {
+                Some(Ok(h)) => h,
+                Some(Err(e)) => {
+                    results[i] = Some(Err(cleanup(e)));
+                    continue;
+                }
+                None => {
+                    results[i] = Some(Err(cleanup(fail(&path, ItemErrorKind::Failed, "encryption thread failed"))));
+                    continue;
+                }
+            };
+            let cfull = self.mirror.join(&cpath);
+            if !matches(&lp, Some((s0.size, s0.mtime))) {
+                results[i] = Some(Err(cleanup(Self::changed(&path, "plaintext changed while encrypting"))));
+                continue;
+            }
+            if !matches(&cfull, None) {
+                results[i] = Some(Err(cleanup(Self::changed(&path, "ciphertext appeared before creating it"))));
+                continue;
+            }
+            if let Err(e) = fs::rename(&tmp, &cfull) {
+                results[i] = Some(Err(cleanup(fail(&path, ItemErrorKind::Failed, e))));
+                continue;
+            }
+            if let Some(d) = cfull.parent() {
+                dirs.insert(d.to_path_buf());
+            }
+            let entry = IndexEntry {
+                kind: Kind::File, l_size: s0.size, l_mtime: s0.mtime, l_ino: s0.ino, hash,
+                cpath, r_size: 0, r_mtime: 0, file_id: None,
+            };
+            done.push((i, path, entry));
+        }
+        for d in &dirs {
+            if let Err(e) = self.sync_dir(d) {
+                for (i, _, _) in done.drain(..) {
+                    results[i] = Some(Err(e.clone()));
+                }
+            }
+        }
+        let mut entries = Vec::with_capacity(done.len());
+        for (i, path, mut entry) in done {
+            let cfull = self.mirror.join(&entry.cpath);
+            match stat_of(&cfull) {
+                Ok(r) => {
+                    entry.r_size = r.size;
+                    entry.r_mtime = r.mtime;
+                    entry.file_id = scan::read_file_id(&cfull);
+                    results[i] = Some(Ok(self.activity("encrypted", &path, None)));
+                    entries.push((path, entry));
+                }
+                Err(e) => results[i] = Some(Err(fail(&path, ItemErrorKind::Failed, e))),
+            }
+        }
+        if let Err(e) = self.index.put_many(&entries) {
+            for (p, _) in &entries {
+                if let Some(i) = paths.iter().position(|x| x == p) {
+                    results[i] = Some(Err(fail(p, ItemErrorKind::Failed, &e)));
+                }
+            }
+        }
+        results
+            .into_iter()
+            .zip(paths)
+            .map(|(r, p)| r.unwrap_or_else(|| Err(fail(p, ItemErrorKind::Failed, "not processed"))))
+            .collect()
+    }
+
     fn temp_path(&mut self, dir: &Path) -> PathBuf {
         let mut b = [0u8; 8];
         self.rng.fill_bytes(&mut b);
@@ -361,34 +528,13 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             return Err(Self::changed(path, "no longer a file"));
         }
         let idx = self.index.get(path).map_err(|e| fail(path, ItemErrorKind::Failed, e))?;
-        let (parent, name) = split_parent(path);
+        let (parent, _) = split_parent(path);
         let cparent = self.ensure_remote_dir(parent)?;
         let cpath = self.cpath(path, Kind::File)?;
         let cfull = self.mirror.join(&cpath);
         let cdir = self.mirror.join(&cparent);
         let tmp = self.temp_path(&cdir);
-        let meta = Metadata {
-            name: Some(name.to_owned()),
-            size: Some(s0.size),
-            mtime: Some((s0.mtime.div_euclid(1_000_000_000), s0.mtime.rem_euclid(1_000_000_000) as u32)),
-            label: None,
-        };
-        let res = (|| -> Result<Vec<u8>, ItemError> {
-            let input = File::open(&lp).map_err(io_fail(path))?;
-            let mut reader = HashingReader { inner: input, hash: Sha256::new() };
-            let out = File::create(&tmp).map_err(io_fail(path))?;
-            let mut w = BufWriter::with_capacity(1 << 16, out);
-            kluis_format::encrypt(&mut reader, &mut w, self.recipients, &meta, kluis_format::EncryptOptions::default(), self.rng)
-                .map_err(|e| match e {
-                    kluis_format::Error::SizeMismatch { .. } => Self::changed(path, "size changed while reading"),
-                    e => fail(path, ItemErrorKind::Failed, e),
-                })?;
-            let f = w.into_inner().map_err(|e| fail(path, ItemErrorKind::Failed, e.error()))?;
-            if self.fsync {
-                f.sync_all().map_err(io_fail(path))?;
-            }
-            Ok(reader.hash.finalize().to_vec())
-        })();
+        let res = encrypt_to_temp(&lp, path, &s0, self.recipients, self.fsync, &tmp, self.rng);
         let cleanup = |e| {
             let _ = fs::remove_file(&tmp);
             e

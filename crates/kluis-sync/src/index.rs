@@ -143,6 +143,37 @@ impl Index {
         Ok(())
     }
 
+    /// Insert or replace many entries in one transaction.
+    pub fn put_many(&mut self, entries: &[(String, IndexEntry)]) -> Result<(), SyncError> {
+        let path = self.path.clone();
+        let err = |source| SyncError::Index {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut st = tx
+                .prepare_cached("INSERT OR REPLACE INTO entries VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)")
+                .map_err(err)?;
+            for (p, e) in entries {
+                st.execute(params![
+                    p,
+                    i64::from(e.kind == Kind::Dir),
+                    e.l_size as i64,
+                    e.l_mtime,
+                    e.l_ino as i64,
+                    e.hash,
+                    e.cpath,
+                    e.r_size as i64,
+                    e.r_mtime,
+                    e.file_id.map(|f| f.to_vec()),
+                ])
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
     /// One entry.
     pub fn get(&self, path: &str) -> Result<Option<IndexEntry>, SyncError> {
         Ok(self

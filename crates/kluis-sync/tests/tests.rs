@@ -219,3 +219,23 @@ fn locally_unchanged_rescan_does_nothing() {
     let r = a.sync();
     assert!(r.activity.is_empty() && r.errors.is_empty(), "{r:?}");
 }
+
+#[test]
+fn bulk_initial_encryption_converges_and_renames_afterwards() {
+    let t = tempfile::tempdir().unwrap();
+    let (mut a, mut b, mut rep) = pair(t.path());
+    for i in 0..60 {
+        a.write(&format!("dir{}/file{i:02}.txt", i % 5), format!("content number {i}").repeat(i + 1).as_bytes());
+    }
+    let r = a.sync();
+    assert_eq!(r.activity.iter().filter(|x| x.action == "encrypted").count(), 60, "{:?}", r.errors);
+    converge(&mut [&mut a, &mut b], &mut rep);
+    assert_eq!(a.tree(), b.tree());
+    assert_eq!(b.tree().len(), 65);
+    // Batch-written entries carry file ids, so renames stay renames.
+    fs::rename(a.plain.join("dir0"), a.plain.join("moved")).unwrap();
+    b.log.clear();
+    converge(&mut [&mut a, &mut b], &mut rep);
+    assert!(b.activity("decrypted").is_empty(), "{:?}", b.activity("decrypted"));
+    assert!(b.tree().contains_key("moved/file00.txt"));
+}

@@ -1,0 +1,63 @@
+# Shared helpers for bench/sync-*.sh (sourced, not run).
+# KLUIS=path/to/kluis (default: target-sync/release/kluis, then target/release/kluis)
+# BENCH_DIR=where to build trees (default: a fresh dir under /tmp; set it to
+# an ext4 path or a tmpfs mount to compare file systems).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+KLUIS=${KLUIS:-}
+if [ -z "$KLUIS" ]; then
+  for k in "$root/target-sync/release/kluis" "$root/target/release/kluis"; do
+    [ -x "$k" ] && KLUIS=$k && break
+  done
+fi
+[ -x "${KLUIS:-}" ] || { echo "build first: cargo build --release -p kluis-cli (or set KLUIS=)" >&2; exit 2; }
+BENCH_DIR=${BENCH_DIR:-$(mktemp -d /tmp/kluis-bench.XXXXXX)}
+export KLUIS_HOME=$BENCH_DIR/home KLUIS_PASSPHRASE=bench-passphrase KLUIS_DEVICE=bench
+agent_pid=
+cleanup() { [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+
+# make_tree DIR N: N files of 1–8 KiB in about 100 directories (seeded).
+make_tree() {
+  python3 - "$1" "$2" <<'PY'
+import os, random, sys
+root, n = sys.argv[1], int(sys.argv[2])
+r = random.Random(42)
+for i in range(n):
+    d = os.path.join(root, f"dir{i % 100:03d}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"file{i:05d}.txt"), "wb") as f:
+        f.write(r.randbytes(r.randint(1024, 8192)))
+PY
+}
+
+# start_agent [agent flags...]: new identity, pair $BENCH_DIR/plain with
+# $BENCH_DIR/sync/Kluis, start the agent locked and wait for its socket.
+setup_pair() {
+  rm -rf "$KLUIS_HOME"; mkdir -p "$KLUIS_HOME"
+  "$KLUIS" keygen >/dev/null 2>&1
+  "$KLUIS" folders add "$BENCH_DIR/plain" "$BENCH_DIR/sync/Kluis" >/dev/null
+}
+start_agent() {
+  "$KLUIS" agent --locked "$@" 2>"$BENCH_DIR/agent.log" &
+  agent_pid=$!
+  for _ in $(seq 200); do [ -S "$KLUIS_HOME/agent.sock" ] && return 0; sleep 0.05; done
+  echo "agent did not start" >&2; cat "$BENCH_DIR/agent.log" >&2; exit 1
+}
+stop_agent() { kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_pid=; }
+
+# wait_synced N: until the pair reports N synced files and is idle.
+wait_synced() {
+  local want=$1
+  while :; do
+    if "$KLUIS" status --json 2>/dev/null | python3 -c "
+import json,sys; s=json.load(sys.stdin); p=s['pairs'][0]
+sys.exit(0 if p['synced_files']==$want and p['state']=='idle' and p['deferred']==0 else 1)"; then
+      return 0
+    fi
+    sleep 0.05
+  done
+}
