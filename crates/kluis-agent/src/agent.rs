@@ -65,6 +65,10 @@ struct Inner {
     pairs: Mutex<Vec<PairRuntime>>,
     activity: Arc<Mutex<VecDeque<ActivityEntry>>>,
     stopped: AtomicBool,
+    /// Signalled on shutdown (no polling while idle).
+    stop_cv: (Mutex<bool>, std::sync::Condvar),
+    /// The IPC socket, poked on shutdown to wake the blocking accept.
+    pub(crate) socket: Mutex<Option<std::path::PathBuf>>,
 }
 
 /// A cheap, cloneable handle for the IPC server and the tray app.
@@ -98,6 +102,8 @@ impl Agent {
             pairs: Mutex::new(Vec::new()),
             activity: Arc::new(Mutex::new(VecDeque::new())),
             stopped: AtomicBool::new(false),
+            stop_cv: (Mutex::new(false), std::sync::Condvar::new()),
+            socket: Mutex::new(None),
         });
         let mut runtimes = Vec::new();
         for p in &config.pairs {
@@ -169,9 +175,12 @@ impl Agent {
 
     /// Block until [`AgentHandle::shutdown`] is called, then join workers.
     pub fn wait(self) {
-        while !self.handle.is_stopped() {
-            std::thread::sleep(Duration::from_millis(200));
+        let (lock, cv) = &self.handle.inner.stop_cv;
+        let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while !*stopped {
+            stopped = cv.wait(stopped).unwrap_or_else(|e| e.into_inner());
         }
+        drop(stopped);
         self.handle.join();
     }
 }
@@ -279,6 +288,17 @@ impl AgentHandle {
     pub fn shutdown(&self) {
         self.inner.stopped.store(true, Ordering::Release);
         let _ = self.each(None, || Msg::Stop);
+        let (lock, cv) = &self.inner.stop_cv;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_all();
+        #[cfg(unix)]
+        if let Some(sock) = self.inner.socket.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            let _ = std::os::unix::net::UnixStream::connect(sock);
+        }
+    }
+
+    pub(crate) fn set_socket(&self, path: std::path::PathBuf) {
+        *self.inner.socket.lock().unwrap_or_else(|e| e.into_inner()) = Some(path);
     }
 
     /// Whether shutdown was requested.

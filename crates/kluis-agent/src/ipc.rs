@@ -218,27 +218,25 @@ pub fn serve(agent: AgentHandle, socket: &Path) -> Result<std::thread::JoinHandl
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket).map_err(AgentError::io("bind", socket))?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(AgentError::io("chmod", socket))?;
-    listener.set_nonblocking(true).map_err(AgentError::io("listen", socket))?;
+    agent.set_socket(socket.to_path_buf());
     let socket = socket.to_path_buf();
-    Ok(std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("kluis-ipc".into())
         .spawn(move || {
-            while !agent.is_stopped() {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let agent = agent.clone();
-                        let _ = stream.set_nonblocking(false);
-                        std::thread::spawn(move || serve_conn(&agent, stream));
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(std::time::Duration::from_millis(100));
-                    }
-                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+            // Blocking accept: no wake-ups while idle; shutdown pokes the
+            // socket to end the loop.
+            for stream in listener.incoming() {
+                if agent.is_stopped() {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    let agent = agent.clone();
+                    std::thread::spawn(move || serve_conn(&agent, stream));
                 }
             }
             let _ = std::fs::remove_file(&socket);
         })
-        .map_err(AgentError::io("spawn", "ipc"))?)
+        .map_err(AgentError::io("spawn", "ipc"))
 }
 
 /// Named pipes are the Windows transport; not implemented yet.
