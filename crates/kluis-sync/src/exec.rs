@@ -181,7 +181,7 @@ fn encrypt_to_temp(
     let mut reader = HashingReader { inner: input, hash: Sha256::new() };
     let out = File::create(tmp).map_err(io_fail(path))?;
     let mut w = BufWriter::with_capacity(1 << 16, out);
-    kluis_format::encrypt(&mut reader, &mut w, recipients, &meta, kluis_format::EncryptOptions::default(), rng)
+    crate::crypt::encrypt_stream(&mut reader, &mut w, recipients, &meta, rng)
         .map_err(|e| match e {
             kluis_format::Error::SizeMismatch { .. } => fail(path, ItemErrorKind::ChangedDuringSync, "size changed while reading"),
             e => fail(path, ItemErrorKind::Failed, e),

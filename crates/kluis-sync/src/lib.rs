@@ -14,6 +14,7 @@
 //! kept in the encrypted folder-metadata file ([`folder_meta`]).
 #![forbid(unsafe_code)]
 
+mod crypt;
 pub mod engine;
 pub mod error;
 pub mod exec;
