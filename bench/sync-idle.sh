@@ -2,6 +2,8 @@
 # Agent idle cost with 10,000 files watched: CPU time used over a quiet
 # window and resident memory. Goals: RSS under 40 MiB, no measurable CPU.
 . "$(dirname "$0")/sync-common.sh"
+# As packaging/systemd/kluis-agent.service sets it.
+export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
 N=${N:-10000}
 WINDOW=${WINDOW:-30}
 make_tree "$BENCH_DIR/plain" "$N"
