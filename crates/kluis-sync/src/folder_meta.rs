@@ -1,5 +1,5 @@
 //! The encrypted folder-metadata file `.kluis-folder` in the mirror root.
-//! docs/FORMAT-NAMES.md §2.
+//! docs/FORMAT.md §8.2.
 //!
 //! It is an ordinary Kluis file wrapped to every member, whose payload is:
 //!

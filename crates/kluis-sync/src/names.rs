@@ -1,4 +1,4 @@
-//! Ciphertext file names. docs/FORMAT-NAMES.md is the normative description;
+//! Ciphertext file names. docs/FORMAT.md §8 is the normative description;
 //! this module implements it.
 //!
 //! Every plaintext path component is encrypted on its own with AES-SIV
