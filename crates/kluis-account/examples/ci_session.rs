@@ -17,7 +17,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = ClientConfig::new(url, OrgPublicKey::from_bytes([0; 32]), state)
         .with_ksf_policy(KsfPolicy::InsecureTestOnly);
     let client = AccountClient::new(config)?;
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
     let email = chosen.unwrap_or_else(|| format!("ci-{nanos}@example.org"));
     let out = client
         .register(&Registration {

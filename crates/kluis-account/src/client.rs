@@ -17,7 +17,9 @@ use opaque_ke::{
 use rand::rngs::OsRng;
 use reqwest::Method;
 
-use crate::directory::{DirectorySearch, PinStatus, RejectedEntry, RejectionReason, VerifiedContact, verify_entry};
+use crate::directory::{
+    DirectorySearch, PinStatus, RejectedEntry, RejectionReason, VerifiedContact, verify_entry,
+};
 use crate::escrow::{seal_identity, unseal_identity};
 use crate::http::{BrokerHttp, check_url};
 use crate::pins::{PinCheck, PinStore};
@@ -49,7 +51,11 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// A production configuration.
-    pub fn new(broker_url: impl Into<String>, org_public_key: OrgPublicKey, state_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        broker_url: impl Into<String>,
+        org_public_key: OrgPublicKey,
+        state_dir: impl Into<PathBuf>,
+    ) -> Self {
         Self {
             broker_url: broker_url.into(),
             org_public_key,
@@ -118,7 +124,10 @@ pub struct AccountClient {
 
 fn map_login_failure(err: AccountError) -> AccountError {
     match err {
-        AccountError::Broker { code: ErrorCode::LoginFailed, .. } => AccountError::LoginFailed,
+        AccountError::Broker {
+            code: ErrorCode::LoginFailed,
+            ..
+        } => AccountError::LoginFailed,
         other => other,
     }
 }
@@ -172,8 +181,9 @@ impl AccountClient {
                 }),
             )
             .await?;
-        let response = RegistrationResponse::<Suite>::deserialize(answer.registration_response.as_bytes())
-            .map_err(|_| AccountError::Protocol("malformed registration response"))?;
+        let response =
+            RegistrationResponse::<Suite>::deserialize(answer.registration_response.as_bytes())
+                .map_err(|_| AccountError::Protocol("malformed registration response"))?;
         let finish = start
             .state
             .finish(
@@ -227,8 +237,9 @@ impl AccountClient {
             )
             .await?;
         let argon = self.config.ksf_policy.argon2(&answer.ksf)?;
-        let response = CredentialResponse::<Suite>::deserialize(answer.credential_response.as_bytes())
-            .map_err(|_| AccountError::Protocol("malformed credential response"))?;
+        let response =
+            CredentialResponse::<Suite>::deserialize(answer.credential_response.as_bytes())
+                .map_err(|_| AccountError::Protocol("malformed credential response"))?;
         // A wrong password and an unknown account fail here, identically.
         let finish = start
             .state
@@ -249,7 +260,9 @@ impl AccountClient {
                 None,
                 Some(&LoginFinishRequest {
                     login_id: answer.login_id,
-                    credential_finalization: OpaqueMessage::new(finish.message.serialize().to_vec()),
+                    credential_finalization: OpaqueMessage::new(
+                        finish.message.serialize().to_vec(),
+                    ),
                 }),
             )
             .await
@@ -257,7 +270,11 @@ impl AccountClient {
         Ok((session, export_key))
     }
 
-    fn store_session(&self, email: &Email, s: &LoginFinishResponse) -> Result<StoredSession, AccountError> {
+    fn store_session(
+        &self,
+        email: &Email,
+        s: &LoginFinishResponse,
+    ) -> Result<StoredSession, AccountError> {
         let stored = StoredSession {
             broker_url: self.config.broker_url.clone(),
             user_id: s.user_id.clone(),
@@ -283,7 +300,11 @@ impl AccountClient {
 
     /// Logs in (possibly on a new device), stores the session and returns
     /// the unsealed identity.
-    pub async fn login(&self, email: &str, password: &Password) -> Result<LoginOutcome, AccountError> {
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &Password,
+    ) -> Result<LoginOutcome, AccountError> {
         let email = Email::parse(email)?;
         let (answer, export_key) = self.opaque_login(&email, password).await?;
         let session = self.store_session(&email, &answer)?;
@@ -314,7 +335,9 @@ impl AccountClient {
     }
 
     async fn whoami_with(&self, token: &SessionToken) -> Result<WhoAmI, AccountError> {
-        self.http.json::<(), _>(Method::GET, "v1/session", Some(token), None).await
+        self.http
+            .json::<(), _>(Method::GET, "v1/session", Some(token), None)
+            .await
     }
 
     /// The account behind the stored session.
@@ -327,7 +350,11 @@ impl AccountClient {
     /// re-seals the identity under the new export key, rotates the OPAQUE
     /// record, and ends every other session (including older ones of this
     /// device). The fresh session is stored.
-    pub async fn change_password(&self, old: &Password, new: &Password) -> Result<PasswordChanged, AccountError> {
+    pub async fn change_password(
+        &self,
+        old: &Password,
+        new: &Password,
+    ) -> Result<PasswordChanged, AccountError> {
         let email = self.require_session()?.email;
         let (answer, old_export) = self.opaque_login(&email, old).await?;
         let session = self.store_session(&email, &answer)?;
@@ -350,8 +377,9 @@ impl AccountClient {
                 }),
             )
             .await?;
-        let response = RegistrationResponse::<Suite>::deserialize(reply.registration_response.as_bytes())
-            .map_err(|_| AccountError::Protocol("malformed registration response"))?;
+        let response =
+            RegistrationResponse::<Suite>::deserialize(reply.registration_response.as_bytes())
+                .map_err(|_| AccountError::Protocol("malformed registration response"))?;
         let finish = start
             .state
             .finish(
@@ -388,7 +416,12 @@ impl AccountClient {
         let session = self.require_session()?;
         let q: String = url::form_urlencoded::byte_serialize(query.as_bytes()).collect();
         self.http
-            .json::<(), _>(Method::GET, &format!("v1/directory?q={q}"), Some(&session.token), None)
+            .json::<(), _>(
+                Method::GET,
+                &format!("v1/directory?q={q}"),
+                Some(&session.token),
+                None,
+            )
             .await
     }
 
@@ -400,12 +433,19 @@ impl AccountClient {
         let mut out = DirectorySearch::default();
         for entry in answer.entries {
             let presented = entry.public_key.fingerprint();
-            let reject = |reason| RejectedEntry { email: entry.email.clone(), presented: presented.clone(), reason };
+            let reject = |reason| RejectedEntry {
+                email: entry.email.clone(),
+                presented: presented.clone(),
+                reason,
+            };
             match self.check_entry(&entry) {
                 Ok(contact) => out.contacts.push(contact),
-                Err(AccountError::Uncertified(_)) => out.rejected.push(reject(RejectionReason::Uncertified)),
+                Err(AccountError::Uncertified(_)) => {
+                    out.rejected.push(reject(RejectionReason::Uncertified))
+                }
                 Err(AccountError::KeyChanged { pinned, .. }) => {
-                    out.rejected.push(reject(RejectionReason::KeyChanged { pinned }));
+                    out.rejected
+                        .push(reject(RejectionReason::KeyChanged { pinned }));
                 }
                 Err(AccountError::BadCertificate(_)) => {
                     out.rejected.push(reject(RejectionReason::BadCertificate));
@@ -419,7 +459,10 @@ impl AccountClient {
         Ok(out)
     }
 
-    fn check_entry(&self, entry: &kluis_types::DirectoryEntry) -> Result<VerifiedContact, AccountError> {
+    fn check_entry(
+        &self,
+        entry: &kluis_types::DirectoryEntry,
+    ) -> Result<VerifiedContact, AccountError> {
         let certified_at = verify_entry(&self.config.org_public_key, entry)?;
         let pin = match self.pins.check_and_pin(&entry.email, &entry.public_key)? {
             PinCheck::NewlyPinned => PinStatus::NewlyPinned,

@@ -79,6 +79,7 @@ pub fn verify_entry(org: &OrgPublicKey, entry: &DirectoryEntry) -> Result<i64, A
     }
     let key = VerifyingKey::from_bytes(&org.to_bytes()).map_err(|_| bad())?;
     let sig = Signature::from_slice(cert.signature.as_bytes()).map_err(|_| bad())?;
-    key.verify_strict(&cert.message(), &sig).map_err(|_| bad())?;
+    key.verify_strict(&cert.message(), &sig)
+        .map_err(|_| bad())?;
     Ok(cert.issued_at)
 }

@@ -35,7 +35,9 @@ pub enum AccountError {
     #[error("login failed: wrong e-mail or password")]
     LoginFailed,
     /// The broker asked for Argon2id parameters outside this client's policy.
-    #[error("refusing key-stretching parameters {params:?} (below this client's minimum or absurdly large)")]
+    #[error(
+        "refusing key-stretching parameters {params:?} (below this client's minimum or absurdly large)"
+    )]
     KsfRejected {
         /// What the broker announced.
         params: KsfParams,
@@ -72,7 +74,9 @@ pub enum AccountError {
     #[error("the key of {0} is not certified by your organisation: refusing it")]
     Uncertified(Email),
     /// The certificate does not verify, or covers a different (e-mail, key).
-    #[error("the certificate for {0} does not match the pinned organisation key or the entry: refusing it")]
+    #[error(
+        "the certificate for {0} does not match the pinned organisation key or the entry: refusing it"
+    )]
     BadCertificate(Email),
     /// The colleague's key differs from the one pinned on first use.
     #[error(
@@ -92,9 +96,10 @@ pub enum AccountError {
 impl From<kluis_types::ParseError> for AccountError {
     fn from(err: kluis_types::ParseError) -> Self {
         match err {
-            kluis_types::ParseError::Invalid { what, reason } => {
-                Self::InvalidInput { what, reason: reason.to_owned() }
-            }
+            kluis_types::ParseError::Invalid { what, reason } => Self::InvalidInput {
+                what,
+                reason: reason.to_owned(),
+            },
         }
     }
 }

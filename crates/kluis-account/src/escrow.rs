@@ -25,7 +25,8 @@ fn cipher(export_key: &ExportKey, email: &Email) -> Result<XChaCha20Poly1305, Ac
     let mut info = b"kluis escrow key\0".to_vec();
     info.extend_from_slice(email.as_str().as_bytes());
     let mut key = Zeroizing::new([0u8; 32]);
-    hk.expand(&info, &mut key[..]).map_err(|_| AccountError::Protocol("HKDF expand"))?;
+    hk.expand(&info, &mut key[..])
+        .map_err(|_| AccountError::Protocol("HKDF expand"))?;
     Ok(XChaCha20Poly1305::new((&*key).into()))
 }
 
@@ -44,7 +45,13 @@ pub fn seal_identity(
     let mut nonce = [0u8; NONCE_LEN];
     OsRng.fill_bytes(&mut nonce);
     let ct = cipher(export_key, email)?
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: identity, aad: &aad(email) })
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: identity,
+                aad: &aad(email),
+            },
+        )
         .map_err(|_| AccountError::Protocol("AEAD seal"))?;
     let mut blob = Vec::with_capacity(1 + NONCE_LEN + ct.len());
     blob.push(VERSION);
@@ -66,12 +73,19 @@ pub fn unseal_identity(
     }
     let (nonce, ct) = bytes[1..].split_at(NONCE_LEN);
     let pt = cipher(export_key, email)?
-        .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: &aad(email) })
+        .decrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: ct,
+                aad: &aad(email),
+            },
+        )
         .map_err(|_| AccountError::EscrowUnseal)?;
     Ok(SecretIdentity::new(pt))
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed test should panic")]
 mod tests {
     use super::*;
 
@@ -81,11 +95,20 @@ mod tests {
         let email = Email::parse("a@example.org").unwrap();
         let blob = seal_identity(&k, &email, b"secret identity").unwrap();
         assert!(!blob.as_bytes().windows(6).any(|w| w == b"secret"));
-        assert_eq!(unseal_identity(&k, &email, &blob).unwrap().expose(), b"secret identity");
+        assert_eq!(
+            unseal_identity(&k, &email, &blob).unwrap().expose(),
+            b"secret identity"
+        );
         let other = ExportKey::from_bytes([8u8; 64]);
-        assert!(matches!(unseal_identity(&other, &email, &blob), Err(AccountError::EscrowUnseal)));
+        assert!(matches!(
+            unseal_identity(&other, &email, &blob),
+            Err(AccountError::EscrowUnseal)
+        ));
         let mallory = Email::parse("m@example.org").unwrap();
-        assert!(matches!(unseal_identity(&k, &mallory, &blob), Err(AccountError::EscrowUnseal)));
+        assert!(matches!(
+            unseal_identity(&k, &mallory, &blob),
+            Err(AccountError::EscrowUnseal)
+        ));
         let mut tampered = blob.into_bytes();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;

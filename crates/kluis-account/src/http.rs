@@ -57,10 +57,12 @@ impl BrokerHttp {
     }
 
     fn url(&self, path: &str) -> Result<Url, AccountError> {
-        self.base.join(path.trim_start_matches('/')).map_err(|e| AccountError::InvalidInput {
-            what: "request path",
-            reason: e.to_string(),
-        })
+        self.base
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| AccountError::InvalidInput {
+                what: "request path",
+                reason: e.to_string(),
+            })
     }
 
     async fn send(
@@ -88,7 +90,11 @@ impl BrokerHttp {
             code: ErrorCode::Unknown,
             message: "(no JSON error body)".to_owned(),
         });
-        Err(AccountError::Broker { status, code: body.code, message: body.message })
+        Err(AccountError::Broker {
+            status,
+            code: body.code,
+            message: body.message,
+        })
     }
 
     /// Request with a JSON body and a JSON answer.
@@ -137,6 +143,7 @@ mod erased {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed test should panic")]
 mod tests {
     use super::*;
 
@@ -144,8 +151,16 @@ mod tests {
     fn plain_http_only_to_loopback() {
         assert!(check_url("https://broker.example").is_ok());
         assert!(check_url("http://127.0.0.1:8750").is_ok());
-        assert!(check_url("http://localhost:8750/base").unwrap().as_str().ends_with("/base/"));
-        assert!(matches!(check_url("http://broker.example"), Err(AccountError::InsecureUrl(_))));
+        assert!(
+            check_url("http://localhost:8750/base")
+                .unwrap()
+                .as_str()
+                .ends_with("/base/")
+        );
+        assert!(matches!(
+            check_url("http://broker.example"),
+            Err(AccountError::InsecureUrl(_))
+        ));
         assert!(check_url("ftp://x").is_err());
     }
 }

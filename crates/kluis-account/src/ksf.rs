@@ -29,15 +29,31 @@ impl KsfPolicy {
     /// Parameters used for new registrations and password changes.
     pub fn registration_params(self) -> KsfParams {
         match self {
-            Self::Standard => KsfParams { m_cost_kib: 64 * 1024, t_cost: 3, p_cost: 1 },
-            Self::InsecureTestOnly => KsfParams { m_cost_kib: 256, t_cost: 1, p_cost: 1 },
+            Self::Standard => KsfParams {
+                m_cost_kib: 64 * 1024,
+                t_cost: 3,
+                p_cost: 1,
+            },
+            Self::InsecureTestOnly => KsfParams {
+                m_cost_kib: 256,
+                t_cost: 1,
+                p_cost: 1,
+            },
         }
     }
 
     fn minimum(self) -> KsfParams {
         match self {
-            Self::Standard => KsfParams { m_cost_kib: 64 * 1024, t_cost: 3, p_cost: 1 },
-            Self::InsecureTestOnly => KsfParams { m_cost_kib: 8, t_cost: 1, p_cost: 1 },
+            Self::Standard => KsfParams {
+                m_cost_kib: 64 * 1024,
+                t_cost: 3,
+                p_cost: 1,
+            },
+            Self::InsecureTestOnly => KsfParams {
+                m_cost_kib: 8,
+                t_cost: 1,
+                p_cost: 1,
+            },
         }
     }
 
@@ -51,7 +67,11 @@ impl KsfPolicy {
             && params.t_cost <= MAX_T_COST
             && params.p_cost <= MAX_P_COST
             && params.m_cost_kib >= 8 * params.p_cost;
-        if ok { Ok(()) } else { Err(AccountError::KsfRejected { params: *params }) }
+        if ok {
+            Ok(())
+        } else {
+            Err(AccountError::KsfRejected { params: *params })
+        }
     }
 
     /// Builds the Argon2id instance after [`KsfPolicy::check`].
@@ -64,6 +84,7 @@ impl KsfPolicy {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed test should panic")]
 mod tests {
     use super::*;
 
@@ -71,9 +92,17 @@ mod tests {
     fn standard_refuses_test_parameters() {
         let weak = KsfPolicy::InsecureTestOnly.registration_params();
         assert!(KsfPolicy::Standard.check(&weak).is_err());
-        assert!(KsfPolicy::Standard.check(&KsfPolicy::Standard.registration_params()).is_ok());
+        assert!(
+            KsfPolicy::Standard
+                .check(&KsfPolicy::Standard.registration_params())
+                .is_ok()
+        );
         assert!(KsfPolicy::InsecureTestOnly.check(&weak).is_ok());
-        let huge = KsfParams { m_cost_kib: u32::MAX, t_cost: 3, p_cost: 1 };
+        let huge = KsfParams {
+            m_cost_kib: u32::MAX,
+            t_cost: 3,
+            p_cost: 1,
+        };
         assert!(KsfPolicy::Standard.check(&huge).is_err());
     }
 }

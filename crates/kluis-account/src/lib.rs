@@ -26,7 +26,9 @@ mod secret;
 mod session;
 
 pub use client::{AccountClient, ClientConfig, LoginOutcome, PasswordChanged, Registration};
-pub use directory::{DirectorySearch, PinStatus, RejectedEntry, RejectionReason, VerifiedContact, verify_entry};
+pub use directory::{
+    DirectorySearch, PinStatus, RejectedEntry, RejectionReason, VerifiedContact, verify_entry,
+};
 pub use error::AccountError;
 pub use escrow::{seal_identity, unseal_identity};
 pub use ksf::KsfPolicy;

@@ -49,21 +49,31 @@ pub struct PinStore {
 impl PinStore {
     /// The pin file in `state_dir`.
     pub fn new(state_dir: &Path) -> Self {
-        Self { path: state_dir.join(PIN_FILE) }
+        Self {
+            path: state_dir.join(PIN_FILE),
+        }
     }
 
     fn read(&self) -> Result<PinFile, AccountError> {
         match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|_| AccountError::CorruptState { path: self.path.clone() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PinFile { version: 1, pins: BTreeMap::new() }),
-            Err(source) => Err(AccountError::Io { path: self.path.clone(), source }),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|_| AccountError::CorruptState {
+                path: self.path.clone(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PinFile {
+                version: 1,
+                pins: BTreeMap::new(),
+            }),
+            Err(source) => Err(AccountError::Io {
+                path: self.path.clone(),
+                source,
+            }),
         }
     }
 
     fn write(&self, file: &PinFile) -> Result<(), AccountError> {
-        let json = serde_json::to_vec_pretty(file)
-            .map_err(|_| AccountError::CorruptState { path: self.path.clone() })?;
+        let json = serde_json::to_vec_pretty(file).map_err(|_| AccountError::CorruptState {
+            path: self.path.clone(),
+        })?;
         write_private(&self.path, &json)
     }
 
@@ -73,7 +83,11 @@ impl PinStore {
     }
 
     /// Checks `key` against the pin for `email`, pinning it if there is none.
-    pub fn check_and_pin(&self, email: &Email, key: &PublicKeyString) -> Result<PinCheck, AccountError> {
+    pub fn check_and_pin(
+        &self,
+        email: &Email,
+        key: &PublicKeyString,
+    ) -> Result<PinCheck, AccountError> {
         let mut file = self.read()?;
         match file.pins.get(email) {
             Some(pin) if &pin.public_key == key => Ok(PinCheck::Matches),
@@ -82,7 +96,10 @@ impl PinStore {
                 file.version = 1;
                 file.pins.insert(
                     email.clone(),
-                    Pin { public_key: key.clone(), fingerprint: key.fingerprint() },
+                    Pin {
+                        public_key: key.clone(),
+                        fingerprint: key.fingerprint(),
+                    },
                 );
                 self.write(&file)?;
                 Ok(PinCheck::NewlyPinned)
@@ -103,6 +120,7 @@ impl PinStore {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed test should panic")]
 mod tests {
     use super::*;
 
@@ -115,7 +133,9 @@ mod tests {
         let k2 = PublicKeyString::parse("kluis1two").unwrap();
         assert_eq!(store.check_and_pin(&e, &k1).unwrap(), PinCheck::NewlyPinned);
         assert_eq!(store.check_and_pin(&e, &k1).unwrap(), PinCheck::Matches);
-        assert!(matches!(store.check_and_pin(&e, &k2).unwrap(), PinCheck::Changed(p) if p.public_key == k1));
+        assert!(
+            matches!(store.check_and_pin(&e, &k2).unwrap(), PinCheck::Changed(p) if p.public_key == k1)
+        );
         assert!(store.forget(&e).unwrap());
         assert_eq!(store.check_and_pin(&e, &k2).unwrap(), PinCheck::NewlyPinned);
     }

@@ -29,7 +29,10 @@ pub struct StoredSession {
 pub(crate) const SESSION_FILE: &str = "session.json";
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AccountError + '_ {
-    move |source| AccountError::Io { path: path.to_owned(), source }
+    move |source| AccountError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename), mode 0600.
@@ -70,7 +73,8 @@ impl StoredSession {
     pub(crate) fn save(&self, dir: &Path) -> Result<(), AccountError> {
         let path = dir.join(SESSION_FILE);
         let json = Zeroizing::new(
-            serde_json::to_vec_pretty(self).map_err(|_| AccountError::CorruptState { path: path.clone() })?,
+            serde_json::to_vec_pretty(self)
+                .map_err(|_| AccountError::CorruptState { path: path.clone() })?,
         );
         write_private(&path, &json)
     }

@@ -39,7 +39,9 @@ pub async fn create_invite(
 ) -> Result<InviteToken, StoreError> {
     let token = InviteToken::from_random_bytes(&crate::api::random_32());
     let hash: [u8; 32] = Sha256::digest(token.expose().as_bytes()).into();
-    store.create_invite(&hash, email, now, now + ttl_secs).await?;
+    store
+        .create_invite(&hash, email, now, now + ttl_secs)
+        .await?;
     Ok(token)
 }
 
@@ -57,13 +59,13 @@ pub async fn certify(
         .user_by_email(email)
         .await?
         .ok_or_else(|| AdminError::NoSuchUser(email.clone()))?;
-    if let Some(expected) = expected {
-        if expected != &user.public_key {
-            return Err(AdminError::KeyMismatch {
-                email: email.clone(),
-                actual: user.public_key.fingerprint(),
-            });
-        }
+    if let Some(expected) = expected
+        && expected != &user.public_key
+    {
+        return Err(AdminError::KeyMismatch {
+            email: email.clone(),
+            actual: user.public_key.fingerprint(),
+        });
     }
     let cert = key.certify(&user.email, &user.public_key, now);
     if !store.set_certificate(&cert).await? {

@@ -80,10 +80,22 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             body_bytes: 256 * 1024,
-            login_per_ip: Limit { max: 60, window_secs: 60 },
-            login_per_account: Limit { max: 10, window_secs: 60 },
-            register_per_ip: Limit { max: 20, window_secs: 3600 },
-            register_per_account: Limit { max: 5, window_secs: 3600 },
+            login_per_ip: Limit {
+                max: 60,
+                window_secs: 60,
+            },
+            login_per_account: Limit {
+                max: 10,
+                window_secs: 60,
+            },
+            register_per_ip: Limit {
+                max: 20,
+                window_secs: 3600,
+            },
+            register_per_account: Limit {
+                max: 5,
+                window_secs: 3600,
+            },
         }
     }
 }
@@ -116,7 +128,11 @@ impl Default for Settings {
             login_ttl_secs: 120,
             limits: Limits::default(),
             trusted_proxies: Vec::new(),
-            default_ksf: KsfParams { m_cost_kib: 65536, t_cost: 3, p_cost: 1 },
+            default_ksf: KsfParams {
+                m_cost_kib: 65536,
+                t_cost: 3,
+                p_cost: 1,
+            },
             directory_limit: 50,
         }
     }
@@ -203,13 +219,21 @@ pub struct Overrides {
 }
 
 fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.to_owned(), reason: reason.into() }
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
 }
 
 fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// The platform directories used when neither `--data-dir` nor
@@ -272,7 +296,12 @@ impl Config {
             settings.registration = match mode.as_str() {
                 "open" => RegistrationMode::Open,
                 "invite" => RegistrationMode::Invite,
-                _ => return Err(invalid("KLUIS_BROKER_REGISTRATION", "expected open or invite")),
+                _ => {
+                    return Err(invalid(
+                        "KLUIS_BROKER_REGISTRATION",
+                        "expected open or invite",
+                    ));
+                }
             };
         } else if let Some(mode) = file.registration {
             settings.registration = mode;
@@ -294,7 +323,10 @@ impl Config {
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|s| s.parse().map_err(|_| invalid("KLUIS_BROKER_TRUSTED_PROXIES", "bad IP")))
+                .map(|s| {
+                    s.parse()
+                        .map_err(|_| invalid("KLUIS_BROKER_TRUSTED_PROXIES", "bad IP"))
+                })
                 .collect::<Result<_, _>>()?,
             None => file.trusted_proxies.unwrap_or_default(),
         };
@@ -302,7 +334,8 @@ impl Config {
         let oprf_seed = match env("KLUIS_BROKER_OPRF_SEED") {
             Some(text) => SeedSource::Env(Zeroizing::new(text)),
             None => SeedSource::File(
-                file.oprf_seed_file.unwrap_or_else(|| data_dir.join("oprf-seed")),
+                file.oprf_seed_file
+                    .unwrap_or_else(|| data_dir.join("oprf-seed")),
             ),
         };
 
@@ -324,20 +357,25 @@ impl Config {
             oprf_seed,
             public_url: env("KLUIS_BROKER_PUBLIC_URL").or(file.public_url),
             org_public_key,
-            log_filter: env("KLUIS_BROKER_LOG").or(file.log).unwrap_or_else(|| "info".to_owned()),
+            log_filter: env("KLUIS_BROKER_LOG")
+                .or(file.log)
+                .unwrap_or_else(|| "info".to_owned()),
             settings,
         })
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed test should panic")]
 mod tests {
     use super::*;
     use std::collections::HashMap;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -345,7 +383,8 @@ mod tests {
     fn kluis_home_gives_data_dir_and_sqlite_default() {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().to_str().unwrap().to_owned();
-        let cfg = Config::resolve(&Overrides::default(), &env_of(&[("KLUIS_HOME", &home)])).unwrap();
+        let cfg =
+            Config::resolve(&Overrides::default(), &env_of(&[("KLUIS_HOME", &home)])).unwrap();
         assert_eq!(cfg.data_dir, dir.path().join("broker"));
         assert!(cfg.database_url.starts_with("sqlite:"));
         assert_eq!(cfg.listen.to_string(), DEFAULT_LISTEN);
@@ -361,15 +400,24 @@ mod tests {
             "listen = \"127.0.0.1:1000\"\nregistration = \"open\"\n[limits]\nbody_bytes = 10\n",
         )
         .unwrap();
-        let o = Overrides { config_file: Some(path.clone()), data_dir: Some(dir.path().into()), listen: None };
+        let o = Overrides {
+            config_file: Some(path.clone()),
+            data_dir: Some(dir.path().into()),
+            listen: None,
+        };
         let cfg = Config::resolve(&o, &env_of(&[])).unwrap();
         assert_eq!(cfg.listen.port(), 1000);
         assert_eq!(cfg.settings.registration, RegistrationMode::Open);
         assert_eq!(cfg.settings.limits.body_bytes, 10);
-        let cfg = Config::resolve(&o, &env_of(&[("KLUIS_BROKER_LISTEN", "127.0.0.1:2000")])).unwrap();
+        let cfg =
+            Config::resolve(&o, &env_of(&[("KLUIS_BROKER_LISTEN", "127.0.0.1:2000")])).unwrap();
         assert_eq!(cfg.listen.port(), 2000);
-        let o2 = Overrides { listen: Some("127.0.0.1:3000".into()), ..o };
-        let cfg = Config::resolve(&o2, &env_of(&[("KLUIS_BROKER_LISTEN", "127.0.0.1:2000")])).unwrap();
+        let o2 = Overrides {
+            listen: Some("127.0.0.1:3000".into()),
+            ..o
+        };
+        let cfg =
+            Config::resolve(&o2, &env_of(&[("KLUIS_BROKER_LISTEN", "127.0.0.1:2000")])).unwrap();
         assert_eq!(cfg.listen.port(), 3000);
     }
 
@@ -393,7 +441,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.toml");
         std::fs::write(&path, "lisen = \"x\"\n").unwrap();
-        let o = Overrides { config_file: Some(path), ..Overrides::default() };
-        assert!(matches!(Config::resolve(&o, &env_of(&[])), Err(ConfigError::Parse { .. })));
+        let o = Overrides {
+            config_file: Some(path),
+            ..Overrides::default()
+        };
+        assert!(matches!(
+            Config::resolve(&o, &env_of(&[])),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 }

@@ -74,7 +74,12 @@ impl Broker {
             SeedSource::Env(text) => OprfSeed::from_base64(text, "KLUIS_BROKER_OPRF_SEED")?,
         };
         let store = store::connect(&config.database_url).await?;
-        Ok(Self::from_parts(store, seed, config.settings.clone(), clock))
+        Ok(Self::from_parts(
+            store,
+            seed,
+            config.settings.clone(),
+            clock,
+        ))
     }
 
     /// Assembles a broker from parts (tests use this).
@@ -84,7 +89,9 @@ impl Broker {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { state: AppState::new(store, seed, settings, clock) }
+        Self {
+            state: AppState::new(store, seed, settings, clock),
+        }
     }
 
     /// Handler state.

@@ -101,7 +101,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match try_main(cli) {
@@ -118,7 +122,11 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { listen } => listen.clone(),
         Command::Admin { .. } => None,
     };
-    let overrides = Overrides { config_file: cli.config, data_dir: cli.data_dir, listen };
+    let overrides = Overrides {
+        config_file: cli.config,
+        data_dir: cli.data_dir,
+        listen,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -129,9 +137,17 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
             init_tracing(&config.log_filter);
             runtime.block_on(serve(config))
         }
-        Command::Admin { command: AdminCommand::Org { command: OrgCommand::Init { out } } } => {
+        Command::Admin {
+            command:
+                AdminCommand::Org {
+                    command: OrgCommand::Init { out },
+                },
+        } => {
             let key = OrgSigningKey::init(&out)?;
-            eprintln!("Wrote the org secret key to {} (mode 0600). Keep it offline.", out.display());
+            eprintln!(
+                "Wrote the org secret key to {} (mode 0600). Keep it offline.",
+                out.display()
+            );
             println!("{}", key.public_key());
             Ok(())
         }
@@ -145,7 +161,10 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
 fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -155,7 +174,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let broker = Broker::open(&config, Arc::new(SystemClock)).await?;
-    let running = broker.spawn(config.listen, tls).await.with_context(|| format!("binding {}", config.listen))?;
+    let running = broker
+        .spawn(config.listen, tls)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(
         address = %format!("{scheme}://{}", running.local_addr),
         data_dir = %config.data_dir.display(),
@@ -209,16 +231,31 @@ async fn run_admin(config: Config, command: AdminCommand) -> anyhow::Result<()> 
     let now = SystemClock.now();
     match command {
         AdminCommand::Org { .. } => bail!("unreachable: handled before opening the database"),
-        AdminCommand::Certify { org_key, email, public_key } => {
+        AdminCommand::Certify {
+            org_key,
+            email,
+            public_key,
+        } => {
             let key = OrgSigningKey::load(&org_key)?;
             let email = Email::parse(&email)?;
-            let expected = public_key.as_deref().map(PublicKeyString::parse).transpose()?;
+            let expected = public_key
+                .as_deref()
+                .map(PublicKeyString::parse)
+                .transpose()?;
             let cert = admin::certify(broker.store(), &key, &email, expected.as_ref(), now).await?;
             eprintln!("Certified {} with org key {}", cert.email, key.public_key());
             println!("{}", cert.public_key.fingerprint());
             Ok(())
         }
-        AdminCommand::Invite { command: InviteCommand::Create { email, ttl_hours, broker_url, org_public_key } } => {
+        AdminCommand::Invite {
+            command:
+                InviteCommand::Create {
+                    email,
+                    ttl_hours,
+                    broker_url,
+                    org_public_key,
+                },
+        } => {
             if ttl_hours <= 0 {
                 bail!("--ttl-hours must be positive");
             }
@@ -232,8 +269,14 @@ async fn run_admin(config: Config, command: AdminCommand) -> anyhow::Result<()> 
             let broker_url = broker_url
                 .or(config.public_url.clone())
                 .context("no broker URL: pass --broker-url or set public_url")?;
-            let token = admin::create_invite(broker.store(), now, ttl_hours * 3600, email.as_ref()).await?;
-            let invite = Invite { broker_url, token, org_public_key: org_key, email };
+            let token =
+                admin::create_invite(broker.store(), now, ttl_hours * 3600, email.as_ref()).await?;
+            let invite = Invite {
+                broker_url,
+                token,
+                org_public_key: org_key,
+                email,
+            };
             println!("{}", invite.encode()?);
             Ok(())
         }

@@ -26,7 +26,8 @@ impl Metrics {
             Ok(m) => m,
             Err(p) => p.into_inner(),
         };
-        *map.entry((method.to_owned(), route.to_owned(), status)).or_insert(0) += 1;
+        *map.entry((method.to_owned(), route.to_owned(), status))
+            .or_insert(0) += 1;
     }
 
     /// Adds one to a counter.
@@ -37,7 +38,9 @@ impl Metrics {
     /// Renders the Prometheus text format (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("# HELP kluis_http_requests_total HTTP requests by method, route and status.\n");
+        out.push_str(
+            "# HELP kluis_http_requests_total HTTP requests by method, route and status.\n",
+        );
         out.push_str("# TYPE kluis_http_requests_total counter\n");
         {
             let map = match self.requests.lock() {
@@ -53,12 +56,32 @@ impl Metrics {
             }
         }
         for (name, help, c) in [
-            ("kluis_logins_ok_total", "Successful logins.", &self.logins_ok),
-            ("kluis_logins_failed_total", "Failed login finishes.", &self.logins_failed),
-            ("kluis_registrations_total", "Completed registrations.", &self.registrations),
-            ("kluis_rate_limited_total", "Requests refused by a rate limit.", &self.rate_limited),
+            (
+                "kluis_logins_ok_total",
+                "Successful logins.",
+                &self.logins_ok,
+            ),
+            (
+                "kluis_logins_failed_total",
+                "Failed login finishes.",
+                &self.logins_failed,
+            ),
+            (
+                "kluis_registrations_total",
+                "Completed registrations.",
+                &self.registrations,
+            ),
+            (
+                "kluis_rate_limited_total",
+                "Requests refused by a rate limit.",
+                &self.rate_limited,
+            ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                c.load(Ordering::Relaxed)
+            );
         }
         out
     }

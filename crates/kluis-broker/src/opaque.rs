@@ -75,7 +75,9 @@ impl OprfSeed {
 
     /// Parses the base64 text form.
     pub fn from_base64(text: &str, origin: &str) -> Result<Self, SeedError> {
-        let malformed = || SeedError::Malformed { origin: origin.to_owned() };
+        let malformed = || SeedError::Malformed {
+            origin: origin.to_owned(),
+        };
         let bytes = Zeroizing::new(STANDARD.decode(text.trim()).map_err(|_| malformed())?);
         ServerSetup::<Suite>::deserialize(&bytes)
             .map(Self)
@@ -85,7 +87,10 @@ impl OprfSeed {
     /// Loads the seed from `path`, creating it (mode 0600) if it does not
     /// exist yet.
     pub fn load_or_create(path: &Path) -> Result<Self, SeedError> {
-        let io = |source| SeedError::Io { path: path.to_owned(), source };
+        let io = |source| SeedError::Io {
+            path: path.to_owned(),
+            source,
+        };
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 check_private(path)?;
@@ -125,7 +130,9 @@ fn check_private(path: &Path) -> Result<(), SeedError> {
         source,
     })?;
     if meta.permissions().mode() & 0o077 != 0 {
-        return Err(SeedError::Permissions { path: path.to_owned() });
+        return Err(SeedError::Permissions {
+            path: path.to_owned(),
+        });
     }
     Ok(())
 }
@@ -136,6 +143,7 @@ fn check_private(_path: &Path) -> Result<(), SeedError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed test should panic")]
 mod tests {
     use super::*;
 

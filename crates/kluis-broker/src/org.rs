@@ -45,7 +45,10 @@ pub struct OrgSigningKey(SigningKey);
 impl OrgSigningKey {
     /// Generates a key and writes it to a new 0600 file (never overwrites).
     pub fn init(path: &Path) -> Result<Self, OrgKeyError> {
-        let io = |source| OrgKeyError::Io { path: path.to_owned(), source };
+        let io = |source| OrgKeyError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let key = SigningKey::generate(&mut OsRng);
         let mut text = Zeroizing::new(String::from(SECRET_PREFIX));
         URL_SAFE_NO_PAD.encode_string(key.to_bytes(), &mut text);
@@ -58,12 +61,20 @@ impl OrgSigningKey {
 
     /// Reads a key written by [`OrgSigningKey::init`].
     pub fn load(path: &Path) -> Result<Self, OrgKeyError> {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .map_err(|source| OrgKeyError::Io { path: path.to_owned(), source })?,
-        );
-        let malformed = || OrgKeyError::Malformed { path: path.to_owned() };
-        let b64 = text.trim().strip_prefix(SECRET_PREFIX).ok_or_else(malformed)?;
+        let text =
+            Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|source| OrgKeyError::Io {
+                    path: path.to_owned(),
+                    source,
+                })?,
+            );
+        let malformed = || OrgKeyError::Malformed {
+            path: path.to_owned(),
+        };
+        let b64 = text
+            .trim()
+            .strip_prefix(SECRET_PREFIX)
+            .ok_or_else(malformed)?;
         let mut raw = Zeroizing::new([0u8; 33]);
         match URL_SAFE_NO_PAD.decode_slice(b64.as_bytes(), &mut raw[..]) {
             Ok(32) => {}
@@ -93,6 +104,7 @@ impl OrgSigningKey {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed test should panic")]
 mod tests {
     use super::*;
     use ed25519_dalek::{Signature, VerifyingKey};

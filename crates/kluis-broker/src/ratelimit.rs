@@ -29,7 +29,10 @@ const PRUNE_AT: usize = 100_000;
 impl RateLimiter {
     /// A limiter enforcing `limit`.
     pub fn new(limit: Limit) -> Self {
-        Self { limit, windows: Mutex::new(HashMap::new()) }
+        Self {
+            limit,
+            windows: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Records one event for `key` at `now`; false if over the limit.
@@ -56,12 +59,16 @@ impl RateLimiter {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed test should panic")]
 mod tests {
     use super::*;
 
     #[test]
     fn limits_per_key_and_resets_next_window() {
-        let rl = RateLimiter::new(Limit { max: 2, window_secs: 60 });
+        let rl = RateLimiter::new(Limit {
+            max: 2,
+            window_secs: 60,
+        });
         assert!(rl.check("a", 0));
         assert!(rl.check("a", 1));
         assert!(!rl.check("a", 2));

@@ -41,9 +41,16 @@ pub enum TlsError {
 pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|source| TlsError::Pem { what: "certificate chain", path: cert.display().to_string(), source })?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|source| TlsError::Pem { what: "private key", path: key.display().to_string(), source })?;
+        .map_err(|source| TlsError::Pem {
+            what: "certificate chain",
+            path: cert.display().to_string(),
+            source,
+        })?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Pem {
+        what: "private key",
+        path: key.display().to_string(),
+        source,
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -108,11 +115,13 @@ pub async fn spawn(
             let router = router.clone();
             let tls = tls.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    let mut router = router.clone();
-                    async move { router.call(request).await }
-                });
+                let service = hyper::service::service_fn(
+                    move |mut request: hyper::Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(ConnectInfo(peer));
+                        let mut router = router.clone();
+                        async move { router.call(request).await }
+                    },
+                );
                 let mut builder = Builder::new(TokioExecutor::new());
                 // Slow-loris guard: headers must arrive within 30 s.
                 builder
@@ -121,9 +130,15 @@ pub async fn spawn(
                     .header_read_timeout(Duration::from_secs(30));
                 let result = match tls {
                     Some(acceptor) => {
-                        let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
+                        let handshake =
+                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                                .await;
                         match handshake {
-                            Ok(Ok(stream)) => builder.serve_connection(TokioIo::new(stream), service).await,
+                            Ok(Ok(stream)) => {
+                                builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await
+                            }
                             _ => return,
                         }
                     }
@@ -135,5 +150,9 @@ pub async fn spawn(
             });
         }
     });
-    Ok(RunningServer { local_addr, shutdown: tx, task })
+    Ok(RunningServer {
+        local_addr,
+        shutdown: tx,
+        task,
+    })
 }

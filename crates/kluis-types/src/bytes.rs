@@ -81,6 +81,7 @@ base64_bytes!(
 );
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed test should panic")]
 mod tests {
     use super::*;
 

@@ -29,7 +29,10 @@ impl PublicKeyString {
             return Err(invalid("public key", "too long"));
         }
         if !text.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(invalid("public key", "must be printable ASCII without spaces"));
+            return Err(invalid(
+                "public key",
+                "must be printable ASCII without spaces",
+            ));
         }
         Ok(Self(text.to_owned()))
     }
@@ -216,6 +219,7 @@ crate::schema::string_schema!(
 );
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed test should panic")]
 mod tests {
     use super::*;
 
@@ -230,8 +234,14 @@ mod tests {
     fn fingerprint_is_stable_and_grouped() {
         let fp = PublicKeyString::parse("kluis1abc").unwrap().fingerprint();
         assert_eq!(fp.as_str().split(' ').count(), 16);
-        assert_eq!(fp, PublicKeyString::parse("kluis1abc").unwrap().fingerprint());
-        assert_ne!(fp, PublicKeyString::parse("kluis1abd").unwrap().fingerprint());
+        assert_eq!(
+            fp,
+            PublicKeyString::parse("kluis1abc").unwrap().fingerprint()
+        );
+        assert_ne!(
+            fp,
+            PublicKeyString::parse("kluis1abd").unwrap().fingerprint()
+        );
     }
 
     #[test]

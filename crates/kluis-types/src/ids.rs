@@ -21,7 +21,10 @@ impl Email {
             return Err(invalid("email", "length must be 3..=254"));
         }
         if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid("email", "contains whitespace or control characters"));
+            return Err(invalid(
+                "email",
+                "contains whitespace or control characters",
+            ));
         }
         let mut parts = text.split('@');
         match (parts.next(), parts.next(), parts.next()) {
@@ -195,13 +198,26 @@ crate::schema::string_schema!(
 );
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed test should panic")]
 mod tests {
     use super::*;
 
     #[test]
     fn email_normalises_and_rejects_garbage() {
-        assert_eq!(Email::parse("  Alice@Example.ORG ").unwrap().as_str(), "alice@example.org");
-        for bad in ["", "a", "no-at-sign", "a@b@c", "@x.org", "x@", "a b@c.d", "a\u{0}@b.c"] {
+        assert_eq!(
+            Email::parse("  Alice@Example.ORG ").unwrap().as_str(),
+            "alice@example.org"
+        );
+        for bad in [
+            "",
+            "a",
+            "no-at-sign",
+            "a@b@c",
+            "@x.org",
+            "x@",
+            "a b@c.d",
+            "a\u{0}@b.c",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
         assert!(serde_json::from_str::<Email>("\"nope\"").is_err());

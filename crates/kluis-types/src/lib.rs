@@ -22,9 +22,7 @@ mod secret;
 
 pub use api::*;
 pub use bytes::{EncryptedEscrow, OpaqueMessage, SignatureBytes};
-pub use cert::{
-    Fingerprint, OrgCertificate, OrgPublicKey, PublicKeyString, certificate_message,
-};
+pub use cert::{Fingerprint, OrgCertificate, OrgPublicKey, PublicKeyString, certificate_message};
 pub use error::{ErrorBody, ErrorCode};
 pub use ids::{DisplayName, Email, LoginId, SessionId, UserId};
 pub use invite::Invite;

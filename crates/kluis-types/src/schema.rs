@@ -1,7 +1,7 @@
 //! Hand-written OpenAPI schemas for the newtypes whose serde form is a string.
 
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 
 pub(crate) fn base64_schema() -> RefOr<Schema> {
     ObjectBuilder::new()

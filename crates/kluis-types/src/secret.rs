@@ -100,6 +100,7 @@ bearer_secret!(
 );
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed test should panic")]
 mod tests {
     use super::*;
 

@@ -33,7 +33,11 @@ fn check_ksf(ksf: &KsfParams) -> Result<(), ApiError> {
         && (1..=64).contains(&ksf.t_cost)
         && ksf.m_cost_kib >= 8 * ksf.p_cost
         && ksf.m_cost_kib <= MAX_M_COST_KIB;
-    if ok { Ok(()) } else { Err(ApiError::bad_request("ksf parameters out of range")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("ksf parameters out of range"))
+    }
 }
 
 fn registration_response(
@@ -43,8 +47,9 @@ fn registration_response(
 ) -> Result<RegisterStartResponse, ApiError> {
     let request = RegistrationRequest::<Suite>::deserialize(request.as_bytes())
         .map_err(|_| ApiError::bad_request("malformed OPAQUE registration request"))?;
-    let result = ServerRegistration::<Suite>::start(state.seed.setup(), request, email.as_str().as_bytes())
-        .map_err(|_| ApiError::bad_request("invalid OPAQUE registration request"))?;
+    let result =
+        ServerRegistration::<Suite>::start(state.seed.setup(), request, email.as_str().as_bytes())
+            .map_err(|_| ApiError::bad_request("invalid OPAQUE registration request"))?;
     Ok(RegisterStartResponse {
         registration_response: OpaqueMessage::new(result.message.serialize().to_vec()),
     })
@@ -53,7 +58,9 @@ fn registration_response(
 fn registration_record(upload: &OpaqueMessage) -> Result<Vec<u8>, ApiError> {
     let upload = RegistrationUpload::<Suite>::deserialize(upload.as_bytes())
         .map_err(|_| ApiError::bad_request("malformed OPAQUE registration upload"))?;
-    Ok(ServerRegistration::<Suite>::finish(upload).serialize().to_vec())
+    Ok(ServerRegistration::<Suite>::finish(upload)
+        .serialize()
+        .to_vec())
 }
 
 fn register_limits(state: &AppState, ip: PeerIp, email: &Email) -> Result<(), ApiError> {
@@ -77,7 +84,11 @@ pub async fn register_start(
     ApiJson(req): ApiJson<RegisterStartRequest>,
 ) -> Result<Json<RegisterStartResponse>, ApiError> {
     register_limits(&state, ip, &req.email)?;
-    Ok(Json(registration_response(&state, &req.email, &req.registration_request)?))
+    Ok(Json(registration_response(
+        &state,
+        &req.email,
+        &req.registration_request,
+    )?))
 }
 
 /// Second round trip: stores the OPAQUE record, public key and escrow v1.
@@ -94,8 +105,10 @@ pub async fn register_finish(
     ApiJson(req): ApiJson<RegisterFinishRequest>,
 ) -> Result<(StatusCode, Json<RegisterFinishResponse>), ApiError> {
     register_limits(&state, ip, &req.email)?;
-    let invite_hash: Option<[u8; 32]> =
-        req.invite.as_ref().map(|t| Sha256::digest(t.expose().as_bytes()).into());
+    let invite_hash: Option<[u8; 32]> = req
+        .invite
+        .as_ref()
+        .map(|t| Sha256::digest(t.expose().as_bytes()).into());
     if state.settings.registration == RegistrationMode::Invite && invite_hash.is_none() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -123,7 +136,10 @@ pub async fn register_finish(
     state.store.create_user(&user, invite_hash.as_ref()).await?;
     Metrics::inc(&state.metrics.registrations);
     tracing::info!(user_id = %user_id, "registered");
-    Ok((StatusCode::CREATED, Json(RegisterFinishResponse { user_id })))
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisterFinishResponse { user_id }),
+    ))
 }
 
 /// First login round trip. Unknown addresses get a response of the same
@@ -192,15 +208,19 @@ pub async fn login_finish(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<LoginFinishRequest>,
 ) -> Result<Json<LoginFinishResponse>, ApiError> {
-    let finalization = CredentialFinalization::<Suite>::deserialize(req.credential_finalization.as_bytes())
-        .map_err(|_| ApiError::bad_request("malformed OPAQUE credential finalization"))?;
+    let finalization =
+        CredentialFinalization::<Suite>::deserialize(req.credential_finalization.as_bytes())
+            .map_err(|_| ApiError::bad_request("malformed OPAQUE credential finalization"))?;
     let now = state.clock.now();
     let failed = || {
         Metrics::inc(&state.metrics.logins_failed);
         ApiError::login_failed()
     };
-    let (user_id, server_state) =
-        state.store.take_login_attempt(&req.login_id, now).await?.ok_or_else(failed)?;
+    let (user_id, server_state) = state
+        .store
+        .take_login_attempt(&req.login_id, now)
+        .await?
+        .ok_or_else(failed)?;
     let server_login = ServerLogin::<Suite>::deserialize(&server_state)
         .map_err(|e| ApiError::internal("stored login state", &e))?;
     server_login
@@ -251,7 +271,10 @@ pub async fn whoami(State(state): State<AppState>, auth: Authed) -> Result<Json<
 #[utoipa::path(delete, path = "/v1/session", tag = "account", security(("bearer" = [])),
     responses((status = 204, description = "logged out"), (status = 401, body = kluis_types::ErrorBody)))]
 pub async fn logout(State(state): State<AppState>, auth: Authed) -> Result<StatusCode, ApiError> {
-    state.store.revoke_session(&auth.user_id, &auth.session_id).await?;
+    state
+        .store
+        .revoke_session(&auth.user_id, &auth.session_id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -266,7 +289,10 @@ pub async fn list_sessions(
     ApiPath(user_id): ApiPath<UserId>,
 ) -> Result<Json<SessionList>, ApiError> {
     auth.require_self(&user_id)?;
-    let rows = state.store.list_sessions(&user_id, state.clock.now()).await?;
+    let rows = state
+        .store
+        .list_sessions(&user_id, state.clock.now())
+        .await?;
     Ok(Json(SessionList {
         sessions: rows
             .into_iter()
@@ -317,8 +343,16 @@ pub async fn password_start(
 ) -> Result<Json<RegisterStartResponse>, ApiError> {
     auth.require_self(&user_id)?;
     auth.require_recent_login(state.clock.now())?;
-    let user = state.store.user_by_id(&user_id).await?.ok_or_else(ApiError::unauthorized)?;
-    Ok(Json(registration_response(&state, &user.email, &req.registration_request)?))
+    let user = state
+        .store
+        .user_by_id(&user_id)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    Ok(Json(registration_response(
+        &state,
+        &user.email,
+        &req.registration_request,
+    )?))
 }
 
 /// Second round trip: rotates the OPAQUE record, stores the re-sealed escrow
@@ -356,7 +390,10 @@ pub async fn password_finish(
         })
         .await?;
     tracing::info!(user_id = %user_id, sessions_revoked, "password changed");
-    Ok(Json(PasswordFinishResponse { escrow_version, sessions_revoked }))
+    Ok(Json(PasswordFinishResponse {
+        escrow_version,
+        sessions_revoked,
+    }))
 }
 
 /// Replaces the user's public key; its org certificate is dropped until an
@@ -375,6 +412,9 @@ pub async fn put_public_key(
     ApiJson(req): ApiJson<PutPublicKeyRequest>,
 ) -> Result<StatusCode, ApiError> {
     auth.require_self(&user_id)?;
-    state.store.set_public_key(&user_id, &req.public_key).await?;
+    state
+        .store
+        .set_public_key(&user_id, &req.public_key)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

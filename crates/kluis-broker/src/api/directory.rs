@@ -29,9 +29,14 @@ pub async fn search(
     let prefix = query.q.trim().to_lowercase();
     let chars = prefix.chars().count();
     if chars == 0 || chars > 254 || prefix.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("q must be 1 to 254 printable characters"));
+        return Err(ApiError::bad_request(
+            "q must be 1 to 254 printable characters",
+        ));
     }
-    let rows = state.store.search_directory(&prefix, state.settings.directory_limit).await?;
+    let rows = state
+        .store
+        .search_directory(&prefix, state.settings.directory_limit)
+        .await?;
     Ok(Json(DirectoryResponse {
         entries: rows
             .into_iter()

@@ -21,7 +21,11 @@ pub struct ApiError {
 impl ApiError {
     /// Builds an error.
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     /// 400.
     pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
@@ -29,15 +33,27 @@ impl ApiError {
     }
     /// 401: no valid session.
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "missing, invalid or expired session token")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "missing, invalid or expired session token",
+        )
     }
     /// 401: login did not succeed.
     pub fn login_failed() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::LoginFailed, "login failed")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::LoginFailed,
+            "login failed",
+        )
     }
     /// 403.
     pub fn forbidden() -> Self {
-        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "this session may not act on that user")
+        Self::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "this session may not act on that user",
+        )
     }
     /// 404.
     pub fn not_found(message: impl Into<Cow<'static, str>>) -> Self {
@@ -49,12 +65,20 @@ impl ApiError {
     }
     /// 429.
     pub fn rate_limited() -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, "too many attempts, try again later")
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            "too many attempts, try again later",
+        )
     }
     /// 500; the cause is logged, not returned.
     pub fn internal(context: &'static str, err: &dyn std::error::Error) -> Self {
         tracing::error!(context, error = %err, source = ?err.source().map(ToString::to_string), "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "internal error",
+        )
     }
     /// The status code.
     pub fn status(&self) -> StatusCode {
@@ -64,7 +88,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { code: self.code, message: self.message.into_owned() };
+        let body = ErrorBody {
+            code: self.code,
+            message: self.message.into_owned(),
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -95,7 +122,11 @@ fn code_for(status: StatusCode) -> ErrorCode {
 /// Keeps the client-error status axum chose but never passes a 5xx through:
 /// a body we cannot read is the client's problem.
 fn client_status(status: StatusCode) -> StatusCode {
-    if status.is_client_error() { status } else { StatusCode::BAD_REQUEST }
+    if status.is_client_error() {
+        status
+    } else {
+        StatusCode::BAD_REQUEST
+    }
 }
 
 impl From<JsonRejection> for ApiError {

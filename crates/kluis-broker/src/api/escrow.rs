@@ -87,5 +87,11 @@ pub async fn append(
         .store
         .append_escrow(&user_id, req.expected_version, &req.escrow, now)
         .await?;
-    Ok((StatusCode::CREATED, Json(EscrowVersionInfo { version, created_at: now })))
+    Ok((
+        StatusCode::CREATED,
+        Json(EscrowVersionInfo {
+            version,
+            created_at: now,
+        }),
+    ))
 }

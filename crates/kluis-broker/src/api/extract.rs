@@ -51,7 +51,11 @@ pub struct Authed {
 impl Authed {
     /// 403 unless the path names the session's own user.
     pub fn require_self(&self, user_id: &UserId) -> Result<(), ApiError> {
-        if &self.user_id == user_id { Ok(()) } else { Err(ApiError::forbidden()) }
+        if &self.user_id == user_id {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden())
+        }
     }
 
     /// 403 unless the session comes from a login within the last
@@ -74,7 +78,10 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(ApiError::unauthorized)?;
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(ApiError::unauthorized)?;
         let text = header.to_str().map_err(|_| ApiError::unauthorized())?;
         let token = text
             .strip_prefix("Bearer ")
@@ -110,7 +117,11 @@ impl FromRequestParts<AppState> for PeerIp {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        Ok(Self(client_ip(peer, &parts.headers, &state.settings.trusted_proxies)))
+        Ok(Self(client_ip(
+            peer,
+            &parts.headers,
+            &state.settings.trusted_proxies,
+        )))
     }
 }
 
@@ -126,10 +137,14 @@ pub fn client_ip(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[IpAdd
         .flat_map(|v| v.split(','))
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    hops.into_iter().rev().find(|ip| !trusted.contains(ip)).unwrap_or(peer)
+    hops.into_iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .unwrap_or(peer)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed test should panic")]
 mod tests {
     use super::*;
     use axum::http::HeaderMap;
@@ -140,10 +155,20 @@ mod tests {
         h.insert("x-forwarded-for", "1.1.1.1, 2.2.2.2".parse().unwrap());
         let proxy: IpAddr = "10.0.0.1".parse().unwrap();
         let other: IpAddr = "9.9.9.9".parse().unwrap();
-        assert_eq!(client_ip(other, &h, &[proxy]), other, "spoofed header ignored");
+        assert_eq!(
+            client_ip(other, &h, &[proxy]),
+            other,
+            "spoofed header ignored"
+        );
         assert_eq!(client_ip(other, &h, &[]), other);
-        assert_eq!(client_ip(proxy, &h, &[proxy]), "2.2.2.2".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(proxy, &h, &[proxy]),
+            "2.2.2.2".parse::<IpAddr>().unwrap()
+        );
         let trusted2: IpAddr = "2.2.2.2".parse().unwrap();
-        assert_eq!(client_ip(proxy, &h, &[proxy, trusted2]), "1.1.1.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(proxy, &h, &[proxy, trusted2]),
+            "1.1.1.1".parse::<IpAddr>().unwrap()
+        );
     }
 }

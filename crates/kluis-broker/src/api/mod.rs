@@ -94,7 +94,9 @@ impl AppState {
     fn check_limits(&self, pairs: &[(&RateLimiter, String)]) -> Result<(), ApiError> {
         let now = self.clock.now();
         // Evaluate every limiter so each key is charged, then decide.
-        let ok = pairs.iter().fold(true, |ok, (l, key)| l.check(key, now) && ok);
+        let ok = pairs
+            .iter()
+            .fold(true, |ok, (l, key)| l.check(key, now) && ok);
         if ok {
             Ok(())
         } else {
@@ -164,13 +166,31 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/login/finish", post(account::login_finish))
         .route("/v1/session", get(account::whoami).delete(account::logout))
         .route("/v1/users/{user_id}/sessions", get(account::list_sessions))
-        .route("/v1/users/{user_id}/sessions/{session_id}", delete(account::revoke_session))
-        .route("/v1/users/{user_id}/password/start", post(account::password_start))
-        .route("/v1/users/{user_id}/password/finish", post(account::password_finish))
-        .route("/v1/users/{user_id}/public-key", put(account::put_public_key))
-        .route("/v1/users/{user_id}/escrow", get(escrow::latest).post(escrow::append))
+        .route(
+            "/v1/users/{user_id}/sessions/{session_id}",
+            delete(account::revoke_session),
+        )
+        .route(
+            "/v1/users/{user_id}/password/start",
+            post(account::password_start),
+        )
+        .route(
+            "/v1/users/{user_id}/password/finish",
+            post(account::password_finish),
+        )
+        .route(
+            "/v1/users/{user_id}/public-key",
+            put(account::put_public_key),
+        )
+        .route(
+            "/v1/users/{user_id}/escrow",
+            get(escrow::latest).post(escrow::append),
+        )
         .route("/v1/users/{user_id}/escrow/versions", get(escrow::versions))
-        .route("/v1/users/{user_id}/escrow/versions/{version}", get(escrow::version))
+        .route(
+            "/v1/users/{user_id}/escrow/versions/{version}",
+            get(escrow::version),
+        )
         .route("/v1/directory", get(directory::search))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -14,7 +14,9 @@ use super::{ApiError, AppState};
               (status = 503, description = "database unreachable", body = kluis_types::ErrorBody)))]
 pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     match state.store.ping().await {
-        Ok(()) => Ok(Json(Health { status: "ok".to_owned() })),
+        Ok(()) => Ok(Json(Health {
+            status: "ok".to_owned(),
+        })),
         Err(e) => {
             tracing::error!(error = %e, "health check failed");
             Err(ApiError::new(
@@ -30,7 +32,10 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiE
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
 }
 
 /// This document.

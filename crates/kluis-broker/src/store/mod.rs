@@ -148,15 +148,21 @@ pub trait Store: Send + Sync {
 
     /// Inserts a user and escrow version 1; when `invite` is given it is
     /// consumed in the same transaction (single use).
-    async fn create_user(&self, user: &NewUser, invite: Option<&TokenHash>)
-    -> Result<(), StoreError>;
+    async fn create_user(
+        &self,
+        user: &NewUser,
+        invite: Option<&TokenHash>,
+    ) -> Result<(), StoreError>;
     /// Looks a user up by address.
     async fn user_by_email(&self, email: &Email) -> Result<Option<UserRow>, StoreError>;
     /// Looks a user up by ID.
     async fn user_by_id(&self, user_id: &UserId) -> Result<Option<UserRow>, StoreError>;
     /// Replaces a user's key and drops the certificate of the old one.
-    async fn set_public_key(&self, user_id: &UserId, key: &PublicKeyString)
-    -> Result<(), StoreError>;
+    async fn set_public_key(
+        &self,
+        user_id: &UserId,
+        key: &PublicKeyString,
+    ) -> Result<(), StoreError>;
     /// Stores a certificate if it matches the user's current key; returns
     /// whether it was stored.
     async fn set_certificate(&self, cert: &OrgCertificate) -> Result<bool, StoreError>;
@@ -188,10 +194,17 @@ pub trait Store: Send + Sync {
         now: i64,
     ) -> Result<Option<SessionRow>, StoreError>;
     /// A user's unexpired sessions, oldest first.
-    async fn list_sessions(&self, user_id: &UserId, now: i64) -> Result<Vec<SessionRow>, StoreError>;
+    async fn list_sessions(
+        &self,
+        user_id: &UserId,
+        now: i64,
+    ) -> Result<Vec<SessionRow>, StoreError>;
     /// Ends one of a user's sessions; returns whether it existed.
-    async fn revoke_session(&self, user_id: &UserId, session_id: &SessionId)
-    -> Result<bool, StoreError>;
+    async fn revoke_session(
+        &self,
+        user_id: &UserId,
+        session_id: &SessionId,
+    ) -> Result<bool, StoreError>;
 
     /// The newest escrow version of a user.
     async fn escrow_latest(&self, user_id: &UserId) -> Result<Option<EscrowRecord>, StoreError>;
@@ -202,7 +215,8 @@ pub trait Store: Send + Sync {
         version: i64,
     ) -> Result<Option<EscrowRecord>, StoreError>;
     /// All versions, oldest first.
-    async fn escrow_versions(&self, user_id: &UserId) -> Result<Vec<EscrowVersionInfo>, StoreError>;
+    async fn escrow_versions(&self, user_id: &UserId)
+    -> Result<Vec<EscrowVersionInfo>, StoreError>;
     /// Appends a version if `expected_version` is the latest; returns the new number.
     async fn append_escrow(
         &self,
@@ -273,7 +287,8 @@ impl RawUser {
         let corrupt = |_| StoreError::Corrupt { table: "users" };
         let email = Email::parse(&self.email).map_err(corrupt)?;
         let public_key = PublicKeyString::parse(&self.public_key).map_err(corrupt)?;
-        let ksf_part = |v: i64| u32::try_from(v).map_err(|_| StoreError::Corrupt { table: "users" });
+        let ksf_part =
+            |v: i64| u32::try_from(v).map_err(|_| StoreError::Corrupt { table: "users" });
         let certificate = match (self.cert_issued_at, self.cert_signature) {
             (Some(issued_at), Some(sig)) => Some(OrgCertificate {
                 email: email.clone(),
@@ -318,6 +333,7 @@ pub(crate) fn decode_session(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed test should panic")]
 mod tests {
     use super::like_prefix;
 

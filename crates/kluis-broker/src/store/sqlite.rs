@@ -70,7 +70,8 @@ fn session_row(row: &SqliteRow) -> Result<SessionRow, StoreError> {
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error().is_some_and(|e| e.is_unique_violation())
+    err.as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
 }
 
 /// Appends escrow version `expected + 1` in one statement; 0 rows means the
@@ -299,7 +300,9 @@ impl Store for SqliteStore {
         let user_id = user_id
             .map(|u| UserId::parse(&u))
             .transpose()
-            .map_err(|_| StoreError::Corrupt { table: "login_attempts" })?;
+            .map_err(|_| StoreError::Corrupt {
+                table: "login_attempts",
+            })?;
         Ok(Some((user_id, row.try_get("state")?)))
     }
 
@@ -334,7 +337,11 @@ impl Store for SqliteStore {
         row.as_ref().map(session_row).transpose()
     }
 
-    async fn list_sessions(&self, user_id: &UserId, now: i64) -> Result<Vec<SessionRow>, StoreError> {
+    async fn list_sessions(
+        &self,
+        user_id: &UserId,
+        now: i64,
+    ) -> Result<Vec<SessionRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT session_id, user_id, created_at, expires_at FROM sessions \
              WHERE user_id = ? AND expires_at > ? ORDER BY created_at, session_id",
@@ -385,7 +392,10 @@ impl Store for SqliteStore {
         row.as_ref().map(escrow_record).transpose()
     }
 
-    async fn escrow_versions(&self, user_id: &UserId) -> Result<Vec<EscrowVersionInfo>, StoreError> {
+    async fn escrow_versions(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Vec<EscrowVersionInfo>, StoreError> {
         let rows = sqlx::query(
             "SELECT version, created_at FROM escrow WHERE user_id = ? ORDER BY version",
         )

@@ -48,7 +48,16 @@ async fn user(tb: &TestBroker, org: &OrgSigningKey, name: &str) -> User {
         })
         .await
         .unwrap();
-    User { email, password, password_text, public_key, secret, session: out.session, client, _state: state }
+    User {
+        email,
+        password,
+        password_text,
+        public_key,
+        secret,
+        session: out.session,
+        client,
+        _state: state,
+    }
 }
 
 /// Raw HTTP with full control over method, headers and body.
@@ -62,7 +71,9 @@ async fn send(
 ) -> (u16, String, Vec<u8>) {
     let client = reqwest::Client::new();
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = client.request(method, format!("{}{path}", tb.url)).body(body);
+    let mut req = client
+        .request(method, format!("{}{path}", tb.url))
+        .body(body);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
@@ -79,13 +90,22 @@ async fn send(
     (status, ct, resp.bytes().await.unwrap().to_vec())
 }
 
-async fn json_call(tb: &TestBroker, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+async fn json_call(
+    tb: &TestBroker,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
     let (ct, bytes) = match body {
         Some(v) => (Some("application/json"), serde_json::to_vec(&v).unwrap()),
         None => (None, Vec::new()),
     };
     let (status, _, bytes) = send(tb, method, path, token, ct, bytes).await;
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -98,7 +118,9 @@ fn fake_ksf() -> Value {
 
 /// User A's session cannot read or change anything of user B.
 async fn authorization_matrix(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else { return };
+    let Some(tb) = start(backend, test_settings()).await else {
+        return;
+    };
     let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
     let a = user(&tb, &org, "alice").await;
     let b = user(&tb, &org, "bob").await;
@@ -110,14 +132,34 @@ async fn authorization_matrix(backend: Backend) {
         ("GET", format!("/v1/users/{idb}/escrow"), None),
         ("GET", format!("/v1/users/{idb}/escrow/versions"), None),
         ("GET", format!("/v1/users/{idb}/escrow/versions/1"), None),
-        ("POST", format!("/v1/users/{idb}/escrow"), Some(json!({"escrow": b64(b"evil"), "expected_version": 1}))),
+        (
+            "POST",
+            format!("/v1/users/{idb}/escrow"),
+            Some(json!({"escrow": b64(b"evil"), "expected_version": 1})),
+        ),
         ("GET", format!("/v1/users/{idb}/sessions"), None),
-        ("DELETE", format!("/v1/users/{idb}/sessions/{b_session}"), None),
-        ("POST", format!("/v1/users/{idb}/password/start"), Some(json!({"registration_request": b64(&[0u8; 32])}))),
-        ("POST", format!("/v1/users/{idb}/password/finish"), Some(json!({
+        (
+            "DELETE",
+            format!("/v1/users/{idb}/sessions/{b_session}"),
+            None,
+        ),
+        (
+            "POST",
+            format!("/v1/users/{idb}/password/start"),
+            Some(json!({"registration_request": b64(&[0u8; 32])})),
+        ),
+        (
+            "POST",
+            format!("/v1/users/{idb}/password/finish"),
+            Some(json!({
             "registration_upload": b64(&[0u8; 64]), "ksf": fake_ksf(),
-            "escrow": b64(b"evil"), "expected_escrow_version": 1}))),
-        ("PUT", format!("/v1/users/{idb}/public-key"), Some(json!({"public_key": "kluis1evil"}))),
+            "escrow": b64(b"evil"), "expected_escrow_version": 1})),
+        ),
+        (
+            "PUT",
+            format!("/v1/users/{idb}/public-key"),
+            Some(json!({"public_key": "kluis1evil"})),
+        ),
     ];
     for (method, path, body) in &cases {
         let (status, value) = json_call(&tb, method, path, Some(ta), body.clone()).await;
@@ -127,20 +169,47 @@ async fn authorization_matrix(backend: Backend) {
         assert_eq!(status, 401, "{method} {path} without a session: {value}");
     }
     // Control: the same routes work for one's own user.
-    let (status, own) = json_call(&tb, "GET", &format!("/v1/users/{ida}/escrow"), Some(ta), None).await;
+    let (status, own) = json_call(
+        &tb,
+        "GET",
+        &format!("/v1/users/{ida}/escrow"),
+        Some(ta),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{own}");
-    let (status, _) = json_call(&tb, "GET", &format!("/v1/users/{ida}/sessions"), Some(ta), None).await;
+    let (status, _) = json_call(
+        &tb,
+        "GET",
+        &format!("/v1/users/{ida}/sessions"),
+        Some(ta),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     // A naming B's session under A's own user id finds nothing.
-    let (status, _) =
-        json_call(&tb, "DELETE", &format!("/v1/users/{ida}/sessions/{b_session}"), Some(ta), None).await;
+    let (status, _) = json_call(
+        &tb,
+        "DELETE",
+        &format!("/v1/users/{ida}/sessions/{b_session}"),
+        Some(ta),
+        None,
+    )
+    .await;
     assert_eq!(status, 404);
 
     // B is untouched: session alive, one escrow version, same key, same secret.
     let (status, me) = json_call(&tb, "GET", "/v1/session", Some(tb_token), None).await;
     assert_eq!(status, 200);
     assert_eq!(me["public_key"], b.public_key.as_str());
-    let (_, versions) = json_call(&tb, "GET", &format!("/v1/users/{idb}/escrow/versions"), Some(tb_token), None).await;
+    let (_, versions) = json_call(
+        &tb,
+        "GET",
+        &format!("/v1/users/{idb}/escrow/versions"),
+        Some(tb_token),
+        None,
+    )
+    .await;
     assert_eq!(versions["versions"].as_array().unwrap().len(), 1);
     let (again, _d) = tb.device(org.public_key());
     let out = again.login(&b.email, &b.password).await.unwrap();
@@ -148,9 +217,20 @@ async fn authorization_matrix(backend: Backend) {
     tb.shutdown().await;
 }
 
+type Case<'a> = (
+    &'a str,
+    String,
+    Option<&'a str>,
+    Option<&'a str>,
+    Vec<u8>,
+    u16,
+);
+
 /// Every malformed request gets a 4xx with a JSON `{code, message}`.
 async fn malformed_requests_get_json_4xx(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else { return };
+    let Some(tb) = start(backend, test_settings()).await else {
+        return;
+    };
     let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
     let a = user(&tb, &org, "alice").await;
     let t = a.session.token.expose();
@@ -158,7 +238,8 @@ async fn malformed_requests_get_json_4xx(backend: Backend) {
     let j = Some("application/json");
     let good_email = "someone@example.org";
     let big = vec![b'x'; 100 * 1024];
-    let cases: Vec<(&str, String, Option<&str>, Option<&str>, Vec<u8>, u16)> = vec![
+    // (method, path, bearer token, content type, body, expected status)
+    let cases: Vec<Case<'_>> = vec![
         ("POST", "/v1/login/start".into(), None, j, b"{".to_vec(), 400),
         ("POST", "/v1/login/start".into(), None, j, b"[]".to_vec(), 422),
         ("POST", "/v1/login/start".into(), None, j, br#"{"email":"x","credential_request":"AAAA"}"#.to_vec(), 422),
@@ -196,9 +277,16 @@ async fn malformed_requests_get_json_4xx(backend: Backend) {
         let (status, got_ct, bytes) = send(&tb, method, &path, token, ct, body).await;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         assert_eq!(status, want, "{method} {path}: {text}");
-        assert!(got_ct.starts_with("application/json"), "{method} {path}: content-type {got_ct}");
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text}"));
-        assert!(value["code"].is_string() && value["message"].is_string(), "{method} {path}: {value}");
+        assert!(
+            got_ct.starts_with("application/json"),
+            "{method} {path}: content-type {got_ct}"
+        );
+        let value: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text}"));
+        assert!(
+            value["code"].is_string() && value["message"].is_string(),
+            "{method} {path}: {value}"
+        );
     }
     // Basic auth instead of a bearer token.
     let resp = reqwest::Client::new()
@@ -214,17 +302,28 @@ async fn malformed_requests_get_json_4xx(backend: Backend) {
 /// After a scripted session, neither the database nor the logs contain the
 /// passwords, the secret identity or the session tokens.
 async fn database_and_logs_hold_no_secrets(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else { return };
+    let Some(tb) = start(backend, test_settings()).await else {
+        return;
+    };
     let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
     let alice = user(&tb, &org, "alice").await;
     let bob = user(&tb, &org, "bob").await;
-    kluis_broker::admin::certify(tb.store(), &org, &kluis_types::Email::parse(&bob.email).unwrap(), None, tb.now())
-        .await
-        .unwrap();
+    kluis_broker::admin::certify(
+        tb.store(),
+        &org,
+        &kluis_types::Email::parse(&bob.email).unwrap(),
+        None,
+        tb.now(),
+    )
+    .await
+    .unwrap();
     let (phone, _p) = tb.device(org.public_key());
     let second = phone.login(&alice.email, &alice.password).await.unwrap();
     let new_text = unique("second pw staple ");
-    phone.change_password(&alice.password, &Password::new(new_text.clone())).await.unwrap();
+    phone
+        .change_password(&alice.password, &Password::new(new_text.clone()))
+        .await
+        .unwrap();
     let third = phone.session().unwrap().unwrap();
     phone.resolve_recipient(&bob.email).await.unwrap();
     alice.client.logout().await.ok();
@@ -232,7 +331,10 @@ async fn database_and_logs_hold_no_secrets(backend: Backend) {
     let dump = tb.dump().await;
     let logs = util::logs();
     // The dump is real: it holds what the broker is meant to keep.
-    assert!(contains(&dump, alice.email.as_bytes()), "dump lacks the e-mail: wrong dump?");
+    assert!(
+        contains(&dump, alice.email.as_bytes()),
+        "dump lacks the e-mail: wrong dump?"
+    );
     assert!(contains(&dump, alice.public_key.as_bytes()));
     assert!(contains(&logs, b"logged in"), "log capture is not working");
 
@@ -258,21 +360,61 @@ async fn database_and_logs_hold_no_secrets(backend: Backend) {
 /// Escrow versions are appended, never overwritten; even raw SQL cannot
 /// update one.
 async fn escrow_is_append_only(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else { return };
+    let Some(tb) = start(backend, test_settings()).await else {
+        return;
+    };
     let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
     let a = user(&tb, &org, "alice").await;
     let (t, id) = (a.session.token.expose(), a.session.user_id.as_str());
-    let (_, v1) = json_call(&tb, "GET", &format!("/v1/users/{id}/escrow/versions/1"), Some(t), None).await;
-    let (status, v2) = json_call(&tb, "POST", &format!("/v1/users/{id}/escrow"), Some(t),
-        Some(json!({"escrow": b64(b"sealed v2"), "expected_version": 1}))).await;
+    let (_, v1) = json_call(
+        &tb,
+        "GET",
+        &format!("/v1/users/{id}/escrow/versions/1"),
+        Some(t),
+        None,
+    )
+    .await;
+    let (status, v2) = json_call(
+        &tb,
+        "POST",
+        &format!("/v1/users/{id}/escrow"),
+        Some(t),
+        Some(json!({"escrow": b64(b"sealed v2"), "expected_version": 1})),
+    )
+    .await;
     assert_eq!((status, v2["version"].as_i64()), (201, Some(2)));
-    let (status, _) = json_call(&tb, "POST", &format!("/v1/users/{id}/escrow"), Some(t),
-        Some(json!({"escrow": b64(b"stale"), "expected_version": 1}))).await;
+    let (status, _) = json_call(
+        &tb,
+        "POST",
+        &format!("/v1/users/{id}/escrow"),
+        Some(t),
+        Some(json!({"escrow": b64(b"stale"), "expected_version": 1})),
+    )
+    .await;
     assert_eq!(status, 409);
-    let (_, list) = json_call(&tb, "GET", &format!("/v1/users/{id}/escrow/versions"), Some(t), None).await;
-    let versions: Vec<i64> = list["versions"].as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()).collect();
+    let (_, list) = json_call(
+        &tb,
+        "GET",
+        &format!("/v1/users/{id}/escrow/versions"),
+        Some(t),
+        None,
+    )
+    .await;
+    let versions: Vec<i64> = list["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
     assert_eq!(versions, vec![1, 2]);
-    let (_, v1_again) = json_call(&tb, "GET", &format!("/v1/users/{id}/escrow/versions/1"), Some(t), None).await;
+    let (_, v1_again) = json_call(
+        &tb,
+        "GET",
+        &format!("/v1/users/{id}/escrow/versions/1"),
+        Some(t),
+        None,
+    )
+    .await;
     assert_eq!(v1["escrow"], v1_again["escrow"]);
     let (_, latest) = json_call(&tb, "GET", &format!("/v1/users/{id}/escrow"), Some(t), None).await;
     assert_eq!(latest["escrow"], b64(b"sealed v2"));
@@ -280,12 +422,17 @@ async fn escrow_is_append_only(backend: Backend) {
     let update = "UPDATE escrow SET blob = blob";
     let refused = match (&tb.sqlite_path, &tb.pg) {
         (Some(path), _) => {
-            let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display())).await.unwrap();
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display()))
+                .await
+                .unwrap();
             sqlx::query(update).execute(&pool).await.is_err()
         }
         (None, Some((url, schema))) => {
             let pool = sqlx::PgPool::connect(url).await.unwrap();
-            sqlx::query(&format!("UPDATE {schema}.escrow SET blob = blob")).execute(&pool).await.is_err()
+            sqlx::query(&format!("UPDATE {schema}.escrow SET blob = blob"))
+                .execute(&pool)
+                .await
+                .is_err()
         }
         _ => unreachable!(),
     };
@@ -302,18 +449,40 @@ fn credential_request() -> String {
 /// from a trusted proxy.
 async fn rate_limits(backend: Backend) {
     let limits = Limits {
-        login_per_account: Limit { max: 3, window_secs: 60 },
-        login_per_ip: Limit { max: 5, window_secs: 60 },
-        register_per_account: Limit { max: 2, window_secs: 60 },
+        login_per_account: Limit {
+            max: 3,
+            window_secs: 60,
+        },
+        login_per_ip: Limit {
+            max: 5,
+            window_secs: 60,
+        },
+        register_per_account: Limit {
+            max: 2,
+            window_secs: 60,
+        },
         ..test_settings().limits
     };
-    let Some(tb) = start(backend, Settings { limits, ..test_settings() }).await else { return };
+    let Some(tb) = start(
+        backend,
+        Settings {
+            limits,
+            ..test_settings()
+        },
+    )
+    .await
+    else {
+        return;
+    };
     let login = |email: &str, xff: Option<&str>| {
         let body = json!({"email": email, "credential_request": credential_request()}).to_string();
         let url = format!("{}/v1/login/start", tb.url);
         let xff = xff.map(str::to_owned);
         async move {
-            let mut req = reqwest::Client::new().post(url).header("content-type", "application/json").body(body);
+            let mut req = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body);
             if let Some(x) = xff {
                 req = req.header("x-forwarded-for", x);
             }
@@ -323,33 +492,73 @@ async fn rate_limits(backend: Backend) {
     for _ in 0..3 {
         assert_eq!(login("victim@example.org", None).await, 200);
     }
-    assert_eq!(login("victim@example.org", None).await, 429, "per-account limit");
+    assert_eq!(
+        login("victim@example.org", None).await,
+        429,
+        "per-account limit"
+    );
     assert_eq!(login("other1@example.org", Some("203.0.113.1")).await, 200);
     // Fifth event from this IP was the one above; a spoofed header does not help.
-    assert_eq!(login("other2@example.org", Some("203.0.113.2")).await, 429, "per-IP limit, XFF ignored");
+    assert_eq!(
+        login("other2@example.org", Some("203.0.113.2")).await,
+        429,
+        "per-IP limit, XFF ignored"
+    );
     tb.clock.advance(60);
     assert_eq!(login("victim@example.org", None).await, 200, "next window");
 
     for _ in 0..2 {
-        let (s, _) = json_call(&tb, "POST", "/v1/register/start", None,
-            Some(json!({"email": "reg@example.org", "registration_request": b64(&[0u8; 32])}))).await;
+        let (s, _) = json_call(
+            &tb,
+            "POST",
+            "/v1/register/start",
+            None,
+            Some(json!({"email": "reg@example.org", "registration_request": b64(&[0u8; 32])})),
+        )
+        .await;
         assert_ne!(s, 429);
     }
-    let (s, v) = json_call(&tb, "POST", "/v1/register/start", None,
-        Some(json!({"email": "reg@example.org", "registration_request": b64(&[0u8; 32])}))).await;
+    let (s, v) = json_call(
+        &tb,
+        "POST",
+        "/v1/register/start",
+        None,
+        Some(json!({"email": "reg@example.org", "registration_request": b64(&[0u8; 32])})),
+    )
+    .await;
     assert_eq!((s, v["code"].as_str()), (429, Some("rate_limited")));
     tb.shutdown().await;
 
     // Behind a trusted proxy, each forwarded client has its own IP budget.
-    let limits = Limits { login_per_ip: Limit { max: 1, window_secs: 60 }, ..test_settings().limits };
-    let settings = Settings { limits, trusted_proxies: vec!["127.0.0.1".parse().unwrap()], ..test_settings() };
-    let Some(tb) = start(backend, settings).await else { return };
+    let limits = Limits {
+        login_per_ip: Limit {
+            max: 1,
+            window_secs: 60,
+        },
+        ..test_settings().limits
+    };
+    let settings = Settings {
+        limits,
+        trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+        ..test_settings()
+    };
+    let Some(tb) = start(backend, settings).await else {
+        return;
+    };
     let send_login = |ip: &'static str| {
         let url = format!("{}/v1/login/start", tb.url);
         let body = json!({"email": format!("u{ip}@example.org"), "credential_request": credential_request()}).to_string();
         async move {
-            reqwest::Client::new().post(url).header("content-type", "application/json")
-                .header("x-forwarded-for", ip).body(body).send().await.unwrap().status().as_u16()
+            reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .header("x-forwarded-for", ip)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         }
     };
     assert_eq!(send_login("198.51.100.1").await, 200);
@@ -360,18 +569,34 @@ async fn rate_limits(backend: Backend) {
 
 /// A login start for an unknown address looks like one for a real account.
 async fn unknown_login_looks_known(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else { return };
+    let Some(tb) = start(backend, test_settings()).await else {
+        return;
+    };
     let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
     let a = user(&tb, &org, "alice").await;
     let mut shapes = Vec::new();
     for email in [a.email.as_str(), "ghost@example.org"] {
-        let (status, v) = json_call(&tb, "POST", "/v1/login/start", None,
-            Some(json!({"email": email, "credential_request": credential_request()}))).await;
+        let (status, v) = json_call(
+            &tb,
+            "POST",
+            "/v1/login/start",
+            None,
+            Some(json!({"email": email, "credential_request": credential_request()})),
+        )
+        .await;
         assert_eq!(status, 200, "{v}");
         let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
         keys.sort();
-        let len = STANDARD.decode(v["credential_response"].as_str().unwrap()).unwrap().len();
-        shapes.push((keys, len, v["ksf"].clone(), v["login_id"].as_str().unwrap().len()));
+        let len = STANDARD
+            .decode(v["credential_response"].as_str().unwrap())
+            .unwrap()
+            .len();
+        shapes.push((
+            keys,
+            len,
+            v["ksf"].clone(),
+            v["login_id"].as_str().unwrap().len(),
+        ));
     }
     assert_eq!(shapes[0], shapes[1]);
     tb.shutdown().await;
@@ -379,46 +604,87 @@ async fn unknown_login_looks_known(backend: Backend) {
 
 /// Sessions expire, end on logout, and must be fresh to change the password.
 async fn sessions_expire_and_log_out(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else { return };
+    let Some(tb) = start(backend, test_settings()).await else {
+        return;
+    };
     let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
     let a = user(&tb, &org, "alice").await;
     let t = a.session.token.expose().to_owned();
     let id = a.session.user_id.as_str();
-    assert_eq!(json_call(&tb, "GET", "/v1/session", Some(&t), None).await.0, 200);
+    assert_eq!(
+        json_call(&tb, "GET", "/v1/session", Some(&t), None).await.0,
+        200
+    );
     // A fresh session may start a password change (garbage OPAQUE message: 400, not 403)…
     let start = format!("/v1/users/{id}/password/start");
     let body = json!({"registration_request": b64(&[0u8; 32])});
-    assert_eq!(json_call(&tb, "POST", &start, Some(&t), Some(body.clone())).await.0, 400);
+    assert_eq!(
+        json_call(&tb, "POST", &start, Some(&t), Some(body.clone()))
+            .await
+            .0,
+        400
+    );
     // …an old one may not: a stolen long-lived token cannot replace the password.
     tb.clock.advance(kluis_broker::api::RECENT_LOGIN_SECS + 1);
     let (status, v) = json_call(&tb, "POST", &start, Some(&t), Some(body)).await;
-    assert_eq!((status, v["code"].as_str()), (403, Some("forbidden")), "{v}");
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (403, Some("forbidden")),
+        "{v}"
+    );
     tb.clock.advance(test_settings().session_ttl_secs);
-    assert_eq!(json_call(&tb, "GET", "/v1/session", Some(&t), None).await.0, 401, "expired");
+    assert_eq!(
+        json_call(&tb, "GET", "/v1/session", Some(&t), None).await.0,
+        401,
+        "expired"
+    );
     let (dev, _d) = tb.device(org.public_key());
     let s = dev.login(&a.email, &a.password).await.unwrap().session;
     let t2 = s.token.expose();
-    assert_eq!(json_call(&tb, "DELETE", "/v1/session", Some(t2), None).await.0, 204);
-    assert_eq!(json_call(&tb, "GET", "/v1/session", Some(t2), None).await.0, 401, "logged out");
+    assert_eq!(
+        json_call(&tb, "DELETE", "/v1/session", Some(t2), None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        json_call(&tb, "GET", "/v1/session", Some(t2), None).await.0,
+        401,
+        "logged out"
+    );
     tb.shutdown().await;
 }
 
 /// `/healthz`, `/metrics` and `/openapi.json`.
 async fn ops_endpoints(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else { return };
+    let Some(tb) = start(backend, test_settings()).await else {
+        return;
+    };
     let (status, health) = json_call(&tb, "GET", "/healthz", None, None).await;
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
     let (status, doc) = json_call(&tb, "GET", "/openapi.json", None, None).await;
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/v1/login/start", "/v1/directory", "/v1/users/{user_id}/escrow"] {
-        assert!(doc["paths"][path].is_object(), "{path} missing from OpenAPI");
+    for path in [
+        "/v1/login/start",
+        "/v1/directory",
+        "/v1/users/{user_id}/escrow",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from OpenAPI"
+        );
     }
     let (status, ct, body) = send(&tb, "GET", "/metrics", None, None, vec![]).await;
     let text = String::from_utf8(body).unwrap();
     assert_eq!(status, 200);
     assert!(ct.starts_with("text/plain"));
-    assert!(text.contains("kluis_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"), "{text}");
+    assert!(
+        text.contains(
+            "kluis_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"
+        ),
+        "{text}"
+    );
     assert!(text.contains("kluis_logins_ok_total 0"));
     tb.shutdown().await;
 }

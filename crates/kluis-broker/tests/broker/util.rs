@@ -4,7 +4,11 @@
 //! PostgreSQL runs when `KLUIS_TEST_POSTGRES_URL` is set (each test gets its
 //! own schema); with `KLUIS_REQUIRE_POSTGRES=1` and no URL the PostgreSQL
 //! variants fail instead of skipping.
-#![allow(dead_code, clippy::unwrap_used, reason = "test helpers: a failed setup should panic loudly")]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    reason = "test helpers: a failed setup should panic loudly"
+)]
 
 use std::path::PathBuf;
 use std::str::FromStr as _;
@@ -33,7 +37,9 @@ struct Capture;
 
 impl std::io::Write for Capture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOGS.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        LOGS.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -74,7 +80,10 @@ pub fn pg_url() -> Option<String> {
 /// Settings for tests: open registration, test-only KSF announced for
 /// unknown users, generous rate limits.
 pub fn test_settings() -> Settings {
-    let lots = Limit { max: 10_000, window_secs: 60 };
+    let lots = Limit {
+        max: 10_000,
+        window_secs: 60,
+    };
     Settings {
         registration: RegistrationMode::Open,
         default_ksf: KsfPolicy::InsecureTestOnly.registration_params(),
@@ -128,26 +137,36 @@ pub async fn start(backend: Backend, settings: Settings) -> Option<TestBroker> {
     let (store, sqlite_path, pg): (Arc<dyn Store>, _, _) = match backend {
         Backend::Sqlite => {
             let path = dir.path().join("broker.sqlite3");
-            let store = store::connect(&format!("sqlite:{}", path.display())).await.unwrap();
+            let store = store::connect(&format!("sqlite:{}", path.display()))
+                .await
+                .unwrap();
             (store, Some(path), None)
         }
         Backend::Postgres => {
             let url = pg_url()?;
             let schema = format!("kluis_test_{}", random_hex(8));
             let admin = sqlx::PgPool::connect(&url).await.unwrap();
-            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.unwrap();
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&admin)
+                .await
+                .unwrap();
             admin.close().await;
             let options = sqlx::postgres::PgConnectOptions::from_str(&url)
                 .unwrap()
                 .options([("search_path", schema.as_str())]);
-            let store = store::postgres::PgStore::connect_with(options).await.unwrap();
+            let store = store::postgres::PgStore::connect_with(options)
+                .await
+                .unwrap();
             store.migrate().await.unwrap();
             (Arc::new(store) as Arc<dyn Store>, None, Some((url, schema)))
         }
     };
     let clock = Arc::new(ManualClock::new(1_900_000_000));
     let broker = Broker::from_parts(store, OprfSeed::generate(), settings, clock.clone());
-    let server = broker.spawn("127.0.0.1:0".parse().unwrap(), None).await.unwrap();
+    let server = broker
+        .spawn("127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
     Some(TestBroker {
         url: format!("http://{}", server.local_addr),
         dir,
@@ -201,7 +220,10 @@ impl TestBroker {
         .fetch_all(&pool)
         .await
         .unwrap();
-        assert!(tables.len() >= 5, "expected the broker tables, got {tables:?}");
+        assert!(
+            tables.len() >= 5,
+            "expected the broker tables, got {tables:?}"
+        );
         let mut out = Vec::new();
         for table in tables {
             let rows: Vec<String> =
