@@ -169,6 +169,15 @@ pub(crate) fn store_identity(path: &Path, id: &Identity, password: &str) -> Resu
     out.commit()
 }
 
+/// Keep the account on this device: the identity sealed with the account
+/// password, and where the account lives.
+fn remember(home: &Home, acct: AccountFile, identity: &Identity, password: &str) -> Result<()> {
+    store_identity(&home.identity(), identity, password)?;
+    save_account(home, &acct)?;
+    println!("Your fingerprint: {}", identity.recipient().fingerprint());
+    Ok(())
+}
+
 fn read_invite(text: &str) -> Result<Invite> {
     let text = if Path::new(text).is_file() {
         std::fs::read_to_string(text)?
@@ -230,17 +239,17 @@ pub fn run_account(cmd: AccountCommand, pass: &Passphrases) -> Result<()> {
                 invite: invite.as_ref().map(|i| &i.token),
             };
             rt.block_on(c.register(&reg)).map_err(explain)?;
-            store_identity(&id_path, &identity, &password)?;
-            save_account(
+            println!("Registered {email} on {}.", c.config().broker_url);
+            remember(
                 &home,
-                &AccountFile {
+                AccountFile {
                     broker_url: broker,
                     org_public_key: org,
-                    email: email.clone(),
+                    email,
                 },
+                &identity,
+                &password,
             )?;
-            println!("Registered {email} on {}.", c.config().broker_url);
-            println!("Your fingerprint: {}", identity.recipient().fingerprint());
             println!(
                 "Ask your administrator to certify your key; compare this fingerprint with them."
             );
@@ -272,17 +281,17 @@ pub fn run_account(cmd: AccountCommand, pass: &Passphrases) -> Result<()> {
                     "the identity in your escrow does not match your registered public key; contact your administrator"
                 );
             }
-            store_identity(&home.identity(), &identity, &password)?;
-            save_account(
+            println!("Logged in as {email}. Your identity is now on this device (works offline).");
+            remember(
                 &home,
-                &AccountFile {
+                AccountFile {
                     broker_url: broker,
                     org_public_key: org,
-                    email: email.clone(),
+                    email,
                 },
+                &identity,
+                &password,
             )?;
-            println!("Logged in as {email}. Your identity is now on this device (works offline).");
-            println!("Your fingerprint: {}", identity.recipient().fingerprint());
             Ok(())
         }
         AccountCommand::Logout => {

@@ -2,6 +2,8 @@
 //! SQLite and (when configured) PostgreSQL.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+// The same live-broker harness as the broker's own suite: one copy.
+#[path = "../../../kluis-broker/tests/broker/util.rs"]
 mod util;
 
 use kluis_account::{
