@@ -184,7 +184,7 @@ fn read_invite(text: &str) -> Result<Invite> {
     } else {
         text.to_owned()
     };
-    Ok(Invite::decode(&text).context("invalid invite")?)
+    Invite::decode(&text).context("invalid invite")
 }
 
 fn explain(e: AccountError) -> anyhow::Error {

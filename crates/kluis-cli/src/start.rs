@@ -50,7 +50,10 @@ struct EmbeddedBroker {
 impl EmbeddedBroker {
     fn start(home: &Home, port: u16) -> Result<Self> {
         let dir = home.data.join("broker");
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
         let overrides = kluis_broker::config::Overrides {
             config_file: None,
             data_dir: Some(dir.clone()),
@@ -59,10 +62,18 @@ impl EmbeddedBroker {
         // Only loopback can reach it, and the one user registers themselves.
         let env = |k: &str| (k == "KLUIS_BROKER_REGISTRATION").then(|| "open".to_owned());
         let config = kluis_broker::config::Config::resolve(&overrides, &env)?;
-        let broker = rt.block_on(kluis_broker::Broker::open(&config, Arc::new(kluis_broker::clock::SystemClock)))?;
+        let broker = rt.block_on(kluis_broker::Broker::open(
+            &config,
+            Arc::new(kluis_broker::clock::SystemClock),
+        ))?;
         let server = rt
             .block_on(broker.spawn(config.listen, None))
-            .with_context(|| format!("cannot listen on {} (is another `kluis start` running?)", config.listen))?;
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (is another `kluis start` running?)",
+                    config.listen
+                )
+            })?;
         let org_path = dir.join("org.key");
         let org = if org_path.exists() {
             kluis_broker::org::OrgSigningKey::load(&org_path)?
@@ -70,7 +81,13 @@ impl EmbeddedBroker {
             kluis_broker::org::OrgSigningKey::init(&org_path)?
         };
         let url = format!("http://{}", server.local_addr);
-        Ok(EmbeddedBroker { rt, broker, org, url, _server: server })
+        Ok(EmbeddedBroker {
+            rt,
+            broker,
+            org,
+            url,
+            _server: server,
+        })
     }
 }
 
@@ -81,7 +98,11 @@ fn local_email() -> String {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         .collect::<String>();
-    let user = if user.is_empty() { "me".to_owned() } else { user.to_lowercase() };
+    let user = if user.is_empty() {
+        "me".to_owned()
+    } else {
+        user.to_lowercase()
+    };
     format!("{user}@kluis.local")
 }
 
@@ -90,15 +111,29 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
     let agent_home = AgentHome::resolve()?;
     let id_path = home.identity();
     let first_run = !id_path.exists();
-    let password = pass.get(if first_run { "your new Kluis identity" } else { "your Kluis identity" }, first_run)?;
+    let password = pass.get(
+        if first_run {
+            "your new Kluis identity"
+        } else {
+            "your Kluis identity"
+        },
+        first_run,
+    )?;
 
     // 1. The broker: embedded unless this device belongs to an organisation's.
     let account = load_account(&home)?;
     let embedded = match &account {
         None => true,
-        Some(a) => a.broker_url.starts_with("http://127.0.0.1:") || a.broker_url.starts_with("http://localhost:"),
+        Some(a) => {
+            a.broker_url.starts_with("http://127.0.0.1:")
+                || a.broker_url.starts_with("http://localhost:")
+        }
     };
-    let broker = if embedded { Some(EmbeddedBroker::start(&home, args.broker_port)?) } else { None };
+    let broker = if embedded {
+        Some(EmbeddedBroker::start(&home, args.broker_port)?)
+    } else {
+        None
+    };
 
     // 2. The identity and the account.
     let identity = match (&account, &broker) {
@@ -124,18 +159,38 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
                 secret_identity: &secret[..],
                 invite: None,
             };
-            b.rt.block_on(c.register(&reg)).context("registering with the embedded broker")?;
+            b.rt.block_on(c.register(&reg))
+                .context("registering with the embedded broker")?;
             // This user is their own organisation: certify their key.
             let e = kluis_types::Email::parse(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
-            b.rt.block_on(kluis_broker::admin::certify(b.broker.store(), &b.org, &e, None, now))?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs() as i64;
+            b.rt.block_on(kluis_broker::admin::certify(
+                b.broker.store(),
+                &b.org,
+                &e,
+                None,
+                now,
+            ))?;
             store_identity(&id_path, &identity, &password)?;
-            save_account(&home, &AccountFile { broker_url: b.url.clone(), org_public_key: org, email: email.clone() })?;
+            save_account(
+                &home,
+                &AccountFile {
+                    broker_url: b.url.clone(),
+                    org_public_key: org,
+                    email: email.clone(),
+                },
+            )?;
             println!("Created your Kluis identity and account {email} on the embedded broker.");
             identity
         }
-        _ => open_identity(&std::fs::read(&id_path).with_context(|| format!("cannot read {}", id_path.display()))?, password.as_bytes())
-            .with_context(|| format!("cannot open {}", id_path.display()))?,
+        _ => open_identity(
+            &std::fs::read(&id_path)
+                .with_context(|| format!("cannot read {}", id_path.display()))?,
+            password.as_bytes(),
+        )
+        .with_context(|| format!("cannot open {}", id_path.display()))?,
     };
     println!("Your fingerprint: {}", identity.recipient().fingerprint());
 
@@ -159,7 +214,11 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
         };
         let plain = std::path::absolute(&plain)?;
         let sync = std::path::absolute(&sync)?;
-        if !cfg.pairs.iter().any(|p| p.plain == plain && p.mirror == sync) {
+        if !cfg
+            .pairs
+            .iter()
+            .any(|p| p.plain == plain && p.mirror == sync)
+        {
             cfg.add_pair(&plain, &sync)?;
             cfg.save(&agent_home)?;
         }

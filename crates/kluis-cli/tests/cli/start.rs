@@ -8,7 +8,11 @@ use std::time::{Duration, Instant};
 use crate::util::{User, run_ok};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Spawn `kluis start` and wait until it says it is running; returns the
@@ -16,7 +20,15 @@ fn free_port() -> u16 {
 fn start(u: &User, port: u16) -> (Child, String) {
     let mut child = u
         .cmd()
-        .args(["start", "--broker-port", &port.to_string(), "--plain", "Kluis", "--sync", "Dropbox/Kluis"])
+        .args([
+            "start",
+            "--broker-port",
+            &port.to_string(),
+            "--plain",
+            "Kluis",
+            "--sync",
+            "Dropbox/Kluis",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -56,7 +68,10 @@ fn start_encrypts_what_is_dropped_and_restarts_cleanly() {
     let port = free_port();
     let (mut child, first) = start(&u, port);
     assert!(first.contains("Created your Kluis identity"), "{first}");
-    assert!(first.contains("Drop files in:") && first.contains("Ciphertext appears in:"), "{first}");
+    assert!(
+        first.contains("Drop files in:") && first.contains("Ciphertext appears in:"),
+        "{first}"
+    );
 
     std::fs::write(u.path("Kluis/verslag.txt"), b"vertrouwelijk verslag").unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -77,7 +92,10 @@ fn start_encrypts_what_is_dropped_and_restarts_cleanly() {
         if out.status.success() {
             break out.stdout;
         }
-        assert!(Instant::now() < deadline, "ciphertext never became readable");
+        assert!(
+            Instant::now() < deadline,
+            "ciphertext never became readable"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(bytes, b"vertrouwelijk verslag");
@@ -89,7 +107,15 @@ fn start_encrypts_what_is_dropped_and_restarts_cleanly() {
     // A second run reuses the identity, account and folder pair.
     let (mut again, second) = start(&u, port);
     assert!(!second.contains("Created"), "{second}");
-    assert!(second.contains(&first.lines().find(|l| l.starts_with("Your fingerprint")).unwrap().to_owned()));
+    assert!(
+        second.contains(
+            &first
+                .lines()
+                .find(|l| l.starts_with("Your fingerprint"))
+                .unwrap()
+                .to_owned()
+        )
+    );
     again.kill().unwrap();
     again.wait().unwrap();
 }
