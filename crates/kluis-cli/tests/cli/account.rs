@@ -52,6 +52,22 @@ impl LiveBroker {
         }
     }
 
+    /// `kluis account login` on `u`'s device against this broker.
+    fn login_cmd(&self, u: &User, email: &str) -> std::process::Command {
+        let mut c = u.cmd();
+        c.args([
+            "account",
+            "login",
+            "--broker",
+            &self.url,
+            "--org-key",
+            &self.org_key(),
+            "--email",
+            email,
+        ]);
+        c
+    }
+
     fn org_key(&self) -> String {
         self.org.public_key().to_string()
     }
@@ -159,16 +175,7 @@ fn register_share_by_email_new_device_and_password_change() {
 
     // Bob on a second device: log in, get his identity from escrow, decrypt.
     let laptop = User::new();
-    run_ok(laptop.cmd().args([
-        "account",
-        "login",
-        "--broker",
-        &b.url,
-        "--org-key",
-        &b.org_key(),
-        "--email",
-        "bob@example.org",
-    ]));
+    run_ok(&mut b.login_cmd(&laptop, "bob@example.org"));
     assert_eq!(fingerprint(&laptop), bob_fp);
     std::fs::copy(alice.path("note.kluis"), laptop.path("note.kluis")).unwrap();
     assert_eq!(
@@ -191,30 +198,9 @@ fn register_share_by_email_new_device_and_password_change() {
             .arg(laptop.path("new-pass")),
     );
     let phone = User::new();
-    run_fail(
-        phone.cmd().args([
-            "account",
-            "login",
-            "--broker",
-            &b.url,
-            "--org-key",
-            &b.org_key(),
-            "--email",
-            "bob@example.org",
-        ]),
-        "login failed",
-    );
+    run_fail(&mut b.login_cmd(&phone, "bob@example.org"), "login failed");
     std::fs::copy(laptop.path("new-pass"), phone.path("pass")).unwrap();
-    run_ok(phone.cmd().args([
-        "account",
-        "login",
-        "--broker",
-        &b.url,
-        "--org-key",
-        &b.org_key(),
-        "--email",
-        "bob@example.org",
-    ]));
+    run_ok(&mut b.login_cmd(&phone, "bob@example.org"));
     assert_eq!(fingerprint(&phone), bob_fp);
     // The laptop's local identity is re-sealed with the new password.
     std::fs::copy(laptop.path("new-pass"), laptop.path("pass")).unwrap();
