@@ -16,6 +16,7 @@ mod cert;
 mod error;
 mod ids;
 mod invite;
+mod policy;
 #[cfg(feature = "openapi")]
 mod schema;
 mod secret;
@@ -26,6 +27,7 @@ pub use cert::{Fingerprint, OrgCertificate, OrgPublicKey, PublicKeyString, certi
 pub use error::{ErrorBody, ErrorCode};
 pub use ids::{DisplayName, Email, LoginId, SessionId, UserId};
 pub use invite::Invite;
+pub use policy::{Label, LabelRule, OrgPolicy, PolicyViolation, Sensitivity};
 pub use secret::{InviteToken, SessionToken};
 
 /// Why a value could not be parsed into one of the validated wire types.
