@@ -234,8 +234,11 @@ impl AgentHandle {
     }
 
     /// Forget the identity. Nothing is encrypted or decrypted until unlock.
+    /// The copy cached in the OS keyring is removed too, so the agent stays
+    /// locked across restarts until the passphrase is given again.
     pub fn lock(&self) {
         *self.inner.identity.write().unwrap_or_else(|e| e.into_inner()) = None;
+        crate::keycache::KeyCache::for_home(&self.inner.home).forget();
         let _ = self.each(None, || Msg::Lock);
     }
 
@@ -244,6 +247,7 @@ impl AgentHandle {
         let path = self.inner.home.identity_file();
         let bytes = std::fs::read(&path).map_err(AgentError::io("read", &path))?;
         let id = kluis_format::open_identity(&bytes, passphrase.as_bytes()).map_err(AgentError::Identity)?;
+        crate::keycache::KeyCache::for_home(&self.inner.home).store(&id);
         self.unlock_with(id);
         Ok(())
     }
@@ -252,6 +256,26 @@ impl AgentHandle {
     pub fn unlock_with(&self, identity: Identity) {
         *self.inner.identity.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(identity));
         self.sync_now();
+    }
+
+    /// Unwrap the file key of a Kluis file header with the unlocked
+    /// identity, after checking the header MAC, so that `kluis decrypt` can
+    /// decrypt without running the password KDF again (like `ssh-agent`). The
+    /// identity never leaves the agent; the socket is owner-only, and a
+    /// process that may talk to it could read the plaintext folder anyway.
+    pub fn unwrap_file_key(&self, header: &[u8]) -> Result<kluis_format::FileKey, AgentError> {
+        if header.len() > kluis_format::MAX_HEADER_LEN {
+            return Err(AgentError::Protocol("header too long".into()));
+        }
+        let Some(id) = self.inner.identity.read().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return Err(AgentError::IdentityLocked);
+        };
+        let mut r = header;
+        let parsed = kluis_format::Header::read(&mut r).map_err(AgentError::Identity)?;
+        if !r.is_empty() {
+            return Err(AgentError::Protocol("bytes after the header".into()));
+        }
+        parsed.unwrap_file_key(&id).map_err(AgentError::Identity)
     }
 
     /// Reconcile every pair now.

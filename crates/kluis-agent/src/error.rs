@@ -32,6 +32,9 @@ pub enum AgentError {
     /// Another engine already runs on this folder pair.
     #[error("another Kluis agent already syncs {0}")]
     Locked(PathBuf),
+    /// The identity is locked; the request needs it unlocked.
+    #[error("the Kluis agent is locked; unlock it first (kluis unlock)")]
+    IdentityLocked,
     /// The identity could not be opened.
     #[error("cannot unlock the identity: {0}")]
     Identity(#[source] kluis_format::Error),

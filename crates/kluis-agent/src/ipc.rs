@@ -129,6 +129,12 @@ pub enum Request {
     Conflicts,
     /// Reconcile now.
     Sync,
+    /// Unwrap a file key with the unlocked identity (see
+    /// [`AgentHandle::unwrap_file_key`]).
+    UnwrapFileKey {
+        /// The complete header of a Kluis file, base64 (standard, padded).
+        header: String,
+    },
     /// Stop the agent.
     Shutdown,
 }
@@ -151,6 +157,11 @@ pub enum Response {
         /// Entries.
         entries: Vec<ConflictEntry>,
     },
+    /// The file key of a header, base64 (standard, padded).
+    FileKey {
+        /// 32 bytes, base64.
+        key: SecretText,
+    },
     /// Failure, with a stable code for the UI.
     Error {
         /// e.g. `wrong_passphrase`, `unknown_pair`, `bad_request`.
@@ -158,6 +169,17 @@ pub enum Response {
         /// A sentence for people.
         message: String,
     },
+}
+
+/// A secret that travels as a JSON string: wiped on drop, never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretText(pub zeroize::Zeroizing<String>);
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretText(..)")
+    }
 }
 
 /// Answer one request against a running agent.
@@ -181,6 +203,21 @@ pub fn handle(agent: &AgentHandle, req: Request) -> Response {
             agent.shutdown();
             Ok(())
         }
+        Request::UnwrapFileKey { header } => {
+            use base64::Engine as _;
+            let bytes = match base64::engine::general_purpose::STANDARD.decode(header.as_bytes()) {
+                Ok(b) => b,
+                Err(e) => return error_response(&AgentError::Protocol(format!("header is not base64: {e}"))),
+            };
+            return match agent.unwrap_file_key(&bytes) {
+                Ok(key) => Response::FileKey {
+                    key: SecretText(zeroize::Zeroizing::new(
+                        base64::engine::general_purpose::STANDARD.encode(key.dangerous_bytes()),
+                    )),
+                },
+                Err(e) => error_response(&e),
+            };
+        }
     };
     match res {
         Ok(()) => Response::Ok,
@@ -191,6 +228,8 @@ pub fn handle(agent: &AgentHandle, req: Request) -> Response {
 fn error_response(e: &AgentError) -> Response {
     let code = match e {
         AgentError::Identity(kluis_format::Error::WrongPassword) => "wrong_passphrase",
+        AgentError::IdentityLocked => "locked",
+        AgentError::Identity(kluis_format::Error::NoMatchingRecipient) => "no_matching_recipient",
         AgentError::Identity(_) => "identity",
         AgentError::Pair(_) => "unknown_pair",
         AgentError::Protocol(_) => "bad_request",

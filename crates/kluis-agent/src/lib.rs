@@ -7,6 +7,8 @@
 //! - [`Agent`]: one owner thread per folder pair, each with a file watcher,
 //!   a coalescing trigger channel, and a periodic full reconcile; identity
 //!   lock/unlock; pause/resume; an activity log;
+//! - [`keycache`]: the unlocked identity in the OS keyring, so the agent
+//!   starts unlocked after login;
 //! - [`ipc`]: a typed JSON-lines protocol over a Unix socket (owner-only),
 //!   with [`ipc::Client`] for the CLI and the tray app.
 #![forbid(unsafe_code)]
@@ -17,6 +19,7 @@ mod detect;
 mod error;
 mod home;
 pub mod ipc;
+pub mod keycache;
 mod lock;
 mod pair;
 

@@ -166,7 +166,12 @@ pub(crate) fn store_identity(path: &Path, id: &Identity, password: &str) -> Resu
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(tmp.get_ref().path(), std::fs::Permissions::from_mode(0o600))?;
     }
-    out.commit()
+    out.commit()?;
+    // The unlocked copy for this login session (kluis_agent::keycache).
+    if let Ok(agent_home) = kluis_agent::AgentHome::resolve() {
+        kluis_agent::keycache::KeyCache::for_home(&agent_home).store(id);
+    }
+    Ok(())
 }
 
 /// Keep the account on this device: the identity sealed with the account
@@ -297,6 +302,7 @@ pub fn run_account(cmd: AccountCommand, pass: &Passphrases) -> Result<()> {
         AccountCommand::Logout => {
             let (c, acct) = device_client(&home)?;
             rt.block_on(c.logout()).map_err(explain)?;
+            kluis_agent::keycache::KeyCache::for_home(&kluis_agent::AgentHome::resolve()?).forget();
             println!("Logged out {} on this device.", acct.email);
             Ok(())
         }

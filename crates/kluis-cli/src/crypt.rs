@@ -199,16 +199,31 @@ pub fn run(cmd: CryptCommand, pass: &Passphrases) -> Result<()> {
             output,
             input,
         } => {
-            let id = load_identity(&identity, pass)?;
-            let (reader, len) = open_input(input.as_deref())?;
+            // An identity named with -i is checked before the input is read.
+            let named = match identity.identity {
+                Some(_) => Some(load_identity(&identity, pass)?),
+                None => None,
+            };
+            let unwrap = |header: &Header| match &named {
+                Some(id) => Ok(header.unwrap_file_key(id)?),
+                None => unwrap_file_key(header, &identity, pass),
+            };
+            let (mut reader, len) = open_input(input.as_deref())?;
             let mut out = Output::open(output.as_deref())?;
             #[cfg(unix)]
             if let (Some(path), true) = (input.as_deref(), use_parallel(len, &out)) {
                 drop(reader);
-                crate::parallel::decrypt_file(path, &mut out, &id)?;
+                crate::parallel::decrypt_file(path, &mut out, unwrap)?;
                 return out.commit();
             }
-            let mut d = Decryptor::new(with_progress(reader, len), &id)?;
+            let header = Header::read(&mut reader)?;
+            let file_key = unwrap(&header)?;
+            let mut d = Decryptor::with_file_key(
+                with_progress(reader, len),
+                header,
+                &file_key,
+                kluis_format::Backend::default(),
+            )?;
             copy_plaintext(&mut d, &mut out)?;
             out.commit()
         }
@@ -244,6 +259,59 @@ fn copy_plaintext<R: Read>(d: &mut Decryptor<R>, out: &mut Output) -> Result<u64
         }
         out.write_all(&buf[..n])?;
         total += n as u64;
+    }
+}
+
+/// The file key of `header`. Without `-i`, a running and unlocked agent
+/// unwraps it, so no passphrase and no 64 MiB Argon2id run are needed; when
+/// no agent runs or it is locked, the identity file is opened instead.
+fn unwrap_file_key(
+    header: &Header,
+    arg: &IdentityArg,
+    pass: &Passphrases,
+) -> Result<kluis_format::FileKey> {
+    if arg.identity.is_none()
+        && let Some(key) = unwrap_with_agent(header)?
+    {
+        return Ok(key);
+    }
+    let id = load_identity(arg, pass)?;
+    Ok(header.unwrap_file_key(&id)?)
+}
+
+/// `Ok(None)` when no agent can help (none runs, or it is locked).
+fn unwrap_with_agent(header: &Header) -> Result<Option<kluis_format::FileKey>> {
+    use base64::Engine as _;
+    use kluis_agent::AgentError;
+    use kluis_agent::ipc::{Client, Request, Response};
+
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let Ok(home) = kluis_agent::AgentHome::resolve() else {
+        return Ok(None);
+    };
+    let Ok(mut client) = Client::connect(&home.socket_path()) else {
+        return Ok(None);
+    };
+    let req = Request::UnwrapFileKey {
+        header: b64.encode(header.to_bytes()),
+    };
+    match client.call(&req) {
+        Ok(Response::FileKey { key }) => {
+            let raw = zeroize::Zeroizing::new(
+                b64.decode(key.0.as_bytes())
+                    .context("the agent sent a malformed key")?,
+            );
+            let arr: [u8; 32] = raw[..]
+                .try_into()
+                .context("the agent sent a key of the wrong length")?;
+            Ok(Some(kluis_format::FileKey::from_bytes(arr)))
+        }
+        Ok(other) => bail!("unexpected answer from the agent: {other:?}"),
+        Err(AgentError::Remote { code, .. }) if code == "locked" => Ok(None),
+        Err(AgentError::Remote { code, .. }) if code == "no_matching_recipient" => {
+            Err(kluis_format::Error::NoMatchingRecipient.into())
+        }
+        Err(e) => Err(e).context("the Kluis agent could not unwrap the file key"),
     }
 }
 

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use kluis_format::payload::{
     CHUNK_SIZE, ChunkCipher, PAYLOAD_PREFIX_SIZE, TAG_SIZE, payload_len, plaintext_len,
 };
-use kluis_format::{Backend, Error, Header, Identity, KemChoice, Metadata, Recipient};
+use kluis_format::{Backend, Error, Header, KemChoice, Metadata, Recipient};
 use zeroize::Zeroizing;
 
 use crate::output::Output;
@@ -164,11 +164,15 @@ pub fn encrypt_file(
 
 /// Decrypt the Kluis file `input` to the (temporary) file behind `out`.
 /// Returns the metadata. Nothing is committed by this function.
-pub fn decrypt_file(input: &Path, out: &mut Output, identity: &Identity) -> Result<Metadata> {
+pub fn decrypt_file(
+    input: &Path,
+    out: &mut Output,
+    unwrap: impl FnOnce(&Header) -> Result<kluis_format::FileKey>,
+) -> Result<Metadata> {
     let src = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
     let file_len = src.metadata()?.len();
     let header = Header::read(std::io::BufReader::new(&src))?;
-    let file_key = header.unwrap_file_key(identity)?;
+    let file_key = unwrap(&header)?;
     let meta = header.metadata(&file_key)?;
     let head_len = header.to_bytes().len() as u64;
     let plain_len = plaintext_len(file_len - head_len).map_err(Error::from)?;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use kluis_account::{Password, Registration};
+use kluis_agent::keycache::KeyCache;
 use kluis_agent::{Agent, AgentHome, AgentOptions, Config, detect_sync_folders};
 use kluis_format::{Identity, open_identity};
 
@@ -111,17 +112,28 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
     let agent_home = AgentHome::resolve()?;
     let id_path = home.identity();
     let first_run = !id_path.exists();
-    let password = pass.get(
-        if first_run {
-            "your new Kluis identity"
-        } else {
-            "your Kluis identity"
-        },
-        first_run,
-    )?;
+    let account = load_account(&home)?;
+    // After the first run, the OS keyring may still hold the unlocked
+    // identity (see kluis_agent::keycache): then no password is asked.
+    let cache = KeyCache::for_home(&agent_home);
+    let cached = match &account {
+        Some(_) if !first_run => cache.load(),
+        _ => None,
+    };
+    let password = match cached {
+        Some(_) => None,
+        None => Some(pass.get(
+            if first_run {
+                "your new Kluis identity"
+            } else {
+                "your Kluis identity"
+            },
+            first_run,
+        )?),
+    };
+    let password = || password.as_ref().context("no password was asked for");
 
     // 1. The broker: embedded unless this device belongs to an organisation's.
-    let account = load_account(&home)?;
     let embedded = match &account {
         None => true,
         Some(a) => {
@@ -141,7 +153,7 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
             let identity = if first_run {
                 Identity::generate(&mut kluis_format::rand_core::UnwrapErr(getrandom::SysRng))
             } else {
-                open_identity(&std::fs::read(&id_path)?, password.as_bytes())
+                open_identity(&std::fs::read(&id_path)?, password()?.as_bytes())
                     .with_context(|| format!("cannot open {}", id_path.display()))?
             };
             let email = local_email();
@@ -149,7 +161,7 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
             let c = client(&home, &b.url, &org)?;
             let public = identity.recipient().to_string();
             let secret = identity.to_secret_bytes();
-            let pw = Password::new(password.as_str());
+            let pw = Password::new(password()?.as_str());
             let name = email.split('@').next().unwrap_or("me").to_owned();
             let reg = Registration {
                 email: &email,
@@ -173,7 +185,7 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
                 None,
                 now,
             ))?;
-            store_identity(&id_path, &identity, &password)?;
+            store_identity(&id_path, &identity, password()?)?;
             save_account(
                 &home,
                 &AccountFile {
@@ -185,13 +197,20 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
             println!("Created your Kluis identity and account {email} on the embedded broker.");
             identity
         }
-        _ => open_identity(
-            &std::fs::read(&id_path)
-                .with_context(|| format!("cannot read {}", id_path.display()))?,
-            password.as_bytes(),
-        )
-        .with_context(|| format!("cannot open {}", id_path.display()))?,
+        _ => match cached {
+            Some(id) => {
+                println!("Unlocked from the OS keyring.");
+                id
+            }
+            None => open_identity(
+                &std::fs::read(&id_path)
+                    .with_context(|| format!("cannot read {}", id_path.display()))?,
+                password()?.as_bytes(),
+            )
+            .with_context(|| format!("cannot open {}", id_path.display()))?,
+        },
     };
+    cache.store(&identity);
     println!("Your fingerprint: {}", identity.recipient().fingerprint());
 
     // 3. The folder pair.

@@ -246,8 +246,13 @@ fn folders(cmd: FoldersCommand, home: &AgentHome) -> Result<()> {
 }
 
 fn agent(args: AgentArgs, home: &AgentHome, pass: &Passphrases) -> Result<()> {
+    let cache = kluis_agent::keycache::KeyCache::for_home(home);
+    let cached = if args.locked { None } else { cache.load() };
     let identity = if args.locked {
         None
+    } else if let Some(id) = cached {
+        eprintln!("kluis agent: unlocked from the OS keyring");
+        Some(id)
     } else {
         let path = home.identity_file();
         let bytes = std::fs::read(&path).with_context(|| {
@@ -257,7 +262,9 @@ fn agent(args: AgentArgs, home: &AgentHome, pass: &Passphrases) -> Result<()> {
             )
         })?;
         let passphrase = pass.get("your identity", false)?;
-        Some(kluis_format::open_identity(&bytes, passphrase.as_bytes())?)
+        let id = kluis_format::open_identity(&bytes, passphrase.as_bytes())?;
+        cache.store(&id);
+        Some(id)
     };
     let opts = AgentOptions {
         fsync: !args.no_fsync,

@@ -18,8 +18,12 @@ fn free_port() -> u16 {
 /// Spawn `kluis start` and wait until it says it is running; returns the
 /// child and everything it printed.
 fn start(u: &User, port: u16) -> (Child, String) {
-    let mut child = u
-        .cmd()
+    start_with(u.cmd(), port)
+}
+
+/// Like [`start`], with a prepared command (environment, flags).
+fn start_with(mut cmd: std::process::Command, port: u16) -> (Child, String) {
+    let mut child = cmd
         .args([
             "start",
             "--broker-port",
@@ -99,6 +103,33 @@ fn start_encrypts_what_is_dropped_and_restarts_cleanly() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(bytes, b"vertrouwelijk verslag");
+
+    // With the agent running and unlocked, `kluis decrypt` needs no
+    // passphrase: the agent unwraps the file key (no Argon2id run here).
+    let no_passphrase = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_kluis"));
+        c.env("KLUIS_HOME", u.path("home"))
+            .env("KLUIS_NO_KEYRING", "1")
+            .env_remove("KLUIS_PASSPHRASE")
+            .env_remove("KLUIS_PASSPHRASE_FILE")
+            .stdin(Stdio::null());
+        c
+    };
+    let out = run_ok(no_passphrase().arg("decrypt").arg(&file));
+    assert_eq!(out.stdout, b"vertrouwelijk verslag");
+    // Locked, the agent refuses, and decrypt falls back to the identity
+    // file, which needs the passphrase (none available here).
+    run_ok(u.cmd().arg("lock"));
+    let out = no_passphrase().arg("decrypt").arg(&file).output().unwrap();
+    assert!(
+        !out.status.success(),
+        "decrypted while the agent was locked"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("passphrase"), "{err}");
+    run_ok(u.cmd().arg("unlock"));
+    let out = run_ok(no_passphrase().arg("decrypt").arg(&file));
+    assert_eq!(out.stdout, b"vertrouwelijk verslag");
     let status = run_ok(u.cmd().args(["status", "--json"]));
     assert!(String::from_utf8_lossy(&status.stdout).contains("Dropbox/Kluis"));
     child.kill().unwrap();
@@ -118,4 +149,74 @@ fn start_encrypts_what_is_dropped_and_restarts_cleanly() {
     );
     again.kill().unwrap();
     again.wait().unwrap();
+}
+
+/// Whether this machine has a usable OS keyring (kernel keyutils on Linux).
+fn keyring_works() -> bool {
+    let entry = keyring::Entry::new("kluis-test", &format!("probe-{}", std::process::id()));
+    let Ok(entry) = entry else { return false };
+    let ok = entry.set_secret(b"probe").is_ok() && entry.get_secret().is_ok();
+    let _ = entry.delete_credential();
+    ok
+}
+
+#[test]
+fn start_unlocks_from_the_os_keyring_until_locked() {
+    if !keyring_works() {
+        // CI runs this on Linux, where keyutils is part of the kernel.
+        assert!(
+            std::env::var_os("KLUIS_REQUIRE_KEYRING").is_none(),
+            "KLUIS_REQUIRE_KEYRING is set but no OS keyring works here"
+        );
+        eprintln!("SKIPPED: no usable OS keyring on this machine");
+        return;
+    }
+    let u = User::new();
+    let port = free_port();
+    let with_keyring = |c: &mut std::process::Command| {
+        c.env_remove("KLUIS_NO_KEYRING");
+    };
+    let mut first_cmd = u.cmd();
+    with_keyring(&mut first_cmd);
+    let (mut child, _) = start_with(first_cmd, port);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // No passphrase anywhere: the second start unlocks from the keyring.
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_kluis"));
+    c.env("KLUIS_HOME", u.path("home"))
+        .env_remove("KLUIS_PASSPHRASE")
+        .env_remove("KLUIS_PASSPHRASE_FILE")
+        .env_remove("KLUIS_NO_KEYRING")
+        .current_dir(u.dir.path())
+        .stdin(Stdio::null());
+    let (mut again, text) = start_with(c, port);
+    assert!(text.contains("Unlocked from the OS keyring"), "{text}");
+    // `kluis lock` forgets the cached copy: the next start needs the
+    // passphrase again.
+    let mut lock = u.cmd();
+    with_keyring(&mut lock);
+    run_ok(lock.arg("lock"));
+    again.kill().unwrap();
+    again.wait().unwrap();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_kluis"));
+    c.env("KLUIS_HOME", u.path("home"))
+        .env_remove("KLUIS_PASSPHRASE")
+        .env_remove("KLUIS_PASSPHRASE_FILE")
+        .env_remove("KLUIS_NO_KEYRING")
+        .current_dir(u.dir.path())
+        .stdin(Stdio::null());
+    let out = c
+        .args(["start", "--broker-port", &port.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "started without passphrase after lock"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("passphrase"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -19,7 +19,9 @@ impl User {
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_kluis"));
+        // Tests leave nothing in the OS keyring unless they test it.
         c.env("KLUIS_HOME", self.path("home"))
+            .env("KLUIS_NO_KEYRING", "1")
             .env_remove("KLUIS_PASSPHRASE")
             .env_remove("KLUIS_PASSPHRASE_FILE")
             .arg("--passphrase-file")
