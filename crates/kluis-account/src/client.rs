@@ -7,8 +7,8 @@ use kluis_types::{
     DirectoryResponse, DisplayName, Email, ErrorCode, EscrowRecord, Invite, InviteToken,
     LoginFinishRequest, LoginFinishResponse, LoginStartRequest, LoginStartResponse, OpaqueMessage,
     OrgPublicKey, PasswordFinishRequest, PasswordFinishResponse, PasswordStartRequest,
-    PublicKeyString, RegisterFinishRequest, RegisterFinishResponse, RegisterStartRequest,
-    RegisterStartResponse, SessionToken, WhoAmI,
+    PublicKeyString, RecoveryKeyInfo, RegisterFinishRequest, RegisterFinishResponse,
+    RegisterStartRequest, RegisterStartResponse, SessionToken, SignedPolicy, WhoAmI,
 };
 use opaque_ke::{
     ClientLogin, ClientLoginFinishParameters, ClientRegistration,
@@ -23,8 +23,9 @@ use crate::directory::{
 use crate::escrow::{seal_identity, unseal_identity};
 use crate::http::{BrokerHttp, check_url};
 use crate::pins::{PinCheck, PinStore};
+use crate::policy::{PolicyPin, PolicyPinStore};
 use crate::session::StoredSession;
-use crate::{AccountError, ExportKey, KsfPolicy, Password, SecretIdentity};
+use crate::{AccountError, ExportKey, KsfPolicy, OrgPolicy, Password, SecretIdentity};
 
 /// The OPAQUE cipher suite; must match the broker's.
 struct Suite;
@@ -120,6 +121,7 @@ pub struct AccountClient {
     config: ClientConfig,
     http: BrokerHttp,
     pins: PinStore,
+    policy_pin: PolicyPinStore,
 }
 
 fn map_login_failure(err: AccountError) -> AccountError {
@@ -139,6 +141,7 @@ impl AccountClient {
         Ok(Self {
             http: BrokerHttp::new(url)?,
             pins: PinStore::new(&config.state_dir),
+            policy_pin: PolicyPinStore::new(&config.state_dir),
             config,
         })
     }
@@ -210,6 +213,7 @@ impl AccountClient {
                     ksf,
                     public_key,
                     escrow,
+                    recovery_escrow: None,
                 }),
             )
             .await?;
@@ -340,6 +344,42 @@ impl AccountClient {
             .await
     }
 
+    /// The organisation policy, verified with the pinned org key (and not
+    /// older than a version seen before). Needs a session.
+    pub async fn fetch_policy(&self) -> Result<OrgPolicy, AccountError> {
+        let session = self.require_session()?;
+        let signed: SignedPolicy = self
+            .http
+            .json::<(), _>(Method::GET, "v1/policy", Some(&session.token), None)
+            .await?;
+        self.policy_pin
+            .accept_policy(&self.config.org_public_key, &signed)
+    }
+
+    /// The organisation recovery key, verified with the pinned org key and
+    /// checked against (or pinned as) the one seen at enrolment. `None` when
+    /// none is published. Needs a session.
+    pub async fn fetch_recovery_key(&self) -> Result<Option<RecoveryKeyInfo>, AccountError> {
+        let session = self.require_session()?;
+        let answer = self
+            .http
+            .json::<(), RecoveryKeyInfo>(Method::GET, "v1/recovery/key", Some(&session.token), None)
+            .await;
+        let info = match answer {
+            Ok(info) => info,
+            Err(AccountError::Broker { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        self.policy_pin
+            .accept_recovery_key(&self.config.org_public_key, &info)?;
+        Ok(Some(info))
+    }
+
+    /// What this client has pinned about the policy and recovery key.
+    pub fn policy_pin(&self) -> Result<PolicyPin, AccountError> {
+        self.policy_pin.load()
+    }
+
     /// The account behind the stored session.
     pub async fn whoami(&self) -> Result<WhoAmI, AccountError> {
         let session = self.require_session()?;
@@ -403,6 +443,7 @@ impl AccountClient {
                     ksf,
                     escrow,
                     expected_escrow_version: record.version,
+                    recovery_escrow: None,
                 }),
             )
             .await?;

@@ -78,6 +78,51 @@ pub enum AccountError {
         "the certificate for {0} does not match the pinned organisation key or the entry: refusing it"
     )]
     BadCertificate(Email),
+    /// The organisation policy the broker served is not acceptable.
+    #[error("the organisation policy from the broker was refused: {0}")]
+    BadPolicy(&'static str),
+    /// The broker served an older policy than this client has seen.
+    #[error(
+        "the broker served policy version {served}, older than version {seen} seen before: refusing it (rollback)"
+    )]
+    PolicyRollback {
+        /// Highest version seen.
+        seen: i64,
+        /// Version served now.
+        served: i64,
+    },
+    /// The recovery key is not certified by the pinned org key.
+    #[error("the organisation recovery key from the broker is not certified by your organisation's key")]
+    BadRecoveryKey,
+    /// The recovery key differs from the one pinned at enrolment.
+    #[error(
+        "WARNING: the organisation recovery key CHANGED (pinned {pinned}, now {presented}); ask your administrator"
+    )]
+    RecoveryKeyChanged {
+        /// Pinned fingerprint.
+        pinned: Fingerprint,
+        /// Presented fingerprint.
+        presented: Fingerprint,
+    },
+    /// The new password is too weak for the organisation policy.
+    #[error(
+        "the password is too weak for your organisation (strength {score} of 4, at least {required} required){hint}"
+    )]
+    WeakPassword {
+        /// zxcvbn score.
+        score: u8,
+        /// Policy minimum.
+        required: u8,
+        /// zxcvbn's suggestion, with a leading separator, or empty.
+        hint: String,
+    },
+    /// The policy makes recovery enrolment mandatory but no recovery key is
+    /// published or no way to seal to it was given.
+    #[error("your organisation requires recovery enrolment, but {0}")]
+    RecoveryEnrolment(&'static str),
+    /// The account was disabled by an administrator.
+    #[error("this account has been disabled by an administrator")]
+    AccountDisabled,
     /// The colleague's key differs from the one pinned on first use.
     #[error(
         "WARNING: the key of {email} CHANGED (pinned fingerprint {pinned}, now {presented}). \
@@ -91,6 +136,16 @@ pub enum AccountError {
         /// Fingerprint the directory presents now.
         presented: Fingerprint,
     },
+}
+
+impl AccountError {
+    /// The broker's error code, when the broker refused the request.
+    pub fn broker_code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Broker { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
 }
 
 impl From<kluis_types::ParseError> for AccountError {

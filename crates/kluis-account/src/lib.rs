@@ -22,6 +22,7 @@ mod escrow;
 mod http;
 mod ksf;
 pub mod pins;
+mod policy;
 mod secret;
 mod session;
 
@@ -32,7 +33,8 @@ pub use directory::{
 pub use error::AccountError;
 pub use escrow::{seal_identity, unseal_identity};
 pub use ksf::KsfPolicy;
+pub use policy::{POLICY_PIN_FILE, PolicyPin, verify_policy, verify_recovery_key};
 pub use secret::{ExportKey, Password, SecretIdentity};
 pub use session::StoredSession;
 
-pub use kluis_types::{Invite, InviteToken, OrgPublicKey, WhoAmI};
+pub use kluis_types::{Invite, InviteToken, OrgPolicy, OrgPublicKey, RecoveryKeyInfo, WhoAmI};

@@ -1,11 +1,16 @@
 //! Administrator operations, run by `kluis-broker admin …` directly against
 //! the store (there is no admin HTTP API).
 
-use kluis_types::{Email, InviteToken, OrgCertificate, PublicKeyString};
+use kluis_approvals::AdminPublicKey;
+use kluis_audit::{Action, Actor, AuditEntry, AuditError, DetailKey, Details, Report};
+use kluis_types::{
+    AdminToken, Email, InviteToken, OrgCertificate, OrgPolicy, OrgPublicKey, PublicKeyString,
+    SignedPolicy,
+};
 use sha2::{Digest, Sha256};
 
 use crate::org::OrgSigningKey;
-use crate::store::{Store, StoreError};
+use crate::store::{AdminRow, Store, StoreError, StoredPolicy, append_audit};
 
 /// Admin failures.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +32,20 @@ pub enum AdminError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The policy document is not valid.
+    #[error("invalid policy: {0}")]
+    BadPolicy(String),
+    /// An argument is not valid.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// Which argument.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The audit log failed verification or could not be written.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 /// Creates a single-use invite valid for `ttl_secs`, optionally bound to
@@ -55,6 +74,22 @@ pub async fn certify(
     expected: Option<&PublicKeyString>,
     now: i64,
 ) -> Result<OrgCertificate, AdminError> {
+    let actor = Actor::Admin(HOST_ACTOR.to_owned());
+    certify_as(store, key, email, expected, &actor, now).await
+}
+
+/// The audit actor of host commands run without `--as`.
+pub const HOST_ACTOR: &str = "broker-host";
+
+/// [`certify`], recording `actor` in the audit log.
+pub async fn certify_as(
+    store: &dyn Store,
+    key: &OrgSigningKey,
+    email: &Email,
+    expected: Option<&PublicKeyString>,
+    actor: &Actor,
+    now: i64,
+) -> Result<OrgCertificate, AdminError> {
     let user = store
         .user_by_email(email)
         .await?
@@ -71,5 +106,207 @@ pub async fn certify(
     if !store.set_certificate(&cert).await? {
         return Err(AdminError::Raced(email.clone()));
     }
+    let details =
+        Details::new().text(DetailKey::Fingerprint, user.public_key.fingerprint().as_str())?;
+    append_audit(
+        store,
+        AuditEntry::new(now, actor.clone(), Action::KeyCertified)
+            .target(email.as_str())
+            .details(details),
+    )
+    .await?;
     Ok(cert)
+}
+
+/// The policy in force (the unsigned default, version 0, until one is set).
+pub async fn current_policy(store: &dyn Store) -> Result<SignedPolicy, AdminError> {
+    Ok(match store.policy_latest().await? {
+        Some(p) => SignedPolicy {
+            version: p.version,
+            issued_at: p.issued_at,
+            policy_json: p.policy_json,
+            signature: Some(kluis_types::SignatureBytes::new(p.signature)),
+        },
+        None => SignedPolicy::default_unsigned(),
+    })
+}
+
+/// Parses a policy document: TOML when `toml` is set, JSON otherwise.
+/// Unknown fields are refused, and the policy must validate.
+pub fn parse_policy_document(text: &str, toml: bool) -> Result<OrgPolicy, AdminError> {
+    let policy: OrgPolicy = if toml {
+        ::toml::from_str(text).map_err(|e| AdminError::BadPolicy(e.to_string()))?
+    } else {
+        serde_json::from_str(text).map_err(|e| AdminError::BadPolicy(e.to_string()))?
+    };
+    policy
+        .validate()
+        .map_err(|e| AdminError::BadPolicy(e.to_string()))?;
+    Ok(policy)
+}
+
+/// Signs `policy` with the org key as the next version, stores it and
+/// records `policy.changed`. Returns the new version.
+pub async fn set_policy(
+    store: &dyn Store,
+    key: &OrgSigningKey,
+    policy: &OrgPolicy,
+    actor: &Actor,
+    now: i64,
+) -> Result<SignedPolicy, AdminError> {
+    policy
+        .validate()
+        .map_err(|e| AdminError::BadPolicy(e.to_string()))?;
+    let old = store.policy_latest().await?.map_or(0, |p| p.version);
+    let policy_json =
+        serde_json::to_string(policy).map_err(|e| AdminError::BadPolicy(e.to_string()))?;
+    let mut signed = SignedPolicy {
+        version: old + 1,
+        issued_at: now,
+        policy_json,
+        signature: None,
+    };
+    let signature = key.sign(&signed.message());
+    store
+        .insert_policy(
+            &StoredPolicy {
+                version: signed.version,
+                policy_json: signed.policy_json.clone(),
+                issued_at: now,
+                signature: signature.to_vec(),
+            },
+            now,
+        )
+        .await?;
+    signed.signature = Some(kluis_types::SignatureBytes::new(signature.to_vec()));
+    let details = Details::new()
+        .text(DetailKey::Old, &old.to_string())?
+        .text(DetailKey::New, &signed.version.to_string())?
+        .flag(DetailKey::Flag, policy.recovery_mandatory)?;
+    append_audit(
+        store,
+        AuditEntry::new(now, actor.clone(), Action::PolicyChanged)
+            .target("policy")
+            .details(details),
+    )
+    .await?;
+    Ok(signed)
+}
+
+/// Disables a user: every session is deleted at once (in the same
+/// transaction), login is refused, and the directory marks the key revoked.
+/// Returns the number of sessions ended.
+pub async fn disable_user(
+    store: &dyn Store,
+    email: &Email,
+    actor: &Actor,
+    now: i64,
+) -> Result<u64, AdminError> {
+    let user = store
+        .user_by_email(email)
+        .await?
+        .ok_or_else(|| AdminError::NoSuchUser(email.clone()))?;
+    let ended = store.set_disabled(&user.user_id, Some(now)).await?;
+    let sessions = Details::new().int(DetailKey::Sessions, i64::try_from(ended).unwrap_or(i64::MAX))?;
+    for (action, details) in [
+        (Action::UserDisabled, Details::new()),
+        (Action::SessionsRevoked, sessions),
+        (
+            Action::KeyRevoked,
+            Details::new().text(DetailKey::Fingerprint, user.public_key.fingerprint().as_str())?,
+        ),
+    ] {
+        append_audit(
+            store,
+            AuditEntry::new(now, actor.clone(), action)
+                .target(email.as_str())
+                .details(details),
+        )
+        .await?;
+    }
+    Ok(ended)
+}
+
+/// Enables a disabled user again. Old sessions stay dead (they were
+/// deleted); the user logs in afresh.
+pub async fn enable_user(
+    store: &dyn Store,
+    email: &Email,
+    actor: &Actor,
+    now: i64,
+) -> Result<(), AdminError> {
+    let user = store
+        .user_by_email(email)
+        .await?
+        .ok_or_else(|| AdminError::NoSuchUser(email.clone()))?;
+    store.set_disabled(&user.user_id, None).await?;
+    append_audit(
+        store,
+        AuditEntry::new(now, actor.clone(), Action::UserEnabled).target(email.as_str()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Adds a recovery administrator with their Ed25519 approval key and
+/// returns their API token (shown once; only its SHA-256 is stored).
+pub async fn add_admin(
+    store: &dyn Store,
+    name: &str,
+    admin_key: &str,
+    actor: &Actor,
+    now: i64,
+) -> Result<AdminToken, AdminError> {
+    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+        return Err(AdminError::Invalid {
+            what: "name",
+            reason: "1 to 64 characters, no control characters".into(),
+        });
+    }
+    let key = AdminPublicKey::parse(admin_key).map_err(|e| AdminError::Invalid {
+        what: "admin key",
+        reason: e.to_string(),
+    })?;
+    let token = AdminToken::from_random_bytes(&crate::api::random_32());
+    let hash: [u8; 32] = Sha256::digest(token.expose().as_bytes()).into();
+    store
+        .add_admin(
+            &AdminRow {
+                name: name.to_owned(),
+                admin_key: key.to_string(),
+                created_at: now,
+            },
+            &hash,
+        )
+        .await?;
+    append_audit(
+        store,
+        AuditEntry::new(now, actor.clone(), Action::AdminAdded).target(name),
+    )
+    .await?;
+    Ok(token)
+}
+
+/// Signs the current head of the audit log with the org key and appends the
+/// checkpoint row.
+pub async fn audit_checkpoint(
+    store: &dyn Store,
+    key: &OrgSigningKey,
+    actor: &Actor,
+    now: i64,
+) -> Result<kluis_audit::AuditRow, AdminError> {
+    let row = store
+        .append_audit_with(&|head: &kluis_audit::Head| {
+            let signed = kluis_audit::SignedCheckpoint::sign(head, now.max(head.time), key)?;
+            kluis_audit::checkpoint_row(head, now, actor.clone(), &signed)
+        })
+        .await?;
+    Ok(row)
+}
+
+/// Reads the audit log from the database in stored order and verifies it:
+/// chain, sequence, time order and every checkpoint signature.
+pub async fn verify_audit(store: &dyn Store, org: &OrgPublicKey) -> Result<Report, AdminError> {
+    let rows = store.audit_rows().await?;
+    Ok(kluis_audit::verify(&rows, &org.to_bytes())?)
 }

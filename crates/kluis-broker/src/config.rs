@@ -118,6 +118,9 @@ pub struct Settings {
     pub default_ksf: KsfParams,
     /// Most directory hits returned per query.
     pub directory_limit: i64,
+    /// The organisation public key, when configured: published recovery
+    /// keys must carry its signature.
+    pub org_public_key: Option<OrgPublicKey>,
 }
 
 impl Default for Settings {
@@ -134,6 +137,7 @@ impl Default for Settings {
                 p_cost: 1,
             },
             directory_limit: 50,
+            org_public_key: None,
         }
     }
 }
@@ -343,6 +347,7 @@ impl Config {
             .or(file.org_public_key)
             .map(|k| OrgPublicKey::parse(&k).map_err(|e| invalid("org_public_key", e.to_string())))
             .transpose()?;
+        settings.org_public_key = org_public_key;
 
         let tls = file.tls;
         if tls.is_none() && !listen.ip().is_loopback() {

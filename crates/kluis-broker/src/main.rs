@@ -1,5 +1,6 @@
 //! `kluis-broker`: parses arguments, calls the library, prints.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use kluis_broker::clock::{Clock as _, SystemClock};
 use kluis_broker::config::{Config, Overrides};
 use kluis_broker::org::OrgSigningKey;
 use kluis_broker::{Broker, admin, server};
+use kluis_audit::Actor;
 use kluis_types::{Email, Invite, OrgPublicKey, PublicKeyString};
 
 #[derive(Parser)]
@@ -36,6 +38,9 @@ enum Command {
     },
     /// Administrator commands (run on the broker host, against its database).
     Admin {
+        /// Who you are, for the audit log (default: $KLUIS_ADMIN_NAME, $USER, or "broker-host").
+        #[arg(long = "as", global = true, value_name = "NAME")]
+        actor: Option<String>,
         #[command(subcommand)]
         command: AdminCommand,
     },
@@ -64,6 +69,96 @@ enum AdminCommand {
     Invite {
         #[command(subcommand)]
         command: InviteCommand,
+    },
+    /// The organisation policy (signed with the org key).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Disable or re-enable a user (deprovisioning).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Recovery administrators (approval keys and admin API tokens).
+    Admins {
+        #[command(subcommand)]
+        command: AdminsCommand,
+    },
+    /// The hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Print the policy in force (JSON) and its version.
+    Show,
+    /// Sign a policy document (TOML if the name ends in .toml, else JSON)
+    /// with the org key and make it the next version.
+    Set {
+        /// The policy document.
+        file: PathBuf,
+        /// The org secret key file.
+        #[arg(long, value_name = "FILE")]
+        org_key: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// End every session at once, refuse login, mark the key revoked.
+    Disable {
+        /// The user's address.
+        email: String,
+    },
+    /// Allow login again (old sessions stay ended).
+    Enable {
+        /// The user's address.
+        email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminsCommand {
+    /// Register a recovery administrator and print their API token (once).
+    Add {
+        /// Unique name, shown to users whose key is recovered.
+        #[arg(long)]
+        name: String,
+        /// Their approval key (`kluis-admin-ed25519:…`, from `kluis admin key init`).
+        #[arg(long, value_name = "KEY")]
+        key: String,
+    },
+    /// List recovery administrators.
+    List,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Export the log as JSON lines or CSV.
+    Export {
+        /// Output format.
+        #[arg(long, value_parser = ["jsonl", "csv"], default_value = "jsonl")]
+        format: String,
+        /// Write here instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Verify the chain and checkpoints as stored in the database; names the
+    /// first edited, deleted or reordered row.
+    Verify {
+        /// The org public key (default: org_public_key from the config).
+        #[arg(long, value_name = "KEY")]
+        org_public_key: Option<String>,
+    },
+    /// Sign the current head with the org key and append a checkpoint.
+    Checkpoint {
+        /// The org secret key file.
+        #[arg(long, value_name = "FILE")]
+        org_key: PathBuf,
     },
 }
 
@@ -142,6 +237,7 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
                 AdminCommand::Org {
                     command: OrgCommand::Init { out },
                 },
+            ..
         } => {
             let key = OrgSigningKey::init(&out)?;
             eprintln!(
@@ -151,9 +247,14 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
             println!("{}", key.public_key());
             Ok(())
         }
-        Command::Admin { command } => {
+        Command::Admin { command, actor } => {
             let config = Config::resolve(&overrides, &|k| std::env::var(k).ok())?;
-            runtime.block_on(run_admin(config, command))
+            let name = actor
+                .or_else(|| std::env::var("KLUIS_ADMIN_NAME").ok())
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| admin::HOST_ACTOR.to_owned());
+            let actor = Actor::admin(&name).context("invalid --as name")?;
+            runtime.block_on(run_admin(config, command, actor))
         }
     }
 }
@@ -226,7 +327,7 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run_admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
+async fn run_admin(config: Config, command: AdminCommand, actor: Actor) -> anyhow::Result<()> {
     let broker = Broker::open(&config, Arc::new(SystemClock)).await?;
     let now = SystemClock.now();
     match command {
@@ -242,7 +343,8 @@ async fn run_admin(config: Config, command: AdminCommand) -> anyhow::Result<()> 
                 .as_deref()
                 .map(PublicKeyString::parse)
                 .transpose()?;
-            let cert = admin::certify(broker.store(), &key, &email, expected.as_ref(), now).await?;
+            let cert =
+                admin::certify_as(broker.store(), &key, &email, expected.as_ref(), &actor, now).await?;
             eprintln!("Certified {} with org key {}", cert.email, key.public_key());
             println!("{}", cert.public_key.fingerprint());
             Ok(())
@@ -280,5 +382,105 @@ async fn run_admin(config: Config, command: AdminCommand) -> anyhow::Result<()> 
             println!("{}", invite.encode()?);
             Ok(())
         }
+        AdminCommand::Policy { command } => match command {
+            PolicyCommand::Show => {
+                let current = admin::current_policy(broker.store()).await?;
+                let policy = current.policy()?;
+                eprintln!(
+                    "Policy version {}{}",
+                    current.version,
+                    if current.version == 0 {
+                        " (built-in default, unsigned)"
+                    } else {
+                        " (signed by the org key)"
+                    }
+                );
+                println!("{}", serde_json::to_string_pretty(&policy)?);
+                Ok(())
+            }
+            PolicyCommand::Set { file, org_key } => {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                let is_toml = file.extension().is_some_and(|e| e == "toml");
+                let policy = admin::parse_policy_document(&text, is_toml)?;
+                let key = OrgSigningKey::load(&org_key)?;
+                let signed = admin::set_policy(broker.store(), &key, &policy, &actor, now).await?;
+                println!("Policy version {} is now in force.", signed.version);
+                Ok(())
+            }
+        },
+        AdminCommand::User { command } => match command {
+            UserCommand::Disable { email } => {
+                let email = Email::parse(&email)?;
+                let ended = admin::disable_user(broker.store(), &email, &actor, now).await?;
+                println!(
+                    "Disabled {email}: {ended} session(s) ended, login refused, key marked revoked."
+                );
+                Ok(())
+            }
+            UserCommand::Enable { email } => {
+                let email = Email::parse(&email)?;
+                admin::enable_user(broker.store(), &email, &actor, now).await?;
+                println!("Enabled {email}. Old sessions stay ended; they must log in again.");
+                Ok(())
+            }
+        },
+        AdminCommand::Admins { command } => match command {
+            AdminsCommand::Add { name, key } => {
+                let token = admin::add_admin(broker.store(), &name, &key, &actor, now).await?;
+                eprintln!("Administrator {name} added. Their API token (shown once, keep it secret):");
+                println!("{}", token.expose());
+                Ok(())
+            }
+            AdminsCommand::List => {
+                for a in broker.store().list_admins().await? {
+                    println!("{}  {}", a.name, a.admin_key);
+                }
+                Ok(())
+            }
+        },
+        AdminCommand::Audit { command } => match command {
+            AuditCommand::Export { format, out } => {
+                let rows = broker.store().audit_rows().await?;
+                let mut sink: Box<dyn std::io::Write> = match &out {
+                    Some(path) => Box::new(std::io::BufWriter::new(
+                        std::fs::File::create(path)
+                            .with_context(|| format!("creating {}", path.display()))?,
+                    )),
+                    None => Box::new(std::io::stdout().lock()),
+                };
+                if format == "csv" {
+                    kluis_audit::export_csv(&rows, &mut sink)?;
+                } else {
+                    kluis_audit::export_jsonl(&rows, &mut sink)?;
+                }
+                sink.flush()?;
+                Ok(())
+            }
+            AuditCommand::Verify { org_public_key } => {
+                let org = match org_public_key {
+                    Some(k) => OrgPublicKey::parse(&k)?,
+                    None => config
+                        .org_public_key
+                        .context("no org public key: pass --org-public-key or set org_public_key")?,
+                };
+                let report = admin::verify_audit(broker.store(), &org).await?;
+                println!(
+                    "Audit log intact: {} rows, head {} (seq {}), {} checkpoint(s), {} row(s) after the last checkpoint.",
+                    report.rows,
+                    report.head.hash.to_hex(),
+                    report.head.seq,
+                    report.checkpoints,
+                    report.unsigned_tail
+                );
+                Ok(())
+            }
+            AuditCommand::Checkpoint { org_key } => {
+                let key = OrgSigningKey::load(&org_key)?;
+                let row = admin::audit_checkpoint(broker.store(), &key, &actor, now).await?;
+                println!("Checkpoint appended as row {}.", row.seq);
+                Ok(())
+            }
+        },
     }
 }

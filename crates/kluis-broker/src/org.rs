@@ -90,6 +90,13 @@ impl OrgSigningKey {
         OrgPublicKey::from_bytes(self.0.verifying_key().to_bytes())
     }
 
+    /// Signs arbitrary domain-separated bytes (policy versions, the
+    /// recovery key, audit checkpoints): the callers build the messages
+    /// with the `kluis_types::*_message` functions.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.0.sign(message).to_bytes()
+    }
+
     /// Signs one (e-mail, key) binding.
     pub fn certify(&self, email: &Email, key: &PublicKeyString, issued_at: i64) -> OrgCertificate {
         let message = kluis_types::certificate_message(email, key, issued_at);
@@ -100,6 +107,12 @@ impl OrgSigningKey {
             issued_at,
             signature: SignatureBytes::new(signature.to_bytes().to_vec()),
         }
+    }
+}
+
+impl kluis_audit::CheckpointSigner for OrgSigningKey {
+    fn sign_checkpoint(&self, message: &[u8]) -> [u8; 64] {
+        self.sign(message)
     }
 }
 

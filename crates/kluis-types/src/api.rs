@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     DisplayName, Email, EncryptedEscrow, Fingerprint, InviteToken, LoginId, OpaqueMessage,
-    OrgCertificate, PublicKeyString, SessionId, SessionToken, UserId,
+    OrgCertificate, PublicKeyString, RecoveryKeyInfo, SessionId, SessionToken, SignedPolicy,
+    UserId, UserStatus,
 };
 
 #[cfg(feature = "openapi")]
@@ -41,6 +42,15 @@ pub struct RegisterStartRequest {
 pub struct RegisterStartResponse {
     /// OPAQUE `RegistrationResponse`.
     pub registration_response: OpaqueMessage,
+    /// The organisation policy the client must apply before finishing
+    /// (password strength, KSF minimum, mandatory recovery). It is signed:
+    /// verify it with the pinned org key.
+    #[serde(default)]
+    pub policy: Option<SignedPolicy>,
+    /// The organisation recovery key, certified by the org key, if one is
+    /// published.
+    #[serde(default)]
+    pub recovery_key: Option<RecoveryKeyInfo>,
 }
 
 /// `POST /v1/register/finish`
@@ -63,6 +73,10 @@ pub struct RegisterFinishRequest {
     pub public_key: PublicKeyString,
     /// The sealed secret identity (escrow version 1).
     pub escrow: EncryptedEscrow,
+    /// The identity sealed to the organisation recovery key (required when
+    /// the policy makes recovery mandatory).
+    #[serde(default)]
+    pub recovery_escrow: Option<EncryptedEscrow>,
 }
 
 /// Answer to a successful registration.
@@ -142,6 +156,10 @@ pub struct WhoAmI {
     pub session_id: SessionId,
     /// This session's expiry (Unix seconds).
     pub session_expires_at: i64,
+    /// Whether an escrow copy sealed to the organisation recovery key is
+    /// on file: if so, the organisation can recover this user's key.
+    #[serde(default)]
+    pub recovery_enrolled: bool,
 }
 
 /// One of a user's sessions.
@@ -229,6 +247,10 @@ pub struct PasswordFinishRequest {
     pub escrow: EncryptedEscrow,
     /// The escrow version the client last saw.
     pub expected_escrow_version: i64,
+    /// A fresh escrow copy sealed to the organisation recovery key
+    /// (required when the policy makes recovery mandatory).
+    #[serde(default)]
+    pub recovery_escrow: Option<EncryptedEscrow>,
 }
 
 /// Answer to a password change.
@@ -268,6 +290,10 @@ pub struct DirectoryEntry {
     /// The org's signature over (email, key), if any. Clients refuse entries
     /// without a valid one.
     pub certificate: Option<OrgCertificate>,
+    /// `revoked` once an administrator disabled the account: clients must
+    /// not encrypt new files to this key and show the colleague as "left".
+    #[serde(default)]
+    pub status: UserStatus,
 }
 
 /// `GET /v1/directory?q=…`

@@ -31,6 +31,10 @@ pub enum ErrorCode {
     LoginFailed,
     /// Something failed inside the broker.
     Internal,
+    /// The account was disabled by an administrator.
+    AccountDisabled,
+    /// Refused by the organisation policy; the message names the rule.
+    PolicyViolation,
     /// A code this client does not know yet.
     #[serde(other)]
     Unknown,

@@ -179,6 +179,11 @@ hex_id!(
     LoginId,
     "login id"
 );
+hex_id!(
+    /// Identifies a key-recovery request.
+    RequestId,
+    "request id"
+);
 
 #[cfg(feature = "openapi")]
 crate::schema::string_schema!(

@@ -17,6 +17,7 @@ mod error;
 mod ids;
 mod invite;
 mod policy;
+mod recovery;
 #[cfg(feature = "openapi")]
 mod schema;
 mod secret;
@@ -25,10 +26,11 @@ pub use api::*;
 pub use bytes::{EncryptedEscrow, OpaqueMessage, SignatureBytes};
 pub use cert::{Fingerprint, OrgCertificate, OrgPublicKey, PublicKeyString, certificate_message};
 pub use error::{ErrorBody, ErrorCode};
-pub use ids::{DisplayName, Email, LoginId, SessionId, UserId};
+pub use ids::{DisplayName, Email, LoginId, RequestId, SessionId, UserId};
 pub use invite::Invite;
 pub use policy::{Label, LabelRule, OrgPolicy, PolicyViolation, Sensitivity};
-pub use secret::{InviteToken, SessionToken};
+pub use recovery::*;
+pub use secret::{AdminToken, InviteToken, RecoveryToken, SessionToken};
 
 /// Why a value could not be parsed into one of the validated wire types.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -98,6 +98,20 @@ bearer_secret!(
     "kit_",
     "invite token"
 );
+bearer_secret!(
+    /// A recovery administrator's API token (`/v1/admin/…`). The broker
+    /// stores only its SHA-256.
+    AdminToken,
+    "kat_",
+    "admin token"
+);
+bearer_secret!(
+    /// Proves, to the broker, that the caller made a given recovery request
+    /// (user side of `/v1/recovery/…`). The broker stores only its SHA-256.
+    RecoveryToken,
+    "krt_",
+    "recovery token"
+);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "a failed test should panic")]

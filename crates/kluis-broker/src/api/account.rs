@@ -14,6 +14,7 @@ use opaque_ke::{
     CredentialFinalization, CredentialRequest, RegistrationRequest, RegistrationUpload,
     ServerLogin, ServerLoginParameters, ServerRegistration,
 };
+use kluis_audit::{Action, Actor, AuditEntry, DetailKey, Details};
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 
@@ -27,8 +28,9 @@ use crate::store::{NewSession, NewUser, PasswordChange};
 /// Largest Argon2id memory a client may register with (4 GiB).
 const MAX_M_COST_KIB: u32 = 4 * 1024 * 1024;
 
-/// Sanity bounds only: the *client* enforces the security minimum.
-fn check_ksf(ksf: &KsfParams) -> Result<(), ApiError> {
+/// Sanity bounds only: the *client* enforces the security minimum (and
+/// [`super::policy::enforce_enrolment`] the organisation's, once set).
+pub(crate) fn check_ksf(ksf: &KsfParams) -> Result<(), ApiError> {
     let ok = (1..=16).contains(&ksf.p_cost)
         && (1..=64).contains(&ksf.t_cost)
         && ksf.m_cost_kib >= 8 * ksf.p_cost
@@ -40,10 +42,12 @@ fn check_ksf(ksf: &KsfParams) -> Result<(), ApiError> {
     }
 }
 
-fn registration_response(
+pub(crate) fn registration_response(
     state: &AppState,
     email: &Email,
     request: &OpaqueMessage,
+    policy: Option<kluis_types::SignedPolicy>,
+    recovery_key: Option<kluis_types::RecoveryKeyInfo>,
 ) -> Result<RegisterStartResponse, ApiError> {
     let request = RegistrationRequest::<Suite>::deserialize(request.as_bytes())
         .map_err(|_| ApiError::bad_request("malformed OPAQUE registration request"))?;
@@ -52,10 +56,12 @@ fn registration_response(
             .map_err(|_| ApiError::bad_request("invalid OPAQUE registration request"))?;
     Ok(RegisterStartResponse {
         registration_response: OpaqueMessage::new(result.message.serialize().to_vec()),
+        policy,
+        recovery_key,
     })
 }
 
-fn registration_record(upload: &OpaqueMessage) -> Result<Vec<u8>, ApiError> {
+pub(crate) fn registration_record(upload: &OpaqueMessage) -> Result<Vec<u8>, ApiError> {
     let upload = RegistrationUpload::<Suite>::deserialize(upload.as_bytes())
         .map_err(|_| ApiError::bad_request("malformed OPAQUE registration upload"))?;
     Ok(ServerRegistration::<Suite>::finish(upload)
@@ -84,10 +90,14 @@ pub async fn register_start(
     ApiJson(req): ApiJson<RegisterStartRequest>,
 ) -> Result<Json<RegisterStartResponse>, ApiError> {
     register_limits(&state, ip, &req.email)?;
+    let (signed, _) = super::policy::current(&state).await?;
+    let recovery_key = super::policy::recovery_key_info(&state).await?;
     Ok(Json(registration_response(
         &state,
         &req.email,
         &req.registration_request,
+        Some(signed),
+        recovery_key,
     )?))
 }
 
@@ -120,6 +130,7 @@ pub async fn register_finish(
     if req.escrow.is_empty() {
         return Err(ApiError::bad_request("escrow must not be empty"));
     }
+    super::policy::enforce_enrolment(&state, &req.ksf, req.recovery_escrow.as_ref()).await?;
     let record = registration_record(&req.registration_upload)?;
     let user_id = UserId::from_random_bytes(&random_16());
     let user = NewUser {
@@ -130,11 +141,29 @@ pub async fn register_finish(
         ksf: req.ksf,
         public_key: req.public_key,
         escrow: req.escrow,
+        recovery_escrow: req.recovery_escrow,
         created_at: state.clock.now(),
     };
     // In open mode an invite is optional, but if one is given it must be valid.
     state.store.create_user(&user, invite_hash.as_ref()).await?;
     Metrics::inc(&state.metrics.registrations);
+    let actor = Actor::user(user.email.as_str())?;
+    let details = Details::new().text(DetailKey::Fingerprint, user.public_key.fingerprint().as_str())?;
+    state
+        .audit(
+            AuditEntry::new(user.created_at, actor.clone(), Action::UserRegistered)
+                .target(user.email.as_str())
+                .details(details),
+        )
+        .await?;
+    if user.recovery_escrow.is_some() {
+        state
+            .audit(
+                AuditEntry::new(user.created_at, actor, Action::RecoveryEscrowStored)
+                    .target(user.email.as_str()),
+            )
+            .await?;
+    }
     tracing::info!(user_id = %user_id, "registered");
     Ok((
         StatusCode::CREATED,
@@ -180,6 +209,12 @@ pub async fn login_start(
     .map_err(|_| ApiError::bad_request("invalid OPAQUE credential request"))?;
     let login_id = LoginId::from_random_bytes(&random_16());
     let now = state.clock.now();
+    // With OPAQUE a wrong password fails on the client, which then never
+    // sends the finish: an unfinished login counts as a failure until a
+    // successful one clears the count.
+    if let Some(u) = &user {
+        super::audit::login_failed(&state, &u.user_id, now).await?;
+    }
     state
         .store
         .put_login_attempt(
@@ -227,6 +262,15 @@ pub async fn login_finish(
         .finish(finalization, ServerLoginParameters::default())
         .map_err(|_| failed())?;
     let user_id = user_id.ok_or_else(failed)?;
+    let user = state
+        .store
+        .user_by_id(&user_id)
+        .await?
+        .ok_or_else(failed)?;
+    if user.disabled_at.is_some() {
+        Metrics::inc(&state.metrics.logins_failed);
+        return Err(ApiError::account_disabled());
+    }
     let token = SessionToken::from_random_bytes(&random_32());
     let session = NewSession {
         session_id: SessionId::from_random_bytes(&random_16()),
@@ -236,6 +280,7 @@ pub async fn login_finish(
         expires_at: now + state.settings.session_ttl_secs,
     };
     state.store.create_session(&session).await?;
+    state.login_failures.clear(&user_id);
     Metrics::inc(&state.metrics.logins_ok);
     tracing::info!(user_id = %user_id, session_id = %session.session_id, "logged in");
     Ok(Json(LoginFinishResponse {
@@ -255,7 +300,13 @@ pub async fn whoami(State(state): State<AppState>, auth: Authed) -> Result<Json<
         .user_by_id(&auth.user_id)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
+    let recovery_enrolled = state
+        .store
+        .recovery_escrow_latest(&user.user_id)
+        .await?
+        .is_some();
     Ok(Json(WhoAmI {
+        recovery_enrolled,
         fingerprint: user.public_key.fingerprint(),
         user_id: user.user_id,
         email: user.email,
@@ -348,10 +399,14 @@ pub async fn password_start(
         .user_by_id(&user_id)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
+    let (signed, _) = super::policy::current(&state).await?;
+    let recovery_key = super::policy::recovery_key_info(&state).await?;
     Ok(Json(registration_response(
         &state,
         &user.email,
         &req.registration_request,
+        Some(signed),
+        recovery_key,
     )?))
 }
 
@@ -376,6 +431,7 @@ pub async fn password_finish(
     if req.escrow.is_empty() {
         return Err(ApiError::bad_request("escrow must not be empty"));
     }
+    super::policy::enforce_enrolment(&state, &req.ksf, req.recovery_escrow.as_ref()).await?;
     let record = registration_record(&req.registration_upload)?;
     let (escrow_version, sessions_revoked) = state
         .store
@@ -386,9 +442,27 @@ pub async fn password_finish(
             ksf: req.ksf,
             escrow: &req.escrow,
             expected_escrow_version: req.expected_escrow_version,
+            recovery_escrow: req.recovery_escrow.as_ref(),
             now: state.clock.now(),
         })
         .await?;
+    if req.recovery_escrow.is_some() {
+        let user = state
+            .store
+            .user_by_id(&user_id)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        state
+            .audit(
+                AuditEntry::new(
+                    state.clock.now(),
+                    Actor::user(user.email.as_str())?,
+                    Action::RecoveryEscrowStored,
+                )
+                .target(user.email.as_str()),
+            )
+            .await?;
+    }
     tracing::info!(user_id = %user_id, sessions_revoked, "password changed");
     Ok(Json(PasswordFinishResponse {
         escrow_version,

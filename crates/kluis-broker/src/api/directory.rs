@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use kluis_types::{DirectoryEntry, DirectoryResponse};
+use kluis_types::{DirectoryEntry, DirectoryResponse, UserStatus};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -47,6 +47,11 @@ pub async fn search(
                 display_name: u.display_name,
                 public_key: u.public_key,
                 certificate: u.certificate,
+                status: if u.disabled_at.is_some() {
+                    UserStatus::Revoked
+                } else {
+                    UserStatus::Active
+                },
             })
             .collect(),
     }))

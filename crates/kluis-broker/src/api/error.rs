@@ -55,6 +55,23 @@ impl ApiError {
             "this session may not act on that user",
         )
     }
+    /// 403: the account was disabled by an administrator.
+    pub fn account_disabled() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::AccountDisabled,
+            "this account has been disabled by an administrator",
+        )
+    }
+    /// 422: refused by the organisation policy (names the rule).
+    pub fn policy(rule: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        let message = message.into();
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::PolicyViolation,
+            format!("refused by policy rule `{rule}`: {message}"),
+        )
+    }
     /// 404.
     pub fn not_found(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
@@ -96,6 +113,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<kluis_audit::AuditError> for ApiError {
+    fn from(err: kluis_audit::AuditError) -> Self {
+        Self::internal("audit entry", &err)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
@@ -106,6 +129,7 @@ impl From<StoreError> for ApiError {
                 "invite is unknown, used, expired or for another address",
             ),
             StoreError::VersionConflict => Self::conflict("escrow version is not the latest"),
+            StoreError::Duplicate(what) => Self::conflict(format!("{what} already exists")),
             other => Self::internal("store", &other),
         }
     }

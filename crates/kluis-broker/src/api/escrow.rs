@@ -5,6 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use kluis_types::{EscrowRecord, EscrowVersionInfo, EscrowVersionList, PutEscrowRequest, UserId};
 
+use kluis_audit::{Action, Actor, AuditEntry, DetailKey, Details};
+
 use super::extract::{ApiJson, ApiPath, Authed};
 use super::{ApiError, AppState};
 
@@ -20,12 +22,38 @@ pub async fn latest(
     ApiPath(user_id): ApiPath<UserId>,
 ) -> Result<Json<EscrowRecord>, ApiError> {
     auth.require_self(&user_id)?;
-    state
+    let record = state
         .store
         .escrow_latest(&user_id)
         .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("no escrow"))
+        .ok_or_else(|| ApiError::not_found("no escrow"))?;
+    record_read(&state, &auth, record.version).await?;
+    Ok(Json(record))
+}
+
+/// `escrow.read`: who fetched their sealed identity (and so could have
+/// tried to open it), from which session.
+async fn record_read(state: &AppState, auth: &Authed, version: i64) -> Result<(), ApiError> {
+    let user = state
+        .store
+        .user_by_id(&auth.user_id)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    let details = Details::new()
+        .int(DetailKey::Count, version)?
+        .text(DetailKey::Device, auth.session_id.as_str())?;
+    state
+        .audit(
+            AuditEntry::new(
+                state.clock.now(),
+                Actor::user(user.email.as_str())?,
+                Action::EscrowRead,
+            )
+            .target(user.email.as_str())
+            .details(details),
+        )
+        .await?;
+    Ok(())
 }
 
 /// All versions (metadata only).
@@ -56,12 +84,13 @@ pub async fn version(
     ApiPath((user_id, version)): ApiPath<(UserId, i64)>,
 ) -> Result<Json<EscrowRecord>, ApiError> {
     auth.require_self(&user_id)?;
-    state
+    let record = state
         .store
         .escrow_version(&user_id, version)
         .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("no such escrow version"))
+        .ok_or_else(|| ApiError::not_found("no such escrow version"))?;
+    record_read(&state, &auth, record.version).await?;
+    Ok(Json(record))
 }
 
 /// Appends a new version; `expected_version` must be the latest.

@@ -19,13 +19,17 @@ use crate::ratelimit::RateLimiter;
 use crate::store::Store;
 
 mod account;
+mod audit;
 mod directory;
 mod error;
 mod escrow;
 mod extract;
 mod openapi;
 mod ops;
+mod policy;
+mod recovery;
 
+pub use audit::{FAILURE_THRESHOLD, FAILURE_WINDOW_SECS};
 pub use error::ApiError;
 pub use extract::{RECENT_LOGIN_SECS, client_ip, token_hash};
 pub use openapi::openapi_json;
@@ -47,6 +51,7 @@ pub struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) metrics: Metrics,
     pub(crate) limits: Limiters,
+    pub(crate) login_failures: audit::FailureCounter,
     pub(crate) openapi: String,
 }
 
@@ -81,6 +86,7 @@ impl AppState {
                 register_ip: RateLimiter::new(l.register_per_ip),
                 register_account: RateLimiter::new(l.register_per_account),
             },
+            login_failures: audit::FailureCounter::default(),
             openapi: openapi_json(),
             settings,
         }))
@@ -89,6 +95,15 @@ impl AppState {
     /// The store (admin commands use it directly).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Appends an audit entry; a failure fails the request (an action that
+    /// cannot be recorded is not done silently).
+    pub(crate) async fn audit(
+        &self,
+        entry: kluis_audit::AuditEntry,
+    ) -> Result<kluis_audit::AuditRow, ApiError> {
+        Ok(crate::store::append_audit(self.store.as_ref(), entry).await?)
     }
 
     fn check_limits(&self, pairs: &[(&RateLimiter, String)]) -> Result<(), ApiError> {
@@ -192,6 +207,35 @@ pub fn router(state: AppState) -> Router {
             get(escrow::version),
         )
         .route("/v1/directory", get(directory::search))
+        .route("/v1/policy", get(policy::get_policy))
+        .route("/v1/recovery/key", get(policy::get_recovery_key))
+        .route("/v1/audit/shares", post(audit::record_share))
+        .route("/v1/recovery/requests", post(recovery::start))
+        .route("/v1/recovery/requests/{request_id}", get(recovery::status))
+        .route(
+            "/v1/recovery/requests/{request_id}/password/start",
+            post(recovery::password_start),
+        )
+        .route(
+            "/v1/recovery/requests/{request_id}/password/finish",
+            post(recovery::password_finish),
+        )
+        .route("/v1/admin/whoami", get(recovery::admin_whoami))
+        .route("/v1/admin/admins", get(recovery::admin_list))
+        .route("/v1/admin/recovery/key", put(recovery::publish_key))
+        .route("/v1/admin/recovery/requests", get(recovery::open_requests))
+        .route(
+            "/v1/admin/recovery/requests/{request_id}",
+            get(recovery::case),
+        )
+        .route(
+            "/v1/admin/recovery/requests/{request_id}/approvals",
+            post(recovery::approve),
+        )
+        .route(
+            "/v1/admin/recovery/requests/{request_id}/package",
+            post(recovery::upload_package),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))

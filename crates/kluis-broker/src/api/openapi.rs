@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, directory, escrow, ops};
+use super::{account, audit, directory, escrow, ops, policy, recovery};
 
 struct BearerAuth;
 
@@ -14,6 +14,14 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+            "recovery",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
@@ -21,7 +29,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(
         title = "Kluis broker",
-        description = "Zero-knowledge accounts (OPAQUE, RFC 9807), versioned key escrow and the org-certified colleague directory.",
+        description = "Zero-knowledge accounts (OPAQUE, RFC 9807), versioned key escrow, the org-certified colleague directory, the signed organisation policy, threshold key recovery and the audit log.",
         version = "1"
     ),
     paths(
@@ -34,6 +42,11 @@ impl Modify for BearerAuth {
         account::put_public_key,
         escrow::latest, escrow::versions, escrow::version, escrow::append,
         directory::search,
+        policy::get_policy, policy::get_recovery_key,
+        audit::record_share,
+        recovery::start, recovery::status, recovery::password_start, recovery::password_finish,
+        recovery::admin_whoami, recovery::admin_list, recovery::publish_key,
+        recovery::open_requests, recovery::case, recovery::approve, recovery::upload_package,
     ),
     components(schemas(
         kluis_types::ErrorBody, kluis_types::ErrorCode, kluis_types::KsfParams,
@@ -41,12 +54,19 @@ impl Modify for BearerAuth {
         kluis_types::LoginId, kluis_types::SessionToken, kluis_types::InviteToken,
         kluis_types::OpaqueMessage, kluis_types::EncryptedEscrow, kluis_types::SignatureBytes,
         kluis_types::PublicKeyString, kluis_types::Fingerprint, kluis_types::OrgCertificate,
+        kluis_types::OrgPolicy, kluis_types::LabelRule, kluis_types::Label,
+        kluis_types::Sensitivity, kluis_types::UserStatus, kluis_types::RequestId,
+        kluis_types::RecoveryToken, kluis_types::AdminToken,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "account", description = "registration, login, sessions, password"),
         (name = "escrow", description = "versioned sealed identity"),
         (name = "directory", description = "colleague lookup"),
+        (name = "policy", description = "the organisation policy, signed by the org key"),
+        (name = "recovery", description = "organisation key recovery (user side)"),
+        (name = "admin", description = "recovery administrators (admin token)"),
+        (name = "audit", description = "records clients add to the audit log"),
         (name = "ops", description = "health, metrics, this document"),
     )
 )]

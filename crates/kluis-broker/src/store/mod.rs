@@ -8,9 +8,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use kluis_audit::{AuditEntry, AuditError, AuditRecord, AuditRow, Head};
 use kluis_types::{
     DisplayName, Email, EncryptedEscrow, EscrowRecord, EscrowVersionInfo, KsfParams, LoginId,
-    OrgCertificate, PublicKeyString, SessionId, UserId,
+    OrgCertificate, PublicKeyString, RecoveryState, RequestId, SessionId, UserId,
 };
 
 pub mod postgres;
@@ -52,6 +53,13 @@ pub enum StoreError {
         /// Table name.
         table: &'static str,
     },
+    /// A row with this key already exists (admin name or key, approval by
+    /// the same administrator, policy version).
+    #[error("already exists: {0}")]
+    Duplicate(&'static str),
+    /// An audit row could not be built (the entry broke a rule of the log).
+    #[error("audit entry refused")]
+    Audit(#[from] AuditError),
 }
 
 /// A user to insert at registration.
@@ -70,6 +78,8 @@ pub struct NewUser {
     pub public_key: PublicKeyString,
     /// Escrow version 1.
     pub escrow: EncryptedEscrow,
+    /// Recovery escrow version 1 (sealed to the recovery key), if any.
+    pub recovery_escrow: Option<EncryptedEscrow>,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -91,6 +101,8 @@ pub struct UserRow {
     pub public_key: PublicKeyString,
     /// Org certificate of the current key, if any.
     pub certificate: Option<OrgCertificate>,
+    /// When an administrator disabled the account, if it is disabled.
+    pub disabled_at: Option<i64>,
 }
 
 /// A session to insert after login.
@@ -134,9 +146,124 @@ pub struct PasswordChange<'a> {
     pub escrow: &'a EncryptedEscrow,
     /// Latest escrow version the client saw.
     pub expected_escrow_version: i64,
+    /// A fresh escrow copy sealed to the recovery key, if any.
+    pub recovery_escrow: Option<&'a EncryptedEscrow>,
     /// Unix seconds.
     pub now: i64,
 }
+
+/// One stored, org-signed policy version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredPolicy {
+    /// 1, 2, 3 …
+    pub version: i64,
+    /// The exact signed JSON text.
+    pub policy_json: String,
+    /// When the org key signed it.
+    pub issued_at: i64,
+    /// Ed25519 signature (64 bytes).
+    pub signature: Vec<u8>,
+}
+
+/// The published recovery key, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRecoveryKey {
+    /// The recovery public key.
+    pub public_key: PublicKeyString,
+    /// K.
+    pub threshold: u8,
+    /// N.
+    pub shares: u8,
+    /// When the org key signed it.
+    pub issued_at: i64,
+    /// Org signature (64 bytes).
+    pub signature: Vec<u8>,
+}
+
+/// A recovery administrator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminRow {
+    /// Unique name.
+    pub name: String,
+    /// `kluis-admin-ed25519:…`.
+    pub admin_key: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A new recovery request.
+pub struct NewRecoveryRequest<'a> {
+    /// ID.
+    pub request_id: &'a RequestId,
+    /// Whose key.
+    pub user_id: &'a UserId,
+    /// SHA-256 of the user's request token.
+    pub token_hash: TokenHash,
+    /// The request key text.
+    pub request_key: &'a PublicKeyString,
+    /// Its fingerprint as the client claims it (64 hex).
+    pub request_key_fp: &'a str,
+    /// Unix seconds.
+    pub requested_at: i64,
+}
+
+/// A stored recovery request, with the user's address.
+#[derive(Clone, Debug)]
+pub struct RecoveryRequestRow {
+    /// ID.
+    pub request_id: RequestId,
+    /// Whose key.
+    pub user_id: UserId,
+    /// Their address.
+    pub email: Email,
+    /// The request key text.
+    pub request_key: PublicKeyString,
+    /// Claimed fingerprint (64 hex).
+    pub request_key_fp: String,
+    /// Unix seconds.
+    pub requested_at: i64,
+    /// State.
+    pub state: RecoveryState,
+    /// The re-sealed identity, once completed.
+    pub package: Option<Vec<u8>>,
+    /// Admin name who uploaded it.
+    pub completed_by: Option<String>,
+    /// When.
+    pub completed_at: Option<i64>,
+}
+
+/// One stored approval.
+#[derive(Clone, Debug)]
+pub struct ApprovalRow {
+    /// The approving admin's key text.
+    pub admin_key: String,
+    /// The approval's JSON (an `ApprovalWire`).
+    pub approval_json: String,
+    /// Unix seconds (as signed).
+    pub approved_at: i64,
+}
+
+/// A new password set after a completed recovery.
+pub struct RecoveryReset<'a> {
+    /// The request being closed (must be `completed`).
+    pub request_id: &'a RequestId,
+    /// Whose password.
+    pub user_id: &'a UserId,
+    /// New serialized OPAQUE record.
+    pub opaque_record: &'a [u8],
+    /// New KSF parameters.
+    pub ksf: KsfParams,
+    /// The identity sealed under the new export key.
+    pub escrow: &'a EncryptedEscrow,
+    /// A fresh escrow copy sealed to the recovery key, if any.
+    pub recovery_escrow: Option<&'a EncryptedEscrow>,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// Builds the next audit row from the current head (see
+/// [`Store::append_audit_with`]).
+pub type AuditBuilder<'a> = dyn Fn(&Head) -> Result<AuditRow, AuditError> + Send + Sync + 'a;
 
 /// Everything the broker persists.
 #[async_trait]
@@ -239,6 +366,203 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Deletes expired sessions and login attempts.
     async fn purge_expired(&self, now: i64) -> Result<(), StoreError>;
+
+    /// Disables (`Some(time)`) or re-enables (`None`) a user. Disabling
+    /// deletes every session of the user in the same transaction; returns
+    /// how many were deleted.
+    async fn set_disabled(
+        &self,
+        user_id: &UserId,
+        disabled_at: Option<i64>,
+    ) -> Result<u64, StoreError>;
+
+    /// The newest policy version, if an administrator set one.
+    async fn policy_latest(&self) -> Result<Option<StoredPolicy>, StoreError>;
+    /// Inserts a policy version; [`StoreError::Duplicate`] if it exists.
+    async fn insert_policy(&self, policy: &StoredPolicy, now: i64) -> Result<(), StoreError>;
+
+    /// The newest escrow copy sealed to the recovery key.
+    async fn recovery_escrow_latest(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Option<EscrowRecord>, StoreError>;
+
+    /// The published recovery key, if any.
+    async fn recovery_key_latest(&self) -> Result<Option<StoredRecoveryKey>, StoreError>;
+    /// Publishes a recovery key (a new version; old ones stay).
+    async fn insert_recovery_key(
+        &self,
+        key: &StoredRecoveryKey,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Adds a recovery administrator ([`StoreError::Duplicate`] if the name,
+    /// key or token is taken).
+    async fn add_admin(
+        &self,
+        admin: &AdminRow,
+        token_hash: &TokenHash,
+    ) -> Result<(), StoreError>;
+    /// The administrator an API token belongs to.
+    async fn admin_by_token_hash(&self, hash: &TokenHash) -> Result<Option<AdminRow>, StoreError>;
+    /// Every administrator, by name.
+    async fn list_admins(&self) -> Result<Vec<AdminRow>, StoreError>;
+
+    /// Records a recovery request.
+    async fn create_recovery_request(&self, req: &NewRecoveryRequest<'_>)
+    -> Result<(), StoreError>;
+    /// One request by ID.
+    async fn recovery_request(
+        &self,
+        request_id: &RequestId,
+    ) -> Result<Option<RecoveryRequestRow>, StoreError>;
+    /// The request a user token belongs to.
+    async fn recovery_request_by_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<RecoveryRequestRow>, StoreError>;
+    /// Requests not yet closed, oldest first.
+    async fn open_recovery_requests(&self) -> Result<Vec<RecoveryRequestRow>, StoreError>;
+    /// Stores an approval ([`StoreError::Duplicate`] if this admin already
+    /// approved this request).
+    async fn add_approval(&self, request_id: &RequestId, row: &ApprovalRow)
+    -> Result<(), StoreError>;
+    /// A request's approvals, in the order given.
+    async fn approvals(&self, request_id: &RequestId) -> Result<Vec<ApprovalRow>, StoreError>;
+    /// Stores the package and marks a pending request completed; false if it
+    /// was not pending.
+    async fn complete_recovery(
+        &self,
+        request_id: &RequestId,
+        package: &[u8],
+        admin_name: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Closes a completed request and sets the new password, in one
+    /// transaction: OPAQUE record, new escrow version, new recovery escrow
+    /// version, every session ended. Returns (escrow version, sessions
+    /// ended); [`StoreError::VersionConflict`] if the request is not
+    /// completed.
+    async fn reset_after_recovery(&self, reset: &RecoveryReset<'_>) -> Result<(i64, u64), StoreError>;
+
+    /// Appends one audit row built by `build` from the current head, in a
+    /// transaction that holds the log's write lock, so two writers can never
+    /// build on the same head.
+    async fn append_audit_with(&self, build: &AuditBuilder<'_>) -> Result<AuditRow, StoreError>;
+    /// Every audit row in insertion order (not re-sorted: verification must
+    /// see reordering).
+    async fn audit_rows(&self) -> Result<Vec<AuditRow>, StoreError>;
+}
+
+/// Appends `entry` as the next audit row.
+pub async fn append_audit(store: &dyn Store, entry: AuditEntry) -> Result<AuditRow, StoreError> {
+    store
+        .append_audit_with(&move |head: &Head| kluis_audit::next_row(head, entry.clone()))
+        .await
+}
+
+/// Raw columns of an `audit_log` row.
+pub(crate) struct RawAudit {
+    pub seq: i64,
+    pub time: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl RawAudit {
+    /// Decodes a stored row. Field syntax is checked, the hash is not: that
+    /// is `kluis_audit::verify`'s job, so tampering is named there.
+    pub(crate) fn decode(self) -> Result<AuditRow, StoreError> {
+        let corrupt = || StoreError::Corrupt { table: "audit_log" };
+        let details = serde_json::from_str(&self.details).map_err(|_| corrupt())?;
+        let record = AuditRecord {
+            seq: u64::try_from(self.seq).map_err(|_| corrupt())?,
+            time: self.time,
+            time_utc: String::new(),
+            actor: self.actor,
+            action: self.action,
+            target: self.target,
+            details,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        };
+        AuditRow::try_from(record).map_err(|_| corrupt())
+    }
+
+    /// The columns of a row to insert.
+    pub(crate) fn encode(row: &AuditRow) -> Result<Self, StoreError> {
+        let record = AuditRecord::from(row);
+        Ok(Self {
+            seq: i64::try_from(record.seq).map_err(|_| StoreError::Corrupt { table: "audit_log" })?,
+            time: record.time,
+            actor: record.actor,
+            action: record.action,
+            target: record.target,
+            details: serde_json::Value::Object(record.details).to_string(),
+            prev_hash: record.prev_hash,
+            hash: record.hash,
+        })
+    }
+}
+
+/// Raw columns of a `recovery_requests` row joined with the user's e-mail.
+pub(crate) struct RawRequest {
+    pub request_id: String,
+    pub user_id: String,
+    pub email: String,
+    pub request_key: String,
+    pub request_key_fp: String,
+    pub requested_at: i64,
+    pub status: String,
+    pub package: Option<Vec<u8>>,
+    pub completed_by: Option<String>,
+    pub completed_at: Option<i64>,
+}
+
+pub(crate) const REQUEST_COLUMNS: &str = "r.request_id, r.user_id, u.email, r.request_key, \
+     r.request_key_fp, r.requested_at, r.status, r.package, r.completed_by, r.completed_at";
+
+impl RawRequest {
+    pub(crate) fn decode(self) -> Result<RecoveryRequestRow, StoreError> {
+        let corrupt = |_| StoreError::Corrupt {
+            table: "recovery_requests",
+        };
+        Ok(RecoveryRequestRow {
+            request_id: RequestId::parse(&self.request_id).map_err(corrupt)?,
+            user_id: UserId::parse(&self.user_id).map_err(corrupt)?,
+            email: Email::parse(&self.email).map_err(corrupt)?,
+            request_key: PublicKeyString::parse(&self.request_key).map_err(corrupt)?,
+            request_key_fp: self.request_key_fp,
+            requested_at: self.requested_at,
+            state: RecoveryState::parse(&self.status).map_err(corrupt)?,
+            package: self.package,
+            completed_by: self.completed_by,
+            completed_at: self.completed_at,
+        })
+    }
+}
+
+pub(crate) fn decode_recovery_key(
+    public_key: String,
+    threshold: i64,
+    shares: i64,
+    issued_at: i64,
+    signature: Vec<u8>,
+) -> Result<StoredRecoveryKey, StoreError> {
+    let corrupt = || StoreError::Corrupt {
+        table: "recovery_keys",
+    };
+    Ok(StoredRecoveryKey {
+        public_key: PublicKeyString::parse(&public_key).map_err(|_| corrupt())?,
+        threshold: u8::try_from(threshold).map_err(|_| corrupt())?,
+        shares: u8::try_from(shares).map_err(|_| corrupt())?,
+        issued_at,
+        signature,
+    })
 }
 
 /// Opens the store a database URL names (`sqlite:PATH` or `postgres://…`),
@@ -280,6 +604,7 @@ pub(crate) struct RawUser {
     pub public_key: String,
     pub cert_issued_at: Option<i64>,
     pub cert_signature: Option<Vec<u8>>,
+    pub disabled_at: Option<i64>,
 }
 
 impl RawUser {
@@ -310,12 +635,14 @@ impl RawUser {
             },
             public_key,
             certificate,
+            disabled_at: self.disabled_at,
         })
     }
 }
 
 pub(crate) const USER_COLUMNS: &str = "user_id, email, display_name, opaque_record, \
-     ksf_m_cost_kib, ksf_t_cost, ksf_p_cost, public_key, cert_issued_at, cert_signature";
+     ksf_m_cost_kib, ksf_t_cost, ksf_p_cost, public_key, cert_issued_at, cert_signature, \
+     disabled_at";
 
 pub(crate) fn decode_session(
     session_id: String,

@@ -12,11 +12,18 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Row};
 
 use super::{
-    NewSession, NewUser, PasswordChange, RawUser, SessionRow, Store, StoreError, TokenHash,
-    USER_COLUMNS, UserRow, decode_session, like_prefix,
+    AdminRow, ApprovalRow, AuditBuilder, NewRecoveryRequest, NewSession, NewUser, PasswordChange,
+    REQUEST_COLUMNS, RawAudit, RawRequest, RawUser, RecoveryRequestRow, RecoveryReset, SessionRow,
+    Store, StoreError, StoredPolicy, StoredRecoveryKey, TokenHash, USER_COLUMNS, UserRow,
+    decode_recovery_key, decode_session, like_prefix,
 };
+use kluis_audit::{AuditRow, Head};
+use kluis_types::{RecoveryState, RequestId};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../../migrations/postgres/0002_recovery.sql")),
+];
 
 /// The PostgreSQL implementation of [`Store`].
 pub struct PgStore {
@@ -51,9 +58,69 @@ fn raw_user(row: &PgRow) -> Result<UserRow, StoreError> {
         public_key: row.try_get("public_key")?,
         cert_issued_at: row.try_get("cert_issued_at")?,
         cert_signature: row.try_get("cert_signature")?,
+        disabled_at: row.try_get("disabled_at")?,
     }
     .decode()
 }
+
+fn raw_request(row: &PgRow) -> Result<RecoveryRequestRow, StoreError> {
+    RawRequest {
+        request_id: row.try_get("request_id")?,
+        user_id: row.try_get("user_id")?,
+        email: row.try_get("email")?,
+        request_key: row.try_get("request_key")?,
+        request_key_fp: row.try_get("request_key_fp")?,
+        requested_at: row.try_get("requested_at")?,
+        status: row.try_get("status")?,
+        package: row.try_get("package")?,
+        completed_by: row.try_get("completed_by")?,
+        completed_at: row.try_get("completed_at")?,
+    }
+    .decode()
+}
+
+fn raw_audit(row: &PgRow) -> Result<AuditRow, StoreError> {
+    RawAudit {
+        seq: row.try_get("seq")?,
+        time: row.try_get("time")?,
+        actor: row.try_get("actor")?,
+        action: row.try_get("action")?,
+        target: row.try_get("target")?,
+        details: row.try_get("details")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    }
+    .decode()
+}
+
+fn admin_row(row: &PgRow) -> Result<AdminRow, StoreError> {
+    Ok(AdminRow {
+        name: row.try_get("name")?,
+        admin_key: row.try_get("admin_key")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Appends the next recovery-escrow version (latest + 1).
+async fn insert_recovery_escrow(
+    conn: &mut PgConnection,
+    user_id: &UserId,
+    escrow: &EncryptedEscrow,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO recovery_escrow (user_id, version, blob, created_at) \
+         SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3 FROM recovery_escrow WHERE user_id = $4",
+    )
+    .bind(user_id.as_str())
+    .bind(escrow.as_bytes())
+    .bind(now)
+    .bind(user_id.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 
 fn session_row(row: &PgRow) -> Result<SessionRow, StoreError> {
     decode_session(
@@ -192,6 +259,9 @@ impl Store for PgStore {
             Err(e) => return Err(e.into()),
         }
         insert_next_escrow(&mut tx, &user.user_id, 0, &user.escrow, user.created_at).await?;
+        if let Some(r) = &user.recovery_escrow {
+            insert_recovery_escrow(&mut tx, &user.user_id, r, user.created_at).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -325,9 +395,12 @@ impl Store for PgStore {
         hash: &TokenHash,
         now: i64,
     ) -> Result<Option<SessionRow>, StoreError> {
+        // The join makes a disabled account's sessions dead even if one was
+        // created by a login racing the disable.
         let row = sqlx::query(
-            "SELECT session_id, user_id, created_at, expires_at FROM sessions \
-             WHERE token_hash = $1 AND expires_at > $2",
+            "SELECT s.session_id, s.user_id, s.created_at, s.expires_at FROM sessions s \
+             JOIN users u ON u.user_id = s.user_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
         )
         .bind(&hash[..])
         .bind(now)
@@ -443,6 +516,9 @@ impl Store for PgStore {
             change.now,
         )
         .await?;
+        if let Some(r) = change.recovery_escrow {
+            insert_recovery_escrow(&mut tx, change.user_id, r, change.now).await?;
+        }
         let revoked = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND session_id <> $2")
             .bind(change.user_id.as_str())
             .bind(change.keep_session.as_str())
@@ -482,5 +558,369 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn set_disabled(
+        &self,
+        user_id: &UserId,
+        disabled_at: Option<i64>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET disabled_at = $1 WHERE user_id = $2")
+            .bind(disabled_at)
+            .bind(user_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let ended = if disabled_at.is_some() {
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(user_id.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        } else {
+            0
+        };
+        tx.commit().await?;
+        Ok(ended)
+    }
+
+    async fn policy_latest(&self) -> Result<Option<StoredPolicy>, StoreError> {
+        let row = sqlx::query(
+            "SELECT version, policy_json, issued_at, signature FROM policies \
+             ORDER BY version DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(StoredPolicy {
+                version: r.try_get("version")?,
+                policy_json: r.try_get("policy_json")?,
+                issued_at: r.try_get("issued_at")?,
+                signature: r.try_get("signature")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn insert_policy(&self, policy: &StoredPolicy, now: i64) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO policies (version, policy_json, issued_at, signature, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(policy.version)
+        .bind(&policy.policy_json)
+        .bind(policy.issued_at)
+        .bind(&policy.signature)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate("policy version")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn recovery_escrow_latest(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Option<EscrowRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT version, created_at, blob FROM recovery_escrow WHERE user_id = $1 \
+             ORDER BY version DESC LIMIT 1",
+        )
+        .bind(user_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(escrow_record).transpose()
+    }
+
+    async fn recovery_key_latest(&self) -> Result<Option<StoredRecoveryKey>, StoreError> {
+        let row = sqlx::query(
+            "SELECT public_key, threshold, shares, issued_at, signature FROM recovery_keys \
+             ORDER BY version DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            decode_recovery_key(
+                r.try_get("public_key")?,
+                r.try_get("threshold")?,
+                r.try_get("shares")?,
+                r.try_get("issued_at")?,
+                r.try_get("signature")?,
+            )
+        })
+        .transpose()
+    }
+
+    async fn insert_recovery_key(
+        &self,
+        key: &StoredRecoveryKey,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO recovery_keys (version, public_key, threshold, shares, issued_at, \
+             signature, created_at) \
+             SELECT COALESCE(MAX(version), 0) + 1, $1, $2, $3, $4, $5, $6 FROM recovery_keys",
+        )
+        .bind(key.public_key.as_str())
+        .bind(i64::from(key.threshold))
+        .bind(i64::from(key.shares))
+        .bind(key.issued_at)
+        .bind(&key.signature)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn add_admin(&self, admin: &AdminRow, token_hash: &TokenHash) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO admins (name, admin_key, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&admin.name)
+        .bind(&admin.admin_key)
+        .bind(&token_hash[..])
+        .bind(admin.created_at)
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate("administrator")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn admin_by_token_hash(&self, hash: &TokenHash) -> Result<Option<AdminRow>, StoreError> {
+        let row = sqlx::query("SELECT name, admin_key, created_at FROM admins WHERE token_hash = $1")
+            .bind(&hash[..])
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(admin_row).transpose()
+    }
+
+    async fn list_admins(&self) -> Result<Vec<AdminRow>, StoreError> {
+        let rows = sqlx::query("SELECT name, admin_key, created_at FROM admins ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(admin_row).collect()
+    }
+
+    async fn create_recovery_request(
+        &self,
+        req: &NewRecoveryRequest<'_>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO recovery_requests (request_id, user_id, token_hash, request_key, \
+             request_key_fp, requested_at, status) VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
+        )
+        .bind(req.request_id.as_str())
+        .bind(req.user_id.as_str())
+        .bind(&req.token_hash[..])
+        .bind(req.request_key.as_str())
+        .bind(req.request_key_fp)
+        .bind(req.requested_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn recovery_request(
+        &self,
+        request_id: &RequestId,
+    ) -> Result<Option<RecoveryRequestRow>, StoreError> {
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM recovery_requests r \
+             JOIN users u ON u.user_id = r.user_id WHERE r.request_id = $1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(request_id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(raw_request).transpose()
+    }
+
+    async fn recovery_request_by_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<RecoveryRequestRow>, StoreError> {
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM recovery_requests r \
+             JOIN users u ON u.user_id = r.user_id WHERE r.token_hash = $1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&hash[..])
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(raw_request).transpose()
+    }
+
+    async fn open_recovery_requests(&self) -> Result<Vec<RecoveryRequestRow>, StoreError> {
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM recovery_requests r \
+             JOIN users u ON u.user_id = r.user_id WHERE r.status <> 'closed' \
+             ORDER BY r.requested_at, r.request_id"
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(raw_request).collect()
+    }
+
+    async fn add_approval(
+        &self,
+        request_id: &RequestId,
+        row: &ApprovalRow,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO recovery_approvals (request_id, admin_key, approval, approved_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(request_id.as_str())
+        .bind(&row.admin_key)
+        .bind(&row.approval_json)
+        .bind(row.approved_at)
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate("approval")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn approvals(&self, request_id: &RequestId) -> Result<Vec<ApprovalRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT admin_key, approval, approved_at FROM recovery_approvals \
+             WHERE request_id = $1 ORDER BY approved_at, admin_key",
+        )
+        .bind(request_id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ApprovalRow {
+                    admin_key: r.try_get("admin_key")?,
+                    approval_json: r.try_get("approval")?,
+                    approved_at: r.try_get("approved_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn complete_recovery(
+        &self,
+        request_id: &RequestId,
+        package: &[u8],
+        admin_name: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE recovery_requests SET status = 'completed', package = $1, completed_by = $2, \
+             completed_at = $3 WHERE request_id = $4 AND status = 'pending'",
+        )
+        .bind(package)
+        .bind(admin_name)
+        .bind(now)
+        .bind(request_id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn reset_after_recovery(
+        &self,
+        reset: &RecoveryReset<'_>,
+    ) -> Result<(i64, u64), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let closed = sqlx::query(
+            "UPDATE recovery_requests SET status = $1, closed_at = $2 \
+             WHERE request_id = $3 AND user_id = $4 AND status = 'completed'",
+        )
+        .bind(RecoveryState::Closed.as_str())
+        .bind(reset.now)
+        .bind(reset.request_id.as_str())
+        .bind(reset.user_id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if closed.rows_affected() != 1 {
+            return Err(StoreError::VersionConflict);
+        }
+        sqlx::query(
+            "UPDATE users SET opaque_record = $1, ksf_m_cost_kib = $2, ksf_t_cost = $3, \
+             ksf_p_cost = $4 WHERE user_id = $5",
+        )
+        .bind(reset.opaque_record)
+        .bind(i64::from(reset.ksf.m_cost_kib))
+        .bind(i64::from(reset.ksf.t_cost))
+        .bind(i64::from(reset.ksf.p_cost))
+        .bind(reset.user_id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let latest: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) FROM escrow WHERE user_id = $1",
+        )
+        .bind(reset.user_id.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        let version =
+            insert_next_escrow(&mut tx, reset.user_id, latest, reset.escrow, reset.now).await?;
+        if let Some(r) = reset.recovery_escrow {
+            insert_recovery_escrow(&mut tx, reset.user_id, r, reset.now).await?;
+        }
+        let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(reset.user_id.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok((version, ended))
+    }
+
+    async fn append_audit_with(&self, build: &AuditBuilder<'_>) -> Result<AuditRow, StoreError> {
+        // The table lock (which plain reads do not conflict with) makes a
+        // concurrent writer, on this or another instance, wait instead of
+        // building on the same head.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let last = sqlx::query(
+            "SELECT seq, time, actor, action, target, details, prev_hash, hash \
+             FROM audit_log ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let head = match last {
+            Some(r) => Head::of(&raw_audit(&r)?),
+            None => Head::GENESIS,
+        };
+        let row = build(&head)?;
+        let raw = RawAudit::encode(&row)?;
+        sqlx::query(
+            "INSERT INTO audit_log (seq, time, actor, action, target, details, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(raw.seq)
+        .bind(raw.time)
+        .bind(&raw.actor)
+        .bind(&raw.action)
+        .bind(&raw.target)
+        .bind(&raw.details)
+        .bind(&raw.prev_hash)
+        .bind(&raw.hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    async fn audit_rows(&self) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, time, actor, action, target, details, prev_hash, hash \
+             FROM audit_log ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(raw_audit).collect()
     }
 }

@@ -4,7 +4,13 @@
 //! SQLite and (when configured) PostgreSQL.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+mod governance;
 mod util;
+
+use governance::{
+    audit_tampering_in_the_database_is_named, disable_and_enable,
+    login_failures_and_shares_are_audited, policy_is_signed_served_and_enforced,
+};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -698,4 +704,8 @@ on_both_backends!(
     unknown_login_looks_known,
     sessions_expire_and_log_out,
     ops_endpoints,
+    policy_is_signed_served_and_enforced,
+    disable_and_enable,
+    login_failures_and_shares_are_audited,
+    audit_tampering_in_the_database_is_named,
 );
