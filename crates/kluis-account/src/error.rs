@@ -92,7 +92,9 @@ pub enum AccountError {
         served: i64,
     },
     /// The recovery key is not certified by the pinned org key.
-    #[error("the organisation recovery key from the broker is not certified by your organisation's key")]
+    #[error(
+        "the organisation recovery key from the broker is not certified by your organisation's key"
+    )]
     BadRecoveryKey,
     /// The recovery key differs from the one pinned at enrolment.
     #[error(

@@ -35,7 +35,9 @@ pub fn verify_policy(org: &OrgPublicKey, signed: &SignedPolicy) -> Result<OrgPol
         (None, 0) => {}
         (Some(sig), v) if v >= 1 => {
             if !verify_sig(org, &signed.message(), sig.as_bytes()) {
-                return Err(AccountError::BadPolicy("not signed by your organisation's key"));
+                return Err(AccountError::BadPolicy(
+                    "not signed by your organisation's key",
+                ));
             }
         }
         _ => return Err(AccountError::BadPolicy("unsigned policy version")),
@@ -168,7 +170,9 @@ mod tests {
             policy_json: serde_json::to_string(policy).unwrap(),
             signature: None,
         };
-        s.signature = Some(SignatureBytes::new(k.sign(&s.message()).to_bytes().to_vec()));
+        s.signature = Some(SignatureBytes::new(
+            k.sign(&s.message()).to_bytes().to_vec(),
+        ));
         s
     }
 

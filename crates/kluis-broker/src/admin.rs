@@ -106,8 +106,10 @@ pub async fn certify_as(
     if !store.set_certificate(&cert).await? {
         return Err(AdminError::Raced(email.clone()));
     }
-    let details =
-        Details::new().text(DetailKey::Fingerprint, user.public_key.fingerprint().as_str())?;
+    let details = Details::new().text(
+        DetailKey::Fingerprint,
+        user.public_key.fingerprint().as_str(),
+    )?;
     append_audit(
         store,
         AuditEntry::new(now, actor.clone(), Action::KeyCertified)
@@ -207,13 +209,19 @@ pub async fn disable_user(
         .await?
         .ok_or_else(|| AdminError::NoSuchUser(email.clone()))?;
     let ended = store.set_disabled(&user.user_id, Some(now)).await?;
-    let sessions = Details::new().int(DetailKey::Sessions, i64::try_from(ended).unwrap_or(i64::MAX))?;
+    let sessions = Details::new().int(
+        DetailKey::Sessions,
+        i64::try_from(ended).unwrap_or(i64::MAX),
+    )?;
     for (action, details) in [
         (Action::UserDisabled, Details::new()),
         (Action::SessionsRevoked, sessions),
         (
             Action::KeyRevoked,
-            Details::new().text(DetailKey::Fingerprint, user.public_key.fingerprint().as_str())?,
+            Details::new().text(
+                DetailKey::Fingerprint,
+                user.public_key.fingerprint().as_str(),
+            )?,
         ),
     ] {
         append_audit(

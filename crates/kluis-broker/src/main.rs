@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
+use kluis_audit::Actor;
 use kluis_broker::clock::{Clock as _, SystemClock};
 use kluis_broker::config::{Config, Overrides};
 use kluis_broker::org::OrgSigningKey;
 use kluis_broker::{Broker, admin, server};
-use kluis_audit::Actor;
 use kluis_types::{Email, Invite, OrgPublicKey, PublicKeyString};
 
 #[derive(Parser)]
@@ -344,7 +344,8 @@ async fn run_admin(config: Config, command: AdminCommand, actor: Actor) -> anyho
                 .map(PublicKeyString::parse)
                 .transpose()?;
             let cert =
-                admin::certify_as(broker.store(), &key, &email, expected.as_ref(), &actor, now).await?;
+                admin::certify_as(broker.store(), &key, &email, expected.as_ref(), &actor, now)
+                    .await?;
             eprintln!("Certified {} with org key {}", cert.email, key.public_key());
             println!("{}", cert.public_key.fingerprint());
             Ok(())
@@ -428,7 +429,9 @@ async fn run_admin(config: Config, command: AdminCommand, actor: Actor) -> anyho
         AdminCommand::Admins { command } => match command {
             AdminsCommand::Add { name, key } => {
                 let token = admin::add_admin(broker.store(), &name, &key, &actor, now).await?;
-                eprintln!("Administrator {name} added. Their API token (shown once, keep it secret):");
+                eprintln!(
+                    "Administrator {name} added. Their API token (shown once, keep it secret):"
+                );
                 println!("{}", token.expose());
                 Ok(())
             }
@@ -460,9 +463,9 @@ async fn run_admin(config: Config, command: AdminCommand, actor: Actor) -> anyho
             AuditCommand::Verify { org_public_key } => {
                 let org = match org_public_key {
                     Some(k) => OrgPublicKey::parse(&k)?,
-                    None => config
-                        .org_public_key
-                        .context("no org public key: pass --org-public-key or set org_public_key")?,
+                    None => config.org_public_key.context(
+                        "no org public key: pass --org-public-key or set org_public_key",
+                    )?,
                 };
                 let report = admin::verify_audit(broker.store(), &org).await?;
                 println!(

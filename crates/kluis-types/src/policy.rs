@@ -268,7 +268,9 @@ impl OrgPolicy {
         if !internal && !rule.external_allowed {
             return Err(violation(
                 format!("labels.{label}.external_allowed"),
-                format!("`{label}` content may not leave the organisation; {recipient} is outside it"),
+                format!(
+                    "`{label}` content may not leave the organisation; {recipient} is outside it"
+                ),
             ));
         }
         if let Some(group) = &rule.only_group
@@ -276,7 +278,9 @@ impl OrgPolicy {
         {
             return Err(violation(
                 format!("labels.{label}.only_group"),
-                format!("`{label}` content may only go to members of group `{group}`; {recipient} is not one"),
+                format!(
+                    "`{label}` content may only go to members of group `{group}`; {recipient} is not one"
+                ),
             ));
         }
         Ok(())

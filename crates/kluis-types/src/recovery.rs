@@ -12,9 +12,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{
-    Email, EncryptedEscrow, KsfParams, OpaqueMessage, OrgCertificate,
-    OrgPolicy, ParseError, PublicKeyString, RecoveryToken, RequestId, SignatureBytes, UserId,
-    invalid,
+    Email, EncryptedEscrow, KsfParams, OpaqueMessage, OrgCertificate, OrgPolicy, ParseError,
+    PublicKeyString, RecoveryToken, RequestId, SignatureBytes, UserId, invalid,
 };
 
 fn put_field(out: &mut Vec<u8>, field: &[u8]) {
@@ -134,7 +133,12 @@ pub struct RecoveryKeyInfo {
 impl RecoveryKeyInfo {
     /// The bytes the signature covers.
     pub fn message(&self) -> Vec<u8> {
-        recovery_key_message(&self.public_key, self.threshold, self.shares, self.issued_at)
+        recovery_key_message(
+            &self.public_key,
+            self.threshold,
+            self.shares,
+            self.issued_at,
+        )
     }
 }
 
@@ -409,8 +413,7 @@ mod tests {
     #[test]
     fn policy_parse_is_strict() {
         assert!(parse_policy("{\"min_password_score\": 3}").is_err());
-        let mut json: serde_json::Value =
-            serde_json::to_value(OrgPolicy::default()).unwrap();
+        let mut json: serde_json::Value = serde_json::to_value(OrgPolicy::default()).unwrap();
         json["surprise"] = serde_json::Value::Bool(true);
         assert!(parse_policy(&json.to_string()).is_err());
         json.as_object_mut().unwrap().remove("surprise");

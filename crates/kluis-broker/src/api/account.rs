@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use kluis_audit::{Action, Actor, AuditEntry, DetailKey, Details};
 use kluis_types::{
     Email, ErrorCode, KsfParams, LoginFinishRequest, LoginFinishResponse, LoginId,
     LoginStartRequest, LoginStartResponse, OpaqueMessage, PasswordFinishRequest,
@@ -14,7 +15,6 @@ use opaque_ke::{
     CredentialFinalization, CredentialRequest, RegistrationRequest, RegistrationUpload,
     ServerLogin, ServerLoginParameters, ServerRegistration,
 };
-use kluis_audit::{Action, Actor, AuditEntry, DetailKey, Details};
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 
@@ -148,7 +148,10 @@ pub async fn register_finish(
     state.store.create_user(&user, invite_hash.as_ref()).await?;
     Metrics::inc(&state.metrics.registrations);
     let actor = Actor::user(user.email.as_str())?;
-    let details = Details::new().text(DetailKey::Fingerprint, user.public_key.fingerprint().as_str())?;
+    let details = Details::new().text(
+        DetailKey::Fingerprint,
+        user.public_key.fingerprint().as_str(),
+    )?;
     state
         .audit(
             AuditEntry::new(user.created_at, actor.clone(), Action::UserRegistered)
@@ -262,11 +265,7 @@ pub async fn login_finish(
         .finish(finalization, ServerLoginParameters::default())
         .map_err(|_| failed())?;
     let user_id = user_id.ok_or_else(failed)?;
-    let user = state
-        .store
-        .user_by_id(&user_id)
-        .await?
-        .ok_or_else(failed)?;
+    let user = state.store.user_by_id(&user_id).await?.ok_or_else(failed)?;
     if user.disabled_at.is_some() {
         Metrics::inc(&state.metrics.logins_failed);
         return Err(ApiError::account_disabled());

@@ -106,10 +106,14 @@ pub async fn record_share(
         .map_err(bad)?;
     if let Some(label) = &req.label {
         let label = Label::parse(label).map_err(|_| ApiError::bad_request("unknown label"))?;
-        details = details.text(DetailKey::Label, label.as_str()).map_err(bad)?;
+        details = details
+            .text(DetailKey::Label, label.as_str())
+            .map_err(bad)?;
     }
     if req.recipient.is_empty() || req.folder.is_empty() {
-        return Err(ApiError::bad_request("recipient and folder must not be empty"));
+        return Err(ApiError::bad_request(
+            "recipient and folder must not be empty",
+        ));
     }
     let action = match req.event {
         ShareEvent::Granted => Action::ShareGranted,
@@ -117,13 +121,9 @@ pub async fn record_share(
     };
     state
         .audit(
-            AuditEntry::new(
-                state.clock.now(),
-                Actor::user(user.email.as_str())?,
-                action,
-            )
-            .target(&req.recipient)
-            .details(details),
+            AuditEntry::new(state.clock.now(), Actor::user(user.email.as_str())?, action)
+                .target(&req.recipient)
+                .details(details),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -20,7 +20,9 @@ use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use ed25519_dalek::{Signature, VerifyingKey};
-use kluis_approvals::{AdminPublicKey, Approval, KeyFingerprint, RecoveryRequest, verify_approvals};
+use kluis_approvals::{
+    AdminPublicKey, Approval, KeyFingerprint, RecoveryRequest, verify_approvals,
+};
 use kluis_audit::{Action, Actor, AuditEntry, DetailKey, Details};
 use kluis_types::{
     AdminInfo, AdminList, AdminRecoveryCase, AdminToken, ApprovalInfo, ApprovalWire,
@@ -33,8 +35,7 @@ use sha2::{Digest, Sha256};
 use super::extract::{ApiJson, ApiPath, PeerIp};
 use super::{ApiError, AppState, random_16, random_32};
 use crate::store::{
-    AdminRow, ApprovalRow, NewRecoveryRequest, RecoveryRequestRow, RecoveryReset,
-    StoredRecoveryKey,
+    AdminRow, ApprovalRow, NewRecoveryRequest, RecoveryRequestRow, RecoveryReset, StoredRecoveryKey,
 };
 
 fn bearer<'a>(parts: &'a Parts) -> Result<&'a str, ApiError> {
@@ -144,7 +145,11 @@ async fn status_of(state: &AppState, row: &RecoveryRequestRow) -> Result<Recover
             approved_at: a.approved_at,
         })
         .collect();
-    let threshold = state.store.recovery_key_latest().await?.map(|k| k.threshold);
+    let threshold = state
+        .store
+        .recovery_key_latest()
+        .await?
+        .map(|k| k.threshold);
     Ok(RecoveryStatus {
         request_id: row.request_id.clone(),
         email: row.email.clone(),
@@ -174,7 +179,10 @@ pub async fn start(
 ) -> Result<(StatusCode, Json<RecoveryStartResponse>), ApiError> {
     state.check_limits(&[
         (&state.limits.register_ip, ip.0.to_string()),
-        (&state.limits.register_account, req.email.as_str().to_owned()),
+        (
+            &state.limits.register_account,
+            req.email.as_str().to_owned(),
+        ),
     ])?;
     let fp = req.request_key_fingerprint.trim().to_ascii_lowercase();
     if fp.len() != 64 || KeyFingerprint::from_hex(&fp).is_err() {
@@ -329,7 +337,10 @@ pub async fn password_finish(
     let actor = Actor::user(row.email.as_str())?;
     let details = Details::new()
         .text(DetailKey::RequestId, row.request_id.as_str())?
-        .int(DetailKey::Sessions, i64::try_from(ended).unwrap_or(i64::MAX))?
+        .int(
+            DetailKey::Sessions,
+            i64::try_from(ended).unwrap_or(i64::MAX),
+        )?
         .text(DetailKey::Reason, "new password after recovery")?;
     state
         .audit(
@@ -428,9 +439,15 @@ pub async fn publish_key(
     let details = Details::new()
         .int(DetailKey::Threshold, i64::from(info.threshold))?
         .int(DetailKey::Shares, i64::from(info.shares))?
-        .text(DetailKey::Fingerprint, info.public_key.fingerprint().as_str())?;
+        .text(
+            DetailKey::Fingerprint,
+            info.public_key.fingerprint().as_str(),
+        )?;
     state
-        .audit(AuditEntry::new(now, admin_actor(&auth.0)?, Action::RecoveryInitialised).details(details))
+        .audit(
+            AuditEntry::new(now, admin_actor(&auth.0)?, Action::RecoveryInitialised)
+                .details(details),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -576,9 +593,13 @@ pub async fn approve(
         )?;
     state
         .audit(
-            AuditEntry::new(state.clock.now(), admin_actor(&auth.0)?, Action::RecoveryApproved)
-                .target(row.email.as_str())
-                .details(details),
+            AuditEntry::new(
+                state.clock.now(),
+                admin_actor(&auth.0)?,
+                Action::RecoveryApproved,
+            )
+            .target(row.email.as_str())
+            .details(details),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(status)))
@@ -624,7 +645,12 @@ pub async fn upload_package(
     let now = state.clock.now();
     if !state
         .store
-        .complete_recovery(&row.request_id, upload.package.as_bytes(), &auth.0.name, now)
+        .complete_recovery(
+            &row.request_id,
+            upload.package.as_bytes(),
+            &auth.0.name,
+            now,
+        )
         .await?
     {
         return Err(ApiError::conflict("the request is no longer pending"));

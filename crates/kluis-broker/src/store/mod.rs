@@ -398,11 +398,7 @@ pub trait Store: Send + Sync {
 
     /// Adds a recovery administrator ([`StoreError::Duplicate`] if the name,
     /// key or token is taken).
-    async fn add_admin(
-        &self,
-        admin: &AdminRow,
-        token_hash: &TokenHash,
-    ) -> Result<(), StoreError>;
+    async fn add_admin(&self, admin: &AdminRow, token_hash: &TokenHash) -> Result<(), StoreError>;
     /// The administrator an API token belongs to.
     async fn admin_by_token_hash(&self, hash: &TokenHash) -> Result<Option<AdminRow>, StoreError>;
     /// Every administrator, by name.
@@ -425,8 +421,11 @@ pub trait Store: Send + Sync {
     async fn open_recovery_requests(&self) -> Result<Vec<RecoveryRequestRow>, StoreError>;
     /// Stores an approval ([`StoreError::Duplicate`] if this admin already
     /// approved this request).
-    async fn add_approval(&self, request_id: &RequestId, row: &ApprovalRow)
-    -> Result<(), StoreError>;
+    async fn add_approval(
+        &self,
+        request_id: &RequestId,
+        row: &ApprovalRow,
+    ) -> Result<(), StoreError>;
     /// A request's approvals, in the order given.
     async fn approvals(&self, request_id: &RequestId) -> Result<Vec<ApprovalRow>, StoreError>;
     /// Stores the package and marks a pending request completed; false if it
@@ -443,7 +442,10 @@ pub trait Store: Send + Sync {
     /// version, every session ended. Returns (escrow version, sessions
     /// ended); [`StoreError::VersionConflict`] if the request is not
     /// completed.
-    async fn reset_after_recovery(&self, reset: &RecoveryReset<'_>) -> Result<(i64, u64), StoreError>;
+    async fn reset_after_recovery(
+        &self,
+        reset: &RecoveryReset<'_>,
+    ) -> Result<(i64, u64), StoreError>;
 
     /// Appends one audit row built by `build` from the current head, in a
     /// transaction that holds the log's write lock, so two writers can never
@@ -497,7 +499,8 @@ impl RawAudit {
     pub(crate) fn encode(row: &AuditRow) -> Result<Self, StoreError> {
         let record = AuditRecord::from(row);
         Ok(Self {
-            seq: i64::try_from(record.seq).map_err(|_| StoreError::Corrupt { table: "audit_log" })?,
+            seq: i64::try_from(record.seq)
+                .map_err(|_| StoreError::Corrupt { table: "audit_log" })?,
             time: record.time,
             actor: record.actor,
             action: record.action,

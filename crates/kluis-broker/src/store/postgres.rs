@@ -22,7 +22,10 @@ use kluis_types::{RecoveryState, RequestId};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
-    (2, include_str!("../../migrations/postgres/0002_recovery.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_recovery.sql"),
+    ),
 ];
 
 /// The PostgreSQL implementation of [`Store`].
@@ -120,7 +123,6 @@ async fn insert_recovery_escrow(
     .await?;
     Ok(())
 }
-
 
 fn session_row(row: &PgRow) -> Result<SessionRow, StoreError> {
     decode_session(
@@ -693,10 +695,11 @@ impl Store for PgStore {
     }
 
     async fn admin_by_token_hash(&self, hash: &TokenHash) -> Result<Option<AdminRow>, StoreError> {
-        let row = sqlx::query("SELECT name, admin_key, created_at FROM admins WHERE token_hash = $1")
-            .bind(&hash[..])
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT name, admin_key, created_at FROM admins WHERE token_hash = $1")
+                .bind(&hash[..])
+                .fetch_optional(&self.pool)
+                .await?;
         row.as_ref().map(admin_row).transpose()
     }
 
@@ -856,12 +859,11 @@ impl Store for PgStore {
         .bind(reset.user_id.as_str())
         .execute(&mut *tx)
         .await?;
-        let latest: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(version), 0) FROM escrow WHERE user_id = $1",
-        )
-        .bind(reset.user_id.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
+        let latest: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM escrow WHERE user_id = $1")
+                .bind(reset.user_id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
         let version =
             insert_next_escrow(&mut tx, reset.user_id, latest, reset.escrow, reset.now).await?;
         if let Some(r) = reset.recovery_escrow {

@@ -693,10 +693,11 @@ impl Store for SqliteStore {
     }
 
     async fn admin_by_token_hash(&self, hash: &TokenHash) -> Result<Option<AdminRow>, StoreError> {
-        let row = sqlx::query("SELECT name, admin_key, created_at FROM admins WHERE token_hash = ?")
-            .bind(&hash[..])
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT name, admin_key, created_at FROM admins WHERE token_hash = ?")
+                .bind(&hash[..])
+                .fetch_optional(&self.pool)
+                .await?;
         row.as_ref().map(admin_row).transpose()
     }
 
@@ -856,12 +857,11 @@ impl Store for SqliteStore {
         .bind(reset.user_id.as_str())
         .execute(&mut *tx)
         .await?;
-        let latest: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(version), 0) FROM escrow WHERE user_id = ?",
-        )
-        .bind(reset.user_id.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
+        let latest: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM escrow WHERE user_id = ?")
+                .bind(reset.user_id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
         let version =
             insert_next_escrow(&mut tx, reset.user_id, latest, reset.escrow, reset.now).await?;
         if let Some(r) = reset.recovery_escrow {

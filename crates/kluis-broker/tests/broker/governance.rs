@@ -39,7 +39,10 @@ pub async fn policy_is_signed_served_and_enforced(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let org = OrgSigningKey::init(&dir.path().join("org.key")).unwrap();
     let alice = user(&tb, &org, "alice").await;
-    assert_eq!(alice.client.fetch_policy().await.unwrap(), OrgPolicy::default());
+    assert_eq!(
+        alice.client.fetch_policy().await.unwrap(),
+        OrgPolicy::default()
+    );
 
     let mut strict = test_policy();
     strict.external_sharing = false;
@@ -51,7 +54,11 @@ pub async fn policy_is_signed_served_and_enforced(backend: Backend) {
     assert_eq!(alice.client.policy_pin().unwrap().version, 1);
 
     // A client pinned to another org key refuses the policy.
-    let (stranger, _s) = tb.device(OrgSigningKey::init(&dir.path().join("other.key")).unwrap().public_key());
+    let (stranger, _s) = tb.device(
+        OrgSigningKey::init(&dir.path().join("other.key"))
+            .unwrap()
+            .public_key(),
+    );
     stranger.login(&alice.email, &alice.password).await.unwrap();
     assert!(matches!(
         stranger.fetch_policy().await,
@@ -142,7 +149,11 @@ pub async fn disable_and_enable(backend: Backend) {
         .unwrap();
     let (status, _) = json_call(&tb, "GET", "/v1/session", Some(&carol_token), None).await;
     assert_eq!(status, 401, "re-enabling does not revive old sessions");
-    carol.client.login(&carol.email, &carol.password).await.unwrap();
+    carol
+        .client
+        .login(&carol.email, &carol.password)
+        .await
+        .unwrap();
     let (_, found) = json_call(
         &tb,
         "GET",
@@ -213,8 +224,11 @@ pub async fn login_failures_and_shares_are_audited(backend: Backend) {
         .collect();
     assert_eq!(alerts.len(), 1, "one alert per window");
     assert_eq!(alerts[0].entry.target, alice.email);
-    assert!(rows.iter().any(|r| r.entry.action == kluis_audit::Action::ShareGranted
-        && r.entry.target == "bob@example.org"));
+    assert!(
+        rows.iter()
+            .any(|r| r.entry.action == kluis_audit::Action::ShareGranted
+                && r.entry.target == "bob@example.org")
+    );
     tb.shutdown().await;
 }
 
@@ -305,7 +319,11 @@ pub async fn audit_tampering_in_the_database_is_named(backend: Backend) {
     };
     // Each step tampers earlier in the log than the last, so the first
     // finding is always the newest tampering. Edit one field of row 9:
-    raw_exec(&tb, "UPDATE audit_log SET target = 'mallory@example.org' WHERE seq = 9").await;
+    raw_exec(
+        &tb,
+        "UPDATE audit_log SET target = 'mallory@example.org' WHERE seq = 9",
+    )
+    .await;
     assert_eq!(verify().await, Tamper::Edited { seq: 9 });
     // Swap the stored order of rows 5 and 6 (ids equal seqs in a fresh log):
     raw_exec(
