@@ -38,7 +38,7 @@ use crate::store::{
     AdminRow, ApprovalRow, NewRecoveryRequest, RecoveryRequestRow, RecoveryReset, StoredRecoveryKey,
 };
 
-fn bearer<'a>(parts: &'a Parts) -> Result<&'a str, ApiError> {
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     parts
         .headers
         .get(AUTHORIZATION)
