@@ -118,8 +118,8 @@ pub struct PasswordChanged {
 
 /// Client of one broker, with one state directory.
 pub struct AccountClient {
-    config: ClientConfig,
-    http: BrokerHttp,
+    pub(crate) config: ClientConfig,
+    pub(crate) http: BrokerHttp,
     pins: PinStore,
     policy_pin: PolicyPinStore,
 }
@@ -157,7 +157,7 @@ impl AccountClient {
             .filter(|s| s.broker_url == self.config.broker_url))
     }
 
-    fn require_session(&self) -> Result<StoredSession, AccountError> {
+    pub(crate) fn require_session(&self) -> Result<StoredSession, AccountError> {
         self.session()?.ok_or(AccountError::NotLoggedIn)
     }
 
@@ -453,7 +453,7 @@ impl AccountClient {
         })
     }
 
-    async fn directory(&self, query: &str) -> Result<DirectoryResponse, AccountError> {
+    pub(crate) async fn directory(&self, query: &str) -> Result<DirectoryResponse, AccountError> {
         let session = self.require_session()?;
         let q: String = url::form_urlencoded::byte_serialize(query.as_bytes()).collect();
         self.http

@@ -67,6 +67,15 @@ pub enum AccountError {
         /// The file.
         path: PathBuf,
     },
+    /// A group's key was refused: not certified by the organisation key, or
+    /// different from the key pinned on first use.
+    #[error("the key of group {group} is refused: {reason}")]
+    GroupRefused {
+        /// The group.
+        group: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// No directory entry for that address.
     #[error("no colleague with e-mail {0} in the directory")]
     NotFound(Email),

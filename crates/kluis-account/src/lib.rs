@@ -19,6 +19,7 @@ mod client;
 mod directory;
 mod error;
 mod escrow;
+mod groups;
 mod http;
 mod ksf;
 pub mod pins;
@@ -32,6 +33,7 @@ pub use directory::{
 };
 pub use error::AccountError;
 pub use escrow::{seal_identity, unseal_identity};
+pub use groups::{VerifiedGroup, verify_group};
 pub use ksf::KsfPolicy;
 pub use policy::{POLICY_PIN_FILE, PolicyPin, verify_policy, verify_recovery_key};
 pub use secret::{ExportKey, Password, SecretIdentity};

@@ -28,6 +28,14 @@ pub struct Config {
     /// The folder pairs.
     #[serde(default)]
     pub pairs: Vec<PairConfig>,
+    /// Where folders shared with you appear, as `<Owner> - <Folder>`
+    /// (default `~/Kluis/Shared with me`). docs/SHARING.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_with_me: Option<PathBuf>,
+    /// Extra folders to look in for mirrors shared with you (the parents of
+    /// every pair's mirror are always looked in).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_roots: Vec<PathBuf>,
 }
 
 fn absolute(p: &Path) -> Result<PathBuf, AgentError> {
@@ -98,6 +106,53 @@ impl Config {
         let pair = PairConfig { id, plain, mirror };
         self.pairs.push(pair.clone());
         Ok(pair)
+    }
+
+    /// Add the pair of a folder shared with you: `mirror` arrived through
+    /// the sync client, `plain` is under the "Shared with me" folder. The
+    /// plaintext folder may sit inside another pair's plaintext folder (the
+    /// outer pair skips any directory holding a pair lock, which is created
+    /// here); mirrors must not overlap.
+    pub fn add_shared_pair(&mut self, plain: &Path, mirror: &Path) -> Result<PairConfig, AgentError> {
+        let plain = absolute(plain)?;
+        let mirror = absolute(mirror)?;
+        if overlaps(&plain, &mirror) {
+            return Err(AgentError::Pair(format!("{} and {} must not contain each other", plain.display(), mirror.display())));
+        }
+        for p in &self.pairs {
+            if overlaps(&mirror, &p.mirror) || overlaps(&mirror, &p.plain) || overlaps(&plain, &p.mirror) || plain == p.plain {
+                return Err(AgentError::Pair(format!("{} overlaps the existing pair {}", mirror.display(), p.id)));
+            }
+        }
+        std::fs::create_dir_all(&plain).map_err(AgentError::io("create", plain.as_path()))?;
+        let lock = plain.join(kluis_sync::scan::PAIR_LOCK_FILE);
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock).map_err(AgentError::io("create", lock.as_path()))?;
+        let h = Sha256::digest(format!("{}\0{}", plain.display(), mirror.display()).as_bytes());
+        let id: String = h[..6].iter().map(|b| format!("{b:02x}")).collect();
+        let pair = PairConfig { id, plain, mirror };
+        self.pairs.push(pair.clone());
+        Ok(pair)
+    }
+
+    /// Where folders shared with you go: configured, else
+    /// `~/Kluis/Shared with me`.
+    pub fn shared_with_me_dir(&self) -> Option<PathBuf> {
+        self.shared_with_me
+            .clone()
+            .or_else(|| directories::UserDirs::new().map(|u| u.home_dir().join("Kluis").join("Shared with me")))
+    }
+
+    /// Folders to look in for mirrors shared with you.
+    pub fn shared_search_roots(&self) -> Vec<PathBuf> {
+        let mut roots: Vec<PathBuf> = self.shared_roots.clone();
+        for p in &self.pairs {
+            if let Some(parent) = p.mirror.parent()
+                && !roots.iter().any(|r| r == parent)
+            {
+                roots.push(parent.to_owned());
+            }
+        }
+        roots
     }
 
     /// Remove a pair by id or by either folder. Files are left alone.

@@ -10,7 +10,9 @@
 //! - [`keycache`]: the unlocked identity in the OS keyring, so the agent
 //!   starts unlocked after login;
 //! - [`ipc`]: a typed JSON-lines protocol over a Unix socket (owner-only),
-//!   with [`ipc::Client`] for the CLI and the tray app.
+//!   with [`ipc::Client`] for the CLI and the tray app;
+//! - [`share`]: share and unshare folders and files with verified
+//!   colleagues and groups, and pair folders shared with you.
 #![forbid(unsafe_code)]
 
 mod agent;
@@ -22,6 +24,7 @@ pub mod ipc;
 pub mod keycache;
 mod lock;
 mod pair;
+pub mod share;
 
 pub use agent::{Agent, AgentHandle, AgentOptions};
 pub use config::{Config, PairConfig};

@@ -29,6 +29,20 @@ pub enum AdminError {
     /// The key changed between reading and certifying.
     #[error("the key of {0} changed while certifying; retry")]
     Raced(Email),
+    /// No group has that name.
+    #[error("no group named {0}")]
+    NoSuchGroup(String),
+    /// The group key on file is not the expected one.
+    #[error("the key on file for group {name} (fingerprint {actual}) is not the expected one")]
+    GroupKeyMismatch {
+        /// The group.
+        name: String,
+        /// Fingerprint of the key on file.
+        actual: kluis_types::Fingerprint,
+    },
+    /// The group key rotated while certifying.
+    #[error("the key of group {0} changed while certifying; retry")]
+    GroupRaced(String),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -317,4 +331,30 @@ pub async fn audit_checkpoint(
 pub async fn verify_audit(store: &dyn Store, org: &OrgPublicKey) -> Result<Report, AdminError> {
     let rows = store.audit_rows().await?;
     Ok(kluis_audit::verify(&rows, &org.to_bytes())?)
+/// Signs the (group name, key) binding on file and stores the certificate.
+/// With `expected`, refuses unless that exact key is on file (compare the
+/// fingerprint with a group member out of band).
+pub async fn certify_group(
+    store: &dyn Store,
+    key: &OrgSigningKey,
+    name: &kluis_types::GroupName,
+    expected: Option<&PublicKeyString>,
+    now: i64,
+) -> Result<kluis_types::GroupCertificate, AdminError> {
+    let group = store
+        .list_groups()
+        .await?
+        .into_iter()
+        .find(|g| &g.name == name)
+        .ok_or_else(|| AdminError::NoSuchGroup(name.to_string()))?;
+    if let Some(expected) = expected
+        && expected != &group.public_key
+    {
+        return Err(AdminError::GroupKeyMismatch { name: name.to_string(), actual: group.public_key.fingerprint() });
+    }
+    let cert = key.certify_group(&group.name, &group.public_key, now);
+    if !store.set_group_certificate(&cert).await? {
+        return Err(AdminError::GroupRaced(name.to_string()));
+    }
+    Ok(cert)
 }

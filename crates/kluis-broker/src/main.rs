@@ -65,6 +65,19 @@ enum AdminCommand {
         #[arg(long, value_name = "KEY")]
         public_key: Option<String>,
     },
+    /// Certify a group's (name, public key) binding with the org key (after
+    /// creation and after every member removal, which rotates the key).
+    CertifyGroup {
+        /// The org secret key file.
+        #[arg(long, value_name = "FILE")]
+        org_key: PathBuf,
+        /// The group name.
+        #[arg(long)]
+        name: String,
+        /// Refuse unless this exact key is on file.
+        #[arg(long, value_name = "KEY")]
+        public_key: Option<String>,
+    },
     /// Invites for invite-only registration.
     Invite {
         #[command(subcommand)]
@@ -347,6 +360,19 @@ async fn run_admin(config: Config, command: AdminCommand, actor: Actor) -> anyho
                 admin::certify_as(broker.store(), &key, &email, expected.as_ref(), &actor, now)
                     .await?;
             eprintln!("Certified {} with org key {}", cert.email, key.public_key());
+            println!("{}", cert.public_key.fingerprint());
+            Ok(())
+        }
+        AdminCommand::CertifyGroup {
+            org_key,
+            name,
+            public_key,
+        } => {
+            let key = OrgSigningKey::load(&org_key)?;
+            let name = kluis_types::GroupName::parse(&name)?;
+            let expected = public_key.as_deref().map(PublicKeyString::parse).transpose()?;
+            let cert = admin::certify_group(broker.store(), &key, &name, expected.as_ref(), now).await?;
+            eprintln!("Certified group {} with org key {}", cert.name, key.public_key());
             println!("{}", cert.public_key.fingerprint());
             Ok(())
         }

@@ -116,6 +116,24 @@ impl kluis_audit::CheckpointSigner for OrgSigningKey {
     }
 }
 
+impl OrgSigningKey {
+    /// Signs one (group name, key) binding.
+    pub fn certify_group(
+        &self,
+        name: &kluis_types::GroupName,
+        key: &PublicKeyString,
+        issued_at: i64,
+    ) -> kluis_types::GroupCertificate {
+        let message = kluis_types::group_certificate_message(name, key, issued_at);
+        kluis_types::GroupCertificate {
+            name: name.clone(),
+            public_key: key.clone(),
+            issued_at,
+            signature: SignatureBytes::new(self.0.sign(&message).to_bytes().to_vec()),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "a failed test should panic")]
 mod tests {

@@ -141,12 +141,12 @@ pub(crate) fn client(home: &Home, broker: &str, org: &str) -> Result<AccountClie
 }
 
 /// The client for this device's account, if it has one.
-fn device_client(home: &Home) -> Result<(AccountClient, AccountFile)> {
+pub(crate) fn device_client(home: &Home) -> Result<(AccountClient, AccountFile)> {
     let acct = load_account(home)?.context("this device has no Kluis account yet; run `kluis account register` or `kluis account login`")?;
     Ok((client(home, &acct.broker_url, &acct.org_public_key)?, acct))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)

@@ -10,6 +10,7 @@ mod output;
 mod parallel;
 mod quickstart;
 mod secret;
+mod share_cmds;
 mod start;
 mod sync_cmds;
 
@@ -59,6 +60,8 @@ enum Command {
     Crypt(crypt::CryptCommand),
     #[command(flatten)]
     Sync(sync_cmds::SyncCommand),
+    #[command(flatten)]
+    Share(share_cmds::ShareCommand),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Contacts(c) => account_cmds::run_contacts(c),
         Command::Crypt(c) => crypt::run(c, &ctx),
         Command::Sync(c) => sync_cmds::run(c, &ctx),
+        Command::Share(c) => share_cmds::run(c, &ctx),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -102,6 +102,12 @@ pub struct Engine {
     cfg: EngineConfig,
     index: Index,
     meta: Option<FolderMeta>,
+    /// Size and mtime of `.kluis-folder` when `meta` was read: a change
+    /// (a share or unshare on any device) makes the next reconcile re-read it.
+    meta_stat: Option<(u64, i64)>,
+    /// Recipients of `meta`, computed once per load.
+    recipients: Vec<kluis_format::Recipient>,
+    group_keys: Vec<Identity>,
     allow_mass_delete: bool,
 }
 
@@ -129,6 +135,9 @@ impl Engine {
             cfg,
             index,
             meta: None,
+            meta_stat: None,
+            recipients: Vec::new(),
+            group_keys: Vec::new(),
             allow_mass_delete: false,
         })
     }
@@ -151,17 +160,46 @@ impl Engine {
     /// Forget the decrypted folder key (on lock).
     pub fn lock(&mut self) {
         self.meta = None;
+        self.meta_stat = None;
+        self.group_keys.clear();
     }
 
-    /// Load or create the folder metadata.
+    /// The keys of the groups the user belongs to: folders and files shared
+    /// with a group are opened with them (docs/SHARING.md).
+    pub fn set_group_keys(&mut self, keys: Vec<Identity>) {
+        self.group_keys = keys;
+        self.meta = None;
+        self.meta_stat = None;
+    }
+
+    /// The folder metadata as last read (owner, title, label, members).
+    pub fn folder(&self) -> Option<&FolderMeta> {
+        self.meta.as_ref()
+    }
+
+    /// Load or create the folder metadata; re-read it when the file changed.
     fn folder_meta(&mut self, identity: &Identity, rng: &mut impl rand_core::CryptoRng) -> Result<&FolderMeta, SyncError> {
+        let path = self.cfg.mirror.join(FOLDER_META_FILE);
+        let stat = fs::metadata(&path).ok().map(|m| {
+            let s = scan::Stat::from_metadata(&m);
+            (s.size, s.mtime)
+        });
+        if self.meta.is_some() && stat.is_some() && stat != self.meta_stat {
+            self.meta = None;
+        }
         if self.meta.is_none() {
-            let path = self.cfg.mirror.join(FOLDER_META_FILE);
+            let meta_err = |path: &Path, e| match e {
+                crate::folder_meta::FolderMetaError::Format(kluis_format::Error::NoMatchingRecipient) => SyncError::FolderNotShared(self.cfg.mirror.clone()),
+                crate::folder_meta::FolderMetaError::Format(source) => SyncError::FolderMeta { path: path.to_owned(), source },
+                crate::folder_meta::FolderMetaError::Malformed(reason) => SyncError::FolderMetaFormat { path: path.to_owned(), reason },
+                other => SyncError::FolderMetaFormat { path: path.to_owned(), reason: if matches!(other, crate::folder_meta::FolderMetaError::UnsupportedVersion(_)) { "unsupported layout version; update Kluis" } else { "invalid values" } },
+            };
             let meta = match fs::read(&path) {
-                Ok(bytes) => FolderMeta::open(&bytes, identity).map_err(|e| match e {
-                    crate::folder_meta::FolderMetaError::Format(source) => SyncError::FolderMeta { path: path.clone(), source },
-                    crate::folder_meta::FolderMetaError::Malformed(reason) => SyncError::FolderMetaFormat { path: path.clone(), reason },
-                })?,
+                Ok(bytes) => {
+                    let mut keys = vec![identity];
+                    keys.extend(self.group_keys.iter());
+                    FolderMeta::open_any(&bytes, &keys).map_err(|e| meta_err(&path, e))?
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     let has_content = fs::read_dir(&self.cfg.mirror)
                         .map_err(SyncError::io("read", &self.cfg.mirror))?
@@ -170,16 +208,19 @@ impl Engine {
                     if has_content {
                         return Err(SyncError::NoFolderMeta(self.cfg.mirror.clone()));
                     }
-                    let meta = FolderMeta::generate(identity.recipient(), rng);
-                    let bytes = meta.seal(rng).map_err(|e| match e {
-                        crate::folder_meta::FolderMetaError::Format(source) => SyncError::FolderMeta { path: path.clone(), source },
-                        crate::folder_meta::FolderMetaError::Malformed(reason) => SyncError::FolderMetaFormat { path: path.clone(), reason },
-                    })?;
+                    let mut meta = FolderMeta::generate(identity.recipient(), rng);
+                    meta.title = self.cfg.plain.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    let bytes = meta.seal(rng).map_err(|e| meta_err(&path, e))?;
                     write_new_atomic(&self.cfg.mirror, FOLDER_META_FILE, &bytes)?;
                     meta
                 }
                 Err(e) => return Err(SyncError::io("read", &path)(e)),
             };
+            self.meta_stat = fs::metadata(&path).ok().map(|m| {
+                let s = scan::Stat::from_metadata(&m);
+                (s.size, s.mtime)
+            });
+            self.recipients = meta.recipients();
             self.meta = Some(meta);
         }
         self.meta.as_ref().ok_or(SyncError::NoFolderMeta(self.cfg.mirror.clone()))
@@ -195,7 +236,14 @@ impl Engine {
         for root in [&self.cfg.plain, &self.cfg.mirror] {
             fs::metadata(root).map_err(SyncError::io("open root", root.as_path()))?;
         }
-        self.folder_meta(identity, rng)?;
+        if let Err(e) = self.folder_meta(identity, rng) {
+            if matches!(e, SyncError::FolderNotShared(_)) {
+                // Removed from the folder: forget the old name key too.
+                self.meta = None;
+                self.meta_stat = None;
+            }
+            return Err(e);
+        }
         let Some(meta) = self.meta.take() else {
             return Err(SyncError::NoFolderMeta(self.cfg.mirror.clone()));
         };
@@ -219,7 +267,7 @@ impl Engine {
             report.rounds = round + 1;
             let index = self.index.load()?;
             let local = scan::scan_local(&self.cfg.plain, &ignore).map_err(SyncError::io("scan", &self.cfg.plain))?;
-            let mut remote = scan::scan_remote(&self.cfg.mirror, &names, &mut |_, p| hashed_name(p, identity))
+            let mut remote = scan::scan_remote(&self.cfg.mirror, &names, &mut |_, p| hashed_name(p, identity, &self.group_keys))
                 .map_err(SyncError::io("scan", &self.cfg.mirror))?;
             for (p, r) in remote.entries.iter_mut() {
                 if r.stat.kind == Kind::File
@@ -255,7 +303,8 @@ impl Engine {
                 mirror: &self.cfg.mirror,
                 names: &names,
                 identity,
-                recipients: &meta.members,
+                group_keys: &self.group_keys,
+                recipients: &self.recipients,
                 index: &mut self.index,
                 rng: &mut *rng,
                 fsync: self.cfg.fsync,
@@ -309,11 +358,13 @@ impl Engine {
 }
 
 /// The real name of a hashed long file name: from its header metadata.
-fn hashed_name(p: &Path, identity: &Identity) -> Option<String> {
+fn hashed_name(p: &Path, identity: &Identity, group_keys: &[Identity]) -> Option<String> {
     let f = fs::File::open(p).ok()?;
     let mut r = std::io::BufReader::new(f).take(kluis_format::MAX_HEADER_LEN as u64);
     let header = Header::read(&mut r).ok()?;
-    let key = header.unwrap_file_key(identity).ok()?;
+    let mut keys = vec![identity];
+    keys.extend(group_keys.iter());
+    let key = crate::keys::unwrap_any(&header, &keys).ok()?;
     header.metadata(&key).ok()?.name
 }
 

@@ -64,6 +64,10 @@ pub enum SyncError {
     /// be syncing in).
     #[error("mirror {0} has files but no folder metadata yet; waiting for it to sync")]
     NoFolderMeta(PathBuf),
+    /// The folder metadata is not (or no longer) encrypted to any of our
+    /// keys: the folder is not shared with us. Nothing is synced or deleted.
+    #[error("the folder {0} is not shared with you (its metadata is not encrypted to your key or your groups' keys)")]
+    FolderNotShared(PathBuf),
     /// A name failed.
     #[error(transparent)]
     Name(#[from] NameError),

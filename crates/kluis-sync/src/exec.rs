@@ -12,7 +12,7 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use kluis_format::{Decryptor, Identity, Metadata, Recipient};
+use kluis_format::{Identity, Metadata, Recipient};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -46,6 +46,8 @@ pub struct Exec<'a, R: rand_core::CryptoRng> {
     pub names: &'a NameCipher,
     /// The unlocked identity.
     pub identity: &'a Identity,
+    /// Keys of the groups the user belongs to (files shared with a group).
+    pub group_keys: &'a [Identity],
     /// Who new ciphertext is encrypted to.
     pub recipients: &'a [Recipient],
     /// The index.
@@ -403,7 +405,9 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
     /// Decrypt `cfull` into a temp file in `dir`. Returns (temp, hash, metadata).
     fn decrypt_to_temp(&mut self, path: &str, cfull: &Path, dir: &Path) -> Result<(PathBuf, Vec<u8>, Metadata), ItemError> {
         let f = File::open(cfull).map_err(io_fail(path))?;
-        let mut d = Decryptor::new(BufReader::with_capacity(1 << 16, f), self.identity).map_err(|e| crypt_fail(path, e))?;
+        let mut keys = vec![self.identity];
+        keys.extend(self.group_keys.iter());
+        let mut d = crate::keys::decryptor(BufReader::with_capacity(1 << 16, f), &keys).map_err(|e| crypt_fail(path, e))?;
         let meta = d.metadata().clone();
         let tmp = self.temp_path(dir);
         let result = (|| -> Result<Vec<u8>, ItemError> {

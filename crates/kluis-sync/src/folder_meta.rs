@@ -1,15 +1,26 @@
 //! The encrypted folder-metadata file `.kluis-folder` in the mirror root.
 //! docs/FORMAT.md §8.2.
 //!
-//! It is an ordinary Kluis file wrapped to every member, whose payload is:
+//! It is an ordinary Kluis file wrapped to every member, whose payload is
+//! (layout version 2, written by this version; version 1 is still read):
 //!
 //! ```text
-//! magic        8   "KLSFOLD1"
+//! magic        8   "KLSFOLD2"                    ("KLSFOLD1": version 1, below)
 //! folder_id   16   random, fixed for the life of the mirror
 //! name_secret 32   random; the name key is derived from it
+//! epoch        4   u32 big-endian, +1 at every membership change
+//! owner        2+n u16 length (1..=254), UTF-8: who created the folder
+//! title        2+n u16 length (1..=255), UTF-8: the folder's display name
+//! label        1+n u8 length (0..=32), ASCII [a-z0-9-]; 0 = no label
 //! count        2   u16 big-endian, number of members (1..=256)
-//! member*          u16 big-endian length, then the recipient string (kluis1…)
+//! member*          kind u8 (0 bare key, 1 user, 2 group), name u16 length (1..=254) + UTF-8,
+//!                  recipient u16 length + recipient string (kluis1…)
 //! ```
+//!
+//! Version 1 (`KLSFOLD1`) is `folder_id`, `name_secret`, `count`, then
+//! `count` times u16 length + recipient string; it is read with owner and
+//! title empty, epoch 0 and members of kind [`MemberKind::Key`]. Any other
+//! `KLSFOLD` version is an [`FolderMetaError::UnsupportedVersion`].
 
 use std::io::Read;
 
@@ -20,7 +31,15 @@ use crate::names::NameCipher;
 
 /// File name of the folder metadata in the mirror root.
 pub const FOLDER_META_FILE: &str = ".kluis-folder";
-const MAGIC: &[u8; 8] = b"KLSFOLD1";
+const MAGIC_PREFIX: &[u8; 7] = b"KLSFOLD";
+/// The layout version this code writes.
+pub const VERSION: u8 = 2;
+/// Most members one folder can have (the format's stanza limit; use a group
+/// for more people).
+pub const MAX_MEMBERS: usize = 256;
+const MAX_MEMBER_NAME: usize = 254;
+const MAX_TITLE: usize = 255;
+const MAX_LABEL: usize = 32;
 
 /// Why a folder-metadata payload was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +50,66 @@ pub enum FolderMetaError {
     /// The payload is not a folder-metadata record.
     #[error("malformed folder metadata: {0}")]
     Malformed(&'static str),
+    /// A folder-metadata layout this version of Kluis does not know.
+    #[error("folder metadata layout version {0} is not supported by this version of Kluis (it reads 1 and 2); update Kluis")]
+    UnsupportedVersion(u8),
+    /// A value does not fit the layout (too many members, a name too long).
+    #[error("invalid folder metadata: {0}")]
+    Invalid(String),
+}
+
+/// Whether a member is a person or a group (one stanza for many people).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberKind {
+    /// Only a key, from a version-1 record (no name known).
+    Key,
+    /// A person; the name is their e-mail address.
+    User,
+    /// A group on the broker; the name is the group name.
+    Group,
+}
+
+impl MemberKind {
+    fn code(self) -> u8 {
+        match self {
+            MemberKind::Key => 0,
+            MemberKind::User => 1,
+            MemberKind::Group => 2,
+        }
+    }
+}
+
+/// One member of a folder: who, and the key new files are encrypted to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Person, group or bare key.
+    pub kind: MemberKind,
+    /// E-mail address (users) or group name (groups); for bare keys the key id.
+    pub name: String,
+    /// The public key every new file gets a stanza for.
+    pub recipient: Recipient,
+}
+
+impl Member {
+    /// A person.
+    pub fn user(email: impl Into<String>, recipient: Recipient) -> Self {
+        Member { kind: MemberKind::User, name: email.into(), recipient }
+    }
+
+    /// A group.
+    pub fn group(name: impl Into<String>, recipient: Recipient) -> Self {
+        Member { kind: MemberKind::Group, name: name.into(), recipient }
+    }
+
+    /// How the member is written on the command line: `bob@example.org` or
+    /// `group:finance`.
+    pub fn display(&self) -> String {
+        match self.kind {
+            MemberKind::Group => format!("group:{}", self.name),
+            _ => self.name.clone(),
+        }
+    }
 }
 
 /// The decrypted folder metadata.
@@ -38,16 +117,59 @@ pub struct FolderMeta {
     /// Random id of this mirror.
     pub folder_id: [u8; 16],
     name_secret: Zeroizing<[u8; 32]>,
-    /// Who the folder is shared with (the sharing issue edits this list).
-    pub members: Vec<Recipient>,
+    /// Incremented at every membership change (rotation marker).
+    pub epoch: u32,
+    /// Who created the folder (e-mail address), empty if unknown.
+    pub owner: String,
+    /// The folder's display name, empty if unknown.
+    pub title: String,
+    /// Classification label (`kluis_types::Label` text), if any.
+    pub label: Option<String>,
+    /// Who the folder is shared with; every new file is encrypted to all.
+    pub members: Vec<Member>,
 }
 
 impl std::fmt::Debug for FolderMeta {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FolderMeta")
+            .field("epoch", &self.epoch)
+            .field("owner", &self.owner)
+            .field("title", &self.title)
+            .field("label", &self.label)
             .field("members", &self.members.len())
             .finish_non_exhaustive()
     }
+}
+
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], FolderMetaError> {
+        if self.0.len() < n {
+            return Err(FolderMetaError::Malformed("truncated"));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, FolderMetaError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<usize, FolderMetaError> {
+        let b = self.take(2)?;
+        Ok(usize::from(u16::from_be_bytes([b[0], b[1]])))
+    }
+    fn str16(&mut self, max: usize, what: &'static str) -> Result<&'a str, FolderMetaError> {
+        let n = self.u16()?;
+        if n > max {
+            return Err(FolderMetaError::Malformed(what));
+        }
+        std::str::from_utf8(self.take(n)?).map_err(|_| FolderMetaError::Malformed(what))
+    }
+}
+
+fn valid_label(l: &str) -> bool {
+    !l.is_empty() && l.len() <= MAX_LABEL && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 impl FolderMeta {
@@ -60,7 +182,15 @@ impl FolderMeta {
         FolderMeta {
             folder_id,
             name_secret,
-            members: vec![owner.clone()],
+            epoch: 0,
+            owner: String::new(),
+            title: String::new(),
+            label: None,
+            members: vec![Member {
+                kind: MemberKind::Key,
+                name: owner.fingerprint().key_id().to_string(),
+                recipient: owner.clone(),
+            }],
         }
     }
 
@@ -69,70 +199,139 @@ impl FolderMeta {
         NameCipher::new(self.folder_id, &self.name_secret)
     }
 
-    fn encode(&self) -> Zeroizing<Vec<u8>> {
+    /// The keys every new file is encrypted to, in member order.
+    pub fn recipients(&self) -> Vec<Recipient> {
+        self.members.iter().map(|m| m.recipient.clone()).collect()
+    }
+
+    /// Checks the limits of the layout (before sealing).
+    pub fn validate(&self) -> Result<(), FolderMetaError> {
+        let bad = |s: String| Err(FolderMetaError::Invalid(s));
+        if self.members.is_empty() || self.members.len() > MAX_MEMBERS {
+            return bad(format!("a folder has 1 to {MAX_MEMBERS} members (use a group for more people)"));
+        }
+        if self.owner.len() > MAX_MEMBER_NAME || self.title.len() > MAX_TITLE {
+            return bad("owner or title too long".into());
+        }
+        if let Some(l) = &self.label
+            && !valid_label(l)
+        {
+            return bad(format!("label {l:?} must be 1 to 32 characters of [a-z0-9-]"));
+        }
+        for m in &self.members {
+            if m.name.is_empty() || m.name.len() > MAX_MEMBER_NAME {
+                return bad(format!("member name {:?} must be 1 to 254 bytes", m.name));
+            }
+        }
+        Ok(())
+    }
+
+    fn encode(&self) -> Result<Zeroizing<Vec<u8>>, FolderMetaError> {
+        self.validate()?;
         let mut out = Zeroizing::new(Vec::new());
-        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(MAGIC_PREFIX);
+        out.push(b'0' + VERSION);
         out.extend_from_slice(&self.folder_id);
         out.extend_from_slice(&self.name_secret[..]);
-        out.extend_from_slice(&(self.members.len() as u16).to_be_bytes());
-        for m in &self.members {
-            let s = m.to_string();
+        out.extend_from_slice(&self.epoch.to_be_bytes());
+        // Lengths are bounded by validate() far below u16::MAX.
+        for s in [&self.owner, &self.title] {
             out.extend_from_slice(&(s.len() as u16).to_be_bytes());
             out.extend_from_slice(s.as_bytes());
         }
-        out
+        let label = self.label.as_deref().unwrap_or("");
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+        out.extend_from_slice(&(self.members.len() as u16).to_be_bytes());
+        for m in &self.members {
+            out.push(m.kind.code());
+            out.extend_from_slice(&(m.name.len() as u16).to_be_bytes());
+            out.extend_from_slice(m.name.as_bytes());
+            let s = m.recipient.to_string();
+            out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+        Ok(out)
     }
 
     fn decode(b: &[u8]) -> Result<Self, FolderMetaError> {
         let bad = FolderMetaError::Malformed;
-        if b.len() < 58 || &b[..8] != MAGIC {
+        if b.len() < 8 || &b[..7] != MAGIC_PREFIX {
             return Err(bad("bad magic or too short"));
         }
+        let version = match b[7] {
+            c @ b'0'..=b'9' => c - b'0',
+            _ => return Err(bad("bad magic or too short")),
+        };
+        if version != 1 && version != 2 {
+            return Err(FolderMetaError::UnsupportedVersion(version));
+        }
+        let mut c = Cursor(&b[8..]);
         let mut folder_id = [0u8; 16];
-        folder_id.copy_from_slice(&b[8..24]);
+        folder_id.copy_from_slice(c.take(16)?);
         let mut name_secret = Zeroizing::new([0u8; 32]);
-        name_secret.copy_from_slice(&b[24..56]);
-        let count = usize::from(u16::from_be_bytes([b[56], b[57]]));
-        if count == 0 || count > 256 {
+        name_secret.copy_from_slice(c.take(32)?);
+        let (mut epoch, mut owner, mut title, mut label) = (0, String::new(), String::new(), None);
+        if version == 2 {
+            let e = c.take(4)?;
+            epoch = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
+            owner = c.str16(MAX_MEMBER_NAME, "bad owner")?.to_owned();
+            title = c.str16(MAX_TITLE, "bad title")?.to_owned();
+            let n = usize::from(c.u8()?);
+            if n > 0 {
+                let l = std::str::from_utf8(c.take(n)?).map_err(|_| bad("bad label"))?;
+                if !valid_label(l) {
+                    return Err(bad("bad label"));
+                }
+                label = Some(l.to_owned());
+            }
+        }
+        let count = c.u16()?;
+        if count == 0 || count > MAX_MEMBERS {
             return Err(bad("member count must be 1..=256"));
         }
-        let mut rest = &b[58..];
         let mut members = Vec::with_capacity(count);
         for _ in 0..count {
-            if rest.len() < 2 {
-                return Err(bad("truncated member list"));
-            }
-            let n = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-            let s = rest
-                .get(2..2 + n)
-                .and_then(|s| std::str::from_utf8(s).ok())
-                .ok_or(bad("bad member entry"))?;
-            members.push(s.parse().map_err(|_| bad("bad member recipient"))?);
-            rest = &rest[2 + n..];
+            let (kind, name) = if version == 2 {
+                let kind = match c.u8()? {
+                    0 => MemberKind::Key,
+                    1 => MemberKind::User,
+                    2 => MemberKind::Group,
+                    _ => return Err(bad("bad member kind")),
+                };
+                let name = c.str16(MAX_MEMBER_NAME, "bad member name")?;
+                if name.is_empty() {
+                    return Err(bad("bad member name"));
+                }
+                (kind, Some(name.to_owned()))
+            } else {
+                (MemberKind::Key, None)
+            };
+            let s = c.str16(usize::from(u16::MAX), "bad member entry")?;
+            let recipient: Recipient = s.parse().map_err(|_| bad("bad member recipient"))?;
+            let name = name.unwrap_or_else(|| recipient.fingerprint().key_id().to_string());
+            members.push(Member { kind, name, recipient });
         }
-        if !rest.is_empty() {
+        if !c.0.is_empty() {
             return Err(bad("trailing bytes"));
         }
-        Ok(FolderMeta {
-            folder_id,
-            name_secret,
-            members,
-        })
+        Ok(FolderMeta { folder_id, name_secret, epoch, owner, title, label, members })
     }
 
     /// Encrypt to all members.
     pub fn seal(&self, rng: &mut impl rand_core::CryptoRng) -> Result<Vec<u8>, FolderMetaError> {
-        let plain = self.encode();
+        let plain = self.encode()?;
         let mut out = Vec::new();
         let meta = Metadata {
             name: Some(FOLDER_META_FILE.to_owned()),
             size: Some(plain.len() as u64),
+            label: self.label.clone(),
             ..Metadata::default()
         };
         kluis_format::encrypt(
             &plain[..],
             &mut out,
-            &self.members,
+            &self.recipients(),
             &meta,
             kluis_format::EncryptOptions::default(),
             rng,
@@ -142,10 +341,15 @@ impl FolderMeta {
 
     /// Decrypt with `identity`.
     pub fn open(bytes: &[u8], identity: &Identity) -> Result<Self, FolderMetaError> {
-        let mut d = kluis_format::Decryptor::new(bytes, identity)?;
+        Self::open_any(bytes, &[identity])
+    }
+
+    /// Decrypt with whichever of `keys` (own identity, group keys) has a
+    /// stanza in the file.
+    pub fn open_any(bytes: &[u8], keys: &[&Identity]) -> Result<Self, FolderMetaError> {
+        let mut d = crate::keys::decryptor(bytes, keys)?;
         let mut plain = Zeroizing::new(Vec::new());
-        d.read_to_end(&mut plain)
-            .map_err(kluis_format::Error::from_io)?;
+        d.read_to_end(&mut plain).map_err(kluis_format::Error::from_io)?;
         Self::decode(&plain)
     }
 }
@@ -154,9 +358,13 @@ impl FolderMeta {
 mod tests {
     use super::*;
 
+    fn rng() -> impl rand_core::CryptoRng {
+        rand_core::UnwrapErr(getrandom::SysRng)
+    }
+
     #[test]
     fn seal_open_round_trip() {
-        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let mut rng = rng();
         let id = Identity::generate(&mut rng);
         let other = Identity::generate(&mut rng);
         let m = FolderMeta::generate(id.recipient(), &mut rng);
@@ -173,5 +381,62 @@ mod tests {
             Err(FolderMetaError::Format(kluis_format::Error::NoMatchingRecipient))
         ));
         assert!(FolderMeta::open(&sealed[..sealed.len() - 3], &id).is_err());
+    }
+
+    #[test]
+    fn v2_fields_round_trip_and_open_with_a_group_key() {
+        let mut rng = rng();
+        let alice = Identity::generate(&mut rng);
+        let group = Identity::generate(&mut rng);
+        let bob = Identity::generate(&mut rng);
+        let mut m = FolderMeta::generate(alice.recipient(), &mut rng);
+        m.owner = "alice@example.org".into();
+        m.title = "Projects".into();
+        m.label = Some("medical".into());
+        m.epoch = 7;
+        m.members = vec![
+            Member::user("alice@example.org", alice.recipient().clone()),
+            Member::group("finance", group.recipient().clone()),
+        ];
+        let sealed = m.seal(&mut rng).unwrap();
+        let back = FolderMeta::open_any(&sealed, &[&bob, &group]).unwrap();
+        assert_eq!((back.epoch, &back.owner[..], &back.title[..]), (7, "alice@example.org", "Projects"));
+        assert_eq!(back.label.as_deref(), Some("medical"));
+        assert_eq!(back.members, m.members);
+        let enc = m.encode().unwrap();
+        assert_eq!(FolderMeta::decode(&enc).unwrap().members, m.members);
+    }
+
+    #[test]
+    fn strict_versions_and_bounds() {
+        let mut rng = rng();
+        let id = Identity::generate(&mut rng);
+        let m = FolderMeta::generate(id.recipient(), &mut rng);
+        let mut enc = m.encode().unwrap().to_vec();
+        enc[7] = b'3';
+        assert!(matches!(FolderMeta::decode(&enc), Err(FolderMetaError::UnsupportedVersion(3))));
+        enc[7] = b'2';
+        enc.push(0);
+        assert!(matches!(FolderMeta::decode(&enc), Err(FolderMetaError::Malformed("trailing bytes"))));
+        // Version 1, as the previous release wrote it.
+        let r = id.recipient().to_string();
+        let mut v1 = b"KLSFOLD1".to_vec();
+        v1.extend_from_slice(&m.folder_id);
+        v1.extend_from_slice(&[7u8; 32]);
+        v1.extend_from_slice(&1u16.to_be_bytes());
+        v1.extend_from_slice(&(r.len() as u16).to_be_bytes());
+        v1.extend_from_slice(r.as_bytes());
+        let back = FolderMeta::decode(&v1).unwrap();
+        assert_eq!(back.members[0].kind, MemberKind::Key);
+        assert_eq!(&back.members[0].recipient, id.recipient());
+        for cut in 0..v1.len() {
+            assert!(FolderMeta::decode(&v1[..cut]).is_err(), "cut {cut}");
+        }
+        let mut bad = m;
+        bad.label = Some("Medical!".into());
+        assert!(matches!(bad.encode(), Err(FolderMetaError::Invalid(_))));
+        bad.label = None;
+        bad.members.clear();
+        assert!(matches!(bad.encode(), Err(FolderMetaError::Invalid(_))));
     }
 }

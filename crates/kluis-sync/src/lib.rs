@@ -20,10 +20,12 @@ pub mod error;
 pub mod exec;
 pub mod folder_meta;
 pub mod index;
+pub mod keys;
 pub mod names;
 pub mod plan;
 pub mod scan;
 
 pub use engine::{Clock, Engine, EngineConfig, Report, SystemClock};
+pub use folder_meta::{FolderMeta, Member, MemberKind};
 pub use error::{ItemError, ItemErrorKind, NameError, SyncError};
 pub use plan::{Guard, Operation, Plan};

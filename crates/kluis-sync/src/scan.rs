@@ -200,6 +200,9 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
+/// The lock file every pair keeps in its plaintext root.
+pub const PAIR_LOCK_FILE: &str = ".kluis-lock";
+
 /// Scan the plaintext tree.
 pub fn scan_local(root: &Path, ignore: &Ignore) -> std::io::Result<LocalScan> {
     let mut out = LocalScan::default();
@@ -246,6 +249,14 @@ fn walk_local(dir: &Path, prefix: &str, ignore: &Ignore, out: &mut LocalScan) {
             out.skips.push(Skip {
                 path: rel,
                 reason: "symbolic link (not synced)".into(),
+            });
+        } else if ft.is_dir() && ent.path().join(PAIR_LOCK_FILE).exists() {
+            // The plaintext root of another pair nested in this one (a
+            // folder shared with you under "Shared with me"): that pair's
+            // engine owns it, this one must not mirror it.
+            out.skips.push(Skip {
+                path: rel,
+                reason: "another folder pair (not synced into this mirror)".into(),
             });
         } else if ft.is_dir() {
             out.entries.insert(rel.clone(), Stat::from_metadata(&md));

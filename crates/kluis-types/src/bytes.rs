@@ -79,6 +79,12 @@ base64_bytes!(
     /// A detached Ed25519 signature (64 bytes).
     SignatureBytes
 );
+base64_bytes!(
+    /// A group's secret keys, encrypted by a client to every member of the
+    /// group (a Kluis file). The broker stores and returns it; it can never
+    /// open it.
+    EncryptedGroupSecret
+);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "a failed test should panic")]

@@ -14,6 +14,7 @@ mod api;
 mod bytes;
 mod cert;
 mod error;
+mod group;
 mod ids;
 mod invite;
 mod policy;
@@ -23,7 +24,8 @@ mod schema;
 mod secret;
 
 pub use api::*;
-pub use bytes::{EncryptedEscrow, OpaqueMessage, SignatureBytes};
+pub use bytes::{EncryptedEscrow, EncryptedGroupSecret, OpaqueMessage, SignatureBytes};
+pub use group::*;
 pub use cert::{Fingerprint, OrgCertificate, OrgPublicKey, PublicKeyString, certificate_message};
 pub use error::{ErrorBody, ErrorCode};
 pub use ids::{DisplayName, Email, LoginId, RequestId, SessionId, UserId};

@@ -130,6 +130,14 @@ impl From<StoreError> for ApiError {
             ),
             StoreError::VersionConflict => Self::conflict("escrow version is not the latest"),
             StoreError::Duplicate(what) => Self::conflict(format!("{what} already exists")),
+            StoreError::GroupTaken => Self::conflict("a group with this name exists"),
+            StoreError::AlreadyGroupMember => Self::conflict("already a member of the group"),
+            StoreError::LastGroupMember => Self::conflict("the last member cannot leave the group"),
+            StoreError::NotGroupMember => Self::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "not a member of the group (only members change a group)",
+            ),
             other => Self::internal("store", &other),
         }
     }

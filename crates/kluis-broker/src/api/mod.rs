@@ -24,6 +24,7 @@ mod directory;
 mod error;
 mod escrow;
 mod extract;
+mod groups;
 mod openapi;
 mod ops;
 mod policy;
@@ -236,6 +237,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/admin/recovery/requests/{request_id}/package",
             post(recovery::upload_package),
         )
+        .route("/v1/groups", get(groups::list).post(groups::create))
+        .route("/v1/groups/{name}/secret", get(groups::secret))
+        .route("/v1/groups/{name}/members", post(groups::add_member))
+        .route("/v1/groups/{name}/remove", post(groups::remove_member))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))

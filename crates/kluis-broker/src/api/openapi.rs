@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, audit, directory, escrow, ops, policy, recovery};
+use super::{account, audit, directory, escrow, groups, ops, policy, recovery};
 
 struct BearerAuth;
 
@@ -47,6 +47,7 @@ impl Modify for BearerAuth {
         recovery::start, recovery::status, recovery::password_start, recovery::password_finish,
         recovery::admin_whoami, recovery::admin_list, recovery::publish_key,
         recovery::open_requests, recovery::case, recovery::approve, recovery::upload_package,
+        groups::list, groups::create, groups::secret, groups::add_member, groups::remove_member,
     ),
     components(schemas(
         kluis_types::ErrorBody, kluis_types::ErrorCode, kluis_types::KsfParams,
@@ -57,6 +58,9 @@ impl Modify for BearerAuth {
         kluis_types::OrgPolicy, kluis_types::LabelRule, kluis_types::Label,
         kluis_types::Sensitivity, kluis_types::UserStatus, kluis_types::RequestId,
         kluis_types::RecoveryToken, kluis_types::AdminToken,
+        kluis_types::GroupName, kluis_types::GroupCertificate, kluis_types::GroupInfo,
+        kluis_types::GroupListResponse, kluis_types::CreateGroupRequest, kluis_types::AddGroupMemberRequest,
+        kluis_types::RemoveGroupMemberRequest, kluis_types::GroupSecretResponse, kluis_types::EncryptedGroupSecret,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -67,6 +71,7 @@ impl Modify for BearerAuth {
         (name = "recovery", description = "organisation key recovery (user side)"),
         (name = "admin", description = "recovery administrators (admin token)"),
         (name = "audit", description = "records clients add to the audit log"),
+        (name = "groups", description = "groups: one key for many people, secret wrapped to the members"),
         (name = "ops", description = "health, metrics, this document"),
     )
 )]

@@ -14,8 +14,11 @@ use kluis_types::{
     OrgCertificate, PublicKeyString, RecoveryState, RequestId, SessionId, UserId,
 };
 
+pub mod groups;
 pub mod postgres;
 pub mod sqlite;
+
+pub use groups::{GroupRow, GroupStore, MemberChange, NewGroup};
 
 /// SHA-256 of a bearer token; the only form in which tokens are stored.
 pub type TokenHash = [u8; 32];
@@ -47,6 +50,18 @@ pub enum StoreError {
     /// The caller's expected version is not the latest.
     #[error("version conflict")]
     VersionConflict,
+    /// A group with this name already exists.
+    #[error("group name taken")]
+    GroupTaken,
+    /// The caller (or the person to remove) is not a member of the group.
+    #[error("not a member of the group")]
+    NotGroupMember,
+    /// The person is already a member.
+    #[error("already a member of the group")]
+    AlreadyGroupMember,
+    /// A group keeps at least one member.
+    #[error("the last member cannot leave the group")]
+    LastGroupMember,
     /// A stored row could not be decoded into its wire type.
     #[error("corrupt row in {table}")]
     Corrupt {
@@ -267,7 +282,7 @@ pub type AuditBuilder<'a> = dyn Fn(&Head) -> Result<AuditRow, AuditError> + Send
 
 /// Everything the broker persists.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: GroupStore + Send + Sync {
     /// Applies pending migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Cheap liveness check.

@@ -20,12 +20,15 @@ use super::{
 use kluis_audit::{AuditRow, Head};
 use kluis_types::{RecoveryState, RequestId};
 
+mod groups;
+
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (
         2,
         include_str!("../../migrations/postgres/0002_recovery.sql"),
     ),
+    (3, include_str!("../../migrations/postgres/0003_groups.sql")),
 ];
 
 /// The PostgreSQL implementation of [`Store`].

@@ -24,9 +24,12 @@ use super::{
 use kluis_audit::{AuditRow, Head};
 use kluis_types::{RecoveryState, RequestId};
 
+mod groups;
+
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_recovery.sql")),
+    (3, include_str!("../../migrations/sqlite/0003_groups.sql")),
 ];
 
 /// The SQLite implementation of [`Store`].

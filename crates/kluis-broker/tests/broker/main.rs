@@ -11,6 +11,7 @@ use governance::{
     audit_tampering_in_the_database_is_named, disable_and_enable,
     login_failures_and_shares_are_audited, policy_is_signed_served_and_enforced,
 };
+mod groups;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

@@ -1,0 +1,265 @@
+//! Per-file work: header-only recipient changes and re-encryption, each
+//! replacing the file atomically, and sharing single Kluis files.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use kluis_format::{EncryptOptions, Header, KemChoice, KeyId, Recipient};
+use kluis_sync::folder_meta::FOLDER_META_FILE;
+use kluis_sync::keys::unwrap_any;
+
+use super::{Keys, Member, Progress, ShareError, ShareReport};
+
+pub(crate) enum ReplaceError {
+    Io(io::Error),
+    Format(kluis_format::Error),
+    /// The target changed while we worked: left alone.
+    Changed,
+}
+
+impl From<io::Error> for ReplaceError {
+    fn from(e: io::Error) -> Self {
+        ReplaceError::Io(e)
+    }
+}
+impl From<kluis_format::Error> for ReplaceError {
+    fn from(e: kluis_format::Error) -> Self {
+        ReplaceError::Format(e)
+    }
+}
+
+fn stamp(p: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let m = fs::metadata(p).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+/// Write a new version of `target` through `fill` into a temp file in
+/// `target`'s directory, fsync it, check `target` did not change meanwhile
+/// (same size and mtime as before), rename it over `target`, fsync the
+/// directory. On any failure the temp file is removed and `target` is
+/// untouched.
+pub(crate) fn replace_atomic(
+    target: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<(), kluis_format::Error>,
+) -> Result<(), ReplaceError> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let before = stamp(target);
+    let mut rnd = [0u8; 8];
+    getrandom::fill(&mut rnd).map_err(|e| io::Error::other(e.to_string()))?;
+    let tmp = dir.join(format!(".kluis-tmp-share-{}", rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+    let result = (|| -> Result<(), ReplaceError> {
+        let f = File::create(&tmp)?;
+        let mut w = BufWriter::with_capacity(1 << 16, f);
+        fill(&mut w)?;
+        let f = w.into_inner().map_err(|e| ReplaceError::Io(e.into_error()))?;
+        f.sync_all()?;
+        drop(f);
+        if stamp(target) != before {
+            return Err(ReplaceError::Changed);
+        }
+        fs::rename(&tmp, target)?;
+        kluis_sync::exec::fsync_dir(dir)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Every Kluis file of a mirror (not `.kluis-*` names), sorted.
+fn mirror_files(mirror: &Path) -> Result<Vec<PathBuf>, ShareError> {
+    let mut out = Vec::new();
+    let mut stack = vec![mirror.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).map_err(ShareError::io("read", &d))? {
+            let e = e.map_err(ShareError::io("read", &d))?;
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(".kluis-") {
+                continue;
+            }
+            let ft = e.file_type().map_err(ShareError::io("stat", e.path()))?;
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() && name.ends_with(kluis_sync::names::FILE_SUFFIX) {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Outcome of one file.
+pub(crate) enum Done {
+    Updated,
+    Unchanged,
+}
+
+/// Run `each` on every file of the mirror, collecting per-file results.
+pub(crate) fn for_each_file(
+    mirror: &Path,
+    progress: &mut dyn FnMut(&Progress),
+    mut each: impl FnMut(&Path) -> Result<Done, ReplaceError>,
+    report: &mut ShareReport,
+) -> Result<(), ShareError> {
+    let files = mirror_files(mirror)?;
+    let total = files.len();
+    for (i, path) in files.into_iter().enumerate() {
+        match each(&path) {
+            Ok(Done::Updated) => report.files_updated += 1,
+            Ok(Done::Unchanged) => report.files_unchanged += 1,
+            Err(e) => {
+                let why = match e {
+                    ReplaceError::Changed => "changed while sharing; left as it was (run the command again)".to_owned(),
+                    ReplaceError::Format(kluis_format::Error::NoMatchingRecipient) => "not shared with you; left as it was".to_owned(),
+                    ReplaceError::Format(e) => format!("{e}; left as it was"),
+                    ReplaceError::Io(e) => format!("{e}; left as it was"),
+                };
+                report.files_failed.push((path.clone(), why));
+            }
+        }
+        progress(&Progress { done: i + 1, total, path });
+    }
+    Ok(())
+}
+
+/// Rewrite only the header: `edit` gets the parsed header and file key and
+/// returns whether it changed anything. The payload bytes are copied as
+/// they are (FORMAT.md §6: the payload does not depend on the recipients).
+fn edit_header(
+    path: &Path,
+    keys: Keys<'_>,
+    edit: impl FnOnce(&mut Header, &kluis_format::FileKey) -> Result<bool, kluis_format::Error>,
+) -> Result<Done, ReplaceError> {
+    let mut input = BufReader::with_capacity(1 << 16, File::open(path)?);
+    let mut header = Header::read(&mut input)?;
+    let fk = unwrap_any(&header, &keys.all())?;
+    if !edit(&mut header, &fk)? {
+        return Ok(Done::Unchanged);
+    }
+    replace_atomic(path, |w| {
+        header.write(&mut *w)?;
+        io::copy(&mut input, w)?;
+        Ok(())
+    })?;
+    Ok(Done::Updated)
+}
+
+pub(crate) fn add_recipients(
+    path: &Path,
+    keys: Keys<'_>,
+    add: &[Recipient],
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<Done, ReplaceError> {
+    edit_header(path, keys, |h, fk| {
+        let mut changed = false;
+        for r in add {
+            changed |= h.add_recipient(fk, r, KemChoice::default(), rng)?;
+        }
+        Ok(changed)
+    })
+}
+
+pub(crate) fn remove_recipients(path: &Path, keys: Keys<'_>, gone: &[KeyId]) -> Result<Done, ReplaceError> {
+    edit_header(path, keys, |h, fk| {
+        let mut n = 0;
+        for k in gone {
+            if h.stanzas().iter().any(|s| s.key_id == *k) {
+                n += h.remove_recipient(fk, k)?;
+            }
+        }
+        Ok(n > 0)
+    })
+}
+
+/// Decrypt and encrypt again under a fresh file key (and file id) to
+/// `recipients`, keeping the metadata. Plaintext only ever streams through
+/// memory; the old file stays until the new one is complete and synced.
+pub(crate) fn reencrypt(
+    path: &Path,
+    keys: Keys<'_>,
+    recipients: &[Recipient],
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<Done, ReplaceError> {
+    let input = BufReader::with_capacity(1 << 16, File::open(path)?);
+    let mut d = kluis_sync::keys::decryptor(input, &keys.all())?;
+    let meta = d.metadata().clone();
+    replace_atomic(path, |w| {
+        kluis_format::encrypt(&mut d as &mut dyn Read, w, recipients, &meta, EncryptOptions::default(), rng)?;
+        Ok(())
+    })?;
+    Ok(Done::Updated)
+}
+
+/// Who can open a single Kluis file: the key ids of its stanzas.
+#[derive(Debug, Clone)]
+pub struct FileShares {
+    /// The file.
+    pub path: PathBuf,
+    /// Key id of each stanza, in order.
+    pub key_ids: Vec<KeyId>,
+}
+
+fn refuse_in_mirror(path: &Path) -> Result<(), ShareError> {
+    if path.ancestors().skip(1).any(|d| d.join(FOLDER_META_FILE).exists()) {
+        return Err(ShareError::Io {
+            op: "share",
+            path: path.to_owned(),
+            source: io::Error::other(
+                "this file is in a synced folder, whose files are shared with the folder's members: share the folder instead",
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn one(path: &Path, r: Result<Done, ReplaceError>) -> Result<bool, ShareError> {
+    match r {
+        Ok(Done::Updated) => Ok(true),
+        Ok(Done::Unchanged) => Ok(false),
+        Err(ReplaceError::Format(kluis_format::Error::NoMatchingRecipient)) => Err(ShareError::NotShared(path.to_owned())),
+        Err(ReplaceError::Format(source)) => Err(ShareError::Format { path: path.to_owned(), source }),
+        Err(ReplaceError::Io(source)) => Err(ShareError::Io { op: "rewrite", path: path.to_owned(), source }),
+        Err(ReplaceError::Changed) => Err(ShareError::Io {
+            op: "rewrite",
+            path: path.to_owned(),
+            source: io::Error::other("the file changed while sharing; it was left as it was"),
+        }),
+    }
+}
+
+/// Give `add` access to one Kluis file (outside synced folders): header
+/// only, atomic. Returns whether the file changed.
+pub fn share_file(path: &Path, keys: Keys<'_>, add: &[Member], rng: &mut impl rand_core::CryptoRng) -> Result<bool, ShareError> {
+    refuse_in_mirror(path)?;
+    let recipients: Vec<_> = add.iter().map(|m| m.recipient.clone()).collect();
+    one(path, add_recipients(path, keys, &recipients, rng))
+}
+
+/// Take access away from `remove` on one Kluis file (header only, or a new
+/// file key with `rekey`, to `keep`).
+pub fn unshare_file(
+    path: &Path,
+    keys: Keys<'_>,
+    remove: &[Recipient],
+    rekey_to: Option<&[Recipient]>,
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<bool, ShareError> {
+    refuse_in_mirror(path)?;
+    let ids: Vec<_> = remove.iter().map(|r| r.fingerprint().key_id()).collect();
+    let r = one(path, remove_recipients(path, keys, &ids))?;
+    if let Some(to) = rekey_to {
+        return one(path, reencrypt(path, keys, to, rng));
+    }
+    Ok(r)
+}
+
+/// The stanzas of one Kluis file (readable without any key).
+pub fn list_file(path: &Path) -> Result<FileShares, ShareError> {
+    let mut input = BufReader::new(File::open(path).map_err(ShareError::io("open", path))?);
+    let header = Header::read(&mut input).map_err(|source| ShareError::Format { path: path.to_owned(), source })?;
+    Ok(FileShares { path: path.to_owned(), key_ids: header.stanzas().iter().map(|s| s.key_id).collect() })
+}

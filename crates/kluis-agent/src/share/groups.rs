@@ -1,0 +1,227 @@
+//! Group keys, client side (docs/SHARING.md). A group is an ordinary Kluis
+//! identity generated here. Its secret — every key version, so members keep
+//! reading files from before a rotation — is a Kluis file encrypted to the
+//! members, which the broker stores as an opaque blob:
+//!
+//! ```text
+//! magic    8   "KLSGRPK1"
+//! count    2   u16 big-endian, 1..=64 key versions
+//! entry*       version u32 big-endian, then 64 bytes of identity secret
+//!              (oldest first; the last one is the current key)
+//! ```
+//!
+//! Adding a member adds one stanza to that file's header (no new key, no
+//! file touched). Removing one generates a new key and encrypts the whole
+//! list to the remaining members only.
+
+use std::io::Read;
+
+use kluis_account::AccountClient;
+use kluis_format::{EncryptOptions, IDENTITY_SECRET_LEN, Identity, KemChoice, Metadata, Recipient};
+use kluis_types::OrgPolicy;
+use zeroize::Zeroizing;
+
+use super::resolve::ResolveError;
+
+const MAGIC: &[u8; 8] = b"KLSGRPK1";
+const MAX_VERSIONS: usize = 64;
+
+/// Group operations that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    /// Talking to the broker failed.
+    #[error(transparent)]
+    Account(#[from] kluis_account::AccountError),
+    /// A member's key could not be verified.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The group secret did not open or is malformed.
+    #[error("the group secret of {group} cannot be opened: {reason}")]
+    Secret {
+        /// The group.
+        group: String,
+        /// Why.
+        reason: String,
+    },
+    /// The policy forbids it.
+    #[error(transparent)]
+    Policy(#[from] kluis_types::PolicyViolation),
+}
+
+/// Every key version of a group, oldest first.
+pub struct GroupKeys {
+    /// (version, key).
+    pub keys: Vec<(u32, Identity)>,
+}
+
+impl std::fmt::Debug for GroupKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupKeys").field("versions", &self.keys.len()).finish_non_exhaustive()
+    }
+}
+
+impl GroupKeys {
+    fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(10 + self.keys.len() * 68));
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(self.keys.len() as u16).to_be_bytes());
+        for (v, k) in &self.keys {
+            out.extend_from_slice(&v.to_be_bytes());
+            out.extend_from_slice(&k.to_secret_bytes()[..]);
+        }
+        out
+    }
+
+    fn decode(b: &[u8]) -> Result<Self, &'static str> {
+        if b.len() < 10 || &b[..8] != MAGIC {
+            return Err("not a group secret (bad magic)");
+        }
+        let n = usize::from(u16::from_be_bytes([b[8], b[9]]));
+        if n == 0 || n > MAX_VERSIONS {
+            return Err("key count out of range");
+        }
+        let body = &b[10..];
+        if body.len() != n * (4 + IDENTITY_SECRET_LEN) {
+            return Err("wrong length");
+        }
+        let mut keys = Vec::with_capacity(n);
+        for e in body.chunks_exact(4 + IDENTITY_SECRET_LEN) {
+            let v = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
+            let k = Identity::from_secret_bytes(&e[4..]).map_err(|_| "invalid key")?;
+            keys.push((v, k));
+        }
+        Ok(GroupKeys { keys })
+    }
+
+    /// The current key.
+    pub fn current(&self) -> Option<&Identity> {
+        self.keys.last().map(|(_, k)| k)
+    }
+
+    /// Seal to `members`.
+    pub fn seal(&self, members: &[Recipient], rng: &mut impl rand_core::CryptoRng) -> Result<Vec<u8>, kluis_format::Error> {
+        let plain = self.encode();
+        let mut out = Vec::new();
+        let meta = Metadata { name: Some(".kluis-group".into()), size: Some(plain.len() as u64), ..Metadata::default() };
+        kluis_format::encrypt(&plain[..], &mut out, members, &meta, EncryptOptions::default(), rng)?;
+        Ok(out)
+    }
+
+    /// Open with your identity.
+    pub fn open(group: &str, bytes: &[u8], identity: &Identity) -> Result<Self, GroupError> {
+        let err = |reason: String| GroupError::Secret { group: group.to_owned(), reason };
+        let mut d = kluis_format::Decryptor::new(bytes, identity).map_err(|e| match e {
+            kluis_format::Error::NoMatchingRecipient => err("it is not encrypted to you (not a member)".into()),
+            e => err(e.to_string()),
+        })?;
+        let mut plain = Zeroizing::new(Vec::new());
+        d.read_to_end(&mut plain).map_err(|e| err(e.to_string()))?;
+        Self::decode(&plain).map_err(|r| err(r.into()))
+    }
+}
+
+/// Create group `name` with a fresh key, you as its first member.
+pub async fn create(client: &AccountClient, identity: &Identity, name: &str, rng: &mut impl rand_core::CryptoRng) -> Result<Recipient, GroupError> {
+    let key = Identity::generate(rng);
+    let public = key.recipient().clone();
+    let keys = GroupKeys { keys: vec![(1, key)] };
+    let blob = keys.seal(&[identity.recipient().clone()], rng).map_err(|e| GroupError::Secret { group: name.into(), reason: e.to_string() })?;
+    client.create_group(name, &public.to_string(), blob).await?;
+    Ok(public)
+}
+
+/// Your keys of group `name` (all versions), fetched from the broker.
+pub async fn fetch_keys(client: &AccountClient, identity: &Identity, name: &str) -> Result<GroupKeys, GroupError> {
+    let s = client.group_secret(name).await?;
+    GroupKeys::open(name, s.secret.as_bytes(), identity)
+}
+
+/// The keys of every group you are a member of (for the sync engine and
+/// for opening folders shared with a group).
+pub async fn my_group_keys(client: &AccountClient, identity: &Identity, me: &str) -> Result<Vec<Identity>, GroupError> {
+    let mut out = Vec::new();
+    for g in client.list_groups().await? {
+        if g.members.iter().any(|m| m.as_str() == me) {
+            out.extend(fetch_keys(client, identity, g.name.as_str()).await?.keys.into_iter().map(|(_, k)| k));
+        }
+    }
+    Ok(out)
+}
+
+/// Add `email` (verified through the directory) to group `name`: one more
+/// stanza on the group secret; no file changes.
+pub async fn add_member(
+    client: &AccountClient,
+    identity: &Identity,
+    name: &str,
+    email: &str,
+    policy: Option<&OrgPolicy>,
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<(), GroupError> {
+    let who = super::resolve::resolve(client, email).await?;
+    if let Some(p) = policy {
+        let e = kluis_types::Email::parse(email).map_err(kluis_account::AccountError::from)?;
+        p.check_share(None, &e, &[name.to_owned()])?;
+    }
+    let s = client.group_secret(name).await?;
+    let mut out = Vec::new();
+    kluis_format::rewrite_header(s.secret.as_bytes(), &mut out, identity, |h, fk| {
+        h.add_recipient(fk, &who.member.recipient, KemChoice::default(), rng)
+    })
+    .map_err(|e| GroupError::Secret { group: name.into(), reason: e.to_string() })?;
+    client.add_group_member(name, email, out, s.key_version).await?;
+    Ok(())
+}
+
+/// Remove `email` from group `name`: a new group key, the secret (new key
+/// and all older ones) encrypted to the remaining members, each verified
+/// through the directory. Returns the new public key, which needs an org
+/// certificate before anyone shares with it.
+pub async fn remove_member(
+    client: &AccountClient,
+    identity: &Identity,
+    name: &str,
+    email: &str,
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<Recipient, GroupError> {
+    let info = client.group(name).await?;
+    let s = client.group_secret(name).await?;
+    let mut keys = GroupKeys::open(name, s.secret.as_bytes(), identity)?;
+    if keys.keys.len() >= MAX_VERSIONS {
+        return Err(GroupError::Secret { group: name.into(), reason: "too many key versions; create a new group".into() });
+    }
+    let mut members = Vec::new();
+    for m in info.members.iter().filter(|m| m.as_str() != email) {
+        members.push(super::resolve::resolve(client, m.as_str()).await?.member.recipient);
+    }
+    let next = keys.keys.last().map_or(1, |(v, _)| v + 1);
+    let key = Identity::generate(rng);
+    let public = key.recipient().clone();
+    keys.keys.push((next, key));
+    let blob = keys.seal(&members, rng).map_err(|e| GroupError::Secret { group: name.into(), reason: e.to_string() })?;
+    client.remove_group_member(name, email, &public.to_string(), blob, s.key_version).await?;
+    Ok(public)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_secret_round_trip_and_strictness() {
+        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let alice = Identity::generate(&mut rng);
+        let carol = Identity::generate(&mut rng);
+        let keys = GroupKeys { keys: vec![(1, Identity::generate(&mut rng)), (2, Identity::generate(&mut rng))] };
+        let blob = keys.seal(&[alice.recipient().clone()], &mut rng).unwrap();
+        let back = GroupKeys::open("g", &blob, &alice).unwrap();
+        assert_eq!(back.keys.len(), 2);
+        assert_eq!(back.current().unwrap().recipient(), keys.current().unwrap().recipient());
+        assert!(matches!(GroupKeys::open("g", &blob, &carol), Err(GroupError::Secret { .. })));
+        let enc = keys.encode();
+        assert!(GroupKeys::decode(&enc[..enc.len() - 1]).is_err());
+        let mut bad = enc.to_vec();
+        bad[0] = b'X';
+        assert!(GroupKeys::decode(&bad).is_err());
+    }
+}

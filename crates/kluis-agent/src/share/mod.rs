@@ -1,0 +1,452 @@
+//! Sharing folders and files with named colleagues and groups: the library
+//! behind `kluis share`, `kluis unshare`, `kluis shares` and the tray app's
+//! share dialog. docs/SHARING.md describes the behaviour.
+//!
+//! - A folder's members live in its encrypted `.kluis-folder` (FORMAT.md
+//!   §8.2), wrapped to the members. The sync engine encrypts every new file
+//!   to all of them.
+//! - [`share_folder`] adds members: the metadata is re-sealed, then every
+//!   existing file gets one more stanza in its header (FORMAT.md §6), the
+//!   payload untouched. Each file is replaced atomically (temp file, fsync,
+//!   re-check, rename): a failure leaves the old file intact.
+//! - [`unshare_folder`] removes members: new metadata (epoch + 1) sealed to
+//!   the others only, the removed member's stanzas dropped from every header,
+//!   and with `rekey_existing` every file re-encrypted under a fresh file key.
+//! - Every recipient key is resolved by the caller through the verified
+//!   directory ([`resolve`], org certificate + TOFU pin); this module only
+//!   takes [`Member`]s, and checks the organisation policy on them.
+//!
+//! Work on many files reports [`Progress`] through a callback after each
+//! file, so a UI can show a bar and a CLI a counter.
+
+mod discover;
+mod files;
+pub mod groups;
+pub mod resolve;
+
+use std::path::{Path, PathBuf};
+
+use kluis_format::Identity;
+pub use kluis_sync::{FolderMeta, Member, MemberKind};
+use kluis_sync::folder_meta::{FOLDER_META_FILE, FolderMetaError};
+use kluis_types::{Email, Label, OrgPolicy, PolicyViolation};
+
+pub use discover::{Discovered, DiscoveryOutcome, discover_shared, shared_plain_name};
+pub use files::{FileShares, list_file, share_file, unshare_file};
+
+/// Why a share operation failed as a whole (per-file failures are listed in
+/// the [`ShareReport`] instead).
+#[derive(Debug, thiserror::Error)]
+pub enum ShareError {
+    /// Reading or writing a path failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What we were doing.
+        op: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The folder metadata could not be read or written.
+    #[error("folder metadata {path}: {source}")]
+    Meta {
+        /// The `.kluis-folder` file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: FolderMetaError,
+    },
+    /// The folder or file is not encrypted to any of our keys.
+    #[error("{0} is not shared with you, so you cannot change who it is shared with")]
+    NotShared(PathBuf),
+    /// The path is not a Kluis mirror (no `.kluis-folder`).
+    #[error("{0} is not an encrypted Kluis folder (no .kluis-folder); pair it first with `kluis folders add`")]
+    NotAMirror(PathBuf),
+    /// A file could not be opened or rewritten.
+    #[error("{path}: {source}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: kluis_format::Error,
+    },
+    /// The organisation policy forbids it; the message names the rule.
+    #[error(transparent)]
+    Policy(#[from] PolicyViolation),
+    /// Removing these members would leave nobody.
+    #[error("a folder needs at least one member; {0} is the last one")]
+    LastMember(String),
+    /// The member to remove is not a member.
+    #[error("{0} is not a member of this folder")]
+    NotAMember(String),
+}
+
+impl ShareError {
+    fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ShareError {
+        let path = path.into();
+        move |source| ShareError::Io { op, path, source }
+    }
+}
+
+/// The keys you hold: your identity and the keys of your groups.
+#[derive(Clone, Copy)]
+pub struct Keys<'a> {
+    /// Your identity.
+    pub identity: &'a Identity,
+    /// Your groups' keys (all versions you hold).
+    pub groups: &'a [Identity],
+}
+
+impl std::fmt::Debug for Keys<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys").field("groups", &self.groups.len()).finish_non_exhaustive()
+    }
+}
+
+impl<'a> Keys<'a> {
+    /// Only your own identity.
+    pub fn own(identity: &'a Identity) -> Self {
+        Keys { identity, groups: &[] }
+    }
+
+    fn all(&self) -> Vec<&'a Identity> {
+        let mut v = vec![self.identity];
+        v.extend(self.groups.iter());
+        v
+    }
+}
+
+/// Progress of a long operation, reported after each file.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Files handled so far.
+    pub done: usize,
+    /// Files in all.
+    pub total: usize,
+    /// The ciphertext file just handled.
+    pub path: PathBuf,
+}
+
+/// What a share or unshare did.
+#[derive(Debug, Default)]
+pub struct ShareReport {
+    /// Files whose header (or, with rekeying, content) was rewritten.
+    pub files_updated: usize,
+    /// Files left as they were, because they already had the change.
+    pub files_unchanged: usize,
+    /// Files not changed, with the reason (not shared with you, changed
+    /// meanwhile, unreadable). The old file is intact in every case.
+    pub files_failed: Vec<(PathBuf, String)>,
+    /// Things the user should know (departed users dropped, …).
+    pub notices: Vec<String>,
+    /// The folder metadata's epoch after the change.
+    pub epoch: u32,
+}
+
+/// The organisation's rules and the facts needed to apply them.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyContext<'a> {
+    /// The policy (from the broker's `GET /v1/policy`).
+    pub policy: &'a OrgPolicy,
+    /// Every group and its member addresses, as the broker lists them.
+    pub groups: &'a [(String, Vec<String>)],
+}
+
+impl PolicyContext<'_> {
+    fn groups_of(&self, email: &str) -> Vec<String> {
+        self.groups.iter().filter(|(_, m)| m.iter().any(|e| e == email)).map(|(g, _)| g.clone()).collect()
+    }
+
+    /// Whether content with `label` may go to `member`. For a group, each
+    /// person in it is checked as a member of that group.
+    pub fn check(&self, label: Option<Label>, member: &Member) -> Result<(), PolicyViolation> {
+        let people: Vec<String> = match member.kind {
+            MemberKind::Group => self
+                .groups
+                .iter()
+                .find(|(g, _)| *g == member.name)
+                .map(|(_, m)| m.clone())
+                .unwrap_or_default(),
+            _ => vec![member.name.clone()],
+        };
+        if let Some(l) = label {
+            self.policy.check_label(l)?;
+        }
+        for p in people {
+            let Ok(email) = Email::parse(&p) else {
+                return Err(PolicyViolation { rule: "recipients".into(), detail: format!("{p} is not an e-mail address") });
+            };
+            let mut groups = self.groups_of(&p);
+            if member.kind == MemberKind::Group {
+                groups.push(member.name.clone());
+            }
+            self.policy.check_share(label, &email, &groups)?;
+        }
+        Ok(())
+    }
+}
+
+fn label_of(meta: &FolderMeta) -> Option<Label> {
+    meta.label.as_deref().and_then(|l| Label::parse(l).ok())
+}
+
+/// Who can read a folder.
+#[derive(Debug, Clone)]
+pub struct FolderShares {
+    /// The mirror.
+    pub mirror: PathBuf,
+    /// Owner (e-mail), if recorded.
+    pub owner: String,
+    /// Display name.
+    pub title: String,
+    /// Classification label.
+    pub label: Option<String>,
+    /// Membership epoch (grows at every change).
+    pub epoch: u32,
+    /// Members with their key fingerprints.
+    pub members: Vec<MemberInfo>,
+}
+
+/// One member as listed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MemberInfo {
+    /// `bob@example.org` or `group:finance`.
+    pub who: String,
+    /// User, group or bare key.
+    pub kind: MemberKind,
+    /// Fingerprint of the key new files are encrypted to.
+    pub fingerprint: String,
+}
+
+fn meta_path(mirror: &Path) -> PathBuf {
+    mirror.join(FOLDER_META_FILE)
+}
+
+/// Read and open a folder's metadata with any of `keys`.
+pub fn open_folder(mirror: &Path, keys: Keys<'_>) -> Result<FolderMeta, ShareError> {
+    let path = meta_path(mirror);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ShareError::NotAMirror(mirror.to_owned())),
+        Err(e) => return Err(ShareError::io("read", &path)(e)),
+    };
+    FolderMeta::open_any(&bytes, &keys.all()).map_err(|e| match e {
+        FolderMetaError::Format(kluis_format::Error::NoMatchingRecipient) => ShareError::NotShared(mirror.to_owned()),
+        source => ShareError::Meta { path: path.clone(), source },
+    })
+}
+
+/// Who can read the folder whose mirror is `mirror`.
+pub fn list_folder(mirror: &Path, keys: Keys<'_>) -> Result<FolderShares, ShareError> {
+    let meta = open_folder(mirror, keys)?;
+    Ok(FolderShares {
+        mirror: mirror.to_owned(),
+        owner: meta.owner.clone(),
+        title: meta.title.clone(),
+        label: meta.label.clone(),
+        epoch: meta.epoch,
+        members: meta
+            .members
+            .iter()
+            .map(|m| MemberInfo { who: m.display(), kind: m.kind, fingerprint: m.recipient.fingerprint().to_string() })
+            .collect(),
+    })
+}
+
+/// Replace `.kluis-folder` atomically (temp, fsync, rename, fsync dir).
+fn write_meta(mirror: &Path, meta: &FolderMeta, rng: &mut impl rand_core::CryptoRng) -> Result<(), ShareError> {
+    let path = meta_path(mirror);
+    let bytes = meta.seal(rng).map_err(|source| ShareError::Meta { path: path.clone(), source })?;
+    files::replace_atomic(&path, |w| w.write_all(&bytes).map_err(kluis_format::Error::Io)).map_err(|e| match e {
+        files::ReplaceError::Io(source) => ShareError::Io { op: "write", path: path.clone(), source },
+        files::ReplaceError::Format(source) => ShareError::Format { path: path.clone(), source },
+        files::ReplaceError::Changed => ShareError::Io { op: "write", path: path.clone(), source: std::io::Error::other("changed meanwhile") },
+    })
+}
+
+/// Fill in the owner and title of a folder created before they were
+/// recorded, and name the owner's bare-key member.
+fn adopt(meta: &mut FolderMeta, keys: Keys<'_>, owner: &str, title: &str) {
+    if meta.owner.is_empty() {
+        meta.owner = owner.to_owned();
+    }
+    if meta.title.is_empty() {
+        meta.title = title.to_owned();
+    }
+    for m in &mut meta.members {
+        if m.kind == MemberKind::Key && &m.recipient == keys.identity.recipient() && !owner.is_empty() {
+            m.kind = MemberKind::User;
+            m.name = owner.to_owned();
+        }
+    }
+}
+
+/// Who you are, for folders you create or first share.
+#[derive(Debug, Clone, Default)]
+pub struct Me {
+    /// Your e-mail address.
+    pub email: String,
+    /// The folder's display name when none is recorded (the plaintext
+    /// folder's name).
+    pub title: String,
+}
+
+/// Share the folder whose mirror is `mirror` with `add` (already verified
+/// through the directory). The folder metadata is re-sealed to all members,
+/// then every existing file gets the new members' stanzas (header only).
+/// Policy is checked first, for every new member and the folder's label.
+pub fn share_folder(
+    mirror: &Path,
+    keys: Keys<'_>,
+    me: &Me,
+    add: &[Member],
+    policy: Option<PolicyContext<'_>>,
+    progress: &mut dyn FnMut(&Progress),
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<ShareReport, ShareError> {
+    let mut meta = open_folder(mirror, keys)?;
+    adopt(&mut meta, keys, &me.email, &me.title);
+    if let Some(ctx) = policy {
+        for m in add {
+            ctx.check(label_of(&meta), m)?;
+        }
+    }
+    let mut fresh = Vec::new();
+    for m in add {
+        match meta.members.iter_mut().find(|x| x.kind == m.kind && x.name == m.name) {
+            // Same person, new key (after a rotation or a re-key): replace.
+            Some(x) if x.recipient != m.recipient => {
+                x.recipient = m.recipient.clone();
+                fresh.push(m.clone());
+            }
+            Some(_) => {}
+            None => {
+                meta.members.push(m.clone());
+                fresh.push(m.clone());
+            }
+        }
+    }
+    meta.epoch = meta.epoch.wrapping_add(1);
+    write_meta(mirror, &meta, rng)?;
+    let mut report = ShareReport { epoch: meta.epoch, ..ShareReport::default() };
+    let recipients: Vec<_> = fresh.iter().map(|m| m.recipient.clone()).collect();
+    files::for_each_file(mirror, progress, |path| {
+        files::add_recipients(path, keys, &recipients, rng)
+    }, &mut report)?;
+    Ok(report)
+}
+
+/// Remove members (by `bob@example.org` or `group:finance`). New metadata
+/// (epoch + 1) is sealed to the remaining members only, so files written
+/// afterwards get fresh file keys wrapped only to them; the removed members'
+/// stanzas are dropped from every existing header, and with `rekey_existing`
+/// every existing file is re-encrypted under a new file key. Files the
+/// removed people already downloaded cannot be taken back.
+pub fn unshare_folder(
+    mirror: &Path,
+    keys: Keys<'_>,
+    me: &Me,
+    remove: &[String],
+    rekey_existing: bool,
+    progress: &mut dyn FnMut(&Progress),
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<ShareReport, ShareError> {
+    let mut meta = open_folder(mirror, keys)?;
+    adopt(&mut meta, keys, &me.email, &me.title);
+    let mut gone = Vec::new();
+    for who in remove {
+        let pos = meta
+            .members
+            .iter()
+            .position(|m| m.display() == *who || m.recipient.fingerprint().key_id().to_string() == *who)
+            .ok_or_else(|| ShareError::NotAMember(who.clone()))?;
+        if meta.members.len() == 1 {
+            return Err(ShareError::LastMember(who.clone()));
+        }
+        gone.push(meta.members.remove(pos));
+    }
+    let mut report = ShareReport::default();
+    rewrite_after_removal(mirror, keys, &mut meta, &gone, rekey_existing, progress, rng, &mut report)?;
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments, reason = "internal helper shared by unshare and prune")]
+fn rewrite_after_removal(
+    mirror: &Path,
+    keys: Keys<'_>,
+    meta: &mut FolderMeta,
+    gone: &[Member],
+    rekey_existing: bool,
+    progress: &mut dyn FnMut(&Progress),
+    rng: &mut impl rand_core::CryptoRng,
+    report: &mut ShareReport,
+) -> Result<(), ShareError> {
+    meta.epoch = meta.epoch.wrapping_add(1);
+    write_meta(mirror, meta, rng)?;
+    report.epoch = meta.epoch;
+    let recipients = meta.recipients();
+    let gone_ids: Vec<_> = gone.iter().map(|m| m.recipient.fingerprint().key_id()).collect();
+    files::for_each_file(mirror, progress, |path| {
+        if rekey_existing {
+            files::reencrypt(path, keys, &recipients, rng)
+        } else {
+            files::remove_recipients(path, keys, &gone_ids)
+        }
+    }, report)
+}
+
+/// Users the directory reports as departed (deprovisioned), by e-mail.
+/// Drops them from the folder's members (new metadata, new epoch) so the
+/// next write no longer encrypts to them, and removes their stanzas from
+/// existing headers. Returns a notice per person dropped; nothing is written
+/// when none of them is a member.
+pub fn prune_departed(
+    mirror: &Path,
+    keys: Keys<'_>,
+    departed: &[String],
+    progress: &mut dyn FnMut(&Progress),
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<ShareReport, ShareError> {
+    let mut meta = open_folder(mirror, keys)?;
+    let (gone, kept): (Vec<Member>, Vec<Member>) = meta
+        .members
+        .iter()
+        .cloned()
+        .partition(|m| m.kind == MemberKind::User && departed.iter().any(|d| *d == m.name));
+    let mut report = ShareReport { epoch: meta.epoch, ..ShareReport::default() };
+    if gone.is_empty() || kept.is_empty() {
+        return Ok(report);
+    }
+    meta.members = kept;
+    for g in &gone {
+        report.notices.push(format!("{} has left the organisation and was removed from {}", g.name, mirror.display()));
+    }
+    rewrite_after_removal(mirror, keys, &mut meta, &gone, false, progress, rng, &mut report)?;
+    Ok(report)
+}
+
+/// Set or clear the folder's classification label. The label must be
+/// allowed by the policy, and every current member must be allowed to
+/// receive it (a refusal names the rule).
+pub fn set_label(
+    mirror: &Path,
+    keys: Keys<'_>,
+    me: &Me,
+    label: Option<Label>,
+    policy: Option<PolicyContext<'_>>,
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<(), ShareError> {
+    let mut meta = open_folder(mirror, keys)?;
+    adopt(&mut meta, keys, &me.email, &me.title);
+    if let (Some(ctx), Some(l)) = (policy, label) {
+        ctx.policy.check_label(l)?;
+        for m in meta.members.iter().filter(|m| m.recipient != *keys.identity.recipient()) {
+            ctx.check(Some(l), m)?;
+        }
+    }
+    meta.label = label.map(|l| l.as_str().to_owned());
+    write_meta(mirror, &meta, rng)
+}
