@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use ed25519_dalek::{Signature, VerifyingKey};
 use kluis_types::{
     AddGroupMemberRequest, CreateGroupRequest, Email, EncryptedGroupSecret, Fingerprint, GroupInfo,
-    GroupListResponse, GroupName, GroupSecretResponse, OrgPublicKey, PublicKeyString, RemoveGroupMemberRequest,
+    GroupListResponse, GroupName, GroupSecretResponse, OrgPublicKey, PublicKeyString,
+    RemoveGroupMemberRequest,
 };
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -39,7 +40,10 @@ pub struct VerifiedGroup {
 
 /// Checks the org certificate of a group's current key.
 pub fn verify_group(org: &OrgPublicKey, g: &GroupInfo) -> Result<(), AccountError> {
-    let refuse = |reason: &str| AccountError::GroupRefused { group: g.name.to_string(), reason: reason.to_owned() };
+    let refuse = |reason: &str| AccountError::GroupRefused {
+        group: g.name.to_string(),
+        reason: reason.to_owned(),
+    };
     let cert = g
         .certificate
         .as_ref()
@@ -47,8 +51,10 @@ pub fn verify_group(org: &OrgPublicKey, g: &GroupInfo) -> Result<(), AccountErro
     if cert.name != g.name || cert.public_key != g.public_key {
         return Err(refuse("its certificate covers a different name or key"));
     }
-    let key = VerifyingKey::from_bytes(&org.to_bytes()).map_err(|_| refuse("bad organisation key"))?;
-    let sig = Signature::from_slice(cert.signature.as_bytes()).map_err(|_| refuse("malformed certificate"))?;
+    let key =
+        VerifyingKey::from_bytes(&org.to_bytes()).map_err(|_| refuse("bad organisation key"))?;
+    let sig = Signature::from_slice(cert.signature.as_bytes())
+        .map_err(|_| refuse("malformed certificate"))?;
     key.verify_strict(&cert.message(), &sig)
         .map_err(|_| refuse("its certificate does not verify under your organisation's key"))
 }
@@ -67,8 +73,12 @@ fn pin_path(client: &AccountClient) -> PathBuf {
 fn check_pin(client: &AccountClient, g: &GroupInfo) -> Result<PinStatus, AccountError> {
     let path = pin_path(client);
     let mut file: GroupPinFile = match std::fs::read(&path) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|_| AccountError::CorruptState { path: path.clone() })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => GroupPinFile { version: 1, ..Default::default() },
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|_| AccountError::CorruptState { path: path.clone() })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => GroupPinFile {
+            version: 1,
+            ..Default::default()
+        },
         Err(source) => return Err(AccountError::Io { path, source }),
     };
     let status = match file.pins.get(g.name.as_str()) {
@@ -89,8 +99,10 @@ fn check_pin(client: &AccountClient, g: &GroupInfo) -> Result<PinStatus, Account
         None => PinStatus::NewlyPinned,
     };
     file.version = 1;
-    file.pins.insert(g.name.to_string(), (g.key_version, g.public_key.clone()));
-    let json = serde_json::to_vec_pretty(&file).map_err(|_| AccountError::CorruptState { path: path.clone() })?;
+    file.pins
+        .insert(g.name.to_string(), (g.key_version, g.public_key.clone()));
+    let json = serde_json::to_vec_pretty(&file)
+        .map_err(|_| AccountError::CorruptState { path: path.clone() })?;
     write_private(&path, &json)?;
     Ok(status)
 }
@@ -100,21 +112,36 @@ fn group_path(name: &GroupName, rest: &str) -> String {
 }
 
 fn parse_name(name: &str) -> Result<GroupName, AccountError> {
-    GroupName::parse(name).map_err(|e| AccountError::InvalidInput { what: "group name", reason: e.to_string() })
+    GroupName::parse(name).map_err(|e| AccountError::InvalidInput {
+        what: "group name",
+        reason: e.to_string(),
+    })
 }
 
 impl AccountClient {
     /// Whether a colleague is current or has left (their account disabled,
     /// key revoked); `None` when the directory does not know the address.
-    pub async fn colleague_status(&self, email: &str) -> Result<Option<kluis_types::UserStatus>, AccountError> {
+    pub async fn colleague_status(
+        &self,
+        email: &str,
+    ) -> Result<Option<kluis_types::UserStatus>, AccountError> {
         let email = Email::parse(email)?;
-        Ok(self.directory(email.as_str()).await?.entries.into_iter().find(|e| e.email == email).map(|e| e.status))
+        Ok(self
+            .directory(email.as_str())
+            .await?
+            .entries
+            .into_iter()
+            .find(|e| e.email == email)
+            .map(|e| e.status))
     }
 
     /// Every group with its members (unverified; for listings and policy).
     pub async fn list_groups(&self) -> Result<Vec<GroupInfo>, AccountError> {
         let session = self.require_session()?;
-        let r: GroupListResponse = self.http.json::<(), _>(Method::GET, "v1/groups", Some(&session.token), None).await?;
+        let r: GroupListResponse = self
+            .http
+            .json::<(), _>(Method::GET, "v1/groups", Some(&session.token), None)
+            .await?;
         Ok(r.groups)
     }
 
@@ -125,7 +152,10 @@ impl AccountClient {
             .await?
             .into_iter()
             .find(|g| g.name == name)
-            .ok_or_else(|| AccountError::InvalidInput { what: "group", reason: format!("no group named {name}") })
+            .ok_or_else(|| AccountError::InvalidInput {
+                what: "group",
+                reason: format!("no group named {name}"),
+            })
     }
 
     /// A group's key, certified by the org and matching its pin, or an
@@ -146,31 +176,66 @@ impl AccountClient {
 
     /// Create a group with a key generated by the caller; the caller is its
     /// first member and `secret` is encrypted to them.
-    pub async fn create_group(&self, name: &str, public_key: &str, secret: Vec<u8>) -> Result<(), AccountError> {
+    pub async fn create_group(
+        &self,
+        name: &str,
+        public_key: &str,
+        secret: Vec<u8>,
+    ) -> Result<(), AccountError> {
         let session = self.require_session()?;
         let body = CreateGroupRequest {
             name: parse_name(name)?,
-            public_key: PublicKeyString::parse(public_key)
-                .map_err(|e| AccountError::InvalidInput { what: "public key", reason: e.to_string() })?,
+            public_key: PublicKeyString::parse(public_key).map_err(|e| {
+                AccountError::InvalidInput {
+                    what: "public key",
+                    reason: e.to_string(),
+                }
+            })?,
             secret: EncryptedGroupSecret::new(secret),
         };
-        self.http.no_content(Method::POST, "v1/groups", Some(&session.token), Some(&body)).await
+        self.http
+            .no_content(Method::POST, "v1/groups", Some(&session.token), Some(&body))
+            .await
     }
 
     /// The group's encrypted secret (members only).
     pub async fn group_secret(&self, name: &str) -> Result<GroupSecretResponse, AccountError> {
         let session = self.require_session()?;
         let name = parse_name(name)?;
-        self.http.json::<(), _>(Method::GET, &group_path(&name, "/secret"), Some(&session.token), None).await
+        self.http
+            .json::<(), _>(
+                Method::GET,
+                &group_path(&name, "/secret"),
+                Some(&session.token),
+                None,
+            )
+            .await
     }
 
     /// Add `email`; `secret` is the group secret encrypted to every member
     /// including them, made from `key_version`.
-    pub async fn add_group_member(&self, name: &str, email: &str, secret: Vec<u8>, key_version: i64) -> Result<(), AccountError> {
+    pub async fn add_group_member(
+        &self,
+        name: &str,
+        email: &str,
+        secret: Vec<u8>,
+        key_version: i64,
+    ) -> Result<(), AccountError> {
         let session = self.require_session()?;
         let name = parse_name(name)?;
-        let body = AddGroupMemberRequest { email: Email::parse(email)?, secret: EncryptedGroupSecret::new(secret), key_version };
-        self.http.no_content(Method::POST, &group_path(&name, "/members"), Some(&session.token), Some(&body)).await
+        let body = AddGroupMemberRequest {
+            email: Email::parse(email)?,
+            secret: EncryptedGroupSecret::new(secret),
+            key_version,
+        };
+        self.http
+            .no_content(
+                Method::POST,
+                &group_path(&name, "/members"),
+                Some(&session.token),
+                Some(&body),
+            )
+            .await
     }
 
     /// Remove `email`, rotating to `new_public_key`; `secret` holds the new
@@ -187,11 +252,22 @@ impl AccountClient {
         let name = parse_name(name)?;
         let body = RemoveGroupMemberRequest {
             email: Email::parse(email)?,
-            public_key: PublicKeyString::parse(new_public_key)
-                .map_err(|e| AccountError::InvalidInput { what: "public key", reason: e.to_string() })?,
+            public_key: PublicKeyString::parse(new_public_key).map_err(|e| {
+                AccountError::InvalidInput {
+                    what: "public key",
+                    reason: e.to_string(),
+                }
+            })?,
             secret: EncryptedGroupSecret::new(secret),
             key_version,
         };
-        self.http.no_content(Method::POST, &group_path(&name, "/remove"), Some(&session.token), Some(&body)).await
+        self.http
+            .no_content(
+                Method::POST,
+                &group_path(&name, "/remove"),
+                Some(&session.token),
+                Some(&body),
+            )
+            .await
     }
 }

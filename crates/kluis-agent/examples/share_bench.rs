@@ -32,18 +32,37 @@ fn main() {
 
     // A mirror of n files in 100 directories, shared with Alice and Bob.
     let mut meta = FolderMeta::generate(alice.recipient(), &mut rng);
-    meta.members = vec![Member::user("alice@example.org", alice.recipient().clone()), Member::user("bob@example.org", bob.recipient().clone())];
+    meta.members = vec![
+        Member::user("alice@example.org", alice.recipient().clone()),
+        Member::user("bob@example.org", bob.recipient().clone()),
+    ];
     fs::write(mirror.join(FOLDER_META_FILE), meta.seal(&mut rng).unwrap()).unwrap();
     let names = meta.name_cipher();
     let recipients = meta.recipients();
     let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
     let mut paths = Vec::with_capacity(n);
     for i in 0..n {
-        let p = mirror.join(names.encrypt_path(&format!("d{:02}/file{i:05}.txt", i % 100), true).unwrap());
+        let p = mirror.join(
+            names
+                .encrypt_path(&format!("d{:02}/file{i:05}.txt", i % 100), true)
+                .unwrap(),
+        );
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         let mut out = Vec::with_capacity(size + 4096);
-        let m = Metadata { name: Some(format!("file{i:05}.txt")), size: Some(size as u64), ..Metadata::default() };
-        kluis_format::encrypt(&data[..], &mut out, &recipients, &m, EncryptOptions::default(), &mut rng).unwrap();
+        let m = Metadata {
+            name: Some(format!("file{i:05}.txt")),
+            size: Some(size as u64),
+            ..Metadata::default()
+        };
+        kluis_format::encrypt(
+            &data[..],
+            &mut out,
+            &recipients,
+            &m,
+            EncryptOptions::default(),
+            &mut rng,
+        )
+        .unwrap();
         fs::write(&p, out).unwrap();
         paths.push((p, m));
     }
@@ -51,19 +70,43 @@ fn main() {
     eprintln!("{n} files of {size} bytes ({mb:.1} MiB) ready");
 
     // (a) Share with Carol: one stanza more per header, payload copied.
-    let me = Me { email: "alice@example.org".into(), title: "bench".into() };
+    let me = Me {
+        email: "alice@example.org".into(),
+        title: "bench".into(),
+    };
     let t = Instant::now();
-    let r = share::share_folder(&mirror, Keys::own(&alice), &me, &[Member::user("carol@example.org", carol.recipient().clone())], None, &mut |_| {}, &mut rng).unwrap();
+    let r = share::share_folder(
+        &mirror,
+        Keys::own(&alice),
+        &me,
+        &[Member::user("carol@example.org", carol.recipient().clone())],
+        None,
+        &mut |_| {},
+        &mut rng,
+    )
+    .unwrap();
     let share_s = t.elapsed().as_secs_f64();
     assert_eq!(r.files_updated, n);
 
     // (b) Re-encrypt the same plaintexts from scratch to all three.
-    let all = vec![alice.recipient().clone(), bob.recipient().clone(), carol.recipient().clone()];
+    let all = vec![
+        alice.recipient().clone(),
+        bob.recipient().clone(),
+        carol.recipient().clone(),
+    ];
     let t = Instant::now();
     for (p, m) in &paths {
         let tmp = p.with_extension("reenc-tmp");
         let mut f = std::io::BufWriter::new(fs::File::create(&tmp).unwrap());
-        kluis_format::encrypt(&data[..], &mut f, &all, m, EncryptOptions::default(), &mut rng).unwrap();
+        kluis_format::encrypt(
+            &data[..],
+            &mut f,
+            &all,
+            m,
+            EncryptOptions::default(),
+            &mut rng,
+        )
+        .unwrap();
         let f = f.into_inner().unwrap();
         f.sync_all().unwrap();
         fs::rename(&tmp, p).unwrap();
@@ -71,5 +114,8 @@ fn main() {
     }
     let reenc_s = t.elapsed().as_secs_f64();
     let _ = std::io::stdout().flush();
-    println!("files={n} size={size} share_header_only_s={share_s:.2} reencrypt_s={reenc_s:.2} ratio={:.2}", reenc_s / share_s);
+    println!(
+        "files={n} size={size} share_header_only_s={share_s:.2} reencrypt_s={reenc_s:.2} ratio={:.2}",
+        reenc_s / share_s
+    );
 }

@@ -62,6 +62,7 @@ struct Inner {
     home: AgentHome,
     device: String,
     identity: Arc<RwLock<Option<Arc<Identity>>>>,
+    group_keys: Arc<RwLock<(u64, Arc<Vec<Identity>>)>>,
     pairs: Mutex<Vec<PairRuntime>>,
     activity: Arc<Mutex<VecDeque<ActivityEntry>>>,
     stopped: AtomicBool,
@@ -99,6 +100,7 @@ impl Agent {
             home: home.clone(),
             device: device.clone(),
             identity: Arc::new(RwLock::new(identity.map(Arc::new))),
+            group_keys: Arc::new(RwLock::new((0, Arc::new(Vec::new())))),
             pairs: Mutex::new(Vec::new()),
             activity: Arc::new(Mutex::new(VecDeque::new())),
             stopped: AtomicBool::new(false),
@@ -134,6 +136,7 @@ impl Agent {
                     errors: vec![],
                     skips: vec![],
                     polling: false,
+                    not_shared: vec![],
                 }),
                 activity: inner.activity.clone(),
                 queued: AtomicBool::new(false),
@@ -148,6 +151,7 @@ impl Agent {
                 rx,
                 shared,
                 identity: inner.identity.clone(),
+                group_keys: inner.group_keys.clone(),
                 full_interval: opts.full_interval,
                 activity_cap: opts.activity_cap,
             };
@@ -239,6 +243,10 @@ impl AgentHandle {
     pub fn lock(&self) {
         *self.inner.identity.write().unwrap_or_else(|e| e.into_inner()) = None;
         crate::keycache::KeyCache::for_home(&self.inner.home).forget();
+        {
+            let mut g = self.inner.group_keys.write().unwrap_or_else(|e| e.into_inner());
+            *g = (g.0 + 1, Arc::new(Vec::new()));
+        }
         let _ = self.each(None, || Msg::Lock);
     }
 
@@ -276,6 +284,18 @@ impl AgentHandle {
             return Err(AgentError::Protocol("bytes after the header".into()));
         }
         parsed.unwrap_file_key(&id).map_err(AgentError::Identity)
+    }
+
+    /// The keys of the groups the user belongs to (fetched from the broker
+    /// with `kluis_agent::share::groups::my_group_keys`): folders and files
+    /// shared with a group open with them. Every pair re-reads its folder
+    /// metadata and reconciles.
+    pub fn set_group_keys(&self, keys: Vec<Identity>) {
+        {
+            let mut g = self.inner.group_keys.write().unwrap_or_else(|e| e.into_inner());
+            *g = (g.0 + 1, Arc::new(keys));
+        }
+        self.sync_now();
     }
 
     /// Reconcile every pair now.

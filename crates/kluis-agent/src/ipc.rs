@@ -30,6 +30,10 @@ pub enum PairState {
     Alert,
     /// The last reconcile failed as a whole; retried with backoff.
     Error,
+    /// The folder's metadata is not (or no longer) encrypted to you or
+    /// your groups: nothing is synced, nothing is deleted; the files stay
+    /// as ciphertext (docs/SHARING.md).
+    NotSharedWithYou,
 }
 
 /// Status of one pair.
@@ -57,6 +61,10 @@ pub struct PairStatus {
     pub skips: Vec<kluis_sync::scan::Skip>,
     /// Whether the file watcher fell back to polling.
     pub polling: bool,
+    /// Ciphertext files that are not encrypted to you or your groups
+    /// (plaintext paths when known): left alone, not errors, never deleted.
+    #[serde(default)]
+    pub not_shared: Vec<String>,
 }
 
 /// Status of the agent.

@@ -122,6 +122,9 @@ pub(crate) struct Worker {
     pub rx: Receiver<Msg>,
     pub shared: Arc<PairShared>,
     pub identity: Arc<RwLock<Option<Arc<Identity>>>>,
+    /// Keys of the user's groups, with a generation number that changes
+    /// whenever they are replaced.
+    pub group_keys: Arc<RwLock<(u64, Arc<Vec<Identity>>)>>,
     pub full_interval: Duration,
     pub activity_cap: usize,
 }
@@ -154,6 +157,7 @@ impl Worker {
         let mut wake: Option<Instant> = None;
         let mut retry: Option<Instant> = None;
         let mut backoff = Duration::from_secs(1);
+        let mut group_gen = 0u64;
         loop {
             let now = Instant::now();
             let deadline = [Some(next_full), wake, retry].into_iter().flatten().min().unwrap_or(next_full);
@@ -199,6 +203,11 @@ impl Worker {
                 next_full = Instant::now() + self.full_interval;
                 continue;
             };
+            let (generation, keys) = self.group_keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+            if generation != group_gen {
+                group_gen = generation;
+                engine.set_group_keys(keys.iter().filter_map(|k| Identity::from_secret_bytes(&k.to_secret_bytes()[..]).ok()).collect());
+            }
             self.set(|s| s.state = PairState::Syncing);
             let result = engine.reconcile(&id, &SystemClock, &mut rng);
             next_full = Instant::now() + self.full_interval;
@@ -240,6 +249,16 @@ impl Worker {
                         s.deferred = rep.deferred.len();
                         s.errors = rep.errors.clone();
                         s.skips = rep.skips.clone();
+                        s.not_shared = rep.not_shared.clone();
+                    });
+                }
+                Err(e @ kluis_sync::SyncError::FolderNotShared(_)) => {
+                    // Not an error to retry: checked again at the next
+                    // trigger or full reconcile (the metadata may change).
+                    retry = None;
+                    self.set(|s| {
+                        s.state = PairState::NotSharedWithYou;
+                        s.alert = Some(e.to_string());
                     });
                 }
                 Err(e) => {

@@ -94,6 +94,9 @@ pub enum GroupsCommand {
     List,
 }
 
+/// Every group and its member addresses.
+type GroupMembers = Vec<(String, Vec<String>)>;
+
 struct Ctx {
     home: AgentHome,
     config: Config,
@@ -109,31 +112,58 @@ impl Ctx {
         let home = AgentHome::resolve()?;
         let config = Config::load(&home)?;
         let path = home.identity_file();
-        let bytes = std::fs::read(&path)
-            .with_context(|| format!("cannot read identity {}; create one with `kluis keygen`", path.display()))?;
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!(
+                "cannot read identity {}; create one with `kluis keygen`",
+                path.display()
+            )
+        })?;
         let passphrase = pass.get("your identity", false)?;
         let identity = kluis_format::open_identity(&bytes, passphrase.as_bytes())?;
         let (client, acct) = device_client(&crate::home::Home::resolve()?)?;
         let rt = runtime()?;
         let group_keys = rt
-            .block_on(share::groups::my_group_keys(&client, &identity, &acct.email))
+            .block_on(share::groups::my_group_keys(
+                &client,
+                &identity,
+                &acct.email,
+            ))
             .context("fetching your groups' keys")?;
-        Ok(Ctx { home, config, identity, group_keys, client, email: acct.email, rt })
+        Ok(Ctx {
+            home,
+            config,
+            identity,
+            group_keys,
+            client,
+            email: acct.email,
+            rt,
+        })
     }
 
     fn keys(&self) -> Keys<'_> {
-        Keys { identity: &self.identity, groups: &self.group_keys }
+        Keys {
+            identity: &self.identity,
+            groups: &self.group_keys,
+        }
     }
 
     /// The organisation policy (signed by the org key, checked by
     /// kluis-account) and the group list it needs.
     fn policy(&self) -> Result<(OrgPolicy, GroupMembers)> {
-        let policy = self.rt.block_on(self.client.fetch_policy()).context("fetching the organisation policy")?;
+        let policy = self
+            .rt
+            .block_on(self.client.fetch_policy())
+            .context("fetching the organisation policy")?;
         let groups = self
             .rt
             .block_on(self.client.list_groups())?
             .into_iter()
-            .map(|g| (g.name.to_string(), g.members.iter().map(|m| m.as_str().to_owned()).collect()))
+            .map(|g| {
+                (
+                    g.name.to_string(),
+                    g.members.iter().map(|m| m.as_str().to_owned()).collect(),
+                )
+            })
             .collect();
         Ok((policy, groups))
     }
@@ -148,8 +178,15 @@ fn target(config: &Config, path: &Path) -> Result<Target> {
     let abs = std::path::absolute(path)?;
     for p in &config.pairs {
         if abs == p.plain || abs == p.mirror {
-            let title = p.plain.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            return Ok(Target::Folder { mirror: p.mirror.clone(), title });
+            let title = p
+                .plain
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return Ok(Target::Folder {
+                mirror: p.mirror.clone(),
+                title,
+            });
         }
         if abs.starts_with(&p.plain) || abs.starts_with(&p.mirror) {
             bail!(
@@ -164,10 +201,16 @@ fn target(config: &Config, path: &Path) -> Result<Target> {
         return Ok(Target::File(abs));
     }
     if abs.join(".kluis-folder").is_file() {
-        let title = abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let title = abs
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         return Ok(Target::Folder { mirror: abs, title });
     }
-    bail!("{} is neither a paired folder (see `kluis folders list`) nor a Kluis file", path.display())
+    bail!(
+        "{} is neither a paired folder (see `kluis folders list`) nor a Kluis file",
+        path.display()
+    )
 }
 
 fn progress_printer() -> impl FnMut(&Progress) {
@@ -190,7 +233,11 @@ fn resolve_all(ctx: &Ctx, who: &[String]) -> Result<Vec<Member>> {
     let mut out = Vec::new();
     for w in who {
         let v = ctx.rt.block_on(share::resolve::resolve(&ctx.client, w))?;
-        let note = if v.newly_pinned { "  (first use: pinned now; compare the fingerprint with them)" } else { "" };
+        let note = if v.newly_pinned {
+            "  (first use: pinned now; compare the fingerprint with them)"
+        } else {
+            ""
+        };
         eprintln!("{w}: {}{note}", v.fingerprint);
         out.push(v.member);
     }
@@ -201,7 +248,10 @@ fn print_report(r: &share::ShareReport) {
     for n in &r.notices {
         eprintln!("notice: {n}");
     }
-    println!("{} file(s) updated, {} already up to date.", r.files_updated, r.files_unchanged);
+    println!(
+        "{} file(s) updated, {} already up to date.",
+        r.files_updated, r.files_unchanged
+    );
     for (p, why) in &r.files_failed {
         eprintln!("not changed: {}: {why}", p.display());
     }
@@ -212,7 +262,11 @@ fn print_report(r: &share::ShareReport) {
 fn prune(ctx: &Ctx, mirror: &Path) -> Result<()> {
     let meta = share::open_folder(mirror, ctx.keys())?;
     let mut departed = Vec::new();
-    for m in meta.members.iter().filter(|m| m.kind == MemberKind::User && m.name != ctx.email) {
+    for m in meta
+        .members
+        .iter()
+        .filter(|m| m.kind == MemberKind::User && m.name != ctx.email)
+    {
         match ctx.rt.block_on(ctx.client.colleague_status(&m.name)) {
             Ok(None) | Ok(Some(kluis_types::UserStatus::Revoked)) => departed.push(m.name.clone()),
             _ => {}
@@ -237,21 +291,45 @@ pub fn run(cmd: ShareCommand, pass: &Passphrases) -> Result<()> {
         ShareCommand::Share(a) => {
             let ctx = Ctx::open(pass)?;
             let (policy, groups) = ctx.policy()?;
-            let pctx = PolicyContext { policy: &policy, groups: &groups };
+            let pctx = PolicyContext {
+                policy: &policy,
+                groups: &groups,
+            };
             let members = resolve_all(&ctx, &a.with)?;
             match target(&ctx.config, &a.path)? {
                 Target::Folder { mirror, title } => {
-                    let me = Me { email: ctx.email.clone(), title };
+                    let me = Me {
+                        email: ctx.email.clone(),
+                        title,
+                    };
                     if let Some(l) = &a.label {
                         let label = Label::parse(l).map_err(|e| anyhow::anyhow!("{e}"))?;
-                        share::set_label(&mirror, ctx.keys(), &me, Some(label), Some(pctx), &mut rand())?;
+                        share::set_label(
+                            &mirror,
+                            ctx.keys(),
+                            &me,
+                            Some(label),
+                            Some(pctx),
+                            &mut rand(),
+                        )?;
                         println!("Label set to {label}.");
                     }
                     prune(&ctx, &mirror)?;
                     if !members.is_empty() {
-                        let r = share::share_folder(&mirror, ctx.keys(), &me, &members, Some(pctx), &mut progress_printer(), &mut rand())?;
+                        let r = share::share_folder(
+                            &mirror,
+                            ctx.keys(),
+                            &me,
+                            &members,
+                            Some(pctx),
+                            &mut progress_printer(),
+                            &mut rand(),
+                        )?;
                         print_report(&r);
-                        println!("Now share the mirror {} with them through your sync provider.", mirror.display());
+                        println!(
+                            "Now share the mirror {} with them through your sync provider.",
+                            mirror.display()
+                        );
                     }
                 }
                 Target::File(f) => {
@@ -259,7 +337,14 @@ pub fn run(cmd: ShareCommand, pass: &Passphrases) -> Result<()> {
                         pctx.check(None, m)?;
                     }
                     let changed = share::share_file(&f, ctx.keys(), &members, &mut rand())?;
-                    println!("{}", if changed { "Shared." } else { "Already shared with them." });
+                    println!(
+                        "{}",
+                        if changed {
+                            "Shared."
+                        } else {
+                            "Already shared with them."
+                        }
+                    );
                 }
             }
             Ok(())
@@ -268,19 +353,40 @@ pub fn run(cmd: ShareCommand, pass: &Passphrases) -> Result<()> {
             let ctx = Ctx::open(pass)?;
             match target(&ctx.config, &a.path)? {
                 Target::Folder { mirror, title } => {
-                    let me = Me { email: ctx.email.clone(), title };
-                    let r = share::unshare_folder(&mirror, ctx.keys(), &me, &a.with, a.rekey_existing, &mut progress_printer(), &mut rand())?;
+                    let me = Me {
+                        email: ctx.email.clone(),
+                        title,
+                    };
+                    let r = share::unshare_folder(
+                        &mirror,
+                        ctx.keys(),
+                        &me,
+                        &a.with,
+                        a.rekey_existing,
+                        &mut progress_printer(),
+                        &mut rand(),
+                    )?;
                     print_report(&r);
                     eprintln!(
                         "Files they already downloaded cannot be taken back; new files are encrypted without them.{}",
-                        if a.rekey_existing { "" } else { " Add --rekey-existing to re-encrypt the existing files too." }
+                        if a.rekey_existing {
+                            ""
+                        } else {
+                            " Add --rekey-existing to re-encrypt the existing files too."
+                        }
                     );
                 }
                 Target::File(f) => {
                     let members = resolve_all(&ctx, &a.with)?;
                     let gone: Vec<_> = members.iter().map(|m| m.recipient.clone()).collect();
                     let keep = [ctx.identity.recipient().clone()];
-                    share::unshare_file(&f, ctx.keys(), &gone, a.rekey_existing.then_some(&keep[..]), &mut rand())?;
+                    share::unshare_file(
+                        &f,
+                        ctx.keys(),
+                        &gone,
+                        a.rekey_existing.then_some(&keep[..]),
+                        &mut rand(),
+                    )?;
                     println!("Unshared.");
                 }
             }
@@ -294,13 +400,21 @@ pub fn run(cmd: ShareCommand, pass: &Passphrases) -> Result<()> {
 fn verification(ctx: &Ctx, m: &Member) -> String {
     let r = match m.kind {
         MemberKind::Key => return "unnamed key".into(),
-        MemberKind::User => ctx.rt.block_on(share::resolve::resolve(&ctx.client, &m.name)),
-        MemberKind::Group => ctx.rt.block_on(share::resolve::resolve(&ctx.client, &format!("group:{}", m.name))),
+        MemberKind::User => ctx
+            .rt
+            .block_on(share::resolve::resolve(&ctx.client, &m.name)),
+        MemberKind::Group => ctx.rt.block_on(share::resolve::resolve(
+            &ctx.client,
+            &format!("group:{}", m.name),
+        )),
     };
     match r {
         Ok(v) if v.member.recipient == m.recipient => "verified".into(),
         Ok(_) => "directory has a newer key (run `kluis share` again to move to it)".into(),
-        Err(share::resolve::ResolveError::Account { source: AccountError::NotFound(_), .. })
+        Err(share::resolve::ResolveError::Account {
+            source: AccountError::NotFound(_),
+            ..
+        })
         | Err(share::resolve::ResolveError::Left(_)) => "left".into(),
         Err(e) => format!("NOT VERIFIED: {e}"),
     }
@@ -309,14 +423,28 @@ fn verification(ctx: &Ctx, m: &Member) -> String {
 fn shares(a: SharesArgs, pass: &Passphrases) -> Result<()> {
     let mut ctx = Ctx::open(pass)?;
     if a.discover {
-        let dir = ctx.config.shared_with_me_dir().context("cannot determine the home directory; set shared_with_me in sync.json")?;
+        let dir = ctx
+            .config
+            .shared_with_me_dir()
+            .context("cannot determine the home directory; set shared_with_me in sync.json")?;
         let mut config = ctx.config.clone();
         let found = share::discover_shared(&mut config, ctx.keys(), &dir)?;
         for d in &found {
             match &d.outcome {
-                share::DiscoveryOutcome::Added { plain } => println!("{}: shared with you by {}, now at {}", d.mirror.display(), d.owner, plain.display()),
-                share::DiscoveryOutcome::NotSharedWithYou => println!("{}: not shared with you (left as ciphertext)", d.mirror.display()),
-                share::DiscoveryOutcome::Unreadable(e) => println!("{}: cannot read its folder metadata yet: {e}", d.mirror.display()),
+                share::DiscoveryOutcome::Added { plain } => println!(
+                    "{}: shared with you by {}, now at {}",
+                    d.mirror.display(),
+                    d.owner,
+                    plain.display()
+                ),
+                share::DiscoveryOutcome::NotSharedWithYou => println!(
+                    "{}: not shared with you (left as ciphertext)",
+                    d.mirror.display()
+                ),
+                share::DiscoveryOutcome::Unreadable(e) => println!(
+                    "{}: cannot read its folder metadata yet: {e}",
+                    d.mirror.display()
+                ),
                 share::DiscoveryOutcome::Own | share::DiscoveryOutcome::AlreadyPaired => {}
             }
         }
@@ -329,22 +457,52 @@ fn shares(a: SharesArgs, pass: &Passphrases) -> Result<()> {
             .config
             .pairs
             .iter()
-            .map(|p| Target::Folder { mirror: p.mirror.clone(), title: String::new() })
+            .map(|p| Target::Folder {
+                mirror: p.mirror.clone(),
+                title: String::new(),
+            })
             .collect(),
     };
     for t in targets {
         match t {
             Target::Folder { mirror, .. } => match share::open_folder(&mirror, ctx.keys()) {
                 Ok(meta) => {
-                    let label = meta.label.as_deref().map(|l| format!(", label {l}")).unwrap_or_default();
-                    let owner = if meta.owner.is_empty() { String::new() } else { format!(", owner {}", meta.owner) };
-                    println!("{} ({}{owner}{label})", if meta.title.is_empty() { "folder" } else { &meta.title }, mirror.display());
+                    let label = meta
+                        .label
+                        .as_deref()
+                        .map(|l| format!(", label {l}"))
+                        .unwrap_or_default();
+                    let owner = if meta.owner.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", owner {}", meta.owner)
+                    };
+                    println!(
+                        "{} ({}{owner}{label})",
+                        if meta.title.is_empty() {
+                            "folder"
+                        } else {
+                            &meta.title
+                        },
+                        mirror.display()
+                    );
                     for m in &meta.members {
-                        let fp = if a.fingerprints { format!("  {}", m.recipient.fingerprint()) } else { String::new() };
-                        println!("  {:<40} {:<6} {}{fp}", m.display(), format!("{:?}", m.kind).to_lowercase(), verification(&ctx, m));
+                        let fp = if a.fingerprints {
+                            format!("  {}", m.recipient.fingerprint())
+                        } else {
+                            String::new()
+                        };
+                        println!(
+                            "  {:<40} {:<6} {}{fp}",
+                            m.display(),
+                            format!("{:?}", m.kind).to_lowercase(),
+                            verification(&ctx, m)
+                        );
                     }
                 }
-                Err(share::ShareError::NotShared(_)) => println!("{}: not shared with you", mirror.display()),
+                Err(share::ShareError::NotShared(_)) => {
+                    println!("{}: not shared with you", mirror.display())
+                }
                 Err(e) => println!("{}: {e}", mirror.display()),
             },
             Target::File(f) => {
@@ -363,24 +521,58 @@ fn groups(cmd: GroupsCommand, pass: &Passphrases) -> Result<()> {
     let ctx = Ctx::open(pass)?;
     match cmd {
         GroupsCommand::Create { name } => {
-            let r = ctx.rt.block_on(share::groups::create(&ctx.client, &ctx.identity, &name, &mut rand()))?;
+            let r = ctx.rt.block_on(share::groups::create(
+                &ctx.client,
+                &ctx.identity,
+                &name,
+                &mut rand(),
+            ))?;
             println!("Created group {name}; key fingerprint {}.", r.fingerprint());
-            println!("Ask an administrator to certify it: kluis-broker admin certify-group --name {name} --public-key {r}");
+            println!(
+                "Ask an administrator to certify it: kluis-broker admin certify-group --name {name} --public-key {r}"
+            );
         }
         GroupsCommand::Add { name, email } => {
             let (policy, _) = ctx.policy()?;
-            ctx.rt.block_on(share::groups::add_member(&ctx.client, &ctx.identity, &name, &email, Some(&policy), &mut rand()))?;
-            println!("Added {email} to {name}. No file changed: folders shared with {name} are readable to them now.");
+            ctx.rt.block_on(share::groups::add_member(
+                &ctx.client,
+                &ctx.identity,
+                &name,
+                &email,
+                Some(&policy),
+                &mut rand(),
+            ))?;
+            println!(
+                "Added {email} to {name}. No file changed: folders shared with {name} are readable to them now."
+            );
         }
         GroupsCommand::Remove { name, email } => {
-            let r = ctx.rt.block_on(share::groups::remove_member(&ctx.client, &ctx.identity, &name, &email, &mut rand()))?;
-            println!("Removed {email} from {name}; the group key rotated (new fingerprint {}).", r.fingerprint());
-            println!("After an administrator certifies it, run `kluis share FOLDER --with group:{name}` on folders shared with {name} so new files use the new key.");
+            let r = ctx.rt.block_on(share::groups::remove_member(
+                &ctx.client,
+                &ctx.identity,
+                &name,
+                &email,
+                &mut rand(),
+            ))?;
+            println!(
+                "Removed {email} from {name}; the group key rotated (new fingerprint {}).",
+                r.fingerprint()
+            );
+            println!(
+                "After an administrator certifies it, run `kluis share FOLDER --with group:{name}` on folders shared with {name} so new files use the new key."
+            );
         }
         GroupsCommand::List => {
             for g in ctx.rt.block_on(ctx.client.list_groups())? {
-                let cert = if g.certificate.is_some() { "certified" } else { "NOT certified" };
-                println!("{} (key v{}, {cert}, {})", g.name, g.key_version, g.fingerprint);
+                let cert = if g.certificate.is_some() {
+                    "certified"
+                } else {
+                    "NOT certified"
+                };
+                println!(
+                    "{} (key v{}, {cert}, {})",
+                    g.name, g.key_version, g.fingerprint
+                );
                 for m in g.members {
                     println!("  {m}");
                 }

@@ -130,6 +130,9 @@ pub fn run(cmd: SyncCommand, pass: &Passphrases) -> Result<()> {
                 for s in &p.skips {
                     println!("    skipped {}: {}", s.path, s.reason);
                 }
+                for n in &p.not_shared {
+                    println!("    not shared with you: {n}");
+                }
             }
             Ok(())
         }

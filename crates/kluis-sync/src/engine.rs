@@ -88,6 +88,9 @@ pub struct Report {
     pub wake_at: Option<i64>,
     /// Number of rounds run.
     pub rounds: usize,
+    /// Ciphertext not encrypted to you or your groups: left as it is,
+    /// reported as "not shared with you", not an error (docs/SHARING.md).
+    pub not_shared: Vec<String>,
 }
 
 impl Report {
@@ -247,8 +250,14 @@ impl Engine {
         let Some(meta) = self.meta.take() else {
             return Err(SyncError::NoFolderMeta(self.cfg.mirror.clone()));
         };
-        let result = self.reconcile_with(identity, &meta, clock, rng);
+        let mut result = self.reconcile_with(identity, &meta, clock, rng);
         self.meta = Some(meta);
+        if let Ok(rep) = &mut result {
+            let (not_shared, errors): (Vec<ItemError>, Vec<ItemError>) =
+                std::mem::take(&mut rep.errors).into_iter().partition(|e| e.kind == ItemErrorKind::NotSharedWithYou);
+            rep.errors = errors;
+            rep.not_shared = not_shared.into_iter().map(|e| e.path).collect();
+        }
         result
     }
 

@@ -51,7 +51,9 @@ pub enum FolderMetaError {
     #[error("malformed folder metadata: {0}")]
     Malformed(&'static str),
     /// A folder-metadata layout this version of Kluis does not know.
-    #[error("folder metadata layout version {0} is not supported by this version of Kluis (it reads 1 and 2); update Kluis")]
+    #[error(
+        "folder metadata layout version {0} is not supported by this version of Kluis (it reads 1 and 2); update Kluis"
+    )]
     UnsupportedVersion(u8),
     /// A value does not fit the layout (too many members, a name too long).
     #[error("invalid folder metadata: {0}")]
@@ -94,12 +96,20 @@ pub struct Member {
 impl Member {
     /// A person.
     pub fn user(email: impl Into<String>, recipient: Recipient) -> Self {
-        Member { kind: MemberKind::User, name: email.into(), recipient }
+        Member {
+            kind: MemberKind::User,
+            name: email.into(),
+            recipient,
+        }
     }
 
     /// A group.
     pub fn group(name: impl Into<String>, recipient: Recipient) -> Self {
-        Member { kind: MemberKind::Group, name: name.into(), recipient }
+        Member {
+            kind: MemberKind::Group,
+            name: name.into(),
+            recipient,
+        }
     }
 
     /// How the member is written on the command line: `bob@example.org` or
@@ -169,7 +179,10 @@ impl<'a> Cursor<'a> {
 }
 
 fn valid_label(l: &str) -> bool {
-    !l.is_empty() && l.len() <= MAX_LABEL && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    !l.is_empty()
+        && l.len() <= MAX_LABEL
+        && l.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 impl FolderMeta {
@@ -208,7 +221,9 @@ impl FolderMeta {
     pub fn validate(&self) -> Result<(), FolderMetaError> {
         let bad = |s: String| Err(FolderMetaError::Invalid(s));
         if self.members.is_empty() || self.members.len() > MAX_MEMBERS {
-            return bad(format!("a folder has 1 to {MAX_MEMBERS} members (use a group for more people)"));
+            return bad(format!(
+                "a folder has 1 to {MAX_MEMBERS} members (use a group for more people)"
+            ));
         }
         if self.owner.len() > MAX_MEMBER_NAME || self.title.len() > MAX_TITLE {
             return bad("owner or title too long".into());
@@ -216,7 +231,9 @@ impl FolderMeta {
         if let Some(l) = &self.label
             && !valid_label(l)
         {
-            return bad(format!("label {l:?} must be 1 to 32 characters of [a-z0-9-]"));
+            return bad(format!(
+                "label {l:?} must be 1 to 32 characters of [a-z0-9-]"
+            ));
         }
         for m in &self.members {
             if m.name.is_empty() || m.name.len() > MAX_MEMBER_NAME {
@@ -310,12 +327,24 @@ impl FolderMeta {
             let s = c.str16(usize::from(u16::MAX), "bad member entry")?;
             let recipient: Recipient = s.parse().map_err(|_| bad("bad member recipient"))?;
             let name = name.unwrap_or_else(|| recipient.fingerprint().key_id().to_string());
-            members.push(Member { kind, name, recipient });
+            members.push(Member {
+                kind,
+                name,
+                recipient,
+            });
         }
         if !c.0.is_empty() {
             return Err(bad("trailing bytes"));
         }
-        Ok(FolderMeta { folder_id, name_secret, epoch, owner, title, label, members })
+        Ok(FolderMeta {
+            folder_id,
+            name_secret,
+            epoch,
+            owner,
+            title,
+            label,
+            members,
+        })
     }
 
     /// Encrypt to all members.
@@ -349,7 +378,8 @@ impl FolderMeta {
     pub fn open_any(bytes: &[u8], keys: &[&Identity]) -> Result<Self, FolderMetaError> {
         let mut d = crate::keys::decryptor(bytes, keys)?;
         let mut plain = Zeroizing::new(Vec::new());
-        d.read_to_end(&mut plain).map_err(kluis_format::Error::from_io)?;
+        d.read_to_end(&mut plain)
+            .map_err(kluis_format::Error::from_io)?;
         Self::decode(&plain)
     }
 }
@@ -378,7 +408,9 @@ mod tests {
         );
         assert!(matches!(
             FolderMeta::open(&sealed, &other),
-            Err(FolderMetaError::Format(kluis_format::Error::NoMatchingRecipient))
+            Err(FolderMetaError::Format(
+                kluis_format::Error::NoMatchingRecipient
+            ))
         ));
         assert!(FolderMeta::open(&sealed[..sealed.len() - 3], &id).is_err());
     }
@@ -400,7 +432,10 @@ mod tests {
         ];
         let sealed = m.seal(&mut rng).unwrap();
         let back = FolderMeta::open_any(&sealed, &[&bob, &group]).unwrap();
-        assert_eq!((back.epoch, &back.owner[..], &back.title[..]), (7, "alice@example.org", "Projects"));
+        assert_eq!(
+            (back.epoch, &back.owner[..], &back.title[..]),
+            (7, "alice@example.org", "Projects")
+        );
         assert_eq!(back.label.as_deref(), Some("medical"));
         assert_eq!(back.members, m.members);
         let enc = m.encode().unwrap();
@@ -414,10 +449,16 @@ mod tests {
         let m = FolderMeta::generate(id.recipient(), &mut rng);
         let mut enc = m.encode().unwrap().to_vec();
         enc[7] = b'3';
-        assert!(matches!(FolderMeta::decode(&enc), Err(FolderMetaError::UnsupportedVersion(3))));
+        assert!(matches!(
+            FolderMeta::decode(&enc),
+            Err(FolderMetaError::UnsupportedVersion(3))
+        ));
         enc[7] = b'2';
         enc.push(0);
-        assert!(matches!(FolderMeta::decode(&enc), Err(FolderMetaError::Malformed("trailing bytes"))));
+        assert!(matches!(
+            FolderMeta::decode(&enc),
+            Err(FolderMetaError::Malformed("trailing bytes"))
+        ));
         // Version 1, as the previous release wrote it.
         let r = id.recipient().to_string();
         let mut v1 = b"KLSFOLD1".to_vec();

@@ -25,7 +25,10 @@ pub fn unwrap_any(header: &Header, keys: &[&Identity]) -> Result<FileKey, kluis_
 }
 
 /// A decrypting reader over `input`, opened with any of `keys`.
-pub fn decryptor<R: Read>(mut input: R, keys: &[&Identity]) -> Result<Decryptor<R>, kluis_format::Error> {
+pub fn decryptor<R: Read>(
+    mut input: R,
+    keys: &[&Identity],
+) -> Result<Decryptor<R>, kluis_format::Error> {
     let header = Header::read(&mut input)?;
     let fk = unwrap_any(&header, keys)?;
     Decryptor::with_file_key(input, header, &fk, Backend::default())

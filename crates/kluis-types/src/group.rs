@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
-use crate::{Email, EncryptedGroupSecret, Fingerprint, ParseError, PublicKeyString, SignatureBytes, invalid};
+use crate::{
+    Email, EncryptedGroupSecret, Fingerprint, ParseError, PublicKeyString, SignatureBytes, invalid,
+};
 
 /// A group name: 1 to 64 characters of `[a-z0-9._-]`, starting with a
 /// letter or digit.
@@ -18,12 +20,16 @@ pub struct GroupName(String);
 impl GroupName {
     /// Validates a group name.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
-        let ok_char = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-');
+        let ok_char =
+            |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-');
         if text.is_empty() || text.len() > 64 {
             return Err(invalid("group name", "must be 1 to 64 characters"));
         }
         if !text.bytes().all(ok_char) || !text.as_bytes()[0].is_ascii_alphanumeric() {
-            return Err(invalid("group name", "use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit"));
+            return Err(invalid(
+                "group name",
+                "use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit",
+            ));
         }
         Ok(Self(text.to_owned()))
     }
@@ -52,7 +58,13 @@ impl std::fmt::Display for GroupName {
 }
 
 #[cfg(feature = "openapi")]
-crate::schema::string_schema!(GroupName, "a group name: `[a-z0-9][a-z0-9._-]*`", Some(1), Some(64), Some("^[a-z0-9][a-z0-9._-]*$"));
+crate::schema::string_schema!(
+    GroupName,
+    "a group name: `[a-z0-9][a-z0-9._-]*`",
+    Some(1),
+    Some(64),
+    Some("^[a-z0-9][a-z0-9._-]*$")
+);
 
 /// The organisation's signature over one (group name, group key) binding.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -78,7 +90,11 @@ impl GroupCertificate {
 /// The bytes signed for a group: its own domain-separation line (so a
 /// group certificate can never pass as a user's), then length-prefixed
 /// fields.
-pub fn group_certificate_message(name: &GroupName, key: &PublicKeyString, issued_at: i64) -> Vec<u8> {
+pub fn group_certificate_message(
+    name: &GroupName,
+    key: &PublicKeyString,
+    issued_at: i64,
+) -> Vec<u8> {
     const DOMAIN: &[u8] = b"kluis org group certificate v1\n";
     let mut out = Vec::with_capacity(DOMAIN.len() + 16 + name.0.len() + key.as_str().len());
     out.extend_from_slice(DOMAIN);

@@ -53,10 +53,20 @@ pub fn shared_plain_name(owner: &str, title: &str) -> String {
         Some(f) => f.to_uppercase().chain(c).collect(),
         None => "Unknown".into(),
     };
-    let title = if title.is_empty() { "Shared folder" } else { title };
+    let title = if title.is_empty() {
+        "Shared folder"
+    } else {
+        title
+    };
     format!("{who} - {title}")
         .chars()
-        .map(|ch| if ch.is_control() || "/\\:*?\"<>|".contains(ch) { '_' } else { ch })
+        .map(|ch| {
+            if ch.is_control() || "/\\:*?\"<>|".contains(ch) {
+                '_'
+            } else {
+                ch
+            }
+        })
         .collect::<String>()
         .trim_matches(|c: char| c == '.' || c == ' ')
         .to_owned()
@@ -70,10 +80,15 @@ fn candidates(root: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     if depth == 0 {
         return;
     }
-    let Ok(rd) = std::fs::read_dir(root) else { return };
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return;
+    };
     let mut dirs: Vec<PathBuf> = rd
         .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()) && !e.file_name().to_string_lossy().starts_with('.'))
+        .filter(|e| {
+            e.file_type().is_ok_and(|t| t.is_dir())
+                && !e.file_name().to_string_lossy().starts_with('.')
+        })
         .map(|e| e.path())
         .collect();
     dirs.sort();
@@ -85,7 +100,11 @@ fn candidates(root: &Path, depth: usize, out: &mut Vec<PathBuf>) {
 /// Look for mirrors in `config.shared_search_roots()` (two levels deep),
 /// pair every one shared with you under `shared_dir`, and report the rest.
 /// The caller saves the configuration and (re)starts the agent's pairs.
-pub fn discover_shared(config: &mut Config, keys: Keys<'_>, shared_dir: &Path) -> Result<Vec<Discovered>, AgentError> {
+pub fn discover_shared(
+    config: &mut Config,
+    keys: Keys<'_>,
+    shared_dir: &Path,
+) -> Result<Vec<Discovered>, AgentError> {
     let mut mirrors = Vec::new();
     for root in config.shared_search_roots() {
         candidates(&root, 2, &mut mirrors);
@@ -94,7 +113,12 @@ pub fn discover_shared(config: &mut Config, keys: Keys<'_>, shared_dir: &Path) -
     mirrors.dedup();
     let mut out = Vec::new();
     for mirror in mirrors {
-        let mut d = Discovered { mirror: mirror.clone(), owner: String::new(), title: String::new(), outcome: DiscoveryOutcome::AlreadyPaired };
+        let mut d = Discovered {
+            mirror: mirror.clone(),
+            owner: String::new(),
+            title: String::new(),
+            outcome: DiscoveryOutcome::AlreadyPaired,
+        };
         if config.pairs.iter().any(|p| mirror.starts_with(&p.mirror)) {
             out.push(d);
             continue;
@@ -111,8 +135,13 @@ pub fn discover_shared(config: &mut Config, keys: Keys<'_>, shared_dir: &Path) -
             Ok(meta) => {
                 d.owner = meta.owner.clone();
                 d.title = meta.title.clone();
-                let mine = meta.members.iter().any(|m| m.name == meta.owner && &m.recipient == keys.identity.recipient())
-                    || meta.owner.is_empty() && meta.members.len() == 1 && &meta.members[0].recipient == keys.identity.recipient();
+                let mine = meta
+                    .members
+                    .iter()
+                    .any(|m| m.name == meta.owner && &m.recipient == keys.identity.recipient())
+                    || meta.owner.is_empty()
+                        && meta.members.len() == 1
+                        && &meta.members[0].recipient == keys.identity.recipient();
                 if mine {
                     d.outcome = DiscoveryOutcome::Own;
                 } else {
@@ -121,7 +150,9 @@ pub fn discover_shared(config: &mut Config, keys: Keys<'_>, shared_dir: &Path) -
                     d.outcome = DiscoveryOutcome::Added { plain };
                 }
             }
-            Err(FolderMetaError::Format(kluis_format::Error::NoMatchingRecipient)) => d.outcome = DiscoveryOutcome::NotSharedWithYou,
+            Err(FolderMetaError::Format(kluis_format::Error::NoMatchingRecipient)) => {
+                d.outcome = DiscoveryOutcome::NotSharedWithYou
+            }
             Err(e) => d.outcome = DiscoveryOutcome::Unreadable(e.to_string()),
         }
         out.push(d);
@@ -135,7 +166,10 @@ mod tests {
 
     #[test]
     fn plain_names_are_safe() {
-        assert_eq!(shared_plain_name("alice@example.org", "Projects"), "Alice - Projects");
+        assert_eq!(
+            shared_plain_name("alice@example.org", "Projects"),
+            "Alice - Projects"
+        );
         assert_eq!(shared_plain_name("", ""), "Unknown - Shared folder");
         assert_eq!(shared_plain_name("bob@x", "a/b:c"), "Bob - a_b_c");
     }

@@ -47,12 +47,17 @@ pub(crate) fn replace_atomic(
     let before = stamp(target);
     let mut rnd = [0u8; 8];
     getrandom::fill(&mut rnd).map_err(|e| io::Error::other(e.to_string()))?;
-    let tmp = dir.join(format!(".kluis-tmp-share-{}", rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+    let tmp = dir.join(format!(
+        ".kluis-tmp-share-{}",
+        rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ));
     let result = (|| -> Result<(), ReplaceError> {
         let f = File::create(&tmp)?;
         let mut w = BufWriter::with_capacity(1 << 16, f);
         fill(&mut w)?;
-        let f = w.into_inner().map_err(|e| ReplaceError::Io(e.into_error()))?;
+        let f = w
+            .into_inner()
+            .map_err(|e| ReplaceError::Io(e.into_error()))?;
         f.sync_all()?;
         drop(f);
         if stamp(target) != before {
@@ -113,15 +118,23 @@ pub(crate) fn for_each_file(
             Ok(Done::Unchanged) => report.files_unchanged += 1,
             Err(e) => {
                 let why = match e {
-                    ReplaceError::Changed => "changed while sharing; left as it was (run the command again)".to_owned(),
-                    ReplaceError::Format(kluis_format::Error::NoMatchingRecipient) => "not shared with you; left as it was".to_owned(),
+                    ReplaceError::Changed => {
+                        "changed while sharing; left as it was (run the command again)".to_owned()
+                    }
+                    ReplaceError::Format(kluis_format::Error::NoMatchingRecipient) => {
+                        "not shared with you; left as it was".to_owned()
+                    }
                     ReplaceError::Format(e) => format!("{e}; left as it was"),
                     ReplaceError::Io(e) => format!("{e}; left as it was"),
                 };
                 report.files_failed.push((path.clone(), why));
             }
         }
-        progress(&Progress { done: i + 1, total, path });
+        progress(&Progress {
+            done: i + 1,
+            total,
+            path,
+        });
     }
     Ok(())
 }
@@ -163,7 +176,11 @@ pub(crate) fn add_recipients(
     })
 }
 
-pub(crate) fn remove_recipients(path: &Path, keys: Keys<'_>, gone: &[KeyId]) -> Result<Done, ReplaceError> {
+pub(crate) fn remove_recipients(
+    path: &Path,
+    keys: Keys<'_>,
+    gone: &[KeyId],
+) -> Result<Done, ReplaceError> {
     edit_header(path, keys, |h, fk| {
         let mut n = 0;
         for k in gone {
@@ -188,7 +205,14 @@ pub(crate) fn reencrypt(
     let mut d = kluis_sync::keys::decryptor(input, &keys.all())?;
     let meta = d.metadata().clone();
     replace_atomic(path, |w| {
-        kluis_format::encrypt(&mut d as &mut dyn Read, w, recipients, &meta, EncryptOptions::default(), rng)?;
+        kluis_format::encrypt(
+            &mut d as &mut dyn Read,
+            w,
+            recipients,
+            &meta,
+            EncryptOptions::default(),
+            rng,
+        )?;
         Ok(())
     })?;
     Ok(Done::Updated)
@@ -204,7 +228,11 @@ pub struct FileShares {
 }
 
 fn refuse_in_mirror(path: &Path) -> Result<(), ShareError> {
-    if path.ancestors().skip(1).any(|d| d.join(FOLDER_META_FILE).exists()) {
+    if path
+        .ancestors()
+        .skip(1)
+        .any(|d| d.join(FOLDER_META_FILE).exists())
+    {
         return Err(ShareError::Io {
             op: "share",
             path: path.to_owned(),
@@ -220,9 +248,18 @@ fn one(path: &Path, r: Result<Done, ReplaceError>) -> Result<bool, ShareError> {
     match r {
         Ok(Done::Updated) => Ok(true),
         Ok(Done::Unchanged) => Ok(false),
-        Err(ReplaceError::Format(kluis_format::Error::NoMatchingRecipient)) => Err(ShareError::NotShared(path.to_owned())),
-        Err(ReplaceError::Format(source)) => Err(ShareError::Format { path: path.to_owned(), source }),
-        Err(ReplaceError::Io(source)) => Err(ShareError::Io { op: "rewrite", path: path.to_owned(), source }),
+        Err(ReplaceError::Format(kluis_format::Error::NoMatchingRecipient)) => {
+            Err(ShareError::NotShared(path.to_owned()))
+        }
+        Err(ReplaceError::Format(source)) => Err(ShareError::Format {
+            path: path.to_owned(),
+            source,
+        }),
+        Err(ReplaceError::Io(source)) => Err(ShareError::Io {
+            op: "rewrite",
+            path: path.to_owned(),
+            source,
+        }),
         Err(ReplaceError::Changed) => Err(ShareError::Io {
             op: "rewrite",
             path: path.to_owned(),
@@ -233,7 +270,12 @@ fn one(path: &Path, r: Result<Done, ReplaceError>) -> Result<bool, ShareError> {
 
 /// Give `add` access to one Kluis file (outside synced folders): header
 /// only, atomic. Returns whether the file changed.
-pub fn share_file(path: &Path, keys: Keys<'_>, add: &[Member], rng: &mut impl rand_core::CryptoRng) -> Result<bool, ShareError> {
+pub fn share_file(
+    path: &Path,
+    keys: Keys<'_>,
+    add: &[Member],
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<bool, ShareError> {
     refuse_in_mirror(path)?;
     let recipients: Vec<_> = add.iter().map(|m| m.recipient.clone()).collect();
     one(path, add_recipients(path, keys, &recipients, rng))
@@ -260,6 +302,12 @@ pub fn unshare_file(
 /// The stanzas of one Kluis file (readable without any key).
 pub fn list_file(path: &Path) -> Result<FileShares, ShareError> {
     let mut input = BufReader::new(File::open(path).map_err(ShareError::io("open", path))?);
-    let header = Header::read(&mut input).map_err(|source| ShareError::Format { path: path.to_owned(), source })?;
-    Ok(FileShares { path: path.to_owned(), key_ids: header.stanzas().iter().map(|s| s.key_id).collect() })
+    let header = Header::read(&mut input).map_err(|source| ShareError::Format {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(FileShares {
+        path: path.to_owned(),
+        key_ids: header.stanzas().iter().map(|s| s.key_id).collect(),
+    })
 }

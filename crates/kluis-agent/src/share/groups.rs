@@ -56,7 +56,9 @@ pub struct GroupKeys {
 
 impl std::fmt::Debug for GroupKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GroupKeys").field("versions", &self.keys.len()).finish_non_exhaustive()
+        f.debug_struct("GroupKeys")
+            .field("versions", &self.keys.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -99,19 +101,39 @@ impl GroupKeys {
     }
 
     /// Seal to `members`.
-    pub fn seal(&self, members: &[Recipient], rng: &mut impl rand_core::CryptoRng) -> Result<Vec<u8>, kluis_format::Error> {
+    pub fn seal(
+        &self,
+        members: &[Recipient],
+        rng: &mut impl rand_core::CryptoRng,
+    ) -> Result<Vec<u8>, kluis_format::Error> {
         let plain = self.encode();
         let mut out = Vec::new();
-        let meta = Metadata { name: Some(".kluis-group".into()), size: Some(plain.len() as u64), ..Metadata::default() };
-        kluis_format::encrypt(&plain[..], &mut out, members, &meta, EncryptOptions::default(), rng)?;
+        let meta = Metadata {
+            name: Some(".kluis-group".into()),
+            size: Some(plain.len() as u64),
+            ..Metadata::default()
+        };
+        kluis_format::encrypt(
+            &plain[..],
+            &mut out,
+            members,
+            &meta,
+            EncryptOptions::default(),
+            rng,
+        )?;
         Ok(out)
     }
 
     /// Open with your identity.
     pub fn open(group: &str, bytes: &[u8], identity: &Identity) -> Result<Self, GroupError> {
-        let err = |reason: String| GroupError::Secret { group: group.to_owned(), reason };
+        let err = |reason: String| GroupError::Secret {
+            group: group.to_owned(),
+            reason,
+        };
         let mut d = kluis_format::Decryptor::new(bytes, identity).map_err(|e| match e {
-            kluis_format::Error::NoMatchingRecipient => err("it is not encrypted to you (not a member)".into()),
+            kluis_format::Error::NoMatchingRecipient => {
+                err("it is not encrypted to you (not a member)".into())
+            }
             e => err(e.to_string()),
         })?;
         let mut plain = Zeroizing::new(Vec::new());
@@ -121,28 +143,54 @@ impl GroupKeys {
 }
 
 /// Create group `name` with a fresh key, you as its first member.
-pub async fn create(client: &AccountClient, identity: &Identity, name: &str, rng: &mut impl rand_core::CryptoRng) -> Result<Recipient, GroupError> {
+pub async fn create(
+    client: &AccountClient,
+    identity: &Identity,
+    name: &str,
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<Recipient, GroupError> {
     let key = Identity::generate(rng);
     let public = key.recipient().clone();
-    let keys = GroupKeys { keys: vec![(1, key)] };
-    let blob = keys.seal(&[identity.recipient().clone()], rng).map_err(|e| GroupError::Secret { group: name.into(), reason: e.to_string() })?;
+    let keys = GroupKeys {
+        keys: vec![(1, key)],
+    };
+    let blob = keys
+        .seal(&[identity.recipient().clone()], rng)
+        .map_err(|e| GroupError::Secret {
+            group: name.into(),
+            reason: e.to_string(),
+        })?;
     client.create_group(name, &public.to_string(), blob).await?;
     Ok(public)
 }
 
 /// Your keys of group `name` (all versions), fetched from the broker.
-pub async fn fetch_keys(client: &AccountClient, identity: &Identity, name: &str) -> Result<GroupKeys, GroupError> {
+pub async fn fetch_keys(
+    client: &AccountClient,
+    identity: &Identity,
+    name: &str,
+) -> Result<GroupKeys, GroupError> {
     let s = client.group_secret(name).await?;
     GroupKeys::open(name, s.secret.as_bytes(), identity)
 }
 
 /// The keys of every group you are a member of (for the sync engine and
 /// for opening folders shared with a group).
-pub async fn my_group_keys(client: &AccountClient, identity: &Identity, me: &str) -> Result<Vec<Identity>, GroupError> {
+pub async fn my_group_keys(
+    client: &AccountClient,
+    identity: &Identity,
+    me: &str,
+) -> Result<Vec<Identity>, GroupError> {
     let mut out = Vec::new();
     for g in client.list_groups().await? {
         if g.members.iter().any(|m| m.as_str() == me) {
-            out.extend(fetch_keys(client, identity, g.name.as_str()).await?.keys.into_iter().map(|(_, k)| k));
+            out.extend(
+                fetch_keys(client, identity, g.name.as_str())
+                    .await?
+                    .keys
+                    .into_iter()
+                    .map(|(_, k)| k),
+            );
         }
     }
     Ok(out)
@@ -168,8 +216,13 @@ pub async fn add_member(
     kluis_format::rewrite_header(s.secret.as_bytes(), &mut out, identity, |h, fk| {
         h.add_recipient(fk, &who.member.recipient, KemChoice::default(), rng)
     })
-    .map_err(|e| GroupError::Secret { group: name.into(), reason: e.to_string() })?;
-    client.add_group_member(name, email, out, s.key_version).await?;
+    .map_err(|e| GroupError::Secret {
+        group: name.into(),
+        reason: e.to_string(),
+    })?;
+    client
+        .add_group_member(name, email, out, s.key_version)
+        .await?;
     Ok(())
 }
 
@@ -188,18 +241,31 @@ pub async fn remove_member(
     let s = client.group_secret(name).await?;
     let mut keys = GroupKeys::open(name, s.secret.as_bytes(), identity)?;
     if keys.keys.len() >= MAX_VERSIONS {
-        return Err(GroupError::Secret { group: name.into(), reason: "too many key versions; create a new group".into() });
+        return Err(GroupError::Secret {
+            group: name.into(),
+            reason: "too many key versions; create a new group".into(),
+        });
     }
     let mut members = Vec::new();
     for m in info.members.iter().filter(|m| m.as_str() != email) {
-        members.push(super::resolve::resolve(client, m.as_str()).await?.member.recipient);
+        members.push(
+            super::resolve::resolve(client, m.as_str())
+                .await?
+                .member
+                .recipient,
+        );
     }
     let next = keys.keys.last().map_or(1, |(v, _)| v + 1);
     let key = Identity::generate(rng);
     let public = key.recipient().clone();
     keys.keys.push((next, key));
-    let blob = keys.seal(&members, rng).map_err(|e| GroupError::Secret { group: name.into(), reason: e.to_string() })?;
-    client.remove_group_member(name, email, &public.to_string(), blob, s.key_version).await?;
+    let blob = keys.seal(&members, rng).map_err(|e| GroupError::Secret {
+        group: name.into(),
+        reason: e.to_string(),
+    })?;
+    client
+        .remove_group_member(name, email, &public.to_string(), blob, s.key_version)
+        .await?;
     Ok(public)
 }
 
@@ -212,12 +278,23 @@ mod tests {
         let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
         let alice = Identity::generate(&mut rng);
         let carol = Identity::generate(&mut rng);
-        let keys = GroupKeys { keys: vec![(1, Identity::generate(&mut rng)), (2, Identity::generate(&mut rng))] };
+        let keys = GroupKeys {
+            keys: vec![
+                (1, Identity::generate(&mut rng)),
+                (2, Identity::generate(&mut rng)),
+            ],
+        };
         let blob = keys.seal(&[alice.recipient().clone()], &mut rng).unwrap();
         let back = GroupKeys::open("g", &blob, &alice).unwrap();
         assert_eq!(back.keys.len(), 2);
-        assert_eq!(back.current().unwrap().recipient(), keys.current().unwrap().recipient());
-        assert!(matches!(GroupKeys::open("g", &blob, &carol), Err(GroupError::Secret { .. })));
+        assert_eq!(
+            back.current().unwrap().recipient(),
+            keys.current().unwrap().recipient()
+        );
+        assert!(matches!(
+            GroupKeys::open("g", &blob, &carol),
+            Err(GroupError::Secret { .. })
+        ));
         let enc = keys.encode();
         assert!(GroupKeys::decode(&enc[..enc.len() - 1]).is_err());
         let mut bad = enc.to_vec();

@@ -27,8 +27,8 @@ pub mod resolve;
 use std::path::{Path, PathBuf};
 
 use kluis_format::Identity;
-pub use kluis_sync::{FolderMeta, Member, MemberKind};
 use kluis_sync::folder_meta::{FOLDER_META_FILE, FolderMetaError};
+pub use kluis_sync::{FolderMeta, Member, MemberKind};
 use kluis_types::{Email, Label, OrgPolicy, PolicyViolation};
 
 pub use discover::{Discovered, DiscoveryOutcome, discover_shared, shared_plain_name};
@@ -62,7 +62,9 @@ pub enum ShareError {
     #[error("{0} is not shared with you, so you cannot change who it is shared with")]
     NotShared(PathBuf),
     /// The path is not a Kluis mirror (no `.kluis-folder`).
-    #[error("{0} is not an encrypted Kluis folder (no .kluis-folder); pair it first with `kluis folders add`")]
+    #[error(
+        "{0} is not an encrypted Kluis folder (no .kluis-folder); pair it first with `kluis folders add`"
+    )]
     NotAMirror(PathBuf),
     /// A file could not be opened or rewritten.
     #[error("{path}: {source}")]
@@ -102,14 +104,19 @@ pub struct Keys<'a> {
 
 impl std::fmt::Debug for Keys<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keys").field("groups", &self.groups.len()).finish_non_exhaustive()
+        f.debug_struct("Keys")
+            .field("groups", &self.groups.len())
+            .finish_non_exhaustive()
     }
 }
 
 impl<'a> Keys<'a> {
     /// Only your own identity.
     pub fn own(identity: &'a Identity) -> Self {
-        Keys { identity, groups: &[] }
+        Keys {
+            identity,
+            groups: &[],
+        }
     }
 
     fn all(&self) -> Vec<&'a Identity> {
@@ -157,7 +164,11 @@ pub struct PolicyContext<'a> {
 
 impl PolicyContext<'_> {
     fn groups_of(&self, email: &str) -> Vec<String> {
-        self.groups.iter().filter(|(_, m)| m.iter().any(|e| e == email)).map(|(g, _)| g.clone()).collect()
+        self.groups
+            .iter()
+            .filter(|(_, m)| m.iter().any(|e| e == email))
+            .map(|(g, _)| g.clone())
+            .collect()
     }
 
     /// Whether content with `label` may go to `member`. For a group, each
@@ -177,7 +188,10 @@ impl PolicyContext<'_> {
         }
         for p in people {
             let Ok(email) = Email::parse(&p) else {
-                return Err(PolicyViolation { rule: "recipients".into(), detail: format!("{p} is not an e-mail address") });
+                return Err(PolicyViolation {
+                    rule: "recipients".into(),
+                    detail: format!("{p} is not an e-mail address"),
+                });
             };
             let mut groups = self.groups_of(&p);
             if member.kind == MemberKind::Group {
@@ -230,12 +244,19 @@ pub fn open_folder(mirror: &Path, keys: Keys<'_>) -> Result<FolderMeta, ShareErr
     let path = meta_path(mirror);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ShareError::NotAMirror(mirror.to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ShareError::NotAMirror(mirror.to_owned()));
+        }
         Err(e) => return Err(ShareError::io("read", &path)(e)),
     };
     FolderMeta::open_any(&bytes, &keys.all()).map_err(|e| match e {
-        FolderMetaError::Format(kluis_format::Error::NoMatchingRecipient) => ShareError::NotShared(mirror.to_owned()),
-        source => ShareError::Meta { path: path.clone(), source },
+        FolderMetaError::Format(kluis_format::Error::NoMatchingRecipient) => {
+            ShareError::NotShared(mirror.to_owned())
+        }
+        source => ShareError::Meta {
+            path: path.clone(),
+            source,
+        },
     })
 }
 
@@ -251,19 +272,44 @@ pub fn list_folder(mirror: &Path, keys: Keys<'_>) -> Result<FolderShares, ShareE
         members: meta
             .members
             .iter()
-            .map(|m| MemberInfo { who: m.display(), kind: m.kind, fingerprint: m.recipient.fingerprint().to_string() })
+            .map(|m| MemberInfo {
+                who: m.display(),
+                kind: m.kind,
+                fingerprint: m.recipient.fingerprint().to_string(),
+            })
             .collect(),
     })
 }
 
 /// Replace `.kluis-folder` atomically (temp, fsync, rename, fsync dir).
-fn write_meta(mirror: &Path, meta: &FolderMeta, rng: &mut impl rand_core::CryptoRng) -> Result<(), ShareError> {
+fn write_meta(
+    mirror: &Path,
+    meta: &FolderMeta,
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<(), ShareError> {
     let path = meta_path(mirror);
-    let bytes = meta.seal(rng).map_err(|source| ShareError::Meta { path: path.clone(), source })?;
-    files::replace_atomic(&path, |w| w.write_all(&bytes).map_err(kluis_format::Error::Io)).map_err(|e| match e {
-        files::ReplaceError::Io(source) => ShareError::Io { op: "write", path: path.clone(), source },
-        files::ReplaceError::Format(source) => ShareError::Format { path: path.clone(), source },
-        files::ReplaceError::Changed => ShareError::Io { op: "write", path: path.clone(), source: std::io::Error::other("changed meanwhile") },
+    let bytes = meta.seal(rng).map_err(|source| ShareError::Meta {
+        path: path.clone(),
+        source,
+    })?;
+    files::replace_atomic(&path, |w| {
+        w.write_all(&bytes).map_err(kluis_format::Error::Io)
+    })
+    .map_err(|e| match e {
+        files::ReplaceError::Io(source) => ShareError::Io {
+            op: "write",
+            path: path.clone(),
+            source,
+        },
+        files::ReplaceError::Format(source) => ShareError::Format {
+            path: path.clone(),
+            source,
+        },
+        files::ReplaceError::Changed => ShareError::Io {
+            op: "write",
+            path: path.clone(),
+            source: std::io::Error::other("changed meanwhile"),
+        },
     })
 }
 
@@ -277,7 +323,10 @@ fn adopt(meta: &mut FolderMeta, keys: Keys<'_>, owner: &str, title: &str) {
         meta.title = title.to_owned();
     }
     for m in &mut meta.members {
-        if m.kind == MemberKind::Key && &m.recipient == keys.identity.recipient() && !owner.is_empty() {
+        if m.kind == MemberKind::Key
+            && &m.recipient == keys.identity.recipient()
+            && !owner.is_empty()
+        {
             m.kind = MemberKind::User;
             m.name = owner.to_owned();
         }
@@ -316,7 +365,11 @@ pub fn share_folder(
     }
     let mut fresh = Vec::new();
     for m in add {
-        match meta.members.iter_mut().find(|x| x.kind == m.kind && x.name == m.name) {
+        match meta
+            .members
+            .iter_mut()
+            .find(|x| x.kind == m.kind && x.name == m.name)
+        {
             // Same person, new key (after a rotation or a re-key): replace.
             Some(x) if x.recipient != m.recipient => {
                 x.recipient = m.recipient.clone();
@@ -331,11 +384,17 @@ pub fn share_folder(
     }
     meta.epoch = meta.epoch.wrapping_add(1);
     write_meta(mirror, &meta, rng)?;
-    let mut report = ShareReport { epoch: meta.epoch, ..ShareReport::default() };
+    let mut report = ShareReport {
+        epoch: meta.epoch,
+        ..ShareReport::default()
+    };
     let recipients: Vec<_> = fresh.iter().map(|m| m.recipient.clone()).collect();
-    files::for_each_file(mirror, progress, |path| {
-        files::add_recipients(path, keys, &recipients, rng)
-    }, &mut report)?;
+    files::for_each_file(
+        mirror,
+        progress,
+        |path| files::add_recipients(path, keys, &recipients, rng),
+        &mut report,
+    )?;
     Ok(report)
 }
 
@@ -361,7 +420,9 @@ pub fn unshare_folder(
         let pos = meta
             .members
             .iter()
-            .position(|m| m.display() == *who || m.recipient.fingerprint().key_id().to_string() == *who)
+            .position(|m| {
+                m.display() == *who || m.recipient.fingerprint().key_id().to_string() == *who
+            })
             .ok_or_else(|| ShareError::NotAMember(who.clone()))?;
         if meta.members.len() == 1 {
             return Err(ShareError::LastMember(who.clone()));
@@ -369,11 +430,23 @@ pub fn unshare_folder(
         gone.push(meta.members.remove(pos));
     }
     let mut report = ShareReport::default();
-    rewrite_after_removal(mirror, keys, &mut meta, &gone, rekey_existing, progress, rng, &mut report)?;
+    rewrite_after_removal(
+        mirror,
+        keys,
+        &mut meta,
+        &gone,
+        rekey_existing,
+        progress,
+        rng,
+        &mut report,
+    )?;
     Ok(report)
 }
 
-#[allow(clippy::too_many_arguments, reason = "internal helper shared by unshare and prune")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "internal helper shared by unshare and prune"
+)]
 fn rewrite_after_removal(
     mirror: &Path,
     keys: Keys<'_>,
@@ -388,14 +461,22 @@ fn rewrite_after_removal(
     write_meta(mirror, meta, rng)?;
     report.epoch = meta.epoch;
     let recipients = meta.recipients();
-    let gone_ids: Vec<_> = gone.iter().map(|m| m.recipient.fingerprint().key_id()).collect();
-    files::for_each_file(mirror, progress, |path| {
-        if rekey_existing {
-            files::reencrypt(path, keys, &recipients, rng)
-        } else {
-            files::remove_recipients(path, keys, &gone_ids)
-        }
-    }, report)
+    let gone_ids: Vec<_> = gone
+        .iter()
+        .map(|m| m.recipient.fingerprint().key_id())
+        .collect();
+    files::for_each_file(
+        mirror,
+        progress,
+        |path| {
+            if rekey_existing {
+                files::reencrypt(path, keys, &recipients, rng)
+            } else {
+                files::remove_recipients(path, keys, &gone_ids)
+            }
+        },
+        report,
+    )
 }
 
 /// Users the directory reports as departed (deprovisioned), by e-mail.
@@ -416,15 +497,31 @@ pub fn prune_departed(
         .iter()
         .cloned()
         .partition(|m| m.kind == MemberKind::User && departed.iter().any(|d| *d == m.name));
-    let mut report = ShareReport { epoch: meta.epoch, ..ShareReport::default() };
+    let mut report = ShareReport {
+        epoch: meta.epoch,
+        ..ShareReport::default()
+    };
     if gone.is_empty() || kept.is_empty() {
         return Ok(report);
     }
     meta.members = kept;
     for g in &gone {
-        report.notices.push(format!("{} has left the organisation and was removed from {}", g.name, mirror.display()));
+        report.notices.push(format!(
+            "{} has left the organisation and was removed from {}",
+            g.name,
+            mirror.display()
+        ));
     }
-    rewrite_after_removal(mirror, keys, &mut meta, &gone, false, progress, rng, &mut report)?;
+    rewrite_after_removal(
+        mirror,
+        keys,
+        &mut meta,
+        &gone,
+        false,
+        progress,
+        rng,
+        &mut report,
+    )?;
     Ok(report)
 }
 
@@ -443,7 +540,11 @@ pub fn set_label(
     adopt(&mut meta, keys, &me.email, &me.title);
     if let (Some(ctx), Some(l)) = (policy, label) {
         ctx.policy.check_label(l)?;
-        for m in meta.members.iter().filter(|m| m.recipient != *keys.identity.recipient()) {
+        for m in meta
+            .members
+            .iter()
+            .filter(|m| m.recipient != *keys.identity.recipient())
+        {
             ctx.check(Some(l), m)?;
         }
     }

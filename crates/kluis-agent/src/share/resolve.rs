@@ -24,7 +24,9 @@ pub enum ResolveError {
     },
     /// The colleague has left: an administrator disabled the account and
     /// revoked the key. New files are never encrypted to it.
-    #[error("cannot share with {0}: they have left the organisation (account disabled, key revoked)")]
+    #[error(
+        "cannot share with {0}: they have left the organisation (account disabled, key revoked)"
+    )]
     Left(String),
     /// The certified key is not a Kluis public key.
     #[error("cannot share with {0}: the directory key is not a Kluis public key")]
@@ -45,10 +47,17 @@ pub struct Verified {
 /// Resolve `who` (`bob@example.org` or `group:finance`) through the
 /// verified directory.
 pub async fn resolve(client: &AccountClient, who: &str) -> Result<Verified, ResolveError> {
-    let acc = |source| ResolveError::Account { who: who.to_owned(), source };
+    let acc = |source| ResolveError::Account {
+        who: who.to_owned(),
+        source,
+    };
     if let Some(name) = who.strip_prefix("group:") {
         let g = client.resolve_group(name).await.map_err(acc)?;
-        let recipient: Recipient = g.public_key.as_str().parse().map_err(|_| ResolveError::NotAKluisKey(who.to_owned()))?;
+        let recipient: Recipient = g
+            .public_key
+            .as_str()
+            .parse()
+            .map_err(|_| ResolveError::NotAKluisKey(who.to_owned()))?;
         return Ok(Verified {
             member: Member::group(name, recipient),
             fingerprint: g.fingerprint.to_string(),
@@ -59,7 +68,11 @@ pub async fn resolve(client: &AccountClient, who: &str) -> Result<Verified, Reso
     if client.colleague_status(who).await.map_err(acc)? == Some(kluis_types::UserStatus::Revoked) {
         return Err(ResolveError::Left(who.to_owned()));
     }
-    let recipient: Recipient = c.public_key.as_str().parse().map_err(|_| ResolveError::NotAKluisKey(who.to_owned()))?;
+    let recipient: Recipient = c
+        .public_key
+        .as_str()
+        .parse()
+        .map_err(|_| ResolveError::NotAKluisKey(who.to_owned()))?;
     Ok(Verified {
         member: Member::user(c.email.as_str(), recipient),
         fingerprint: c.fingerprint.to_string(),

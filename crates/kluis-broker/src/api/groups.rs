@@ -8,8 +8,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use kluis_types::{
-    AddGroupMemberRequest, CreateGroupRequest, GroupInfo, GroupListResponse, GroupName, GroupSecretResponse,
-    RemoveGroupMemberRequest,
+    AddGroupMemberRequest, CreateGroupRequest, GroupInfo, GroupListResponse, GroupName,
+    GroupSecretResponse, RemoveGroupMemberRequest,
 };
 
 use super::extract::{ApiJson, ApiPath, Authed};
@@ -19,9 +19,9 @@ use crate::store::{MemberChange, NewGroup, StoreError};
 /// A stale key version is the group's, not the escrow's.
 fn group_error(e: StoreError) -> ApiError {
     match e {
-        StoreError::VersionConflict => {
-            ApiError::conflict("the group changed meanwhile (stale key version); reload it and retry")
-        }
+        StoreError::VersionConflict => ApiError::conflict(
+            "the group changed meanwhile (stale key version); reload it and retry",
+        ),
         other => other.into(),
     }
 }
@@ -41,7 +41,10 @@ fn check_secret(len: usize) -> Result<(), ApiError> {
 /// certificate before using a group key.
 #[utoipa::path(get, path = "/v1/groups", tag = "groups", security(("bearer" = [])),
     responses((status = 200, body = GroupListResponse), (status = 401, body = kluis_types::ErrorBody)))]
-pub async fn list(State(state): State<AppState>, _auth: Authed) -> Result<Json<GroupListResponse>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    _auth: Authed,
+) -> Result<Json<GroupListResponse>, ApiError> {
     let groups = state
         .store
         .list_groups()
@@ -98,10 +101,16 @@ pub async fn secret(
         .group_secret(&name, &auth.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such group, or you are not a member"))?;
-    Ok(Json(GroupSecretResponse { key_version, secret }))
+    Ok(Json(GroupSecretResponse {
+        key_version,
+        secret,
+    }))
 }
 
-async fn user_id_of(state: &AppState, email: &kluis_types::Email) -> Result<kluis_types::UserId, ApiError> {
+async fn user_id_of(
+    state: &AppState,
+    email: &kluis_types::Email,
+) -> Result<kluis_types::UserId, ApiError> {
     Ok(state
         .store
         .user_by_email(email)
@@ -130,7 +139,11 @@ pub async fn add_member(
     // is off. The refusal names the rule.
     let (_, policy) = super::policy::current(&state).await?;
     if let Err(v) = policy.check_share(None, &req.email, &[name.to_string()]) {
-        let rule = if v.rule == "external_sharing" { "external_sharing" } else { "recipients" };
+        let rule = if v.rule == "external_sharing" {
+            "external_sharing"
+        } else {
+            "recipients"
+        };
         return Err(ApiError::policy(rule, v.detail));
     }
     let member = user_id_of(&state, &req.email).await?;

@@ -3,7 +3,10 @@
 //! [`EncryptedGroupSecret`]: the store cannot be handed plaintext keys.
 
 use async_trait::async_trait;
-use kluis_types::{Email, EncryptedGroupSecret, GroupCertificate, GroupName, PublicKeyString, SignatureBytes, UserId};
+use kluis_types::{
+    Email, EncryptedGroupSecret, GroupCertificate, GroupName, PublicKeyString, SignatureBytes,
+    UserId,
+};
 
 use super::StoreError;
 
@@ -63,7 +66,11 @@ pub trait GroupStore: Send + Sync {
     /// Every group, by name.
     async fn list_groups(&self) -> Result<Vec<GroupRow>, StoreError>;
     /// The key version and secret, if `member` is a member.
-    async fn group_secret(&self, name: &GroupName, member: &UserId) -> Result<Option<(i64, EncryptedGroupSecret)>, StoreError>;
+    async fn group_secret(
+        &self,
+        name: &GroupName,
+        member: &UserId,
+    ) -> Result<Option<(i64, EncryptedGroupSecret)>, StoreError>;
     /// Adds a member (no rotation).
     async fn add_group_member(&self, change: &MemberChange<'_>) -> Result<(), StoreError>;
     /// Removes a member and rotates the key (drops the certificate).
@@ -83,7 +90,9 @@ pub(crate) struct RawGroup {
 
 impl RawGroup {
     pub(crate) fn decode(self, members: Vec<String>) -> Result<GroupRow, StoreError> {
-        let corrupt = |_| StoreError::Corrupt { table: "kluis_groups" };
+        let corrupt = |_| StoreError::Corrupt {
+            table: "kluis_groups",
+        };
         let name = GroupName::parse(&self.name).map_err(corrupt)?;
         let public_key = PublicKeyString::parse(&self.public_key).map_err(corrupt)?;
         let certificate = match (self.cert_issued_at, self.cert_signature) {
@@ -95,8 +104,18 @@ impl RawGroup {
             }),
             _ => None,
         };
-        let mut members = members.iter().map(|e| Email::parse(e)).collect::<Result<Vec<_>, _>>().map_err(corrupt)?;
+        let mut members = members
+            .iter()
+            .map(|e| Email::parse(e))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(corrupt)?;
         members.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        Ok(GroupRow { name, public_key, key_version: self.key_version, certificate, members })
+        Ok(GroupRow {
+            name,
+            public_key,
+            key_version: self.key_version,
+            certificate,
+            members,
+        })
     }
 }

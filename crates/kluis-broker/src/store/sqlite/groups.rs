@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use kluis_types::{EncryptedGroupSecret, GroupCertificate, GroupName, UserId};
 use sqlx::Row;
 
-use super::super::groups::{GroupRow, GroupStore, MemberChange, NewGroup, RawGroup};
 use super::super::StoreError;
+use super::super::groups::{GroupRow, GroupStore, MemberChange, NewGroup, RawGroup};
 use super::{SqliteStore, is_unique_violation};
 
 #[async_trait]
@@ -28,12 +28,14 @@ impl GroupStore for SqliteStore {
             Err(e) if is_unique_violation(&e) => return Err(StoreError::GroupTaken),
             Err(e) => return Err(e.into()),
         }
-        sqlx::query("INSERT INTO kluis_group_members (group_name, user_id, added_at) VALUES (?, ?, ?)")
-            .bind(g.name.as_str())
-            .bind(g.created_by.as_str())
-            .bind(g.now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO kluis_group_members (group_name, user_id, added_at) VALUES (?, ?, ?)",
+        )
+        .bind(g.name.as_str())
+        .bind(g.created_by.as_str())
+        .bind(g.now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -72,7 +74,11 @@ impl GroupStore for SqliteStore {
         Ok(out)
     }
 
-    async fn group_secret(&self, name: &GroupName, member: &UserId) -> Result<Option<(i64, EncryptedGroupSecret)>, StoreError> {
+    async fn group_secret(
+        &self,
+        name: &GroupName,
+        member: &UserId,
+    ) -> Result<Option<(i64, EncryptedGroupSecret)>, StoreError> {
         let row = sqlx::query(
             "SELECT g.key_version, g.secret FROM kluis_groups g \
              JOIN kluis_group_members m ON m.group_name = g.name \
@@ -82,8 +88,13 @@ impl GroupStore for SqliteStore {
         .bind(member.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| Ok((r.try_get("key_version")?, EncryptedGroupSecret::new(r.try_get("secret")?))))
-            .transpose()
+        row.map(|r| {
+            Ok((
+                r.try_get("key_version")?,
+                EncryptedGroupSecret::new(r.try_get("secret")?),
+            ))
+        })
+        .transpose()
     }
 
     async fn add_group_member(&self, c: &MemberChange<'_>) -> Result<(), StoreError> {
@@ -116,18 +127,20 @@ impl GroupStore for SqliteStore {
         };
         let mut tx = self.pool.begin().await?;
         check_change(&mut tx, c).await?;
-        let gone = sqlx::query("DELETE FROM kluis_group_members WHERE group_name = ? AND user_id = ?")
-            .bind(c.name.as_str())
-            .bind(c.member.as_str())
-            .execute(&mut *tx)
-            .await?;
+        let gone =
+            sqlx::query("DELETE FROM kluis_group_members WHERE group_name = ? AND user_id = ?")
+                .bind(c.name.as_str())
+                .bind(c.member.as_str())
+                .execute(&mut *tx)
+                .await?;
         if gone.rows_affected() == 0 {
             return Err(StoreError::NotGroupMember);
         }
-        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM kluis_group_members WHERE group_name = ?")
-            .bind(c.name.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
+        let left: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM kluis_group_members WHERE group_name = ?")
+                .bind(c.name.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
         if left == 0 {
             return Err(StoreError::LastGroupMember);
         }
@@ -159,7 +172,10 @@ impl GroupStore for SqliteStore {
 }
 
 /// The actor is a member and the client worked from the current version.
-async fn check_change(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, c: &MemberChange<'_>) -> Result<(), StoreError> {
+async fn check_change(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    c: &MemberChange<'_>,
+) -> Result<(), StoreError> {
     let version: Option<i64> = sqlx::query_scalar(
         "SELECT g.key_version FROM kluis_groups g JOIN kluis_group_members m ON m.group_name = g.name \
          WHERE g.name = ? AND m.user_id = ?",
