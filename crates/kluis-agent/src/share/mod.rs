@@ -496,7 +496,7 @@ pub fn prune_departed(
         .members
         .iter()
         .cloned()
-        .partition(|m| m.kind == MemberKind::User && departed.iter().any(|d| *d == m.name));
+        .partition(|m| m.kind == MemberKind::User && departed.contains(&m.name));
     let mut report = ShareReport {
         epoch: meta.epoch,
         ..ShareReport::default()
