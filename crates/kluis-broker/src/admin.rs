@@ -331,6 +331,8 @@ pub async fn audit_checkpoint(
 pub async fn verify_audit(store: &dyn Store, org: &OrgPublicKey) -> Result<Report, AdminError> {
     let rows = store.audit_rows().await?;
     Ok(kluis_audit::verify(&rows, &org.to_bytes())?)
+}
+
 /// Signs the (group name, key) binding on file and stores the certificate.
 /// With `expected`, refuses unless that exact key is on file (compare the
 /// fingerprint with a group member out of band).
