@@ -150,6 +150,27 @@ async fn group_membership_and_rotation(backend: Backend) {
         2,
         "nothing changed"
     );
+
+    // The broker refuses a member the organisation policy forbids, and the
+    // refusal names the rule.
+    let policy = kluis_types::OrgPolicy {
+        external_sharing: false,
+        org_domains: vec!["example.org".into()],
+        ..kluis_types::OrgPolicy::default()
+    };
+    let outsider = super::user_at(&tb, &org, "eve", "elsewhere.test").await;
+    let host = kluis_audit::Actor::admin("it-ops").unwrap();
+    admin::set_policy(tb.store(), &org, &policy, &host, tb.now())
+        .await
+        .unwrap();
+    let err = alice
+        .client
+        .add_group_member(&name, &outsider.email, b"x".to_vec(), 2)
+        .await
+        .unwrap_err();
+    assert_eq!(status(&err), 422);
+    assert!(err.to_string().contains("external_sharing"), "{err}");
+    assert_eq!(alice.client.group(&name).await.unwrap().members.len(), 1);
     tb.shutdown().await;
 }
 

@@ -37,12 +37,16 @@ struct User {
 }
 
 async fn user(tb: &TestBroker, org: &OrgSigningKey, name: &str) -> User {
+    user_at(tb, org, name, "example.org").await
+}
+
+async fn user_at(tb: &TestBroker, org: &OrgSigningKey, name: &str, domain: &str) -> User {
     let (client, state) = tb.device(org.public_key());
     let password_text = unique("pw horse battery ");
     let password = Password::new(password_text.clone());
     let mut secret = vec![0u8; 48];
     util::getrandom_fill(&mut secret);
-    let email = format!("{}@example.org", unique(name));
+    let email = format!("{}@{domain}", unique(name));
     let public_key = unique("kluis1testkey");
     let out = client
         .register(&Registration {
