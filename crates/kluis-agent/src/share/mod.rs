@@ -551,3 +551,152 @@ pub fn set_label(
     meta.label = label.map(|l| l.as_str().to_owned());
     write_meta(mirror, &meta, rng)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kluis_format::{EncryptOptions, Metadata};
+
+    fn rng() -> impl rand_core::CryptoRng {
+        rand_core::UnwrapErr(getrandom::SysRng)
+    }
+
+    fn encrypt_to(path: &Path, to: &[&Identity], text: &str) {
+        let r: Vec<_> = to.iter().map(|i| i.recipient().clone()).collect();
+        let m = Metadata {
+            size: Some(text.len() as u64),
+            ..Metadata::default()
+        };
+        let mut out = Vec::new();
+        kluis_format::encrypt(
+            text.as_bytes(),
+            &mut out,
+            &r,
+            &m,
+            EncryptOptions::default(),
+            &mut rng(),
+        )
+        .unwrap();
+        std::fs::write(path, out).unwrap();
+    }
+
+    /// A file that fails (tampered, not shared with you) is listed and left
+    /// byte for byte as it was; the others are shared header-only, their
+    /// payload bytes unchanged.
+    #[test]
+    fn per_file_failures_leave_the_old_file_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let mirror = dir.path();
+        let (alice, bob, carol) = (
+            Identity::generate(&mut rng()),
+            Identity::generate(&mut rng()),
+            Identity::generate(&mut rng()),
+        );
+        let meta = FolderMeta::generate(alice.recipient(), &mut rng());
+        std::fs::write(
+            mirror.join(FOLDER_META_FILE),
+            meta.seal(&mut rng()).unwrap(),
+        )
+        .unwrap();
+        std::fs::create_dir(mirror.join("d")).unwrap();
+        let (good, tampered, foreign) = (
+            mirror.join("d/a.kls"),
+            mirror.join("b.kls"),
+            mirror.join("c.kls"),
+        );
+        encrypt_to(&good, &[&alice], "good");
+        encrypt_to(&tampered, &[&alice], "tampered");
+        let mut t = std::fs::read(&tampered).unwrap();
+        let last_header_byte = kluis_format::Header::read(&t[..]).unwrap().to_bytes().len() - 1;
+        t[last_header_byte] ^= 1; // the header MAC
+        std::fs::write(&tampered, &t).unwrap();
+        encrypt_to(&foreign, &[&carol], "not for alice");
+        let foreign_before = std::fs::read(&foreign).unwrap();
+        let good_before = std::fs::read(&good).unwrap();
+
+        let me = Me {
+            email: "alice@example.org".into(),
+            title: "T".into(),
+        };
+        let mut seen = 0;
+        let r = share_folder(
+            mirror,
+            Keys::own(&alice),
+            &me,
+            &[Member::user("bob@example.org", bob.recipient().clone())],
+            None,
+            &mut |p| seen = p.done,
+            &mut rng(),
+        )
+        .unwrap();
+        assert_eq!((r.files_updated, r.files_failed.len(), seen), (1, 2, 3));
+        assert_eq!(std::fs::read(&tampered).unwrap(), t);
+        assert_eq!(std::fs::read(&foreign).unwrap(), foreign_before);
+        assert!(
+            r.files_failed
+                .iter()
+                .any(|(p, why)| p == &foreign && why.contains("not shared with you"))
+        );
+        // Bob reads the good file; its payload bytes did not change.
+        let after = std::fs::read(&good).unwrap();
+        let hb = kluis_format::Header::read(&good_before[..])
+            .unwrap()
+            .to_bytes()
+            .len();
+        let ha = kluis_format::Header::read(&after[..])
+            .unwrap()
+            .to_bytes()
+            .len();
+        assert_eq!(after[ha..], good_before[hb..]);
+        let mut s = String::new();
+        std::io::Read::read_to_string(
+            &mut kluis_format::Decryptor::new(&after[..], &bob).unwrap(),
+            &mut s,
+        )
+        .unwrap();
+        assert_eq!(s, "good");
+        // No temp files left behind.
+        assert!(
+            std::fs::read_dir(mirror)
+                .unwrap()
+                .flatten()
+                .all(|e| !e.file_name().to_string_lossy().starts_with(".kluis-tmp"))
+        );
+        // Unsharing the last member is refused; an unknown one too.
+        assert!(matches!(
+            unshare_folder(
+                mirror,
+                Keys::own(&alice),
+                &me,
+                &["nobody@example.org".into()],
+                false,
+                &mut |_| {},
+                &mut rng()
+            ),
+            Err(ShareError::NotAMember(_))
+        ));
+        let r = unshare_folder(
+            mirror,
+            Keys::own(&alice),
+            &me,
+            &["bob@example.org".into()],
+            false,
+            &mut |_| {},
+            &mut rng(),
+        )
+        .unwrap();
+        assert_eq!(r.files_updated, 1);
+        assert!(matches!(
+            unshare_folder(
+                mirror,
+                Keys::own(&alice),
+                &me,
+                &["alice@example.org".into()],
+                false,
+                &mut |_| {},
+                &mut rng()
+            ),
+            Err(ShareError::LastMember(_))
+        ));
+    }
+}
