@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The tray app's CI (called by .ci/run on a fresh Debian machine, as root):
+#   1. system packages for Tauri 2 (webkit2gtk 4.1, appindicator), Xvfb,
+#      D-Bus, trayer and WebKitWebDriver;
+#   2. the UI: npm ci, type check + Vite build, Vitest;
+#   3. cargo test -p kluis-tray (mock runtime + unit tests);
+#   4. the tray over D-Bus (StatusNotifierItem icon + dbusmenu labels in
+#      each state) under dbus-run-session + Xvfb;
+#   5. end-to-end tests of the real app through tauri-driver + WebKitWebDriver;
+#   6. the .deb, built by the Tauri bundler (npm @tauri-apps/cli) from the
+#      debug build the tests already made, and its contents checked.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+export CARGO_TERM_COLOR=never
+target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+
+echo "== tray: system packages"
+apt-get install -y -qq --no-install-recommends \
+  libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev pkg-config \
+  xvfb xauth dbus dbus-x11 imagemagick xdotool jq libglib2.0-bin trayer webkit2gtk-driver \
+  nodejs npm file >/dev/null
+
+echo "== tray: UI (type check, build, Vitest)"
+(cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build && npx vitest run)
+
+echo "== tray: tauri-driver"
+if ! command -v tauri-driver >/dev/null; then
+  cargo install -q tauri-driver --version '^2' --locked
+fi
+
+echo "== tray: cargo test -p kluis-tray"
+cargo build -q -p kluis-tray -p kluis-cli
+cargo test -p kluis-tray
+
+echo "== tray: D-Bus tray states"
+bash src-tauri/tests/tray-dbus.sh "$target/debug"
+
+echo "== tray: end-to-end (tauri-driver + WebKitWebDriver)"
+bash src-tauri/tests/e2e.sh "$target/debug"
+
+echo "== tray: .deb"
+(cd src-tauri && ../ui/node_modules/.bin/tauri build --debug --bundles deb --ci)
+deb=$(ls "$target"/debug/bundle/deb/*.deb | head -n1)
+dpkg-deb -c "$deb" | tee /tmp/kluis-deb-contents.txt | awk '{print $6}'
+for want in ./usr/bin/kluis-tray ./usr/share/applications/Kluis.desktop ./etc/xdg/autostart/Kluis.desktop ./usr/share/icons/hicolor/128x128/apps/kluis-tray.png; do
+  grep -q " $want\$" /tmp/kluis-deb-contents.txt || { echo "missing in .deb: $want" >&2; exit 1; }
+done
+dpkg-deb -f "$deb" Depends
+echo "tray: 1 passed, 0 failed"

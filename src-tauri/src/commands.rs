@@ -1,0 +1,646 @@
+//! The commands the window calls. Each parses its input and delegates to
+//! kluis-agent (through [`Engine::call`]) or kluis-account; errors reach the
+//! UI as `{code, message}` ([`UiError`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use kluis_agent::{Config, Request, Response, Status};
+use serde::{Deserialize, Serialize};
+use tauri::State;
+
+use crate::engine::Engine;
+use crate::error::UiError;
+use crate::i18n;
+use crate::limiter::Limiter;
+use crate::state::{TrayView, tray_view};
+
+/// The app's own preferences (`tray.json` in the config directory).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
+pub struct Settings {
+    /// Language override (`en`, `nl`, `fr`); the OS language when absent.
+    pub language: Option<String>,
+    /// Start at login (on unless the user opted out).
+    #[serde(default = "yes")]
+    pub autostart: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Turns the OS login item on or off (tauri-plugin-autostart in the app;
+/// a recorder in tests).
+pub type AutostartFn = Box<dyn Fn(bool) -> Result<(), String> + Send + Sync>;
+
+/// State shared by the commands and the tray.
+pub struct Shell {
+    /// The sync engine.
+    pub engine: Engine,
+    unlock_attempts: Mutex<Limiter>,
+    settings: Mutex<Settings>,
+    autostart: AutostartFn,
+}
+
+impl std::fmt::Debug for Shell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shell")
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shell {
+    /// A shell over `engine`, with settings loaded from its config directory.
+    pub fn new(engine: Engine, autostart: AutostartFn) -> Shell {
+        let settings = std::fs::read(Self::settings_path(&engine))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Settings {
+                language: None,
+                autostart: true,
+            });
+        Shell {
+            engine,
+            unlock_attempts: Mutex::new(Limiter::default()),
+            settings: Mutex::new(settings),
+            autostart,
+        }
+    }
+
+    fn settings_path(engine: &Engine) -> PathBuf {
+        engine.home().config.join("tray.json")
+    }
+
+    /// Current settings.
+    pub fn settings(&self) -> Settings {
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn save_settings(&self, s: Settings) -> Result<(), UiError> {
+        let path = Self::settings_path(&self.engine);
+        let io = |e: std::io::Error| UiError::new("io", format!("{}: {e}", path.display()));
+        std::fs::create_dir_all(&self.engine.home().config).map_err(io)?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&s).unwrap_or_default()).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        *self.settings.lock().unwrap_or_else(|e| e.into_inner()) = s;
+        Ok(())
+    }
+
+    /// The language in use: the override, else the OS language.
+    pub fn language(&self) -> String {
+        self.settings()
+            .language
+            .unwrap_or_else(|| i18n::os_language().to_owned())
+    }
+
+    /// The agent's status.
+    pub fn status(&self) -> Result<Status, UiError> {
+        match self.engine.call(&Request::Status)? {
+            Response::Status(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Conflict copies.
+    pub fn conflicts(&self) -> Result<Vec<kluis_agent::ConflictEntry>, UiError> {
+        match self.engine.call(&Request::Conflicts)? {
+            Response::Conflicts { entries } => Ok(entries),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Recent activity.
+    pub fn activity(&self, limit: usize) -> Result<Vec<kluis_agent::ActivityEntry>, UiError> {
+        match self.engine.call(&Request::Activity { limit })? {
+            Response::Activity { entries } => Ok(entries),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The tray view now.
+    pub fn tray_view(&self) -> Result<TrayView, UiError> {
+        let s = self.status()?;
+        let c = if s.locked { 0 } else { self.conflicts()?.len() };
+        Ok(tray_view(&s, c))
+    }
+
+    fn ok(&self, req: &Request) -> Result<(), UiError> {
+        self.engine.call(req).map(|_| ()).map_err(UiError::from)
+    }
+
+    /// Pause every pair.
+    pub fn pause(&self) -> Result<(), UiError> {
+        self.ok(&Request::Pause { pair: None })
+    }
+
+    /// Resume every pair.
+    pub fn resume(&self, allow_deletions: bool) -> Result<(), UiError> {
+        self.ok(&Request::Resume {
+            pair: None,
+            allow_deletions,
+        })
+    }
+
+    /// Lock the identity.
+    pub fn lock(&self) -> Result<(), UiError> {
+        self.ok(&Request::Lock)
+    }
+
+    /// Unlock, rate-limited.
+    pub fn unlock(&self, password: String) -> Result<(), UiError> {
+        let password = zeroize::Zeroizing::new(password);
+        let now = Instant::now();
+        let mut limiter = self
+            .unlock_attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Err(wait) = limiter.check(now) {
+            return Err(UiError::new(
+                "too_many_attempts",
+                format!(
+                    "too many wrong passwords; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            ));
+        }
+        if !self.engine.home().identity_file().exists() {
+            return Err(UiError::new(
+                "no_identity",
+                "this device has no Kluis identity yet",
+            ));
+        }
+        let r = self.ok(&Request::Unlock {
+            passphrase: password.to_string(),
+        });
+        match &r {
+            Ok(()) => limiter.succeeded(),
+            Err(e) if e.code == "wrong_password" => limiter.failed(now),
+            Err(_) => {}
+        }
+        r
+    }
+}
+
+fn unexpected(r: &Response) -> UiError {
+    UiError::new(
+        "agent_protocol",
+        format!("unexpected answer from the agent: {r:?}"),
+    )
+}
+
+/// One folder pair, for the status window.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct PairView {
+    /// Pair id.
+    pub id: String,
+    /// Plaintext folder.
+    pub plain: String,
+    /// Encrypted mirror.
+    pub mirror: String,
+    /// `idle`, `syncing`, `paused`, `locked`, `alert`, `error`, `starting`.
+    pub state: String,
+    /// Why it needs attention.
+    pub alert: Option<String>,
+    /// Files in sync.
+    pub synced_files: u32,
+    /// Files waiting.
+    pub pending: u32,
+    /// Failed items: `path: reason`.
+    pub errors: Vec<String>,
+    /// Skipped on purpose (including files not shared with you): `path: reason`.
+    pub skipped: Vec<String>,
+    /// End of the last reconcile, ms since the epoch.
+    pub last_sync_ms: Option<f64>,
+}
+
+/// The status window's data.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct StatusView {
+    /// Tray state and counts.
+    pub tray: TrayView,
+    /// This device's name.
+    pub device: String,
+    /// Whether the engine runs in this app (else: a `kluis agent`).
+    pub in_process: bool,
+    /// Whether this device has an identity (else the wizard runs).
+    pub has_identity: bool,
+    /// Folder pairs.
+    pub pairs: Vec<PairView>,
+}
+
+fn ms(ns: i64) -> f64 {
+    (ns / 1_000_000) as f64
+}
+
+fn state_name(s: kluis_agent::PairState) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// One activity line.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct ActivityView {
+    /// Pair id.
+    pub pair: String,
+    /// `encrypted`, `decrypted`, `conflict`, `deleted`, …
+    pub action: String,
+    /// Plaintext path.
+    pub path: String,
+    /// Detail (rename target, conflict copy).
+    pub detail: Option<String>,
+    /// When, ms since the epoch.
+    pub at_ms: f64,
+}
+
+/// A conflict copy and the file it conflicts with.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct ConflictView {
+    /// Pair id.
+    pub pair: String,
+    /// The conflict copy (relative to the plaintext folder).
+    pub copy: String,
+    /// The file it is a copy of.
+    pub original: String,
+}
+
+/// `a/b (conflict dev 2026-01-01).txt` → `a/b.txt`.
+pub fn conflict_original(copy: &str) -> Option<String> {
+    let (dir, name) = copy.rsplit_once('/').map_or(("", copy), |(d, n)| (d, n));
+    let start = name.find(" (conflict ")?;
+    let end = start + name[start..].find(')')?;
+    let orig = format!("{}{}", &name[..start], &name[end + 1..]);
+    Some(if dir.is_empty() {
+        orig
+    } else {
+        format!("{dir}/{orig}")
+    })
+}
+
+/// A Dropbox/OneDrive folder found on this machine.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct FolderCandidate {
+    /// "Dropbox", "OneDrive", …
+    pub provider: String,
+    /// The folder.
+    pub path: String,
+}
+
+fn show(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// The status window's data.
+#[tauri::command]
+#[specta::specta]
+pub fn get_status(shell: State<'_, Shell>) -> Result<StatusView, UiError> {
+    let s = shell.status()?;
+    let conflicts = if s.locked {
+        0
+    } else {
+        shell.conflicts()?.len()
+    };
+    let tray = tray_view(&s, conflicts);
+    Ok(StatusView {
+        tray,
+        device: s.device.clone(),
+        in_process: shell.engine.in_process(),
+        has_identity: shell.engine.home().identity_file().exists(),
+        pairs: s
+            .pairs
+            .iter()
+            .map(|p| PairView {
+                id: p.id.clone(),
+                plain: show(&p.plain),
+                mirror: show(&p.mirror),
+                state: state_name(p.state),
+                alert: p.alert.clone(),
+                synced_files: u32::try_from(p.synced_files).unwrap_or(u32::MAX),
+                pending: u32::try_from(p.deferred).unwrap_or(u32::MAX),
+                errors: p.errors.iter().map(|e| format!("{e:?}")).collect(),
+                skipped: p.skips.iter().map(|k| format!("{k:?}")).collect(),
+                last_sync_ms: p.last_sync.map(ms),
+            })
+            .collect(),
+    })
+}
+
+/// Recent activity, newest first.
+#[tauri::command]
+#[specta::specta]
+pub fn get_activity(shell: State<'_, Shell>, limit: u32) -> Result<Vec<ActivityView>, UiError> {
+    let mut v: Vec<ActivityView> = shell
+        .activity(limit.min(1000) as usize)?
+        .into_iter()
+        .map(|a| ActivityView {
+            pair: a.pair,
+            action: a.action,
+            path: a.path,
+            detail: a.detail,
+            at_ms: ms(a.at),
+        })
+        .collect();
+    v.reverse();
+    Ok(v)
+}
+
+/// Conflict copies with their originals.
+#[tauri::command]
+#[specta::specta]
+pub fn get_conflicts(shell: State<'_, Shell>) -> Result<Vec<ConflictView>, UiError> {
+    Ok(shell
+        .conflicts()?
+        .into_iter()
+        .map(|c| ConflictView {
+            original: conflict_original(&c.path).unwrap_or_else(|| c.path.clone()),
+            pair: c.pair,
+            copy: c.path,
+        })
+        .collect())
+}
+
+/// Pause syncing.
+#[tauri::command]
+#[specta::specta]
+pub fn pause_sync(shell: State<'_, Shell>) -> Result<(), UiError> {
+    shell.pause()
+}
+
+/// Resume syncing; `allow_deletions` lets a guarded mass deletion through once.
+#[tauri::command]
+#[specta::specta]
+pub fn resume_sync(shell: State<'_, Shell>, allow_deletions: bool) -> Result<(), UiError> {
+    shell.resume(allow_deletions)
+}
+
+/// Lock the identity.
+#[tauri::command]
+#[specta::specta]
+pub fn lock_identity(shell: State<'_, Shell>) -> Result<(), UiError> {
+    shell.lock()
+}
+
+/// Unlock the identity (rate-limited).
+#[tauri::command]
+#[specta::specta]
+pub fn unlock_identity(shell: State<'_, Shell>, password: String) -> Result<(), UiError> {
+    shell.unlock(password)
+}
+
+fn pair_root(shell: &Shell, pair: &str, mirror: bool) -> Result<PathBuf, UiError> {
+    let s = shell.status()?;
+    let p = s
+        .pairs
+        .iter()
+        .find(|p| p.id == pair)
+        .ok_or_else(|| UiError::new("pair", format!("no folder pair {pair}")))?;
+    Ok(if mirror {
+        p.mirror.clone()
+    } else {
+        p.plain.clone()
+    })
+}
+
+/// A path inside a pair, refusing `..` and absolute paths.
+fn inside(root: &Path, rel: &str) -> Result<PathBuf, UiError> {
+    let p = Path::new(rel);
+    if rel.is_empty()
+        || p.components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(UiError::new(
+            "bad_path",
+            format!("{rel} is not a path inside the folder"),
+        ));
+    }
+    Ok(root.join(p))
+}
+
+fn open(p: &Path) -> Result<(), UiError> {
+    tauri_plugin_opener::open_path(p, None::<&str>)
+        .map_err(|e| UiError::new("open", format!("{}: {e}", p.display())))
+}
+
+/// Open a pair's plaintext (`which = "plain"`) or encrypted (`"mirror"`) folder.
+#[tauri::command]
+#[specta::specta]
+pub fn open_folder(shell: State<'_, Shell>, pair: String, which: String) -> Result<(), UiError> {
+    let mirror = match which.as_str() {
+        "plain" => false,
+        "mirror" => true,
+        _ => {
+            return Err(UiError::new(
+                "bad_request",
+                format!("unknown folder kind {which}"),
+            ));
+        }
+    };
+    open(&pair_root(&shell, &pair, mirror)?)
+}
+
+/// Open a conflict copy and its original side by side.
+#[tauri::command]
+#[specta::specta]
+pub fn open_conflict(shell: State<'_, Shell>, pair: String, copy: String) -> Result<(), UiError> {
+    let root = pair_root(&shell, &pair, false)?;
+    let original = conflict_original(&copy)
+        .ok_or_else(|| UiError::new("bad_path", format!("{copy} is not a conflict copy")))?;
+    open(&inside(&root, &original)?)?;
+    open(&inside(&root, &copy)?)
+}
+
+/// Settings, with the language in effect.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct SettingsView {
+    /// Stored settings.
+    pub settings: Settings,
+    /// The language in use.
+    pub language: String,
+    /// Languages offered.
+    pub languages: Vec<String>,
+}
+
+/// The settings.
+#[tauri::command]
+#[specta::specta]
+pub fn get_settings(shell: State<'_, Shell>) -> SettingsView {
+    SettingsView {
+        settings: shell.settings(),
+        language: shell.language(),
+        languages: i18n::LANGUAGES.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+/// Override the language (`None`: follow the OS).
+#[tauri::command]
+#[specta::specta]
+pub fn set_language(shell: State<'_, Shell>, language: Option<String>) -> Result<(), UiError> {
+    if let Some(l) = &language
+        && !i18n::LANGUAGES.contains(&l.as_str())
+    {
+        return Err(UiError::new("bad_request", format!("unknown language {l}")));
+    }
+    let mut s = shell.settings();
+    s.language = language;
+    shell.save_settings(s)
+}
+
+/// Start at login, or not.
+#[tauri::command]
+#[specta::specta]
+pub fn set_autostart(shell: State<'_, Shell>, enabled: bool) -> Result<(), UiError> {
+    (shell.autostart)(enabled).map_err(|e| UiError::new("autostart", e))?;
+    let mut s = shell.settings();
+    s.autostart = enabled;
+    shell.save_settings(s)
+}
+
+/// Where the wizard suggests to put the folders.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct FolderSuggestion {
+    /// Dropbox and OneDrive folders found on this machine.
+    pub found: Vec<FolderCandidate>,
+    /// Suggested plaintext folder (`~/Kluis`, or `Kluis/` in `KLUIS_HOME`).
+    pub plain: String,
+    /// Suggested mirror: `Kluis/` in the first sync folder found, else `~/Kluis-encrypted`.
+    pub mirror: String,
+}
+
+/// The folders found on this machine and the suggested pair (as `kluis start` picks them).
+#[tauri::command]
+#[specta::specta]
+pub fn suggest_folders() -> Result<FolderSuggestion, UiError> {
+    let found = kluis_agent::detect_sync_folders();
+    let base = std::env::var_os("KLUIS_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(PathBuf::from))
+        .ok_or_else(|| UiError::new("no_home", "cannot find your home folder"))?;
+    let mirror = found
+        .first()
+        .map_or_else(|| base.join("Kluis-encrypted"), |c| c.path.join("Kluis"));
+    Ok(FolderSuggestion {
+        plain: show(&base.join("Kluis")),
+        mirror: show(&mirror),
+        found: found
+            .into_iter()
+            .map(|c| FolderCandidate {
+                provider: c.provider,
+                path: show(&c.path),
+            })
+            .collect(),
+    })
+}
+
+/// Create this device's identity (a new key pair), sealed with `password`
+/// in the identity file, as `kluis keygen` does. Refuses to overwrite one.
+#[tauri::command]
+#[specta::specta]
+pub fn create_identity(shell: State<'_, Shell>, password: String) -> Result<(), UiError> {
+    let password = zeroize::Zeroizing::new(password);
+    if password.chars().count() < 8 {
+        return Err(UiError::new(
+            "password_too_short",
+            "the password needs at least 8 characters",
+        ));
+    }
+    let path = shell.engine.home().identity_file();
+    if path.exists() {
+        return Err(UiError::new(
+            "identity_exists",
+            format!("{} already exists", path.display()),
+        ));
+    }
+    let mut rng = kluis_format::rand_core::UnwrapErr(getrandom::SysRng);
+    let id = kluis_format::Identity::generate(&mut rng);
+    let sealed = kluis_format::seal_identity(
+        &id,
+        password.as_bytes(),
+        kluis_format::KdfParams::DEFAULT,
+        &mut rng,
+    )
+    .map_err(|e| UiError::new("identity", e.to_string()))?;
+    write_private(&path, &sealed)
+        .map_err(|e| UiError::new("io", format!("{}: {e}", path.display())))
+}
+
+/// Write a new owner-only file atomically (temp file, fsync, rename).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(".identity.kluiskey.tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
+/// Pair a plaintext folder with a mirror folder and restart the engine on
+/// the new configuration (it starts locked).
+#[tauri::command]
+#[specta::specta]
+pub fn add_folder_pair(
+    shell: State<'_, Shell>,
+    plain: String,
+    mirror: String,
+) -> Result<(), UiError> {
+    if plain.trim().is_empty() || mirror.trim().is_empty() {
+        return Err(UiError::new("bad_request", "both folders are needed"));
+    }
+    let home = shell.engine.home();
+    let mut cfg = Config::load(home)?;
+    cfg.add_pair(Path::new(plain.trim()), Path::new(mirror.trim()))?;
+    cfg.save(home)?;
+    shell.engine.reload().map_err(UiError::from)
+}
+
+/// Stop syncing a pair (files are left alone) and restart the engine.
+#[tauri::command]
+#[specta::specta]
+pub fn remove_folder_pair(shell: State<'_, Shell>, pair: String) -> Result<(), UiError> {
+    let home = shell.engine.home();
+    let mut cfg = Config::load(home)?;
+    cfg.remove_pair(&pair)?;
+    cfg.save(home)?;
+    shell.engine.reload().map_err(UiError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflict_copies_map_to_their_originals() {
+        assert_eq!(
+            conflict_original("a/b (conflict dev 2026-01-01).txt").as_deref(),
+            Some("a/b.txt")
+        );
+        assert_eq!(
+            conflict_original("notes (conflict x 2026-01-01)").as_deref(),
+            Some("notes")
+        );
+        assert_eq!(conflict_original("plain.txt"), None);
+    }
+
+    #[test]
+    fn paths_stay_inside_the_folder() {
+        let root = Path::new("/r");
+        assert!(inside(root, "../etc/passwd").is_err());
+        assert!(inside(root, "/etc/passwd").is_err());
+        assert!(inside(root, "").is_err());
+        assert_eq!(inside(root, "a/b.txt").unwrap(), Path::new("/r/a/b.txt"));
+    }
+}

@@ -1,0 +1,186 @@
+//! Which notifications to show, rate-limited: at most one per kind per
+//! window, each summarising everything of its kind since the last one, so a
+//! thousand conflict copies make one notification, never one per file.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use kluis_agent::{ActivityEntry, PairState, Status};
+
+/// Kinds of notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NoteKind {
+    /// Conflict copies were created.
+    Conflict,
+    /// A folder pair stopped on an error or a safety guard.
+    NeedsAction,
+}
+
+/// One notification to show (the text is translated by the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// Kind.
+    pub kind: NoteKind,
+    /// How many events it summarises.
+    pub count: usize,
+    /// One example (a path, or the alert text).
+    pub example: String,
+}
+
+/// Collects events and releases notes no faster than `window` per kind.
+#[derive(Debug)]
+pub struct Notifier {
+    window: Duration,
+    last_shown: HashMap<NoteKind, Instant>,
+    pending: HashMap<NoteKind, (usize, String)>,
+    seen_activity: i64,
+    alerted: HashMap<String, PairState>,
+}
+
+impl Notifier {
+    /// At most one notification per kind per `window`.
+    pub fn new(window: Duration) -> Self {
+        Notifier {
+            window,
+            last_shown: HashMap::new(),
+            pending: HashMap::new(),
+            seen_activity: i64::MIN,
+            alerted: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, kind: NoteKind, example: &str) {
+        let e = self
+            .pending
+            .entry(kind)
+            .or_insert_with(|| (0, example.to_owned()));
+        e.0 += 1;
+    }
+
+    /// Look at new activity and the current status; return what to show now.
+    pub fn observe(
+        &mut self,
+        now: Instant,
+        activity: &[ActivityEntry],
+        status: &Status,
+    ) -> Vec<Note> {
+        let seen = self.seen_activity;
+        for a in activity.iter().filter(|a| a.at > seen) {
+            if a.action == "conflict" {
+                let example = a.detail.clone().unwrap_or_else(|| a.path.clone());
+                self.add(NoteKind::Conflict, &example);
+            }
+        }
+        if let Some(last) = activity.iter().map(|a| a.at).max() {
+            self.seen_activity = self.seen_activity.max(last);
+        }
+        for p in &status.pairs {
+            let bad = matches!(p.state, PairState::Alert | PairState::Error);
+            let before = self.alerted.get(&p.id).copied();
+            if bad && before != Some(p.state) {
+                let text = p
+                    .alert
+                    .clone()
+                    .unwrap_or_else(|| p.plain.display().to_string());
+                self.add(NoteKind::NeedsAction, &text);
+            }
+            if bad {
+                self.alerted.insert(p.id.clone(), p.state);
+            } else {
+                self.alerted.remove(&p.id);
+            }
+        }
+        let mut out = Vec::new();
+        let kinds: Vec<NoteKind> = self.pending.keys().copied().collect();
+        for kind in kinds {
+            let ready = self
+                .last_shown
+                .get(&kind)
+                .is_none_or(|t| now.duration_since(*t) >= self.window);
+            if ready && let Some((count, example)) = self.pending.remove(&kind) {
+                self.last_shown.insert(kind, now);
+                out.push(Note {
+                    kind,
+                    count,
+                    example,
+                });
+            }
+        }
+        out.sort_by_key(|n| n.kind == NoteKind::NeedsAction);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kluis_agent::PairStatus;
+
+    fn conflict(at: i64) -> ActivityEntry {
+        ActivityEntry {
+            pair: "p".into(),
+            action: "conflict".into(),
+            path: format!("f{at}.txt"),
+            detail: Some(format!("f{at} (conflict d 2026-01-01).txt")),
+            at,
+        }
+    }
+
+    fn status(state: PairState) -> Status {
+        Status {
+            locked: false,
+            device: "d".into(),
+            pairs: vec![PairStatus {
+                id: "p".into(),
+                plain: "/a".into(),
+                mirror: "/b".into(),
+                state,
+                alert: Some("paused: mass deletion".into()),
+                last_sync: None,
+                synced_files: 0,
+                deferred: 0,
+                errors: vec![],
+                skips: vec![],
+                polling: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_burst_of_conflicts_is_one_notification_per_window() {
+        let mut n = Notifier::new(Duration::from_secs(30));
+        let t0 = Instant::now();
+        let burst: Vec<_> = (1..=500).map(conflict).collect();
+        let first = n.observe(t0, &burst, &status(PairState::Idle));
+        assert_eq!(first.len(), 1);
+        assert_eq!((first[0].kind, first[0].count), (NoteKind::Conflict, 500));
+        // Same log again: nothing new.
+        assert!(n.observe(t0, &burst, &status(PairState::Idle)).is_empty());
+        // More conflicts within the window are held back, then summarised.
+        let more: Vec<_> = (501..=510).map(conflict).collect();
+        assert!(
+            n.observe(t0 + Duration::from_secs(5), &more, &status(PairState::Idle))
+                .is_empty()
+        );
+        let later = n.observe(
+            t0 + Duration::from_secs(31),
+            &more,
+            &status(PairState::Idle),
+        );
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].count, 10);
+    }
+
+    #[test]
+    fn an_alert_notifies_once_until_it_clears() {
+        let mut n = Notifier::new(Duration::from_secs(0));
+        let t = Instant::now();
+        let a = n.observe(t, &[], &status(PairState::Alert));
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].kind, NoteKind::NeedsAction);
+        assert_eq!(a[0].example, "paused: mass deletion");
+        assert!(n.observe(t, &[], &status(PairState::Alert)).is_empty());
+        assert!(n.observe(t, &[], &status(PairState::Idle)).is_empty());
+        assert_eq!(n.observe(t, &[], &status(PairState::Alert)).len(), 1);
+    }
+}

@@ -1,0 +1,211 @@
+//! The app's commands through Tauri's IPC on the mock runtime: the same
+//! `run_app` the real app uses, a real in-process agent on temp folders.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kluis_agent::{AgentHome, AgentOptions};
+use kluis_tray::engine::Engine;
+use kluis_tray::{Shell, run_app};
+use serde_json::{Value, json};
+use tauri::test::{INVOKE_KEY, get_ipc_response, mock_builder, mock_context, noop_assets};
+use tauri::webview::InvokeRequest;
+use tauri::{App, WebviewWindow, WebviewWindowBuilder};
+
+struct Harness {
+    _app: App<tauri::test::MockRuntime>,
+    window: WebviewWindow<tauri::test::MockRuntime>,
+}
+
+fn opts() -> AgentOptions {
+    AgentOptions {
+        quiet: Duration::from_millis(50),
+        debounce: Duration::from_millis(50),
+        ..AgentOptions::default()
+    }
+}
+
+fn app(home: &Path) -> Harness {
+    let engine = Engine::start(AgentHome::in_dir(home), opts());
+    let shell = Shell::new(engine, Box::new(|_| Ok(())));
+    let app = run_app(mock_builder(), shell)
+        .build(mock_context(noop_assets()))
+        .expect("app builds");
+    let window = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .expect("window");
+    Harness { _app: app, window }
+}
+
+impl Harness {
+    fn call(&self, cmd: &str, args: Value) -> Result<Value, Value> {
+        get_ipc_response(
+            &self.window,
+            InvokeRequest {
+                cmd: cmd.into(),
+                callback: tauri::ipc::CallbackFn(0),
+                error: tauri::ipc::CallbackFn(1),
+                // Linux (and macOS) serve the app from tauri://localhost.
+                url: "tauri://localhost".parse().expect("url"),
+                body: tauri::ipc::InvokeBody::Json(args),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        )
+        .map(|b| b.deserialize::<Value>().expect("json"))
+    }
+
+    fn ok(&self, cmd: &str, args: Value) -> Value {
+        self.call(cmd, args)
+            .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+    }
+
+    fn wait_status(&self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.ok("get_status", json!({}));
+            if f(&s) {
+                return s;
+            }
+            assert!(Instant::now() < end, "timed out waiting for {what}: {s}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn first_run_unlock_sync_pause_lock_through_ipc() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let h = app(d.path());
+    let s = h.ok("get_status", json!({}));
+    assert_eq!(s["has_identity"], false);
+    assert_eq!(s["in_process"], true);
+    assert_eq!(s["tray"]["kind"], "locked");
+
+    // Errors arrive as {code, message}.
+    let e = h
+        .call("unlock_identity", json!({"password": "whatever1"}))
+        .expect_err("no identity yet");
+    assert_eq!(e["code"], "no_identity");
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()));
+    let e = h
+        .call("create_identity", json!({"password": "short"}))
+        .expect_err("too short");
+    assert_eq!(e["code"], "password_too_short");
+
+    // The wizard's calls.
+    h.ok("create_identity", json!({"password": "correct horse"}));
+    assert_eq!(
+        h.call("create_identity", json!({"password": "correct horse"}))
+            .expect_err("twice")["code"],
+        "identity_exists"
+    );
+    let plain = d.path().join("plain");
+    let mirror = d.path().join("Dropbox/Kluis");
+    h.ok("add_folder_pair", json!({"plain": plain, "mirror": mirror}));
+    let e = h
+        .call("unlock_identity", json!({"password": "wrong horse"}))
+        .expect_err("wrong");
+    assert_eq!(e["code"], "wrong_password");
+    h.ok("unlock_identity", json!({"password": "correct horse"}));
+    h.wait_status("up to date", |s| s["tray"]["kind"] == "up_to_date");
+
+    // A dropped file is encrypted into the mirror and shows in the activity.
+    std::fs::write(plain.join("report.txt"), b"quarterly numbers").expect("write");
+    let s = h.wait_status("one synced file", |s| {
+        s["pairs"][0]["synced_files"] == 1 && s["tray"]["kind"] == "up_to_date"
+    });
+    assert_eq!(s["pairs"][0]["plain"], plain.display().to_string());
+    let act = h.ok("get_activity", json!({"limit": 10}));
+    assert!(
+        act.as_array()
+            .expect("list")
+            .iter()
+            .any(|a| a["action"] == "encrypted" && a["path"] == "report.txt"),
+        "{act}"
+    );
+    let in_mirror = std::fs::read_dir(&mirror).expect("mirror").count();
+    assert!(in_mirror >= 1);
+
+    h.ok("pause_sync", json!({}));
+    h.wait_status("paused", |s| {
+        s["tray"]["kind"] == "paused" && s["tray"]["paused"] == true
+    });
+    h.ok("resume_sync", json!({"allowDeletions": false}));
+    h.wait_status("resumed", |s| s["tray"]["kind"] == "up_to_date");
+    h.ok("lock_identity", json!({}));
+    h.wait_status("locked", |s| s["tray"]["kind"] == "locked");
+
+    // Bad input is refused with a code, not a panic.
+    let e = h
+        .call("open_folder", json!({"pair": "nope", "which": "plain"}))
+        .expect_err("unknown pair");
+    assert_eq!(e["code"], "pair");
+    let e = h
+        .call("set_language", json!({"language": "de"}))
+        .expect_err("unknown language");
+    assert_eq!(e["code"], "bad_request");
+    h.ok("set_language", json!({"language": "nl"}));
+    assert_eq!(h.ok("get_settings", json!({}))["language"], "nl");
+}
+
+#[test]
+fn unlock_attempts_are_rate_limited() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let h = app(d.path());
+    h.ok("create_identity", json!({"password": "correct horse"}));
+    for _ in 0..3 {
+        assert_eq!(
+            h.call("unlock_identity", json!({"password": "nope nope"}))
+                .expect_err("wrong")["code"],
+            "wrong_password"
+        );
+    }
+    // Even the right password waits now.
+    let e = h
+        .call("unlock_identity", json!({"password": "correct horse"}))
+        .expect_err("limited");
+    assert_eq!(e["code"], "too_many_attempts");
+}
+
+#[test]
+fn a_second_engine_never_syncs_the_same_folders() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let h = app(d.path());
+    h.ok(
+        "add_folder_pair",
+        json!({"plain": d.path().join("p"), "mirror": d.path().join("m")}),
+    );
+    // Same home: the second app finds the first's socket and becomes its client.
+    let same = Engine::start(AgentHome::in_dir(d.path()), opts());
+    assert!(!same.in_process());
+    assert!(same.call(&kluis_agent::Request::Status).is_ok());
+    // Another home, same folders: the pair lock refuses to start a second engine.
+    let other = tempfile::tempdir().expect("tempdir");
+    let home2 = AgentHome::in_dir(other.path());
+    let mut cfg = kluis_agent::Config::default();
+    cfg.add_pair(&d.path().join("p"), &d.path().join("m"))
+        .expect("pair");
+    cfg.save(&home2).expect("save");
+    let second = Engine::start(home2, opts());
+    assert!(!second.in_process());
+    let e = kluis_tray::UiError::from(
+        second
+            .call(&kluis_agent::Request::Status)
+            .expect_err("refused"),
+    );
+    assert_eq!(e.code, "already_running");
+}
+
+#[test]
+fn bindings_in_ui_are_generated_from_the_commands() {
+    let want = kluis_tray::bindings_ts().expect("export");
+    let have = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/bindings.ts"),
+    )
+    .unwrap_or_default();
+    assert!(
+        have == want,
+        "ui/src/bindings.ts is stale: run `cargo run -p kluis-tray --bin kluis-tray-bindings`"
+    );
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# End-to-end tests of the real app through tauri-driver + WebKitWebDriver,
+# under Xvfb and a private D-Bus session, once per language (en, nl, fr),
+# each in a fresh KLUIS_HOME. Usage: e2e.sh TARGET_DEBUG_DIR [SHOTS_DIR]
+set -euo pipefail
+bin_dir=$(cd "$1" && pwd)
+shots=${2:-}
+here=$(cd "$(dirname "$0")" && pwd)
+ui="$here/../../ui"
+if [ -z "${KLUIS_E2E_INNER:-}" ]; then
+  export KLUIS_E2E_INNER=1
+  exec dbus-run-session -- xvfb-run -a -s "-ac -screen 0 1280x800x24" bash "$0" "$@"
+fi
+command -v tauri-driver >/dev/null || export PATH="$HOME/.cargo/bin:$PATH"
+status=0
+for lang in en nl fr; do
+  run=$(mktemp -d)
+  mkdir -p "$run/Dropbox"
+  case $lang in en) loc=en_US.UTF-8 ;; nl) loc=nl_BE.UTF-8 ;; fr) loc=fr_BE.UTF-8 ;; esac
+  port=$((4444 + RANDOM % 1000))
+  (
+    export KLUIS_HOME="$run" HOME="$run" LANG="$loc" LC_ALL="" LC_MESSAGES="" LANGUAGE="" KLUIS_QUIET_MS=300 XDG_CONFIG_HOME="$run/.config"
+    exec tauri-driver --port "$port" --native-port $((port + 1000)) >"$run/driver.log" 2>&1
+  ) &
+  driver=$!
+  for _ in $(seq 1 50); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+  echo "-- e2e ($lang)"
+  if ! KLUIS_HOME="$run" KLUIS_TRAY_BIN="$bin_dir/kluis-tray" TAURI_DRIVER_URL="http://127.0.0.1:$port" \
+    KLUIS_E2E_LANG=$lang KLUIS_SHOTS="$shots" node --test "$ui/e2e/app.e2e.mjs"; then
+    status=1
+    cat "$run/driver.log" >&2 || true
+  fi
+  kill "$driver" 2>/dev/null || true
+  wait "$driver" 2>/dev/null || true
+  rm -rf "$run"
+done
+exit $status

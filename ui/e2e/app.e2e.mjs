@@ -1,0 +1,105 @@
+// End-to-end tests of the real app: tauri-driver starts target/debug/kluis-tray
+// under WebKitWebDriver (Xvfb), in a fresh KLUIS_HOME, and drives the window:
+// the first-run wizard, the status window after a file is dropped into the
+// plaintext folder, locking and unlocking. Run by src-tauri/tests/e2e.sh.
+// With KLUIS_SHOTS=dir it also saves screenshots for the docs.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { Session } from "./webdriver.mjs";
+
+const app = process.env.KLUIS_TRAY_BIN;
+const driver = process.env.TAURI_DRIVER_URL ?? "http://127.0.0.1:4444";
+const lang = process.env.KLUIS_E2E_LANG ?? "en";
+const shots = process.env.KLUIS_SHOTS;
+const tr = JSON.parse(fs.readFileSync(new URL(`../src/i18n/${lang}.json`, import.meta.url)));
+// The app inherits its environment from tauri-driver: e2e.sh sets KLUIS_HOME
+// (and HOME, LANG) to a fresh directory for each run.
+const home = process.env.KLUIS_HOME;
+const plain = path.join(home, "Kluis");
+const mirror = path.join(home, "Dropbox", "Kluis");
+fs.mkdirSync(path.join(home, "Dropbox"), { recursive: true });
+const password = "correct horse battery";
+let s;
+
+async function shot(name) {
+  if (!shots) return;
+  fs.mkdirSync(shots, { recursive: true });
+  fs.writeFileSync(path.join(shots, `${name}-${lang}.png`), Buffer.from(await s.screenshot(), "base64"));
+}
+
+before(async () => {
+  assert.ok(app, "KLUIS_TRAY_BIN must name the app binary");
+  assert.ok(home && fs.readdirSync(home).length <= 1, "KLUIS_HOME must be a fresh directory");
+  s = await Session.start(driver, app);
+});
+
+after(async () => {
+  if (s) await s.end().catch(() => {});
+});
+
+test("the first-run wizard creates an identity and pairs the folders", async () => {
+  await s.waitFor("#wizard-heading", (t) => t === tr["wizard.heading"]);
+  await s.fill("#wizard-password", "short");
+  await s.fill("#wizard-password2", "short");
+  await s.click(await s.find("#wizard-next"));
+  await s.waitFor("#wizard-error", (t) => t === tr["wizard.password.short"]);
+  await s.fill("#wizard-password", password);
+  await s.fill("#wizard-password2", password);
+  await shot("wizard-1-password");
+  await s.click(await s.find("#wizard-next"));
+  await s.waitFor("#wizard-step", (t) => t === tr["wizard.step"].replace("{n}", "2").replace("{total}", "3"));
+  // The Dropbox folder in $HOME is offered.
+  await s.clickText("button.chip", tr["wizard.folders.use"].replace("{provider}", "Dropbox"));
+  await s.fill("#wizard-plain", plain);
+  await shot("wizard-2-folders");
+  const m = await s.exec("return document.querySelector('#wizard-mirror').value");
+  assert.equal(m, mirror);
+  await s.click(await s.find("#wizard-next"));
+  await s.waitFor("#wizard-recovery", (t) => t === tr["wizard.recovery.none"]);
+  await shot("wizard-3-recovery");
+  await s.click(await s.find("#wizard-next"));
+  await s.waitFor("#state-heading", (t) => t === tr["state.up_to_date"]);
+  assert.ok(fs.existsSync(path.join(home, "identity.kluiskey")));
+});
+
+test("a file dropped into the plaintext folder shows in the status window", async () => {
+  fs.writeFileSync(path.join(plain, "report.txt"), "quarterly numbers\n");
+  await s.waitFor("#activity", (t) => t.includes("report.txt") && t.includes(tr["action.encrypted"]));
+  await s.waitFor("#state-counts", (t) => t.startsWith(tr["status.counts"].split("{synced}")[0] + "1"));
+  await s.waitFor("#state-heading", (t) => t === tr["state.up_to_date"]);
+  const files = fs.readdirSync(mirror).filter((f) => !f.startsWith("."));
+  assert.ok(files.length >= 1, "ciphertext in the mirror");
+  assert.ok(!files.some((f) => f.includes("report")), "file names are encrypted too");
+  await shot("status");
+});
+
+test("locking shows the unlock prompt; a wrong password is refused clearly", async () => {
+  await s.click(await s.find("#lock"));
+  await s.waitFor("#unlock-heading", (t) => t === tr["unlock.heading"]);
+  await s.fill("#unlock-password", "not the password");
+  await s.click(await s.find("#unlock-submit"));
+  await s.waitFor("#unlock-error", (t) => t === tr["error.wrong_password"]);
+  await shot("unlock-wrong-password");
+  await s.fill("#unlock-password", password);
+  await s.click(await s.find("#unlock-submit"));
+  await s.waitFor("#state-heading", (t) => t === tr["state.up_to_date"]);
+});
+
+test("settings switch the language at once", async () => {
+  await s.click(await s.find("#nav-settings"));
+  await s.waitFor("#settings-heading", (t) => t === tr["settings.heading"]);
+  await shot("settings");
+  const other = lang === "nl" ? "fr" : "nl";
+  const otr = JSON.parse(fs.readFileSync(new URL(`../src/i18n/${other}.json`, import.meta.url)));
+  await s.exec(
+    `const el = document.querySelector('#settings-language'); el.value = arguments[0]; el.dispatchEvent(new Event('change'));`,
+    [other],
+  );
+  await s.waitFor("#settings-heading", (t) => t === otr["settings.heading"]);
+  await s.exec(
+    `const el = document.querySelector('#settings-language'); el.value = ''; el.dispatchEvent(new Event('change'));`,
+  );
+  await s.waitFor("#settings-heading", (t) => t === tr["settings.heading"]);
+});
