@@ -203,7 +203,8 @@ pub struct PairView {
     pub plain: String,
     /// Encrypted mirror.
     pub mirror: String,
-    /// `idle`, `syncing`, `paused`, `locked`, `alert`, `error`, `starting`.
+    /// `idle`, `syncing`, `paused`, `locked`, `alert`, `error`, `starting`,
+    /// `not_shared_with_you`.
     pub state: String,
     /// Why it needs attention.
     pub alert: Option<String>,
@@ -213,8 +214,10 @@ pub struct PairView {
     pub pending: u32,
     /// Failed items: `path: reason`.
     pub errors: Vec<String>,
-    /// Skipped on purpose (including files not shared with you): `path: reason`.
+    /// Skipped on purpose (symlinks, special files): `path: reason`.
     pub skipped: Vec<String>,
+    /// Ciphertext files not encrypted to you or your groups (left alone).
+    pub not_shared: Vec<String>,
     /// End of the last reconcile, ms since the epoch.
     pub last_sync_ms: Option<f64>,
 }
@@ -326,6 +329,7 @@ pub fn get_status(shell: State<'_, Shell>) -> Result<StatusView, UiError> {
                 pending: u32::try_from(p.deferred).unwrap_or(u32::MAX),
                 errors: p.errors.iter().map(|e| format!("{e:?}")).collect(),
                 skipped: p.skips.iter().map(|k| format!("{k:?}")).collect(),
+                not_shared: p.not_shared.clone(),
                 last_sync_ms: p.last_sync.map(ms),
             })
             .collect(),

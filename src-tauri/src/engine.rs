@@ -58,6 +58,11 @@ fn start_mode(home: &AgentHome, opts: &AgentOptions) -> Mode {
     }
     match Agent::start(home.clone(), opts.clone(), None) {
         Ok(agent) => {
+            // Unlocked earlier in this login session: the identity is in the
+            // OS keyring (kluis_agent::keycache), so no password is asked.
+            if let Some(id) = kluis_agent::keycache::KeyCache::for_home(home).load() {
+                agent.handle().unlock_with(id);
+            }
             // Without the socket `kluis status` cannot see us; the app works.
             let _ = ipc::serve(agent.handle(), &socket);
             Mode::InProcess(agent)
@@ -111,7 +116,7 @@ impl Engine {
 
     /// Pick up a changed folder configuration: an in-process engine is
     /// stopped and started again (locked: the identity is not kept across
-    /// restarts); a remote agent must be restarted by its owner.
+    /// restarts, unless the OS keyring holds it); a remote agent must be restarted by its owner.
     pub fn reload(&self) -> Result<(), AgentError> {
         let mut mode = self.lock();
         if matches!(*mode, Mode::Remote) {
@@ -125,6 +130,14 @@ impl Engine {
         {
             agent.handle().shutdown();
             agent.wait();
+            // The old listener removes its socket once it has seen the
+            // shutdown; until then a new start would take it for another
+            // agent's.
+            let socket = self.home.socket_path();
+            let end = std::time::Instant::now() + Duration::from_secs(5);
+            while socket.exists() && std::time::Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
         *mode = start_mode(&self.home, &self.opts);
         if let Mode::Unavailable(why) = &*mode {

@@ -179,7 +179,8 @@ fn a_second_engine_never_syncs_the_same_folders() {
     // Same home: the second app finds the first's socket and becomes its client.
     let same = Engine::start(AgentHome::in_dir(d.path()), opts());
     assert!(!same.in_process());
-    assert!(same.call(&kluis_agent::Request::Status).is_ok());
+    let st = same.call(&kluis_agent::Request::Status);
+    assert!(st.is_ok(), "{st:?}");
     // Another home, same folders: the pair lock refuses to start a second engine.
     let other = tempfile::tempdir().expect("tempdir");
     let home2 = AgentHome::in_dir(other.path());

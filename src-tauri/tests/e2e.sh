@@ -19,7 +19,7 @@ for lang in en nl fr; do
   case $lang in en) loc=en_US.UTF-8 ;; nl) loc=nl_BE.UTF-8 ;; fr) loc=fr_BE.UTF-8 ;; esac
   port=$((4444 + RANDOM % 1000))
   (
-    export KLUIS_HOME="$run" HOME="$run" LANG="$loc" LC_ALL="" LC_MESSAGES="" LANGUAGE="" KLUIS_QUIET_MS=300 XDG_CONFIG_HOME="$run/.config"
+    export KLUIS_HOME="$run" HOME="$run" LANG="$loc" LC_ALL="" LC_MESSAGES="" LANGUAGE="" KLUIS_QUIET_MS=300 KLUIS_NO_KEYRING=1 XDG_CONFIG_HOME="$run/.config"
     exec tauri-driver --port "$port" --native-port $((port + 1000)) >"$run/driver.log" 2>&1
   ) &
   driver=$!

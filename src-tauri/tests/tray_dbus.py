@@ -19,7 +19,7 @@ PASS = "tray test passphrase"
 CONVERT = "/usr/bin/convert"
 
 run = Path(tempfile.mkdtemp(prefix="kluis-tray-"))
-env = dict(os.environ, KLUIS_HOME=str(run / "a"), HOME=str(run), KLUIS_PASSPHRASE=PASS, LANG="C.UTF-8",
+env = dict(os.environ, KLUIS_HOME=str(run / "a"), HOME=str(run), KLUIS_PASSPHRASE=PASS, LANG="C.UTF-8", KLUIS_NO_KEYRING="1",
            LC_ALL="", LC_MESSAGES="", LANGUAGE="", XDG_CONFIG_HOME=str(run / ".config"))
 procs = []
 passed = 0

@@ -17,7 +17,7 @@ function status(over: Partial<StatusView["tray"]> = {}): StatusView {
     in_process: true,
     has_identity: true,
     pairs: [
-      { id: "p1", plain: "/home/a/Kluis", mirror: "/home/a/Dropbox/Kluis", state: "idle", alert: null, synced_files: 4, pending: 0, errors: [], skipped: ["report.pdf: not shared with you"], last_sync_ms: 0 },
+      { id: "p1", plain: "/home/a/Kluis", mirror: "/home/a/Dropbox/Kluis", state: "idle", alert: null, synced_files: 4, pending: 0, errors: [], skipped: [], not_shared: ["report.pdf"], last_sync_ms: 0 },
     ],
   };
 }

@@ -81,11 +81,11 @@ export function statusView(
           ),
         ),
   );
-  const skipped = s.pairs.flatMap((p) => p.skipped);
+  const skipped = s.pairs.flatMap((p) => [...p.not_shared.map((f) => `${f}: ${t("status.not_shared")}`), ...p.skipped]);
   const skippedList = section(
     "skipped-heading",
     t("status.skipped"),
-    skipped.length === 0 ? h("p", {}, t("status.skipped.none")) : h("ul", {}, ...skipped.map((k) => h("li", {}, h("code", {}, k)))),
+    skipped.length === 0 ? h("p", {}, t("status.skipped.none")) : h("ul", { id: "skipped" }, ...skipped.map((k) => h("li", {}, h("code", {}, k)))),
   );
   const activityList = section(
     "activity-heading",
