@@ -142,6 +142,7 @@ mod tests {
                 errors: vec![],
                 skips: vec![],
                 polling: false,
+                not_shared: vec![],
             }],
         }
     }

@@ -135,6 +135,7 @@ mod tests {
             errors: vec![],
             skips: vec![],
             polling: false,
+            not_shared: vec![],
         }
     }
 

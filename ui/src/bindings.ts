@@ -97,7 +97,10 @@ export type PairView = {
 	plain: string,
 	/**  Encrypted mirror. */
 	mirror: string,
-	/**  `idle`, `syncing`, `paused`, `locked`, `alert`, `error`, `starting`. */
+	/**
+	 *  `idle`, `syncing`, `paused`, `locked`, `alert`, `error`, `starting`,
+	 *  `not_shared_with_you`.
+	 */
 	state: string,
 	/**  Why it needs attention. */
 	alert: string | null,
@@ -107,8 +110,10 @@ export type PairView = {
 	pending: number,
 	/**  Failed items: `path: reason`. */
 	errors: string[],
-	/**  Skipped on purpose (including files not shared with you): `path: reason`. */
+	/**  Skipped on purpose (symlinks, special files): `path: reason`. */
 	skipped: string[],
+	/**  Ciphertext files not encrypted to you or your groups (left alone). */
+	not_shared: string[],
 	/**  End of the last reconcile, ms since the epoch. */
 	last_sync_ms: number | null,
 };
