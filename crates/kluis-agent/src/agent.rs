@@ -68,6 +68,8 @@ struct Inner {
     stopped: AtomicBool,
     /// Signalled on shutdown (no polling while idle).
     stop_cv: (Mutex<bool>, std::sync::Condvar),
+    /// Tunables, kept to start pairs added later (folders shared with you).
+    opts: AgentOptions,
     /// The IPC socket, poked on shutdown to wake the blocking accept.
     pub(crate) socket: Mutex<Option<std::path::PathBuf>>,
 }
@@ -106,65 +108,11 @@ impl Agent {
             stopped: AtomicBool::new(false),
             stop_cv: (Mutex::new(false), std::sync::Condvar::new()),
             socket: Mutex::new(None),
+            opts,
         });
         let mut runtimes = Vec::new();
         for p in &config.pairs {
-            for d in [&p.plain, &p.mirror] {
-                if !d.is_dir() {
-                    return Err(AgentError::Pair(format!(
-                        "folder {} of pair {} is missing (unmounted disk or logged-out sync client?)",
-                        d.display(),
-                        p.id
-                    )));
-                }
-            }
-            let lock = PairLock::acquire(&p.plain, &p.mirror, &home.lock_dir())?;
-            let mut cfg = EngineConfig::new(p.plain.clone(), p.mirror.clone(), home.index_path(&p.id), device.clone());
-            cfg.quiet = opts.quiet;
-            cfg.fsync = opts.fsync;
-            cfg.mass_delete_min = opts.mass_delete_min;
-            let shared = Arc::new(PairShared {
-                status: Mutex::new(PairStatus {
-                    id: p.id.clone(),
-                    plain: p.plain.clone(),
-                    mirror: p.mirror.clone(),
-                    state: PairState::Starting,
-                    alert: None,
-                    last_sync: None,
-                    synced_files: 0,
-                    deferred: 0,
-                    errors: vec![],
-                    skips: vec![],
-                    polling: false,
-                    not_shared: vec![],
-                }),
-                activity: inner.activity.clone(),
-                queued: AtomicBool::new(false),
-                echo: Mutex::new(Default::default()),
-            });
-            let (tx, rx) = sync_channel(64);
-            let ptx = PairTx { tx, shared: shared.clone() };
-            let w = watch(ptx.clone(), &[&p.plain, &p.mirror], opts.debounce, opts.force_poll);
-            let worker = Worker {
-                cfg,
-                id: p.id.clone(),
-                rx,
-                shared,
-                identity: inner.identity.clone(),
-                group_keys: inner.group_keys.clone(),
-                full_interval: opts.full_interval,
-                activity_cap: opts.activity_cap,
-            };
-            let thread = std::thread::Builder::new()
-                .name(format!("kluis-pair-{}", p.id))
-                .spawn(move || worker.run())
-                .map_err(AgentError::io("spawn", "pair worker"))?;
-            runtimes.push(PairRuntime {
-                tx: ptx,
-                thread: Some(thread),
-                _watch: w,
-                _lock: lock,
-            });
+            runtimes.push(start_pair(&inner, p)?);
         }
         *inner.pairs.lock().unwrap_or_else(|e| e.into_inner()) = runtimes;
         Ok(Agent {
@@ -187,6 +135,67 @@ impl Agent {
         drop(stopped);
         self.handle.join();
     }
+}
+
+
+/// Lock a pair's folders and start its watcher and owner thread.
+fn start_pair(inner: &Arc<Inner>, p: &crate::config::PairConfig) -> Result<PairRuntime, AgentError> {
+    for d in [&p.plain, &p.mirror] {
+        if !d.is_dir() {
+            return Err(AgentError::Pair(format!(
+                "folder {} of pair {} is missing (unmounted disk or logged-out sync client?)",
+                d.display(),
+                p.id
+            )));
+        }
+    }
+    let lock = PairLock::acquire(&p.plain, &p.mirror, &inner.home.lock_dir())?;
+    let mut cfg = EngineConfig::new(p.plain.clone(), p.mirror.clone(), inner.home.index_path(&p.id), inner.device.clone());
+    cfg.quiet = inner.opts.quiet;
+    cfg.fsync = inner.opts.fsync;
+    cfg.mass_delete_min = inner.opts.mass_delete_min;
+    let shared = Arc::new(PairShared {
+        status: Mutex::new(PairStatus {
+            id: p.id.clone(),
+            plain: p.plain.clone(),
+            mirror: p.mirror.clone(),
+            state: PairState::Starting,
+            alert: None,
+            last_sync: None,
+            synced_files: 0,
+            deferred: 0,
+            errors: vec![],
+            skips: vec![],
+            polling: false,
+            not_shared: vec![],
+        }),
+        activity: inner.activity.clone(),
+        queued: AtomicBool::new(false),
+        echo: Mutex::new(Default::default()),
+    });
+    let (tx, rx) = sync_channel(64);
+    let ptx = PairTx { tx, shared: shared.clone() };
+    let w = watch(ptx.clone(), &[&p.plain, &p.mirror], inner.opts.debounce, inner.opts.force_poll);
+    let worker = Worker {
+        cfg,
+        id: p.id.clone(),
+        rx,
+        shared,
+        identity: inner.identity.clone(),
+        group_keys: inner.group_keys.clone(),
+        full_interval: inner.opts.full_interval,
+        activity_cap: inner.opts.activity_cap,
+    };
+    let thread = std::thread::Builder::new()
+        .name(format!("kluis-pair-{}", p.id))
+        .spawn(move || worker.run())
+        .map_err(AgentError::io("spawn", "pair worker"))?;
+    Ok(PairRuntime {
+        tx: ptx,
+        thread: Some(thread),
+        _watch: w,
+        _lock: lock,
+    })
 }
 
 impl AgentHandle {
@@ -263,6 +272,10 @@ impl AgentHandle {
     /// Unlock with an already opened identity (the tray app, tests).
     pub fn unlock_with(&self, identity: Identity) {
         *self.inner.identity.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(identity));
+        // Folders shared with you since the last start. A failure here
+        // (unreadable sync folder, a pair that cannot be locked) must not
+        // stop the unlock; `discover_shared` reports it to callers who ask.
+        let _ = self.discover_shared();
         self.sync_now();
     }
 
@@ -295,7 +308,37 @@ impl AgentHandle {
             let mut g = self.inner.group_keys.write().unwrap_or_else(|e| e.into_inner());
             *g = (g.0 + 1, Arc::new(keys));
         }
+        // Folders shared with a group become visible now (errors: as in unlock).
+        let _ = self.discover_shared();
         self.sync_now();
+    }
+
+    /// Look for folders shared with you in the sync folders
+    /// (`share::discover_shared`, with your key and your group keys), pair
+    /// each new one under "Shared with me" in the configuration and start
+    /// syncing it at once. Runs by itself on unlock and when group keys
+    /// arrive; the tray app may call it any time. Needs the identity.
+    pub fn discover_shared(&self) -> Result<Vec<crate::share::Discovered>, AgentError> {
+        let Some(id) = self.inner.identity.read().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return Err(AgentError::IdentityLocked);
+        };
+        let (_, groups) = self.inner.group_keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut config = Config::load(&self.inner.home)?;
+        let Some(dir) = config.shared_with_me_dir() else {
+            return Err(AgentError::NoHome);
+        };
+        let before = config.pairs.len();
+        let found = crate::share::discover_shared(&mut config, crate::share::Keys { identity: &id, groups: &groups }, &dir)?;
+        if config.pairs.len() > before {
+            config.save(&self.inner.home)?;
+            let mut pairs = self.inner.pairs.lock().unwrap_or_else(|e| e.into_inner());
+            for p in &config.pairs[before..] {
+                let rt = start_pair(&self.inner, p)?;
+                rt.tx.trigger();
+                pairs.push(rt);
+            }
+        }
+        Ok(found)
     }
 
     /// Reconcile every pair now.

@@ -727,6 +727,89 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
+/// The real agent: a mirror shared with Bob arrives in his sync folder;
+/// unlocking his agent pairs it under "Shared with me" and syncs it, and
+/// his edit flows back to Alice. (Directory verification is covered above;
+/// here Bob's key is taken as is.)
+#[test]
+fn bobs_agent_picks_up_a_shared_folder_on_unlock() {
+    let root = tempfile::tempdir().unwrap();
+    let (alice, bob) = (
+        Identity::generate(&mut rng()),
+        Identity::generate(&mut rng()),
+    );
+    let a_plain = root.path().join("alice/Kluis/Plans");
+    let a_mirror = root.path().join("alice/Dropbox/Plans");
+    fs::create_dir_all(&a_plain).unwrap();
+    fs::create_dir_all(&a_mirror).unwrap();
+    fs::write(a_plain.join("todo.txt"), "ship it").unwrap();
+    let mut a_eng = engine(&a_plain, &a_mirror, &root.path().join("data"), "alice");
+    reconcile(&mut a_eng, &alice);
+    let me = Me {
+        email: "alice@example.org".into(),
+        title: "Plans".into(),
+    };
+    let bob_member = kluis_sync::Member::user("bob@example.org", bob.recipient().clone());
+    share::share_folder(
+        &a_mirror,
+        Keys::own(&alice),
+        &me,
+        &[bob_member],
+        None,
+        &mut |_| {},
+        &mut rng(),
+    )
+    .unwrap();
+    let b_sync = root.path().join("bob/Dropbox");
+    replicate(&a_mirror, &b_sync.join("Plans"));
+
+    let home = kluis_agent::AgentHome::in_dir(&root.path().join("bob/home"));
+    let shared = root.path().join("bob/Kluis/Shared with me");
+    Config {
+        shared_roots: vec![b_sync.clone()],
+        shared_with_me: Some(shared.clone()),
+        ..Config::default()
+    }
+    .save(&home)
+    .unwrap();
+    let opts = kluis_agent::AgentOptions {
+        quiet: Duration::from_millis(50),
+        debounce: Duration::from_millis(30),
+        ..Default::default()
+    };
+    let agent = kluis_agent::Agent::start(home.clone(), opts, None).unwrap();
+    let h = agent.handle();
+    h.unlock_with(Identity::from_secret_bytes(&bob.to_secret_bytes()[..]).unwrap());
+    let b_plain = shared.join("Alice - Plans");
+    wait_until("Bob's agent to decrypt the shared folder", || {
+        fs::read_to_string(b_plain.join("todo.txt")).ok().as_deref() == Some("ship it")
+    });
+    assert_eq!(
+        Config::load(&home).unwrap().pairs.len(),
+        1,
+        "the pair is saved"
+    );
+    fs::write(b_plain.join("todo.txt"), "shipped (bob)").unwrap();
+    wait_until("Bob's edit to reach his mirror", || {
+        replicate(&b_sync.join("Plans"), &a_mirror);
+        a_eng.reconcile(&alice, &SystemClock, &mut rng()).is_ok()
+            && read(a_plain.join("todo.txt")) == "shipped (bob)"
+    });
+    h.shutdown();
+    agent.wait();
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn alice_bob_carol_share_end_to_end() {
