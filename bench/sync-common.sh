@@ -1,5 +1,5 @@
 # Shared helpers for bench/sync-*.sh (sourced, not run).
-# KLUIS=path/to/kluis (default: target-sync/release/kluis, then target/release/kluis)
+# KLUIS=path/to/kluis (default: $CARGO_TARGET_DIR/release/kluis, then target/release/kluis)
 # BENCH_DIR=where to build trees (default: a fresh dir under /tmp; set it to
 # an ext4 path or a tmpfs mount to compare file systems).
 set -euo pipefail
@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 KLUIS=${KLUIS:-}
 if [ -z "$KLUIS" ]; then
-  for k in "$root/target-sync/release/kluis" "$root/target/release/kluis"; do
+  for k in "${CARGO_TARGET_DIR:-$root/target}/release/kluis" "$root/target/release/kluis"; do
     [ -x "$k" ] && KLUIS=$k && break
   done
 fi
@@ -49,15 +49,21 @@ start_agent() {
 }
 stop_agent() { kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_pid=; }
 
-# wait_synced N: until the pair reports N synced files and is idle.
+# wait_synced N: until the pair reports N synced files and is idle. One
+# Python process polls the agent's socket every 20 ms over one connection:
+# starting `kluis status` plus an interpreter per poll would take CPU from
+# the agent being measured.
 wait_synced() {
-  local want=$1
-  while :; do
-    if "$KLUIS" status --json 2>/dev/null | python3 -c "
-import json,sys; s=json.load(sys.stdin); p=s['pairs'][0]
-sys.exit(0 if p['synced_files']==$want and p['state']=='idle' and p['deferred']==0 else 1)"; then
-      return 0
-    fi
-    sleep 0.05
-  done
+  python3 - "$KLUIS_HOME/agent.sock" "$1" <<'PY'
+import json, socket, sys, time
+sock, want = sys.argv[1], int(sys.argv[2])
+c = socket.socket(socket.AF_UNIX); c.connect(sock); f = c.makefile("rwb")
+while True:
+    f.write(b'{"request":"status"}\n'); f.flush()
+    s = json.loads(f.readline())
+    p = s["pairs"][0]
+    if p["synced_files"] == want and p["state"] == "idle" and p["deferred"] == 0:
+        break
+    time.sleep(0.02)
+PY
 }

@@ -2,8 +2,16 @@
 # Initial encryption of 10,000 small files (1–8 KiB, 100 directories):
 # the Kluis agent (fsync on, then off) against `rclone sync` to a local
 # crypt remote. Prints files/s and the ratio. Goal: at least 2x rclone.
+#
+#   bash bench/sync-initial.sh                     # one round
+#   ROUNDS=3 bash bench/sync-initial.sh            # interleaved rounds, medians
+#   KLUIS_BASE=/path/to/old/kluis ROUNDS=3 ...     # also an older build, side by side
+#
+# Rounds interleave the tools (rclone, kluis, kluis without fsync, ...) so
+# that a burst of load from elsewhere hits them alike; the medians count.
 . "$(dirname "$0")/sync-common.sh"
 N=${N:-10000}
+ROUNDS=${ROUNDS:-1}
 command -v rclone >/dev/null || { echo "needs rclone (apt-get install -y rclone)" >&2; exit 2; }
 make_tree "$BENCH_DIR/src" "$N"
 
@@ -11,10 +19,13 @@ make_tree "$BENCH_DIR/src" "$N"
 export RCLONE_CONFIG_KCRYPT_TYPE=crypt
 export RCLONE_CONFIG_KCRYPT_REMOTE="$BENCH_DIR/rclone-out"
 export RCLONE_CONFIG_KCRYPT_PASSWORD=$(rclone obscure bench-passphrase)
-sync; t0=$(now)
-rclone sync "$BENCH_DIR/src" kcrypt: --transfers 8 --checkers 8
-t1=$(now)
-rclone_s=$(echo "$t1 - $t0" | bc -l)
+run_rclone() {
+  rm -rf "$BENCH_DIR/rclone-out"
+  sync; local t0; t0=$(now)
+  rclone sync "$BENCH_DIR/src" kcrypt: --transfers 8 --checkers 8
+  local t1; t1=$(now)
+  echo "$t1 - $t0" | bc -l
+}
 
 run_kluis() {
   rm -rf "$BENCH_DIR/plain" "$BENCH_DIR/sync"
@@ -28,10 +39,35 @@ run_kluis() {
   stop_agent
   echo "$t1 - $t0" | bc -l
 }
-kluis_fsync=$(run_kluis)
-kluis_nofsync=$(run_kluis --no-fsync)
 
-printf '%-28s %8.2f s %9.0f files/s\n' "rclone sync (crypt)" "$rclone_s" "$(echo "$N / $rclone_s" | bc -l)"
-printf '%-28s %8.2f s %9.0f files/s  ratio %.2fx\n' "kluis agent (fsync)" "$kluis_fsync" "$(echo "$N / $kluis_fsync" | bc -l)" "$(echo "$rclone_s / $kluis_fsync" | bc -l)"
-printf '%-28s %8.2f s %9.0f files/s  ratio %.2fx\n' "kluis agent (no fsync)" "$kluis_nofsync" "$(echo "$N / $kluis_nofsync" | bc -l)" "$(echo "$rclone_s / $kluis_nofsync" | bc -l)"
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+declare -A times
+labels=("rclone sync (crypt)" "kluis agent (fsync)" "kluis agent (no fsync)")
+[ -n "${KLUIS_BASE:-}" ] && labels+=("base kluis (fsync)" "base kluis (no fsync)")
+new_kluis=$KLUIS
+for r in $(seq "$ROUNDS"); do
+  times[0]+="$(run_rclone) "
+  KLUIS=$new_kluis
+  times[1]+="$(run_kluis) "
+  times[2]+="$(run_kluis --no-fsync) "
+  if [ -n "${KLUIS_BASE:-}" ]; then
+    KLUIS=$KLUIS_BASE
+    times[3]+="$(run_kluis) "
+    times[4]+="$(run_kluis --no-fsync) "
+  fi
+  echo "round $r: ${times[*]}" >&2
+done
+KLUIS=$new_kluis
+
+echo "$N files, $ROUNDS round(s), median; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+rclone_s=$(printf '%s\n' ${times[0]} | median)
+for i in "${!labels[@]}"; do
+  s=$(printf '%s\n' ${times[$i]} | median)
+  if [ "$i" = 0 ]; then
+    printf '%-26s %8.2f s %9.0f files/s\n' "${labels[$i]}" "$s" "$(echo "$N / $s" | bc -l)"
+  else
+    printf '%-26s %8.2f s %9.0f files/s  ratio %.2fx\n' "${labels[$i]}" "$s" "$(echo "$N / $s" | bc -l)" "$(echo "$rclone_s / $s" | bc -l)"
+  fi
+done
 rm -rf "$BENCH_DIR"

@@ -225,11 +225,7 @@ impl Worker {
                         retry = None;
                         backoff = Duration::from_secs(1);
                     }
-                    let synced = engine
-                        .index()
-                        .load()
-                        .map(|m| m.values().filter(|e| e.kind == kluis_sync::scan::Kind::File).count())
-                        .unwrap_or(0);
+                    let synced = engine.index().count_files().unwrap_or(0);
                     if let Some(g) = &rep.guard {
                         guarded = true;
                         let text = describe_guard(g);
@@ -280,9 +276,15 @@ impl Worker {
         let mut echo = self.shared.echo.lock().unwrap_or_else(|e| e.into_inner());
         echo.clear();
         let cfg = engine.config();
+        // After a big batch one read of the whole index beats a query per path.
+        let all = if rep.activity.len() > 64 { engine.index().load().ok() } else { None };
         for a in &rep.activity {
             for p in [Some(a.path.as_str()), a.detail.as_deref()].into_iter().flatten() {
-                let Ok(Some(e)) = engine.index().get(p) else { continue };
+                let e = match &all {
+                    Some(all) => all.get(p).cloned(),
+                    None => engine.index().get(p).ok().flatten(),
+                };
+                let Some(e) = e else { continue };
                 for (root, rel) in [(&cfg.plain, p), (&cfg.mirror, e.cpath.as_str())] {
                     let full = root.join(rel);
                     if let Ok(m) = std::fs::symlink_metadata(&full) {
@@ -290,6 +292,7 @@ impl Worker {
                         echo.insert(full.clone(), (s.size, s.mtime));
                     }
                     if let Some(parent) = full.parent()
+                        && !echo.contains_key(parent)
                         && let Ok(m) = std::fs::symlink_metadata(parent)
                     {
                         let s = Stat::from_metadata(&m);

@@ -14,16 +14,16 @@ use kluis_format::payload::{CHUNK_SIZE, ChunkCipher};
 use kluis_format::{Backend, Header, KemChoice, Metadata, Recipient};
 use zeroize::Zeroizing;
 
-/// Encrypt `input` to `output`; returns the plaintext length. Fails with
-/// `SizeMismatch` before writing the final chunk if `metadata.size` differs
-/// from what was read.
+/// Encrypt `input` to `output`; returns the plaintext length and the new
+/// file's id. Fails with `SizeMismatch` before writing the final chunk if
+/// `metadata.size` differs from what was read.
 pub fn encrypt_stream<R: Read, W: Write>(
     mut input: R,
     mut output: W,
     recipients: &[Recipient],
     metadata: &Metadata,
     rng: &mut impl rand_core::CryptoRng,
-) -> Result<u64, kluis_format::Error> {
+) -> Result<(u64, [u8; 16]), kluis_format::Error> {
     let (header, file_key) = Header::new(recipients, KemChoice::default(), metadata, rng)?;
     header.write(&mut output)?;
     let (cipher, prefix) = ChunkCipher::for_new_payload(
@@ -56,7 +56,7 @@ pub fn encrypt_stream<R: Read, W: Write>(
         }
     }
     output.flush()?;
-    Ok(total)
+    Ok((total, *header.file_id()))
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -85,8 +85,9 @@ mod tests {
             let data: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
             let meta = Metadata { name: Some("x".into()), size: Some(len as u64), ..Metadata::default() };
             let mut out = Vec::new();
-            let n = encrypt_stream(&data[..], &mut out, &[id.recipient().clone()], &meta, &mut rng).unwrap();
+            let (n, file_id) = encrypt_stream(&data[..], &mut out, &[id.recipient().clone()], &meta, &mut rng).unwrap();
             assert_eq!(n, len as u64);
+            assert_eq!(&out[12..28], &file_id[..], "the id read_file_id finds");
             let mut d = Decryptor::new(&out[..], &id).unwrap();
             assert_eq!(d.metadata(), &meta);
             let mut back = Vec::new();

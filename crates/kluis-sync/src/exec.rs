@@ -161,17 +161,27 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// Encrypt the plaintext `lp` (stat `s0`) into `tmp`, fsynced; returns the
-/// SHA-256 of what was read.
+/// A freshly written ciphertext temp file.
+struct Encrypted {
+    /// SHA-256 of the plaintext that was read.
+    hash: Vec<u8>,
+    /// The Kluis file id in its header.
+    file_id: [u8; 16],
+    /// Size and mtime of the temp file; a rename keeps both.
+    stat: Stat,
+    /// Still open, for the fsync.
+    file: File,
+}
+
+/// Encrypt the plaintext `lp` (stat `s0`) into `tmp` (not yet fsynced).
 fn encrypt_to_temp(
     lp: &Path,
     path: &str,
     s0: &Stat,
     recipients: &[Recipient],
-    fsync: bool,
     tmp: &Path,
     rng: &mut impl rand_core::CryptoRng,
-) -> Result<Vec<u8>, ItemError> {
+) -> Result<Encrypted, ItemError> {
     let (_, name) = split_parent(path);
     let meta = Metadata {
         name: Some(name.to_owned()),
@@ -182,31 +192,60 @@ fn encrypt_to_temp(
     let input = File::open(lp).map_err(io_fail(path))?;
     let mut reader = HashingReader { inner: input, hash: Sha256::new() };
     let out = File::create(tmp).map_err(io_fail(path))?;
-    let mut w = BufWriter::with_capacity(1 << 16, out);
-    crate::crypt::encrypt_stream(&mut reader, &mut w, recipients, &meta, rng)
-        .map_err(|e| match e {
-            kluis_format::Error::SizeMismatch { .. } => fail(path, ItemErrorKind::ChangedDuringSync, "size changed while reading"),
-            e => fail(path, ItemErrorKind::Failed, e),
-        })?;
-    let f = w.into_inner().map_err(|e| fail(path, ItemErrorKind::Failed, e.error()))?;
-    if fsync {
-        f.sync_all().map_err(io_fail(path))?;
-    }
-    Ok(reader.hash.finalize().to_vec())
+    // Small files fit the buffer whole: one write(2) per file.
+    let cap = usize::try_from(s0.size).unwrap_or(usize::MAX).saturating_add(8 << 10).min(1 << 16);
+    let mut w = BufWriter::with_capacity(cap, out);
+    let (_, file_id) = crate::crypt::encrypt_stream(&mut reader, &mut w, recipients, &meta, rng).map_err(|e| match e {
+        kluis_format::Error::SizeMismatch { .. } => fail(path, ItemErrorKind::ChangedDuringSync, "size changed while reading"),
+        e => fail(path, ItemErrorKind::Failed, e),
+    })?;
+    let file = w.into_inner().map_err(|e| fail(path, ItemErrorKind::Failed, e.error()))?;
+    let stat = file.metadata().map(|m| Stat::from_metadata(&m)).map_err(io_fail(path))?;
+    Ok(Encrypted { hash: reader.hash.finalize().to_vec(), file_id, stat, file })
 }
 
+/// New files per batch: the unit of one index transaction, and of the work
+/// a crash can make the next run redo.
+const BATCH_FILES: usize = 1024;
+/// Threads that only wait in fsync(2). Concurrent fsyncs share journal
+/// commits (ext4's jbd2 and others batch them), so overlapping many costs
+/// about what one costs; they use no CPU while they wait.
+const FSYNC_THREADS: usize = 8;
+
+/// One new file of a batch.
+struct BatchJob {
+    idx: usize,
+    lp: PathBuf,
+    tmp: PathBuf,
+    cpath: String,
+    s0: Stat,
+}
+
+/// Per job: (plaintext hash, file id, stat of the written temp file).
+type Encrypted1 = Result<(Vec<u8>, [u8; 16], Stat), ItemError>;
+
 impl<R: rand_core::CryptoRng> Exec<'_, R> {
-    /// Encrypt many *new* files (no index entry) at once: encryption runs on
-    /// several threads (each with a ChaCha20 CSPRNG seeded from ours), the
-    /// renames run here, each touched directory is fsynced once, and the
-    /// index entries are committed in one transaction after the fsyncs. The
-    /// same never-clobber checks as [`Exec::apply`] hold for every file.
+    /// Encrypt many *new* files (no index entry), [`BATCH_FILES`] at a time.
+    /// Encryption runs on one thread per core (each with a ChaCha20 CSPRNG
+    /// seeded from ours) and hands every finished temp file to a pool of
+    /// [`FSYNC_THREADS`] that fsync it, so the CPU never waits for the
+    /// disk. Then, here: the never-clobber checks of [`Exec::apply`] and the
+    /// renames, one fsync per touched directory, and only after those the
+    /// batch's index entries in one transaction — a ciphertext that a crash
+    /// or power loss could still take away is never recorded as synced.
     pub fn upload_new_batch(&mut self, paths: &[String]) -> Vec<ItemResult> {
-        use rand_core::SeedableRng;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
-        let mut jobs: Vec<(usize, String, PathBuf, PathBuf, String, Stat)> = Vec::new();
+        let mut results = Vec::with_capacity(paths.len());
+        for chunk in paths.chunks(BATCH_FILES) {
+            results.extend(self.upload_new_chunk(chunk));
+        }
+        results
+    }
+
+    fn upload_new_chunk(&mut self, paths: &[String]) -> Vec<ItemResult> {
         let mut results: Vec<Option<ItemResult>> = vec![None; paths.len()];
-        for (i, path) in paths.iter().enumerate() {
+        let mut jobs: Vec<BatchJob> = Vec::with_capacity(paths.len());
+        let mut dirs_done: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+        for (idx, path) in paths.iter().enumerate() {
             let prep = (|| {
                 let lp = self.plain.join(path);
                 let s0 = stat_of(&lp).map_err(io_fail(path))?;
@@ -214,75 +253,54 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
                     return Err(Self::changed(path, "no longer a file"));
                 }
                 let (parent, _) = split_parent(path);
-                let cparent = self.ensure_remote_dir(parent)?;
+                let cparent = match dirs_done.get(parent) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = self.ensure_remote_dir(parent)?;
+                        dirs_done.insert(parent, c.clone());
+                        c
+                    }
+                };
                 let cpath = self.cpath(path, Kind::File)?;
                 let tmp = self.temp_path(&self.mirror.join(cparent));
-                Ok((lp, tmp, cpath, s0))
+                Ok(BatchJob { idx, lp, tmp, cpath, s0 })
             })();
             match prep {
-                Ok((lp, tmp, cpath, s0)) => jobs.push((i, path.clone(), lp, tmp, cpath, s0)),
-                Err(e) => results[i] = Some(Err(e)),
+                Ok(job) => jobs.push(job),
+                Err(e) => results[idx] = Some(Err(e)),
             }
         }
-        let seeds: Vec<[u8; 32]> = (0..threads)
-            .map(|_| {
-                let mut s = [0u8; 32];
-                self.rng.fill_bytes(&mut s);
-                s
-            })
-            .collect();
-        let (recipients, fsync) = (self.recipients, self.fsync);
-        let encrypted: Vec<(usize, Result<Vec<u8>, ItemError>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = seeds
-                .into_iter()
-                .enumerate()
-                .map(|(t, seed)| {
-                    let jobs = &jobs;
-                    scope.spawn(move || {
-                        let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
-                        jobs.iter()
-                            .skip(t)
-                            .step_by(threads)
-                            .map(|(i, path, lp, tmp, _, s0)| (*i, encrypt_to_temp(lp, path, s0, recipients, fsync, tmp, &mut rng)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
-        });
-        let mut hashes: Vec<Option<Result<Vec<u8>, ItemError>>> = vec![None; paths.len()];
-        for (i, r) in encrypted {
-            hashes[i] = Some(r);
-        }
+        let mut encrypted = self.encrypt_parallel(paths, &jobs);
         let mut dirs = std::collections::BTreeSet::new();
-        let mut done: Vec<(usize, String, IndexEntry)> = Vec::new();
-        for (i, path, lp, tmp, cpath, s0) in jobs {
+        let mut done: Vec<(usize, IndexEntry)> = Vec::with_capacity(jobs.len());
+        for BatchJob { idx, lp, tmp, cpath, s0 } in jobs {
+            let path = &paths[idx];
             let cleanup = |e| {
                 let _ = fs::remove_file(&tmp);
                 e
             };
-            let hash = match hashes[i].take() {
-                Some(Ok(h)) => h,
+            let (hash, file_id, r) = match encrypted[idx].take() {
+                Some(Ok(e)) => e,
                 Some(Err(e)) => {
-                    results[i] = Some(Err(cleanup(e)));
+                    results[idx] = Some(Err(cleanup(e)));
                     continue;
                 }
                 None => {
-                    results[i] = Some(Err(cleanup(fail(&path, ItemErrorKind::Failed, "encryption thread failed"))));
+                    results[idx] = Some(Err(cleanup(fail(path, ItemErrorKind::Failed, "encryption thread failed"))));
                     continue;
                 }
             };
             let cfull = self.mirror.join(&cpath);
             if !matches(&lp, Some((s0.size, s0.mtime))) {
-                results[i] = Some(Err(cleanup(Self::changed(&path, "plaintext changed while encrypting"))));
+                results[idx] = Some(Err(cleanup(Self::changed(path, "plaintext changed while encrypting"))));
                 continue;
             }
             if !matches(&cfull, None) {
-                results[i] = Some(Err(cleanup(Self::changed(&path, "ciphertext appeared before creating it"))));
+                results[idx] = Some(Err(cleanup(Self::changed(path, "ciphertext appeared before creating it"))));
                 continue;
             }
             if let Err(e) = fs::rename(&tmp, &cfull) {
-                results[i] = Some(Err(cleanup(fail(&path, ItemErrorKind::Failed, e))));
+                results[idx] = Some(Err(cleanup(fail(path, ItemErrorKind::Failed, e))));
                 continue;
             }
             if let Some(d) = cfull.parent() {
@@ -290,35 +308,29 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             }
             let entry = IndexEntry {
                 kind: Kind::File, l_size: s0.size, l_mtime: s0.mtime, l_ino: s0.ino, hash,
-                cpath, r_size: 0, r_mtime: 0, file_id: None,
+                cpath, r_size: r.size, r_mtime: r.mtime, file_id: Some(file_id),
             };
-            done.push((i, path, entry));
+            done.push((idx, entry));
         }
+        // One directory fsync commits the journal with every rename above;
+        // the others then return at once.
         for d in &dirs {
             if let Err(e) = self.sync_dir(d) {
-                for (i, _, _) in done.drain(..) {
-                    results[i] = Some(Err(e.clone()));
+                for (idx, _) in done.drain(..) {
+                    results[idx] = Some(Err(e.clone()));
                 }
             }
         }
-        let mut entries = Vec::with_capacity(done.len());
-        for (i, path, mut entry) in done {
-            let cfull = self.mirror.join(&entry.cpath);
-            match stat_of(&cfull) {
-                Ok(r) => {
-                    entry.r_size = r.size;
-                    entry.r_mtime = r.mtime;
-                    entry.file_id = scan::read_file_id(&cfull);
-                    results[i] = Some(Ok(self.activity("encrypted", &path, None)));
-                    entries.push((path, entry));
+        let entries: Vec<(String, IndexEntry)> = done.iter().map(|(idx, e)| (paths[*idx].clone(), e.clone())).collect();
+        match self.index.put_many(&entries) {
+            Ok(()) => {
+                for (idx, _) in &done {
+                    results[*idx] = Some(Ok(self.activity("encrypted", &paths[*idx], None)));
                 }
-                Err(e) => results[i] = Some(Err(fail(&path, ItemErrorKind::Failed, e))),
             }
-        }
-        if let Err(e) = self.index.put_many(&entries) {
-            for (p, _) in &entries {
-                if let Some(i) = paths.iter().position(|x| x == p) {
-                    results[i] = Some(Err(fail(p, ItemErrorKind::Failed, &e)));
+            Err(e) => {
+                for (idx, _) in &done {
+                    results[*idx] = Some(Err(fail(&paths[*idx], ItemErrorKind::Failed, &e)));
                 }
             }
         }
@@ -327,6 +339,69 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             .zip(paths)
             .map(|(r, p)| r.unwrap_or_else(|| Err(fail(p, ItemErrorKind::Failed, "not processed"))))
             .collect()
+    }
+
+    /// Encrypt `jobs` into their temp files on one thread per core; with
+    /// fsync on, a pool of [`FSYNC_THREADS`] fsyncs each file as it is
+    /// finished. Results by path index.
+    fn encrypt_parallel(&mut self, paths: &[String], jobs: &[BatchJob]) -> Vec<Option<Encrypted1>> {
+        use rand_core::SeedableRng;
+        use std::sync::{Mutex, mpsc};
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4).min(jobs.len().max(1));
+        let seeds: Vec<[u8; 32]> = (0..threads)
+            .map(|_| {
+                let mut s = [0u8; 32];
+                self.rng.fill_bytes(&mut s);
+                s
+            })
+            .collect();
+        let (recipients, fsync) = (self.recipients, self.fsync);
+        let out: Mutex<Vec<Option<Encrypted1>>> = Mutex::new(vec![None; paths.len()]);
+        let put = |idx: usize, r: Encrypted1| {
+            out.lock().unwrap_or_else(|e| e.into_inner())[idx] = Some(r);
+        };
+        // Bounded: at most this many finished files wait (open) for fsync.
+        let (tx, rx) = mpsc::sync_channel::<(usize, Encrypted)>(64);
+        let rx = Mutex::new(rx);
+        std::thread::scope(|scope| {
+            if fsync {
+                for _ in 0..FSYNC_THREADS.min(jobs.len()) {
+                    let (rx, put) = (&rx, &put);
+                    scope.spawn(move || {
+                        loop {
+                            let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                            let Ok((idx, e)) = next else { break };
+                            let r = match e.file.sync_all() {
+                                Ok(()) => Ok((e.hash, e.file_id, e.stat)),
+                                Err(err) => Err(fail(&paths[idx], ItemErrorKind::Failed, err)),
+                            };
+                            put(idx, r);
+                        }
+                    });
+                }
+            }
+            for (t, seed) in seeds.into_iter().enumerate() {
+                let (tx, put) = (tx.clone(), &put);
+                scope.spawn(move || {
+                    let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+                    for job in jobs.iter().skip(t).step_by(threads) {
+                        let path = &paths[job.idx];
+                        match encrypt_to_temp(&job.lp, path, &job.s0, recipients, &job.tmp, &mut rng) {
+                            Ok(e) if fsync => {
+                                if let Err(mpsc::SendError((idx, _))) = tx.send((job.idx, e)) {
+                                    put(idx, Err(fail(path, ItemErrorKind::Failed, "fsync threads ended")));
+                                }
+                            }
+                            Ok(e) => put(job.idx, Ok((e.hash, e.file_id, e.stat))),
+                            Err(e) => put(job.idx, Err(e)),
+                        }
+                    }
+                });
+            }
+            // The pool ends once every encryption thread has dropped its sender.
+            drop(tx);
+        });
+        out.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
     fn temp_path(&mut self, dir: &Path) -> PathBuf {
@@ -538,12 +613,16 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         let cfull = self.mirror.join(&cpath);
         let cdir = self.mirror.join(&cparent);
         let tmp = self.temp_path(&cdir);
-        let res = encrypt_to_temp(&lp, path, &s0, self.recipients, self.fsync, &tmp, self.rng);
         let cleanup = |e| {
             let _ = fs::remove_file(&tmp);
             e
         };
-        let hash = res.map_err(cleanup)?;
+        let enc = encrypt_to_temp(&lp, path, &s0, self.recipients, &tmp, self.rng).map_err(cleanup)?;
+        if self.fsync {
+            enc.file.sync_all().map_err(|e| cleanup(fail(path, ItemErrorKind::Failed, e)))?;
+        }
+        drop(enc.file);
+        let (hash, file_id) = (enc.hash, enc.file_id);
         // Never clobber: the plaintext must not have changed while we read
         // it, and the ciphertext must still be what the index says.
         if !matches(&lp, Some((s0.size, s0.mtime))) {
@@ -555,10 +634,9 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         }
         fs::rename(&tmp, &cfull).map_err(|e| cleanup(fail(path, ItemErrorKind::Failed, e)))?;
         self.sync_dir(&cdir)?;
-        let r = stat_of(&cfull).map_err(io_fail(path))?;
         let entry = IndexEntry {
             kind: Kind::File, l_size: s0.size, l_mtime: s0.mtime, l_ino: s0.ino, hash,
-            cpath, r_size: r.size, r_mtime: r.mtime, file_id: scan::read_file_id(&cfull),
+            cpath, r_size: enc.stat.size, r_mtime: enc.stat.mtime, file_id: Some(file_id),
         };
         self.index_put(path, &entry)?;
         Ok(self.activity("encrypted", path, None))

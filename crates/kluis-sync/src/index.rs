@@ -121,6 +121,16 @@ impl Index {
         Ok(out)
     }
 
+    /// How many files (not directories) are synced.
+    pub fn count_files(&self) -> Result<usize, SyncError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM entries WHERE is_dir = 0")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(self.err())?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
     /// Insert or replace one entry.
     pub fn put(&self, path: &str, e: &IndexEntry) -> Result<(), SyncError> {
         self.conn
