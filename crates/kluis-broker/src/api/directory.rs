@@ -6,7 +6,7 @@ use kluis_types::{DirectoryEntry, DirectoryResponse, UserStatus};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::extract::{ApiQuery, Authed};
+use super::extract::{ApiQuery, Bearer};
 use super::{ApiError, AppState};
 
 /// Query string of `GET /v1/directory`.
@@ -23,20 +23,40 @@ pub struct DirectoryQuery {
               (status = 401, body = kluis_types::ErrorBody)))]
 pub async fn search(
     State(state): State<AppState>,
-    _auth: Authed,
-    ApiQuery(query): ApiQuery<DirectoryQuery>,
+    Bearer(token): Bearer,
+    query: Result<ApiQuery<DirectoryQuery>, ApiError>,
 ) -> Result<Json<DirectoryResponse>, ApiError> {
-    let prefix = query.q.trim().to_lowercase();
-    let chars = prefix.chars().count();
-    if chars == 0 || chars > 254 || prefix.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "q must be 1 to 254 printable characters",
-        ));
-    }
+    let now = state.clock.now();
+    let prefix = query.and_then(|ApiQuery(query)| {
+        let prefix = query.q.trim().to_lowercase();
+        let chars = prefix.chars().count();
+        if chars == 0 || chars > 254 || prefix.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(
+                "q must be 1 to 254 printable characters",
+            ));
+        }
+        Ok(prefix)
+    });
+    let prefix = match prefix {
+        Ok(p) => p,
+        Err(bad_query) => {
+            // As on every other route, a dead session is the first complaint.
+            state
+                .store
+                .session_by_token_hash(&token, now)
+                .await?
+                .ok_or_else(ApiError::unauthorized)?;
+            return Err(bad_query);
+        }
+    };
+    // The session is checked in the search's own statement, on every call:
+    // one round trip per lookup, and nothing cached that could outlive a
+    // revocation or a disabled account.
     let rows = state
         .store
-        .search_directory(&prefix, state.settings.directory_limit)
-        .await?;
+        .search_directory(&token, now, &prefix, state.settings.directory_limit)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
     Ok(Json(DirectoryResponse {
         entries: rows
             .into_iter()

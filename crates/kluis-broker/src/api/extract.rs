@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::store::TokenHash;
 
 /// `Json<T>` with JSON errors.
 #[derive(FromRequest)]
@@ -74,10 +75,15 @@ impl Authed {
     }
 }
 
-impl FromRequestParts<AppState> for Authed {
+/// The hash of a well-formed bearer token, not yet checked against the
+/// store: for a handler that checks the session in the same statement as
+/// its own query (the directory search). Everything else takes [`Authed`].
+pub struct Bearer(pub TokenHash);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -88,10 +94,19 @@ impl FromRequestParts<AppState> for Authed {
             .map(SessionToken::parse)
             .and_then(Result::ok)
             .ok_or_else(ApiError::unauthorized)?;
+        Ok(Self(token_hash(&token)))
+    }
+}
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Bearer(hash) = Bearer::from_request_parts(parts, state).await?;
         let now = state.clock.now();
         let row = state
             .store
-            .session_by_token_hash(&token_hash(&token), now)
+            .session_by_token_hash(&hash, now)
             .await?
             .ok_or_else(ApiError::unauthorized)?;
         Ok(Self {

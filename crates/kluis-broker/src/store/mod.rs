@@ -120,6 +120,23 @@ pub struct UserRow {
     pub disabled_at: Option<i64>,
 }
 
+/// A user as the directory shows them: no login secrets.
+#[derive(Clone, Debug)]
+pub struct DirectoryRow {
+    /// ID.
+    pub user_id: UserId,
+    /// Address.
+    pub email: Email,
+    /// Directory name.
+    pub display_name: DisplayName,
+    /// Public key text.
+    pub public_key: PublicKeyString,
+    /// Org certificate of the current key, if any.
+    pub certificate: Option<OrgCertificate>,
+    /// When an administrator disabled the account, if it is disabled.
+    pub disabled_at: Option<i64>,
+}
+
 /// A session to insert after login.
 pub struct NewSession {
     /// Public ID.
@@ -308,9 +325,20 @@ pub trait Store: GroupStore + Send + Sync {
     /// Stores a certificate if it matches the user's current key; returns
     /// whether it was stored.
     async fn set_certificate(&self, cert: &OrgCertificate) -> Result<bool, StoreError>;
-    /// Users whose e-mail or lower-cased display name starts with `prefix`
-    /// (already lower-cased), ordered by e-mail.
-    async fn search_directory(&self, prefix: &str, limit: i64) -> Result<Vec<UserRow>, StoreError>;
+    /// A directory search made with a bearer token: users whose e-mail or
+    /// lower-cased display name starts with `prefix` (already lower-cased),
+    /// ordered by e-mail — or `None` when `token` names no live session
+    /// (unexpired, of an account that is not disabled: the same test as
+    /// [`Store::session_by_token_hash`]). The session check and the search
+    /// are one statement: one round trip per lookup, and no cached session
+    /// that could outlive a revocation.
+    async fn search_directory(
+        &self,
+        token: &TokenHash,
+        now: i64,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Option<Vec<DirectoryRow>>, StoreError>;
 
     /// Remembers the server half of a login between its two round trips.
     async fn put_login_attempt(
@@ -658,6 +686,68 @@ impl RawUser {
     }
 }
 
+/// Raw columns of a directory hit; `None` throughout for the one row a
+/// live session with no hits yields (the search is a LEFT JOIN).
+pub(crate) struct RawDirectoryRow {
+    pub user_id: Option<String>,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub public_key: Option<String>,
+    pub cert_issued_at: Option<i64>,
+    pub cert_signature: Option<Vec<u8>>,
+    pub disabled_at: Option<i64>,
+}
+
+impl RawDirectoryRow {
+    /// `Ok(None)` for the no-hit row.
+    pub(crate) fn decode(self) -> Result<Option<DirectoryRow>, StoreError> {
+        let corrupt = |_| StoreError::Corrupt { table: "users" };
+        let (Some(user_id), Some(email), Some(display_name), Some(public_key)) =
+            (self.user_id, self.email, self.display_name, self.public_key)
+        else {
+            return Ok(None);
+        };
+        let email = Email::parse(&email).map_err(corrupt)?;
+        let public_key = PublicKeyString::parse(&public_key).map_err(corrupt)?;
+        let certificate = match (self.cert_issued_at, self.cert_signature) {
+            (Some(issued_at), Some(sig)) => Some(OrgCertificate {
+                email: email.clone(),
+                public_key: public_key.clone(),
+                issued_at,
+                signature: kluis_types::SignatureBytes::new(sig),
+            }),
+            _ => None,
+        };
+        Ok(Some(DirectoryRow {
+            user_id: UserId::parse(&user_id).map_err(corrupt)?,
+            display_name: DisplayName::parse(&display_name).map_err(corrupt)?,
+            email,
+            public_key,
+            certificate,
+            disabled_at: self.disabled_at,
+        }))
+    }
+}
+
+/// The smallest string greater than every string that starts with
+/// `prefix` (code-point order, which is UTF-8 byte order): an upper bound
+/// that lets a prefix search walk an index as a range. `None` when there
+/// is none (an empty prefix, or one of only U+10FFFF).
+pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match u32::from(last) {
+            0xD7FF => Some('\u{E000}'),
+            c => char::from_u32(c + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 pub(crate) const USER_COLUMNS: &str = "user_id, email, display_name, opaque_record, \
      ksf_m_cost_kib, ksf_t_cost, ksf_p_cost, public_key, cert_issued_at, cert_signature, \
      disabled_at";
@@ -680,11 +770,29 @@ pub(crate) fn decode_session(
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "a failed test should panic")]
 mod tests {
-    use super::like_prefix;
+    use super::{like_prefix, prefix_upper_bound};
 
     #[test]
     fn like_prefix_escapes_wildcards() {
         assert_eq!(like_prefix("a%b_c\\"), "a\\%b\\_c\\\\%");
         assert_eq!(like_prefix(""), "%");
+    }
+
+    #[test]
+    fn prefix_upper_bound_is_the_next_string_after_the_prefix_range() {
+        assert_eq!(prefix_upper_bound("abc").as_deref(), Some("abd"));
+        assert_eq!(
+            prefix_upper_bound("a\u{D7FF}").as_deref(),
+            Some("a\u{E000}")
+        );
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
+        assert_eq!(prefix_upper_bound(""), None);
+        // Everything that starts with the prefix sorts below the bound.
+        let hi = prefix_upper_bound("al").unwrap();
+        for s in ["al", "alice@example.org", "al\u{10FFFF}\u{10FFFF}"] {
+            assert!(s < hi.as_str(), "{s}");
+        }
+        assert!("am" >= hi.as_str());
     }
 }

@@ -12,10 +12,11 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Row};
 
 use super::{
-    AdminRow, ApprovalRow, AuditBuilder, NewRecoveryRequest, NewSession, NewUser, PasswordChange,
-    REQUEST_COLUMNS, RawAudit, RawRequest, RawUser, RecoveryRequestRow, RecoveryReset, SessionRow,
-    Store, StoreError, StoredPolicy, StoredRecoveryKey, TokenHash, USER_COLUMNS, UserRow,
-    decode_recovery_key, decode_session, like_prefix,
+    AdminRow, ApprovalRow, AuditBuilder, DirectoryRow, NewRecoveryRequest, NewSession, NewUser,
+    PasswordChange, REQUEST_COLUMNS, RawAudit, RawDirectoryRow, RawRequest, RawUser,
+    RecoveryRequestRow, RecoveryReset, SessionRow, Store, StoreError, StoredPolicy,
+    StoredRecoveryKey, TokenHash, USER_COLUMNS, UserRow, decode_recovery_key, decode_session,
+    like_prefix,
 };
 use kluis_audit::{AuditRow, Head};
 use kluis_types::{RecoveryState, RequestId};
@@ -125,6 +126,18 @@ async fn insert_recovery_escrow(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+fn directory_row(row: &PgRow) -> Result<RawDirectoryRow, StoreError> {
+    Ok(RawDirectoryRow {
+        user_id: row.try_get(0)?,
+        email: row.try_get(1)?,
+        display_name: row.try_get(2)?,
+        public_key: row.try_get(3)?,
+        cert_issued_at: row.try_get(4)?,
+        cert_signature: row.try_get(5)?,
+        disabled_at: row.try_get(6)?,
+    })
 }
 
 fn session_row(row: &PgRow) -> Result<SessionRow, StoreError> {
@@ -319,20 +332,40 @@ impl Store for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn search_directory(&self, prefix: &str, limit: i64) -> Result<Vec<UserRow>, StoreError> {
-        let pattern = like_prefix(prefix);
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users \
-             WHERE email LIKE $1 ESCAPE '\\' OR display_name_lc LIKE $2 ESCAPE '\\' \
-             ORDER BY email LIMIT $3"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(&pattern)
-            .bind(&pattern)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(raw_user).collect()
+    async fn search_directory(
+        &self,
+        token: &TokenHash,
+        now: i64,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Option<Vec<DirectoryRow>>, StoreError> {
+        // One statement: the session test of `session_by_token_hash`, then
+        // the hits (a LEFT JOIN, so a live session with no hits still gives
+        // one row). The text_pattern_ops indexes serve the LIKE prefixes.
+        let rows = sqlx::query(
+            "SELECT u.user_id, u.email, u.display_name, u.public_key, u.cert_issued_at, \
+             u.cert_signature, u.disabled_at FROM sessions s \
+             JOIN users su ON su.user_id = s.user_id LEFT JOIN users u ON \
+             (u.email LIKE $1 ESCAPE '\\' OR u.display_name_lc LIKE $1 ESCAPE '\\') \
+             WHERE s.token_hash = $2 AND s.expires_at > $3 AND su.disabled_at IS NULL \
+             ORDER BY u.email LIMIT $4",
+        )
+        .bind(like_prefix(prefix))
+        .bind(&token[..])
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut hits = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(hit) = directory_row(row)?.decode()? {
+                hits.push(hit);
+            }
+        }
+        Ok(Some(hits))
     }
 
     async fn put_login_attempt(

@@ -16,10 +16,11 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection};
 
 use super::{
-    AdminRow, ApprovalRow, AuditBuilder, NewRecoveryRequest, NewSession, NewUser, PasswordChange,
-    REQUEST_COLUMNS, RawAudit, RawRequest, RawUser, RecoveryRequestRow, RecoveryReset, SessionRow,
-    Store, StoreError, StoredPolicy, StoredRecoveryKey, TokenHash, USER_COLUMNS, UserRow,
-    decode_recovery_key, decode_session, like_prefix,
+    AdminRow, ApprovalRow, AuditBuilder, DirectoryRow, NewRecoveryRequest, NewSession, NewUser,
+    PasswordChange, REQUEST_COLUMNS, RawAudit, RawDirectoryRow, RawRequest, RawUser,
+    RecoveryRequestRow, RecoveryReset, SessionRow, Store, StoreError, StoredPolicy,
+    StoredRecoveryKey, TokenHash, USER_COLUMNS, UserRow, decode_recovery_key, decode_session,
+    like_prefix, prefix_upper_bound,
 };
 use kluis_audit::{AuditRow, Head};
 use kluis_types::{RecoveryState, RequestId};
@@ -127,6 +128,18 @@ async fn insert_recovery_escrow(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+fn directory_row(row: &SqliteRow) -> Result<RawDirectoryRow, StoreError> {
+    Ok(RawDirectoryRow {
+        user_id: row.try_get(0)?,
+        email: row.try_get(1)?,
+        display_name: row.try_get(2)?,
+        public_key: row.try_get(3)?,
+        cert_issued_at: row.try_get(4)?,
+        cert_signature: row.try_get(5)?,
+        disabled_at: row.try_get(6)?,
+    })
 }
 
 fn session_row(row: &SqliteRow) -> Result<SessionRow, StoreError> {
@@ -317,20 +330,61 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn search_directory(&self, prefix: &str, limit: i64) -> Result<Vec<UserRow>, StoreError> {
+    async fn search_directory(
+        &self,
+        token: &TokenHash,
+        now: i64,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Option<Vec<DirectoryRow>>, StoreError> {
+        // One statement: the session test of `session_by_token_hash`, then
+        // the hits (a LEFT JOIN, so a live session with no hits still gives
+        // one row). SQLite's LIKE ignores ASCII case, so it cannot use the
+        // (binary) indexes; the stored values and the prefix are lower case,
+        // so a range on each column finds the same rows through its index,
+        // and the LIKE keeps the exact meaning.
         let pattern = like_prefix(prefix);
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users \
-             WHERE email LIKE ? ESCAPE '\\' OR display_name_lc LIKE ? ESCAPE '\\' \
-             ORDER BY email LIMIT ?"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(&pattern)
-            .bind(&pattern)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(raw_user).collect()
+        let rows = match prefix_upper_bound(prefix) {
+            Some(hi) => sqlx::query(
+                "SELECT u.user_id, u.email, u.display_name, u.public_key, u.cert_issued_at, \
+                 u.cert_signature, u.disabled_at FROM sessions s \
+                 JOIN users su ON su.user_id = s.user_id LEFT JOIN users u ON \
+                 ((u.email >= ?1 AND u.email < ?2 AND u.email LIKE ?3 ESCAPE '\\') \
+                 OR (u.display_name_lc >= ?1 AND u.display_name_lc < ?2 \
+                 AND u.display_name_lc LIKE ?3 ESCAPE '\\')) \
+                 WHERE s.token_hash = ?4 AND s.expires_at > ?5 AND su.disabled_at IS NULL \
+                 ORDER BY u.email LIMIT ?6",
+            )
+            .bind(prefix)
+            .bind(hi),
+            None => sqlx::query(
+                "SELECT u.user_id, u.email, u.display_name, u.public_key, u.cert_issued_at, \
+                 u.cert_signature, u.disabled_at FROM sessions s \
+                 JOIN users su ON su.user_id = s.user_id LEFT JOIN users u ON \
+                 ((u.email >= ?1 AND u.email LIKE ?3 ESCAPE '\\') \
+                 OR (u.display_name_lc >= ?1 AND u.display_name_lc LIKE ?3 ESCAPE '\\')) \
+                 WHERE s.token_hash = ?4 AND s.expires_at > ?5 AND su.disabled_at IS NULL \
+                 ORDER BY u.email LIMIT ?6",
+            )
+            .bind(prefix)
+            .bind(None::<String>),
+        }
+        .bind(&pattern)
+        .bind(&token[..])
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut hits = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(hit) = directory_row(row)?.decode()? {
+                hits.push(hit);
+            }
+        }
+        Ok(Some(hits))
     }
 
     async fn put_login_attempt(
