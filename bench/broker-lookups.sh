@@ -21,11 +21,15 @@ users=${USERS:-300}
 connections=${CONNECTIONS:-50}
 pg_url=${KLUIS_BENCH_POSTGRES_URL:-${KLUIS_TEST_POSTGRES_URL:-}}
 
-cargo build -q --release -p kluis-broker --bin kluis-broker
-cargo build -q --release -p kluis-account --example ci_session
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-broker_bin="$target_dir/release/kluis-broker"
-session_bin="$target_dir/release/examples/ci_session"
+# BROKER_BIN / SESSION_BIN: use prebuilt binaries (e.g. to compare two
+# builds side by side) instead of building them here.
+if [ -z "${BROKER_BIN:-}" ] || [ -z "${SESSION_BIN:-}" ]; then
+  cargo build -q --release -p kluis-broker --bin kluis-broker
+  cargo build -q --release -p kluis-account --example ci_session
+  target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+fi
+broker_bin=${BROKER_BIN:-$target_dir/release/kluis-broker}
+session_bin=${SESSION_BIN:-$target_dir/release/examples/ci_session}
 
 work=$(mktemp -d)
 broker_pid=""
