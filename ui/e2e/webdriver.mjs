@@ -1,6 +1,6 @@
 // A minimal W3C WebDriver client (fetch only), enough to drive the app
 // through tauri-driver and WebKitWebDriver.
-const ELEMENT = "element-6066-11e4-a52e-4f735466cecb";
+const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 
 export class Session {
   constructor(base, id) {

@@ -9,3 +9,6 @@ void app.start();
 void listen<View>("navigate", (e) => void app.go(e.payload));
 // The engine's state changed (the tray loop noticed).
 void listen("status-changed", () => void app.refresh());
+// Activity and counts change without a tray state change (a file synced
+// while already up to date): refresh the status window every 2 s as well.
+setInterval(() => void app.refresh(), 2000);

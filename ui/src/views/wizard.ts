@@ -19,7 +19,7 @@ export function wizardView(api: Api, suggestion: FolderSuggestion, done: () => v
   const next = h("button", { type: "submit", id: "wizard-next" }, t("wizard.next"));
   const form = h(
     "form",
-    { class: "card narrow", "aria-labelledby": "wizard-heading" },
+    { class: "card narrow", "aria-labelledby": "wizard-heading", novalidate: true },
     h("h1", { id: "wizard-heading" }, t("wizard.heading")),
     stepLine,
     body,
