@@ -39,12 +39,17 @@ bash src-tauri/tests/tray-dbus.sh "$target/debug"
 echo "== tray: end-to-end (tauri-driver + WebKitWebDriver)"
 bash src-tauri/tests/e2e.sh "$target/debug"
 
-echo "== tray: .deb"
-(cd src-tauri && ../ui/node_modules/.bin/tauri build --debug --bundles deb --ci)
-deb=$(ls "$target"/debug/bundle/deb/*.deb | head -n1)
-dpkg-deb -c "$deb" | tee /tmp/kluis-deb-contents.txt | awk '{print $6}'
-for want in ./usr/bin/kluis-tray ./usr/share/applications/Kluis.desktop ./etc/xdg/autostart/Kluis.desktop ./usr/share/icons/hicolor/128x128/apps/kluis-tray.png; do
-  grep -q " $want\$" /tmp/kluis-deb-contents.txt || { echo "missing in .deb: $want" >&2; exit 1; }
-done
-dpkg-deb -f "$deb" Depends
+# The .deb: `tauri build` recompiles Tauri with its custom-protocol feature
+# (~7 min on 2 cores), which would push the whole CI past 45 minutes, so it
+# runs when KLUIS_CI_DEB=1 (packaging/README.md).
+if [ "${KLUIS_CI_DEB:-0}" = 1 ]; then
+  echo "== tray: .deb"
+  (cd src-tauri && ../ui/node_modules/.bin/tauri build --debug --bundles deb --ci)
+  deb=$(ls "$target"/debug/bundle/deb/*.deb | head -n1)
+  dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./||' > /tmp/kluis-deb-contents.txt
+  for want in usr/bin/kluis-tray usr/share/applications/Kluis.desktop etc/xdg/autostart/Kluis.desktop usr/share/icons/hicolor/128x128/apps/kluis-tray.png; do
+    grep -qx "$want" /tmp/kluis-deb-contents.txt || { echo "missing in .deb: $want" >&2; exit 1; }
+  done
+  dpkg-deb -f "$deb" Depends
+fi
 echo "tray: 1 passed, 0 failed"
