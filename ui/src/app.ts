@@ -85,7 +85,8 @@ export class App {
   /** Re-render the current view when the engine's state changed (not while typing). */
   async refresh(): Promise<void> {
     if (this.refreshing || this.view === "wizard" || this.view === "settings") return;
-    if (this.view === "unlock" && document.activeElement instanceof HTMLInputElement) {
+    // The unlock prompt stays as it is (typed text, error) while still locked.
+    if (this.view === "unlock") {
       const s = await this.api.getStatus();
       if (s.status === "ok" && s.data.tray.locked) return;
     }
