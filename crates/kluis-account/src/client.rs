@@ -4,11 +4,13 @@
 use std::path::PathBuf;
 
 use kluis_types::{
-    DirectoryResponse, DisplayName, Email, ErrorCode, EscrowRecord, Invite, InviteToken,
-    LoginFinishRequest, LoginFinishResponse, LoginStartRequest, LoginStartResponse, OpaqueMessage,
-    OrgPublicKey, PasswordFinishRequest, PasswordFinishResponse, PasswordStartRequest,
-    PublicKeyString, RecoveryKeyInfo, RegisterFinishRequest, RegisterFinishResponse,
-    RegisterStartRequest, RegisterStartResponse, SessionToken, SignedPolicy, WhoAmI,
+    DirectoryResponse, DisplayName, Email, EncryptedEscrow, ErrorCode, EscrowRecord, Invite,
+    InviteToken, KsfParams, LoginFinishRequest, LoginFinishResponse, LoginStartRequest,
+    LoginStartResponse, OpaqueMessage, OrgPublicKey, PasswordFinishRequest, PasswordFinishResponse,
+    PasswordStartRequest, PublicKeyString, RecoveryKeyInfo, RecoveryResetRequest,
+    RecoveryStartRequest, RecoveryStartResponse, RecoveryStatus, RecoveryToken,
+    RegisterFinishRequest, RegisterFinishResponse, RegisterStartRequest, RegisterStartResponse,
+    RequestId, SessionToken, SignedPolicy, WhoAmI,
 };
 use opaque_ke::{
     ClientLogin, ClientLoginFinishParameters, ClientRegistration,
@@ -94,6 +96,41 @@ pub struct Registration<'a> {
     pub invite: Option<&'a InviteToken>,
 }
 
+/// Seals this account's identity to the organisation recovery key (the
+/// escrow copy kept next to the password-sealed one). This crate does not
+/// link the file format, so the caller provides it (the `kluis` CLI uses
+/// `kluis_recovery::seal_for_recovery`).
+pub trait RecoverySealer: Sync {
+    /// The escrow copy of `email`'s identity sealed to `recovery_key`.
+    fn seal_for_recovery(
+        &self,
+        recovery_key: &PublicKeyString,
+        email: &Email,
+    ) -> Result<Vec<u8>, String>;
+}
+
+/// A recovery request this client made: keep it (0600) until the new
+/// password is set. Holds the bearer token, so `Debug` redacts it.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct RecoveryTicket {
+    /// Broker base URL.
+    pub broker_url: String,
+    /// The account.
+    pub email: Email,
+    /// The request.
+    pub request_id: RequestId,
+    /// Authorises the user's side of the request.
+    pub token: RecoveryToken,
+    /// When the broker recorded it.
+    pub requested_at: i64,
+}
+
+impl std::fmt::Debug for RecoveryTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RecoveryTicket({}, {})", self.email, self.request_id)
+    }
+}
+
 /// A successful login (or registration, which logs in).
 #[derive(Debug)]
 pub struct LoginOutcome {
@@ -105,6 +142,9 @@ pub struct LoginOutcome {
     pub secret_identity: SecretIdentity,
     /// The escrow version it came from.
     pub escrow_version: i64,
+    /// Whether a recovery escrow copy is on file: the organisation can
+    /// recover this key (tell the user).
+    pub recovery_enrolled: bool,
 }
 
 /// A completed password change.
@@ -130,6 +170,10 @@ fn map_login_failure(err: AccountError) -> AccountError {
             code: ErrorCode::LoginFailed,
             ..
         } => AccountError::LoginFailed,
+        AccountError::Broker {
+            code: ErrorCode::AccountDisabled,
+            ..
+        } => AccountError::AccountDisabled,
         other => other,
     }
 }
@@ -164,11 +208,71 @@ impl AccountClient {
     /// Registers an account (OPAQUE), uploads the public key and the sealed
     /// identity, then logs in on this device.
     pub async fn register(&self, reg: &Registration<'_>) -> Result<LoginOutcome, AccountError> {
+        self.register_enrolled(reg, None).await
+    }
+
+    /// Applies the organisation policy that came with a registration or
+    /// password-change start: verifies it, checks the password strength,
+    /// picks Argon2id parameters at or above its minimum, and seals the
+    /// recovery escrow copy when recovery is mandatory.
+    fn apply_policy(
+        &self,
+        answer: &RegisterStartResponse,
+        email: &Email,
+        password: &Password,
+        user_inputs: &[&str],
+        sealer: Option<&dyn RecoverySealer>,
+    ) -> Result<(KsfParams, Option<EncryptedEscrow>), AccountError> {
+        let signed = answer
+            .policy
+            .clone()
+            .unwrap_or_else(SignedPolicy::default_unsigned);
+        let policy = self
+            .policy_pin
+            .accept_policy(&self.config.org_public_key, &signed)?;
+        let text = std::str::from_utf8(password.as_bytes())
+            .map_err(|_| AccountError::Protocol("password is not UTF-8"))?;
+        crate::policy::check_password_strength(&policy, text, user_inputs)?;
+        let mut ksf = self.config.ksf_policy.registration_params();
+        if self.config.ksf_policy == KsfPolicy::Standard {
+            ksf.m_cost_kib = ksf.m_cost_kib.max(policy.min_ksf.m_cost_kib);
+            ksf.t_cost = ksf.t_cost.max(policy.min_ksf.t_cost);
+            ksf.p_cost = ksf.p_cost.max(policy.min_ksf.p_cost);
+        }
+        if let Some(info) = &answer.recovery_key {
+            self.policy_pin
+                .accept_recovery_key(&self.config.org_public_key, info)?;
+        }
+        if !policy.recovery_mandatory {
+            return Ok((ksf, None));
+        }
+        let info = answer
+            .recovery_key
+            .as_ref()
+            .ok_or(AccountError::RecoveryEnrolment(
+                "no organisation recovery key is published yet; ask your administrator",
+            ))?;
+        let sealer = sealer.ok_or(AccountError::RecoveryEnrolment(
+            "this program cannot seal your key to the recovery key",
+        ))?;
+        let sealed = sealer
+            .seal_for_recovery(&info.public_key, email)
+            .map_err(|_| AccountError::RecoveryEnrolment("sealing to the recovery key failed"))?;
+        Ok((ksf, Some(EncryptedEscrow::new(sealed))))
+    }
+
+    /// [`AccountClient::register`] under the organisation policy: when it
+    /// makes recovery mandatory, `sealer` seals the identity to the
+    /// (verified, pinned) recovery key and the copy is uploaded with the
+    /// registration.
+    pub async fn register_enrolled(
+        &self,
+        reg: &Registration<'_>,
+        sealer: Option<&dyn RecoverySealer>,
+    ) -> Result<LoginOutcome, AccountError> {
         let email = Email::parse(reg.email)?;
         let display_name = DisplayName::parse(reg.display_name)?;
         let public_key = PublicKeyString::parse(reg.public_key)?;
-        let ksf = self.config.ksf_policy.registration_params();
-        let argon = self.config.ksf_policy.argon2(&ksf)?;
 
         let start = ClientRegistration::<Suite>::start(&mut OsRng, reg.password.as_bytes())
             .map_err(|_| AccountError::Protocol("registration start"))?;
@@ -184,6 +288,14 @@ impl AccountClient {
                 }),
             )
             .await?;
+        let (ksf, recovery_escrow) = self.apply_policy(
+            &answer,
+            &email,
+            reg.password,
+            &[email.as_str(), display_name.as_str()],
+            sealer,
+        )?;
+        let argon = self.config.ksf_policy.argon2(&ksf)?;
         let response =
             RegistrationResponse::<Suite>::deserialize(answer.registration_response.as_bytes())
                 .map_err(|_| AccountError::Protocol("malformed registration response"))?;
@@ -213,7 +325,7 @@ impl AccountClient {
                     ksf,
                     public_key,
                     escrow,
-                    recovery_escrow: None,
+                    recovery_escrow,
                 }),
             )
             .await?;
@@ -320,6 +432,7 @@ impl AccountClient {
             public_key: me.public_key,
             secret_identity,
             escrow_version: record.version,
+            recovery_enrolled: me.recovery_enrolled,
         })
     }
 
@@ -395,14 +508,24 @@ impl AccountClient {
         old: &Password,
         new: &Password,
     ) -> Result<PasswordChanged, AccountError> {
+        self.change_password_enrolled(old, new, None).await
+    }
+
+    /// [`AccountClient::change_password`] under the organisation policy:
+    /// the new password must be strong enough, and when recovery is
+    /// mandatory `sealer` writes a fresh escrow copy for the recovery key.
+    pub async fn change_password_enrolled(
+        &self,
+        old: &Password,
+        new: &Password,
+        sealer: Option<&dyn RecoverySealer>,
+    ) -> Result<PasswordChanged, AccountError> {
         let email = self.require_session()?.email;
         let (answer, old_export) = self.opaque_login(&email, old).await?;
         let session = self.store_session(&email, &answer)?;
         let record = self.latest_escrow(&session).await?;
         let identity = unseal_identity(&old_export, &email, &record.escrow)?;
 
-        let ksf = self.config.ksf_policy.registration_params();
-        let argon = self.config.ksf_policy.argon2(&ksf)?;
         let start = ClientRegistration::<Suite>::start(&mut OsRng, new.as_bytes())
             .map_err(|_| AccountError::Protocol("registration start"))?;
         let path = format!("v1/users/{}/password", session.user_id);
@@ -417,6 +540,9 @@ impl AccountClient {
                 }),
             )
             .await?;
+        let (ksf, recovery_escrow) =
+            self.apply_policy(&reply, &email, new, &[email.as_str()], sealer)?;
+        let argon = self.config.ksf_policy.argon2(&ksf)?;
         let response =
             RegistrationResponse::<Suite>::deserialize(reply.registration_response.as_bytes())
                 .map_err(|_| AccountError::Protocol("malformed registration response"))?;
@@ -443,7 +569,7 @@ impl AccountClient {
                     ksf,
                     escrow,
                     expected_escrow_version: record.version,
-                    recovery_escrow: None,
+                    recovery_escrow,
                 }),
             )
             .await?;
@@ -451,6 +577,111 @@ impl AccountClient {
             escrow_version: done.escrow_version,
             sessions_revoked: done.sessions_revoked,
         })
+    }
+
+    /// Asks for recovery of `email` (no session needed: the password is
+    /// lost). `request_key` is the one-time key the caller made (its text
+    /// and full fingerprint, 64 hex); it never leaves the caller.
+    pub async fn request_recovery(
+        &self,
+        email: &str,
+        request_key: &str,
+        request_key_fingerprint: &str,
+    ) -> Result<RecoveryTicket, AccountError> {
+        let email = Email::parse(email)?;
+        let answer: RecoveryStartResponse = self
+            .http
+            .json(
+                Method::POST,
+                "v1/recovery/requests",
+                None,
+                Some(&RecoveryStartRequest {
+                    email: email.clone(),
+                    request_key: PublicKeyString::parse(request_key)?,
+                    request_key_fingerprint: request_key_fingerprint.to_owned(),
+                }),
+            )
+            .await?;
+        Ok(RecoveryTicket {
+            broker_url: self.config.broker_url.clone(),
+            email,
+            request_id: answer.request_id,
+            token: answer.token,
+            requested_at: answer.requested_at,
+        })
+    }
+
+    /// Where a recovery request stands (and the package, once completed).
+    pub async fn recovery_status(
+        &self,
+        ticket: &RecoveryTicket,
+    ) -> Result<RecoveryStatus, AccountError> {
+        self.http
+            .json_bearer::<(), _>(
+                Method::GET,
+                &format!("v1/recovery/requests/{}", ticket.request_id),
+                ticket.token.expose(),
+                None,
+            )
+            .await
+    }
+
+    /// After a completed recovery: sets `new` as the password (a fresh
+    /// OPAQUE registration), seals `secret_identity` under it, writes a new
+    /// recovery escrow copy when policy requires it, and ends every session.
+    /// The request is spent. Log in with the new password afterwards.
+    pub async fn reset_after_recovery(
+        &self,
+        ticket: &RecoveryTicket,
+        new: &Password,
+        secret_identity: &[u8],
+        sealer: Option<&dyn RecoverySealer>,
+    ) -> Result<(), AccountError> {
+        let path = format!("v1/recovery/requests/{}/password", ticket.request_id);
+        let start = ClientRegistration::<Suite>::start(&mut OsRng, new.as_bytes())
+            .map_err(|_| AccountError::Protocol("registration start"))?;
+        let reply: RegisterStartResponse = self
+            .http
+            .json_bearer(
+                Method::POST,
+                &format!("{path}/start"),
+                ticket.token.expose(),
+                Some(&PasswordStartRequest {
+                    registration_request: OpaqueMessage::new(start.message.serialize().to_vec()),
+                }),
+            )
+            .await?;
+        let (ksf, recovery_escrow) =
+            self.apply_policy(&reply, &ticket.email, new, &[ticket.email.as_str()], sealer)?;
+        let argon = self.config.ksf_policy.argon2(&ksf)?;
+        let response =
+            RegistrationResponse::<Suite>::deserialize(reply.registration_response.as_bytes())
+                .map_err(|_| AccountError::Protocol("malformed registration response"))?;
+        let finish = start
+            .state
+            .finish(
+                &mut OsRng,
+                new.as_bytes(),
+                response,
+                ClientRegistrationFinishParameters::new(Identifiers::default(), Some(&argon)),
+            )
+            .map_err(|_| AccountError::Protocol("registration finish"))?;
+        let export = ExportKey::from_slice(&finish.export_key)
+            .ok_or(AccountError::Protocol("export key length"))?;
+        let escrow = seal_identity(&export, &ticket.email, secret_identity)?;
+        self.http
+            .no_content_bearer(
+                Method::POST,
+                &format!("{path}/finish"),
+                ticket.token.expose(),
+                Some(&RecoveryResetRequest {
+                    registration_upload: OpaqueMessage::new(finish.message.serialize().to_vec()),
+                    ksf,
+                    escrow,
+                    recovery_escrow,
+                }),
+            )
+            .await
     }
 
     pub(crate) async fn directory(&self, query: &str) -> Result<DirectoryResponse, AccountError> {
@@ -523,6 +754,7 @@ impl AccountClient {
             fingerprint: entry.public_key.fingerprint(),
             certified_at,
             pin,
+            status: entry.status,
         })
     }
 
@@ -536,6 +768,9 @@ impl AccountClient {
             .into_iter()
             .find(|e| e.email == email)
             .ok_or_else(|| AccountError::NotFound(email.clone()))?;
+        // A revoked (departed) colleague still resolves, with `status`
+        // saying so: callers refuse to encrypt new files to them and show
+        // them as "left".
         self.check_entry(&entry)
     }
 

@@ -1,7 +1,9 @@
 //! Verifying directory answers against the pinned organisation key.
 
 use ed25519_dalek::{Signature, VerifyingKey};
-use kluis_types::{DirectoryEntry, DisplayName, Email, Fingerprint, OrgPublicKey, PublicKeyString};
+use kluis_types::{
+    DirectoryEntry, DisplayName, Email, Fingerprint, OrgPublicKey, PublicKeyString, UserStatus,
+};
 
 use crate::AccountError;
 
@@ -29,6 +31,9 @@ pub struct VerifiedContact {
     pub certified_at: i64,
     /// Pin state.
     pub pin: PinStatus,
+    /// `Revoked` once an administrator disabled the colleague: show them as
+    /// "left" and do not encrypt new files to this key.
+    pub status: UserStatus,
 }
 
 /// Why a directory entry was refused.

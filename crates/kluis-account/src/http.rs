@@ -69,12 +69,12 @@ impl BrokerHttp {
         &self,
         method: Method,
         path: &str,
-        token: Option<&SessionToken>,
+        token: Option<&str>,
         body: Option<&dyn erased::Body>,
     ) -> Result<reqwest::Response, AccountError> {
         let mut request = self.client.request(method, self.url(path)?);
         if let Some(token) = token {
-            request = request.bearer_auth(token.expose());
+            request = request.bearer_auth(token);
         }
         if let Some(body) = body {
             request = request
@@ -106,7 +106,36 @@ impl BrokerHttp {
         body: Option<&B>,
     ) -> Result<R, AccountError> {
         let body = body.map(|b| b as &dyn erased::Body);
+        let token = token.map(SessionToken::expose);
         Ok(self.send(method, path, token, body).await?.json().await?)
+    }
+
+    /// [`BrokerHttp::json`] with any bearer token (admin, recovery).
+    pub(crate) async fn json_bearer<B: Serialize + Sync, R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&B>,
+    ) -> Result<R, AccountError> {
+        let body = body.map(|b| b as &dyn erased::Body);
+        Ok(self
+            .send(method, path, Some(token), body)
+            .await?
+            .json()
+            .await?)
+    }
+
+    /// [`BrokerHttp::no_content`] with any bearer token (admin, recovery).
+    pub(crate) async fn no_content_bearer<B: Serialize + Sync>(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&B>,
+    ) -> Result<(), AccountError> {
+        let body = body.map(|b| b as &dyn erased::Body);
+        self.send(method, path, Some(token), body).await.map(drop)
     }
 
     /// Request whose answer has no body we need.
@@ -118,6 +147,7 @@ impl BrokerHttp {
         body: Option<&B>,
     ) -> Result<(), AccountError> {
         let body = body.map(|b| b as &dyn erased::Body);
+        let token = token.map(SessionToken::expose);
         self.send(method, path, token, body).await.map(drop)
     }
 }

@@ -15,6 +15,7 @@
 //! the file-format crate.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod client;
 mod directory;
 mod error;
@@ -27,7 +28,11 @@ mod policy;
 mod secret;
 mod session;
 
-pub use client::{AccountClient, ClientConfig, LoginOutcome, PasswordChanged, Registration};
+pub use admin::AdminClient;
+pub use client::{
+    AccountClient, ClientConfig, LoginOutcome, PasswordChanged, RecoverySealer, RecoveryTicket,
+    Registration,
+};
 pub use directory::{
     DirectorySearch, PinStatus, RejectedEntry, RejectionReason, VerifiedContact, verify_entry,
 };
@@ -35,8 +40,13 @@ pub use error::AccountError;
 pub use escrow::{seal_identity, unseal_identity};
 pub use groups::{VerifiedGroup, verify_group};
 pub use ksf::KsfPolicy;
-pub use policy::{POLICY_PIN_FILE, PolicyPin, verify_policy, verify_recovery_key};
+pub use policy::{
+    POLICY_PIN_FILE, PolicyPin, check_password_strength, verify_policy, verify_recovery_key,
+};
 pub use secret::{ExportKey, Password, SecretIdentity};
 pub use session::StoredSession;
 
-pub use kluis_types::{Invite, InviteToken, OrgPolicy, OrgPublicKey, RecoveryKeyInfo, WhoAmI};
+pub use kluis_types::{
+    Invite, InviteToken, OrgPolicy, OrgPublicKey, RECOVERY_NOTICE, RecoveryKeyInfo, RecoveryState,
+    RecoveryStatus, UserStatus, WhoAmI,
+};

@@ -64,6 +64,34 @@ pub fn verify_recovery_key(org: &OrgPublicKey, info: &RecoveryKeyInfo) -> Result
     Ok(())
 }
 
+/// Checks a new password against the policy's minimum zxcvbn score.
+/// `user_inputs` (address, name) count as guessable words.
+pub fn check_password_strength(
+    policy: &OrgPolicy,
+    password: &str,
+    user_inputs: &[&str],
+) -> Result<(), AccountError> {
+    let entropy = zxcvbn::zxcvbn(password, user_inputs);
+    let score = u8::from(entropy.score());
+    if score >= policy.min_password_score {
+        return Ok(());
+    }
+    let hint = entropy
+        .feedback()
+        .and_then(|f| {
+            f.warning()
+                .map(|w| w.to_string())
+                .or_else(|| f.suggestions().first().map(ToString::to_string))
+        })
+        .map(|h| format!(": {h}"))
+        .unwrap_or_default();
+    Err(AccountError::WeakPassword {
+        score,
+        required: policy.min_password_score,
+        hint,
+    })
+}
+
 /// What this client remembers about the broker's policy and recovery key.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct PolicyPin {
@@ -200,6 +228,22 @@ mod tests {
         let mut fake_default = SignedPolicy::default_unsigned();
         fake_default.policy_json = serde_json::to_string(&strict).unwrap();
         assert!(verify_policy(&p, &fake_default).is_err());
+    }
+
+    #[test]
+    fn weak_passwords_are_refused_by_score() {
+        let p = OrgPolicy::default();
+        assert!(matches!(
+            check_password_strength(&p, "password1", &[]),
+            Err(AccountError::WeakPassword { required: 3, .. })
+        ));
+        assert!(check_password_strength(&p, "alice2026", &["alice@example.org", "alice"]).is_err());
+        check_password_strength(&p, "correct horse battery staple lantern", &[]).unwrap();
+        let lax = OrgPolicy {
+            min_password_score: 0,
+            ..OrgPolicy::default()
+        };
+        check_password_strength(&lax, "password1", &[]).unwrap();
     }
 
     #[test]

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use kluis_account::{
     AccountClient, AccountError, ClientConfig, Invite, KsfPolicy, OrgPublicKey, Password,
-    Registration,
+    RecoverySealer, RecoveryState, RecoveryTicket, Registration,
 };
 use kluis_format::{Identity, KdfParams, Recipient, open_identity, seal_identity};
 use serde::{Deserialize, Serialize};
@@ -68,6 +68,26 @@ pub enum AccountCommand {
         /// Read the new password from this file instead of prompting.
         #[arg(long, value_name = "FILE")]
         new_passphrase_file: Option<PathBuf>,
+    },
+    /// Lost your password? Ask your organisation to recover your key. Run it
+    /// again to see progress and, once administrators have acted, to set
+    /// your new password.
+    Recover {
+        /// Your e-mail address (default: the one this device knows).
+        #[arg(long)]
+        email: Option<String>,
+        /// Broker address (default: the one this device knows).
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
+        /// The organisation key to trust (default: the pinned one).
+        #[arg(long, value_name = "KEY")]
+        org_key: Option<String>,
+        /// Read the new password from this file instead of prompting.
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+        /// Keep checking for up to this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 0)]
+        wait: u64,
     },
 }
 
@@ -183,6 +203,35 @@ fn remember(home: &Home, acct: AccountFile, identity: &Identity, password: &str)
     Ok(())
 }
 
+/// Seals this device's identity to the organisation recovery key.
+struct Sealer<'a>(&'a Identity);
+
+impl RecoverySealer for Sealer<'_> {
+    fn seal_for_recovery(
+        &self,
+        recovery_key: &kluis_types::PublicKeyString,
+        email: &kluis_types::Email,
+    ) -> std::result::Result<Vec<u8>, String> {
+        let recipient: Recipient = recovery_key
+            .as_str()
+            .parse()
+            .map_err(|_| "the recovery key is not a Kluis key".to_owned())?;
+        kluis_recovery::seal_for_recovery(self.0, &recipient, email.as_str(), &mut rng())
+            .map(|e| e.as_bytes().to_vec())
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn rng() -> kluis_format::rand_core::UnwrapErr<getrandom::SysRng> {
+    kluis_format::rand_core::UnwrapErr(getrandom::SysRng)
+}
+
+fn tell_recoverable(enrolled: bool) {
+    if enrolled {
+        println!("{}", kluis_account::RECOVERY_NOTICE);
+    }
+}
+
 fn read_invite(text: &str) -> Result<Invite> {
     let text = if Path::new(text).is_file() {
         std::fs::read_to_string(text)?
@@ -196,6 +245,9 @@ fn explain(e: AccountError) -> anyhow::Error {
     match e {
         AccountError::LoginFailed => {
             anyhow::anyhow!("login failed: wrong e-mail address or password")
+        }
+        AccountError::RecoveryEnrolment(why) => {
+            anyhow::anyhow!("your organisation requires that it can recover your key, but {why}")
         }
         other => other.into(),
     }
@@ -243,8 +295,11 @@ pub fn run_account(cmd: AccountCommand, pass: &Passphrases) -> Result<()> {
                 secret_identity: &secret[..],
                 invite: invite.as_ref().map(|i| &i.token),
             };
-            rt.block_on(c.register(&reg)).map_err(explain)?;
+            let outcome = rt
+                .block_on(c.register_enrolled(&reg, Some(&Sealer(&identity))))
+                .map_err(explain)?;
             println!("Registered {email} on {}.", c.config().broker_url);
+            tell_recoverable(outcome.recovery_enrolled);
             remember(
                 &home,
                 AccountFile {
@@ -313,6 +368,11 @@ pub fn run_account(cmd: AccountCommand, pass: &Passphrases) -> Result<()> {
             if let Ok(r) = me.public_key.as_str().parse::<Recipient>() {
                 println!("Fingerprint: {}", r.fingerprint());
             }
+            if me.recovery_enrolled {
+                println!("Recovery: your organisation can recover your keys.");
+            } else {
+                println!("Recovery: not enrolled (only your password opens your escrow).");
+            }
             Ok(())
         }
         AccountCommand::Passwd {
@@ -328,17 +388,36 @@ pub fn run_account(cmd: AccountCommand, pass: &Passphrases) -> Result<()> {
             let identity = open_identity(&std::fs::read(&id_path)?, old.as_bytes())
                 .with_context(|| format!("cannot open {}", id_path.display()))?;
             let changed = rt
-                .block_on(
-                    c.change_password(&Password::new(old.as_str()), &Password::new(new.as_str())),
-                )
+                .block_on(c.change_password_enrolled(
+                    &Password::new(old.as_str()),
+                    &Password::new(new.as_str()),
+                    Some(&Sealer(&identity)),
+                ))
                 .map_err(explain)?;
             store_identity(&id_path, &identity, &new)?;
             println!(
                 "Password changed; {} other session(s) ended.",
                 changed.sessions_revoked
             );
+            let me = rt.block_on(c.whoami()).map_err(explain)?;
+            tell_recoverable(me.recovery_enrolled);
             Ok(())
         }
+        AccountCommand::Recover {
+            email,
+            broker,
+            org_key,
+            new_passphrase_file,
+            wait,
+        } => recover(
+            &home,
+            &rt,
+            email,
+            broker,
+            org_key,
+            new_passphrase_file,
+            wait,
+        ),
     }
 }
 
@@ -356,7 +435,12 @@ pub fn run_contacts(cmd: ContactsCommand) -> Result<()> {
                     .parse::<Recipient>()
                     .map(|r| r.fingerprint().to_string())
                     .unwrap_or_else(|_| "(not a Kluis key)".into());
-                println!("{}  {}  {fp}", contact.email, contact.display_name);
+                let left = if contact.status == kluis_account::UserStatus::Revoked {
+                    "  left (key revoked; new files are not encrypted to them)"
+                } else {
+                    ""
+                };
+                println!("{}  {}  {fp}{left}", contact.email, contact.display_name);
             }
             for r in &found.rejected {
                 eprintln!(
@@ -388,6 +472,9 @@ pub fn resolve_email(email: &str) -> Result<Recipient> {
         .block_on(c.resolve_recipient(email))
         .map_err(explain)
         .with_context(|| format!("recipient {email}"))?;
+    if contact.status == kluis_account::UserStatus::Revoked {
+        bail!("{email} has left the organisation (key revoked): not encrypting to them");
+    }
     let r: Recipient = contact
         .public_key
         .as_str()
@@ -401,4 +488,227 @@ pub fn resolve_email(email: &str) -> Result<Recipient> {
     };
     eprintln!("{email}: {}{note}", r.fingerprint());
     Ok(r)
+}
+
+/// The recovery in progress on this device: the ticket, and the one-time
+/// request key sealed with the new password (0600, deleted when done).
+#[derive(Serialize, Deserialize)]
+struct PendingRecovery {
+    ticket: RecoveryTicket,
+    org_public_key: String,
+    request_key: String,
+}
+
+fn pending_path(home: &Home) -> PathBuf {
+    state_dir(home).join("recovery-request.json")
+}
+
+fn recover(
+    home: &Home,
+    rt: &tokio::runtime::Runtime,
+    email: Option<String>,
+    broker: Option<String>,
+    org_key: Option<String>,
+    new_passphrase_file: Option<PathBuf>,
+    wait: u64,
+) -> Result<()> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use kluis_recovery::{RecoveryPackage, RequestKey};
+
+    let known = load_account(home)?;
+    let path = pending_path(home);
+    let new_pass = Passphrases::new(new_passphrase_file);
+    let pending: PendingRecovery = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is damaged", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let broker = broker
+                .or_else(|| known.as_ref().map(|a| a.broker_url.clone()))
+                .context("give --broker")?;
+            let org = org_key
+                .or_else(|| known.as_ref().map(|a| a.org_public_key.clone()))
+                .context("give --org-key")?;
+            let email = email
+                .or_else(|| known.as_ref().map(|a| a.email.clone()))
+                .context("give --email")?;
+            let password = new_pass.get_new("your new password")?;
+            let key = RequestKey::generate(&mut rng());
+            let sealed = seal_identity(
+                key.identity(),
+                password.as_bytes(),
+                KdfParams::DEFAULT,
+                &mut rng(),
+            )?;
+            let c = client(home, &broker, &org)?;
+            let fp = key.fingerprint();
+            let ticket = rt
+                .block_on(c.request_recovery(&email, &key.recipient().to_string(), &fp.to_hex()))
+                .map_err(explain)?;
+            let pending = PendingRecovery {
+                ticket,
+                org_public_key: org,
+                request_key: STANDARD.encode(&sealed),
+            };
+            std::fs::create_dir_all(state_dir(home))?;
+            let mut out = Output::open(Some(&path))?;
+            std::io::Write::write_all(&mut out, &serde_json::to_vec_pretty(&pending)?)?;
+            #[cfg(unix)]
+            if let Output::File { tmp, .. } = &out {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(
+                    tmp.get_ref().path(),
+                    std::fs::Permissions::from_mode(0o600),
+                )?;
+            }
+            out.commit()?;
+            println!(
+                "Recovery requested for {email} (request {}).",
+                pending.ticket.request_id
+            );
+            println!("Your request fingerprint: {fp}");
+            println!(
+                "Read this fingerprint to your recovery administrators (by phone or in person); \
+                 they must see the same one before they approve."
+            );
+            pending
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let ticket = &pending.ticket;
+    let c = client(home, &ticket.broker_url, &pending.org_public_key)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
+    let status = loop {
+        let status = rt.block_on(c.recovery_status(ticket)).map_err(explain)?;
+        if status.state != RecoveryState::Pending || std::time::Instant::now() >= deadline {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    };
+    match status.state {
+        RecoveryState::Pending => {
+            println!(
+                "Waiting for your administrators: {} approval(s){} so far. Run `kluis account recover` again later.",
+                status.approvals.len(),
+                status
+                    .threshold
+                    .map(|k| format!(" of {k}"))
+                    .unwrap_or_default()
+            );
+            return Ok(());
+        }
+        RecoveryState::Closed => {
+            std::fs::remove_file(&path)?;
+            bail!("this recovery request was already used; start a new one");
+        }
+        RecoveryState::Completed => {}
+    }
+    let package = status
+        .package
+        .clone()
+        .context("the broker sent no package")?;
+    let password = new_pass.get("your new password (as chosen when you asked)", false)?;
+    let sealed = STANDARD
+        .decode(&pending.request_key)
+        .context("damaged request key")?;
+    let key = RequestKey::from_identity(
+        open_identity(&sealed, password.as_bytes())
+            .context("that is not the new password you chose when you asked for recovery")?,
+    );
+    let request = kluis_recovery::kluis_approvals::RecoveryRequest {
+        request_id: ticket.request_id.to_string(),
+        user: ticket.email.to_string(),
+        request_key_fingerprint: key.fingerprint(),
+        requested_at: ticket.requested_at,
+    };
+    let recovered = kluis_recovery::open_recovered(
+        &RecoveryPackage::from_bytes(package.into_bytes()),
+        &key,
+        &request,
+    )?;
+    let secret = recovered.identity.to_secret_bytes();
+    rt.block_on(c.reset_after_recovery(
+        ticket,
+        &Password::new(password.as_str()),
+        &secret[..],
+        Some(&Sealer(&recovered.identity)),
+    ))
+    .map_err(explain)?;
+    let login = rt.block_on(c.login(ticket.email.as_str(), &Password::new(password.as_str())));
+    let enrolled = match login {
+        Ok(outcome) => {
+            if outcome.public_key.as_str() != recovered.identity.recipient().to_string() {
+                bail!("the recovered key is not your registered key; contact your administrator");
+            }
+            remember(
+                home,
+                AccountFile {
+                    broker_url: ticket.broker_url.clone(),
+                    org_public_key: pending.org_public_key.clone(),
+                    email: ticket.email.to_string(),
+                },
+                &recovered.identity,
+                &password,
+            )?;
+            println!("Your key was recovered and your new password is set.");
+            outcome.recovery_enrolled
+        }
+        // Handing over a departed colleague's files: the account stays
+        // disabled, and the key goes to its own file (never over this
+        // device's identity), sealed with the new password.
+        Err(AccountError::AccountDisabled) => {
+            let out = home
+                .data
+                .join("handover")
+                .join(format!("{}.identity", ticket.email));
+            store_identity(&out, &recovered.identity, &password)?;
+            println!(
+                "The key of the disabled account {} was recovered for hand-over: {}",
+                ticket.email,
+                out.display()
+            );
+            println!(
+                "Decrypt its files with `kluis decrypt -i {}`.",
+                out.display()
+            );
+            false
+        }
+        Err(e) => return Err(explain(e)),
+    };
+    std::fs::remove_file(&path)?;
+    println!("Who recovered your key:");
+    for (admin, at) in &recovered.approvals {
+        let name = status
+            .approvals
+            .iter()
+            .find(|a| a.admin_key == admin.to_string())
+            .map_or("(unknown administrator)", |a| a.admin_name.as_str());
+        println!("  {name} approved at {} (key {admin})", utc(*at));
+    }
+    if let (Some(by), Some(at)) = (&status.completed_by, status.completed_at) {
+        println!("  re-sealed by {by} at {}", utc(at));
+    }
+    tell_recoverable(enrolled);
+    Ok(())
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for Unix seconds (civil-from-days).
+fn utc(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod account_cmds;
+mod admin_cmds;
 mod crypt;
 mod home;
 mod output;
@@ -56,6 +57,8 @@ enum Command {
     /// Colleagues in the organisation's directory.
     #[command(subcommand)]
     Contacts(account_cmds::ContactsCommand),
+    /// Recovery administrators: approval keys, recovery setup, approvals.
+    Admin(admin_cmds::AdminArgs),
     #[command(flatten)]
     Crypt(crypt::CryptCommand),
     #[command(flatten)]
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Quickstart(a) => quickstart::run(a, &ctx),
         Command::Account(c) => account_cmds::run_account(c, &ctx),
         Command::Contacts(c) => account_cmds::run_contacts(c),
+        Command::Admin(a) => admin_cmds::run(a),
         Command::Crypt(c) => crypt::run(c, &ctx),
         Command::Sync(c) => sync_cmds::run(c, &ctx),
         Command::Share(c) => share_cmds::run(c, &ctx),

@@ -86,6 +86,15 @@ impl RequestKey {
     pub fn generate(rng: &mut impl rand_core::CryptoRng) -> Self {
         Self(Identity::generate(rng))
     }
+    /// Wraps a request key the client kept (sealed) between runs.
+    pub fn from_identity(identity: Identity) -> Self {
+        Self(identity)
+    }
+    /// The secret key, for the client to keep sealed between runs until
+    /// the package arrives. Handle as a secret.
+    pub fn identity(&self) -> &Identity {
+        &self.0
+    }
     /// The public half, sent to the broker with the request.
     pub fn recipient(&self) -> &Recipient {
         self.0.recipient()

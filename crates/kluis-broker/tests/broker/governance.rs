@@ -128,7 +128,7 @@ pub async fn disable_and_enable(backend: Backend) {
     assert_eq!(status, 401, "the old session is dead at once");
     let login = carol.client.login(&carol.email, &carol.password).await;
     let err = login.unwrap_err();
-    assert_eq!(err.broker_code(), Some(ErrorCode::AccountDisabled), "{err}");
+    assert!(matches!(err, AccountError::AccountDisabled), "{err}");
 
     let (status, found) = json_call(
         &tb,

@@ -3,5 +3,6 @@
 
 mod account;
 mod crypt;
+mod recovery;
 mod start;
 mod util;
