@@ -488,6 +488,32 @@ impl AccountClient {
         Ok(Some(info))
     }
 
+    /// Records in the broker's audit log that this user shared (or stopped
+    /// sharing) `folder` with `recipient` (a user or group name), with the
+    /// folder's label if any. Names only; never keys or content.
+    pub async fn record_share(
+        &self,
+        event: kluis_types::ShareEvent,
+        recipient: &str,
+        folder: &str,
+        label: Option<kluis_types::Label>,
+    ) -> Result<(), AccountError> {
+        let session = self.require_session()?;
+        self.http
+            .no_content(
+                Method::POST,
+                "v1/audit/shares",
+                Some(&session.token),
+                Some(&kluis_types::ShareAuditRequest {
+                    event,
+                    recipient: recipient.to_owned(),
+                    folder: folder.to_owned(),
+                    label: label.map(|l| l.as_str().to_owned()),
+                }),
+            )
+            .await
+    }
+
     /// What this client has pinned about the policy and recovery key.
     pub fn policy_pin(&self) -> Result<PolicyPin, AccountError> {
         self.policy_pin.load()

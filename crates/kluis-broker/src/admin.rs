@@ -352,7 +352,10 @@ pub async fn certify_group(
     if let Some(expected) = expected
         && expected != &group.public_key
     {
-        return Err(AdminError::GroupKeyMismatch { name: name.to_string(), actual: group.public_key.fingerprint() });
+        return Err(AdminError::GroupKeyMismatch {
+            name: name.to_string(),
+            actual: group.public_key.fingerprint(),
+        });
     }
     let cert = key.certify_group(&group.name, &group.public_key, now);
     if !store.set_group_certificate(&cert).await? {

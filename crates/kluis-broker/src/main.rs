@@ -370,9 +370,17 @@ async fn run_admin(config: Config, command: AdminCommand, actor: Actor) -> anyho
         } => {
             let key = OrgSigningKey::load(&org_key)?;
             let name = kluis_types::GroupName::parse(&name)?;
-            let expected = public_key.as_deref().map(PublicKeyString::parse).transpose()?;
-            let cert = admin::certify_group(broker.store(), &key, &name, expected.as_ref(), now).await?;
-            eprintln!("Certified group {} with org key {}", cert.name, key.public_key());
+            let expected = public_key
+                .as_deref()
+                .map(PublicKeyString::parse)
+                .transpose()?;
+            let cert =
+                admin::certify_group(broker.store(), &key, &name, expected.as_ref(), now).await?;
+            eprintln!(
+                "Certified group {} with org key {}",
+                cert.name,
+                key.public_key()
+            );
             println!("{}", cert.public_key.fingerprint());
             Ok(())
         }

@@ -199,15 +199,16 @@ pub async fn login_failures_and_shares_are_audited(backend: Backend) {
         let wrong = kluis_account::Password::new("not her password");
         assert!(phone.login(&alice.email, &wrong).await.is_err());
     }
-    let (status, _) = json_call(
-        &tb,
-        "POST",
-        "/v1/audit/shares",
-        Some(alice.session.token.expose()),
-        Some(json!({"event": "granted", "recipient": "bob@example.org", "folder": "Finance", "label": "confidential"})),
-    )
-    .await;
-    assert_eq!(status, 204);
+    alice
+        .client
+        .record_share(
+            kluis_types::ShareEvent::Granted,
+            "bob@example.org",
+            "Finance",
+            Some(kluis_types::Label::Confidential),
+        )
+        .await
+        .unwrap();
     let (status, _) = json_call(
         &tb,
         "POST",
@@ -325,6 +326,40 @@ pub async fn audit_tampering_in_the_database_is_named(backend: Backend) {
     )
     .await;
     assert_eq!(verify().await, Tamper::Edited { seq: 9 });
+    if tb.backend == Backend::Sqlite {
+        // The operator's commands, on the same database file.
+        let broker = |args: &[&str]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_kluis-broker"))
+                .env_remove("KLUIS_HOME")
+                .env_remove("KLUIS_BROKER_CONFIG")
+                .env_remove("KLUIS_BROKER_DATABASE_URL")
+                .arg("--data-dir")
+                .arg(tb.dir.path())
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let org_text = org.public_key().to_string();
+        let out = broker(&["admin", "audit", "verify", "--org-public-key", &org_text]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("9"), "the finding names row 9: {stderr}");
+        let csv = broker(&["admin", "audit", "export", "--format", "csv"]);
+        assert!(csv.status.success());
+        let csv = String::from_utf8(csv.stdout).unwrap();
+        assert!(csv.starts_with("seq,"), "{csv}");
+        assert!(csv.contains("mallory@example.org") && csv.contains("user.registered"));
+        let jsonl = broker(&["admin", "audit", "export", "--format", "jsonl"]);
+        let first: serde_json::Value = serde_json::from_str(
+            String::from_utf8(jsonl.stdout)
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(first["seq"], json!(1));
+    }
     // Swap the stored order of rows 5 and 6 (ids equal seqs in a fresh log):
     raw_exec(
         &tb,
