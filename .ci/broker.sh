@@ -40,6 +40,8 @@ export KLUIS_REQUIRE_POSTGRES=1
 
 echo "== broker: test suites on SQLite and PostgreSQL"
 cargo test -p kluis-broker -p kluis-account -p kluis-types
+# Issue 4 end to end (recovery, deprovisioning, audit) on PostgreSQL too.
+cargo test -p kluis-cli --test cli recovery_end_to_end
 
 echo "== broker: schemathesis against a running broker (PostgreSQL backend)"
 cargo build -q -p kluis-broker --bin kluis-broker

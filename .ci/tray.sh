@@ -19,7 +19,12 @@ echo "== tray: system packages"
 apt-get install -y -qq --no-install-recommends \
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev pkg-config \
   xvfb xauth dbus dbus-x11 imagemagick xdotool jq libglib2.0-bin trayer webkit2gtk-driver \
-  nodejs npm file >/dev/null
+  file >/dev/null
+# Node.js: CI machines ship NodeSource's nodejs (which bundles npm, and which
+# Debian's npm package conflicts with); install Debian's only where none is.
+if ! command -v npm >/dev/null; then
+  apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
 
 echo "== tray: UI (type check, build, Vitest)"
 (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build && npx vitest run)
