@@ -82,7 +82,9 @@ pub struct AgentHandle {
 
 impl std::fmt::Debug for AgentHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AgentHandle").field("home", &self.inner.home).finish_non_exhaustive()
+        f.debug_struct("AgentHandle")
+            .field("home", &self.inner.home)
+            .finish_non_exhaustive()
     }
 }
 
@@ -95,7 +97,11 @@ pub struct Agent {
 impl Agent {
     /// Start one worker per configured pair. `identity` may be `None`
     /// (locked): work queues until [`AgentHandle::unlock`].
-    pub fn start(home: AgentHome, opts: AgentOptions, identity: Option<Identity>) -> Result<Agent, AgentError> {
+    pub fn start(
+        home: AgentHome,
+        opts: AgentOptions,
+        identity: Option<Identity>,
+    ) -> Result<Agent, AgentError> {
         let config = Config::load(&home)?;
         let device = config.device_name();
         let inner = Arc::new(Inner {
@@ -137,9 +143,11 @@ impl Agent {
     }
 }
 
-
 /// Lock a pair's folders and start its watcher and owner thread.
-fn start_pair(inner: &Arc<Inner>, p: &crate::config::PairConfig) -> Result<PairRuntime, AgentError> {
+fn start_pair(
+    inner: &Arc<Inner>,
+    p: &crate::config::PairConfig,
+) -> Result<PairRuntime, AgentError> {
     for d in [&p.plain, &p.mirror] {
         if !d.is_dir() {
             return Err(AgentError::Pair(format!(
@@ -150,7 +158,12 @@ fn start_pair(inner: &Arc<Inner>, p: &crate::config::PairConfig) -> Result<PairR
         }
     }
     let lock = PairLock::acquire(&p.plain, &p.mirror, &inner.home.lock_dir())?;
-    let mut cfg = EngineConfig::new(p.plain.clone(), p.mirror.clone(), inner.home.index_path(&p.id), inner.device.clone());
+    let mut cfg = EngineConfig::new(
+        p.plain.clone(),
+        p.mirror.clone(),
+        inner.home.index_path(&p.id),
+        inner.device.clone(),
+    );
     cfg.quiet = inner.opts.quiet;
     cfg.fsync = inner.opts.fsync;
     cfg.mass_delete_min = inner.opts.mass_delete_min;
@@ -174,8 +187,16 @@ fn start_pair(inner: &Arc<Inner>, p: &crate::config::PairConfig) -> Result<PairR
         echo: Mutex::new(Default::default()),
     });
     let (tx, rx) = sync_channel(64);
-    let ptx = PairTx { tx, shared: shared.clone() };
-    let w = watch(ptx.clone(), &[&p.plain, &p.mirror], inner.opts.debounce, inner.opts.force_poll);
+    let ptx = PairTx {
+        tx,
+        shared: shared.clone(),
+    };
+    let w = watch(
+        ptx.clone(),
+        &[&p.plain, &p.mirror],
+        inner.opts.debounce,
+        inner.opts.force_poll,
+    );
     let worker = Worker {
         cfg,
         id: p.id.clone(),
@@ -203,7 +224,13 @@ impl AgentHandle {
         let pairs = self.inner.pairs.lock().unwrap_or_else(|e| e.into_inner());
         let mut found = false;
         for p in pairs.iter() {
-            let id = p.tx.shared.status.lock().unwrap_or_else(|e| e.into_inner()).id.clone();
+            let id =
+                p.tx.shared
+                    .status
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .id
+                    .clone();
             if pair.is_none_or(|want| want == id) {
                 found = true;
                 p.tx.send(m());
@@ -212,7 +239,10 @@ impl AgentHandle {
         if found || pair.is_none() {
             Ok(())
         } else {
-            Err(AgentError::Pair(format!("no folder pair {}", pair.unwrap_or_default())))
+            Err(AgentError::Pair(format!(
+                "no folder pair {}",
+                pair.unwrap_or_default()
+            )))
         }
     }
 
@@ -224,14 +254,24 @@ impl AgentHandle {
             device: self.inner.device.clone(),
             pairs: pairs
                 .iter()
-                .map(|p| p.tx.shared.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
+                .map(|p| {
+                    p.tx.shared
+                        .status
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone()
+                })
                 .collect(),
         }
     }
 
     /// Whether the identity is locked.
     pub fn is_locked(&self) -> bool {
-        self.inner.identity.read().unwrap_or_else(|e| e.into_inner()).is_none()
+        self.inner
+            .identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
     }
 
     /// Pause one pair (by id) or all.
@@ -250,10 +290,18 @@ impl AgentHandle {
     /// The copy cached in the OS keyring is removed too, so the agent stays
     /// locked across restarts until the passphrase is given again.
     pub fn lock(&self) {
-        *self.inner.identity.write().unwrap_or_else(|e| e.into_inner()) = None;
+        *self
+            .inner
+            .identity
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = None;
         crate::keycache::KeyCache::for_home(&self.inner.home).forget();
         {
-            let mut g = self.inner.group_keys.write().unwrap_or_else(|e| e.into_inner());
+            let mut g = self
+                .inner
+                .group_keys
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
             *g = (g.0 + 1, Arc::new(Vec::new()));
         }
         let _ = self.each(None, || Msg::Lock);
@@ -263,7 +311,8 @@ impl AgentHandle {
     pub fn unlock(&self, passphrase: &Zeroizing<String>) -> Result<(), AgentError> {
         let path = self.inner.home.identity_file();
         let bytes = std::fs::read(&path).map_err(AgentError::io("read", &path))?;
-        let id = kluis_format::open_identity(&bytes, passphrase.as_bytes()).map_err(AgentError::Identity)?;
+        let id = kluis_format::open_identity(&bytes, passphrase.as_bytes())
+            .map_err(AgentError::Identity)?;
         crate::keycache::KeyCache::for_home(&self.inner.home).store(&id);
         self.unlock_with(id);
         Ok(())
@@ -271,7 +320,11 @@ impl AgentHandle {
 
     /// Unlock with an already opened identity (the tray app, tests).
     pub fn unlock_with(&self, identity: Identity) {
-        *self.inner.identity.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(identity));
+        *self
+            .inner
+            .identity
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(identity));
         // Folders shared with you since the last start. A failure here
         // (unreadable sync folder, a pair that cannot be locked) must not
         // stop the unlock; `discover_shared` reports it to callers who ask.
@@ -288,7 +341,13 @@ impl AgentHandle {
         if header.len() > kluis_format::MAX_HEADER_LEN {
             return Err(AgentError::Protocol("header too long".into()));
         }
-        let Some(id) = self.inner.identity.read().unwrap_or_else(|e| e.into_inner()).clone() else {
+        let Some(id) = self
+            .inner
+            .identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
             return Err(AgentError::IdentityLocked);
         };
         let mut r = header;
@@ -305,7 +364,11 @@ impl AgentHandle {
     /// metadata and reconciles.
     pub fn set_group_keys(&self, keys: Vec<Identity>) {
         {
-            let mut g = self.inner.group_keys.write().unwrap_or_else(|e| e.into_inner());
+            let mut g = self
+                .inner
+                .group_keys
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
             *g = (g.0 + 1, Arc::new(keys));
         }
         // Folders shared with a group become visible now (errors: as in unlock).
@@ -319,16 +382,34 @@ impl AgentHandle {
     /// syncing it at once. Runs by itself on unlock and when group keys
     /// arrive; the tray app may call it any time. Needs the identity.
     pub fn discover_shared(&self) -> Result<Vec<crate::share::Discovered>, AgentError> {
-        let Some(id) = self.inner.identity.read().unwrap_or_else(|e| e.into_inner()).clone() else {
+        let Some(id) = self
+            .inner
+            .identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
             return Err(AgentError::IdentityLocked);
         };
-        let (_, groups) = self.inner.group_keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let (_, groups) = self
+            .inner
+            .group_keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut config = Config::load(&self.inner.home)?;
         let Some(dir) = config.shared_with_me_dir() else {
             return Err(AgentError::NoHome);
         };
         let before = config.pairs.len();
-        let found = crate::share::discover_shared(&mut config, crate::share::Keys { identity: &id, groups: &groups }, &dir)?;
+        let found = crate::share::discover_shared(
+            &mut config,
+            crate::share::Keys {
+                identity: &id,
+                groups: &groups,
+            },
+            &dir,
+        )?;
         if config.pairs.len() > before {
             config.save(&self.inner.home)?;
             let mut pairs = self.inner.pairs.lock().unwrap_or_else(|e| e.into_inner());
@@ -351,20 +432,37 @@ impl AgentHandle {
 
     /// The last `limit` activity entries, oldest first.
     pub fn activity(&self, limit: usize) -> Vec<ActivityEntry> {
-        let log = self.inner.activity.lock().unwrap_or_else(|e| e.into_inner());
-        log.iter().skip(log.len().saturating_sub(limit)).cloned().collect()
+        let log = self
+            .inner
+            .activity
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        log.iter()
+            .skip(log.len().saturating_sub(limit))
+            .cloned()
+            .collect()
     }
 
     /// Conflict copies (`… (conflict <device> <date>)…`) in every pair.
     pub fn conflicts(&self) -> Vec<ConflictEntry> {
         let mut out = Vec::new();
         for st in self.status().pairs {
-            let Ok(idx) = kluis_sync::index::Index::open(&self.inner.home.index_path(&st.id)) else { continue };
+            let Ok(idx) = kluis_sync::index::Index::open(&self.inner.home.index_path(&st.id))
+            else {
+                continue;
+            };
             if let Ok(all) = idx.load() {
                 out.extend(
                     all.keys()
-                        .filter(|p| p.rsplit('/').next().is_some_and(|n| n.contains(" (conflict ")))
-                        .map(|p| ConflictEntry { pair: st.id.clone(), path: p.clone() }),
+                        .filter(|p| {
+                            p.rsplit('/')
+                                .next()
+                                .is_some_and(|n| n.contains(" (conflict "))
+                        })
+                        .map(|p| ConflictEntry {
+                            pair: st.id.clone(),
+                            path: p.clone(),
+                        }),
                 );
             }
         }
@@ -379,7 +477,13 @@ impl AgentHandle {
         *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
         cv.notify_all();
         #[cfg(unix)]
-        if let Some(sock) = self.inner.socket.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(sock) = self
+            .inner
+            .socket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
             let _ = std::os::unix::net::UnixStream::connect(sock);
         }
     }

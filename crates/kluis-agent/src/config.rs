@@ -51,7 +51,9 @@ impl Config {
     pub fn load(home: &AgentHome) -> Result<Config, AgentError> {
         let path = home.config_file();
         match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|source| AgentError::Config { path, source }),
+            Ok(b) => {
+                serde_json::from_slice(&b).map_err(|source| AgentError::Config { path, source })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
             Err(e) => Err(AgentError::io("read", path)(e)),
         }
@@ -62,7 +64,10 @@ impl Config {
         std::fs::create_dir_all(&home.config).map_err(AgentError::io("create", &home.config))?;
         let path = home.config_file();
         let tmp = home.config.join(".sync.json.tmp");
-        let text = serde_json::to_vec_pretty(self).map_err(|source| AgentError::Config { path: path.clone(), source })?;
+        let text = serde_json::to_vec_pretty(self).map_err(|source| AgentError::Config {
+            path: path.clone(),
+            source,
+        })?;
         std::fs::write(&tmp, text).map_err(AgentError::io("write", &tmp))?;
         std::fs::rename(&tmp, &path).map_err(AgentError::io("rename", &path))
     }
@@ -113,20 +118,41 @@ impl Config {
     /// plaintext folder may sit inside another pair's plaintext folder (the
     /// outer pair skips any directory holding a pair lock, which is created
     /// here); mirrors must not overlap.
-    pub fn add_shared_pair(&mut self, plain: &Path, mirror: &Path) -> Result<PairConfig, AgentError> {
+    pub fn add_shared_pair(
+        &mut self,
+        plain: &Path,
+        mirror: &Path,
+    ) -> Result<PairConfig, AgentError> {
         let plain = absolute(plain)?;
         let mirror = absolute(mirror)?;
         if overlaps(&plain, &mirror) {
-            return Err(AgentError::Pair(format!("{} and {} must not contain each other", plain.display(), mirror.display())));
+            return Err(AgentError::Pair(format!(
+                "{} and {} must not contain each other",
+                plain.display(),
+                mirror.display()
+            )));
         }
         for p in &self.pairs {
-            if overlaps(&mirror, &p.mirror) || overlaps(&mirror, &p.plain) || overlaps(&plain, &p.mirror) || plain == p.plain {
-                return Err(AgentError::Pair(format!("{} overlaps the existing pair {}", mirror.display(), p.id)));
+            if overlaps(&mirror, &p.mirror)
+                || overlaps(&mirror, &p.plain)
+                || overlaps(&plain, &p.mirror)
+                || plain == p.plain
+            {
+                return Err(AgentError::Pair(format!(
+                    "{} overlaps the existing pair {}",
+                    mirror.display(),
+                    p.id
+                )));
             }
         }
         std::fs::create_dir_all(&plain).map_err(AgentError::io("create", plain.as_path()))?;
         let lock = plain.join(kluis_sync::scan::PAIR_LOCK_FILE);
-        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock).map_err(AgentError::io("create", lock.as_path()))?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(AgentError::io("create", lock.as_path()))?;
         let h = Sha256::digest(format!("{}\0{}", plain.display(), mirror.display()).as_bytes());
         let id: String = h[..6].iter().map(|b| format!("{b:02x}")).collect();
         let pair = PairConfig { id, plain, mirror };
@@ -137,9 +163,9 @@ impl Config {
     /// Where folders shared with you go: configured, else
     /// `~/Kluis/Shared with me`.
     pub fn shared_with_me_dir(&self) -> Option<PathBuf> {
-        self.shared_with_me
-            .clone()
-            .or_else(|| directories::UserDirs::new().map(|u| u.home_dir().join("Kluis").join("Shared with me")))
+        self.shared_with_me.clone().or_else(|| {
+            directories::UserDirs::new().map(|u| u.home_dir().join("Kluis").join("Shared with me"))
+        })
     }
 
     /// Folders to look in for mirrors shared with you.
@@ -161,7 +187,11 @@ impl Config {
         let pos = self
             .pairs
             .iter()
-            .position(|p| p.id == key || Some(&p.plain) == as_path.as_ref() || Some(&p.mirror) == as_path.as_ref())
+            .position(|p| {
+                p.id == key
+                    || Some(&p.plain) == as_path.as_ref()
+                    || Some(&p.mirror) == as_path.as_ref()
+            })
             .ok_or_else(|| AgentError::Pair(format!("no folder pair {key}")))?;
         Ok(self.pairs.remove(pos))
     }
@@ -200,9 +230,17 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let home = AgentHome::in_dir(d.path());
         let mut c = Config::load(&home).unwrap();
-        let p = c.add_pair(&d.path().join("plain"), &d.path().join("sync/Kluis")).unwrap();
-        assert!(c.add_pair(&d.path().join("plain/sub"), &d.path().join("x")).is_err());
-        assert!(c.add_pair(&d.path().join("a"), &d.path().join("a/b")).is_err());
+        let p = c
+            .add_pair(&d.path().join("plain"), &d.path().join("sync/Kluis"))
+            .unwrap();
+        assert!(
+            c.add_pair(&d.path().join("plain/sub"), &d.path().join("x"))
+                .is_err()
+        );
+        assert!(
+            c.add_pair(&d.path().join("a"), &d.path().join("a/b"))
+                .is_err()
+        );
         c.save(&home).unwrap();
         let mut c2 = Config::load(&home).unwrap();
         assert_eq!(c2.pairs, vec![p.clone()]);

@@ -15,10 +15,18 @@ pub struct SyncFolderCandidate {
 
 /// Dropbox's `info.json`: `{"personal": {"path": ...}, "business": {...}}`.
 fn dropbox_info(file: &Path, out: &mut Vec<SyncFolderCandidate>) {
-    let Ok(text) = std::fs::read_to_string(file) else { return };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { return };
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return;
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return;
+    };
     for (key, label) in [("personal", "Dropbox"), ("business", "Dropbox (work)")] {
-        if let Some(p) = v.get(key).and_then(|x| x.get("path")).and_then(|x| x.as_str()) {
+        if let Some(p) = v
+            .get(key)
+            .and_then(|x| x.get("path"))
+            .and_then(|x| x.as_str())
+        {
             push(out, label, PathBuf::from(p));
         }
     }
@@ -38,14 +46,21 @@ pub fn detect_sync_folders() -> Vec<SyncFolderCandidate> {
     let mut out = Vec::new();
     let home = directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf());
     if cfg!(windows) {
-        for (var, label) in [("OneDrive", "OneDrive"), ("OneDriveConsumer", "OneDrive"), ("OneDriveCommercial", "OneDrive (work)")] {
+        for (var, label) in [
+            ("OneDrive", "OneDrive"),
+            ("OneDriveConsumer", "OneDrive"),
+            ("OneDriveCommercial", "OneDrive (work)"),
+        ] {
             if let Some(p) = std::env::var_os(var) {
                 push(&mut out, label, PathBuf::from(p));
             }
         }
         for var in ["LOCALAPPDATA", "APPDATA"] {
             if let Some(p) = std::env::var_os(var) {
-                dropbox_info(&PathBuf::from(p).join("Dropbox").join("info.json"), &mut out);
+                dropbox_info(
+                    &PathBuf::from(p).join("Dropbox").join("info.json"),
+                    &mut out,
+                );
             }
         }
     }
@@ -59,7 +74,9 @@ pub fn detect_sync_folders() -> Vec<SyncFolderCandidate> {
                 let line = line.trim();
                 if let Some(rest) = line.strip_prefix("sync_dir") {
                     let v = rest.trim_start_matches([' ', '=']).trim().trim_matches('"');
-                    let p = v.strip_prefix("~/").map_or_else(|| PathBuf::from(v), |r| home.join(r));
+                    let p = v
+                        .strip_prefix("~/")
+                        .map_or_else(|| PathBuf::from(v), |r| home.join(r));
                     push(&mut out, "OneDrive", p);
                 }
             }
@@ -78,9 +95,22 @@ mod tests {
         let dbx = d.path().join("Dropbox (Org)");
         std::fs::create_dir(&dbx).unwrap();
         let info = d.path().join("info.json");
-        std::fs::write(&info, format!(r#"{{"business":{{"path":{:?},"host":1}}}}"#, dbx.display().to_string())).unwrap();
+        std::fs::write(
+            &info,
+            format!(
+                r#"{{"business":{{"path":{:?},"host":1}}}}"#,
+                dbx.display().to_string()
+            ),
+        )
+        .unwrap();
         let mut out = Vec::new();
         dropbox_info(&info, &mut out);
-        assert_eq!(out, vec![SyncFolderCandidate { provider: "Dropbox (work)".into(), path: dbx }]);
+        assert_eq!(
+            out,
+            vec![SyncFolderCandidate {
+                provider: "Dropbox (work)".into(),
+                path: dbx
+            }]
+        );
     }
 }

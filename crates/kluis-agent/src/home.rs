@@ -20,8 +20,11 @@ impl AgentHome {
         if let Some(dir) = std::env::var_os("KLUIS_HOME").filter(|d| !d.is_empty()) {
             return Ok(Self::in_dir(Path::new(&dir)));
         }
-        let dirs = directories::ProjectDirs::from("org", "Kluis", "kluis").ok_or(AgentError::NoHome)?;
-        let runtime = dirs.runtime_dir().map_or_else(|| dirs.data_dir().join("run"), Path::to_path_buf);
+        let dirs =
+            directories::ProjectDirs::from("org", "Kluis", "kluis").ok_or(AgentError::NoHome)?;
+        let runtime = dirs
+            .runtime_dir()
+            .map_or_else(|| dirs.data_dir().join("run"), Path::to_path_buf);
         Ok(AgentHome {
             config: dirs.config_dir().to_path_buf(),
             data: dirs.data_dir().to_path_buf(),

@@ -195,14 +195,25 @@ pub fn handle(agent: &AgentHandle, req: Request) -> Response {
     let res = match req {
         Request::Status => return Response::Status(agent.status()),
         Request::Pause { pair } => agent.pause(pair.as_deref()),
-        Request::Resume { pair, allow_deletions } => agent.resume(pair.as_deref(), allow_deletions),
+        Request::Resume {
+            pair,
+            allow_deletions,
+        } => agent.resume(pair.as_deref(), allow_deletions),
         Request::Lock => {
             agent.lock();
             Ok(())
         }
         Request::Unlock { passphrase } => agent.unlock(&zeroize::Zeroizing::new(passphrase)),
-        Request::Activity { limit } => return Response::Activity { entries: agent.activity(limit) },
-        Request::Conflicts => return Response::Conflicts { entries: agent.conflicts() },
+        Request::Activity { limit } => {
+            return Response::Activity {
+                entries: agent.activity(limit),
+            };
+        }
+        Request::Conflicts => {
+            return Response::Conflicts {
+                entries: agent.conflicts(),
+            };
+        }
         Request::Sync => {
             agent.sync_now();
             Ok(())
@@ -215,7 +226,11 @@ pub fn handle(agent: &AgentHandle, req: Request) -> Response {
             use base64::Engine as _;
             let bytes = match base64::engine::general_purpose::STANDARD.decode(header.as_bytes()) {
                 Ok(b) => b,
-                Err(e) => return error_response(&AgentError::Protocol(format!("header is not base64: {e}"))),
+                Err(e) => {
+                    return error_response(&AgentError::Protocol(format!(
+                        "header is not base64: {e}"
+                    )));
+                }
             };
             return match agent.unwrap_file_key(&bytes) {
                 Ok(key) => Response::FileKey {
@@ -257,14 +272,22 @@ pub fn serve(agent: AgentHandle, socket: &Path) -> Result<std::thread::JoinHandl
     use std::os::unix::net::UnixListener;
 
     if let Some(dir) = socket.parent() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(AgentError::io("create", dir))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(AgentError::io("create", dir))?;
     }
     if std::os::unix::net::UnixStream::connect(socket).is_ok() {
-        return Err(AgentError::Protocol(format!("an agent already listens on {}", socket.display())));
+        return Err(AgentError::Protocol(format!(
+            "an agent already listens on {}",
+            socket.display()
+        )));
     }
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket).map_err(AgentError::io("bind", socket))?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(AgentError::io("chmod", socket))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(AgentError::io("chmod", socket))?;
     agent.set_socket(socket.to_path_buf());
     let socket = socket.to_path_buf();
     std::thread::Builder::new()
@@ -288,13 +311,20 @@ pub fn serve(agent: AgentHandle, socket: &Path) -> Result<std::thread::JoinHandl
 
 /// Named pipes are the Windows transport; not implemented yet.
 #[cfg(not(unix))]
-pub fn serve(_agent: AgentHandle, _socket: &Path) -> Result<std::thread::JoinHandle<()>, AgentError> {
-    Err(AgentError::Unsupported("the agent control endpoint (named pipe)"))
+pub fn serve(
+    _agent: AgentHandle,
+    _socket: &Path,
+) -> Result<std::thread::JoinHandle<()>, AgentError> {
+    Err(AgentError::Unsupported(
+        "the agent control endpoint (named pipe)",
+    ))
 }
 
 #[cfg(unix)]
 fn serve_conn(agent: &AgentHandle, stream: std::os::unix::net::UnixStream) {
-    let Ok(mut w) = stream.try_clone() else { return };
+    let Ok(mut w) = stream.try_clone() else {
+        return;
+    };
     let r = BufReader::new(stream);
     for line in r.lines() {
         let Ok(line) = line else { return };
@@ -305,7 +335,9 @@ fn serve_conn(agent: &AgentHandle, stream: std::os::unix::net::UnixStream) {
             Ok(req) => handle(agent, req),
             Err(e) => error_response(&AgentError::Protocol(e.to_string())),
         };
-        let Ok(mut text) = serde_json::to_string(&resp) else { return };
+        let Ok(mut text) = serde_json::to_string(&resp) else {
+            return;
+        };
         text.push('\n');
         if w.write_all(text.as_bytes()).is_err() {
             return;
@@ -324,26 +356,39 @@ impl Client {
     /// Connect to the socket.
     #[cfg(unix)]
     pub fn connect(socket: &Path) -> Result<Client, AgentError> {
-        let s = std::os::unix::net::UnixStream::connect(socket).map_err(|_| AgentError::NotRunning(socket.to_path_buf()))?;
-        Ok(Client { stream: BufReader::new(s) })
+        let s = std::os::unix::net::UnixStream::connect(socket)
+            .map_err(|_| AgentError::NotRunning(socket.to_path_buf()))?;
+        Ok(Client {
+            stream: BufReader::new(s),
+        })
     }
 
     /// Named pipes are not implemented yet.
     #[cfg(not(unix))]
     pub fn connect(_socket: &Path) -> Result<Client, AgentError> {
-        Err(AgentError::Unsupported("the agent control endpoint (named pipe)"))
+        Err(AgentError::Unsupported(
+            "the agent control endpoint (named pipe)",
+        ))
     }
 
     /// Send one request and read the answer.
     #[cfg(unix)]
     pub fn request(&mut self, req: &Request) -> Result<Response, AgentError> {
-        let mut text = serde_json::to_string(req).map_err(|e| AgentError::Protocol(e.to_string()))?;
+        let mut text =
+            serde_json::to_string(req).map_err(|e| AgentError::Protocol(e.to_string()))?;
         text.push('\n');
-        self.stream.get_mut().write_all(text.as_bytes()).map_err(|e| AgentError::Protocol(e.to_string()))?;
+        self.stream
+            .get_mut()
+            .write_all(text.as_bytes())
+            .map_err(|e| AgentError::Protocol(e.to_string()))?;
         let mut line = String::new();
-        self.stream.read_line(&mut line).map_err(|e| AgentError::Protocol(e.to_string()))?;
+        self.stream
+            .read_line(&mut line)
+            .map_err(|e| AgentError::Protocol(e.to_string()))?;
         if line.is_empty() {
-            return Err(AgentError::Protocol("the agent closed the connection".into()));
+            return Err(AgentError::Protocol(
+                "the agent closed the connection".into(),
+            ));
         }
         serde_json::from_str(&line).map_err(|e| AgentError::Protocol(e.to_string()))
     }
@@ -351,7 +396,9 @@ impl Client {
     /// Not implemented on this platform.
     #[cfg(not(unix))]
     pub fn request(&mut self, _req: &Request) -> Result<Response, AgentError> {
-        Err(AgentError::Unsupported("the agent control endpoint (named pipe)"))
+        Err(AgentError::Unsupported(
+            "the agent control endpoint (named pipe)",
+        ))
     }
 
     /// Send a request; turn `Response::Error` into an error.
@@ -369,9 +416,15 @@ mod tests {
 
     #[test]
     fn wire_format_is_tagged_json() {
-        let r = Request::Resume { pair: None, allow_deletions: true };
+        let r = Request::Resume {
+            pair: None,
+            allow_deletions: true,
+        };
         let s = serde_json::to_string(&r).unwrap();
-        assert_eq!(s, r#"{"request":"resume","pair":null,"allow_deletions":true}"#);
+        assert_eq!(
+            s,
+            r#"{"request":"resume","pair":null,"allow_deletions":true}"#
+        );
         assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
         let e: Request = serde_json::from_str(r#"{"request":"status"}"#).unwrap();
         assert_eq!(e, Request::Status);

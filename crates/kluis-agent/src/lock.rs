@@ -35,7 +35,9 @@ impl PairLock {
     pub fn acquire(plain: &Path, mirror: &Path, lock_dir: &Path) -> Result<PairLock, AgentError> {
         std::fs::create_dir_all(lock_dir).map_err(AgentError::io("create", lock_dir))?;
         let a = take(&plain.join(".kluis-lock"), plain)?;
-        let canon = mirror.canonicalize().unwrap_or_else(|_| PathBuf::from(mirror));
+        let canon = mirror
+            .canonicalize()
+            .unwrap_or_else(|_| PathBuf::from(mirror));
         let h = Sha256::digest(canon.to_string_lossy().as_bytes());
         let name: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
         let b = take(&lock_dir.join(format!("mirror-{name}.lock")), mirror)?;

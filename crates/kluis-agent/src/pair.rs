@@ -84,7 +84,12 @@ fn is_echo(shared: &PairShared, path: &Path) -> bool {
 
 /// Start watching both roots; fall back to polling when the OS runs out of
 /// watches (or when asked to).
-pub(crate) fn watch(tx: PairTx, roots: &[&Path], debounce: Duration, force_poll: bool) -> Option<Watch> {
+pub(crate) fn watch(
+    tx: PairTx,
+    roots: &[&Path],
+    debounce: Duration,
+    force_poll: bool,
+) -> Option<Watch> {
     let handler = {
         let tx = tx.clone();
         move |res: DebounceEventResult| match res {
@@ -100,7 +105,9 @@ pub(crate) fn watch(tx: PairTx, roots: &[&Path], debounce: Duration, force_poll:
     if !force_poll
         && let Ok(mut d) = notify_debouncer_mini::new_debouncer(debounce, handler.clone())
     {
-        let ok = roots.iter().all(|r| d.watcher().watch(r, RecursiveMode::Recursive).is_ok());
+        let ok = roots
+            .iter()
+            .all(|r| d.watcher().watch(r, RecursiveMode::Recursive).is_ok());
         if ok {
             return Some(Watch::Native(d));
         }
@@ -108,11 +115,16 @@ pub(crate) fn watch(tx: PairTx, roots: &[&Path], debounce: Duration, force_poll:
     let cfg = notify_debouncer_mini::Config::default()
         .with_timeout(debounce)
         .with_notify_config(notify::Config::default().with_poll_interval(Duration::from_secs(10)));
-    let mut d = notify_debouncer_mini::new_debouncer_opt::<_, notify::PollWatcher>(cfg, handler).ok()?;
+    let mut d =
+        notify_debouncer_mini::new_debouncer_opt::<_, notify::PollWatcher>(cfg, handler).ok()?;
     for r in roots {
         d.watcher().watch(r, RecursiveMode::Recursive).ok()?;
     }
-    tx.shared.status.lock().unwrap_or_else(|e| e.into_inner()).polling = true;
+    tx.shared
+        .status
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .polling = true;
     Some(Watch::Poll(d))
 }
 
@@ -160,7 +172,11 @@ impl Worker {
         let mut group_gen = 0u64;
         loop {
             let now = Instant::now();
-            let deadline = [Some(next_full), wake, retry].into_iter().flatten().min().unwrap_or(next_full);
+            let deadline = [Some(next_full), wake, retry]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(next_full);
             let first = if deadline <= now {
                 Err(RecvTimeoutError::Timeout)
             } else {
@@ -192,21 +208,39 @@ impl Worker {
                 }
             }
             if paused || guarded {
-                self.set(|s| s.state = if guarded { PairState::Alert } else { PairState::Paused });
+                self.set(|s| {
+                    s.state = if guarded {
+                        PairState::Alert
+                    } else {
+                        PairState::Paused
+                    }
+                });
                 next_full = Instant::now() + self.full_interval;
                 continue;
             }
-            let id = self.identity.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let id = self
+                .identity
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             let Some(id) = id else {
                 engine.lock();
                 self.set(|s| s.state = PairState::Locked);
                 next_full = Instant::now() + self.full_interval;
                 continue;
             };
-            let (generation, keys) = self.group_keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let (generation, keys) = self
+                .group_keys
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             if generation != group_gen {
                 group_gen = generation;
-                engine.set_group_keys(keys.iter().filter_map(|k| Identity::from_secret_bytes(&k.to_secret_bytes()[..]).ok()).collect());
+                engine.set_group_keys(
+                    keys.iter()
+                        .filter_map(|k| Identity::from_secret_bytes(&k.to_secret_bytes()[..]).ok())
+                        .collect(),
+                );
             }
             self.set(|s| s.state = PairState::Syncing);
             let result = engine.reconcile(&id, &SystemClock, &mut rng);
@@ -277,9 +311,16 @@ impl Worker {
         echo.clear();
         let cfg = engine.config();
         // After a big batch one read of the whole index beats a query per path.
-        let all = if rep.activity.len() > 64 { engine.index().load().ok() } else { None };
+        let all = if rep.activity.len() > 64 {
+            engine.index().load().ok()
+        } else {
+            None
+        };
         for a in &rep.activity {
-            for p in [Some(a.path.as_str()), a.detail.as_deref()].into_iter().flatten() {
+            for p in [Some(a.path.as_str()), a.detail.as_deref()]
+                .into_iter()
+                .flatten()
+            {
                 let e = match &all {
                     Some(all) => all.get(p).cloned(),
                     None => engine.index().get(p).ok().flatten(),
@@ -302,7 +343,11 @@ impl Worker {
             }
         }
         drop(echo);
-        let mut log = self.shared.activity.lock().unwrap_or_else(|e| e.into_inner());
+        let mut log = self
+            .shared
+            .activity
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for a in &rep.activity {
             log.push_back(ActivityEntry {
                 pair: self.id.clone(),

@@ -56,7 +56,12 @@ fn setup() -> Setup {
     cfg.device = Some("testdev".into());
     cfg.add_pair(&plain, &mirror).unwrap();
     cfg.save(&home).unwrap();
-    Setup { _dir: dir, home, plain, mirror }
+    Setup {
+        _dir: dir,
+        home,
+        plain,
+        mirror,
+    }
 }
 
 fn kls_files(mirror: &Path) -> Vec<PathBuf> {
@@ -91,54 +96,98 @@ fn ipc_status_pause_lock_unlock_activity_and_pair_lock() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(s.home.socket_path()).unwrap().permissions().mode();
+        let mode = fs::metadata(s.home.socket_path())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "socket must be owner-only");
     }
     // Two engines can never run on the same pair.
     let second = Agent::start(s.home.clone(), fast_opts(), None);
-    assert!(matches!(second, Err(kluis_agent::AgentError::Locked(_))), "{second:?}");
+    assert!(
+        matches!(second, Err(kluis_agent::AgentError::Locked(_))),
+        "{second:?}"
+    );
 
     let mut c = Client::connect(&s.home.socket_path()).unwrap();
     fs::write(s.plain.join("a.txt"), b"hello").unwrap();
     // Locked: nothing gets encrypted, the pair says so.
     wait_for("locked state", Duration::from_secs(60), || {
-        let Ok(Response::Status(st)) = c.call(&Request::Status) else { return None };
+        let Ok(Response::Status(st)) = c.call(&Request::Status) else {
+            return None;
+        };
         (st.locked && st.pairs[0].state == PairState::Locked).then_some(())
     });
     assert!(kls_files(&s.mirror).is_empty());
-    let wrong = c.call(&Request::Unlock { passphrase: "nope".into() });
-    assert!(matches!(wrong, Err(kluis_agent::AgentError::Remote { ref code, .. }) if code == "wrong_passphrase"), "{wrong:?}");
-    c.call(&Request::Unlock { passphrase: "correct horse".into() }).unwrap();
-    wait_for("encryption after unlock", Duration::from_secs(60), || (kls_files(&s.mirror).len() == 1).then_some(()));
+    let wrong = c.call(&Request::Unlock {
+        passphrase: "nope".into(),
+    });
+    assert!(
+        matches!(wrong, Err(kluis_agent::AgentError::Remote { ref code, .. }) if code == "wrong_passphrase"),
+        "{wrong:?}"
+    );
+    c.call(&Request::Unlock {
+        passphrase: "correct horse".into(),
+    })
+    .unwrap();
+    wait_for("encryption after unlock", Duration::from_secs(60), || {
+        (kls_files(&s.mirror).len() == 1).then_some(())
+    });
     wait_for("activity entry", Duration::from_secs(60), || {
-        let Ok(Response::Activity { entries }) = c.call(&Request::Activity { limit: 10 }) else { return None };
-        entries.iter().any(|e| e.action == "encrypted" && e.path == "a.txt").then_some(())
+        let Ok(Response::Activity { entries }) = c.call(&Request::Activity { limit: 10 }) else {
+            return None;
+        };
+        entries
+            .iter()
+            .any(|e| e.action == "encrypted" && e.path == "a.txt")
+            .then_some(())
     });
 
     // Paused: changes wait.
     c.call(&Request::Pause { pair: None }).unwrap();
     wait_for("paused", Duration::from_secs(60), || {
-        let Ok(Response::Status(st)) = c.call(&Request::Status) else { return None };
+        let Ok(Response::Status(st)) = c.call(&Request::Status) else {
+            return None;
+        };
         (st.pairs[0].state == PairState::Paused).then_some(())
     });
     fs::write(s.plain.join("b.txt"), b"while paused").unwrap();
     c.call(&Request::Sync).unwrap();
     std::thread::sleep(Duration::from_millis(300)); // give a wrong implementation the chance to act
     assert_eq!(kls_files(&s.mirror).len(), 1, "synced while paused");
-    c.call(&Request::Resume { pair: None, allow_deletions: false }).unwrap();
-    wait_for("resume", Duration::from_secs(60), || (kls_files(&s.mirror).len() == 2).then_some(()));
-    assert!(matches!(c.call(&Request::Pause { pair: Some("nope".into()) }), Err(kluis_agent::AgentError::Remote { .. })));
+    c.call(&Request::Resume {
+        pair: None,
+        allow_deletions: false,
+    })
+    .unwrap();
+    wait_for("resume", Duration::from_secs(60), || {
+        (kls_files(&s.mirror).len() == 2).then_some(())
+    });
+    assert!(matches!(
+        c.call(&Request::Pause {
+            pair: Some("nope".into())
+        }),
+        Err(kluis_agent::AgentError::Remote { .. })
+    ));
 
     // Lock again: edits queue.
     c.call(&Request::Lock).unwrap();
-    let before: Vec<Vec<u8>> = kls_files(&s.mirror).iter().map(|p| fs::read(p).unwrap()).collect();
+    let before: Vec<Vec<u8>> = kls_files(&s.mirror)
+        .iter()
+        .map(|p| fs::read(p).unwrap())
+        .collect();
     fs::write(s.plain.join("a.txt"), b"edited while locked").unwrap();
     c.call(&Request::Sync).unwrap();
     wait_for("locked state", Duration::from_secs(60), || {
-        let Ok(Response::Status(st)) = c.call(&Request::Status) else { return None };
+        let Ok(Response::Status(st)) = c.call(&Request::Status) else {
+            return None;
+        };
         (st.pairs[0].state == PairState::Locked).then_some(())
     });
-    let after: Vec<Vec<u8>> = kls_files(&s.mirror).iter().map(|p| fs::read(p).unwrap()).collect();
+    let after: Vec<Vec<u8>> = kls_files(&s.mirror)
+        .iter()
+        .map(|p| fs::read(p).unwrap())
+        .collect();
     assert_eq!(before, after, "ciphertext changed while locked");
     c.call(&Request::Shutdown).unwrap();
     agent.wait();
@@ -149,20 +198,41 @@ fn watcher_picks_up_changes_in_both_directions_and_polling_fallback_works() {
     for force_poll in [false, true] {
         let s = setup();
         let id = Arc::new(Identity::generate(&mut rng()));
-        let opts = AgentOptions { force_poll, ..fast_opts() };
-        let agent = Agent::start(s.home.clone(), opts, Some(Identity::from_secret_bytes(&id.to_secret_bytes()[..]).unwrap())).unwrap();
+        let opts = AgentOptions {
+            force_poll,
+            ..fast_opts()
+        };
+        let agent = Agent::start(
+            s.home.clone(),
+            opts,
+            Some(Identity::from_secret_bytes(&id.to_secret_bytes()[..]).unwrap()),
+        )
+        .unwrap();
         let h = agent.handle();
-        wait_for("first reconcile", Duration::from_secs(60), || h.status().pairs[0].last_sync);
+        wait_for("first reconcile", Duration::from_secs(60), || {
+            h.status().pairs[0].last_sync
+        });
         fs::write(s.plain.join("x.txt"), b"local").unwrap();
-        wait_for("encryption", Duration::from_secs(60), || (kls_files(&s.mirror).len() == 1).then_some(()));
+        wait_for("encryption", Duration::from_secs(60), || {
+            (kls_files(&s.mirror).len() == 1).then_some(())
+        });
         assert_eq!(h.status().pairs[0].polling, force_poll);
         let x = kls_files(&s.mirror).remove(0);
         fs::write(s.plain.join("keep.txt"), b"keep").unwrap();
-        wait_for("encryption", Duration::from_secs(60), || (kls_files(&s.mirror).len() == 2).then_some(()));
+        wait_for("encryption", Duration::from_secs(60), || {
+            (kls_files(&s.mirror).len() == 2).then_some(())
+        });
         // Remove x's ciphertext as the sync client would on a remote delete.
         fs::remove_file(&x).unwrap();
-        wait_for("trash", Duration::from_secs(60), || (!s.plain.join("x.txt").exists()).then_some(()));
-        assert!(fs::read_dir(s.plain.join(".kluis-trash")).unwrap().next().is_some());
+        wait_for("trash", Duration::from_secs(60), || {
+            (!s.plain.join("x.txt").exists()).then_some(())
+        });
+        assert!(
+            fs::read_dir(s.plain.join(".kluis-trash"))
+                .unwrap()
+                .next()
+                .is_some()
+        );
         h.shutdown();
         agent.wait();
     }
@@ -175,7 +245,9 @@ fn watcher_picks_up_changes_in_both_directions_and_polling_fallback_works() {
 #[test]
 #[ignore = "child process of crash_test"]
 fn crash_child() {
-    let Some(dir) = std::env::var_os("KLUIS_CRASH_CHILD") else { return };
+    let Some(dir) = std::env::var_os("KLUIS_CRASH_CHILD") else {
+        return;
+    };
     let home = AgentHome::in_dir(Path::new(&dir));
     let secret = fs::read(home.data.join("id.secret")).unwrap();
     let id = Identity::from_secret_bytes(&secret).unwrap();
@@ -186,7 +258,14 @@ fn crash_child() {
 
 fn spawn_child(home: &AgentHome) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1", "-q"])
+        .args([
+            "crash_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
         .env("KLUIS_CRASH_CHILD", &home.data)
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -205,7 +284,11 @@ impl World {
         self.counter += 1;
         // Some files span several 16 KiB chunks so kills land mid-stream.
         let big = self.rng.next_u32() % 8 == 0;
-        let len = if big { 40_000 + self.rng.next_u32() as usize % 100_000 } else { 16 + self.rng.next_u32() as usize % 4000 };
+        let len = if big {
+            40_000 + self.rng.next_u32() as usize % 100_000
+        } else {
+            16 + self.rng.next_u32() as usize % 4000
+        };
         let mut v = format!("version {} ", self.counter).into_bytes();
         v.resize(len, b'a' + (self.counter % 26) as u8);
         self.versions.insert(v.clone());
@@ -228,7 +311,9 @@ impl World {
 
     fn mutate(&mut self) {
         let files = self.files();
-        let pick = |rng: &mut rand_chacha::ChaCha8Rng, v: &Vec<String>| v[rng.next_u32() as usize % v.len()].clone();
+        let pick = |rng: &mut rand_chacha::ChaCha8Rng, v: &Vec<String>| {
+            v[rng.next_u32() as usize % v.len()].clone()
+        };
         match self.rng.next_u32() % 10 {
             0..=3 if !files.is_empty() => {
                 let f = pick(&mut self.rng, &files);
@@ -275,7 +360,11 @@ fn plain_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
             if name.starts_with(".kluis-") || name.ends_with(".swp") {
                 continue;
             }
-            let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
             if e.path().is_dir() {
                 stack.push((e.path(), rel));
             } else {
@@ -306,7 +395,13 @@ fn temps(root: &Path) -> Vec<PathBuf> {
 
 /// Every ciphertext authenticates and decrypts to a known version.
 /// `seen` caches files already verified with the same (size, mtime, inode).
-fn check_mirror(mirror: &Path, id: &Identity, versions: &HashSet<Vec<u8>>, seen: &mut HashSet<(PathBuf, u64, i64, u64)>, ctx: &str) {
+fn check_mirror(
+    mirror: &Path,
+    id: &Identity,
+    versions: &HashSet<Vec<u8>>,
+    seen: &mut HashSet<(PathBuf, u64, i64, u64)>,
+    ctx: &str,
+) {
     for p in kls_files(mirror) {
         let Ok(m) = fs::metadata(&p) else { continue };
         let st = kluis_sync::scan::Stat::from_metadata(&m);
@@ -314,16 +409,26 @@ fn check_mirror(mirror: &Path, id: &Identity, versions: &HashSet<Vec<u8>>, seen:
             continue;
         }
         let Ok(f) = fs::File::open(&p) else { continue }; // renamed meanwhile
-        let mut d = kluis_format::Decryptor::new(f, id).unwrap_or_else(|e| panic!("{ctx}: {} fails to authenticate: {e}", p.display()));
+        let mut d = kluis_format::Decryptor::new(f, id)
+            .unwrap_or_else(|e| panic!("{ctx}: {} fails to authenticate: {e}", p.display()));
         let mut out = vec![];
-        d.read_to_end(&mut out).unwrap_or_else(|e| panic!("{ctx}: {} fails to authenticate: {e}", p.display()));
-        assert!(versions.contains(&out), "{ctx}: {} holds an unknown version", p.display());
+        d.read_to_end(&mut out)
+            .unwrap_or_else(|e| panic!("{ctx}: {} fails to authenticate: {e}", p.display()));
+        assert!(
+            versions.contains(&out),
+            "{ctx}: {} holds an unknown version",
+            p.display()
+        );
     }
 }
 
 fn check_plain(plain: &Path, versions: &HashSet<Vec<u8>>, ctx: &str) {
     for (k, v) in plain_tree(plain) {
-        assert!(versions.contains(&v), "{ctx}: plaintext {k} is neither an old nor a new version ({} bytes)", v.len());
+        assert!(
+            versions.contains(&v),
+            "{ctx}: plaintext {k} is neither an old nor a new version ({} bytes)",
+            v.len()
+        );
     }
 }
 
@@ -331,8 +436,10 @@ fn check_plain(plain: &Path, versions: &HashSet<Vec<u8>>, ctx: &str) {
 fn matches_index(home: &AgentHome, pair: &str, plain: &Path, mirror: &Path) -> Result<(), String> {
     let idx = kluis_sync::index::Index::open(&home.index_path(pair)).map_err(|e| e.to_string())?;
     let all = idx.load().map_err(|e| e.to_string())?;
-    let files: BTreeMap<&String, &kluis_sync::index::IndexEntry> =
-        all.iter().filter(|(_, e)| e.kind == kluis_sync::scan::Kind::File).collect();
+    let files: BTreeMap<&String, &kluis_sync::index::IndexEntry> = all
+        .iter()
+        .filter(|(_, e)| e.kind == kluis_sync::scan::Kind::File)
+        .collect();
     let local: Vec<String> = plain_tree(plain).into_keys().collect();
     let indexed: Vec<String> = files.keys().map(|k| (*k).clone()).collect();
     if local != indexed {
@@ -344,9 +451,14 @@ fn matches_index(home: &AgentHome, pair: &str, plain: &Path, mirror: &Path) -> R
         return Err("mirror files differ from the index".into());
     }
     for (p, e) in files {
-        let l = kluis_sync::scan::Stat::from_metadata(&fs::metadata(plain.join(p)).map_err(|e| e.to_string())?);
-        let r = kluis_sync::scan::Stat::from_metadata(&fs::metadata(mirror.join(&e.cpath)).map_err(|e| e.to_string())?);
-        if (l.size, l.mtime) != (e.l_size, e.l_mtime) || (r.size, r.mtime) != (e.r_size, e.r_mtime) {
+        let l = kluis_sync::scan::Stat::from_metadata(
+            &fs::metadata(plain.join(p)).map_err(|e| e.to_string())?,
+        );
+        let r = kluis_sync::scan::Stat::from_metadata(
+            &fs::metadata(mirror.join(&e.cpath)).map_err(|e| e.to_string())?,
+        );
+        if (l.size, l.mtime) != (e.l_size, e.l_mtime) || (r.size, r.mtime) != (e.r_size, e.r_mtime)
+        {
             return Err(format!("{p}: stat differs from the index"));
         }
     }
@@ -355,8 +467,14 @@ fn matches_index(home: &AgentHome, pair: &str, plain: &Path, mirror: &Path) -> R
 
 #[test]
 fn crash_test_sigkill_at_random_points() {
-    let seed: u64 = std::env::var("KLUIS_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261128);
-    let iters: usize = std::env::var("KLUIS_CRASH_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
+    let seed: u64 = std::env::var("KLUIS_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20261128);
+    let iters: usize = std::env::var("KLUIS_CRASH_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100);
     eprintln!("crash test: seed {seed}, {iters} iterations (KLUIS_CRASH_SEED / KLUIS_CRASH_ITERS)");
     let s = setup();
     let id = Identity::generate(&mut rng());
@@ -367,8 +485,18 @@ fn crash_test_sigkill_at_random_points() {
     // A second device writing into the same mirror (a perfect sync client).
     let dev_b = s._dir.path().join("deviceB");
     fs::create_dir_all(dev_b.join("plain")).unwrap();
-    let mut world = World { rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed), plain: s.plain.clone(), versions: HashSet::new(), counter: 0 };
-    let mut world_b = World { rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0xb), plain: dev_b.join("plain"), versions: HashSet::new(), counter: 1_000_000 };
+    let mut world = World {
+        rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+        plain: s.plain.clone(),
+        versions: HashSet::new(),
+        counter: 0,
+    };
+    let mut world_b = World {
+        rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0xb),
+        plain: dev_b.join("plain"),
+        versions: HashSet::new(),
+        counter: 1_000_000,
+    };
     let mut engine_b: Option<kluis_sync::Engine> = None;
     let clock_b = kluis_sync::SystemClock;
 
@@ -380,7 +508,12 @@ fn crash_test_sigkill_at_random_points() {
         // folder metadata in the first iteration).
         if it > 0 && it % 3 == 0 {
             let eb = engine_b.get_or_insert_with(|| {
-                let mut cfg = kluis_sync::EngineConfig::new(dev_b.join("plain"), s.mirror.clone(), dev_b.join("index.db"), "deviceB".into());
+                let mut cfg = kluis_sync::EngineConfig::new(
+                    dev_b.join("plain"),
+                    s.mirror.clone(),
+                    dev_b.join("index.db"),
+                    "deviceB".into(),
+                );
                 cfg.quiet = Duration::ZERO;
                 cfg.mass_delete_min = 100_000;
                 kluis_sync::Engine::open(cfg).unwrap()
@@ -425,7 +558,8 @@ fn crash_test_sigkill_at_random_points() {
         let b_plain = dev_b.join("plain");
         let r = settle(&s, &pair, || {
             let r = eb.reconcile(&id, &clock_b, &mut rng());
-            r.is_ok_and(|r| r.activity.is_empty() && r.errors.is_empty()) && plain_tree(&s.plain) == plain_tree(&b_plain)
+            r.is_ok_and(|r| r.activity.is_empty() && r.errors.is_empty())
+                && plain_tree(&s.plain) == plain_tree(&b_plain)
         });
         child.kill().unwrap();
         child.wait().unwrap();
@@ -461,7 +595,11 @@ fn settle(s: &Setup, pair: &str, mut extra: impl FnMut() -> bool) -> Result<(), 
                 Err(e) => last = e,
             }
         } else {
-            last = format!("idle {idle}, temps {:?} {:?}", temps(&s.plain), temps(&s.mirror));
+            last = format!(
+                "idle {idle}, temps {:?} {:?}",
+                temps(&s.plain),
+                temps(&s.mirror)
+            );
         }
         if Instant::now() > end {
             return Err(last);

@@ -81,11 +81,30 @@ mod tests {
     fn output_decrypts_with_the_format_crate_at_chunk_boundaries() {
         let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
         let id = Identity::generate(&mut rng);
-        for len in [0usize, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE, 50_000] {
+        for len in [
+            0usize,
+            1,
+            CHUNK_SIZE - 1,
+            CHUNK_SIZE,
+            CHUNK_SIZE + 1,
+            3 * CHUNK_SIZE,
+            50_000,
+        ] {
             let data: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
-            let meta = Metadata { name: Some("x".into()), size: Some(len as u64), ..Metadata::default() };
+            let meta = Metadata {
+                name: Some("x".into()),
+                size: Some(len as u64),
+                ..Metadata::default()
+            };
             let mut out = Vec::new();
-            let (n, file_id) = encrypt_stream(&data[..], &mut out, &[id.recipient().clone()], &meta, &mut rng).unwrap();
+            let (n, file_id) = encrypt_stream(
+                &data[..],
+                &mut out,
+                &[id.recipient().clone()],
+                &meta,
+                &mut rng,
+            )
+            .unwrap();
             assert_eq!(n, len as u64);
             assert_eq!(&out[12..28], &file_id[..], "the id read_file_id finds");
             let mut d = Decryptor::new(&out[..], &id).unwrap();
@@ -99,8 +118,17 @@ mod tests {
                 assert!(d.read_to_end(&mut Vec::new()).is_err(), "len {len}");
             }
         }
-        let meta = Metadata { size: Some(5), ..Metadata::default() };
-        let err = encrypt_stream(&b"four"[..], &mut Vec::new(), &[id.recipient().clone()], &meta, &mut rng);
+        let meta = Metadata {
+            size: Some(5),
+            ..Metadata::default()
+        };
+        let err = encrypt_stream(
+            &b"four"[..],
+            &mut Vec::new(),
+            &[id.recipient().clone()],
+            &meta,
+            &mut rng,
+        );
         assert!(matches!(err, Err(kluis_format::Error::SizeMismatch { .. })));
     }
 }

@@ -116,7 +116,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -181,7 +183,11 @@ impl Engine {
     }
 
     /// Load or create the folder metadata; re-read it when the file changed.
-    fn folder_meta(&mut self, identity: &Identity, rng: &mut impl rand_core::CryptoRng) -> Result<&FolderMeta, SyncError> {
+    fn folder_meta(
+        &mut self,
+        identity: &Identity,
+        rng: &mut impl rand_core::CryptoRng,
+    ) -> Result<&FolderMeta, SyncError> {
         let path = self.cfg.mirror.join(FOLDER_META_FILE);
         let stat = fs::metadata(&path).ok().map(|m| {
             let s = scan::Stat::from_metadata(&m);
@@ -192,10 +198,30 @@ impl Engine {
         }
         if self.meta.is_none() {
             let meta_err = |path: &Path, e| match e {
-                crate::folder_meta::FolderMetaError::Format(kluis_format::Error::NoMatchingRecipient) => SyncError::FolderNotShared(self.cfg.mirror.clone()),
-                crate::folder_meta::FolderMetaError::Format(source) => SyncError::FolderMeta { path: path.to_owned(), source },
-                crate::folder_meta::FolderMetaError::Malformed(reason) => SyncError::FolderMetaFormat { path: path.to_owned(), reason },
-                other => SyncError::FolderMetaFormat { path: path.to_owned(), reason: if matches!(other, crate::folder_meta::FolderMetaError::UnsupportedVersion(_)) { "unsupported layout version; update Kluis" } else { "invalid values" } },
+                crate::folder_meta::FolderMetaError::Format(
+                    kluis_format::Error::NoMatchingRecipient,
+                ) => SyncError::FolderNotShared(self.cfg.mirror.clone()),
+                crate::folder_meta::FolderMetaError::Format(source) => SyncError::FolderMeta {
+                    path: path.to_owned(),
+                    source,
+                },
+                crate::folder_meta::FolderMetaError::Malformed(reason) => {
+                    SyncError::FolderMetaFormat {
+                        path: path.to_owned(),
+                        reason,
+                    }
+                }
+                other => SyncError::FolderMetaFormat {
+                    path: path.to_owned(),
+                    reason: if matches!(
+                        other,
+                        crate::folder_meta::FolderMetaError::UnsupportedVersion(_)
+                    ) {
+                        "unsupported layout version; update Kluis"
+                    } else {
+                        "invalid values"
+                    },
+                },
             };
             let meta = match fs::read(&path) {
                 Ok(bytes) => {
@@ -207,12 +233,21 @@ impl Engine {
                     let has_content = fs::read_dir(&self.cfg.mirror)
                         .map_err(SyncError::io("read", &self.cfg.mirror))?
                         .flatten()
-                        .any(|e| !e.file_name().to_string_lossy().starts_with(scan::KLUIS_PREFIX));
+                        .any(|e| {
+                            !e.file_name()
+                                .to_string_lossy()
+                                .starts_with(scan::KLUIS_PREFIX)
+                        });
                     if has_content {
                         return Err(SyncError::NoFolderMeta(self.cfg.mirror.clone()));
                     }
                     let mut meta = FolderMeta::generate(identity.recipient(), rng);
-                    meta.title = self.cfg.plain.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    meta.title = self
+                        .cfg
+                        .plain
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
                     let bytes = meta.seal(rng).map_err(|e| meta_err(&path, e))?;
                     write_new_atomic(&self.cfg.mirror, FOLDER_META_FILE, &bytes)?;
                     meta
@@ -226,7 +261,9 @@ impl Engine {
             self.recipients = meta.recipients();
             self.meta = Some(meta);
         }
-        self.meta.as_ref().ok_or(SyncError::NoFolderMeta(self.cfg.mirror.clone()))
+        self.meta
+            .as_ref()
+            .ok_or(SyncError::NoFolderMeta(self.cfg.mirror.clone()))
     }
 
     /// Reconcile both trees until nothing is left to do now.
@@ -254,7 +291,9 @@ impl Engine {
         self.meta = Some(meta);
         if let Ok(rep) = &mut result {
             let (not_shared, errors): (Vec<ItemError>, Vec<ItemError>) =
-                std::mem::take(&mut rep.errors).into_iter().partition(|e| e.kind == ItemErrorKind::NotSharedWithYou);
+                std::mem::take(&mut rep.errors)
+                    .into_iter()
+                    .partition(|e| e.kind == ItemErrorKind::NotSharedWithYou);
             rep.errors = errors;
             rep.not_shared = not_shared.into_iter().map(|e| e.path).collect();
         }
@@ -275,12 +314,17 @@ impl Engine {
         for round in 0..MAX_ROUNDS {
             report.rounds = round + 1;
             let index = self.index.load()?;
-            let local = scan::scan_local(&self.cfg.plain, &ignore).map_err(SyncError::io("scan", &self.cfg.plain))?;
-            let mut remote = scan::scan_remote(&self.cfg.mirror, &names, &mut |_, p| hashed_name(p, identity, &self.group_keys))
-                .map_err(SyncError::io("scan", &self.cfg.mirror))?;
+            let local = scan::scan_local(&self.cfg.plain, &ignore)
+                .map_err(SyncError::io("scan", &self.cfg.plain))?;
+            let mut remote = scan::scan_remote(&self.cfg.mirror, &names, &mut |_, p| {
+                hashed_name(p, identity, &self.group_keys)
+            })
+            .map_err(SyncError::io("scan", &self.cfg.mirror))?;
             for (p, r) in remote.entries.iter_mut() {
                 if r.stat.kind == Kind::File
-                    && index.get(p).is_none_or(|i| i.r_size != r.stat.size || i.r_mtime != r.stat.mtime)
+                    && index
+                        .get(p)
+                        .is_none_or(|i| i.r_size != r.stat.size || i.r_mtime != r.stat.mtime)
                 {
                     r.file_id = scan::read_file_id(&self.cfg.mirror.join(&r.cpath));
                 }
@@ -327,14 +371,18 @@ impl Engine {
                 .ops
                 .iter()
                 .filter_map(|op| match op {
-                    plan::Operation::Upload { path } if !index.contains_key(path) => Some(path.clone()),
+                    plan::Operation::Upload { path } if !index.contains_key(path) => {
+                        Some(path.clone())
+                    }
                     _ => None,
                 })
                 .collect();
             let batch = new_uploads.len() >= BATCH_MIN;
             let mut batch_done = false;
             for op in &plan.ops {
-                if batch && matches!(op, plan::Operation::Upload { path } if !index.contains_key(path)) {
+                if batch
+                    && matches!(op, plan::Operation::Upload { path } if !index.contains_key(path))
+                {
                     if !batch_done {
                         batch_done = true;
                         for r in ex.upload_new_batch(&new_uploads) {
@@ -357,7 +405,10 @@ impl Engine {
                     Err(e) => report.errors.push(e),
                 }
             }
-            let rescan = report.errors.iter().any(|e| e.kind == ItemErrorKind::ChangedDuringSync);
+            let rescan = report
+                .errors
+                .iter()
+                .any(|e| e.kind == ItemErrorKind::ChangedDuringSync);
             if !progress && !rescan {
                 break;
             }

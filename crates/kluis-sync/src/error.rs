@@ -66,7 +66,9 @@ pub enum SyncError {
     NoFolderMeta(PathBuf),
     /// The folder metadata is not (or no longer) encrypted to any of our
     /// keys: the folder is not shared with us. Nothing is synced or deleted.
-    #[error("the folder {0} is not shared with you (its metadata is not encrypted to your key or your groups' keys)")]
+    #[error(
+        "the folder {0} is not shared with you (its metadata is not encrypted to your key or your groups' keys)"
+    )]
     FolderNotShared(PathBuf),
     /// A name failed.
     #[error(transparent)]
@@ -74,7 +76,10 @@ pub enum SyncError {
 }
 
 impl SyncError {
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> SyncError {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> SyncError {
         let path = path.into();
         move |source| SyncError::Io { op, path, source }
     }

@@ -94,7 +94,12 @@ pub fn format_date(ns: i64) -> String {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}{:02}{:02}", sod / 3600, sod % 3600 / 60, sod % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}{:02}{:02}",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
 }
 
 /// Days since 1970-01-01 → (year, month, day) (H. Hinnant's algorithm).
@@ -186,22 +191,46 @@ fn encrypt_to_temp(
     let meta = Metadata {
         name: Some(name.to_owned()),
         size: Some(s0.size),
-        mtime: Some((s0.mtime.div_euclid(1_000_000_000), s0.mtime.rem_euclid(1_000_000_000) as u32)),
+        mtime: Some((
+            s0.mtime.div_euclid(1_000_000_000),
+            s0.mtime.rem_euclid(1_000_000_000) as u32,
+        )),
         label: None,
     };
     let input = File::open(lp).map_err(io_fail(path))?;
-    let mut reader = HashingReader { inner: input, hash: Sha256::new() };
+    let mut reader = HashingReader {
+        inner: input,
+        hash: Sha256::new(),
+    };
     let out = File::create(tmp).map_err(io_fail(path))?;
     // Small files fit the buffer whole: one write(2) per file.
-    let cap = usize::try_from(s0.size).unwrap_or(usize::MAX).saturating_add(8 << 10).min(1 << 16);
+    let cap = usize::try_from(s0.size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(8 << 10)
+        .min(1 << 16);
     let mut w = BufWriter::with_capacity(cap, out);
-    let (_, file_id) = crate::crypt::encrypt_stream(&mut reader, &mut w, recipients, &meta, rng).map_err(|e| match e {
-        kluis_format::Error::SizeMismatch { .. } => fail(path, ItemErrorKind::ChangedDuringSync, "size changed while reading"),
-        e => fail(path, ItemErrorKind::Failed, e),
-    })?;
-    let file = w.into_inner().map_err(|e| fail(path, ItemErrorKind::Failed, e.error()))?;
-    let stat = file.metadata().map(|m| Stat::from_metadata(&m)).map_err(io_fail(path))?;
-    Ok(Encrypted { hash: reader.hash.finalize().to_vec(), file_id, stat, file })
+    let (_, file_id) = crate::crypt::encrypt_stream(&mut reader, &mut w, recipients, &meta, rng)
+        .map_err(|e| match e {
+            kluis_format::Error::SizeMismatch { .. } => fail(
+                path,
+                ItemErrorKind::ChangedDuringSync,
+                "size changed while reading",
+            ),
+            e => fail(path, ItemErrorKind::Failed, e),
+        })?;
+    let file = w
+        .into_inner()
+        .map_err(|e| fail(path, ItemErrorKind::Failed, e.error()))?;
+    let stat = file
+        .metadata()
+        .map(|m| Stat::from_metadata(&m))
+        .map_err(io_fail(path))?;
+    Ok(Encrypted {
+        hash: reader.hash.finalize().to_vec(),
+        file_id,
+        stat,
+        file,
+    })
 }
 
 /// New files per batch: the unit of one index transaction, and of the work
@@ -244,7 +273,8 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
     fn upload_new_chunk(&mut self, paths: &[String]) -> Vec<ItemResult> {
         let mut results: Vec<Option<ItemResult>> = vec![None; paths.len()];
         let mut jobs: Vec<BatchJob> = Vec::with_capacity(paths.len());
-        let mut dirs_done: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+        let mut dirs_done: std::collections::HashMap<&str, String> =
+            std::collections::HashMap::new();
         for (idx, path) in paths.iter().enumerate() {
             let prep = (|| {
                 let lp = self.plain.join(path);
@@ -263,7 +293,13 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
                 };
                 let cpath = self.cpath(path, Kind::File)?;
                 let tmp = self.temp_path(&self.mirror.join(cparent));
-                Ok(BatchJob { idx, lp, tmp, cpath, s0 })
+                Ok(BatchJob {
+                    idx,
+                    lp,
+                    tmp,
+                    cpath,
+                    s0,
+                })
             })();
             match prep {
                 Ok(job) => jobs.push(job),
@@ -273,7 +309,14 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         let mut encrypted = self.encrypt_parallel(paths, &jobs);
         let mut dirs = std::collections::BTreeSet::new();
         let mut done: Vec<(usize, IndexEntry)> = Vec::with_capacity(jobs.len());
-        for BatchJob { idx, lp, tmp, cpath, s0 } in jobs {
+        for BatchJob {
+            idx,
+            lp,
+            tmp,
+            cpath,
+            s0,
+        } in jobs
+        {
             let path = &paths[idx];
             let cleanup = |e| {
                 let _ = fs::remove_file(&tmp);
@@ -286,17 +329,27 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
                     continue;
                 }
                 None => {
-                    results[idx] = Some(Err(cleanup(fail(path, ItemErrorKind::Failed, "encryption thread failed"))));
+                    results[idx] = Some(Err(cleanup(fail(
+                        path,
+                        ItemErrorKind::Failed,
+                        "encryption thread failed",
+                    ))));
                     continue;
                 }
             };
             let cfull = self.mirror.join(&cpath);
             if !matches(&lp, Some((s0.size, s0.mtime))) {
-                results[idx] = Some(Err(cleanup(Self::changed(path, "plaintext changed while encrypting"))));
+                results[idx] = Some(Err(cleanup(Self::changed(
+                    path,
+                    "plaintext changed while encrypting",
+                ))));
                 continue;
             }
             if !matches(&cfull, None) {
-                results[idx] = Some(Err(cleanup(Self::changed(path, "ciphertext appeared before creating it"))));
+                results[idx] = Some(Err(cleanup(Self::changed(
+                    path,
+                    "ciphertext appeared before creating it",
+                ))));
                 continue;
             }
             if let Err(e) = fs::rename(&tmp, &cfull) {
@@ -307,8 +360,15 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
                 dirs.insert(d.to_path_buf());
             }
             let entry = IndexEntry {
-                kind: Kind::File, l_size: s0.size, l_mtime: s0.mtime, l_ino: s0.ino, hash,
-                cpath, r_size: r.size, r_mtime: r.mtime, file_id: Some(file_id),
+                kind: Kind::File,
+                l_size: s0.size,
+                l_mtime: s0.mtime,
+                l_ino: s0.ino,
+                hash,
+                cpath,
+                r_size: r.size,
+                r_mtime: r.mtime,
+                file_id: Some(file_id),
             };
             done.push((idx, entry));
         }
@@ -321,7 +381,10 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
                 }
             }
         }
-        let entries: Vec<(String, IndexEntry)> = done.iter().map(|(idx, e)| (paths[*idx].clone(), e.clone())).collect();
+        let entries: Vec<(String, IndexEntry)> = done
+            .iter()
+            .map(|(idx, e)| (paths[*idx].clone(), e.clone()))
+            .collect();
         match self.index.put_many(&entries) {
             Ok(()) => {
                 for (idx, _) in &done {
@@ -347,7 +410,10 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
     fn encrypt_parallel(&mut self, paths: &[String], jobs: &[BatchJob]) -> Vec<Option<Encrypted1>> {
         use rand_core::SeedableRng;
         use std::sync::{Mutex, mpsc};
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4).min(jobs.len().max(1));
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4)
+            .min(jobs.len().max(1));
         let seeds: Vec<[u8; 32]> = (0..threads)
             .map(|_| {
                 let mut s = [0u8; 32];
@@ -386,10 +452,19 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
                     let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
                     for job in jobs.iter().skip(t).step_by(threads) {
                         let path = &paths[job.idx];
-                        match encrypt_to_temp(&job.lp, path, &job.s0, recipients, &job.tmp, &mut rng) {
+                        match encrypt_to_temp(
+                            &job.lp, path, &job.s0, recipients, &job.tmp, &mut rng,
+                        ) {
                             Ok(e) if fsync => {
                                 if let Err(mpsc::SendError((idx, _))) = tx.send((job.idx, e)) {
-                                    put(idx, Err(fail(path, ItemErrorKind::Failed, "fsync threads ended")));
+                                    put(
+                                        idx,
+                                        Err(fail(
+                                            path,
+                                            ItemErrorKind::Failed,
+                                            "fsync threads ended",
+                                        )),
+                                    );
                                 }
                             }
                             Ok(e) => put(job.idx, Ok((e.hash, e.file_id, e.stat))),
@@ -428,7 +503,8 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
 
     fn sync_dir(&self, dir: &Path) -> Result<(), ItemError> {
         if self.fsync {
-            fsync_dir(dir).map_err(|e| fail(&dir.display().to_string(), ItemErrorKind::Failed, e))?;
+            fsync_dir(dir)
+                .map_err(|e| fail(&dir.display().to_string(), ItemErrorKind::Failed, e))?;
         }
         Ok(())
     }
@@ -441,16 +517,22 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             return Ok(cpath);
         }
         for comp in path.split('/') {
-            let enc = self.names.encrypt_component(comp).map_err(|e| fail(path, ItemErrorKind::Failed, e))?;
+            let enc = self
+                .names
+                .encrypt_component(comp)
+                .map_err(|e| fail(path, ItemErrorKind::Failed, e))?;
             if !cpath.is_empty() {
                 cpath.push('/');
             }
             cpath.push_str(enc.stem());
             let full = self.mirror.join(&cpath);
             if !full.is_dir() {
-                fs::create_dir(&full).or_else(|e| if full.is_dir() { Ok(()) } else { Err(e) }).map_err(io_fail(path))?;
+                fs::create_dir(&full)
+                    .or_else(|e| if full.is_dir() { Ok(()) } else { Err(e) })
+                    .map_err(io_fail(path))?;
                 if let Encoded::Hashed { ct_b32, .. } = &enc {
-                    self.write_small(&full, DIR_NAME_MARKER, ct_b32.as_bytes()).map_err(io_fail(path))?;
+                    self.write_small(&full, DIR_NAME_MARKER, ct_b32.as_bytes())
+                        .map_err(io_fail(path))?;
                 }
                 if let Some(parent) = full.parent() {
                     self.sync_dir(parent)?;
@@ -478,11 +560,17 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
     }
 
     /// Decrypt `cfull` into a temp file in `dir`. Returns (temp, hash, metadata).
-    fn decrypt_to_temp(&mut self, path: &str, cfull: &Path, dir: &Path) -> Result<(PathBuf, Vec<u8>, Metadata), ItemError> {
+    fn decrypt_to_temp(
+        &mut self,
+        path: &str,
+        cfull: &Path,
+        dir: &Path,
+    ) -> Result<(PathBuf, Vec<u8>, Metadata), ItemError> {
         let f = File::open(cfull).map_err(io_fail(path))?;
         let mut keys = vec![self.identity];
         keys.extend(self.group_keys.iter());
-        let mut d = crate::keys::decryptor(BufReader::with_capacity(1 << 16, f), &keys).map_err(|e| crypt_fail(path, e))?;
+        let mut d = crate::keys::decryptor(BufReader::with_capacity(1 << 16, f), &keys)
+            .map_err(|e| crypt_fail(path, e))?;
         let meta = d.metadata().clone();
         let tmp = self.temp_path(dir);
         let result = (|| -> Result<Vec<u8>, ItemError> {
@@ -500,7 +588,9 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
                 hash.update(&buf[..n]);
                 w.write_all(&buf[..n]).map_err(io_fail(path))?;
             }
-            let f = w.into_inner().map_err(|e| fail(path, ItemErrorKind::Failed, e.error()))?;
+            let f = w
+                .into_inner()
+                .map_err(|e| fail(path, ItemErrorKind::Failed, e.error()))?;
             if let Some((s, ns)) = meta.mtime
                 && s >= 0
             {
@@ -522,7 +612,10 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
     }
 
     fn hash_file(path: &str, p: &Path) -> Result<Vec<u8>, ItemError> {
-        let mut r = HashingReader { inner: BufReader::with_capacity(1 << 16, File::open(p).map_err(io_fail(path))?), hash: Sha256::new() };
+        let mut r = HashingReader {
+            inner: BufReader::with_capacity(1 << 16, File::open(p).map_err(io_fail(path))?),
+            hash: Sha256::new(),
+        };
         io::copy(&mut r, &mut io::sink()).map_err(io_fail(path))?;
         Ok(r.hash.finalize().to_vec())
     }
@@ -580,20 +673,34 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
     }
 
     fn index_remove(&mut self, path: &str) -> Result<(), ItemError> {
-        self.index.remove(path).map_err(|e| fail(path, ItemErrorKind::Failed, e))
+        self.index
+            .remove(path)
+            .map_err(|e| fail(path, ItemErrorKind::Failed, e))
     }
 
     fn index_put(&mut self, path: &str, e: &IndexEntry) -> Result<(), ItemError> {
-        self.index.put(path, e).map_err(|e| fail(path, ItemErrorKind::Failed, e))
+        self.index
+            .put(path, e)
+            .map_err(|e| fail(path, ItemErrorKind::Failed, e))
     }
 
     fn record_dir(&mut self, path: &str) -> Result<(), ItemError> {
         let l = stat_of(&self.plain.join(path)).map_err(io_fail(path))?;
         let cpath = self.cpath(path, Kind::Dir)?;
-        self.index_put(path, &IndexEntry {
-            kind: Kind::Dir, l_size: 0, l_mtime: l.mtime, l_ino: l.ino, hash: vec![],
-            cpath, r_size: 0, r_mtime: 0, file_id: None,
-        })
+        self.index_put(
+            path,
+            &IndexEntry {
+                kind: Kind::Dir,
+                l_size: 0,
+                l_mtime: l.mtime,
+                l_ino: l.ino,
+                hash: vec![],
+                cpath,
+                r_size: 0,
+                r_mtime: 0,
+                file_id: None,
+            },
+        )
     }
 
     fn changed(path: &str, what: &str) -> ItemError {
@@ -606,7 +713,10 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         if s0.kind != Kind::File {
             return Err(Self::changed(path, "no longer a file"));
         }
-        let idx = self.index.get(path).map_err(|e| fail(path, ItemErrorKind::Failed, e))?;
+        let idx = self
+            .index
+            .get(path)
+            .map_err(|e| fail(path, ItemErrorKind::Failed, e))?;
         let (parent, _) = split_parent(path);
         let cparent = self.ensure_remote_dir(parent)?;
         let cpath = self.cpath(path, Kind::File)?;
@@ -617,26 +727,42 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             let _ = fs::remove_file(&tmp);
             e
         };
-        let enc = encrypt_to_temp(&lp, path, &s0, self.recipients, &tmp, self.rng).map_err(cleanup)?;
+        let enc =
+            encrypt_to_temp(&lp, path, &s0, self.recipients, &tmp, self.rng).map_err(cleanup)?;
         if self.fsync {
-            enc.file.sync_all().map_err(|e| cleanup(fail(path, ItemErrorKind::Failed, e)))?;
+            enc.file
+                .sync_all()
+                .map_err(|e| cleanup(fail(path, ItemErrorKind::Failed, e)))?;
         }
         drop(enc.file);
         let (hash, file_id) = (enc.hash, enc.file_id);
         // Never clobber: the plaintext must not have changed while we read
         // it, and the ciphertext must still be what the index says.
         if !matches(&lp, Some((s0.size, s0.mtime))) {
-            return Err(cleanup(Self::changed(path, "plaintext changed while encrypting")));
+            return Err(cleanup(Self::changed(
+                path,
+                "plaintext changed while encrypting",
+            )));
         }
         let expect_remote = idx.as_ref().map(|i| (i.r_size, i.r_mtime));
         if !(matches(&cfull, expect_remote) || (expect_remote.is_some() && matches(&cfull, None))) {
-            return Err(cleanup(Self::changed(path, "ciphertext changed before replacing it")));
+            return Err(cleanup(Self::changed(
+                path,
+                "ciphertext changed before replacing it",
+            )));
         }
         fs::rename(&tmp, &cfull).map_err(|e| cleanup(fail(path, ItemErrorKind::Failed, e)))?;
         self.sync_dir(&cdir)?;
         let entry = IndexEntry {
-            kind: Kind::File, l_size: s0.size, l_mtime: s0.mtime, l_ino: s0.ino, hash,
-            cpath, r_size: enc.stat.size, r_mtime: enc.stat.mtime, file_id: Some(file_id),
+            kind: Kind::File,
+            l_size: s0.size,
+            l_mtime: s0.mtime,
+            l_ino: s0.ino,
+            hash,
+            cpath,
+            r_size: enc.stat.size,
+            r_mtime: enc.stat.mtime,
+            file_id: Some(file_id),
         };
         self.index_put(path, &entry)?;
         Ok(self.activity("encrypted", path, None))
@@ -646,7 +772,10 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         let cpath = self.cpath(path, Kind::File)?;
         let cfull = self.mirror.join(&cpath);
         let r0 = stat_of(&cfull).map_err(io_fail(path))?;
-        let idx = self.index.get(path).map_err(|e| fail(path, ItemErrorKind::Failed, e))?;
+        let idx = self
+            .index
+            .get(path)
+            .map_err(|e| fail(path, ItemErrorKind::Failed, e))?;
         let (parent, _) = split_parent(path);
         self.ensure_local_dir(parent)?;
         let ldir = self.plain.join(parent);
@@ -657,18 +786,31 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             e
         };
         if !matches(&cfull, Some((r0.size, r0.mtime))) {
-            return Err(cleanup(Self::changed(path, "ciphertext changed while decrypting")));
+            return Err(cleanup(Self::changed(
+                path,
+                "ciphertext changed while decrypting",
+            )));
         }
         let expect_local = idx.as_ref().map(|i| (i.l_size, i.l_mtime));
         if !(matches(&lp, expect_local) || (expect_local.is_some() && matches(&lp, None))) {
-            return Err(cleanup(Self::changed(path, "plaintext changed before replacing it")));
+            return Err(cleanup(Self::changed(
+                path,
+                "plaintext changed before replacing it",
+            )));
         }
         fs::rename(&tmp, &lp).map_err(|e| cleanup(fail(path, ItemErrorKind::Failed, e)))?;
         self.sync_dir(&ldir)?;
         let l = stat_of(&lp).map_err(io_fail(path))?;
         let entry = IndexEntry {
-            kind: Kind::File, l_size: l.size, l_mtime: l.mtime, l_ino: l.ino, hash,
-            cpath, r_size: r0.size, r_mtime: r0.mtime, file_id: scan::read_file_id(&cfull),
+            kind: Kind::File,
+            l_size: l.size,
+            l_mtime: l.mtime,
+            l_ino: l.ino,
+            hash,
+            cpath,
+            r_size: r0.size,
+            r_mtime: r0.mtime,
+            file_id: scan::read_file_id(&cfull),
         };
         self.index_put(path, &entry)?;
         Ok(self.activity("decrypted", path, None))
@@ -679,9 +821,17 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         let (parent, name) = split_parent(path);
         let date = format_date(self.now);
         for n in 1.. {
-            let dev = if n == 1 { device.to_owned() } else { format!("{device} {n}") };
+            let dev = if n == 1 {
+                device.to_owned()
+            } else {
+                format!("{device} {n}")
+            };
             let cn = names::conflict_name(name, &dev, &date);
-            let cp = if parent.is_empty() { cn } else { format!("{parent}/{cn}") };
+            let cp = if parent.is_empty() {
+                cn
+            } else {
+                format!("{parent}/{cn}")
+            };
             if !self.plain.join(&cp).exists() {
                 return cp;
             }
@@ -713,14 +863,18 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         };
         let lhash = Self::hash_file(path, &lp).map_err(cleanup)?;
         if !matches(&lp, Some((l0.size, l0.mtime))) {
-            return Err(cleanup(Self::changed(path, "plaintext changed while comparing")));
+            return Err(cleanup(Self::changed(
+                path,
+                "plaintext changed while comparing",
+            )));
         }
         let mut detail = None;
         if lhash == rhash {
             let _ = fs::remove_file(&tmp);
         } else {
             let cp = self.conflict_path(path, self.device);
-            fs::rename(&lp, self.plain.join(&cp)).map_err(|e| cleanup(fail(path, ItemErrorKind::Failed, e)))?;
+            fs::rename(&lp, self.plain.join(&cp))
+                .map_err(|e| cleanup(fail(path, ItemErrorKind::Failed, e)))?;
             if let Err(e) = fs::rename(&tmp, &lp) {
                 let _ = fs::rename(self.plain.join(&cp), &lp);
                 return Err(cleanup(fail(path, ItemErrorKind::Failed, e)));
@@ -730,8 +884,15 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         }
         let l = stat_of(&lp).map_err(io_fail(path))?;
         let entry = IndexEntry {
-            kind: Kind::File, l_size: l.size, l_mtime: l.mtime, l_ino: l.ino, hash: rhash,
-            cpath, r_size: r0.size, r_mtime: r0.mtime, file_id: scan::read_file_id(&cfull),
+            kind: Kind::File,
+            l_size: l.size,
+            l_mtime: l.mtime,
+            l_ino: l.ino,
+            hash: rhash,
+            cpath,
+            r_size: r0.size,
+            r_mtime: r0.mtime,
+            file_id: scan::read_file_id(&cfull),
         };
         self.index_put(path, &entry)?;
         Ok(match detail {
@@ -747,12 +908,21 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         self.ensure_local_dir(parent)?;
         let ldir = self.plain.join(parent);
         let (tmp, hash, _) = self.decrypt_to_temp(of, &cfull, &ldir)?;
-        let same = self.index.get(of).ok().flatten().is_some_and(|i| i.hash == hash);
+        let same = self
+            .index
+            .get(of)
+            .ok()
+            .flatten()
+            .is_some_and(|i| i.hash == hash);
         if same {
             // Identical to the file it is a copy of: nothing to keep.
             let _ = fs::remove_file(&tmp);
             fs::remove_file(&cfull).map_err(io_fail(ccopy))?;
-            return Ok(self.activity("deleted", ccopy, Some(format!("identical sync-client copy of {of}"))));
+            return Ok(self.activity(
+                "deleted",
+                ccopy,
+                Some(format!("identical sync-client copy of {of}")),
+            ));
         }
         let target = self.conflict_path(of, "sync");
         let tcpath = self.cpath(&target, Kind::File)?;
@@ -774,8 +944,15 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         let l = stat_of(&lt).map_err(io_fail(of))?;
         let r = stat_of(&tcfull).map_err(io_fail(of))?;
         let entry = IndexEntry {
-            kind: Kind::File, l_size: l.size, l_mtime: l.mtime, l_ino: l.ino, hash,
-            cpath: tcpath, r_size: r.size, r_mtime: r.mtime, file_id: scan::read_file_id(&tcfull),
+            kind: Kind::File,
+            l_size: l.size,
+            l_mtime: l.mtime,
+            l_ino: l.ino,
+            hash,
+            cpath: tcpath,
+            r_size: r.size,
+            r_mtime: r.mtime,
+            file_id: scan::read_file_id(&tcfull),
         };
         self.index_put(&target, &entry)?;
         Ok(self.activity("conflict", of, Some(target)))
@@ -783,7 +960,10 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
 
     fn rename_remote(&mut self, from: &str, to: &str, kind: Kind) -> ItemResult {
         let (_, to_name) = split_parent(to);
-        let to_hashed = matches!(self.names.encrypt_component(to_name), Ok(Encoded::Hashed { .. }));
+        let to_hashed = matches!(
+            self.names.encrypt_component(to_name),
+            Ok(Encoded::Hashed { .. })
+        );
         if kind == Kind::File && to_hashed {
             // A hashed file name needs the real name in the header: encrypt
             // anew, then delete the old ciphertext.
@@ -803,7 +983,8 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         if kind == Kind::Dir {
             let _ = fs::remove_file(cto.join(DIR_NAME_MARKER));
             if let Ok(Encoded::Hashed { ct_b32, .. }) = self.names.encrypt_component(to_name) {
-                self.write_small(&cto, DIR_NAME_MARKER, ct_b32.as_bytes()).map_err(io_fail(to))?;
+                self.write_small(&cto, DIR_NAME_MARKER, ct_b32.as_bytes())
+                    .map_err(io_fail(to))?;
             }
         }
         self.sync_dir(&self.mirror.join(cparent))?;
@@ -829,8 +1010,13 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
     fn rename_local(&mut self, from: &str, to: &str) -> ItemResult {
         let lf = self.plain.join(from);
         let lt = self.plain.join(to);
-        let idx = self.index.get(from).map_err(|e| fail(from, ItemErrorKind::Failed, e))?;
-        if !matches(&lf, idx.as_ref().map(|i| (i.l_size, i.l_mtime))) || fs::symlink_metadata(&lt).is_ok() {
+        let idx = self
+            .index
+            .get(from)
+            .map_err(|e| fail(from, ItemErrorKind::Failed, e))?;
+        if !matches(&lf, idx.as_ref().map(|i| (i.l_size, i.l_mtime)))
+            || fs::symlink_metadata(&lt).is_ok()
+        {
             return Err(Self::changed(from, "plaintext changed before renaming"));
         }
         let (tparent, _) = split_parent(to);
@@ -853,7 +1039,10 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
     }
 
     fn delete_remote(&mut self, path: &str) -> ItemResult {
-        let idx = self.index.get(path).map_err(|e| fail(path, ItemErrorKind::Failed, e))?;
+        let idx = self
+            .index
+            .get(path)
+            .map_err(|e| fail(path, ItemErrorKind::Failed, e))?;
         let cfull = self.mirror.join(self.cpath(path, Kind::File)?);
         if !matches(&cfull, idx.as_ref().map(|i| (i.r_size, i.r_mtime))) {
             return Err(Self::changed(path, "ciphertext changed before deleting"));
@@ -867,7 +1056,10 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
     }
 
     fn trash_local(&mut self, path: &str) -> ItemResult {
-        let idx = self.index.get(path).map_err(|e| fail(path, ItemErrorKind::Failed, e))?;
+        let idx = self
+            .index
+            .get(path)
+            .map_err(|e| fail(path, ItemErrorKind::Failed, e))?;
         let lp = self.plain.join(path);
         if !matches(&lp, idx.as_ref().map(|i| (i.l_size, i.l_mtime))) {
             return Err(Self::changed(path, "plaintext changed before trashing"));
@@ -878,7 +1070,11 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         let mut n = 1;
         while dest.exists() {
             n += 1;
-            dest = self.plain.join(TRASH_DIR).join(day).join(format!("{path}.{n}"));
+            dest = self
+                .plain
+                .join(TRASH_DIR)
+                .join(day)
+                .join(format!("{path}.{n}"));
         }
         if let Some(d) = dest.parent() {
             fs::create_dir_all(d).map_err(io_fail(path))?;
@@ -898,7 +1094,9 @@ fn unreachable_path(path: &str) -> String {
 
 /// Remove trash days older than `days` (by folder name `YYYY-MM-DD`).
 pub fn purge_trash(plain: &Path, now: i64, days: u32) {
-    let Ok(rd) = fs::read_dir(plain.join(TRASH_DIR)) else { return };
+    let Ok(rd) = fs::read_dir(plain.join(TRASH_DIR)) else {
+        return;
+    };
     let cutoff = format_date(now - i64::from(days) * 86_400 * 1_000_000_000);
     for ent in rd.flatten() {
         let name = ent.file_name().to_string_lossy().into_owned();
@@ -935,6 +1133,9 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(format_date(0), "1970-01-01 000000");
-        assert_eq!(format_date(1_709_251_199 * 1_000_000_000), "2024-02-29 235959");
+        assert_eq!(
+            format_date(1_709_251_199 * 1_000_000_000),
+            "2024-02-29 235959"
+        );
     }
 }

@@ -70,9 +70,12 @@ impl Index {
             source,
         };
         let conn = Connection::open(path).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(Index {
             conn,
@@ -100,7 +103,11 @@ impl Index {
                 Ok((
                     r.get::<_, String>(0)?,
                     IndexEntry {
-                        kind: if r.get::<_, i64>(1)? != 0 { Kind::Dir } else { Kind::File },
+                        kind: if r.get::<_, i64>(1)? != 0 {
+                            Kind::Dir
+                        } else {
+                            Kind::File
+                        },
                         l_size: r.get::<_, i64>(2)? as u64,
                         l_mtime: r.get(3)?,
                         l_ino: r.get::<_, i64>(4)? as u64,
@@ -134,7 +141,9 @@ impl Index {
     /// Insert or replace one entry.
     pub fn put(&self, path: &str, e: &IndexEntry) -> Result<(), SyncError> {
         self.conn
-            .prepare_cached("INSERT OR REPLACE INTO entries VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)")
+            .prepare_cached(
+                "INSERT OR REPLACE INTO entries VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+            )
             .and_then(|mut st| {
                 st.execute(params![
                     path,
@@ -163,7 +172,9 @@ impl Index {
         let tx = self.conn.transaction().map_err(err)?;
         {
             let mut st = tx
-                .prepare_cached("INSERT OR REPLACE INTO entries VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)")
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO entries VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                )
                 .map_err(err)?;
             for (p, e) in entries {
                 st.execute(params![
@@ -226,7 +237,8 @@ impl Index {
         for (p, mut e) in moved {
             let np = format!("{to}{}", &p[from.len()..]);
             fix(&np, &mut e);
-            tx.execute("DELETE FROM entries WHERE path = ?1", [&p]).map_err(err)?;
+            tx.execute("DELETE FROM entries WHERE path = ?1", [&p])
+                .map_err(err)?;
             tx.execute(
                 "INSERT OR REPLACE INTO entries VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
                 params![

@@ -26,6 +26,6 @@ pub mod plan;
 pub mod scan;
 
 pub use engine::{Clock, Engine, EngineConfig, Report, SystemClock};
-pub use folder_meta::{FolderMeta, Member, MemberKind};
 pub use error::{ItemError, ItemErrorKind, NameError, SyncError};
+pub use folder_meta::{FolderMeta, Member, MemberKind};
 pub use plan::{Guard, Operation, Plan};

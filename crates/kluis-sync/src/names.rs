@@ -46,7 +46,8 @@ fn base32() -> Encoding {
     let mut spec = Specification::new();
     spec.symbols.push_str(ALPHABET);
     // The symbols are a valid 32-character alphabet; this cannot fail.
-    spec.encoding().unwrap_or_else(|_| data_encoding::BASE32_NOPAD.clone())
+    spec.encoding()
+        .unwrap_or_else(|_| data_encoding::BASE32_NOPAD.clone())
 }
 
 /// How a component is stored in the mirror.
@@ -258,6 +259,9 @@ mod tests {
             "notes (conflict laptop 2026-01-02).txt"
         );
         assert_eq!(conflict_name(".bashrc", "d", "x"), ".bashrc (conflict d x)");
-        assert_eq!(conflict_name("Makefile", "d", "x"), "Makefile (conflict d x)");
+        assert_eq!(
+            conflict_name("Makefile", "d", "x"),
+            "Makefile (conflict d x)"
+        );
     }
 }

@@ -13,7 +13,11 @@ use crate::scan::{Kind, RemoteEntry, RemoteScan, Stat};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Operation {
     /// A plaintext rename, mirrored as a ciphertext rename.
-    RenameRemote { from: String, to: String, kind: Kind },
+    RenameRemote {
+        from: String,
+        to: String,
+        kind: Kind,
+    },
     /// A ciphertext rename (same file id), mirrored as a plaintext rename.
     RenameLocal { from: String, to: String },
     /// Create the encrypted directory.
@@ -49,7 +53,9 @@ impl Operation {
     fn phase(&self) -> u8 {
         use Operation::*;
         match self {
-            RenameRemote { kind: Kind::Dir, .. } => 0,
+            RenameRemote {
+                kind: Kind::Dir, ..
+            } => 0,
             MkdirRemote { .. } | MkdirLocal { .. } | Record { .. } => 1,
             RenameRemote { .. } | RenameLocal { .. } => 2,
             Upload { .. } | Download { .. } | Merge { .. } | AdoptSyncConflict { .. } => 3,
@@ -205,7 +211,11 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         }
     };
 
-    let keys: BTreeSet<&String> = local.keys().chain(remote.keys()).chain(index.keys()).collect();
+    let keys: BTreeSet<&String> = local
+        .keys()
+        .chain(remote.keys())
+        .chain(index.keys())
+        .collect();
     for p in keys {
         let l = local.get(p);
         let r = remote.get(p);
@@ -274,9 +284,17 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
 
     let deletions = ops
         .iter()
-        .filter(|o| matches!(o, Operation::DeleteRemote { .. } | Operation::TrashLocal { .. }))
+        .filter(|o| {
+            matches!(
+                o,
+                Operation::DeleteRemote { .. } | Operation::TrashLocal { .. }
+            )
+        })
         .count();
-    if !input.allow_mass_delete && deletions >= input.mass_delete_min && deletions * 2 > files_synced {
+    if !input.allow_mass_delete
+        && deletions >= input.mass_delete_min
+        && deletions * 2 > files_synced
+    {
         return Plan {
             guard: Some(Guard::MassDeletion {
                 deletions,
@@ -317,8 +335,12 @@ fn detect_local_renames(
             .collect();
         for from in missing {
             let Some(e) = index.get(&from) else { continue }; // moved by an ancestor
-            let Some(to) = new_by_ino.get(&e.l_ino) else { continue };
-            let (Some(l), Some(r)) = (local.get(to), remote.get(&from)) else { continue };
+            let Some(to) = new_by_ino.get(&e.l_ino) else {
+                continue;
+            };
+            let (Some(l), Some(r)) = (local.get(to), remote.get(&from)) else {
+                continue;
+            };
             if remote.contains_key(to) || index.contains_key(to) {
                 continue;
             }
@@ -358,8 +380,12 @@ fn detect_remote_renames(
         .collect();
     for from in missing {
         let Some(e) = index.get(&from) else { continue };
-        let Some(to) = e.file_id.and_then(|id| new_by_id.get(&id)) else { continue };
-        let (Some(l), Some(r)) = (local.get(&from), remote.get(to)) else { continue };
+        let Some(to) = e.file_id.and_then(|id| new_by_id.get(&id)) else {
+            continue;
+        };
+        let (Some(l), Some(r)) = (local.get(&from), remote.get(to)) else {
+            continue;
+        };
         if local.contains_key(to) || local_changed(l, e) || r.stat.size != e.r_size {
             continue;
         }

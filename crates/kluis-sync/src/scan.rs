@@ -177,7 +177,9 @@ impl Ignore {
 
     /// Whether a single name component is ignored.
     pub fn is_ignored(&self, name: &str) -> bool {
-        self.patterns.iter().any(|p| glob(p.as_bytes(), name.as_bytes()))
+        self.patterns
+            .iter()
+            .any(|p| glob(p.as_bytes(), name.as_bytes()))
     }
 }
 
@@ -378,11 +380,8 @@ fn walk_remote(
         };
         let (stem, extra) = names::split_sync_suffix(base);
         let pname = if NameCipher::is_hashed(stem) {
-            resolve_hashed(&crel, &ent.path()).filter(|n| {
-                names
-                    .encrypt_component(n)
-                    .is_ok_and(|e| e.stem() == stem)
-            })
+            resolve_hashed(&crel, &ent.path())
+                .filter(|n| names.encrypt_component(n).is_ok_and(|e| e.stem() == stem))
         } else {
             names.decrypt_b32(stem).ok()
         };
@@ -421,7 +420,15 @@ mod tests {
     #[test]
     fn globs() {
         let ig = Ignore::load(Path::new("/nonexistent"));
-        for n in [".~lock.report.odt#", "~$report.docx", ".notes.txt.swp", "a~", ".DS_Store", "4913", ".kluis-tmp-1"] {
+        for n in [
+            ".~lock.report.odt#",
+            "~$report.docx",
+            ".notes.txt.swp",
+            "a~",
+            ".DS_Store",
+            "4913",
+            ".kluis-tmp-1",
+        ] {
             assert!(ig.is_ignored(n), "{n}");
         }
         for n in ["report.odt", "notes.txt", "a~b", "x.swpx"] {

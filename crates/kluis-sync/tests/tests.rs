@@ -19,15 +19,33 @@ fn initial_sync_both_ways_with_deep_dirs_and_long_names() {
     b.write(&format!("{long_dir}/inner.txt"), b"from the desktop");
     converge(&mut [&mut a, &mut b], &mut rep);
     let tree = a.tree();
-    assert_eq!(tree.get("docs/2024/report.txt").map(Vec::as_slice), Some(&b"quarterly"[..]));
-    assert_eq!(tree.get(&format!("docs/{long}")).map(Vec::as_slice), Some(&b"long name content"[..]));
-    assert_eq!(tree.get(&format!("{long_dir}/inner.txt")).map(Vec::as_slice), Some(&b"from the desktop"[..]));
+    assert_eq!(
+        tree.get("docs/2024/report.txt").map(Vec::as_slice),
+        Some(&b"quarterly"[..])
+    );
+    assert_eq!(
+        tree.get(&format!("docs/{long}")).map(Vec::as_slice),
+        Some(&b"long name content"[..])
+    );
+    assert_eq!(
+        tree.get(&format!("{long_dir}/inner.txt"))
+            .map(Vec::as_slice),
+        Some(&b"from the desktop"[..])
+    );
     // Ciphertext names reveal nothing and fit the limits.
     for k in tree_all(&a.mirror).keys() {
-        assert!(!k.contains("report") && !k.contains("docs") && !k.contains("inner"), "{k}");
+        assert!(
+            !k.contains("report") && !k.contains("docs") && !k.contains("inner"),
+            "{k}"
+        );
         for comp in k.split('/') {
             assert!(comp.len() <= 160, "{comp}");
-            assert!(!comp.chars().any(|c| c.is_ascii_uppercase() || "\\:*?\"<>|".contains(c)), "{comp}");
+            assert!(
+                !comp
+                    .chars()
+                    .any(|c| c.is_ascii_uppercase() || "\\:*?\"<>|".contains(c)),
+                "{comp}"
+            );
         }
     }
 }
@@ -50,9 +68,18 @@ fn editor_saves_lock_and_swap_files_are_ignored() {
     a.write("budget.ods", b"sheet");
     converge(&mut [&mut a, &mut b], &mut rep);
     let tb = b.tree();
-    assert_eq!(tb.get("notes.txt").map(Vec::as_slice), Some(&b"version two"[..]));
+    assert_eq!(
+        tb.get("notes.txt").map(Vec::as_slice),
+        Some(&b"version two"[..])
+    );
     assert_eq!(tb.get("budget.ods").map(Vec::as_slice), Some(&b"sheet"[..]));
-    for noise in [".notes.txt.swp", "4913", "notes.txt~", ".~lock.budget.ods#", "~$budget.docx"] {
+    for noise in [
+        ".notes.txt.swp",
+        "4913",
+        "notes.txt~",
+        ".~lock.budget.ods#",
+        "~$budget.docx",
+    ] {
         assert!(!tb.contains_key(noise), "{noise} leaked");
     }
 }
@@ -72,23 +99,47 @@ fn renames_of_files_and_deep_directories_are_renames() {
     b.log.clear();
     converge(&mut [&mut a, &mut b], &mut rep);
     let tb = b.tree();
-    assert_eq!(tb.get("new/x/y/z/deep.txt").map(Vec::as_slice), Some(&b"deep file"[..]));
-    assert_eq!(tb.get("new/x/sibling.txt").map(Vec::as_slice), Some(&b"sibling"[..]));
-    assert_eq!(tb.get("renamed.txt").map(Vec::as_slice), Some(&b"single"[..]));
+    assert_eq!(
+        tb.get("new/x/y/z/deep.txt").map(Vec::as_slice),
+        Some(&b"deep file"[..])
+    );
+    assert_eq!(
+        tb.get("new/x/sibling.txt").map(Vec::as_slice),
+        Some(&b"sibling"[..])
+    );
+    assert_eq!(
+        tb.get("renamed.txt").map(Vec::as_slice),
+        Some(&b"single"[..])
+    );
     assert!(!tb.contains_key("old/") && !tb.contains_key("single.txt"));
     // Device A renamed in the mirror instead of re-encrypting.
-    assert!(a.activity("encrypted").is_empty(), "A re-encrypted: {:?}", a.activity("encrypted"));
-    assert_eq!(a.activity("renamed"), vec!["old".to_owned(), "single.txt".to_owned()]);
+    assert!(
+        a.activity("encrypted").is_empty(),
+        "A re-encrypted: {:?}",
+        a.activity("encrypted")
+    );
+    assert_eq!(
+        a.activity("renamed"),
+        vec!["old".to_owned(), "single.txt".to_owned()]
+    );
     // The ciphertext bytes were carried over unchanged.
     let after = tree_all(&a.mirror);
     let set = |t: &std::collections::BTreeMap<String, Vec<u8>>| {
-        let mut v: Vec<Vec<u8>> = t.iter().filter(|(k, _)| k.ends_with(".kls")).map(|(_, v)| v.clone()).collect();
+        let mut v: Vec<Vec<u8>> = t
+            .iter()
+            .filter(|(k, _)| k.ends_with(".kls"))
+            .map(|(_, v)| v.clone())
+            .collect();
         v.sort();
         v
     };
     assert_eq!(set(&before), set(&after));
     // Device B applied renames too (same file ids), no downloads.
-    assert!(b.activity("decrypted").is_empty(), "B re-decrypted: {:?}", b.activity("decrypted"));
+    assert!(
+        b.activity("decrypted").is_empty(),
+        "B re-decrypted: {:?}",
+        b.activity("decrypted")
+    );
 }
 
 #[test]
@@ -102,8 +153,10 @@ fn deletions_travel_and_plaintext_goes_to_trash() {
     fs::remove_file(a.plain.join("f1.txt")).unwrap();
     converge(&mut [&mut a, &mut b], &mut rep);
     assert!(!b.tree().contains_key("f1.txt"));
-    let trash: Vec<(String, Vec<u8>)> =
-        tree_all(&b.plain.join(".kluis-trash")).into_iter().filter(|(k, _)| !k.ends_with('/')).collect();
+    let trash: Vec<(String, Vec<u8>)> = tree_all(&b.plain.join(".kluis-trash"))
+        .into_iter()
+        .filter(|(k, _)| !k.ends_with('/'))
+        .collect();
     assert_eq!(trash.len(), 1, "{trash:?}");
     assert!(trash[0].0.ends_with("/f1.txt"));
     assert_eq!(trash[0].1, b"file 1");
@@ -125,10 +178,25 @@ fn concurrent_edits_keep_both_versions() {
     converge(&mut [&mut a, &mut b], &mut rep);
     for d in [&a, &b] {
         let contents: Vec<Vec<u8>> = d.tree().into_values().collect();
-        for v in [&b"edited on the laptop"[..], b"edited on the desktop!", b"laptop's new file", b"desktop's new file, longer"] {
-            assert!(contents.iter().any(|c| c == v), "{} lost {:?}: {:?}", d.name, String::from_utf8_lossy(v), d.tree().keys().collect::<Vec<_>>());
+        for v in [
+            &b"edited on the laptop"[..],
+            b"edited on the desktop!",
+            b"laptop's new file",
+            b"desktop's new file, longer",
+        ] {
+            assert!(
+                contents.iter().any(|c| c == v),
+                "{} lost {:?}: {:?}",
+                d.name,
+                String::from_utf8_lossy(v),
+                d.tree().keys().collect::<Vec<_>>()
+            );
         }
-        assert!(d.tree().keys().any(|k| k.contains(" (conflict ")), "{:?}", d.tree().keys().collect::<Vec<_>>());
+        assert!(
+            d.tree().keys().any(|k| k.contains(" (conflict ")),
+            "{:?}",
+            d.tree().keys().collect::<Vec<_>>()
+        );
     }
 }
 
@@ -139,14 +207,29 @@ fn partial_ciphertext_is_retried_never_decrypted_never_deleted() {
     let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     a.write("big.bin", &big);
     a.sync();
-    let c = tree_all(&a.mirror).into_keys().find(|k| k.ends_with(".kls")).unwrap();
+    let c = tree_all(&a.mirror)
+        .into_keys()
+        .find(|k| k.ends_with(".kls"))
+        .unwrap();
     for fraction in [0.0, 0.3, 0.99] {
         rep.put_partial(true, &c, fraction);
         let r = b.sync();
-        assert!(r.errors.iter().any(|e| e.kind == kluis_sync::ItemErrorKind::Incomplete), "{r:?}");
-        assert!(!b.plain.join("big.bin").exists(), "partial ciphertext was decrypted");
+        assert!(
+            r.errors
+                .iter()
+                .any(|e| e.kind == kluis_sync::ItemErrorKind::Incomplete),
+            "{r:?}"
+        );
+        assert!(
+            !b.plain.join("big.bin").exists(),
+            "partial ciphertext was decrypted"
+        );
         assert!(b.mirror.join(&c).exists(), "partial ciphertext was deleted");
-        assert!(tree_all(&b.plain).keys().all(|k| !k.contains(".kluis-tmp-")));
+        assert!(
+            tree_all(&b.plain)
+                .keys()
+                .all(|k| !k.contains(".kluis-tmp-"))
+        );
     }
     // The sync client finishes; the next round picks it up.
     rep.finish(true, &c);
@@ -178,7 +261,11 @@ fn symlinks_and_unreadable_files_are_visible_skips() {
     #[cfg(unix)]
     std::os::unix::fs::symlink("real.txt", a.plain.join("link.txt")).unwrap();
     let r = a.sync();
-    assert!(r.skips.iter().any(|s| s.path == "link.txt"), "{:?}", r.skips);
+    assert!(
+        r.skips.iter().any(|s| s.path == "link.txt"),
+        "{:?}",
+        r.skips
+    );
     converge(&mut [&mut a, &mut b], &mut rep);
     assert!(!b.tree().contains_key("link.txt"));
 }
@@ -196,18 +283,49 @@ fn mass_deletion_pauses_until_allowed() {
         fs::remove_file(a.plain.join(format!("f{i:02}.txt"))).unwrap();
     }
     let r = a.sync();
-    assert!(matches!(r.guard, Some(kluis_sync::Guard::MassDeletion { deletions: 12, total: 13 })), "{r:?}");
-    assert_eq!(tree_all(&a.mirror).keys().filter(|k| k.ends_with(".kls")).count(), 13);
+    assert!(
+        matches!(
+            r.guard,
+            Some(kluis_sync::Guard::MassDeletion {
+                deletions: 12,
+                total: 13
+            })
+        ),
+        "{r:?}"
+    );
+    assert_eq!(
+        tree_all(&a.mirror)
+            .keys()
+            .filter(|k| k.ends_with(".kls"))
+            .count(),
+        13
+    );
     a.engine.allow_mass_delete_once();
     a.sync();
     rep.run();
     // The other device sees the same mass deletion arrive and stops too.
     let r = b.sync();
-    assert!(matches!(r.guard, Some(kluis_sync::Guard::MassDeletion { deletions: 12, total: 13 })), "{r:?}");
+    assert!(
+        matches!(
+            r.guard,
+            Some(kluis_sync::Guard::MassDeletion {
+                deletions: 12,
+                total: 13
+            })
+        ),
+        "{r:?}"
+    );
     assert_eq!(b.tree().len(), 13);
     b.engine.allow_mass_delete_once();
     converge(&mut [&mut a, &mut b], &mut rep);
-    assert_eq!(b.tree().keys().filter(|k| !k.ends_with('/')).cloned().collect::<Vec<_>>(), vec!["keep.txt".to_owned()]);
+    assert_eq!(
+        b.tree()
+            .keys()
+            .filter(|k| !k.ends_with('/'))
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec!["keep.txt".to_owned()]
+    );
 }
 
 #[test]
@@ -225,10 +343,21 @@ fn bulk_initial_encryption_converges_and_renames_afterwards() {
     let t = tempfile::tempdir().unwrap();
     let (mut a, mut b, mut rep) = pair(t.path());
     for i in 0..60 {
-        a.write(&format!("dir{}/file{i:02}.txt", i % 5), format!("content number {i}").repeat(i + 1).as_bytes());
+        a.write(
+            &format!("dir{}/file{i:02}.txt", i % 5),
+            format!("content number {i}").repeat(i + 1).as_bytes(),
+        );
     }
     let r = a.sync();
-    assert_eq!(r.activity.iter().filter(|x| x.action == "encrypted").count(), 60, "{:?}", r.errors);
+    assert_eq!(
+        r.activity
+            .iter()
+            .filter(|x| x.action == "encrypted")
+            .count(),
+        60,
+        "{:?}",
+        r.errors
+    );
     converge(&mut [&mut a, &mut b], &mut rep);
     assert_eq!(a.tree(), b.tree());
     assert_eq!(b.tree().len(), 65);
@@ -236,6 +365,10 @@ fn bulk_initial_encryption_converges_and_renames_afterwards() {
     fs::rename(a.plain.join("dir0"), a.plain.join("moved")).unwrap();
     b.log.clear();
     converge(&mut [&mut a, &mut b], &mut rep);
-    assert!(b.activity("decrypted").is_empty(), "{:?}", b.activity("decrypted"));
+    assert!(
+        b.activity("decrypted").is_empty(),
+        "{:?}",
+        b.activity("decrypted")
+    );
     assert!(b.tree().contains_key("moved/file00.txt"));
 }

@@ -44,17 +44,34 @@ impl Device {
         let mirror = root.join(name).join("mirror");
         fs::create_dir_all(&plain).unwrap();
         fs::create_dir_all(&mirror).unwrap();
-        let mut cfg = EngineConfig::new(plain.clone(), mirror.clone(), root.join(name).join("index.db"), name.to_owned());
+        let mut cfg = EngineConfig::new(
+            plain.clone(),
+            mirror.clone(),
+            root.join(name).join("index.db"),
+            name.to_owned(),
+        );
         cfg.quiet = Duration::from_millis(200);
         cfg.fsync = false;
         let engine = Engine::open(cfg).unwrap();
-        Device { name: name.to_owned(), plain, mirror, engine, identity, log: vec![] }
+        Device {
+            name: name.to_owned(),
+            plain,
+            mirror,
+            engine,
+            identity,
+            log: vec![],
+        }
     }
 
     /// Reconcile with the quiet period already elapsed.
     pub fn sync(&mut self) -> Report {
-        let clock = TestClock { offset_ns: 3_600_000_000_000 };
-        let r = self.engine.reconcile(&self.identity, &clock, &mut rng()).unwrap();
+        let clock = TestClock {
+            offset_ns: 3_600_000_000_000,
+        };
+        let r = self
+            .engine
+            .reconcile(&self.identity, &clock, &mut rng())
+            .unwrap();
         self.log.push(r.clone());
         r
     }
@@ -70,12 +87,21 @@ impl Device {
         let ig = kluis_sync::scan::Ignore::load(&self.plain);
         tree(&self.plain)
             .into_iter()
-            .filter(|(k, _)| k.trim_end_matches('/').split('/').all(|c| !ig.is_ignored(c)))
+            .filter(|(k, _)| {
+                k.trim_end_matches('/')
+                    .split('/')
+                    .all(|c| !ig.is_ignored(c))
+            })
             .collect()
     }
 
     pub fn activity(&self, action: &str) -> Vec<String> {
-        self.log.iter().flat_map(|r| r.activity.iter()).filter(|a| a.action == action).map(|a| a.path.clone()).collect()
+        self.log
+            .iter()
+            .flat_map(|r| r.activity.iter())
+            .filter(|a| a.action == action)
+            .map(|a| a.path.clone())
+            .collect()
     }
 }
 
@@ -100,7 +126,11 @@ fn walk(dir: &Path, prefix: &str, out: &mut BTreeMap<String, Vec<u8>>, skip_own:
         if skip_own && name.starts_with(".kluis-") {
             continue;
         }
-        let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        let rel = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
         let ft = e.file_type().unwrap();
         if ft.is_dir() {
             out.insert(format!("{rel}/"), vec![]);
@@ -126,7 +156,14 @@ pub struct Replicator {
 
 impl Replicator {
     pub fn new(a: &Path, b: &Path) -> Replicator {
-        Replicator { a: a.into(), b: b.into(), base: BTreeMap::new(), chunks: 3, via_temp: false, copies: 0 }
+        Replicator {
+            a: a.into(),
+            b: b.into(),
+            base: BTreeMap::new(),
+            chunks: 3,
+            via_temp: false,
+            copies: 0,
+        }
     }
 
     fn put(&mut self, root: &Path, rel: &str, data: &[u8]) {
@@ -139,7 +176,10 @@ impl Replicator {
         // Alternate between in-place chunked writes and temp + rename.
         self.copies += 1;
         let target = if self.via_temp && self.copies % 2 == 0 {
-            p.with_file_name(format!(".{}.dbtmp", p.file_name().unwrap().to_string_lossy()))
+            p.with_file_name(format!(
+                ".{}.dbtmp",
+                p.file_name().unwrap().to_string_lossy()
+            ))
         } else {
             p.clone()
         };
@@ -158,7 +198,11 @@ impl Replicator {
 
     /// Write only the first `fraction` of a file (a sync still in flight).
     pub fn put_partial(&self, to_b: bool, rel: &str, fraction: f64) {
-        let (src, dst) = if to_b { (&self.a, &self.b) } else { (&self.b, &self.a) };
+        let (src, dst) = if to_b {
+            (&self.a, &self.b)
+        } else {
+            (&self.b, &self.a)
+        };
         let data = fs::read(src.join(rel)).unwrap();
         let n = (data.len() as f64 * fraction) as usize;
         let p = dst.join(rel);
@@ -168,7 +212,11 @@ impl Replicator {
 
     /// The in-flight transfer completes.
     pub fn finish(&mut self, to_b: bool, rel: &str) {
-        let (src, dst) = if to_b { (&self.a, &self.b) } else { (&self.b, &self.a) };
+        let (src, dst) = if to_b {
+            (&self.a, &self.b)
+        } else {
+            (&self.b, &self.a)
+        };
         let data = fs::read(src.join(rel)).unwrap();
         fs::write(dst.join(rel), &data).unwrap();
         self.base.insert(rel.to_owned(), data);
@@ -187,9 +235,20 @@ impl Replicator {
     pub fn run(&mut self) -> usize {
         let ta = tree_all(&self.a);
         let tb = tree_all(&self.b);
-        let ta: BTreeMap<_, _> = ta.into_iter().filter(|(k, _)| !k.contains(".kluis-tmp-") && !k.ends_with(".dbtmp")).collect();
-        let tb: BTreeMap<_, _> = tb.into_iter().filter(|(k, _)| !k.contains(".kluis-tmp-") && !k.ends_with(".dbtmp")).collect();
-        let mut keys: Vec<String> = ta.keys().chain(tb.keys()).chain(self.base.keys()).cloned().collect();
+        let ta: BTreeMap<_, _> = ta
+            .into_iter()
+            .filter(|(k, _)| !k.contains(".kluis-tmp-") && !k.ends_with(".dbtmp"))
+            .collect();
+        let tb: BTreeMap<_, _> = tb
+            .into_iter()
+            .filter(|(k, _)| !k.contains(".kluis-tmp-") && !k.ends_with(".dbtmp"))
+            .collect();
+        let mut keys: Vec<String> = ta
+            .keys()
+            .chain(tb.keys())
+            .chain(self.base.keys())
+            .cloned()
+            .collect();
         keys.sort();
         keys.dedup();
         let mut n = 0;
@@ -271,9 +330,21 @@ pub fn converge(devs: &mut [&mut Device], rep: &mut Replicator) {
         }
     }
     for d in devs.iter() {
-        eprintln!("--- {} plain: {:?}", d.name, d.tree().keys().collect::<Vec<_>>());
-        eprintln!("--- {} mirror: {:?}", d.name, tree_all(&d.mirror).keys().collect::<Vec<_>>());
-        eprintln!("--- {} last reports: {:#?}", d.name, d.log.iter().rev().take(2).collect::<Vec<_>>());
+        eprintln!(
+            "--- {} plain: {:?}",
+            d.name,
+            d.tree().keys().collect::<Vec<_>>()
+        );
+        eprintln!(
+            "--- {} mirror: {:?}",
+            d.name,
+            tree_all(&d.mirror).keys().collect::<Vec<_>>()
+        );
+        eprintln!(
+            "--- {} last reports: {:#?}",
+            d.name,
+            d.log.iter().rev().take(2).collect::<Vec<_>>()
+        );
     }
     panic!("devices did not converge");
 }

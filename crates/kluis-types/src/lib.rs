@@ -25,9 +25,9 @@ mod secret;
 
 pub use api::*;
 pub use bytes::{EncryptedEscrow, EncryptedGroupSecret, OpaqueMessage, SignatureBytes};
-pub use group::*;
 pub use cert::{Fingerprint, OrgCertificate, OrgPublicKey, PublicKeyString, certificate_message};
 pub use error::{ErrorBody, ErrorCode};
+pub use group::*;
 pub use ids::{DisplayName, Email, LoginId, RequestId, SessionId, UserId};
 pub use invite::Invite;
 pub use policy::{Label, LabelRule, OrgPolicy, PolicyViolation, Sensitivity};
