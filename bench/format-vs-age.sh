@@ -18,7 +18,7 @@ command -v age >/dev/null || { echo "age is not installed (apt-get install age)"
 [ -x /usr/bin/time ] || { echo "GNU time is not installed (apt-get install time)"; exit 2; }
 
 cargo build --release -q -p kluis-cli --manifest-path "$repo/Cargo.toml"
-kluis="$repo/target/release/kluis"
+kluis="${CARGO_TARGET_DIR:-$repo/target}/release/kluis"
 base=${BENCH_DIR:-$repo/target}
 mkdir -p "$base"
 dir=$(mktemp -d -p "$base" kluis-bench.XXXXXX)
