@@ -15,6 +15,11 @@ export class App {
   private main = h("main", { id: "main", tabindex: "-1" });
   private nav = h("nav", { "aria-label": "" });
   private refreshing = false;
+  /** What the current view was last rendered from: a refresh that finds the
+   * same data leaves the DOM alone, so keyboard focus and the element a user
+   * (or a WebDriver test) is about to click survive the 2 s poll. */
+  private rendered = "";
+  private navRendered = "";
 
   constructor(
     private api: Api,
@@ -31,7 +36,7 @@ export class App {
   }
 
   /** Show `view`, or (null) whatever the engine's state calls for. */
-  async go(view: View | null): Promise<void> {
+  async go(view: View | null, onlyIfChanged = false): Promise<void> {
     const s = await this.api.getStatus();
     if (s.status === "error") {
       this.main.replaceChildren(h("p", { class: "error", role: "alert" }, errorText(s.error)));
@@ -70,6 +75,9 @@ export class App {
         break;
       default: {
         const [c, a] = await Promise.all([this.api.getConflicts(), this.api.getActivity(50)]);
+        const sig = JSON.stringify([v, status, c, a]);
+        if (onlyIfChanged && sig === this.rendered) return;
+        this.rendered = sig;
         el = statusView(
           this.api,
           status,
@@ -79,7 +87,11 @@ export class App {
         );
       }
     }
+    if (v !== "status") this.rendered = "";
+    // Keep focus on the control that had it, if the new view has it too.
+    const focused = document.activeElement?.id;
     this.main.replaceChildren(el);
+    if (focused) document.getElementById(focused)?.focus();
   }
 
   /** Re-render the current view when the engine's state changed (not while typing). */
@@ -92,13 +104,16 @@ export class App {
     }
     this.refreshing = true;
     try {
-      await this.go(null);
+      await this.go(null, true);
     } finally {
       this.refreshing = false;
     }
   }
 
   private renderNav(hasIdentity: boolean): void {
+    const sig = JSON.stringify([hasIdentity, this.view, t("nav.label")]);
+    if (sig === this.navRendered) return;
+    this.navRendered = sig;
     this.nav.setAttribute("aria-label", t("nav.label"));
     if (!hasIdentity) {
       this.nav.replaceChildren(h("span", { class: "brand" }, t("app.title")));
