@@ -124,6 +124,26 @@ fn large_files_take_the_parallel_path_and_round_trip() {
 }
 
 #[test]
+fn parallel_path_at_chunk_and_batch_edges() {
+    // Exactly 4 MiB (a whole number of chunks and of 64-chunk batches: the
+    // last chunk is empty), one byte past a batch, one byte short of a chunk.
+    let u = User::new();
+    let me = u.keygen();
+    for len in [4 << 20, (4 << 20) + (1 << 20) + 1, (5 << 20) - 1] {
+        let data = pattern(len);
+        std::fs::write(u.path("edge.bin"), &data).unwrap();
+        run_ok(
+            u.cmd()
+                .args(["encrypt", "-r", &me, "-o", "edge.kluis", "edge.bin"]),
+        );
+        // The streaming decryptor checks every chunk the parallel path sealed.
+        let out = run_ok(u.cmd().args(["decrypt", "edge.kluis"]));
+        assert!(out.stdout == data, "round trip of {len} bytes");
+        std::fs::remove_file(u.path("edge.kluis")).unwrap();
+    }
+}
+
+#[test]
 fn wrong_password_and_wrong_identity_are_clear() {
     let u = User::new();
     let me = u.keygen();
