@@ -14,6 +14,8 @@ pub enum NoteKind {
     Conflict,
     /// A folder pair stopped on an error or a safety guard.
     NeedsAction,
+    /// The agent paired a folder that a colleague shared with you.
+    SharedWithYou,
 }
 
 /// One notification to show (the text is translated by the caller).
@@ -69,6 +71,12 @@ impl Notifier {
             if a.action == "conflict" {
                 let example = a.detail.clone().unwrap_or_else(|| a.path.clone());
                 self.add(NoteKind::Conflict, &example);
+            } else if a.action == kluis_agent::SHARED_WITH_YOU {
+                // "Alice - Projects": the folder under "Shared with me".
+                let name = std::path::Path::new(&a.path)
+                    .file_name()
+                    .map_or_else(|| a.path.clone(), |n| n.to_string_lossy().into_owned());
+                self.add(NoteKind::SharedWithYou, &name);
             }
         }
         if let Some(last) = activity.iter().map(|a| a.at).max() {
@@ -170,6 +178,25 @@ mod tests {
         );
         assert_eq!(later.len(), 1);
         assert_eq!(later[0].count, 10);
+    }
+
+    #[test]
+    fn a_folder_shared_with_you_is_announced_by_name() {
+        let mut n = Notifier::new(Duration::from_secs(30));
+        let shared = ActivityEntry {
+            pair: "q".into(),
+            action: kluis_agent::SHARED_WITH_YOU.into(),
+            path: "/home/bob/Kluis/Shared with me/Alice - Plans".into(),
+            detail: Some("alice@example.org".into()),
+            at: 7,
+        };
+        let notes = n.observe(Instant::now(), &[conflict(1), shared], &status(PairState::Idle));
+        let note = notes
+            .iter()
+            .find(|n| n.kind == NoteKind::SharedWithYou)
+            .expect("a shared-with-you note");
+        assert_eq!((note.count, note.example.as_str()), (1, "Alice - Plans"));
+        assert_eq!(notes.len(), 2, "and the conflict, separately");
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! The agent: owns the identity and one worker per folder pair.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use kluis_format::Identity;
 use kluis_sync::EngineConfig;
+use notify::{RecommendedWatcher, RecursiveMode};
+use notify_debouncer_mini::{DebounceEventResult, Debouncer};
 use zeroize::Zeroizing;
 
 use crate::config::Config;
@@ -17,6 +20,11 @@ use crate::home::AgentHome;
 use crate::ipc::{ActivityEntry, ConflictEntry, PairState, PairStatus, Status};
 use crate::lock::PairLock;
 use crate::pair::{Msg, PairShared, PairTx, Watch, Worker, watch};
+
+/// The activity `action` of a folder shared with you that the agent has
+/// just paired under "Shared with me" (`path`: its plaintext folder,
+/// `detail`: the owner). The tray app notifies about it.
+pub const SHARED_WITH_YOU: &str = "shared_with_you";
 
 /// Tunables.
 #[derive(Debug, Clone)]
@@ -72,6 +80,24 @@ struct Inner {
     opts: AgentOptions,
     /// The IPC socket, poked on shutdown to wake the blocking accept.
     pub(crate) socket: Mutex<Option<std::path::PathBuf>>,
+    /// Watches on the sync folders for mirrors shared with you.
+    discovery: Mutex<Option<Discovery>>,
+    /// The thread that runs a discovery pass when those watches fire.
+    discovery_thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Native (non-recursive) watches on every folder where a shared mirror can
+/// appear — each search root and the folders one and two levels below it,
+/// the depth `share::discover_shared` looks at — minus our own mirrors,
+/// whose pairs watch them already. A new folder or a `.kluis-folder`
+/// arriving there wakes the discovery thread; a pass also re-arms the
+/// watches, so a folder that arrives empty is watched before its metadata
+/// lands.
+struct Discovery {
+    debouncer: Debouncer<RecommendedWatcher>,
+    watched: HashSet<PathBuf>,
+    /// Dropped on shutdown, which ends the discovery thread.
+    _wake: Option<SyncSender<()>>,
 }
 
 /// A cheap, cloneable handle for the IPC server and the tray app.
@@ -115,12 +141,15 @@ impl Agent {
             stop_cv: (Mutex::new(false), std::sync::Condvar::new()),
             socket: Mutex::new(None),
             opts,
+            discovery: Mutex::new(None),
+            discovery_thread: Mutex::new(None),
         });
         let mut runtimes = Vec::new();
         for p in &config.pairs {
             runtimes.push(start_pair(&inner, p)?);
         }
         *inner.pairs.lock().unwrap_or_else(|e| e.into_inner()) = runtimes;
+        start_discovery(&inner)?;
         Ok(Agent {
             handle: AgentHandle { inner },
         })
@@ -219,7 +248,112 @@ fn start_pair(
     })
 }
 
+/// Start the discovery watches and their thread. Without native watches
+/// (exotic file systems) folders shared with you are found at unlock, when
+/// group keys arrive, and when a caller asks (`discover_shared`).
+fn start_discovery(inner: &Arc<Inner>) -> Result<(), AgentError> {
+    let (wake, rx) = sync_channel::<()>(1);
+    let handler = {
+        let wake = wake.clone();
+        move |_: DebounceEventResult| {
+            // A pass is already queued when the channel is full.
+            let _ = wake.try_send(());
+        }
+    };
+    let Ok(debouncer) = notify_debouncer_mini::new_debouncer(inner.opts.debounce, handler) else {
+        return Ok(());
+    };
+    *inner.discovery.lock().unwrap_or_else(|e| e.into_inner()) = Some(Discovery {
+        debouncer,
+        watched: HashSet::new(),
+        _wake: Some(wake),
+    });
+    let weak = Arc::downgrade(inner);
+    let thread = std::thread::Builder::new()
+        .name("kluis-discovery".into())
+        .spawn(move || {
+            while rx.recv().is_ok() {
+                let Some(inner) = weak.upgrade() else { break };
+                if inner.stopped.load(Ordering::Acquire) {
+                    break;
+                }
+                let h = AgentHandle { inner };
+                h.arm_discovery();
+                // Locked, or an unreadable folder: tried again at the next
+                // event or unlock; callers who ask get the error.
+                let _ = h.discover_shared();
+            }
+        })
+        .map_err(AgentError::io("spawn", "discovery"))?;
+    *inner
+        .discovery_thread
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some(thread);
+    AgentHandle {
+        inner: inner.clone(),
+    }
+    .arm_discovery();
+    Ok(())
+}
+
+/// `dir` and the folders up to `depth` levels below it, skipping hidden
+/// folders, symlinks and anything inside `skip` (our own mirrors).
+fn discovery_dirs(dir: &Path, depth: usize, skip: &[PathBuf], out: &mut Vec<PathBuf>) {
+    if skip.iter().any(|m| dir.starts_with(m)) {
+        return;
+    }
+    out.push(dir.to_owned());
+    if depth == 0 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let hidden = e.file_name().to_string_lossy().starts_with('.');
+        if !hidden && e.file_type().is_ok_and(|t| t.is_dir()) {
+            discovery_dirs(&e.path(), depth - 1, skip, out);
+        }
+    }
+}
+
 impl AgentHandle {
+    /// Watch every folder where a shared mirror may appear (see
+    /// [`Discovery`]); drop watches on folders that went away or became
+    /// one of our mirrors.
+    fn arm_discovery(&self) {
+        let Ok(config) = Config::load(&self.inner.home) else {
+            return;
+        };
+        let mirrors: Vec<PathBuf> = config.pairs.iter().map(|p| p.mirror.clone()).collect();
+        let mut want = Vec::new();
+        for root in config.shared_search_roots() {
+            discovery_dirs(&root, 2, &mirrors, &mut want);
+        }
+        let want: HashSet<PathBuf> = want.into_iter().collect();
+        let mut g = self
+            .inner
+            .discovery
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some(d) = g.as_mut() else { return };
+        let stale: Vec<PathBuf> = d.watched.difference(&want).cloned().collect();
+        for dir in stale {
+            let _ = d.debouncer.watcher().unwatch(&dir);
+            d.watched.remove(&dir);
+        }
+        for dir in want {
+            if !d.watched.contains(&dir)
+                && d.debouncer
+                    .watcher()
+                    .watch(&dir, RecursiveMode::NonRecursive)
+                    .is_ok()
+            {
+                d.watched.insert(dir);
+            }
+        }
+    }
+
     fn each(&self, pair: Option<&str>, m: impl Fn() -> Msg) -> Result<(), AgentError> {
         let pairs = self.inner.pairs.lock().unwrap_or_else(|e| e.into_inner());
         let mut found = false;
@@ -417,9 +551,36 @@ impl AgentHandle {
                 let rt = start_pair(&self.inner, p)?;
                 rt.tx.trigger();
                 pairs.push(rt);
+                // The event the tray app notifies about ("shared with you").
+                let owner = found
+                    .iter()
+                    .find(|d| d.mirror == p.mirror)
+                    .map(|d| d.owner.clone());
+                self.push_activity(ActivityEntry {
+                    pair: p.id.clone(),
+                    action: SHARED_WITH_YOU.into(),
+                    path: p.plain.display().to_string(),
+                    detail: owner,
+                    at: crate::pair::now_ns(),
+                });
             }
+            drop(pairs);
+            // The new mirrors are watched by their pairs now.
+            self.arm_discovery();
         }
         Ok(found)
+    }
+
+    fn push_activity(&self, entry: ActivityEntry) {
+        let mut log = self
+            .inner
+            .activity
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        log.push_back(entry);
+        while log.len() > self.inner.opts.activity_cap {
+            log.pop_front();
+        }
     }
 
     /// Reconcile every pair now.
@@ -472,6 +633,12 @@ impl AgentHandle {
     /// Stop all workers (the IPC server exits too).
     pub fn shutdown(&self) {
         self.inner.stopped.store(true, Ordering::Release);
+        // Dropping the watches and the wake-up sender ends the discovery thread.
+        *self
+            .inner
+            .discovery
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
         let _ = self.each(None, || Msg::Stop);
         let (lock, cv) = &self.inner.stop_cv;
         *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
@@ -498,6 +665,15 @@ impl AgentHandle {
     }
 
     fn join(&self) {
+        let discovery = self
+            .inner
+            .discovery_thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(t) = discovery {
+            let _ = t.join();
+        }
         let mut pairs = self.inner.pairs.lock().unwrap_or_else(|e| e.into_inner());
         for p in pairs.iter_mut() {
             if let Some(t) = p.thread.take() {

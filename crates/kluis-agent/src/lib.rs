@@ -26,7 +26,7 @@ mod lock;
 mod pair;
 pub mod share;
 
-pub use agent::{Agent, AgentHandle, AgentOptions};
+pub use agent::{Agent, AgentHandle, AgentOptions, SHARED_WITH_YOU};
 pub use config::{Config, PairConfig};
 pub use detect::{SyncFolderCandidate, detect_sync_folders};
 pub use error::AgentError;

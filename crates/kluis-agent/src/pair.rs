@@ -141,7 +141,7 @@ pub(crate) struct Worker {
     pub activity_cap: usize,
 }
 
-fn now_ns() -> i64 {
+pub(crate) fn now_ns() -> i64 {
     use kluis_sync::Clock;
     SystemClock.now_ns()
 }

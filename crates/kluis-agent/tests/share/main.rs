@@ -799,6 +799,105 @@ fn bobs_agent_picks_up_a_shared_folder_on_unlock() {
     agent.wait();
 }
 
+/// No unlock, no `discover_shared` call, no restart: the shared mirror
+/// arrives in Bob's sync folder while his agent runs, and the agent's
+/// watches on the sync folder find it. Removing Bob later turns the pair
+/// "not shared with you" while it runs, and deletes nothing.
+#[test]
+fn bobs_running_agent_picks_up_a_folder_shared_while_it_runs() {
+    let root = tempfile::tempdir().unwrap();
+    let (alice, bob) = (
+        Identity::generate(&mut rng()),
+        Identity::generate(&mut rng()),
+    );
+    let b_sync = root.path().join("bob/Dropbox");
+    fs::create_dir_all(&b_sync).unwrap();
+    let home = kluis_agent::AgentHome::in_dir(&root.path().join("bob/home"));
+    let shared = root.path().join("bob/Kluis/Shared with me");
+    Config {
+        shared_roots: vec![b_sync.clone()],
+        shared_with_me: Some(shared.clone()),
+        ..Config::default()
+    }
+    .save(&home)
+    .unwrap();
+    let opts = kluis_agent::AgentOptions {
+        quiet: Duration::from_millis(50),
+        debounce: Duration::from_millis(30),
+        ..Default::default()
+    };
+    let agent = kluis_agent::Agent::start(home.clone(), opts, None).unwrap();
+    let h = agent.handle();
+    h.unlock_with(Identity::from_secret_bytes(&bob.to_secret_bytes()[..]).unwrap());
+    assert!(h.status().pairs.is_empty(), "nothing is shared yet");
+
+    // Alice shares a folder; the provider delivers it a while later, the
+    // folder first and its contents after (as sync clients do).
+    let a_plain = root.path().join("alice/Kluis/Plans");
+    let a_mirror = root.path().join("alice/Dropbox/Plans");
+    fs::create_dir_all(&a_plain).unwrap();
+    fs::create_dir_all(&a_mirror).unwrap();
+    fs::write(a_plain.join("todo.txt"), "ship it").unwrap();
+    let mut a_eng = engine(&a_plain, &a_mirror, &root.path().join("data"), "alice");
+    reconcile(&mut a_eng, &alice);
+    let me = Me {
+        email: "alice@example.org".into(),
+        title: "Plans".into(),
+    };
+    let bob_member = kluis_sync::Member::user("bob@example.org", bob.recipient().clone());
+    share::share_folder(
+        &a_mirror,
+        Keys::own(&alice),
+        &me,
+        &[bob_member],
+        None,
+        &mut |_| {},
+        &mut rng(),
+    )
+    .unwrap();
+    fs::create_dir_all(b_sync.join("Plans")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    replicate(&a_mirror, &b_sync.join("Plans"));
+
+    let b_plain = shared.join("Alice - Plans");
+    wait_until("Bob's running agent to find and decrypt the folder", || {
+        fs::read_to_string(b_plain.join("todo.txt")).ok().as_deref() == Some("ship it")
+    });
+    let event = h
+        .activity(100)
+        .into_iter()
+        .find(|a| a.action == kluis_agent::SHARED_WITH_YOU)
+        .expect("a 'shared with you' activity entry for the tray");
+    assert_eq!(event.path, b_plain.display().to_string());
+    assert_eq!(event.detail.as_deref(), Some("alice@example.org"));
+
+    // Alice removes Bob; the new metadata reaches Bob's mirror.
+    share::unshare_folder(
+        &a_mirror,
+        Keys::own(&alice),
+        &me,
+        &["bob@example.org".to_string()],
+        false,
+        &mut |_| {},
+        &mut rng(),
+    )
+    .unwrap();
+    replicate(&a_mirror, &b_sync.join("Plans"));
+    wait_until("Bob's pair to turn 'not shared with you'", || {
+        h.status()
+            .pairs
+            .iter()
+            .any(|p| p.state == kluis_agent::PairState::NotSharedWithYou)
+    });
+    assert_eq!(
+        read(b_plain.join("todo.txt")),
+        "ship it",
+        "what Bob had is not deleted"
+    );
+    h.shutdown();
+    agent.wait();
+}
+
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let end = std::time::Instant::now() + Duration::from_secs(60);
     while !f() {
