@@ -190,7 +190,11 @@ mod tests {
             detail: Some("alice@example.org".into()),
             at: 7,
         };
-        let notes = n.observe(Instant::now(), &[conflict(1), shared], &status(PairState::Idle));
+        let notes = n.observe(
+            Instant::now(),
+            &[conflict(1), shared],
+            &status(PairState::Idle),
+        );
         let note = notes
             .iter()
             .find(|n| n.kind == NoteKind::SharedWithYou)

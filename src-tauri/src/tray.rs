@@ -183,7 +183,9 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
                         let (title, body) = match note.kind {
                             NoteKind::Conflict => ("notify.conflict.title", "notify.conflict.body"),
                             NoteKind::NeedsAction => ("notify.action.title", "notify.action.body"),
-                            NoteKind::SharedWithYou => ("notify.shared.title", "notify.shared.body"),
+                            NoteKind::SharedWithYou => {
+                                ("notify.shared.title", "notify.shared.body")
+                            }
                         };
                         let args = [
                             ("count", note.count.to_string()),
