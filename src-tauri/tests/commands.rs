@@ -207,6 +207,6 @@ fn bindings_in_ui_are_generated_from_the_commands() {
     .unwrap_or_default();
     assert!(
         have == want,
-        "ui/src/bindings.ts is stale: run `cargo run -p kluis-tray --bin kluis-tray-bindings`"
+        "ui/src/bindings.ts is stale: run `cargo run -p kluis-tray --example bindings`"
     );
 }

@@ -5,13 +5,13 @@ fn main() {
     match kluis_tray::bindings_ts() {
         Ok(text) => {
             if let Err(e) = std::fs::write(&out, text) {
-                eprintln!("kluis-tray-bindings: {}: {e}", out.display());
+                eprintln!("bindings: {}: {e}", out.display());
                 std::process::exit(1);
             }
             println!("wrote {}", out.display());
         }
         Err(e) => {
-            eprintln!("kluis-tray-bindings: {e}");
+            eprintln!("bindings: {e}");
             std::process::exit(1);
         }
     }
