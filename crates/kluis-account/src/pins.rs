@@ -82,6 +82,11 @@ impl PinStore {
         Ok(self.read()?.pins.get(email).cloned())
     }
 
+    /// Every pinned colleague, by e-mail address.
+    pub fn all(&self) -> Result<Vec<(Email, Pin)>, AccountError> {
+        Ok(self.read()?.pins.into_iter().collect())
+    }
+
     /// Checks `key` against the pin for `email`, pinning it if there is none.
     pub fn check_and_pin(
         &self,

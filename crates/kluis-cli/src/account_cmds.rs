@@ -119,7 +119,7 @@ fn account_file(home: &Home) -> PathBuf {
     home.config.join("account.json")
 }
 
-fn state_dir(home: &Home) -> PathBuf {
+pub(crate) fn state_dir(home: &Home) -> PathBuf {
     home.data.join("account")
 }
 

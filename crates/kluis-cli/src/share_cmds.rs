@@ -507,14 +507,42 @@ fn shares(a: SharesArgs, pass: &Passphrases) -> Result<()> {
             },
             Target::File(f) => {
                 let s = share::list_file(&f)?;
+                let names = pinned_names()?;
+                let mine = ctx.identity.recipient().fingerprint().key_id();
                 println!("{}: {} recipient key(s)", f.display(), s.key_ids.len());
                 for k in s.key_ids {
-                    println!("  {k}");
+                    let who = if k == mine {
+                        format!("{} (you)", ctx.email)
+                    } else {
+                        names
+                            .get(&k)
+                            .cloned()
+                            .unwrap_or_else(|| "(not a colleague whose key you have pinned)".into())
+                    };
+                    println!("  {k}  {who}");
                 }
             }
         }
     }
     Ok(())
+}
+
+/// The colleagues whose keys this device pinned, by the format's key id,
+/// so that a file's recipients can be shown by name.
+fn pinned_names() -> Result<std::collections::HashMap<kluis_format::KeyId, String>> {
+    let home = crate::home::Home::resolve()?;
+    let pins = kluis_account::pins::PinStore::new(&crate::account_cmds::state_dir(&home)).all()?;
+    Ok(pins
+        .into_iter()
+        .filter_map(|(email, pin)| {
+            let r = pin
+                .public_key
+                .as_str()
+                .parse::<kluis_format::Recipient>()
+                .ok()?;
+            Some((r.fingerprint().key_id(), email.to_string()))
+        })
+        .collect())
 }
 
 fn groups(cmd: GroupsCommand, pass: &Passphrases) -> Result<()> {

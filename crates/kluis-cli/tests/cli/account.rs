@@ -255,3 +255,91 @@ fn wrong_org_key_refuses_the_directory() {
     );
     assert!(!mallory_view.path("x.kluis").exists());
 }
+
+/// `kluis share`, `kluis shares` and `kluis unshare` on a file, through the
+/// real binary against a live broker: members listed with fingerprints, an
+/// uncertified colleague refused with a clear message, and a removed
+/// colleague locked out of the current ciphertext.
+#[test]
+fn share_shares_and_unshare_a_file_from_the_command_line() {
+    let b = LiveBroker::start();
+    let (alice, bob, carol) = (User::new(), User::new(), User::new());
+    b.register(&alice, "alice@example.org", "Alice Peeters");
+    let bob_fp = b.register(&bob, "bob@example.org", "Bob Janssens");
+    b.register(&carol, "carol@example.org", "Carol Dubois");
+    b.certify("alice@example.org");
+    b.certify("bob@example.org");
+    // Carol's key is not certified by the organisation.
+
+    // 20,000 bytes: the payload (two chunks) is longer than any header.
+    let dossier = b"case 7, confidential. ".repeat(910);
+    std::fs::write(alice.path("dossier.txt"), &dossier).unwrap();
+    let me = String::from_utf8(run_ok(alice.cmd().args(["recipient"])).stdout).unwrap();
+    run_ok(alice.cmd().args([
+        "encrypt",
+        "-r",
+        me.trim(),
+        "-o",
+        "dossier.kluis",
+        "dossier.txt",
+    ]));
+    let payload_before = std::fs::read(alice.path("dossier.kluis")).unwrap();
+
+    run_ok(
+        alice
+            .cmd()
+            .args(["share", "dossier.kluis", "--with", "bob@example.org"]),
+    );
+    let listed =
+        String::from_utf8(run_ok(alice.cmd().args(["shares", "dossier.kluis"])).stdout).unwrap();
+    // Each recipient key by name: Bob (pinned when Alice looked him up)
+    // with the fingerprint his own device shows, and Alice herself.
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains(&bob_fp) && l.contains("bob@example.org")),
+        "members with fingerprints: {listed}"
+    );
+    assert!(listed.contains("alice@example.org (you)"), "{listed}");
+    // Header-only: the encrypted content is byte for byte the same.
+    let after = std::fs::read(alice.path("dossier.kluis")).unwrap();
+    let tail = 16 * 1024;
+    assert!(after.len() > payload_before.len(), "a stanza was added");
+    assert!(
+        payload_before[payload_before.len() - tail..] == after[after.len() - tail..],
+        "the payload is untouched"
+    );
+    std::fs::copy(alice.path("dossier.kluis"), bob.path("dossier.kluis")).unwrap();
+    assert_eq!(
+        run_ok(bob.cmd().args(["decrypt", "dossier.kluis"])).stdout,
+        dossier
+    );
+
+    // An uncertified key is refused, and the file is left as it was.
+    let before_refusal = std::fs::read(alice.path("dossier.kluis")).unwrap();
+    run_fail(
+        alice
+            .cmd()
+            .args(["share", "dossier.kluis", "--with", "carol@example.org"]),
+        "not certified by your organisation",
+    );
+    assert_eq!(
+        std::fs::read(alice.path("dossier.kluis")).unwrap(),
+        before_refusal
+    );
+
+    // Unshare: Bob is gone from the list and cannot open the current file.
+    run_ok(
+        alice
+            .cmd()
+            .args(["unshare", "dossier.kluis", "--with", "bob@example.org"]),
+    );
+    let listed =
+        String::from_utf8(run_ok(alice.cmd().args(["shares", "dossier.kluis"])).stdout).unwrap();
+    assert!(!listed.contains("bob@example.org"), "{listed}");
+    std::fs::copy(alice.path("dossier.kluis"), bob.path("dossier2.kluis")).unwrap();
+    run_fail(
+        bob.cmd().args(["decrypt", "dossier2.kluis"]),
+        "no matching recipient",
+    );
+}
