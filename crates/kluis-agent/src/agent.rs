@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use kluis_format::Identity;
-use kluis_sync::EngineConfig;
+use kluis_sync::{DirectoryView, EngineConfig};
 use notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_mini::{DebounceEventResult, Debouncer};
 use zeroize::Zeroizing;
@@ -17,9 +17,12 @@ use zeroize::Zeroizing;
 use crate::config::Config;
 use crate::error::AgentError;
 use crate::home::AgentHome;
-use crate::ipc::{ActivityEntry, ConflictEntry, PairState, PairStatus, Status};
+use crate::ipc::{
+    ActivityEntry, ConflictEntry, DirectoryStatus, PairState, PairStatus, SharedWithYou, Status,
+};
 use crate::lock::PairLock;
 use crate::pair::{Msg, PairShared, PairTx, Watch, Worker, watch};
+use crate::share::directory::Directory;
 
 /// The activity `action` of a folder shared with you that the agent has
 /// just paired under "Shared with me" (`path`: its plaintext folder,
@@ -43,6 +46,9 @@ pub struct AgentOptions {
     pub mass_delete_min: usize,
     /// Activity log length.
     pub activity_cap: usize,
+    /// Ask the organisation directory (when one is set) this often, besides
+    /// at unlock and when asked: departed members, rotated group keys.
+    pub directory_interval: Duration,
 }
 
 impl Default for AgentOptions {
@@ -55,6 +61,7 @@ impl Default for AgentOptions {
             force_poll: false,
             mass_delete_min: 10,
             activity_cap: 1000,
+            directory_interval: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -84,7 +91,28 @@ struct Inner {
     discovery: Mutex<Option<Discovery>>,
     /// The thread that runs a discovery pass when those watches fire.
     discovery_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Folders paired as "shared with you" while running: (last seq, events).
+    shared_events: Mutex<(u64, VecDeque<SharedWithYou>)>,
+    /// Where directory facts come from (none: no broker account).
+    directory: Mutex<Option<Arc<dyn Directory>>>,
+    /// The last directory view, with a generation that changes when it is
+    /// replaced; each pair's engine applies it at its next write.
+    directory_view: Arc<RwLock<(u64, Arc<DirectoryView>)>>,
+    /// What the last refresh found (for status).
+    directory_status: Mutex<Option<DirectoryStatus>>,
+    /// Wakes the directory thread (set: refresh now). Its own `Arc` so the
+    /// thread waits without keeping the agent alive.
+    directory_wake: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    /// The thread that refreshes from the directory.
+    directory_thread: Mutex<Option<JoinHandle<()>>>,
+    /// One refresh at a time.
+    refresh_lock: Mutex<()>,
 }
+
+/// Most "shared with you" events kept for the status.
+const SHARED_EVENTS_CAP: usize = 256;
+/// Most membership notices kept per pair.
+pub(crate) const NOTICES_CAP: usize = 20;
 
 /// Native (non-recursive) watches on every folder where a shared mirror can
 /// appear — each search root and the folders one and two levels below it,
@@ -143,6 +171,13 @@ impl Agent {
             opts,
             discovery: Mutex::new(None),
             discovery_thread: Mutex::new(None),
+            shared_events: Mutex::new((0, VecDeque::new())),
+            directory: Mutex::new(None),
+            directory_view: Arc::new(RwLock::new((0, Arc::new(DirectoryView::default())))),
+            directory_status: Mutex::new(None),
+            directory_wake: Arc::new((Mutex::new(false), std::sync::Condvar::new())),
+            directory_thread: Mutex::new(None),
+            refresh_lock: Mutex::new(()),
         });
         let mut runtimes = Vec::new();
         for p in &config.pairs {
@@ -150,6 +185,7 @@ impl Agent {
         }
         *inner.pairs.lock().unwrap_or_else(|e| e.into_inner()) = runtimes;
         start_discovery(&inner)?;
+        start_directory_thread(&inner)?;
         Ok(Agent {
             handle: AgentHandle { inner },
         })
@@ -210,6 +246,7 @@ fn start_pair(
             skips: vec![],
             polling: false,
             not_shared: vec![],
+            notices: vec![],
         }),
         activity: inner.activity.clone(),
         queued: AtomicBool::new(false),
@@ -233,6 +270,7 @@ fn start_pair(
         shared,
         identity: inner.identity.clone(),
         group_keys: inner.group_keys.clone(),
+        directory: inner.directory_view.clone(),
         full_interval: inner.opts.full_interval,
         activity_cap: inner.opts.activity_cap,
     };
@@ -293,6 +331,44 @@ fn start_discovery(inner: &Arc<Inner>) -> Result<(), AgentError> {
         inner: inner.clone(),
     }
     .arm_discovery();
+    Ok(())
+}
+
+/// Start the thread that asks the directory at unlock, when poked and every
+/// `directory_interval` (a timed wait on a condition variable, no polling).
+fn start_directory_thread(inner: &Arc<Inner>) -> Result<(), AgentError> {
+    let weak = Arc::downgrade(inner);
+    let wake = inner.directory_wake.clone();
+    let interval = inner.opts.directory_interval;
+    let thread = std::thread::Builder::new()
+        .name("kluis-directory".into())
+        .spawn(move || {
+            loop {
+                {
+                    let (lock, cv) = &*wake;
+                    let mut poked = lock.lock().unwrap_or_else(|e| e.into_inner());
+                    if !*poked {
+                        poked = cv
+                            .wait_timeout(poked, interval)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
+                    }
+                    *poked = false;
+                }
+                let Some(inner) = weak.upgrade() else { break };
+                if inner.stopped.load(Ordering::Acquire) {
+                    break;
+                }
+                // Locked, no directory, offline: the status says so; the
+                // agent keeps what it learned before.
+                let _ = AgentHandle { inner }.refresh_directory();
+            }
+        })
+        .map_err(AgentError::io("spawn", "directory"))?;
+    *inner
+        .directory_thread
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some(thread);
     Ok(())
 }
 
@@ -386,6 +462,13 @@ impl AgentHandle {
         Status {
             locked: self.is_locked(),
             device: self.inner.device.clone(),
+            shared_with_you: self.shared_with_you(),
+            directory: self
+                .inner
+                .directory_status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
             pairs: pairs
                 .iter()
                 .map(|p| {
@@ -464,6 +547,8 @@ impl AgentHandle {
         // stop the unlock; `discover_shared` reports it to callers who ask.
         let _ = self.discover_shared();
         self.sync_now();
+        // Departed members and rotated group keys, in the background.
+        self.poke_directory();
     }
 
     /// Unwrap the file key of a Kluis file header with the unlocked
@@ -552,23 +637,192 @@ impl AgentHandle {
                 rt.tx.trigger();
                 pairs.push(rt);
                 // The event the tray app notifies about ("shared with you").
-                let owner = found
+                let (owner, title) = found
                     .iter()
                     .find(|d| d.mirror == p.mirror)
-                    .map(|d| d.owner.clone());
+                    .map(|d| (d.owner.clone(), d.title.clone()))
+                    .unwrap_or_default();
+                let at = crate::pair::now_ns();
                 self.push_activity(ActivityEntry {
                     pair: p.id.clone(),
                     action: SHARED_WITH_YOU.into(),
                     path: p.plain.display().to_string(),
-                    detail: owner,
-                    at: crate::pair::now_ns(),
+                    detail: Some(owner.clone()),
+                    at,
                 });
+                let mut ev = self
+                    .inner
+                    .shared_events
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                ev.0 += 1;
+                let seq = ev.0;
+                ev.1.push_back(SharedWithYou {
+                    seq,
+                    pair: p.id.clone(),
+                    plain: p.plain.clone(),
+                    mirror: p.mirror.clone(),
+                    owner,
+                    title,
+                    at,
+                });
+                while ev.1.len() > SHARED_EVENTS_CAP {
+                    ev.1.pop_front();
+                }
             }
             drop(pairs);
             // The new mirrors are watched by their pairs now.
             self.arm_discovery();
         }
         Ok(found)
+    }
+
+    /// Folders shared with you that this agent paired while running, oldest
+    /// first; `seq` grows by one per folder (see [`Status::shared_with_you`]).
+    /// A caller that remembers the highest `seq` it showed notifies for the
+    /// entries above it.
+    pub fn shared_with_you(&self) -> Vec<SharedWithYou> {
+        self.inner
+            .shared_events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Where the agent learns about departed members, rotated group keys and
+    /// your group keys ([`crate::BrokerDirectory`] for the broker account on
+    /// this device). Asked at once (when unlocked), at every unlock, every
+    /// [`AgentOptions::directory_interval`], and on
+    /// [`AgentHandle::refresh_directory`].
+    pub fn set_directory(&self, directory: Arc<dyn Directory>) {
+        *self
+            .inner
+            .directory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(directory);
+        // What the previous one said stays in force until this one answers.
+        self.inner
+            .directory_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(DirectoryStatus {
+                refreshed_at: None,
+                error: None,
+                departed: Vec::new(),
+            });
+        self.poke_directory();
+    }
+
+    fn poke_directory(&self) {
+        let (lock, cv) = &*self.inner.directory_wake;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_all();
+    }
+
+    /// Ask the directory now, on this thread: first your group keys (handed
+    /// to every pair when they changed, see [`AgentHandle::set_group_keys`]),
+    /// then the members of every folder this device syncs. The view
+    /// (departed members, members' current verified keys) reaches every
+    /// pair, whose engine applies it at its next write into the folder: that
+    /// file and every later one exclude departed people and use rotated
+    /// group keys, and the folder metadata is rewritten accordingly (a
+    /// notice in the pair's status and the activity log). Offline, the
+    /// error is returned and kept in the status; the last view stays in
+    /// force. `Ok` without a directory set.
+    pub fn refresh_directory(&self) -> Result<(), AgentError> {
+        let Some(dir) = self
+            .inner
+            .directory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
+            return Ok(());
+        };
+        let Some(id) = self
+            .inner
+            .identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
+            return Err(AgentError::IdentityLocked);
+        };
+        let _one = self
+            .inner
+            .refresh_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let result = self.refresh_with(&*dir, &id);
+        let mut st = self
+            .inner
+            .directory_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let st = st.get_or_insert(DirectoryStatus {
+            refreshed_at: None,
+            error: None,
+            departed: Vec::new(),
+        });
+        match &result {
+            Ok(departed) => {
+                st.refreshed_at = Some(crate::pair::now_ns());
+                st.error = None;
+                st.departed = departed.clone();
+            }
+            Err(e) => st.error = Some(e.to_string()),
+        }
+        result.map(|_| ())
+    }
+
+    fn refresh_with(&self, dir: &dyn Directory, id: &Identity) -> Result<Vec<String>, AgentError> {
+        if let Some(keys) = dir.group_keys(id).map_err(AgentError::Directory)? {
+            let (_, have) = self
+                .inner
+                .group_keys
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let same = have.len() == keys.len()
+                && have
+                    .iter()
+                    .zip(&keys)
+                    .all(|(a, b)| a.recipient() == b.recipient());
+            if !same {
+                self.set_group_keys(keys);
+            }
+        }
+        let (_, groups) = self
+            .inner
+            .group_keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let keys = crate::share::Keys {
+            identity: id,
+            groups: &groups,
+        };
+        let mut members = Vec::new();
+        for p in &self.status().pairs {
+            // A folder not (or no longer) shared with us has nothing to say.
+            if let Ok(meta) = crate::share::open_folder(&p.mirror, keys) {
+                members.extend(meta.members);
+            }
+        }
+        let view = dir.lookup(&members).map_err(AgentError::Directory)?;
+        let departed = view.departed.clone();
+        let mut g = self
+            .inner
+            .directory_view
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if *g.1 != view {
+            *g = (g.0 + 1, Arc::new(view));
+        }
+        Ok(departed)
     }
 
     fn push_activity(&self, entry: ActivityEntry) {
@@ -633,6 +887,7 @@ impl AgentHandle {
     /// Stop all workers (the IPC server exits too).
     pub fn shutdown(&self) {
         self.inner.stopped.store(true, Ordering::Release);
+        self.poke_directory();
         // Dropping the watches and the wake-up sender ends the discovery thread.
         *self
             .inner
@@ -672,6 +927,15 @@ impl AgentHandle {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(t) = discovery {
+            let _ = t.join();
+        }
+        let directory = self
+            .inner
+            .directory_thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(t) = directory {
             let _ = t.join();
         }
         let mut pairs = self.inner.pairs.lock().unwrap_or_else(|e| e.into_inner());

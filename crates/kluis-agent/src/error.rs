@@ -55,6 +55,10 @@ pub enum AgentError {
         /// Human sentence.
         message: String,
     },
+    /// The organisation directory could not be asked (offline, signed
+    /// out); the agent keeps what it learned before.
+    #[error("{0}")]
+    Directory(String),
     /// Not available on this platform.
     #[error("{0} is not supported on this platform yet")]
     Unsupported(&'static str),

@@ -65,6 +65,12 @@ pub struct PairStatus {
     /// (plaintext paths when known): left alone, not errors, never deleted.
     #[serde(default)]
     pub not_shared: Vec<String>,
+    /// Membership changes the agent made in this folder from what the
+    /// directory said (a departed member dropped, a member moved to a
+    /// rotated key), oldest first, at most 20; also in the activity log
+    /// (`member_departed`, `member_key_moved`).
+    #[serde(default)]
+    pub notices: Vec<String>,
 }
 
 /// Status of the agent.
@@ -76,6 +82,49 @@ pub struct Status {
     pub device: String,
     /// The pairs.
     pub pairs: Vec<PairStatus>,
+    /// Folders shared with you that this agent paired while it runs, oldest
+    /// first (the "shared with you" event). `seq` grows by one per folder
+    /// and is never reused while the agent runs: remember the highest you
+    /// have shown and notify for higher ones. At most the last 256.
+    #[serde(default)]
+    pub shared_with_you: Vec<SharedWithYou>,
+    /// The organisation directory as the agent last saw it (departed
+    /// members, rotated group keys, your group keys); `None` when no
+    /// directory is set (no broker account on this device).
+    #[serde(default)]
+    pub directory: Option<DirectoryStatus>,
+}
+
+/// A folder shared with you that the agent just paired under "Shared with
+/// me" and started syncing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedWithYou {
+    /// 1, 2, 3, … in the order the folders were paired.
+    pub seq: u64,
+    /// The new pair's id.
+    pub pair: String,
+    /// Where its plaintext appears (`…/Shared with me/Alice - Plans`).
+    pub plain: PathBuf,
+    /// The mirror in your sync folder.
+    pub mirror: PathBuf,
+    /// Who shared it (the owner's address, from the folder metadata).
+    pub owner: String,
+    /// The folder's display name.
+    pub title: String,
+    /// When (ns since the epoch).
+    pub at: i64,
+}
+
+/// The last directory refresh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryStatus {
+    /// Last successful refresh (ns since the epoch), if any.
+    pub refreshed_at: Option<i64>,
+    /// Why the last refresh failed (offline, signed out); the agent keeps
+    /// using what it learned before.
+    pub error: Option<String>,
+    /// Members the directory reports as departed, by address.
+    pub departed: Vec<String>,
 }
 
 /// One line of the activity log.
@@ -137,6 +186,9 @@ pub enum Request {
     Conflicts,
     /// Reconcile now.
     Sync,
+    /// Ask the organisation directory now (departed members, rotated group
+    /// keys, your group keys) instead of waiting for the periodic refresh.
+    RefreshDirectory,
     /// Unwrap a file key with the unlocked identity (see
     /// [`AgentHandle::unwrap_file_key`]).
     UnwrapFileKey {
@@ -218,6 +270,7 @@ pub fn handle(agent: &AgentHandle, req: Request) -> Response {
             agent.sync_now();
             Ok(())
         }
+        Request::RefreshDirectory => agent.refresh_directory(),
         Request::Shutdown => {
             agent.shutdown();
             Ok(())
@@ -256,6 +309,7 @@ fn error_response(e: &AgentError) -> Response {
         AgentError::Identity(_) => "identity",
         AgentError::Pair(_) => "unknown_pair",
         AgentError::Protocol(_) => "bad_request",
+        AgentError::Directory(_) => "directory",
         _ => "failed",
     };
     Response::Error {

@@ -31,5 +31,9 @@ pub use config::{Config, PairConfig};
 pub use detect::{SyncFolderCandidate, detect_sync_folders};
 pub use error::AgentError;
 pub use home::AgentHome;
-pub use ipc::{ActivityEntry, ConflictEntry, PairState, PairStatus, Request, Response, Status};
+pub use ipc::{
+    ActivityEntry, ConflictEntry, DirectoryStatus, PairState, PairStatus, Request, Response,
+    SharedWithYou, Status,
+};
 pub use lock::PairLock;
+pub use share::directory::{BrokerDirectory, Directory};

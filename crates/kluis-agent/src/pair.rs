@@ -137,6 +137,9 @@ pub(crate) struct Worker {
     /// Keys of the user's groups, with a generation number that changes
     /// whenever they are replaced.
     pub group_keys: Arc<RwLock<(u64, Arc<Vec<Identity>>)>>,
+    /// What the directory last said (departed members, current keys), with
+    /// a generation that changes when it is replaced.
+    pub directory: Arc<RwLock<(u64, Arc<kluis_sync::DirectoryView>)>>,
     pub full_interval: Duration,
     pub activity_cap: usize,
 }
@@ -170,6 +173,7 @@ impl Worker {
         let mut retry: Option<Instant> = None;
         let mut backoff = Duration::from_secs(1);
         let mut group_gen = 0u64;
+        let mut directory_gen = 0u64;
         loop {
             let now = Instant::now();
             let deadline = [Some(next_full), wake, retry]
@@ -242,6 +246,15 @@ impl Worker {
                         .collect(),
                 );
             }
+            let (generation, view) = self
+                .directory
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if generation != directory_gen {
+                directory_gen = generation;
+                engine.set_directory((*view).clone());
+            }
             self.set(|s| s.state = PairState::Syncing);
             let result = engine.reconcile(&id, &SystemClock, &mut rng);
             next_full = Instant::now() + self.full_interval;
@@ -280,6 +293,10 @@ impl Worker {
                         s.errors = rep.errors.clone();
                         s.skips = rep.skips.clone();
                         s.not_shared = rep.not_shared.clone();
+                        s.notices
+                            .extend(rep.membership.iter().map(|c| c.to_string()));
+                        let over = s.notices.len().saturating_sub(crate::agent::NOTICES_CAP);
+                        s.notices.drain(..over);
                     });
                 }
                 Err(e @ kluis_sync::SyncError::FolderNotShared(_)) => {

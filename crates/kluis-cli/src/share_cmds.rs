@@ -238,7 +238,9 @@ fn resolve_all(ctx: &Ctx, who: &[String]) -> Result<Vec<Member>> {
         } else {
             ""
         };
-        eprintln!("{w}: {}{note}", v.fingerprint);
+        // The fingerprint their own device shows (`kluis recipient
+        // --fingerprint`), the one `kluis shares --fingerprints` lists.
+        eprintln!("{w}: {}{note}", v.member.recipient.fingerprint());
         out.push(v.member);
     }
     Ok(out)
@@ -257,29 +259,39 @@ fn print_report(r: &share::ShareReport) {
     }
 }
 
-/// Users the directory no longer lists (deprovisioned): dropped from the
-/// folder on this write, with a notice.
-fn prune(ctx: &Ctx, mirror: &Path) -> Result<()> {
+/// Before this write, bring the folder's members in line with the
+/// directory: people who left (deprovisioned) are dropped, and members move
+/// to their current verified keys (a group after a certified rotation), each
+/// with a notice. Offline, the folder is left as it is. Returns who was
+/// dropped.
+fn refresh(ctx: &Ctx, mirror: &Path) -> Result<Vec<String>> {
     let meta = share::open_folder(mirror, ctx.keys())?;
-    let mut departed = Vec::new();
-    for m in meta
+    let view = match ctx.rt.block_on(share::directory::lookup(
+        &ctx.client,
+        &ctx.email,
+        &meta.members,
+    )) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("notice: members not checked against the directory ({e})");
+            return Ok(Vec::new());
+        }
+    };
+    let r = share::refresh_folder(mirror, ctx.keys(), &view, &mut |_| {}, &mut rand())?;
+    for n in &r.notices {
+        eprintln!("notice: {n}");
+    }
+    let now = share::open_folder(mirror, ctx.keys())?;
+    Ok(meta
         .members
         .iter()
-        .filter(|m| m.kind == MemberKind::User && m.name != ctx.email)
-    {
-        match ctx.rt.block_on(ctx.client.colleague_status(&m.name)) {
-            Ok(None) | Ok(Some(kluis_types::UserStatus::Revoked)) => departed.push(m.name.clone()),
-            _ => {}
-        }
-    }
-    if !departed.is_empty() {
-        let mut rng = rand();
-        let r = share::prune_departed(mirror, ctx.keys(), &departed, &mut |_| {}, &mut rng)?;
-        for n in &r.notices {
-            eprintln!("notice: {n}");
-        }
-    }
-    Ok(())
+        .filter(|m| {
+            !now.members
+                .iter()
+                .any(|x| x.kind == m.kind && x.name == m.name)
+        })
+        .map(|m| m.display())
+        .collect())
 }
 
 fn rand() -> impl rand_core::CryptoRng {
@@ -314,7 +326,7 @@ pub fn run(cmd: ShareCommand, pass: &Passphrases) -> Result<()> {
                         )?;
                         println!("Label set to {label}.");
                     }
-                    prune(&ctx, &mirror)?;
+                    refresh(&ctx, &mirror)?;
                     if !members.is_empty() {
                         let r = share::share_folder(
                             &mirror,
@@ -357,11 +369,22 @@ pub fn run(cmd: ShareCommand, pass: &Passphrases) -> Result<()> {
                         email: ctx.email.clone(),
                         title,
                     };
+                    let dropped = refresh(&ctx, &mirror)?;
+                    let with: Vec<String> = a
+                        .with
+                        .iter()
+                        .filter(|w| !dropped.contains(w))
+                        .cloned()
+                        .collect();
+                    if with.is_empty() {
+                        println!("Nobody else to remove.");
+                        return Ok(());
+                    }
                     let r = share::unshare_folder(
                         &mirror,
                         ctx.keys(),
                         &me,
-                        &a.with,
+                        &with,
                         a.rekey_existing,
                         &mut progress_printer(),
                         &mut rand(),
@@ -587,7 +610,7 @@ fn groups(cmd: GroupsCommand, pass: &Passphrases) -> Result<()> {
                 r.fingerprint()
             );
             println!(
-                "After an administrator certifies it, run `kluis share FOLDER --with group:{name}` on folders shared with {name} so new files use the new key."
+                "After an administrator certifies it, folders shared with {name} move to the new key at the next write by a member's agent or `kluis share`."
             );
         }
         GroupsCommand::List => {
@@ -597,10 +620,16 @@ fn groups(cmd: GroupsCommand, pass: &Passphrases) -> Result<()> {
                 } else {
                     "NOT certified"
                 };
-                println!(
-                    "{} (key v{}, {cert}, {})",
-                    g.name, g.key_version, g.fingerprint
-                );
+                // As `groups create` and `shares --fingerprints` show it.
+                let fp = g
+                    .public_key
+                    .as_str()
+                    .parse::<kluis_format::Recipient>()
+                    .map_or_else(
+                        |_| g.fingerprint.to_string(),
+                        |r| r.fingerprint().to_string(),
+                    );
+                println!("{} (key v{}, {cert}, {fp})", g.name, g.key_version);
                 for m in g.members {
                     println!("  {m}");
                 }

@@ -275,6 +275,25 @@ fn agent(args: AgentArgs, home: &AgentHome, pass: &Passphrases) -> Result<()> {
         ..AgentOptions::default()
     };
     let agent = Agent::start(home.clone(), opts, identity)?;
+    // With a broker account on this device, the agent follows the
+    // directory: departed members and rotated group keys are applied at the
+    // next write, and group keys arrive (docs/SHARING.md). Without one it
+    // syncs as before.
+    if let Some((client, acct)) = crate::home::Home::resolve()
+        .ok()
+        .and_then(|h| crate::account_cmds::device_client(&h).ok())
+    {
+        match kluis_agent::BrokerDirectory::new(client, acct.email.clone()) {
+            Ok(d) => {
+                agent.handle().set_directory(std::sync::Arc::new(d));
+                eprintln!(
+                    "kluis agent: folder members follow the directory of {}",
+                    acct.broker_url
+                );
+            }
+            Err(e) => eprintln!("kluis agent: no directory refresh: {e}"),
+        }
+    }
     let ipc = kluis_agent::ipc::serve(agent.handle(), &home.socket_path());
     match &ipc {
         Ok(_) => eprintln!("kluis agent: listening on {}", home.socket_path().display()),

@@ -10,7 +10,7 @@ use kluis_format::{Header, Identity};
 
 use crate::error::{ItemError, ItemErrorKind, SyncError};
 use crate::exec::{self, Activity, Exec};
-use crate::folder_meta::{FOLDER_META_FILE, FolderMeta};
+use crate::folder_meta::{DirectoryView, FOLDER_META_FILE, FolderMeta, MemberChange};
 use crate::index::Index;
 use crate::names::NameCipher;
 use crate::plan::{self, Guard, PlanInput};
@@ -91,6 +91,11 @@ pub struct Report {
     /// Ciphertext not encrypted to you or your groups: left as it is,
     /// reported as "not shared with you", not an error (docs/SHARING.md).
     pub not_shared: Vec<String>,
+    /// Membership changes made before this reconcile's first write, from
+    /// the directory view ([`Engine::set_directory`]): departed people
+    /// dropped, members moved to their current keys. Also in `activity`
+    /// (actions `member_departed` and `member_key_moved`).
+    pub membership: Vec<MemberChange>,
 }
 
 impl Report {
@@ -111,6 +116,9 @@ pub struct Engine {
     /// Recipients of `meta`, computed once per load.
     recipients: Vec<kluis_format::Recipient>,
     group_keys: Vec<Identity>,
+    /// What the directory last said about members; applied at the next
+    /// write into the mirror.
+    directory: DirectoryView,
     allow_mass_delete: bool,
 }
 
@@ -143,6 +151,7 @@ impl Engine {
             meta_stat: None,
             recipients: Vec::new(),
             group_keys: Vec::new(),
+            directory: DirectoryView::default(),
             allow_mass_delete: false,
         })
     }
@@ -175,6 +184,16 @@ impl Engine {
         self.group_keys = keys;
         self.meta = None;
         self.meta_stat = None;
+    }
+
+    /// What the organisation's directory says about members now (learned by
+    /// the caller while online). Before the next reconcile that writes a
+    /// file into the mirror, departed people are dropped from the folder's
+    /// members and members move to their current verified keys (new
+    /// metadata, next epoch), so that file and every later one are
+    /// encrypted accordingly (docs/SHARING.md). Kept until replaced.
+    pub fn set_directory(&mut self, view: DirectoryView) {
+        self.directory = view;
     }
 
     /// The folder metadata as last read (owner, title, label, members).
@@ -284,10 +303,10 @@ impl Engine {
             }
             return Err(e);
         }
-        let Some(meta) = self.meta.take() else {
+        let Some(mut meta) = self.meta.take() else {
             return Err(SyncError::NoFolderMeta(self.cfg.mirror.clone()));
         };
-        let mut result = self.reconcile_with(identity, &meta, clock, rng);
+        let mut result = self.reconcile_with(identity, &mut meta, clock, rng);
         self.meta = Some(meta);
         if let Ok(rep) = &mut result {
             let (not_shared, errors): (Vec<ItemError>, Vec<ItemError>) =
@@ -303,7 +322,7 @@ impl Engine {
     fn reconcile_with<R: rand_core::CryptoRng>(
         &mut self,
         identity: &Identity,
-        meta: &FolderMeta,
+        meta: &mut FolderMeta,
         clock: &dyn Clock,
         rng: &mut R,
     ) -> Result<Report, SyncError> {
@@ -351,6 +370,27 @@ impl Engine {
                 break;
             }
             self.allow_mass_delete = false;
+            if plan.ops.iter().any(|op| {
+                matches!(
+                    op,
+                    plan::Operation::Upload { .. } | plan::Operation::Merge { .. }
+                )
+            }) {
+                let changes = self.update_members(meta, identity, rng)?;
+                report.activity.extend(changes.iter().map(|c| {
+                    Activity {
+                        action: match c {
+                            MemberChange::Departed(_) => "member_departed",
+                            MemberChange::KeyMoved { .. } => "member_key_moved",
+                        }
+                        .into(),
+                        path: String::new(),
+                        detail: Some(c.to_string()),
+                        at: now,
+                    }
+                }));
+                report.membership.extend(changes);
+            }
             let mut ex = Exec {
                 plain: &self.cfg.plain,
                 mirror: &self.cfg.mirror,
@@ -415,6 +455,90 @@ impl Engine {
         }
         Ok(report)
     }
+}
+
+impl Engine {
+    /// Apply the directory view to the folder's members before a write
+    /// (see [`Engine::set_directory`]). The new metadata replaces the old
+    /// atomically (temp file, fsync, re-check, rename, fsync of the
+    /// directory); if that fails, or another device changed the metadata
+    /// meanwhile, nothing changes and the reconcile stops with the error
+    /// (retried; the file is not written to the old members meanwhile).
+    fn update_members(
+        &mut self,
+        meta: &mut FolderMeta,
+        identity: &Identity,
+        rng: &mut impl rand_core::CryptoRng,
+    ) -> Result<Vec<MemberChange>, SyncError> {
+        if self.directory.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut mine = vec![identity.recipient()];
+        mine.extend(self.group_keys.iter().map(|k| k.recipient()));
+        let (members, epoch) = (meta.members.clone(), meta.epoch);
+        let changes = meta.apply_directory(&self.directory, &mine);
+        if changes.is_empty() {
+            return Ok(changes);
+        }
+        meta.epoch = meta.epoch.wrapping_add(1);
+        let path = self.cfg.mirror.join(FOLDER_META_FILE);
+        let written = meta
+            .seal(rng)
+            .map_err(|e| SyncError::FolderMetaFormat {
+                path: path.clone(),
+                reason: match e {
+                    crate::folder_meta::FolderMetaError::Invalid(_) => "invalid values",
+                    _ => "cannot be sealed",
+                },
+            })
+            .and_then(|bytes| replace_meta(&self.cfg.mirror, &bytes, self.meta_stat));
+        match written {
+            Ok(stat) => {
+                self.meta_stat = Some(stat);
+                self.recipients = meta.recipients();
+                Ok(changes)
+            }
+            Err(e) => {
+                meta.members = members;
+                meta.epoch = epoch;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Replace `.kluis-folder` with `bytes` unless it no longer has the stat
+/// `expected` (another device wrote it meanwhile). Returns the new stat.
+fn replace_meta(
+    dir: &Path,
+    bytes: &[u8],
+    expected: Option<(u64, i64)>,
+) -> Result<(u64, i64), SyncError> {
+    let tmp = dir.join(format!("{}folder-next", scan::TEMP_PREFIX));
+    let target = dir.join(FOLDER_META_FILE);
+    let write = || -> Result<(), SyncError> {
+        let mut f = fs::File::create(&tmp).map_err(SyncError::io("create", &tmp))?;
+        std::io::Write::write_all(&mut f, bytes).map_err(SyncError::io("write", &tmp))?;
+        f.sync_all().map_err(SyncError::io("fsync", &tmp))?;
+        if expected.is_none() || !exec::matches(&target, expected) {
+            return Err(SyncError::Io {
+                op: "replace",
+                path: target.clone(),
+                source: std::io::Error::other(
+                    "the folder metadata changed meanwhile (another device); it is read again",
+                ),
+            });
+        }
+        fs::rename(&tmp, &target).map_err(SyncError::io("rename", &target))
+    };
+    if let Err(e) = write() {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    exec::fsync_dir(dir).map_err(SyncError::io("fsync", dir))?;
+    let m = fs::metadata(&target).map_err(SyncError::io("stat", &target))?;
+    let s = scan::Stat::from_metadata(&m);
+    Ok((s.size, s.mtime))
 }
 
 /// The real name of a hashed long file name: from its header metadata.

@@ -138,7 +138,7 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
 
 /// Whether the file at `p` still has the expected (size, mtime); `None`
 /// expects it to be absent.
-fn matches(p: &Path, expected: Option<(u64, i64)>) -> bool {
+pub(crate) fn matches(p: &Path, expected: Option<(u64, i64)>) -> bool {
     match (fs::symlink_metadata(p), expected) {
         (Err(e), None) => e.kind() == io::ErrorKind::NotFound,
         (Ok(m), Some((size, mtime))) => {

@@ -61,7 +61,7 @@ pub enum FolderMetaError {
 }
 
 /// Whether a member is a person or a group (one stanza for many people).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MemberKind {
     /// Only a key, from a version-1 record (no name known).
@@ -118,6 +118,57 @@ impl Member {
         match self.kind {
             MemberKind::Group => format!("group:{}", self.name),
             _ => self.name.clone(),
+        }
+    }
+}
+
+/// What the organisation's directory says about folder members now, as a
+/// client learned it while online (docs/SHARING.md, "Departed users" and
+/// "Group key rotation"). Applied to a folder's members at the next write
+/// ([`FolderMeta::apply_directory`]); offline, the last view is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirectoryView {
+    /// People (e-mail addresses) who left the organisation: account
+    /// disabled (key revoked) or no longer in the directory.
+    pub departed: Vec<String>,
+    /// Members' current keys, each verified by the caller (org certificate
+    /// and pin; for a group, a certified rotation to a higher key version).
+    pub current: Vec<Member>,
+}
+
+impl DirectoryView {
+    /// Whether the view says nothing.
+    pub fn is_empty(&self) -> bool {
+        self.departed.is_empty() && self.current.is_empty()
+    }
+}
+
+/// One change [`FolderMeta::apply_directory`] made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberChange {
+    /// A departed person was dropped from the members.
+    Departed(String),
+    /// A member's key moved to the directory's current key (`who` as on
+    /// the command line, the new key's fingerprint).
+    KeyMoved {
+        /// `bob@example.org` or `group:finance`.
+        who: String,
+        /// Fingerprint of the new key.
+        fingerprint: String,
+    },
+}
+
+impl std::fmt::Display for MemberChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MemberChange::Departed(who) => write!(
+                f,
+                "{who} has left the organisation and no longer receives new files"
+            ),
+            MemberChange::KeyMoved { who, fingerprint } => write!(
+                f,
+                "{who} moved to its current key {fingerprint}; new files use it"
+            ),
         }
     }
 }
@@ -347,6 +398,55 @@ impl FolderMeta {
         })
     }
 
+    /// Bring the members in line with `view`: drop departed people, move
+    /// members to their current verified keys. Never drops the last member
+    /// or a member holding one of `mine` (the keys this device opens the
+    /// folder with), and changes nothing when the result would no longer
+    /// open with any of `mine`, so the writer keeps its access. Returns
+    /// what changed; the caller bumps the epoch and re-seals when something
+    /// did.
+    pub fn apply_directory(
+        &mut self,
+        view: &DirectoryView,
+        mine: &[&Recipient],
+    ) -> Vec<MemberChange> {
+        let is_mine = |r: &Recipient| mine.contains(&r);
+        let mut members = self.members.clone();
+        let mut changes = Vec::new();
+        let mut i = 0;
+        while i < members.len() {
+            let m = &members[i];
+            if m.kind == MemberKind::User
+                && members.len() > 1
+                && !is_mine(&m.recipient)
+                && view.departed.contains(&m.name)
+            {
+                changes.push(MemberChange::Departed(m.name.clone()));
+                members.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        for m in members.iter_mut().filter(|m| m.kind != MemberKind::Key) {
+            if let Some(c) = view
+                .current
+                .iter()
+                .find(|c| c.kind == m.kind && c.name == m.name && c.recipient != m.recipient)
+            {
+                m.recipient = c.recipient.clone();
+                changes.push(MemberChange::KeyMoved {
+                    who: m.display(),
+                    fingerprint: c.recipient.fingerprint().to_string(),
+                });
+            }
+        }
+        if changes.is_empty() || !members.iter().any(|m| is_mine(&m.recipient)) {
+            return Vec::new();
+        }
+        self.members = members;
+        changes
+    }
+
     /// Encrypt to all members.
     pub fn seal(&self, rng: &mut impl rand_core::CryptoRng) -> Result<Vec<u8>, FolderMetaError> {
         let plain = self.encode()?;
@@ -479,5 +579,77 @@ mod tests {
         bad.label = None;
         bad.members.clear();
         assert!(matches!(bad.encode(), Err(FolderMetaError::Invalid(_))));
+    }
+
+    /// Departed people are dropped and members move to their current keys,
+    /// but never the writer itself, never the last member, and never into
+    /// a state the writer's keys no longer open.
+    #[test]
+    fn directory_view_applies_safely() {
+        let mut rng = rng();
+        let [alice, bob, dave, g1, g2] = [(); 5].map(|_| Identity::generate(&mut rng));
+        let mut m = FolderMeta::generate(alice.recipient(), &mut rng);
+        m.members = vec![
+            Member::user("alice@example.org", alice.recipient().clone()),
+            Member::user("bob@example.org", bob.recipient().clone()),
+            Member::user("dave@example.org", dave.recipient().clone()),
+            Member::group("ops", g1.recipient().clone()),
+        ];
+        let view = DirectoryView {
+            departed: vec!["dave@example.org".into(), "alice@example.org".into()],
+            current: vec![
+                Member::group("ops", g2.recipient().clone()),
+                // Same name, other kind: not the group.
+                Member::user("ops", dave.recipient().clone()),
+            ],
+        };
+        let changes = m.apply_directory(&view, &[alice.recipient()]);
+        assert_eq!(
+            changes,
+            vec![
+                MemberChange::Departed("dave@example.org".into()),
+                MemberChange::KeyMoved {
+                    who: "group:ops".into(),
+                    fingerprint: g2.recipient().fingerprint().to_string(),
+                },
+            ]
+        );
+        assert!(changes[0].to_string().contains("left the organisation"));
+        let names: Vec<&str> = m.members.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(names, ["alice@example.org", "bob@example.org", "ops"]);
+        assert_eq!(&m.members[2].recipient, g2.recipient());
+        // Applying it again changes nothing.
+        assert!(m.apply_directory(&view, &[alice.recipient()]).is_empty());
+
+        // A writer that opens the folder only through the group's old key
+        // does not move the group away from it (it would lock itself out).
+        let mut only_group = FolderMeta::generate(g1.recipient(), &mut rng);
+        only_group.members = vec![
+            Member::user("bob@example.org", bob.recipient().clone()),
+            Member::group("ops", g1.recipient().clone()),
+        ];
+        let v = DirectoryView {
+            departed: vec![],
+            current: vec![Member::group("ops", g2.recipient().clone())],
+        };
+        assert!(only_group.apply_directory(&v, &[g1.recipient()]).is_empty());
+        assert_eq!(&only_group.members[1].recipient, g1.recipient());
+        // With the new key too, it moves.
+        assert_eq!(
+            only_group
+                .apply_directory(&v, &[g1.recipient(), g2.recipient()])
+                .len(),
+            1
+        );
+
+        // The last member is never dropped.
+        let mut last = FolderMeta::generate(dave.recipient(), &mut rng);
+        last.members = vec![Member::user("dave@example.org", dave.recipient().clone())];
+        let v = DirectoryView {
+            departed: vec!["dave@example.org".into()],
+            current: vec![],
+        };
+        assert!(last.apply_directory(&v, &[alice.recipient()]).is_empty());
+        assert_eq!(last.members.len(), 1);
     }
 }

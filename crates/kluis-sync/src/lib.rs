@@ -27,5 +27,5 @@ pub mod scan;
 
 pub use engine::{Clock, Engine, EngineConfig, Report, SystemClock};
 pub use error::{ItemError, ItemErrorKind, NameError, SyncError};
-pub use folder_meta::{FolderMeta, Member, MemberKind};
+pub use folder_meta::{DirectoryView, FolderMeta, Member, MemberChange, MemberKind};
 pub use plan::{Guard, Operation, Plan};

@@ -19,6 +19,7 @@
 //! Work on many files reports [`Progress`] through a callback after each
 //! file, so a UI can show a bar and a CLI a counter.
 
+pub mod directory;
 mod discover;
 mod files;
 pub mod groups;
@@ -28,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use kluis_format::Identity;
 use kluis_sync::folder_meta::{FOLDER_META_FILE, FolderMetaError};
-pub use kluis_sync::{FolderMeta, Member, MemberKind};
+pub use kluis_sync::{DirectoryView, FolderMeta, Member, MemberChange, MemberKind};
 use kluis_types::{Email, Label, OrgPolicy, PolicyViolation};
 
 pub use discover::{Discovered, DiscoveryOutcome, discover_shared, shared_plain_name};
@@ -491,26 +492,56 @@ pub fn prune_departed(
     progress: &mut dyn FnMut(&Progress),
     rng: &mut impl rand_core::CryptoRng,
 ) -> Result<ShareReport, ShareError> {
+    let view = DirectoryView {
+        departed: departed.to_vec(),
+        current: Vec::new(),
+    };
+    refresh_folder(mirror, keys, &view, progress, rng)
+}
+
+/// Bring a folder's members in line with what the directory says now
+/// ([`directory::lookup`]): departed people are dropped (and their stanzas
+/// removed from existing headers), members move to their current verified
+/// keys — a group after a certified key rotation — so what is written
+/// afterwards uses them. New metadata (next epoch) only when something
+/// changed, with a notice per change. Existing files keep their stanzas for
+/// a group's older key: its members still hold it.
+pub fn refresh_folder(
+    mirror: &Path,
+    keys: Keys<'_>,
+    view: &DirectoryView,
+    progress: &mut dyn FnMut(&Progress),
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<ShareReport, ShareError> {
     let mut meta = open_folder(mirror, keys)?;
-    let (gone, kept): (Vec<Member>, Vec<Member>) = meta
-        .members
-        .iter()
-        .cloned()
-        .partition(|m| m.kind == MemberKind::User && departed.contains(&m.name));
+    let before = meta.members.clone();
+    let mine: Vec<_> = keys.all().into_iter().map(|k| k.recipient()).collect();
+    let changes = meta.apply_directory(view, &mine);
     let mut report = ShareReport {
         epoch: meta.epoch,
         ..ShareReport::default()
     };
-    if gone.is_empty() || kept.is_empty() {
+    if changes.is_empty() {
         return Ok(report);
     }
-    meta.members = kept;
-    for g in &gone {
-        report.notices.push(format!(
-            "{} has left the organisation and was removed from {}",
-            g.name,
-            mirror.display()
-        ));
+    report.notices = changes
+        .iter()
+        .map(|c| format!("{c} ({})", mirror.display()))
+        .collect();
+    let gone: Vec<Member> = before
+        .into_iter()
+        .filter(|m| {
+            !meta
+                .members
+                .iter()
+                .any(|x| x.kind == m.kind && x.name == m.name)
+        })
+        .collect();
+    if gone.is_empty() {
+        meta.epoch = meta.epoch.wrapping_add(1);
+        write_meta(mirror, &meta, rng)?;
+        report.epoch = meta.epoch;
+        return Ok(report);
     }
     rewrite_after_removal(
         mirror,

@@ -870,6 +870,16 @@ fn bobs_running_agent_picks_up_a_folder_shared_while_it_runs() {
         .expect("a 'shared with you' activity entry for the tray");
     assert_eq!(event.path, b_plain.display().to_string());
     assert_eq!(event.detail.as_deref(), Some("alice@example.org"));
+    // The same event in the status, numbered for the tray.
+    let shared = h.status().shared_with_you;
+    assert_eq!(shared.len(), 1, "{shared:?}");
+    assert_eq!(shared[0].seq, 1);
+    assert_eq!(shared[0].plain, b_plain);
+    assert_eq!(shared[0].mirror, b_sync.join("Plans"));
+    assert_eq!(
+        (shared[0].owner.as_str(), shared[0].title.as_str()),
+        ("alice@example.org", "Plans")
+    );
 
     // Alice removes Bob; the new metadata reaches Bob's mirror.
     share::unshare_folder(
@@ -898,6 +908,243 @@ fn bobs_running_agent_picks_up_a_folder_shared_while_it_runs() {
     agent.wait();
 }
 
+/// The running agent learns from the directory (issue #6: "a departed user
+/// is dropped from recipient lists on the next write, with a notice";
+/// group rotation without re-running `kluis share`): Alice's agent shares
+/// a folder with Dave and group `ops` (Bob, Carol). An administrator
+/// disables Dave, Bob leaves `ops` (the key rotates) and the new key is
+/// certified. After a directory refresh nothing is written until Alice
+/// writes a file: then the folder metadata drops Dave and moves `ops` to
+/// the new key, the new file is unreadable to Dave and to Bob's old group
+/// key and readable to Carol, and the pair's status and the activity log
+/// carry the notices. Offline, the agent keeps syncing with what it has.
+async fn running_agent_follows_the_directory(backend: Backend) {
+    let Some(tb) = util::start(backend, util::test_settings()).await else {
+        return;
+    };
+    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let alice = user(&tb, &org, "alice", root.path()).await;
+    let bob = user(&tb, &org, "bob", root.path()).await;
+    let carol = user(&tb, &org, "carol", root.path()).await;
+    let dave = user(&tb, &org, "dave", root.path()).await;
+    share::groups::create(&alice.client, &alice.id, "ops", &mut rng())
+        .await
+        .unwrap();
+    for who in [&bob.email, &carol.email] {
+        share::groups::add_member(&alice.client, &alice.id, "ops", who, None, &mut rng())
+            .await
+            .unwrap();
+    }
+    let ops = GroupName::parse("ops").unwrap();
+    admin::certify_group(tb.store(), &org, &ops, None, tb.now())
+        .await
+        .unwrap();
+
+    // Alice's agent syncs Plans.
+    let a_plain = alice.home.join("Kluis/Plans");
+    let a_mirror = alice.sync().join("Plans");
+    fs::create_dir_all(&a_plain).unwrap();
+    fs::create_dir_all(&a_mirror).unwrap();
+    let home = kluis_agent::AgentHome::in_dir(&alice.home.join("agent"));
+    let mut cfg = Config::default();
+    cfg.add_pair(&a_plain, &a_mirror).unwrap();
+    cfg.save(&home).unwrap();
+    let opts = kluis_agent::AgentOptions {
+        quiet: Duration::from_millis(50),
+        debounce: Duration::from_millis(30),
+        ..Default::default()
+    };
+    let agent = kluis_agent::Agent::start(home.clone(), opts, None).unwrap();
+    let h = agent.handle();
+    h.unlock_with(Identity::from_secret_bytes(&alice.id.to_secret_bytes()[..]).unwrap());
+    fs::write(a_plain.join("a.txt"), "before").unwrap();
+    let alice_keys = alice.keys();
+    wait_until("Alice's agent to encrypt a.txt", || {
+        a_mirror.join(".kluis-folder").is_file()
+            && share::open_folder(&a_mirror, alice_keys).is_ok_and(|m| {
+                m.name_cipher()
+                    .encrypt_path("a.txt", true)
+                    .is_ok_and(|c| a_mirror.join(c).is_file())
+            })
+    });
+    let me = Me {
+        email: alice.email.clone(),
+        title: "Plans".into(),
+    };
+    let d = share::resolve::resolve(&alice.client, &dave.email)
+        .await
+        .unwrap();
+    let g1 = share::resolve::resolve(&alice.client, "group:ops")
+        .await
+        .unwrap();
+    share::share_folder(
+        &a_mirror,
+        alice.keys(),
+        &me,
+        &[d.member, g1.member.clone()],
+        None,
+        &mut |_| {},
+        &mut rng(),
+    )
+    .unwrap();
+    let bob_old_group_keys = share::groups::my_group_keys(&bob.client, &bob.id, &bob.email)
+        .await
+        .unwrap();
+    assert_eq!(bob_old_group_keys.len(), 1);
+
+    // The agent asks the broker's directory (Alice's signed-in account).
+    let dir = kluis_agent::BrokerDirectory::new(
+        AccountClient::new(alice.client.config().clone()).unwrap(),
+        alice.email.clone(),
+    )
+    .unwrap();
+    h.set_directory(std::sync::Arc::new(dir));
+    let refresh = |h: &kluis_agent::AgentHandle| {
+        let h = h.clone();
+        // Blocking: off this async test's worker threads, which serve the
+        // broker.
+        std::thread::spawn(move || h.refresh_directory())
+            .join()
+            .unwrap()
+    };
+    refresh(&h).unwrap();
+    assert_eq!(
+        h.status().directory.unwrap().departed,
+        Vec::<String>::new(),
+        "nobody has left yet"
+    );
+
+    // Dave is deprovisioned; Bob leaves `ops`, whose key rotates and is
+    // certified.
+    let it = kluis_audit::Actor::admin("it-ops").unwrap();
+    admin::disable_user(
+        tb.store(),
+        &Email::parse(&dave.email).unwrap(),
+        &it,
+        tb.now(),
+    )
+    .await
+    .unwrap();
+    share::groups::remove_member(&alice.client, &alice.id, "ops", &bob.email, &mut rng())
+        .await
+        .unwrap();
+    admin::certify_group(tb.store(), &org, &ops, None, tb.now())
+        .await
+        .unwrap();
+    refresh(&h).unwrap();
+    assert_eq!(
+        h.status().directory.unwrap().departed,
+        vec![dave.email.clone()]
+    );
+    // Learned, but nothing written yet: the metadata still names Dave.
+    let before = share::list_folder(&a_mirror, alice.keys()).unwrap();
+    assert!(before.members.iter().any(|m| m.who == dave.email));
+
+    // Alice's next write.
+    fs::write(a_plain.join("b.txt"), "after").unwrap();
+    let b_cipher = || {
+        share::open_folder(&a_mirror, alice_keys)
+            .ok()
+            .and_then(|m| m.name_cipher().encrypt_path("b.txt", true).ok())
+            .map(|c| a_mirror.join(c))
+            .filter(|p| p.is_file())
+    };
+    wait_until("Alice's agent to encrypt b.txt", || b_cipher().is_some());
+    let after = share::list_folder(&a_mirror, alice.keys()).unwrap();
+    let whos: Vec<&str> = after.members.iter().map(|m| m.who.as_str()).collect();
+    assert_eq!(
+        whos,
+        vec![alice.email.as_str(), "group:ops"],
+        "Dave dropped"
+    );
+    assert!(after.epoch > before.epoch);
+    let g2 = share::resolve::resolve(&alice.client, "group:ops")
+        .await
+        .unwrap();
+    assert_ne!(g2.member.recipient, g1.member.recipient, "the key rotated");
+    let g2_fp = g2.member.recipient.fingerprint().to_string();
+    assert_eq!(after.members[1].fingerprint, g2_fp, "ops on its new key");
+    let b = b_cipher().unwrap();
+    assert_eq!(opens(&b, &[&alice.id]).unwrap(), "after");
+    assert!(matches!(
+        opens(&b, &[&dave.id]),
+        Err(kluis_format::Error::NoMatchingRecipient)
+    ));
+    let bob_old: Vec<&Identity> = std::iter::once(&bob.id)
+        .chain(&bob_old_group_keys)
+        .collect();
+    assert!(matches!(
+        opens(&b, &bob_old),
+        Err(kluis_format::Error::NoMatchingRecipient)
+    ));
+    let carol_keys = share::groups::my_group_keys(&carol.client, &carol.id, &carol.email)
+        .await
+        .unwrap();
+    let carol_all: Vec<&Identity> = std::iter::once(&carol.id).chain(&carol_keys).collect();
+    assert_eq!(opens(&b, &carol_all).unwrap(), "after");
+    // The notices: in the pair's status and the activity log.
+    wait_until("the notices in the status", || {
+        h.status().pairs[0].notices.len() == 2
+    });
+    let notices = h.status().pairs[0].notices.clone();
+    assert!(
+        notices[0].contains(&dave.email) && notices[0].contains("left"),
+        "{notices:?}"
+    );
+    assert!(
+        notices[1].contains("group:ops") && notices[1].contains(&g2_fp),
+        "{notices:?}"
+    );
+    let actions: Vec<String> = h.activity(100).into_iter().map(|a| a.action).collect();
+    assert!(
+        actions.iter().any(|a| a == "member_departed"),
+        "{actions:?}"
+    );
+    assert!(
+        actions.iter().any(|a| a == "member_key_moved"),
+        "{actions:?}"
+    );
+
+    // Offline (nothing listens where the broker was): the refresh fails and
+    // says so; syncing goes on with what the agent learned before.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut offline = alice.client.config().clone();
+    offline.broker_url = format!("http://{}", gone.local_addr().unwrap());
+    drop(gone);
+    h.set_directory(std::sync::Arc::new(
+        kluis_agent::BrokerDirectory::new(AccountClient::new(offline).unwrap(), &alice.email)
+            .unwrap(),
+    ));
+    let err = refresh(&h).unwrap_err();
+    assert!(
+        matches!(err, kluis_agent::AgentError::Directory(_)),
+        "{err}"
+    );
+    let st = h.status().directory.unwrap();
+    assert!(st.error.is_some(), "{st:?}");
+    assert_eq!(st.departed, vec![dave.email.clone()], "the last view stays");
+    fs::write(a_plain.join("c.txt"), "offline").unwrap();
+    let c_cipher = || {
+        share::open_folder(&a_mirror, alice_keys)
+            .ok()
+            .and_then(|m| m.name_cipher().encrypt_path("c.txt", true).ok())
+            .map(|c| a_mirror.join(c))
+            .filter(|p| p.is_file())
+    };
+    wait_until("Alice's agent to encrypt c.txt offline", || {
+        c_cipher().is_some()
+    });
+    assert_eq!(opens(&c_cipher().unwrap(), &carol_all).unwrap(), "offline");
+    assert!(matches!(
+        opens(&c_cipher().unwrap(), &[&dave.id]),
+        Err(kluis_format::Error::NoMatchingRecipient)
+    ));
+    h.shutdown();
+    agent.wait();
+    tb.shutdown().await;
+}
+
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let end = std::time::Instant::now() + Duration::from_secs(60);
     while !f() {
@@ -914,11 +1161,21 @@ mod sqlite {
     async fn alice_bob_carol_share_end_to_end() {
         super::alice_bob_carol(super::Backend::Sqlite).await
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn running_agent_drops_departed_and_follows_group_rotation() {
+        super::running_agent_follows_the_directory(super::Backend::Sqlite).await
+    }
 }
 
 mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn alice_bob_carol_share_end_to_end() {
         super::alice_bob_carol(super::Backend::Postgres).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn running_agent_drops_departed_and_follows_group_rotation() {
+        super::running_agent_follows_the_directory(super::Backend::Postgres).await
     }
 }

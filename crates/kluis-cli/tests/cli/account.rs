@@ -108,6 +108,76 @@ impl LiveBroker {
     }
 }
 
+impl LiveBroker {
+    fn now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    fn certify_group(&self, name: &str) {
+        self.rt
+            .block_on(kluis_broker::admin::certify_group(
+                self.broker.store(),
+                &self.org,
+                &kluis_types::GroupName::parse(name).unwrap(),
+                None,
+                Self::now(),
+            ))
+            .unwrap();
+    }
+
+    fn disable(&self, email: &str) {
+        self.rt
+            .block_on(kluis_broker::admin::disable_user(
+                self.broker.store(),
+                &kluis_types_email(email),
+                &kluis_audit::Actor::admin("it-ops").unwrap(),
+                Self::now(),
+            ))
+            .unwrap();
+    }
+
+    /// `medical` folders only for members of the group `care`.
+    fn medical_only_for_care(&self) {
+        let mut policy = kluis_types::OrgPolicy {
+            org_domains: vec!["example.org".into()],
+            ..kluis_types::OrgPolicy::default()
+        };
+        for r in &mut policy.labels {
+            if r.label == kluis_types::Label::Medical {
+                r.only_group = Some("care".into());
+            }
+        }
+        self.rt
+            .block_on(kluis_broker::admin::set_policy(
+                self.broker.store(),
+                &self.org,
+                &policy,
+                &kluis_audit::Actor::admin("it-ops").unwrap(),
+                Self::now(),
+            ))
+            .unwrap();
+    }
+
+    /// The broker hands out another key for `email` (a substitution).
+    fn substitute_key(&self, email: &str, fake: &str) {
+        let store = self.broker.store();
+        let row = self
+            .rt
+            .block_on(store.user_by_email(&kluis_types_email(email)))
+            .unwrap()
+            .unwrap();
+        self.rt
+            .block_on(store.set_public_key(
+                &row.user_id,
+                &kluis_types::PublicKeyString::parse(fake).unwrap(),
+            ))
+            .unwrap();
+    }
+}
+
 fn kluis_types_email(e: &str) -> kluis_types::Email {
     kluis_types::Email::parse(e).unwrap()
 }
@@ -342,4 +412,252 @@ fn share_shares_and_unshare_a_file_from_the_command_line() {
         bob.cmd().args(["decrypt", "dossier2.kluis"]),
         "no matching recipient",
     );
+}
+
+fn text(out: std::process::Output) -> (String, String) {
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// The real `kluis agent` encrypts the folder once (creating its folder
+/// metadata), then stops.
+fn run_agent_once(u: &User, mirror: &std::path::Path) {
+    let mut child = u
+        .cmd()
+        .arg("agent")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // The metadata and one encrypted file.
+    let synced = || {
+        mirror.join(".kluis-folder").is_file()
+            && std::fs::read_dir(mirror).is_ok_and(|d| {
+                d.flatten()
+                    .any(|e| !e.file_name().to_string_lossy().starts_with(".kluis"))
+            })
+    };
+    while !synced() {
+        assert!(std::time::Instant::now() < end, "the agent did not sync");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let home = kluis_agent::AgentHome::in_dir(&u.path("home"));
+    let stopped = kluis_agent::ipc::Client::connect(&home.socket_path())
+        .and_then(|mut c| c.request(&kluis_agent::Request::Shutdown));
+    if stopped.is_err() {
+        child.kill().unwrap();
+    }
+    child.wait().unwrap();
+}
+
+/// `kluis share`, `shares`, `unshare` and `groups` on a synced folder,
+/// through the real binary against a live broker (issue #6): members listed
+/// with their fingerprints and verification state; an uncertified key and
+/// a substituted one refused with a clear message and exit code 1, the
+/// folder unchanged; a policy refusal that names the rule; groups created,
+/// certified, extended and rotated — the folder following the rotated key
+/// at the next `kluis` write; and a departed colleague dropped with a
+/// notice.
+#[test]
+fn share_unshare_shares_and_groups_on_a_folder_from_the_command_line() {
+    let b = LiveBroker::start();
+    let (alice, bob, carol, dave) = (User::new(), User::new(), User::new(), User::new());
+    b.register(&alice, "alice@example.org", "Alice Peeters");
+    let bob_fp = b.register(&bob, "bob@example.org", "Bob Janssens");
+    b.register(&carol, "carol@example.org", "Carol Dubois");
+    let dave_fp = b.register(&dave, "dave@example.org", "Dave Smet");
+    for who in ["alice@example.org", "bob@example.org", "dave@example.org"] {
+        b.certify(who);
+    }
+    // Carol's key is not certified.
+
+    let (plain, mirror) = (alice.path("Plans"), alice.path("Dropbox/Plans"));
+    run_ok(
+        alice
+            .cmd()
+            .arg("folders")
+            .arg("add")
+            .arg(&plain)
+            .arg(&mirror),
+    );
+    std::fs::write(plain.join("todo.txt"), "ship it").unwrap();
+    run_agent_once(&alice, &mirror);
+    let meta = || std::fs::read(mirror.join(".kluis-folder")).unwrap();
+
+    // Share with Bob and Dave: each key's fingerprint, pinned on first use.
+    let (out, err) = text(run_ok(alice.cmd().arg("share").arg(&plain).args([
+        "--with",
+        "bob@example.org",
+        "--with",
+        "dave@example.org",
+    ])));
+    assert!(err.contains(&format!("bob@example.org: {bob_fp}")), "{err}");
+    assert!(err.contains("first use: pinned now"), "{err}");
+    assert!(out.contains("Now share the mirror"), "{out}");
+    let (out, _) = text(run_ok(
+        alice.cmd().arg("shares").arg(&plain).arg("--fingerprints"),
+    ));
+    for (who, fp) in [("bob@example.org", &bob_fp), ("dave@example.org", &dave_fp)] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(who) && l.contains("verified") && l.contains(fp.as_str())),
+            "{who} listed with fingerprint {fp}: {out}"
+        );
+    }
+    assert!(out.contains("alice@example.org"), "{out}");
+
+    // An uncertified colleague: refused, nothing changed.
+    let before = meta();
+    run_fail(
+        alice
+            .cmd()
+            .arg("share")
+            .arg(&plain)
+            .args(["--with", "carol@example.org"]),
+        "not certified by your organisation",
+    );
+    assert_eq!(meta(), before, "the folder is unchanged");
+    // Not a member: a clear refusal.
+    run_fail(
+        alice
+            .cmd()
+            .arg("unshare")
+            .arg(&plain)
+            .args(["--with", "carol@example.org"]),
+        "carol@example.org is not a member of this folder",
+    );
+
+    // Policy: a `medical` label is refused while Bob (outside `care`) is a
+    // member; the refusal names the rule.
+    b.medical_only_for_care();
+    run_fail(
+        alice
+            .cmd()
+            .arg("share")
+            .arg(&plain)
+            .args(["--label", "medical"]),
+        "refused by policy rule `labels.medical.only_group`",
+    );
+    assert_eq!(meta(), before, "the folder is unchanged");
+
+    // Groups: created (uncertified until an administrator certifies it),
+    // extended without touching files, rotated when someone leaves.
+    let (out, _) = text(run_ok(alice.cmd().args(["groups", "create", "finance"])));
+    assert!(
+        out.contains("Created group finance") && out.contains("certify-group"),
+        "{out}"
+    );
+    let (out, _) = text(run_ok(alice.cmd().args(["groups", "list"])));
+    assert!(out.contains("finance (key v1, NOT certified"), "{out}");
+    run_fail(
+        alice
+            .cmd()
+            .arg("share")
+            .arg(&plain)
+            .args(["--with", "group:finance"]),
+        "not certified by your organisation",
+    );
+    b.certify_group("finance");
+    let (out, _) = text(run_ok(alice.cmd().args([
+        "groups",
+        "add",
+        "finance",
+        "bob@example.org",
+    ])));
+    assert!(out.contains("No file changed"), "{out}");
+    run_ok(
+        alice
+            .cmd()
+            .arg("share")
+            .arg(&plain)
+            .args(["--with", "group:finance"]),
+    );
+    let (out, _) = text(run_ok(alice.cmd().args(["groups", "list"])));
+    assert!(
+        out.contains("finance (key v1, certified") && out.contains("  bob@example.org"),
+        "{out}"
+    );
+    let (out, _) = text(run_ok(alice.cmd().args([
+        "groups",
+        "remove",
+        "finance",
+        "bob@example.org",
+    ])));
+    assert!(out.contains("the group key rotated"), "{out}");
+    b.certify_group("finance");
+    let (out, _) = text(run_ok(alice.cmd().arg("shares").arg(&plain)));
+    assert!(
+        out.lines()
+            .any(|l| l.contains("group:finance") && l.contains("directory has a newer key")),
+        "{out}"
+    );
+
+    // Dave leaves the organisation. The next write (here: unsharing Bob)
+    // drops him with a notice and moves the folder to finance's new key.
+    b.disable("dave@example.org");
+    let (out, _) = text(run_ok(alice.cmd().arg("shares").arg(&plain)));
+    assert!(
+        out.lines()
+            .any(|l| l.contains("dave@example.org") && l.contains("left")),
+        "{out}"
+    );
+    let (_, err) = text(run_ok(
+        alice
+            .cmd()
+            .arg("unshare")
+            .arg(&plain)
+            .args(["--with", "bob@example.org"]),
+    ));
+    assert!(
+        err.contains("notice: dave@example.org has left the organisation"),
+        "{err}"
+    );
+    assert!(
+        err.contains("notice: group:finance moved to its current key"),
+        "{err}"
+    );
+    assert!(err.contains("cannot be taken back"), "{err}");
+    let (out, _) = text(run_ok(alice.cmd().arg("shares").arg(&plain)));
+    assert!(!out.contains("dave@example.org"), "{out}");
+    assert!(!out.contains("bob@example.org"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("group:finance") && l.contains("verified")),
+        "{out}"
+    );
+
+    // A substituted key: the broker hands out Mallory's key for Bob. Refused
+    // while uncertified, and still refused once certified, because Alice
+    // pinned Bob's key on first use; the message names the pinned
+    // fingerprint to compare out of band.
+    let mallory = User::new();
+    let fake = mallory.keygen();
+    b.substitute_key("bob@example.org", &fake);
+    run_fail(
+        alice
+            .cmd()
+            .arg("share")
+            .arg(&plain)
+            .args(["--with", "bob@example.org"]),
+        "not certified by your organisation",
+    );
+    b.certify("bob@example.org");
+    let before = meta();
+    let out = run_fail(
+        alice
+            .cmd()
+            .arg("share")
+            .arg(&plain)
+            .args(["--with", "bob@example.org"]),
+        "CHANGED",
+    );
+    let (_, err) = text(out);
+    assert!(
+        err.contains("bob@example.org") && err.contains("Compare fingerprints out of band"),
+        "{err}"
+    );
+    assert_eq!(meta(), before, "the folder is unchanged");
+    drop((bob, carol, dave));
 }
