@@ -36,6 +36,7 @@ pub struct Notifier {
     last_shown: HashMap<NoteKind, Instant>,
     pending: HashMap<NoteKind, (usize, String)>,
     seen_activity: i64,
+    seen_shared: u64,
     alerted: HashMap<String, PairState>,
 }
 
@@ -47,6 +48,7 @@ impl Notifier {
             last_shown: HashMap::new(),
             pending: HashMap::new(),
             seen_activity: i64::MIN,
+            seen_shared: 0,
             alerted: HashMap::new(),
         }
     }
@@ -71,13 +73,19 @@ impl Notifier {
             if a.action == "conflict" {
                 let example = a.detail.clone().unwrap_or_else(|| a.path.clone());
                 self.add(NoteKind::Conflict, &example);
-            } else if a.action == kluis_agent::SHARED_WITH_YOU {
-                // "Alice - Projects": the folder under "Shared with me".
-                let name = std::path::Path::new(&a.path)
-                    .file_name()
-                    .map_or_else(|| a.path.clone(), |n| n.to_string_lossy().into_owned());
-                self.add(NoteKind::SharedWithYou, &name);
             }
+        }
+        // Shared folders come from the numbered list, not the activity log:
+        // a busy sync can push a log entry out before the tray polls.
+        let seen = self.seen_shared;
+        for s in status.shared_with_you.iter().filter(|s| s.seq > seen) {
+            // "Alice - Projects": the folder under "Shared with me".
+            let name = s
+                .plain
+                .file_name()
+                .map_or_else(|| s.title.clone(), |n| n.to_string_lossy().into_owned());
+            self.add(NoteKind::SharedWithYou, &name);
+            self.seen_shared = self.seen_shared.max(s.seq);
         }
         if let Some(last) = activity.iter().map(|a| a.at).max() {
             self.seen_activity = self.seen_activity.max(last);
@@ -151,7 +159,10 @@ mod tests {
                 skips: vec![],
                 polling: false,
                 not_shared: vec![],
+                notices: vec![],
             }],
+            shared_with_you: vec![],
+            directory: None,
         }
     }
 
@@ -181,26 +192,27 @@ mod tests {
     }
 
     #[test]
-    fn a_folder_shared_with_you_is_announced_by_name() {
-        let mut n = Notifier::new(Duration::from_secs(30));
-        let shared = ActivityEntry {
+    fn a_folder_shared_with_you_is_announced_by_name_once() {
+        let mut n = Notifier::new(Duration::from_secs(0));
+        let mut st = status(PairState::Idle);
+        st.shared_with_you.push(kluis_agent::SharedWithYou {
+            seq: 1,
             pair: "q".into(),
-            action: kluis_agent::SHARED_WITH_YOU.into(),
-            path: "/home/bob/Kluis/Shared with me/Alice - Plans".into(),
-            detail: Some("alice@example.org".into()),
+            plain: "/home/bob/Kluis/Shared with me/Alice - Plans".into(),
+            mirror: "/sync/Kluis/plans".into(),
+            owner: "alice@example.org".into(),
+            title: "Plans".into(),
             at: 7,
-        };
-        let notes = n.observe(
-            Instant::now(),
-            &[conflict(1), shared],
-            &status(PairState::Idle),
-        );
+        });
+        let notes = n.observe(Instant::now(), &[conflict(1)], &st);
         let note = notes
             .iter()
             .find(|n| n.kind == NoteKind::SharedWithYou)
             .expect("a shared-with-you note");
         assert_eq!((note.count, note.example.as_str()), (1, "Alice - Plans"));
         assert_eq!(notes.len(), 2, "and the conflict, separately");
+        let again = n.observe(Instant::now(), &[], &st);
+        assert!(again.is_empty(), "the same folder is not announced twice");
     }
 
     #[test]

@@ -136,6 +136,7 @@ mod tests {
             skips: vec![],
             polling: false,
             not_shared: vec![],
+            notices: vec![],
         }
     }
 
@@ -144,6 +145,8 @@ mod tests {
             locked,
             device: "d".into(),
             pairs,
+            shared_with_you: vec![],
+            directory: None,
         }
     }
 
