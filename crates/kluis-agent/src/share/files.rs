@@ -34,14 +34,29 @@ fn stamp(p: &Path) -> Option<(u64, std::time::SystemTime)> {
     Some((m.len(), m.modified().ok()?))
 }
 
-/// Write a new version of `target` through `fill` into a temp file in
-/// `target`'s directory, fsync it, check `target` did not change meanwhile
-/// (same size and mtime as before), rename it over `target`, fsync the
-/// directory. On any failure the temp file is removed and `target` is
-/// untouched.
+/// Write a new version of `target` through `fill` (buffered) into a temp
+/// file in `target`'s directory, fsync it, check `target` did not change
+/// meanwhile (same size and mtime as before), rename it over `target`,
+/// fsync the directory. On any failure the temp file is removed and
+/// `target` is untouched.
 pub(crate) fn replace_atomic(
     target: &Path,
     fill: impl FnOnce(&mut dyn Write) -> Result<(), kluis_format::Error>,
+) -> Result<(), ReplaceError> {
+    replace_atomic_file(target, |f| {
+        let mut w = BufWriter::with_capacity(1 << 16, f);
+        fill(&mut w)?;
+        w.flush().map_err(kluis_format::Error::Io)
+    })
+}
+
+/// [`replace_atomic`] with the temp file itself, so that a payload can be
+/// copied file to file (`std::io::copy` from a `File` to a `File` uses
+/// `copy_file_range` on Linux: no trip through user space, and a reflink
+/// on file systems that share extents).
+pub(crate) fn replace_atomic_file(
+    target: &Path,
+    fill: impl FnOnce(&mut File) -> Result<(), kluis_format::Error>,
 ) -> Result<(), ReplaceError> {
     let dir = target.parent().unwrap_or(Path::new("."));
     let before = stamp(target);
@@ -52,12 +67,8 @@ pub(crate) fn replace_atomic(
         rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
     ));
     let result = (|| -> Result<(), ReplaceError> {
-        let f = File::create(&tmp)?;
-        let mut w = BufWriter::with_capacity(1 << 16, f);
-        fill(&mut w)?;
-        let f = w
-            .into_inner()
-            .map_err(|e| ReplaceError::Io(e.into_error()))?;
+        let mut f = File::create(&tmp)?;
+        fill(&mut f)?;
         f.sync_all()?;
         drop(f);
         if stamp(target) != before {
@@ -139,6 +150,10 @@ pub(crate) fn for_each_file(
     Ok(())
 }
 
+/// Up to this size a header-only rewrite copies the payload through one
+/// buffer and one write; above it, file to file.
+const SMALL_FILE: u64 = 1 << 18;
+
 /// Rewrite only the header: `edit` gets the parsed header and file key and
 /// returns whether it changed anything. The payload bytes are copied as
 /// they are (FORMAT.md §6: the payload does not depend on the recipients).
@@ -153,9 +168,19 @@ fn edit_header(
     if !edit(&mut header, &fk)? {
         return Ok(Done::Unchanged);
     }
-    replace_atomic(path, |w| {
-        header.write(&mut *w)?;
-        io::copy(&mut input, w)?;
+    let small = input.get_ref().metadata()?.len() <= SMALL_FILE;
+    let mut head = header.to_bytes();
+    replace_atomic_file(path, |f| {
+        if small {
+            // One write for header and payload.
+            input.read_to_end(&mut head)?;
+            f.write_all(&head)?;
+        } else {
+            f.write_all(&head)?;
+            // BufReader<File> to File: the buffered part first, then
+            // copy_file_range from the file's position.
+            io::copy(&mut input, f)?;
+        }
         Ok(())
     })?;
     Ok(Done::Updated)

@@ -730,4 +730,62 @@ mod tests {
             Err(ShareError::LastMember(_))
         ));
     }
+
+    /// A payload larger than the read buffer: the part buffered while the
+    /// header was parsed and the rest (copied file to file) both land, byte
+    /// for byte, after the new header.
+    #[test]
+    fn a_large_payload_is_copied_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let mirror = dir.path();
+        let (alice, bob) = (
+            Identity::generate(&mut rng()),
+            Identity::generate(&mut rng()),
+        );
+        let meta = FolderMeta::generate(alice.recipient(), &mut rng());
+        std::fs::write(
+            mirror.join(FOLDER_META_FILE),
+            meta.seal(&mut rng()).unwrap(),
+        )
+        .unwrap();
+        let text: String = (0..300_001)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        let path = mirror.join("big.kls");
+        encrypt_to(&path, &[&alice], &text);
+        let before = std::fs::read(&path).unwrap();
+        let me = Me {
+            email: "alice@example.org".into(),
+            title: "T".into(),
+        };
+        let r = share_folder(
+            mirror,
+            Keys::own(&alice),
+            &me,
+            &[Member::user("bob@example.org", bob.recipient().clone())],
+            None,
+            &mut |_| {},
+            &mut rng(),
+        )
+        .unwrap();
+        assert_eq!(r.files_updated, 1);
+        let after = std::fs::read(&path).unwrap();
+        let hb = kluis_format::Header::read(&before[..])
+            .unwrap()
+            .to_bytes()
+            .len();
+        let ha = kluis_format::Header::read(&after[..])
+            .unwrap()
+            .to_bytes()
+            .len();
+        assert!(ha > hb);
+        assert_eq!(after[ha..], before[hb..], "payload copied exactly");
+        let mut s = String::new();
+        std::io::Read::read_to_string(
+            &mut kluis_format::Decryptor::new(&after[..], &bob).unwrap(),
+            &mut s,
+        )
+        .unwrap();
+        assert_eq!(s, text);
+    }
 }
