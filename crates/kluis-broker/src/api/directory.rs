@@ -49,9 +49,9 @@ pub async fn search(
             return Err(bad_query);
         }
     };
-    // The session is checked in the search's own statement, on every call:
-    // one round trip per lookup, and nothing cached that could outlive a
-    // revocation or a disabled account.
+    // The session is checked on every call: from the store's lookup cache,
+    // which no revocation or disabled account outlives (store/cache.rs), or
+    // in the search's own statement.
     let rows = state
         .store
         .search_directory(&token, now, &prefix, state.settings.directory_limit)

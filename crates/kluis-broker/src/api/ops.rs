@@ -34,7 +34,7 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiE
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(),
+        state.metrics.render() + &cache_metrics(state.store.lookup_cache()),
     )
 }
 
@@ -43,4 +43,17 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
 pub async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
     ([(CONTENT_TYPE, "application/json")], state.openapi.clone())
+}
+
+fn cache_metrics(cache: &crate::store::LookupCache) -> String {
+    let (hits, misses) = cache.counts();
+    format!(
+        "# HELP kluis_lookup_cache_hits_total Session and directory lookups answered from memory.\n\
+         # TYPE kluis_lookup_cache_hits_total counter\nkluis_lookup_cache_hits_total {hits}\n\
+         # HELP kluis_lookup_cache_misses_total Lookups the cache sent to the database while it was on.\n\
+         # TYPE kluis_lookup_cache_misses_total counter\nkluis_lookup_cache_misses_total {misses}\n\
+         # HELP kluis_lookup_cache_enabled 1 while changes by other instances are being followed (cache on), else 0.\n\
+         # TYPE kluis_lookup_cache_enabled gauge\nkluis_lookup_cache_enabled {}\n",
+        u8::from(cache.enabled())
+    )
 }

@@ -8,12 +8,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+pub use cache::LookupCache;
 use kluis_audit::{AuditEntry, AuditError, AuditRecord, AuditRow, Head};
 use kluis_types::{
     DisplayName, Email, EncryptedEscrow, EscrowRecord, EscrowVersionInfo, KsfParams, LoginId,
     OrgCertificate, PublicKeyString, RecoveryState, RequestId, SessionId, UserId,
 };
 
+pub mod cache;
 pub mod groups;
 pub mod postgres;
 pub mod sqlite;
@@ -328,17 +330,52 @@ pub trait Store: GroupStore + Send + Sync {
     /// A directory search made with a bearer token: users whose e-mail or
     /// lower-cased display name starts with `prefix` (already lower-cased),
     /// ordered by e-mail — or `None` when `token` names no live session
-    /// (unexpired, of an account that is not disabled: the same test as
-    /// [`Store::session_by_token_hash`]). The session check and the search
-    /// are one statement: one round trip per lookup, and no cached session
-    /// that could outlive a revocation.
+    /// (the test of [`Store::session_by_token_hash`]). Served from the
+    /// [`LookupCache`] while it is valid, else from the database.
     async fn search_directory(
         &self,
         token: &TokenHash,
         now: i64,
         prefix: &str,
         limit: i64,
+    ) -> Result<Option<Vec<DirectoryRow>>, StoreError> {
+        let cache = self.lookup_cache();
+        match cache.session(token, now) {
+            Some(None) => return Ok(None),
+            Some(Some(_)) => {
+                if let Some(hits) = cache.search(prefix, limit) {
+                    return Ok(Some(hits));
+                }
+            }
+            // Remember the session for the next lookups (and every other
+            // authenticated request).
+            None => {
+                if self.session_by_token_hash(token, now).await?.is_none() {
+                    return Ok(None);
+                }
+            }
+        }
+        let ticket = cache.ticket();
+        let hits = self.db_search_directory(token, now, prefix, limit).await?;
+        if let Some(h) = &hits {
+            cache.put_search(ticket, prefix, limit, h.clone());
+        }
+        Ok(hits)
+    }
+
+    /// [`Store::search_directory`] in the database: the session test and
+    /// the search in one statement (LEFT JOIN, so a live session with no
+    /// hits still answers).
+    async fn db_search_directory(
+        &self,
+        token: &TokenHash,
+        now: i64,
+        prefix: &str,
+        limit: i64,
     ) -> Result<Option<Vec<DirectoryRow>>, StoreError>;
+
+    /// The read cache of this store (see [`LookupCache`]).
+    fn lookup_cache(&self) -> &LookupCache;
 
     /// Remembers the server half of a login between its two round trips.
     async fn put_login_attempt(
@@ -357,8 +394,29 @@ pub trait Store: GroupStore + Send + Sync {
 
     /// Inserts a session.
     async fn create_session(&self, session: &NewSession) -> Result<(), StoreError>;
-    /// Finds the unexpired session with this token hash.
+    /// Finds the unexpired session with this token hash, of an account
+    /// that is not disabled: from the [`LookupCache`] while it is valid,
+    /// else from the database.
     async fn session_by_token_hash(
+        &self,
+        hash: &TokenHash,
+        now: i64,
+    ) -> Result<Option<SessionRow>, StoreError> {
+        let cache = self.lookup_cache();
+        if let Some(hit) = cache.session(hash, now) {
+            return Ok(hit);
+        }
+        let ticket = cache.ticket();
+        let row = self.db_session_by_token_hash(hash, now).await?;
+        // Only live sessions are kept: a flood of made-up tokens must not
+        // be able to fill the cache.
+        if let Some(r) = &row {
+            cache.put_session(ticket, *hash, r.clone());
+        }
+        Ok(row)
+    }
+    /// [`Store::session_by_token_hash`] in the database.
+    async fn db_session_by_token_hash(
         &self,
         hash: &TokenHash,
         now: i64,
@@ -609,6 +667,16 @@ pub(crate) fn decode_recovery_key(
         issued_at,
         signature,
     })
+}
+
+/// A background task that ends with its owner.
+#[derive(Debug)]
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Opens the store a database URL names (`sqlite:PATH` or `postgres://…`),

@@ -2,21 +2,22 @@
 //! instances behind a load balancer on one database.
 
 use std::str::FromStr;
+use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use kluis_types::{
     Email, EncryptedEscrow, EscrowRecord, EscrowVersionInfo, LoginId, OrgCertificate,
     PublicKeyString, SessionId, UserId,
 };
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Row};
 
 use super::{
-    AdminRow, ApprovalRow, AuditBuilder, DirectoryRow, NewRecoveryRequest, NewSession, NewUser,
-    PasswordChange, REQUEST_COLUMNS, RawAudit, RawDirectoryRow, RawRequest, RawUser,
-    RecoveryRequestRow, RecoveryReset, SessionRow, Store, StoreError, StoredPolicy,
-    StoredRecoveryKey, TokenHash, USER_COLUMNS, UserRow, decode_recovery_key, decode_session,
-    like_prefix,
+    AbortOnDrop, AdminRow, ApprovalRow, AuditBuilder, DirectoryRow, LookupCache,
+    NewRecoveryRequest, NewSession, NewUser, PasswordChange, REQUEST_COLUMNS, RawAudit,
+    RawDirectoryRow, RawRequest, RawUser, RecoveryRequestRow, RecoveryReset, SessionRow, Store,
+    StoreError, StoredPolicy, StoredRecoveryKey, TokenHash, USER_COLUMNS, UserRow,
+    decode_recovery_key, decode_session, like_prefix,
 };
 use kluis_audit::{AuditRow, Head};
 use kluis_types::{RecoveryState, RequestId};
@@ -30,11 +31,17 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0002_recovery.sql"),
     ),
     (3, include_str!("../../migrations/postgres/0003_groups.sql")),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_change_notify.sql"),
+    ),
 ];
 
 /// The PostgreSQL implementation of [`Store`].
 pub struct PgStore {
     pool: PgPool,
+    cache: Arc<LookupCache>,
+    _listen: AbortOnDrop,
 }
 
 impl PgStore {
@@ -49,7 +56,53 @@ impl PgStore {
             .max_connections(16)
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        let cache = Arc::new(LookupCache::new());
+        let listen = tokio::spawn(listen_for_changes(pool.clone(), Arc::downgrade(&cache)));
+        Ok(Self {
+            pool,
+            cache,
+            _listen: AbortOnDrop(listen),
+        })
+    }
+}
+
+/// The channel the `users` and `sessions` triggers notify on commit
+/// (migration 4).
+const CHANGES_CHANNEL: &str = "kluis_cache";
+
+/// Keeps the lookup cache honest against the other broker instances on
+/// the same database (and `kluis-broker admin …`): every commit that
+/// changes a user or ends a session notifies `kluis_cache`; each
+/// notification invalidates the cache. The cache is on only while this
+/// instance is listening: after the connection drops, notifications may
+/// have been missed, so it stays off until `LISTEN` succeeds again.
+async fn listen_for_changes(pool: PgPool, cache: Weak<LookupCache>) {
+    loop {
+        let result = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(CHANGES_CHANNEL).await?;
+            if let Some(c) = cache.upgrade() {
+                c.set_enabled(true);
+            }
+            // `Ok(None)`: the connection was lost (missed notifications).
+            while listener.try_recv().await?.is_some() {
+                match cache.upgrade() {
+                    Some(c) => c.invalidate(),
+                    None => return Ok(()),
+                }
+            }
+            Err(sqlx::Error::PoolClosed)
+        }
+        .await;
+        let Some(cache) = cache.upgrade() else { return };
+        cache.set_enabled(false);
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "lookup cache off: not listening for changes; retrying");
+        } else {
+            return;
+        }
+        drop(cache);
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 
@@ -228,6 +281,10 @@ impl Store for PgStore {
         Ok(())
     }
 
+    fn lookup_cache(&self) -> &LookupCache {
+        &self.cache
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -238,6 +295,9 @@ impl Store for PgStore {
         user: &NewUser,
         invite: Option<&TokenHash>,
     ) -> Result<(), StoreError> {
+        // After it returns (committed, failed or cancelled) nothing cached
+        // before may be served.
+        let _fresh = self.cache.after_write();
         let mut tx = self.pool.begin().await?;
         if let Some(hash) = invite {
             let used = sqlx::query(
@@ -307,6 +367,9 @@ impl Store for PgStore {
         user_id: &UserId,
         key: &PublicKeyString,
     ) -> Result<(), StoreError> {
+        // After it returns (committed, failed or cancelled) nothing cached
+        // before may be served.
+        let _fresh = self.cache.after_write();
         sqlx::query(
             "UPDATE users SET public_key = $1, cert_issued_at = NULL, cert_signature = NULL \
              WHERE user_id = $2",
@@ -319,6 +382,9 @@ impl Store for PgStore {
     }
 
     async fn set_certificate(&self, cert: &OrgCertificate) -> Result<bool, StoreError> {
+        // After it returns (committed, failed or cancelled) nothing cached
+        // before may be served.
+        let _fresh = self.cache.after_write();
         let done = sqlx::query(
             "UPDATE users SET cert_issued_at = $1, cert_signature = $2 \
              WHERE email = $3 AND public_key = $4",
@@ -332,7 +398,7 @@ impl Store for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn search_directory(
+    async fn db_search_directory(
         &self,
         token: &TokenHash,
         now: i64,
@@ -428,7 +494,7 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn session_by_token_hash(
+    async fn db_session_by_token_hash(
         &self,
         hash: &TokenHash,
         now: i64,
@@ -468,6 +534,9 @@ impl Store for PgStore {
         user_id: &UserId,
         session_id: &SessionId,
     ) -> Result<bool, StoreError> {
+        // After it returns (committed, failed or cancelled) nothing cached
+        // before may be served.
+        let _fresh = self.cache.after_write();
         let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND session_id = $2")
             .bind(user_id.as_str())
             .bind(session_id.as_str())
@@ -534,6 +603,9 @@ impl Store for PgStore {
     }
 
     async fn change_password(&self, change: &PasswordChange<'_>) -> Result<(i64, u64), StoreError> {
+        // After it returns (committed, failed or cancelled) nothing cached
+        // before may be served.
+        let _fresh = self.cache.after_write();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE users SET opaque_record = $1, ksf_m_cost_kib = $2, ksf_t_cost = $3, \
@@ -603,6 +675,9 @@ impl Store for PgStore {
         user_id: &UserId,
         disabled_at: Option<i64>,
     ) -> Result<u64, StoreError> {
+        // After it returns (committed, failed or cancelled) nothing cached
+        // before may be served.
+        let _fresh = self.cache.after_write();
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE users SET disabled_at = $1 WHERE user_id = $2")
             .bind(disabled_at)
@@ -870,6 +945,9 @@ impl Store for PgStore {
         &self,
         reset: &RecoveryReset<'_>,
     ) -> Result<(i64, u64), StoreError> {
+        // After it returns (committed, failed or cancelled) nothing cached
+        // before may be served.
+        let _fresh = self.cache.after_write();
         let mut tx = self.pool.begin().await?;
         let closed = sqlx::query(
             "UPDATE recovery_requests SET status = $1, closed_at = $2 \

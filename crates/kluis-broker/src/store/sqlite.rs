@@ -2,6 +2,7 @@
 //! WAL journal, foreign keys on.
 
 use std::str::FromStr;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,11 +17,11 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection};
 
 use super::{
-    AdminRow, ApprovalRow, AuditBuilder, DirectoryRow, NewRecoveryRequest, NewSession, NewUser,
-    PasswordChange, REQUEST_COLUMNS, RawAudit, RawDirectoryRow, RawRequest, RawUser,
-    RecoveryRequestRow, RecoveryReset, SessionRow, Store, StoreError, StoredPolicy,
-    StoredRecoveryKey, TokenHash, USER_COLUMNS, UserRow, decode_recovery_key, decode_session,
-    like_prefix, prefix_upper_bound,
+    AbortOnDrop, AdminRow, ApprovalRow, AuditBuilder, DirectoryRow, LookupCache,
+    NewRecoveryRequest, NewSession, NewUser, PasswordChange, REQUEST_COLUMNS, RawAudit,
+    RawDirectoryRow, RawRequest, RawUser, RecoveryRequestRow, RecoveryReset, SessionRow, Store,
+    StoreError, StoredPolicy, StoredRecoveryKey, TokenHash, USER_COLUMNS, UserRow,
+    decode_recovery_key, decode_session, like_prefix, prefix_upper_bound,
 };
 use kluis_audit::{AuditRow, Head};
 use kluis_types::{RecoveryState, RequestId};
@@ -31,11 +32,19 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_recovery.sql")),
     (3, include_str!("../../migrations/sqlite/0003_groups.sql")),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_change_counter.sql"),
+    ),
 ];
 
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     pool: SqlitePool,
+    options: SqliteConnectOptions,
+    cache: Arc<LookupCache>,
+    /// The change watcher, started once the schema is migrated.
+    watch: std::sync::Mutex<Option<AbortOnDrop>>,
 }
 
 impl SqliteStore {
@@ -49,9 +58,58 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            options,
+            cache: Arc::new(LookupCache::new()),
+            watch: std::sync::Mutex::new(None),
+        })
+    }
+}
+
+/// How often the change counter is read.
+const CHANGES_POLL: Duration = Duration::from_millis(50);
+
+/// Keeps the lookup cache honest against other processes on the same file
+/// (`kluis-broker admin …` disabling a user while the server runs): the
+/// triggers of migration 4 count every change to `users` and every ended
+/// session in `kluis_changes`, and a connection of this watcher's own reads
+/// the count. The cache is on only while this works.
+async fn watch_changes(options: SqliteConnectOptions, cache: Weak<LookupCache>) {
+    loop {
+        let result = async {
+            let mut conn = <SqliteConnection as sqlx::Connection>::connect_with(&options).await?;
+            let mut seen = None;
+            loop {
+                let n: i64 = sqlx::query_scalar("SELECT n FROM kluis_changes WHERE id = 1")
+                    .fetch_one(&mut conn)
+                    .await?;
+                let Some(cache) = cache.upgrade() else {
+                    return Ok::<(), sqlx::Error>(());
+                };
+                if seen.is_none() {
+                    cache.set_enabled(true);
+                } else if seen != Some(n) {
+                    cache.invalidate();
+                }
+                seen = Some(n);
+                drop(cache);
+                tokio::time::sleep(CHANGES_POLL).await;
+            }
+        }
+        .await;
+        let Some(cache) = cache.upgrade() else { return };
+        cache.set_enabled(false);
+        match result {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "lookup cache off: cannot watch the database for changes; retrying");
+            }
+        }
+        drop(cache);
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -223,7 +281,20 @@ impl Store for SqliteStore {
                 .await?;
             tx.commit().await?;
         }
+        // The change counter exists now: start following it (once).
+        let mut watch = self
+            .watch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if watch.is_none() {
+            let task = watch_changes(self.options.clone(), Arc::downgrade(&self.cache));
+            *watch = Some(AbortOnDrop(tokio::spawn(task)));
+        }
         Ok(())
+    }
+
+    fn lookup_cache(&self) -> &LookupCache {
+        &self.cache
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -236,6 +307,9 @@ impl Store for SqliteStore {
         user: &NewUser,
         invite: Option<&TokenHash>,
     ) -> Result<(), StoreError> {
+        // After it returns (committed, failed or cancelled) nothing cached
+        // before may be served.
+        let _fresh = self.cache.after_write();
         let mut tx = self.pool.begin().await?;
         if let Some(hash) = invite {
             let used = sqlx::query(
@@ -305,6 +379,9 @@ impl Store for SqliteStore {
         user_id: &UserId,
         key: &PublicKeyString,
     ) -> Result<(), StoreError> {
+        // After it returns (committed, failed or cancelled) nothing cached
+        // before may be served.
+        let _fresh = self.cache.after_write();
         sqlx::query(
             "UPDATE users SET public_key = ?, cert_issued_at = NULL, cert_signature = NULL \
              WHERE user_id = ?",
@@ -317,6 +394,9 @@ impl Store for SqliteStore {
     }
 
     async fn set_certificate(&self, cert: &OrgCertificate) -> Result<bool, StoreError> {
+        // After it returns (committed, failed or cancelled) nothing cached
+        // before may be served.
+        let _fresh = self.cache.after_write();
         let done = sqlx::query(
             "UPDATE users SET cert_issued_at = ?, cert_signature = ? \
              WHERE email = ? AND public_key = ?",
@@ -330,7 +410,7 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn search_directory(
+    async fn db_search_directory(
         &self,
         token: &TokenHash,
         now: i64,
@@ -447,7 +527,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn session_by_token_hash(
+    async fn db_session_by_token_hash(
         &self,
         hash: &TokenHash,
         now: i64,
@@ -487,6 +567,9 @@ impl Store for SqliteStore {
         user_id: &UserId,
         session_id: &SessionId,
     ) -> Result<bool, StoreError> {
+        // After it returns (committed, failed or cancelled) nothing cached
+        // before may be served.
+        let _fresh = self.cache.after_write();
         let done = sqlx::query("DELETE FROM sessions WHERE user_id = ? AND session_id = ?")
             .bind(user_id.as_str())
             .bind(session_id.as_str())
@@ -553,6 +636,9 @@ impl Store for SqliteStore {
     }
 
     async fn change_password(&self, change: &PasswordChange<'_>) -> Result<(i64, u64), StoreError> {
+        // After it returns (committed, failed or cancelled) nothing cached
+        // before may be served.
+        let _fresh = self.cache.after_write();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE users SET opaque_record = ?, ksf_m_cost_kib = ?, ksf_t_cost = ?, \
@@ -622,6 +708,9 @@ impl Store for SqliteStore {
         user_id: &UserId,
         disabled_at: Option<i64>,
     ) -> Result<u64, StoreError> {
+        // After it returns (committed, failed or cancelled) nothing cached
+        // before may be served.
+        let _fresh = self.cache.after_write();
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE users SET disabled_at = ? WHERE user_id = ?")
             .bind(disabled_at)
@@ -889,6 +978,9 @@ impl Store for SqliteStore {
         &self,
         reset: &RecoveryReset<'_>,
     ) -> Result<(i64, u64), StoreError> {
+        // After it returns (committed, failed or cancelled) nothing cached
+        // before may be served.
+        let _fresh = self.cache.after_write();
         let mut tx = self.pool.begin().await?;
         let closed = sqlx::query(
             "UPDATE recovery_requests SET status = ?, closed_at = ? \

@@ -700,7 +700,104 @@ async fn ops_endpoints(backend: Backend) {
     tb.shutdown().await;
 }
 
+/// Waits (at most 20 s) until `check` holds; false if it never did.
+async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..400 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// The lookup cache serves repeated lookups from memory, yet a change
+/// committed through another store on the same database (a second broker
+/// instance, or `kluis-broker admin`) reaches this instance's answers: a
+/// new key, then a disabled account.
+async fn lookup_cache_follows_other_instances(backend: Backend) {
+    let Some(tb) = start(backend, test_settings()).await else {
+        return;
+    };
+    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
+    let a = user(&tb, &org, "alice").await;
+    let b = user(&tb, &org, "bob").await;
+    let t = a.session.token.expose().to_owned();
+    let cache = tb.store().lookup_cache();
+    assert!(
+        eventually(|| async { cache.enabled() }).await,
+        "the cache turns on once changes are followed"
+    );
+    let q = format!("/v1/directory?q={}", b.email);
+    let key_of_bob = || async {
+        let (status, v) = json_call(&tb, "GET", &q, Some(&t), None).await;
+        assert_eq!(status, 200, "{v}");
+        v["entries"][0]["public_key"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(key_of_bob().await, b.public_key);
+    let (hits, _) = cache.counts();
+    assert_eq!(key_of_bob().await, b.public_key);
+    assert!(
+        cache.counts().0 >= hits + 2,
+        "session and search from memory"
+    );
+    let (_, _, metrics) = send(&tb, "GET", "/metrics", None, None, vec![]).await;
+    assert!(
+        String::from_utf8(metrics.clone())
+            .unwrap()
+            .contains("kluis_lookup_cache_enabled 1"),
+        "{}",
+        String::from_utf8_lossy(&metrics)
+    );
+
+    // A login elsewhere (a new session, a login attempt, audit rows) is
+    // not a change the cache must drop everything for.
+    let (dev, _d) = tb.device(org.public_key());
+    dev.login(&b.email, &b.password).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (hits, misses) = cache.counts();
+    assert_eq!(key_of_bob().await, b.public_key);
+    assert_eq!(cache.counts(), (hits + 2, misses), "still warm after a login");
+
+    let other = tb.second_store().await;
+    let bob = other
+        .user_by_email(&kluis_types::Email::parse(&b.email).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let new_key = kluis_types::PublicKeyString::parse(&unique("kluis1rotated")).unwrap();
+    other.set_public_key(&bob.user_id, &new_key).await.unwrap();
+    assert!(
+        eventually(|| async { key_of_bob().await == new_key.as_str() }).await,
+        "bob's new key never reached the other instance's lookups"
+    );
+
+    let alice = other
+        .user_by_email(&kluis_types::Email::parse(&a.email).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    other
+        .set_disabled(&alice.user_id, Some(tb.now()))
+        .await
+        .unwrap();
+    assert!(
+        eventually(|| async {
+            json_call(&tb, "GET", &q, Some(&t), None).await.0 == 401
+                && json_call(&tb, "GET", "/v1/session", Some(&t), None).await.0 == 401
+        })
+        .await,
+        "a disabled account's session kept working on the other instance"
+    );
+    tb.shutdown().await;
+}
+
 on_both_backends!(
+    lookup_cache_follows_other_instances,
     authorization_matrix,
     malformed_requests_get_json_4xx,
     database_and_logs_hold_no_secrets,

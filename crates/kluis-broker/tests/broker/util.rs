@@ -184,6 +184,25 @@ impl TestBroker {
         self.broker.store()
     }
 
+    /// Another store on the same database, as a second broker instance or
+    /// `kluis-broker admin` would open it.
+    pub async fn second_store(&self) -> Arc<dyn Store> {
+        if let Some(path) = &self.sqlite_path {
+            return store::connect(&format!("sqlite:{}", path.display()))
+                .await
+                .unwrap();
+        }
+        let (url, schema) = self.pg.as_ref().unwrap();
+        let options = sqlx::postgres::PgConnectOptions::from_str(url)
+            .unwrap()
+            .options([("search_path", schema.as_str())]);
+        Arc::new(
+            store::postgres::PgStore::connect_with(options)
+                .await
+                .unwrap(),
+        )
+    }
+
     pub fn now(&self) -> i64 {
         use kluis_broker::clock::Clock as _;
         self.clock.now()
