@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use kluis_format::Identity;
 use kluis_sync::{DirectoryView, EngineConfig};
-use notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{DebounceEventResult, Debouncer};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 use zeroize::Zeroizing;
 
 use crate::config::Config;
@@ -23,6 +22,7 @@ use crate::ipc::{
 use crate::lock::PairLock;
 use crate::pair::{Msg, PairShared, PairTx, Watch, Worker, watch};
 use crate::share::directory::Directory;
+use crate::watch::{Debounced, Sink};
 
 /// The activity `action` of a folder shared with you that the agent has
 /// just paired under "Shared with me" (`path`: its plaintext folder,
@@ -122,7 +122,7 @@ pub(crate) const NOTICES_CAP: usize = 20;
 /// watches, so a folder that arrives empty is watched before its metadata
 /// lands.
 struct Discovery {
-    debouncer: Debouncer<RecommendedWatcher>,
+    debouncer: Debounced<RecommendedWatcher>,
     watched: HashSet<PathBuf>,
     /// Dropped on shutdown, which ends the discovery thread.
     _wake: Option<SyncSender<()>>,
@@ -286,19 +286,29 @@ fn start_pair(
     })
 }
 
+/// Wakes the discovery thread; a pass is already queued when the channel
+/// is full.
+struct WakeDiscovery(SyncSender<()>);
+
+impl Sink for WakeDiscovery {
+    fn changed(&self, _: Vec<PathBuf>) {
+        let _ = self.0.try_send(());
+    }
+    fn rescan(&self) {
+        let _ = self.0.try_send(());
+    }
+}
+
 /// Start the discovery watches and their thread. Without native watches
 /// (exotic file systems) folders shared with you are found at unlock, when
 /// group keys arrive, and when a caller asks (`discover_shared`).
 fn start_discovery(inner: &Arc<Inner>) -> Result<(), AgentError> {
     let (wake, rx) = sync_channel::<()>(1);
-    let handler = {
-        let wake = wake.clone();
-        move |_: DebounceEventResult| {
-            // A pass is already queued when the channel is full.
-            let _ = wake.try_send(());
-        }
-    };
-    let Ok(debouncer) = notify_debouncer_mini::new_debouncer(inner.opts.debounce, handler) else {
+    let Ok(debouncer) = Debounced::<RecommendedWatcher>::new(
+        notify::Config::default(),
+        inner.opts.debounce,
+        Arc::new(WakeDiscovery(wake.clone())),
+    ) else {
         return Ok(());
     };
     *inner.discovery.lock().unwrap_or_else(|e| e.into_inner()) = Some(Discovery {

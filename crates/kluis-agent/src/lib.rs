@@ -25,6 +25,7 @@ pub mod keycache;
 mod lock;
 mod pair;
 pub mod share;
+mod watch;
 
 pub use agent::{Agent, AgentHandle, AgentOptions, SHARED_WITH_YOU};
 pub use config::{Config, PairConfig};

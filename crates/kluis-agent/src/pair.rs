@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use kluis_format::Identity;
 use kluis_sync::scan::{KLUIS_PREFIX, Stat};
 use kluis_sync::{Engine, EngineConfig, SystemClock};
-use notify::RecursiveMode;
-use notify_debouncer_mini::{DebounceEventResult, Debouncer};
+use notify::{RecursiveMode, Watcher as _};
+
+use crate::watch::{Debounced, Sink};
 
 use crate::ipc::{ActivityEntry, PairState, PairStatus};
 
@@ -61,8 +62,21 @@ impl PairTx {
 /// Kept alive only: dropping the debouncer stops watching.
 #[allow(dead_code, reason = "held for its Drop")]
 pub(crate) enum Watch {
-    Native(Debouncer<notify::RecommendedWatcher>),
-    Poll(Debouncer<notify::PollWatcher>),
+    Native(Debounced<notify::RecommendedWatcher>),
+    Poll(Debounced<notify::PollWatcher>),
+}
+
+impl Sink for PairTx {
+    fn changed(&self, paths: Vec<PathBuf>) {
+        if paths.iter().any(|p| !is_echo(&self.shared, p)) {
+            self.trigger();
+        }
+    }
+
+    // Overflow and other watcher errors: every trigger is a full reconcile.
+    fn rescan(&self) {
+        self.trigger();
+    }
 }
 
 fn is_echo(shared: &PairShared, path: &Path) -> bool {
@@ -90,20 +104,13 @@ pub(crate) fn watch(
     debounce: Duration,
     force_poll: bool,
 ) -> Option<Watch> {
-    let handler = {
-        let tx = tx.clone();
-        move |res: DebounceEventResult| match res {
-            Ok(events) => {
-                if events.iter().any(|e| !is_echo(&tx.shared, &e.path)) {
-                    tx.trigger();
-                }
-            }
-            // Overflow and other watcher errors: a full reconcile.
-            Err(_) => tx.trigger(),
-        }
-    };
+    let sink: Arc<dyn Sink> = Arc::new(tx.clone());
     if !force_poll
-        && let Ok(mut d) = notify_debouncer_mini::new_debouncer(debounce, handler.clone())
+        && let Ok(mut d) = Debounced::<notify::RecommendedWatcher>::new(
+            notify::Config::default(),
+            debounce,
+            sink.clone(),
+        )
     {
         let ok = roots
             .iter()
@@ -112,11 +119,8 @@ pub(crate) fn watch(
             return Some(Watch::Native(d));
         }
     }
-    let cfg = notify_debouncer_mini::Config::default()
-        .with_timeout(debounce)
-        .with_notify_config(notify::Config::default().with_poll_interval(Duration::from_secs(10)));
-    let mut d =
-        notify_debouncer_mini::new_debouncer_opt::<_, notify::PollWatcher>(cfg, handler).ok()?;
+    let config = notify::Config::default().with_poll_interval(Duration::from_secs(10));
+    let mut d = Debounced::<notify::PollWatcher>::new(config, debounce, sink).ok()?;
     for r in roots {
         d.watcher().watch(r, RecursiveMode::Recursive).ok()?;
     }

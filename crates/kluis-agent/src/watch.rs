@@ -1,0 +1,177 @@
+//! File watching with a quiet period, that never drops an overflow.
+//!
+//! A burst of events (a folder being copied in) should cost one reconcile
+//! after the burst, not one per event: path events are collected until
+//! they have been quiet for `quiet`, then handed over together. But the one
+//! event that carries no path — the kernel's "queue overflowed, events were
+//! lost" (`IN_Q_OVERFLOW`, surfaced by notify as a `Rescan` flag) — and
+//! watcher errors must reach the agent at once, because after them only a
+//! full rescan is correct. (`notify-debouncer-mini`, used before, keys its
+//! map by path and silently dropped that event.)
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
+
+use notify::{Event, EventHandler, Watcher};
+
+/// Where debounced events go.
+pub(crate) trait Sink: Send + Sync + 'static {
+    /// These paths changed and have been quiet since.
+    fn changed(&self, paths: Vec<PathBuf>);
+    /// Events may have been lost (overflow, watcher error): rescan all.
+    fn rescan(&self);
+}
+
+/// A watcher whose events reach a [`Sink`] debounced. Dropping it stops
+/// the watcher and then its debounce thread.
+pub(crate) struct Debounced<W: Watcher> {
+    watcher: W,
+}
+
+impl<W: Watcher> Debounced<W> {
+    /// Starts `W` with `config`; path events reach `sink` after `quiet`
+    /// without new ones (and at most `10 × quiet` after the first, so a
+    /// never-ending stream is still seen).
+    pub fn new(
+        config: notify::Config,
+        quiet: Duration,
+        sink: Arc<dyn Sink>,
+    ) -> notify::Result<Self> {
+        let (tx, rx) = channel::<Vec<PathBuf>>();
+        let handler = Handler {
+            sink: sink.clone(),
+            paths: tx,
+        };
+        let watcher = W::new(handler, config)?;
+        std::thread::Builder::new()
+            .name("kluis-debounce".into())
+            .spawn(move || debounce(&rx, quiet, sink.as_ref()))
+            .map_err(notify::Error::io)?;
+        Ok(Debounced { watcher })
+    }
+
+    /// The watcher, to add and remove paths.
+    pub fn watcher(&mut self) -> &mut W {
+        &mut self.watcher
+    }
+}
+
+/// What the watcher's own thread runs for each event.
+struct Handler {
+    sink: Arc<dyn Sink>,
+    paths: Sender<Vec<PathBuf>>,
+}
+
+impl EventHandler for Handler {
+    fn handle_event(&mut self, event: notify::Result<Event>) {
+        on_event(self.sink.as_ref(), &self.paths, event);
+    }
+}
+
+fn on_event(sink: &dyn Sink, paths: &Sender<Vec<PathBuf>>, event: notify::Result<Event>) {
+    match event {
+        Ok(e) if e.need_rescan() => sink.rescan(),
+        Ok(e) if e.paths.is_empty() => {}
+        // The debounce thread only ends after the watcher has dropped us.
+        Ok(e) => {
+            let _ = paths.send(e.paths);
+        }
+        Err(_) => sink.rescan(),
+    }
+}
+
+fn debounce(rx: &Receiver<Vec<PathBuf>>, quiet: Duration, sink: &dyn Sink) {
+    // Blocks with no timer while nothing happens; ends with the watcher.
+    while let Ok(first) = rx.recv() {
+        let mut batch: HashSet<PathBuf> = first.into_iter().collect();
+        let deadline = Instant::now() + quiet * 10;
+        loop {
+            let wait = quiet.min(deadline.saturating_duration_since(Instant::now()));
+            match rx.recv_timeout(wait) {
+                Ok(more) if Instant::now() < deadline => batch.extend(more),
+                Ok(more) => {
+                    batch.extend(more);
+                    break;
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        sink.changed(batch.into_iter().collect());
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests: a poisoned lock should fail loudly")]
+mod tests {
+    use super::*;
+    use notify::event::{EventKind, Flag, ModifyKind};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Record {
+        changed: Mutex<Vec<Vec<PathBuf>>>,
+        rescans: Mutex<usize>,
+    }
+
+    impl Sink for Record {
+        fn changed(&self, mut paths: Vec<PathBuf>) {
+            paths.sort();
+            self.changed.lock().unwrap().push(paths);
+        }
+        fn rescan(&self) {
+            *self.rescans.lock().unwrap() += 1;
+        }
+    }
+
+    fn modify(p: &str) -> notify::Result<Event> {
+        Ok(Event::new(EventKind::Modify(ModifyKind::Any)).add_path(PathBuf::from(p)))
+    }
+
+    #[test]
+    fn an_overflow_or_a_watcher_error_asks_for_a_rescan_at_once() {
+        let rec = Record::default();
+        let (tx, _rx) = channel();
+        // What notify's inotify backend emits for IN_Q_OVERFLOW: no path.
+        on_event(
+            &rec,
+            &tx,
+            Ok(Event::new(EventKind::Other).set_flag(Flag::Rescan)),
+        );
+        on_event(
+            &rec,
+            &tx,
+            Err(notify::Error::generic("inotify read failed")),
+        );
+        assert_eq!(*rec.rescans.lock().unwrap(), 2);
+        on_event(&rec, &tx, modify("/a"));
+        assert_eq!(
+            *rec.rescans.lock().unwrap(),
+            2,
+            "a path event is not a rescan"
+        );
+    }
+
+    #[test]
+    fn a_burst_becomes_one_batch_after_the_quiet_period() {
+        let rec = Arc::new(Record::default());
+        let (tx, rx) = channel();
+        let sink = rec.clone();
+        let t = std::thread::spawn(move || debounce(&rx, Duration::from_millis(50), sink.as_ref()));
+        for p in ["/a", "/b", "/a"] {
+            on_event(rec.as_ref(), &tx, modify(p));
+        }
+        while rec.changed.lock().unwrap().is_empty() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(tx);
+        t.join().unwrap();
+        assert_eq!(
+            *rec.changed.lock().unwrap(),
+            vec![vec![PathBuf::from("/a"), PathBuf::from("/b")]]
+        );
+    }
+}
