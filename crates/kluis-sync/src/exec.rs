@@ -629,6 +629,7 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             Operation::AdoptSyncConflict { cpath, of } => self.adopt(cpath, of),
             Operation::RenameRemote { from, to, kind } => self.rename_remote(from, to, *kind),
             Operation::RenameLocal { from, to } => self.rename_local(from, to),
+            Operation::RenameLocalDir { from, to } => self.rename_local_dir(from, to),
             Operation::MkdirRemote { path } => {
                 self.ensure_remote_dir(path)?;
                 self.record_dir(path)?;
@@ -991,19 +992,7 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         if let Some(d) = cfrom.parent() {
             self.sync_dir(d)?;
         }
-        let names = self.names;
-        let mirror = self.mirror;
-        self.index
-            .rename_tree(from, to, |np, e| {
-                if let Ok(c) = names.encrypt_path(np, e.kind == Kind::File) {
-                    if let Ok(r) = stat_of(&mirror.join(&c)) {
-                        e.r_mtime = r.mtime;
-                        e.r_size = r.size;
-                    }
-                    e.cpath = c;
-                }
-            })
-            .map_err(|e| fail(from, ItemErrorKind::Failed, e))?;
+        self.rename_index_tree(from, to)?;
         Ok(self.activity("renamed", from, Some(to.to_owned())))
     }
 
@@ -1023,6 +1012,35 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         self.ensure_local_dir(tparent)?;
         fs::rename(&lf, &lt).map_err(io_fail(from))?;
         self.sync_dir(&self.plain.join(tparent))?;
+        self.rename_index_tree(from, to)?;
+        Ok(self.activity("renamed", from, Some(to.to_owned())))
+    }
+
+    /// The whole plaintext directory moves at once, whatever it holds: a
+    /// file edited meanwhile moves with it, and the next round sees the
+    /// edit at its new path (nothing is lost either way).
+    fn rename_local_dir(&mut self, from: &str, to: &str) -> ItemResult {
+        let lf = self.plain.join(from);
+        let lt = self.plain.join(to);
+        let is_dir = fs::symlink_metadata(&lf).is_ok_and(|m| m.file_type().is_dir());
+        if !is_dir || fs::symlink_metadata(&lt).is_ok() {
+            return Err(Self::changed(from, "plaintext changed before renaming"));
+        }
+        let (tparent, _) = split_parent(to);
+        self.ensure_local_dir(tparent)?;
+        fs::rename(&lf, &lt).map_err(io_fail(from))?;
+        self.sync_dir(&self.plain.join(tparent))?;
+        let (fparent, _) = split_parent(from);
+        if fparent != tparent {
+            self.sync_dir(&self.plain.join(fparent))?;
+        }
+        self.rename_index_tree(from, to)?;
+        Ok(self.activity("renamed", from, Some(to.to_owned())))
+    }
+
+    /// Moves the index entries under `from` to `to`, with their new
+    /// ciphertext paths and the mirror's current stat of each.
+    fn rename_index_tree(&mut self, from: &str, to: &str) -> Result<(), ItemError> {
         let (names, mirror) = (self.names, self.mirror);
         self.index
             .rename_tree(from, to, |np, e| {
@@ -1034,8 +1052,7 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
                     e.cpath = c;
                 }
             })
-            .map_err(|e| fail(from, ItemErrorKind::Failed, e))?;
-        Ok(self.activity("renamed", from, Some(to.to_owned())))
+            .map_err(|e| fail(from, ItemErrorKind::Failed, e))
     }
 
     fn delete_remote(&mut self, path: &str) -> ItemResult {

@@ -20,6 +20,10 @@ pub enum Operation {
     },
     /// A ciphertext rename (same file id), mirrored as a plaintext rename.
     RenameLocal { from: String, to: String },
+    /// A directory renamed in the mirror (every file under it reappeared,
+    /// by file id, at the same place under one new directory), mirrored as
+    /// one plaintext directory rename.
+    RenameLocalDir { from: String, to: String },
     /// Create the encrypted directory.
     MkdirRemote { path: String },
     /// Create the plaintext directory.
@@ -55,7 +59,8 @@ impl Operation {
         match self {
             RenameRemote {
                 kind: Kind::Dir, ..
-            } => 0,
+            }
+            | RenameLocalDir { .. } => 0,
             MkdirRemote { .. } | MkdirLocal { .. } | Record { .. } => 1,
             RenameRemote { .. } | RenameLocal { .. } => 2,
             Upload { .. } | Download { .. } | Merge { .. } | AdoptSyncConflict { .. } => 3,
@@ -69,7 +74,9 @@ impl Operation {
     pub fn path(&self) -> &str {
         use Operation::*;
         match self {
-            RenameRemote { from, .. } | RenameLocal { from, .. } => from,
+            RenameRemote { from, .. } | RenameLocal { from, .. } | RenameLocalDir { from, .. } => {
+                from
+            }
             AdoptSyncConflict { cpath, .. } => cpath,
             MkdirRemote { path }
             | MkdirLocal { path }
@@ -373,6 +380,7 @@ fn detect_remote_renames(
         .filter(|(p, _)| !index.contains_key(*p))
         .filter_map(|(p, r)| r.file_id.map(|id| (id, p.clone())))
         .collect();
+    detect_remote_dir_renames(local, remote, index, &new_by_id, ops);
     let missing: Vec<String> = index
         .iter()
         .filter(|(p, e)| e.kind == Kind::File && e.file_id.is_some() && !remote.contains_key(*p))
@@ -401,6 +409,89 @@ fn detect_remote_renames(
             ie.r_mtime = r.stat.mtime;
         }
     }
+}
+
+/// Mirror directory renames, shallowest first: an indexed directory
+/// missing in the mirror all of whose indexed files reappear (by file id,
+/// unchanged on both sides) at the same relative paths under one new,
+/// unindexed mirror directory. Anything less clear-cut is left to the
+/// per-file renames.
+fn detect_remote_dir_renames(
+    local: &mut BTreeMap<String, Stat>,
+    remote: &mut BTreeMap<String, RemoteEntry>,
+    index: &mut BTreeMap<String, IndexEntry>,
+    new_by_id: &HashMap<[u8; 16], String>,
+    ops: &mut Vec<Operation>,
+) {
+    let missing: Vec<String> = index
+        .iter()
+        .filter(|(p, e)| e.kind == Kind::Dir && !remote.contains_key(*p))
+        .map(|(p, _)| p.clone())
+        .collect();
+    for from in missing {
+        if !index.contains_key(&from) {
+            continue; // moved with an ancestor
+        }
+        let Some(to) = common_new_parent(&from, local, remote, index, new_by_id) else {
+            continue;
+        };
+        let ok = local.get(&from).is_some_and(|l| l.kind == Kind::Dir)
+            && remote.get(&to).is_some_and(|r| r.stat.kind == Kind::Dir)
+            && !local.contains_key(&to)
+            && !index.contains_key(&to);
+        if !ok {
+            continue;
+        }
+        ops.push(Operation::RenameLocalDir {
+            from: from.clone(),
+            to: to.clone(),
+        });
+        move_keys(local, &from, &to);
+        move_keys(index, &from, &to);
+        // As for a file rename: the moved ciphertext keeps its content (same
+        // file id and size) but may carry a new mtime; the executor records
+        // the fresh stat.
+        let prefix = format!("{to}/");
+        for (p, ie) in index
+            .range_mut(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+        {
+            if let Some(r) = remote.get(p).filter(|r| r.stat.kind == Kind::File) {
+                ie.r_mtime = r.stat.mtime;
+            }
+        }
+    }
+}
+
+/// Where every indexed file under `dir` went, if that is one place: the
+/// new directory `to` with `dir/rel` now at `to/rel` for each file.
+fn common_new_parent(
+    dir: &str,
+    local: &BTreeMap<String, Stat>,
+    remote: &BTreeMap<String, RemoteEntry>,
+    index: &BTreeMap<String, IndexEntry>,
+    new_by_id: &HashMap<[u8; 16], String>,
+) -> Option<String> {
+    let prefix = format!("{dir}/");
+    let mut to: Option<String> = None;
+    let files = index
+        .range(prefix.clone()..)
+        .take_while(|(p, _)| p.starts_with(&prefix))
+        .filter(|(_, e)| e.kind == Kind::File);
+    for (p, e) in files {
+        let now_at = new_by_id.get(&e.file_id?)?;
+        let rel = &p[prefix.len()..];
+        let base = now_at.strip_suffix(rel)?.strip_suffix('/')?;
+        let unchanged = local.get(p).is_some_and(|l| !local_changed(l, e))
+            && remote.get(now_at).is_some_and(|r| r.stat.size == e.r_size);
+        match &to {
+            _ if !unchanged || base.is_empty() => return None,
+            None => to = Some(base.to_owned()),
+            Some(t) if t == base => {}
+            Some(_) => return None,
+        }
+    }
+    to
 }
 
 #[cfg(test)]

@@ -134,11 +134,16 @@ fn renames_of_files_and_deep_directories_are_renames() {
         v
     };
     assert_eq!(set(&before), set(&after));
-    // Device B applied renames too (same file ids), no downloads.
+    // Device B applied renames too (same file ids), no downloads: the
+    // directory as one rename, not one per file.
     assert!(
         b.activity("decrypted").is_empty(),
         "B re-decrypted: {:?}",
         b.activity("decrypted")
+    );
+    assert_eq!(
+        b.activity("renamed"),
+        vec!["old".to_owned(), "single.txt".to_owned()]
     );
 }
 

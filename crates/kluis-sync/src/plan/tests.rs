@@ -287,6 +287,69 @@ fn table() {
             }],
         },
         Case {
+            name: "mirror deep dir rename is one local rename",
+            local: vec![
+                ("o", dir(7)),
+                ("o/x", dir(8)),
+                ("o/x/f", file(5, OLD, 1)),
+                ("o/g", file(5, OLD, 2)),
+                anchor_l(),
+            ],
+            remote: vec![
+                ("n", rdir()),
+                ("n/x", rdir()),
+                ("n/x/f", rfile(200, OLD, 1)),
+                ("n/g", rfile(200, OLD, 2)),
+                anchor_r(),
+            ],
+            index: vec![
+                ("o", idir(7)),
+                ("o/x", idir(8)),
+                ("o/x/f", synced.clone()),
+                ("o/g", ifile((5, OLD, 2), (200, OLD), 2)),
+                anchor_i(),
+            ],
+            expect: vec![RenameLocalDir {
+                from: s("o"),
+                to: s("n"),
+            }],
+        },
+        Case {
+            name: "mirror dir whose files went to two places stays per-file",
+            local: vec![
+                ("o", dir(7)),
+                ("o/f", file(5, OLD, 1)),
+                ("o/g", file(5, OLD, 2)),
+                anchor_l(),
+            ],
+            remote: vec![
+                ("n", rdir()),
+                ("m", rdir()),
+                ("n/f", rfile(200, OLD, 1)),
+                ("m/g", rfile(200, OLD, 2)),
+                anchor_r(),
+            ],
+            index: vec![
+                ("o", idir(7)),
+                ("o/f", synced.clone()),
+                ("o/g", ifile((5, OLD, 2), (200, OLD), 2)),
+                anchor_i(),
+            ],
+            expect: vec![
+                MkdirLocal { path: s("m") },
+                MkdirLocal { path: s("n") },
+                RenameLocal {
+                    from: s("o/f"),
+                    to: s("n/f"),
+                },
+                RenameLocal {
+                    from: s("o/g"),
+                    to: s("m/g"),
+                },
+                RmdirLocal { path: s("o") },
+            ],
+        },
+        Case {
             name: "edited then renamed locally uploads and deletes",
             local: vec![("b", file(9, OLD + 1, 1)), anchor_l()],
             remote: vec![("a", rfile(200, OLD, 1)), anchor_r()],
