@@ -2,9 +2,11 @@
 -- disabled) or ends a session notifies `kluis_cache`, so that every broker
 -- instance on this database drops its lookup cache (store/cache.rs).
 -- NOTIFY is transactional: delivered at commit, never for a rollback.
+-- Channels are database-wide, so the payload names the schema: instances
+-- using another schema of the same database ignore it.
 CREATE FUNCTION kluis_cache_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('kluis_cache', '');
+    PERFORM pg_notify('kluis_cache', TG_TABLE_SCHEMA);
     RETURN NULL;
 END
 $$;

@@ -121,6 +121,11 @@ impl LookupCache {
         self.enabled.load(Ordering::SeqCst)
     }
 
+    /// The current generation: it moves at every invalidation.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
     /// Lookups answered from memory and lookups that went to the database
     /// since start (for `/metrics`).
     pub fn counts(&self) -> (u64, u64) {

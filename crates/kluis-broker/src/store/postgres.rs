@@ -79,16 +79,22 @@ const CHANGES_CHANNEL: &str = "kluis_cache";
 async fn listen_for_changes(pool: PgPool, cache: Weak<LookupCache>) {
     loop {
         let result = async {
+            let schema: String = sqlx::query_scalar("SELECT current_schema()::text")
+                .fetch_one(&pool)
+                .await?;
             let mut listener = PgListener::connect_with(&pool).await?;
             listener.listen(CHANGES_CHANNEL).await?;
             if let Some(c) = cache.upgrade() {
                 c.set_enabled(true);
             }
             // `Ok(None)`: the connection was lost (missed notifications).
-            while listener.try_recv().await?.is_some() {
-                match cache.upgrade() {
-                    Some(c) => c.invalidate(),
-                    None => return Ok(()),
+            while let Some(n) = listener.try_recv().await? {
+                let Some(c) = cache.upgrade() else {
+                    return Ok(());
+                };
+                // Another schema of the same database is another broker.
+                if n.payload() == schema {
+                    c.invalidate();
                 }
             }
             Err(sqlx::Error::PoolClosed)

@@ -732,6 +732,20 @@ async fn lookup_cache_follows_other_instances(backend: Backend) {
         eventually(|| async { cache.enabled() }).await,
         "the cache turns on once changes are followed"
     );
+    // The watcher notices the registrations above a little later (a poll,
+    // a notification): let it catch up, so that what follows starts from a
+    // settled generation.
+    let settled = || async {
+        for _ in 0..40 {
+            let g = cache.generation();
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            if cache.generation() == g {
+                return g;
+            }
+        }
+        panic!("the cache never stopped being invalidated");
+    };
+    settled().await;
     let q = format!("/v1/directory?q={}", b.email);
     let key_of_bob = || async {
         let (status, v) = json_call(&tb, "GET", &q, Some(&t), None).await;
@@ -756,12 +770,17 @@ async fn lookup_cache_follows_other_instances(backend: Backend) {
 
     // A login elsewhere (a new session, a login attempt, audit rows) is
     // not a change the cache must drop everything for.
+    let before = cache.generation();
     let (dev, _d) = tb.device(org.public_key());
     dev.login(&b.email, &b.password).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(settled().await, before, "a login invalidated the cache");
     let (hits, misses) = cache.counts();
     assert_eq!(key_of_bob().await, b.public_key);
-    assert_eq!(cache.counts(), (hits + 2, misses), "still warm after a login");
+    assert_eq!(
+        cache.counts(),
+        (hits + 2, misses),
+        "still warm after a login"
+    );
 
     let other = tb.second_store().await;
     let bob = other
