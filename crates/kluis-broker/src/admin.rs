@@ -10,7 +10,7 @@ use kluis_types::{
 use sha2::{Digest, Sha256};
 
 use crate::org::OrgSigningKey;
-use crate::store::{AdminRow, Store, StoreError, StoredPolicy, append_audit};
+use crate::store::{AdminRow, Store, StoreError, StoredPolicy};
 
 /// Admin failures.
 #[derive(Debug, thiserror::Error)]
@@ -117,20 +117,16 @@ pub async fn certify_as(
         });
     }
     let cert = key.certify(&user.email, &user.public_key, now);
-    if !store.set_certificate(&cert).await? {
+    let entry = AuditEntry::new(now, actor.clone(), Action::KeyCertified)
+        .target(email.as_str())
+        .details(Details::new().text(
+            DetailKey::Fingerprint,
+            user.public_key.fingerprint().as_str(),
+        )?);
+    let audit = |stored: &bool| Ok(if *stored { vec![entry.clone()] } else { vec![] });
+    if !store.set_certificate(&cert, &audit).await? {
         return Err(AdminError::Raced(email.clone()));
     }
-    let details = Details::new().text(
-        DetailKey::Fingerprint,
-        user.public_key.fingerprint().as_str(),
-    )?;
-    append_audit(
-        store,
-        AuditEntry::new(now, actor.clone(), Action::KeyCertified)
-            .target(email.as_str())
-            .details(details),
-    )
-    .await?;
     Ok(cert)
 }
 
@@ -183,6 +179,13 @@ pub async fn set_policy(
         signature: None,
     };
     let signature = key.sign(&signed.message());
+    let details = Details::new()
+        .text(DetailKey::Old, &old.to_string())?
+        .text(DetailKey::New, &signed.version.to_string())?
+        .flag(DetailKey::Flag, policy.recovery_mandatory)?;
+    let entry = AuditEntry::new(now, actor.clone(), Action::PolicyChanged)
+        .target("policy")
+        .details(details);
     store
         .insert_policy(
             &StoredPolicy {
@@ -192,20 +195,10 @@ pub async fn set_policy(
                 signature: signature.to_vec(),
             },
             now,
+            &|_| Ok(vec![entry.clone()]),
         )
         .await?;
     signed.signature = Some(kluis_types::SignatureBytes::new(signature.to_vec()));
-    let details = Details::new()
-        .text(DetailKey::Old, &old.to_string())?
-        .text(DetailKey::New, &signed.version.to_string())?
-        .flag(DetailKey::Flag, policy.recovery_mandatory)?;
-    append_audit(
-        store,
-        AuditEntry::new(now, actor.clone(), Action::PolicyChanged)
-            .target("policy")
-            .details(details),
-    )
-    .await?;
     Ok(signed)
 }
 
@@ -222,30 +215,29 @@ pub async fn disable_user(
         .user_by_email(email)
         .await?
         .ok_or_else(|| AdminError::NoSuchUser(email.clone()))?;
-    let ended = store.set_disabled(&user.user_id, Some(now)).await?;
-    let sessions = Details::new().int(
-        DetailKey::Sessions,
-        i64::try_from(ended).unwrap_or(i64::MAX),
+    let key_revoked = Details::new().text(
+        DetailKey::Fingerprint,
+        user.public_key.fingerprint().as_str(),
     )?;
-    for (action, details) in [
-        (Action::UserDisabled, Details::new()),
-        (Action::SessionsRevoked, sessions),
-        (
-            Action::KeyRevoked,
-            Details::new().text(
-                DetailKey::Fingerprint,
-                user.public_key.fingerprint().as_str(),
-            )?,
-        ),
-    ] {
-        append_audit(
-            store,
+    let audit = |ended: &u64| -> Result<Vec<AuditEntry>, kluis_audit::AuditError> {
+        let sessions = Details::new().int(
+            DetailKey::Sessions,
+            i64::try_from(*ended).unwrap_or(i64::MAX),
+        )?;
+        Ok([
+            (Action::UserDisabled, Details::new()),
+            (Action::SessionsRevoked, sessions),
+            (Action::KeyRevoked, key_revoked.clone()),
+        ]
+        .into_iter()
+        .map(|(action, details)| {
             AuditEntry::new(now, actor.clone(), action)
                 .target(email.as_str())
-                .details(details),
-        )
-        .await?;
-    }
+                .details(details)
+        })
+        .collect())
+    };
+    let ended = store.set_disabled(&user.user_id, Some(now), &audit).await?;
     Ok(ended)
 }
 
@@ -261,12 +253,10 @@ pub async fn enable_user(
         .user_by_email(email)
         .await?
         .ok_or_else(|| AdminError::NoSuchUser(email.clone()))?;
-    store.set_disabled(&user.user_id, None).await?;
-    append_audit(
-        store,
-        AuditEntry::new(now, actor.clone(), Action::UserEnabled).target(email.as_str()),
-    )
-    .await?;
+    let entry = AuditEntry::new(now, actor.clone(), Action::UserEnabled).target(email.as_str());
+    store
+        .set_disabled(&user.user_id, None, &|_| Ok(vec![entry.clone()]))
+        .await?;
     Ok(())
 }
 
@@ -299,13 +289,13 @@ pub async fn add_admin(
                 created_at: now,
             },
             &hash,
+            &|_| {
+                Ok(vec![
+                    AuditEntry::new(now, actor.clone(), Action::AdminAdded).target(name),
+                ])
+            },
         )
         .await?;
-    append_audit(
-        store,
-        AuditEntry::new(now, actor.clone(), Action::AdminAdded).target(name),
-    )
-    .await?;
     Ok(token)
 }
 

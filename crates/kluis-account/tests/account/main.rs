@@ -236,7 +236,12 @@ async fn key_substitution_is_refused(backend: Backend) {
         public_key: evil.clone(),
         ..dave_cert
     };
-    assert!(tb.store().set_certificate(&replayed).await.unwrap());
+    assert!(
+        tb.store()
+            .set_certificate(&replayed, &|_| Ok(vec![]))
+            .await
+            .unwrap()
+    );
     let swapped = client.resolve_recipient(&dave.email).await;
     assert!(
         matches!(swapped, Err(AccountError::BadCertificate(_))),

@@ -144,29 +144,27 @@ pub async fn register_finish(
         recovery_escrow: req.recovery_escrow,
         created_at: state.clock.now(),
     };
-    // In open mode an invite is optional, but if one is given it must be valid.
-    state.store.create_user(&user, invite_hash.as_ref()).await?;
-    Metrics::inc(&state.metrics.registrations);
     let actor = Actor::user(user.email.as_str())?;
-    let details = Details::new().text(
-        DetailKey::Fingerprint,
-        user.public_key.fingerprint().as_str(),
-    )?;
-    state
-        .audit(
-            AuditEntry::new(user.created_at, actor.clone(), Action::UserRegistered)
-                .target(user.email.as_str())
-                .details(details),
-        )
-        .await?;
+    let mut entries = vec![
+        AuditEntry::new(user.created_at, actor.clone(), Action::UserRegistered)
+            .target(user.email.as_str())
+            .details(Details::new().text(
+                DetailKey::Fingerprint,
+                user.public_key.fingerprint().as_str(),
+            )?),
+    ];
     if user.recovery_escrow.is_some() {
-        state
-            .audit(
-                AuditEntry::new(user.created_at, actor, Action::RecoveryEscrowStored)
-                    .target(user.email.as_str()),
-            )
-            .await?;
+        entries.push(
+            AuditEntry::new(user.created_at, actor, Action::RecoveryEscrowStored)
+                .target(user.email.as_str()),
+        );
     }
+    // In open mode an invite is optional, but if one is given it must be valid.
+    state
+        .store
+        .create_user(&user, invite_hash.as_ref(), &|_| Ok(entries.clone()))
+        .await?;
+    Metrics::inc(&state.metrics.registrations);
     tracing::info!(user_id = %user_id, "registered");
     Ok((
         StatusCode::CREATED,
@@ -432,36 +430,38 @@ pub async fn password_finish(
     }
     super::policy::enforce_enrolment(&state, &req.ksf, req.recovery_escrow.as_ref()).await?;
     let record = registration_record(&req.registration_upload)?;
-    let (escrow_version, sessions_revoked) = state
-        .store
-        .change_password(&PasswordChange {
-            user_id: &user_id,
-            keep_session: &auth.session_id,
-            opaque_record: &record,
-            ksf: req.ksf,
-            escrow: &req.escrow,
-            expected_escrow_version: req.expected_escrow_version,
-            recovery_escrow: req.recovery_escrow.as_ref(),
-            now: state.clock.now(),
-        })
-        .await?;
+    let mut entries = Vec::new();
     if req.recovery_escrow.is_some() {
         let user = state
             .store
             .user_by_id(&user_id)
             .await?
             .ok_or_else(ApiError::unauthorized)?;
-        state
-            .audit(
-                AuditEntry::new(
-                    state.clock.now(),
-                    Actor::user(user.email.as_str())?,
-                    Action::RecoveryEscrowStored,
-                )
-                .target(user.email.as_str()),
+        entries.push(
+            AuditEntry::new(
+                state.clock.now(),
+                Actor::user(user.email.as_str())?,
+                Action::RecoveryEscrowStored,
             )
-            .await?;
+            .target(user.email.as_str()),
+        );
     }
+    let (escrow_version, sessions_revoked) = state
+        .store
+        .change_password(
+            &PasswordChange {
+                user_id: &user_id,
+                keep_session: &auth.session_id,
+                opaque_record: &record,
+                ksf: req.ksf,
+                escrow: &req.escrow,
+                expected_escrow_version: req.expected_escrow_version,
+                recovery_escrow: req.recovery_escrow.as_ref(),
+                now: state.clock.now(),
+            },
+            &|_| Ok(entries.clone()),
+        )
+        .await?;
     tracing::info!(user_id = %user_id, sessions_revoked, "password changed");
     Ok(Json(PasswordFinishResponse {
         escrow_version,

@@ -204,17 +204,6 @@ pub async fn start(
     let request_id = RequestId::from_random_bytes(&random_16());
     let token = RecoveryToken::from_random_bytes(&random_32());
     let now = state.clock.now();
-    state
-        .store
-        .create_recovery_request(&NewRecoveryRequest {
-            request_id: &request_id,
-            user_id: &user.user_id,
-            token_hash: Sha256::digest(token.expose().as_bytes()).into(),
-            request_key: &req.request_key,
-            request_key_fp: &fp,
-            requested_at: now,
-        })
-        .await?;
     let display = KeyFingerprint::from_hex(&fp)
         .map(|f| f.to_string())
         .unwrap_or_default();
@@ -222,11 +211,21 @@ pub async fn start(
         .text(DetailKey::RequestId, request_id.as_str())?
         .text(DetailKey::Fingerprint, &display)?
         .text(DetailKey::Ip, &ip.0.to_string())?;
+    let entry = AuditEntry::new(now, Actor::System, Action::RecoveryRequested)
+        .target(user.email.as_str())
+        .details(details);
     state
-        .audit(
-            AuditEntry::new(now, Actor::System, Action::RecoveryRequested)
-                .target(user.email.as_str())
-                .details(details),
+        .store
+        .create_recovery_request(
+            &NewRecoveryRequest {
+                request_id: &request_id,
+                user_id: &user.user_id,
+                token_hash: Sha256::digest(token.expose().as_bytes()).into(),
+                request_key: &req.request_key,
+                request_key_fp: &fp,
+                requested_at: now,
+            },
+            &|_| Ok(vec![entry.clone()]),
         )
         .await?;
     tracing::info!(request_id = %request_id, user_id = %user.user_id, "recovery requested");
@@ -316,17 +315,42 @@ pub async fn password_finish(
     super::policy::enforce_enrolment(&state, &req.ksf, req.recovery_escrow.as_ref()).await?;
     let record = super::account::registration_record(&req.registration_upload)?;
     let now = state.clock.now();
-    let (_, ended) = state
+    let actor = Actor::user(row.email.as_str())?;
+    let audit = |&(_, ended): &(i64, u64)| -> Result<Vec<AuditEntry>, kluis_audit::AuditError> {
+        let details = Details::new()
+            .text(DetailKey::RequestId, row.request_id.as_str())?
+            .int(
+                DetailKey::Sessions,
+                i64::try_from(ended).unwrap_or(i64::MAX),
+            )?
+            .text(DetailKey::Reason, "new password after recovery")?;
+        let mut entries = vec![
+            AuditEntry::new(now, actor.clone(), Action::SessionsRevoked)
+                .target(row.email.as_str())
+                .details(details),
+        ];
+        if req.recovery_escrow.is_some() {
+            entries.push(
+                AuditEntry::new(now, actor.clone(), Action::RecoveryEscrowStored)
+                    .target(row.email.as_str()),
+            );
+        }
+        Ok(entries)
+    };
+    state
         .store
-        .reset_after_recovery(&RecoveryReset {
-            request_id: &row.request_id,
-            user_id: &row.user_id,
-            opaque_record: &record,
-            ksf: req.ksf,
-            escrow: &req.escrow,
-            recovery_escrow: req.recovery_escrow.as_ref(),
-            now,
-        })
+        .reset_after_recovery(
+            &RecoveryReset {
+                request_id: &row.request_id,
+                user_id: &row.user_id,
+                opaque_record: &record,
+                ksf: req.ksf,
+                escrow: &req.escrow,
+                recovery_escrow: req.recovery_escrow.as_ref(),
+                now,
+            },
+            &audit,
+        )
         .await
         .map_err(|e| match e {
             crate::store::StoreError::VersionConflict => {
@@ -334,29 +358,6 @@ pub async fn password_finish(
             }
             other => other.into(),
         })?;
-    let actor = Actor::user(row.email.as_str())?;
-    let details = Details::new()
-        .text(DetailKey::RequestId, row.request_id.as_str())?
-        .int(
-            DetailKey::Sessions,
-            i64::try_from(ended).unwrap_or(i64::MAX),
-        )?
-        .text(DetailKey::Reason, "new password after recovery")?;
-    state
-        .audit(
-            AuditEntry::new(now, actor.clone(), Action::SessionsRevoked)
-                .target(row.email.as_str())
-                .details(details),
-        )
-        .await?;
-    if req.recovery_escrow.is_some() {
-        state
-            .audit(
-                AuditEntry::new(now, actor, Action::RecoveryEscrowStored)
-                    .target(row.email.as_str()),
-            )
-            .await?;
-    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -423,6 +424,15 @@ pub async fn publish_key(
         }
     }
     let now = state.clock.now();
+    let details = Details::new()
+        .int(DetailKey::Threshold, i64::from(info.threshold))?
+        .int(DetailKey::Shares, i64::from(info.shares))?
+        .text(
+            DetailKey::Fingerprint,
+            info.public_key.fingerprint().as_str(),
+        )?;
+    let entry =
+        AuditEntry::new(now, admin_actor(&auth.0)?, Action::RecoveryInitialised).details(details);
     state
         .store
         .insert_recovery_key(
@@ -434,19 +444,7 @@ pub async fn publish_key(
                 signature: info.signature.as_bytes().to_vec(),
             },
             now,
-        )
-        .await?;
-    let details = Details::new()
-        .int(DetailKey::Threshold, i64::from(info.threshold))?
-        .int(DetailKey::Shares, i64::from(info.shares))?
-        .text(
-            DetailKey::Fingerprint,
-            info.public_key.fingerprint().as_str(),
-        )?;
-    state
-        .audit(
-            AuditEntry::new(now, admin_actor(&auth.0)?, Action::RecoveryInitialised)
-                .details(details),
+            &|_| Ok(vec![entry.clone()]),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -567,6 +565,18 @@ pub async fn approve(
     approval
         .verify(0, &signed_request(&row)?, &admin_keys(&admins))
         .map_err(|e| ApiError::bad_request(format!("approval refused: {e}")))?;
+    // Recorded with the approval itself: how many this request has now.
+    let count = state.store.approvals(&row.request_id).await?.len() + 1;
+    let details = Details::new()
+        .text(DetailKey::RequestId, row.request_id.as_str())?
+        .int(DetailKey::Count, i64::try_from(count).unwrap_or(i64::MAX))?;
+    let entry = AuditEntry::new(
+        state.clock.now(),
+        admin_actor(&auth.0)?,
+        Action::RecoveryApproved,
+    )
+    .target(row.email.as_str())
+    .details(details);
     state
         .store
         .add_approval(
@@ -576,6 +586,7 @@ pub async fn approve(
                 approval_json: text,
                 approved_at: approval.statement.approved_at,
             },
+            &|_| Ok(vec![entry.clone()]),
         )
         .await
         .map_err(|e| match e {
@@ -585,23 +596,6 @@ pub async fn approve(
             other => other.into(),
         })?;
     let status = status_of(&state, &row).await?;
-    let details = Details::new()
-        .text(DetailKey::RequestId, row.request_id.as_str())?
-        .int(
-            DetailKey::Count,
-            i64::try_from(status.approvals.len()).unwrap_or(i64::MAX),
-        )?;
-    state
-        .audit(
-            AuditEntry::new(
-                state.clock.now(),
-                admin_actor(&auth.0)?,
-                Action::RecoveryApproved,
-            )
-            .target(row.email.as_str())
-            .details(details),
-        )
-        .await?;
     Ok((StatusCode::CREATED, Json(status)))
 }
 
@@ -643,18 +637,6 @@ pub async fn upload_package(
     )
     .map_err(|e| ApiError::conflict(format!("not authorised: {e}")))?;
     let now = state.clock.now();
-    if !state
-        .store
-        .complete_recovery(
-            &row.request_id,
-            upload.package.as_bytes(),
-            &auth.0.name,
-            now,
-        )
-        .await?
-    {
-        return Err(ApiError::conflict("the request is no longer pending"));
-    }
     let details = Details::new()
         .text(DetailKey::RequestId, row.request_id.as_str())?
         .int(
@@ -662,12 +644,22 @@ pub async fn upload_package(
             i64::try_from(verified.approvers.len()).unwrap_or(i64::MAX),
         )?
         .int(DetailKey::Threshold, i64::from(key.threshold))?;
-    state
-        .audit(
-            AuditEntry::new(now, admin_actor(&auth.0)?, Action::RecoveryCompleted)
-                .target(row.email.as_str())
-                .details(details),
+    let entry = AuditEntry::new(now, admin_actor(&auth.0)?, Action::RecoveryCompleted)
+        .target(row.email.as_str())
+        .details(details);
+    let audit = |done: &bool| Ok(if *done { vec![entry.clone()] } else { vec![] });
+    if !state
+        .store
+        .complete_recovery(
+            &row.request_id,
+            upload.package.as_bytes(),
+            &auth.0.name,
+            now,
+            &audit,
         )
-        .await?;
+        .await?
+    {
+        return Err(ApiError::conflict("the request is no longer pending"));
+    }
     Ok(StatusCode::NO_CONTENT)
 }

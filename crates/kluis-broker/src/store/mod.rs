@@ -295,6 +295,12 @@ pub struct RecoveryReset<'a> {
     pub now: i64,
 }
 
+/// The audit entries that record a write, built from its outcome and
+/// appended in the write's own transaction: the action and its record
+/// commit together or not at all (a crash cannot leave one without the
+/// other).
+pub type AuditOf<'a, T> = dyn Fn(&T) -> Result<Vec<AuditEntry>, AuditError> + Send + Sync + 'a;
+
 /// Builds the next audit row from the current head (see
 /// [`Store::append_audit_with`]).
 pub type AuditBuilder<'a> = dyn Fn(&Head) -> Result<AuditRow, AuditError> + Send + Sync + 'a;
@@ -313,6 +319,7 @@ pub trait Store: GroupStore + Send + Sync {
         &self,
         user: &NewUser,
         invite: Option<&TokenHash>,
+        audit: &AuditOf<'_, ()>,
     ) -> Result<(), StoreError>;
     /// Looks a user up by address.
     async fn user_by_email(&self, email: &Email) -> Result<Option<UserRow>, StoreError>;
@@ -326,7 +333,11 @@ pub trait Store: GroupStore + Send + Sync {
     ) -> Result<(), StoreError>;
     /// Stores a certificate if it matches the user's current key; returns
     /// whether it was stored.
-    async fn set_certificate(&self, cert: &OrgCertificate) -> Result<bool, StoreError>;
+    async fn set_certificate(
+        &self,
+        cert: &OrgCertificate,
+        audit: &AuditOf<'_, bool>,
+    ) -> Result<bool, StoreError>;
     /// A directory search made with a bearer token: users whose e-mail or
     /// lower-cased display name starts with `prefix` (already lower-cased),
     /// ordered by e-mail — or `None` when `token` names no live session
@@ -455,7 +466,11 @@ pub trait Store: GroupStore + Send + Sync {
     ) -> Result<i64, StoreError>;
     /// Rotates the OPAQUE record, appends the re-sealed escrow and ends every
     /// other session, in one transaction. Returns (new version, sessions ended).
-    async fn change_password(&self, change: &PasswordChange<'_>) -> Result<(i64, u64), StoreError>;
+    async fn change_password(
+        &self,
+        change: &PasswordChange<'_>,
+        audit: &AuditOf<'_, (i64, u64)>,
+    ) -> Result<(i64, u64), StoreError>;
 
     /// Records a new invite.
     async fn create_invite(
@@ -475,12 +490,18 @@ pub trait Store: GroupStore + Send + Sync {
         &self,
         user_id: &UserId,
         disabled_at: Option<i64>,
+        audit: &AuditOf<'_, u64>,
     ) -> Result<u64, StoreError>;
 
     /// The newest policy version, if an administrator set one.
     async fn policy_latest(&self) -> Result<Option<StoredPolicy>, StoreError>;
     /// Inserts a policy version; [`StoreError::Duplicate`] if it exists.
-    async fn insert_policy(&self, policy: &StoredPolicy, now: i64) -> Result<(), StoreError>;
+    async fn insert_policy(
+        &self,
+        policy: &StoredPolicy,
+        now: i64,
+        audit: &AuditOf<'_, ()>,
+    ) -> Result<(), StoreError>;
 
     /// The newest escrow copy sealed to the recovery key.
     async fn recovery_escrow_latest(
@@ -495,19 +516,28 @@ pub trait Store: GroupStore + Send + Sync {
         &self,
         key: &StoredRecoveryKey,
         now: i64,
+        audit: &AuditOf<'_, ()>,
     ) -> Result<(), StoreError>;
 
     /// Adds a recovery administrator ([`StoreError::Duplicate`] if the name,
     /// key or token is taken).
-    async fn add_admin(&self, admin: &AdminRow, token_hash: &TokenHash) -> Result<(), StoreError>;
+    async fn add_admin(
+        &self,
+        admin: &AdminRow,
+        token_hash: &TokenHash,
+        audit: &AuditOf<'_, ()>,
+    ) -> Result<(), StoreError>;
     /// The administrator an API token belongs to.
     async fn admin_by_token_hash(&self, hash: &TokenHash) -> Result<Option<AdminRow>, StoreError>;
     /// Every administrator, by name.
     async fn list_admins(&self) -> Result<Vec<AdminRow>, StoreError>;
 
     /// Records a recovery request.
-    async fn create_recovery_request(&self, req: &NewRecoveryRequest<'_>)
-    -> Result<(), StoreError>;
+    async fn create_recovery_request(
+        &self,
+        req: &NewRecoveryRequest<'_>,
+        audit: &AuditOf<'_, ()>,
+    ) -> Result<(), StoreError>;
     /// One request by ID.
     async fn recovery_request(
         &self,
@@ -526,6 +556,7 @@ pub trait Store: GroupStore + Send + Sync {
         &self,
         request_id: &RequestId,
         row: &ApprovalRow,
+        audit: &AuditOf<'_, ()>,
     ) -> Result<(), StoreError>;
     /// A request's approvals, in the order given.
     async fn approvals(&self, request_id: &RequestId) -> Result<Vec<ApprovalRow>, StoreError>;
@@ -537,6 +568,7 @@ pub trait Store: GroupStore + Send + Sync {
         package: &[u8],
         admin_name: &str,
         now: i64,
+        audit: &AuditOf<'_, bool>,
     ) -> Result<bool, StoreError>;
     /// Closes a completed request and sets the new password, in one
     /// transaction: OPAQUE record, new escrow version, new recovery escrow
@@ -546,6 +578,7 @@ pub trait Store: GroupStore + Send + Sync {
     async fn reset_after_recovery(
         &self,
         reset: &RecoveryReset<'_>,
+        audit: &AuditOf<'_, (i64, u64)>,
     ) -> Result<(i64, u64), StoreError>;
 
     /// Appends one audit row built by `build` from the current head, in a

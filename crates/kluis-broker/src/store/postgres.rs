@@ -13,7 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow}
 use sqlx::{PgConnection, Row};
 
 use super::{
-    AbortOnDrop, AdminRow, ApprovalRow, AuditBuilder, DirectoryRow, LookupCache,
+    AbortOnDrop, AdminRow, ApprovalRow, AuditBuilder, AuditOf, DirectoryRow, LookupCache,
     NewRecoveryRequest, NewSession, NewUser, PasswordChange, REQUEST_COLUMNS, RawAudit,
     RawDirectoryRow, RawRequest, RawUser, RecoveryRequestRow, RecoveryReset, SessionRow, Store,
     StoreError, StoredPolicy, StoredRecoveryKey, TokenHash, USER_COLUMNS, UserRow,
@@ -110,6 +110,61 @@ async fn listen_for_changes(pool: PgPool, cache: Weak<LookupCache>) {
         drop(cache);
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
+}
+
+/// Appends one audit row built from the log's head, on `conn` (inside the
+/// caller's transaction). The table lock, which plain reads do not
+/// conflict with, makes a concurrent writer, on this or another instance,
+/// wait instead of building on the same head.
+async fn append_audit_row(
+    conn: &mut PgConnection,
+    build: &AuditBuilder<'_>,
+) -> Result<AuditRow, StoreError> {
+    sqlx::query("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *conn)
+        .await?;
+    let last = sqlx::query(
+        "SELECT seq, time, actor, action, target, details, prev_hash, hash \
+             FROM audit_log ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let head = match last {
+        Some(r) => Head::of(&raw_audit(&r)?),
+        None => Head::GENESIS,
+    };
+    let row = build(&head)?;
+    let raw = RawAudit::encode(&row)?;
+    sqlx::query(
+        "INSERT INTO audit_log (seq, time, actor, action, target, details, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(raw.seq)
+    .bind(raw.time)
+    .bind(&raw.actor)
+    .bind(&raw.action)
+    .bind(&raw.target)
+    .bind(&raw.details)
+    .bind(&raw.prev_hash)
+    .bind(&raw.hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(row)
+}
+
+/// Appends `entries` in order, inside the caller's transaction: the write
+/// they record and its audit rows commit together or not at all.
+async fn append_audit_rows(
+    conn: &mut PgConnection,
+    entries: Vec<kluis_audit::AuditEntry>,
+) -> Result<(), StoreError> {
+    for entry in entries {
+        append_audit_row(conn, &move |head: &Head| {
+            kluis_audit::next_row(head, entry.clone())
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 fn raw_user(row: &PgRow) -> Result<UserRow, StoreError> {
@@ -300,6 +355,7 @@ impl Store for PgStore {
         &self,
         user: &NewUser,
         invite: Option<&TokenHash>,
+        audit: &AuditOf<'_, ()>,
     ) -> Result<(), StoreError> {
         // After it returns (committed, failed or cancelled) nothing cached
         // before may be served.
@@ -346,6 +402,7 @@ impl Store for PgStore {
         if let Some(r) = &user.recovery_escrow {
             insert_recovery_escrow(&mut tx, &user.user_id, r, user.created_at).await?;
         }
+        append_audit_rows(&mut tx, audit(&())?).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -387,10 +444,15 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn set_certificate(&self, cert: &OrgCertificate) -> Result<bool, StoreError> {
+    async fn set_certificate(
+        &self,
+        cert: &OrgCertificate,
+        audit: &AuditOf<'_, bool>,
+    ) -> Result<bool, StoreError> {
         // After it returns (committed, failed or cancelled) nothing cached
         // before may be served.
         let _fresh = self.cache.after_write();
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE users SET cert_issued_at = $1, cert_signature = $2 \
              WHERE email = $3 AND public_key = $4",
@@ -399,9 +461,12 @@ impl Store for PgStore {
         .bind(cert.signature.as_bytes())
         .bind(cert.email.as_str())
         .bind(cert.public_key.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let stored = done.rows_affected() == 1;
+        append_audit_rows(&mut tx, audit(&stored)?).await?;
+        tx.commit().await?;
+        Ok(stored)
     }
 
     async fn db_search_directory(
@@ -608,7 +673,11 @@ impl Store for PgStore {
         insert_next_escrow(&mut conn, user_id, expected_version, escrow, now).await
     }
 
-    async fn change_password(&self, change: &PasswordChange<'_>) -> Result<(i64, u64), StoreError> {
+    async fn change_password(
+        &self,
+        change: &PasswordChange<'_>,
+        audit: &AuditOf<'_, (i64, u64)>,
+    ) -> Result<(i64, u64), StoreError> {
         // After it returns (committed, failed or cancelled) nothing cached
         // before may be served.
         let _fresh = self.cache.after_write();
@@ -641,6 +710,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        append_audit_rows(&mut tx, audit(&(version, revoked))?).await?;
         tx.commit().await?;
         Ok((version, revoked))
     }
@@ -680,6 +750,7 @@ impl Store for PgStore {
         &self,
         user_id: &UserId,
         disabled_at: Option<i64>,
+        audit: &AuditOf<'_, u64>,
     ) -> Result<u64, StoreError> {
         // After it returns (committed, failed or cancelled) nothing cached
         // before may be served.
@@ -699,6 +770,7 @@ impl Store for PgStore {
         } else {
             0
         };
+        append_audit_rows(&mut tx, audit(&ended)?).await?;
         tx.commit().await?;
         Ok(ended)
     }
@@ -721,7 +793,13 @@ impl Store for PgStore {
         .transpose()
     }
 
-    async fn insert_policy(&self, policy: &StoredPolicy, now: i64) -> Result<(), StoreError> {
+    async fn insert_policy(
+        &self,
+        policy: &StoredPolicy,
+        now: i64,
+        audit: &AuditOf<'_, ()>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "INSERT INTO policies (version, policy_json, issued_at, signature, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -731,13 +809,18 @@ impl Store for PgStore {
         .bind(policy.issued_at)
         .bind(&policy.signature)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         match done {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate("policy version")),
-            Err(e) => Err(e.into()),
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Duplicate("policy version"));
+            }
+            Err(e) => return Err(e.into()),
         }
+        append_audit_rows(&mut tx, audit(&())?).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn recovery_escrow_latest(
@@ -777,7 +860,9 @@ impl Store for PgStore {
         &self,
         key: &StoredRecoveryKey,
         now: i64,
+        audit: &AuditOf<'_, ()>,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO recovery_keys (version, public_key, threshold, shares, issued_at, \
              signature, created_at) \
@@ -789,12 +874,20 @@ impl Store for PgStore {
         .bind(key.issued_at)
         .bind(&key.signature)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        append_audit_rows(&mut tx, audit(&())?).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn add_admin(&self, admin: &AdminRow, token_hash: &TokenHash) -> Result<(), StoreError> {
+    async fn add_admin(
+        &self,
+        admin: &AdminRow,
+        token_hash: &TokenHash,
+        audit: &AuditOf<'_, ()>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "INSERT INTO admins (name, admin_key, token_hash, created_at) VALUES ($1, $2, $3, $4)",
         )
@@ -802,13 +895,18 @@ impl Store for PgStore {
         .bind(&admin.admin_key)
         .bind(&token_hash[..])
         .bind(admin.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         match done {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate("administrator")),
-            Err(e) => Err(e.into()),
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Duplicate("administrator"));
+            }
+            Err(e) => return Err(e.into()),
         }
+        append_audit_rows(&mut tx, audit(&())?).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn admin_by_token_hash(&self, hash: &TokenHash) -> Result<Option<AdminRow>, StoreError> {
@@ -830,7 +928,9 @@ impl Store for PgStore {
     async fn create_recovery_request(
         &self,
         req: &NewRecoveryRequest<'_>,
+        audit: &AuditOf<'_, ()>,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO recovery_requests (request_id, user_id, token_hash, request_key, \
              request_key_fp, requested_at, status) VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
@@ -841,8 +941,10 @@ impl Store for PgStore {
         .bind(req.request_key.as_str())
         .bind(req.request_key_fp)
         .bind(req.requested_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        append_audit_rows(&mut tx, audit(&())?).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -890,7 +992,9 @@ impl Store for PgStore {
         &self,
         request_id: &RequestId,
         row: &ApprovalRow,
+        audit: &AuditOf<'_, ()>,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "INSERT INTO recovery_approvals (request_id, admin_key, approval, approved_at) \
              VALUES ($1, $2, $3, $4)",
@@ -899,13 +1003,16 @@ impl Store for PgStore {
         .bind(&row.admin_key)
         .bind(&row.approval_json)
         .bind(row.approved_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         match done {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate("approval")),
-            Err(e) => Err(e.into()),
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::Duplicate("approval")),
+            Err(e) => return Err(e.into()),
         }
+        append_audit_rows(&mut tx, audit(&())?).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn approvals(&self, request_id: &RequestId) -> Result<Vec<ApprovalRow>, StoreError> {
@@ -933,7 +1040,9 @@ impl Store for PgStore {
         package: &[u8],
         admin_name: &str,
         now: i64,
+        audit: &AuditOf<'_, bool>,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE recovery_requests SET status = 'completed', package = $1, completed_by = $2, \
              completed_at = $3 WHERE request_id = $4 AND status = 'pending'",
@@ -942,14 +1051,18 @@ impl Store for PgStore {
         .bind(admin_name)
         .bind(now)
         .bind(request_id.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let stored = done.rows_affected() == 1;
+        append_audit_rows(&mut tx, audit(&stored)?).await?;
+        tx.commit().await?;
+        Ok(stored)
     }
 
     async fn reset_after_recovery(
         &self,
         reset: &RecoveryReset<'_>,
+        audit: &AuditOf<'_, (i64, u64)>,
     ) -> Result<(i64, u64), StoreError> {
         // After it returns (committed, failed or cancelled) nothing cached
         // before may be served.
@@ -994,6 +1107,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        append_audit_rows(&mut tx, audit(&(version, ended))?).await?;
         tx.commit().await?;
         Ok((version, ended))
     }
@@ -1003,35 +1117,7 @@ impl Store for PgStore {
         // concurrent writer, on this or another instance, wait instead of
         // building on the same head.
         let mut tx = self.pool.begin().await?;
-        sqlx::query("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
-            .execute(&mut *tx)
-            .await?;
-        let last = sqlx::query(
-            "SELECT seq, time, actor, action, target, details, prev_hash, hash \
-             FROM audit_log ORDER BY id DESC LIMIT 1",
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        let head = match last {
-            Some(r) => Head::of(&raw_audit(&r)?),
-            None => Head::GENESIS,
-        };
-        let row = build(&head)?;
-        let raw = RawAudit::encode(&row)?;
-        sqlx::query(
-            "INSERT INTO audit_log (seq, time, actor, action, target, details, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(raw.seq)
-        .bind(raw.time)
-        .bind(&raw.actor)
-        .bind(&raw.action)
-        .bind(&raw.target)
-        .bind(&raw.details)
-        .bind(&raw.prev_hash)
-        .bind(&raw.hash)
-        .execute(&mut *tx)
-        .await?;
+        let row = append_audit_row(&mut tx, build).await?;
         tx.commit().await?;
         Ok(row)
     }

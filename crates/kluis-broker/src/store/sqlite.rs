@@ -17,7 +17,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection};
 
 use super::{
-    AbortOnDrop, AdminRow, ApprovalRow, AuditBuilder, DirectoryRow, LookupCache,
+    AbortOnDrop, AdminRow, ApprovalRow, AuditBuilder, AuditOf, DirectoryRow, LookupCache,
     NewRecoveryRequest, NewSession, NewUser, PasswordChange, REQUEST_COLUMNS, RawAudit,
     RawDirectoryRow, RawRequest, RawUser, RecoveryRequestRow, RecoveryReset, SessionRow, Store,
     StoreError, StoredPolicy, StoredRecoveryKey, TokenHash, USER_COLUMNS, UserRow,
@@ -111,6 +111,58 @@ async fn watch_changes(options: SqliteConnectOptions, cache: Weak<LookupCache>) 
         drop(cache);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// Appends one audit row built from the log's head, on `conn` (inside the
+/// caller's transaction, which must hold the log's write lock: SQLite's
+/// write lock is held once the transaction has written or began
+/// IMMEDIATE).
+async fn append_audit_row(
+    conn: &mut SqliteConnection,
+    build: &AuditBuilder<'_>,
+) -> Result<AuditRow, StoreError> {
+    let last = sqlx::query(
+        "SELECT seq, time, actor, action, target, details, prev_hash, hash \
+             FROM audit_log ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let head = match last {
+        Some(r) => Head::of(&raw_audit(&r)?),
+        None => Head::GENESIS,
+    };
+    let row = build(&head)?;
+    let raw = RawAudit::encode(&row)?;
+    sqlx::query(
+        "INSERT INTO audit_log (seq, time, actor, action, target, details, prev_hash, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(raw.seq)
+    .bind(raw.time)
+    .bind(&raw.actor)
+    .bind(&raw.action)
+    .bind(&raw.target)
+    .bind(&raw.details)
+    .bind(&raw.prev_hash)
+    .bind(&raw.hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(row)
+}
+
+/// Appends `entries` in order, inside the caller's transaction: the write
+/// they record and its audit rows commit together or not at all.
+async fn append_audit_rows(
+    conn: &mut SqliteConnection,
+    entries: Vec<kluis_audit::AuditEntry>,
+) -> Result<(), StoreError> {
+    for entry in entries {
+        append_audit_row(conn, &move |head: &Head| {
+            kluis_audit::next_row(head, entry.clone())
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 fn raw_user(row: &SqliteRow) -> Result<UserRow, StoreError> {
@@ -306,6 +358,7 @@ impl Store for SqliteStore {
         &self,
         user: &NewUser,
         invite: Option<&TokenHash>,
+        audit: &AuditOf<'_, ()>,
     ) -> Result<(), StoreError> {
         // After it returns (committed, failed or cancelled) nothing cached
         // before may be served.
@@ -352,6 +405,7 @@ impl Store for SqliteStore {
         if let Some(r) = &user.recovery_escrow {
             insert_recovery_escrow(&mut tx, &user.user_id, r, user.created_at).await?;
         }
+        append_audit_rows(&mut tx, audit(&())?).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -393,10 +447,15 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn set_certificate(&self, cert: &OrgCertificate) -> Result<bool, StoreError> {
+    async fn set_certificate(
+        &self,
+        cert: &OrgCertificate,
+        audit: &AuditOf<'_, bool>,
+    ) -> Result<bool, StoreError> {
         // After it returns (committed, failed or cancelled) nothing cached
         // before may be served.
         let _fresh = self.cache.after_write();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "UPDATE users SET cert_issued_at = ?, cert_signature = ? \
              WHERE email = ? AND public_key = ?",
@@ -405,9 +464,12 @@ impl Store for SqliteStore {
         .bind(cert.signature.as_bytes())
         .bind(cert.email.as_str())
         .bind(cert.public_key.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let stored = done.rows_affected() == 1;
+        append_audit_rows(&mut tx, audit(&stored)?).await?;
+        tx.commit().await?;
+        Ok(stored)
     }
 
     async fn db_search_directory(
@@ -635,7 +697,11 @@ impl Store for SqliteStore {
         insert_next_escrow(&mut conn, user_id, expected_version, escrow, now).await
     }
 
-    async fn change_password(&self, change: &PasswordChange<'_>) -> Result<(i64, u64), StoreError> {
+    async fn change_password(
+        &self,
+        change: &PasswordChange<'_>,
+        audit: &AuditOf<'_, (i64, u64)>,
+    ) -> Result<(i64, u64), StoreError> {
         // After it returns (committed, failed or cancelled) nothing cached
         // before may be served.
         let _fresh = self.cache.after_write();
@@ -668,6 +734,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        append_audit_rows(&mut tx, audit(&(version, revoked))?).await?;
         tx.commit().await?;
         Ok((version, revoked))
     }
@@ -707,6 +774,7 @@ impl Store for SqliteStore {
         &self,
         user_id: &UserId,
         disabled_at: Option<i64>,
+        audit: &AuditOf<'_, u64>,
     ) -> Result<u64, StoreError> {
         // After it returns (committed, failed or cancelled) nothing cached
         // before may be served.
@@ -726,6 +794,7 @@ impl Store for SqliteStore {
         } else {
             0
         };
+        append_audit_rows(&mut tx, audit(&ended)?).await?;
         tx.commit().await?;
         Ok(ended)
     }
@@ -748,7 +817,13 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn insert_policy(&self, policy: &StoredPolicy, now: i64) -> Result<(), StoreError> {
+    async fn insert_policy(
+        &self,
+        policy: &StoredPolicy,
+        now: i64,
+        audit: &AuditOf<'_, ()>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "INSERT INTO policies (version, policy_json, issued_at, signature, created_at) \
              VALUES (?, ?, ?, ?, ?)",
@@ -758,13 +833,18 @@ impl Store for SqliteStore {
         .bind(policy.issued_at)
         .bind(&policy.signature)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         match done {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate("policy version")),
-            Err(e) => Err(e.into()),
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Duplicate("policy version"));
+            }
+            Err(e) => return Err(e.into()),
         }
+        append_audit_rows(&mut tx, audit(&())?).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn recovery_escrow_latest(
@@ -804,7 +884,9 @@ impl Store for SqliteStore {
         &self,
         key: &StoredRecoveryKey,
         now: i64,
+        audit: &AuditOf<'_, ()>,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO recovery_keys (version, public_key, threshold, shares, issued_at, \
              signature, created_at) \
@@ -816,12 +898,20 @@ impl Store for SqliteStore {
         .bind(key.issued_at)
         .bind(&key.signature)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        append_audit_rows(&mut tx, audit(&())?).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn add_admin(&self, admin: &AdminRow, token_hash: &TokenHash) -> Result<(), StoreError> {
+    async fn add_admin(
+        &self,
+        admin: &AdminRow,
+        token_hash: &TokenHash,
+        audit: &AuditOf<'_, ()>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "INSERT INTO admins (name, admin_key, token_hash, created_at) VALUES (?, ?, ?, ?)",
         )
@@ -829,13 +919,18 @@ impl Store for SqliteStore {
         .bind(&admin.admin_key)
         .bind(&token_hash[..])
         .bind(admin.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         match done {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate("administrator")),
-            Err(e) => Err(e.into()),
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Duplicate("administrator"));
+            }
+            Err(e) => return Err(e.into()),
         }
+        append_audit_rows(&mut tx, audit(&())?).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn admin_by_token_hash(&self, hash: &TokenHash) -> Result<Option<AdminRow>, StoreError> {
@@ -857,7 +952,9 @@ impl Store for SqliteStore {
     async fn create_recovery_request(
         &self,
         req: &NewRecoveryRequest<'_>,
+        audit: &AuditOf<'_, ()>,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO recovery_requests (request_id, user_id, token_hash, request_key, \
              request_key_fp, requested_at, status) VALUES (?, ?, ?, ?, ?, ?, 'pending')",
@@ -868,8 +965,10 @@ impl Store for SqliteStore {
         .bind(req.request_key.as_str())
         .bind(req.request_key_fp)
         .bind(req.requested_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        append_audit_rows(&mut tx, audit(&())?).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -917,7 +1016,9 @@ impl Store for SqliteStore {
         &self,
         request_id: &RequestId,
         row: &ApprovalRow,
+        audit: &AuditOf<'_, ()>,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "INSERT INTO recovery_approvals (request_id, admin_key, approval, approved_at) \
              VALUES (?, ?, ?, ?)",
@@ -926,13 +1027,16 @@ impl Store for SqliteStore {
         .bind(&row.admin_key)
         .bind(&row.approval_json)
         .bind(row.approved_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         match done {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate("approval")),
-            Err(e) => Err(e.into()),
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::Duplicate("approval")),
+            Err(e) => return Err(e.into()),
         }
+        append_audit_rows(&mut tx, audit(&())?).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn approvals(&self, request_id: &RequestId) -> Result<Vec<ApprovalRow>, StoreError> {
@@ -960,7 +1064,9 @@ impl Store for SqliteStore {
         package: &[u8],
         admin_name: &str,
         now: i64,
+        audit: &AuditOf<'_, bool>,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "UPDATE recovery_requests SET status = 'completed', package = ?, completed_by = ?, \
              completed_at = ? WHERE request_id = ? AND status = 'pending'",
@@ -969,14 +1075,18 @@ impl Store for SqliteStore {
         .bind(admin_name)
         .bind(now)
         .bind(request_id.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let stored = done.rows_affected() == 1;
+        append_audit_rows(&mut tx, audit(&stored)?).await?;
+        tx.commit().await?;
+        Ok(stored)
     }
 
     async fn reset_after_recovery(
         &self,
         reset: &RecoveryReset<'_>,
+        audit: &AuditOf<'_, (i64, u64)>,
     ) -> Result<(i64, u64), StoreError> {
         // After it returns (committed, failed or cancelled) nothing cached
         // before may be served.
@@ -1021,6 +1131,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        append_audit_rows(&mut tx, audit(&(version, ended))?).await?;
         tx.commit().await?;
         Ok((version, ended))
     }
@@ -1029,32 +1140,7 @@ impl Store for SqliteStore {
         // IMMEDIATE takes SQLite's write lock before reading the head, so a
         // concurrent writer waits instead of building on the same head.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let last = sqlx::query(
-            "SELECT seq, time, actor, action, target, details, prev_hash, hash \
-             FROM audit_log ORDER BY id DESC LIMIT 1",
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        let head = match last {
-            Some(r) => Head::of(&raw_audit(&r)?),
-            None => Head::GENESIS,
-        };
-        let row = build(&head)?;
-        let raw = RawAudit::encode(&row)?;
-        sqlx::query(
-            "INSERT INTO audit_log (seq, time, actor, action, target, details, prev_hash, hash) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(raw.seq)
-        .bind(raw.time)
-        .bind(&raw.actor)
-        .bind(&raw.action)
-        .bind(&raw.target)
-        .bind(&raw.details)
-        .bind(&raw.prev_hash)
-        .bind(&raw.hash)
-        .execute(&mut *tx)
-        .await?;
+        let row = append_audit_row(&mut tx, build).await?;
         tx.commit().await?;
         Ok(row)
     }

@@ -376,3 +376,56 @@ pub async fn audit_tampering_in_the_database_is_named(backend: Backend) {
     assert_eq!(verify().await, Tamper::Deleted { seq: 2 });
     tb.shutdown().await;
 }
+
+/// A write and the audit rows that record it are one transaction: when
+/// the rows cannot be written, the action does not happen either (and a
+/// crash can never leave an action without its record).
+pub async fn an_action_and_its_audit_rows_commit_together(backend: Backend) {
+    let Some(tb) = start(backend, test_settings()).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let org = OrgSigningKey::init(&dir.path().join("org.key")).unwrap();
+    let carol = user(&tb, &org, "carol").await;
+    let token = carol.session.token.expose().to_owned();
+    let email = kluis_types::Email::parse(&carol.email).unwrap();
+    let id = tb
+        .store()
+        .user_by_email(&email)
+        .await
+        .unwrap()
+        .unwrap()
+        .user_id;
+    let rows_before = tb.store().audit_rows().await.unwrap().len();
+
+    let refused = tb
+        .store()
+        .set_disabled(&id, Some(tb.now()), &|_| {
+            Err(kluis_audit::AuditError::Invalid {
+                field: "test",
+                reason: "the log refuses this row",
+            })
+        })
+        .await;
+    assert!(refused.is_err(), "the write must fail with its audit rows");
+    let row = tb.store().user_by_email(&email).await.unwrap().unwrap();
+    assert_eq!(row.disabled_at, None, "not disabled without a record");
+    let (status, _) = json_call(&tb, "GET", "/v1/session", Some(&token), None).await;
+    assert_eq!(status, 200, "the session survived the rolled-back disable");
+    assert_eq!(tb.store().audit_rows().await.unwrap().len(), rows_before);
+
+    admin::disable_user(tb.store(), &email, &host(), tb.now())
+        .await
+        .unwrap();
+    let rows = tb.store().audit_rows().await.unwrap();
+    let actions: Vec<String> = rows[rows_before..]
+        .iter()
+        .map(|r| r.entry.action.to_string())
+        .collect();
+    assert_eq!(
+        actions,
+        ["user.disabled", "sessions.revoked", "key.revoked"],
+        "the disable and its three rows, together"
+    );
+    tb.shutdown().await;
+}

@@ -8,8 +8,9 @@ mod governance;
 mod util;
 
 use governance::{
-    audit_tampering_in_the_database_is_named, disable_and_enable,
-    login_failures_and_shares_are_audited, policy_is_signed_served_and_enforced,
+    an_action_and_its_audit_rows_commit_together, audit_tampering_in_the_database_is_named,
+    disable_and_enable, login_failures_and_shares_are_audited,
+    policy_is_signed_served_and_enforced,
 };
 mod groups;
 
@@ -801,7 +802,7 @@ async fn lookup_cache_follows_other_instances(backend: Backend) {
         .unwrap()
         .unwrap();
     other
-        .set_disabled(&alice.user_id, Some(tb.now()))
+        .set_disabled(&alice.user_id, Some(tb.now()), &|_| Ok(vec![]))
         .await
         .unwrap();
     assert!(
@@ -827,6 +828,7 @@ on_both_backends!(
     ops_endpoints,
     policy_is_signed_served_and_enforced,
     disable_and_enable,
+    an_action_and_its_audit_rows_commit_together,
     login_failures_and_shares_are_audited,
     audit_tampering_in_the_database_is_named,
 );
