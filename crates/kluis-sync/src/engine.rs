@@ -357,6 +357,7 @@ impl Engine {
                 quiet: self.cfg.quiet.as_nanos() as i64,
                 mass_delete_min: self.cfg.mass_delete_min,
                 allow_mass_delete: self.allow_mass_delete,
+                ignore: &ignore,
             });
             report.skips = local.skips;
             report.skips.extend(remote.skips);

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::index::IndexEntry;
-use crate::scan::{Kind, RemoteEntry, RemoteScan, Stat};
+use crate::scan::{Ignore, Kind, RemoteEntry, RemoteScan, Stat};
 
 /// One step for the executor. Paths are plaintext paths; the executor
 /// derives ciphertext paths from them.
@@ -132,6 +132,11 @@ pub struct PlanInput<'a> {
     pub mass_delete_min: usize,
     /// The user confirmed the deletions (or the guard is off).
     pub allow_mass_delete: bool,
+    /// This device's ignore rules. An ignored path is not this device's to
+    /// sync in either direction: never uploaded, downloaded, deleted or
+    /// trashed here, even when it was synced before the rule was added or
+    /// another device (with other rules) put it in the mirror.
+    pub ignore: &'a Ignore,
 }
 
 /// The planner's answer.
@@ -231,6 +236,13 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             continue;
         }
         let path = p.clone();
+        if input.ignore.is_ignored_path(p) {
+            // Hands off. Only an entry gone from both trees leaves the index.
+            if l.is_none() && r.is_none() && i.is_some() {
+                ops.push(Operation::Forget { path });
+            }
+            continue;
+        }
         let op = match (l, r, i) {
             (None, None, None) => None,
             (None, None, Some(_)) => Some(Operation::Forget { path }),
@@ -277,6 +289,9 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         }
     }
     for c in &input.remote.conflicts {
+        if input.ignore.is_ignored_path(&c.of) {
+            continue;
+        }
         if settled(&c.stat, &c.cpath) {
             ops.push(Operation::AdoptSyncConflict {
                 cpath: c.cpath.clone(),

@@ -175,6 +175,21 @@ impl Ignore {
         Ignore { patterns }
     }
 
+    /// The built-ins plus `extra` (what a `.kluisignore` would add).
+    pub fn with(extra: &[&str]) -> Ignore {
+        let patterns = BUILTIN_IGNORES
+            .iter()
+            .chain(extra)
+            .map(|s| (*s).to_owned())
+            .collect();
+        Ignore { patterns }
+    }
+
+    /// Whether a plaintext path (`a/b/c`) is ignored: any of its components.
+    pub fn is_ignored_path(&self, path: &str) -> bool {
+        path.split('/').any(|c| self.is_ignored(c))
+    }
+
     /// Whether a single name component is ignored.
     pub fn is_ignored(&self, name: &str) -> bool {
         self.patterns

@@ -84,6 +84,46 @@ fn editor_saves_lock_and_swap_files_are_ignored() {
     }
 }
 
+/// `.kluisignore` is one device's own rule (it is not synced): a file it
+/// matches is left alone there, never deleted from the mirror — neither
+/// one synced before the rule was added, nor another device's file that
+/// happens to match it.
+#[test]
+fn a_device_s_ignore_rules_never_delete_other_devices_files() {
+    let t = tempfile::tempdir().unwrap();
+    let (mut a, mut b, mut rep) = pair(t.path());
+    a.write("report.txt", b"keep the roots non-empty");
+    a.write("before.log", b"synced before the rule");
+    converge(&mut [&mut a, &mut b], &mut rep);
+    assert!(b.tree().contains_key("before.log"));
+    a.write(".kluisignore", b"# mine only\n*.log\n");
+    b.write("theirs.log", b"written on B, which ignores nothing");
+    converge(&mut [&mut a, &mut b], &mut rep);
+    converge(&mut [&mut a, &mut b], &mut rep);
+    let tb = b.tree();
+    assert_eq!(
+        tb.get("before.log").map(Vec::as_slice),
+        Some(&b"synced before the rule"[..]),
+        "A's new rule deleted B's copy"
+    );
+    assert_eq!(
+        tb.get("theirs.log").map(Vec::as_slice),
+        Some(&b"written on B, which ignores nothing"[..]),
+        "A's rule deleted B's own file"
+    );
+    let ta = tree(&a.plain);
+    assert!(ta.contains_key("before.log"), "A keeps its own copy");
+    assert!(
+        !ta.contains_key("theirs.log"),
+        "A does not fetch names it ignores"
+    );
+    assert!(
+        a.activity("deleted").is_empty(),
+        "{:?}",
+        a.activity("deleted")
+    );
+}
+
 #[test]
 fn renames_of_files_and_deep_directories_are_renames() {
     let t = tempfile::tempdir().unwrap();

@@ -323,8 +323,24 @@ pub fn converge(devs: &mut [&mut Device], rep: &mut Replicator) {
         }
         work += rep.run();
         if work == 0 {
-            let t0 = devs[0].tree();
-            if devs.iter().all(|d| d.tree() == t0) {
+            // Each device's `.kluisignore` is its own: compare what no
+            // device's rules keep local.
+            let rules: Vec<kluis_sync::scan::Ignore> = devs
+                .iter()
+                .map(|d| kluis_sync::scan::Ignore::load(&d.plain))
+                .collect();
+            let synced = |d: &Device| -> BTreeMap<String, Vec<u8>> {
+                d.tree()
+                    .into_iter()
+                    .filter(|(k, _)| {
+                        let k = k.trim_end_matches('/');
+                        k != kluis_sync::scan::IGNORE_FILE
+                            && !rules.iter().any(|r| r.is_ignored_path(k))
+                    })
+                    .collect()
+            };
+            let t0 = synced(devs[0]);
+            if devs.iter().all(|d| synced(d) == t0) {
                 return;
             }
         }

@@ -97,6 +97,7 @@ fn run(c: &Case) -> Plan {
         quiet: QUIET,
         mass_delete_min: 10,
         allow_mass_delete: false,
+        ignore: &Ignore::with(&[]),
     })
 }
 
@@ -492,6 +493,7 @@ fn sync_client_conflict_copies_are_adopted() {
         quiet: QUIET,
         mass_delete_min: 10,
         allow_mass_delete: false,
+        ignore: &Ignore::with(&[]),
     });
     assert_eq!(
         p.ops,
@@ -516,4 +518,66 @@ fn plan_is_deterministic() {
         expect: vec![],
     };
     assert_eq!(run(&c), run(&c));
+}
+
+/// Ignore rules are this device's alone: a path they match is never
+/// uploaded, downloaded, deleted or trashed here, whether it was synced
+/// before the rule existed or another device put it in the mirror.
+#[test]
+fn ignored_paths_are_left_alone_in_both_trees() {
+    let synced = ifile((5, OLD, 1), (200, OLD), 1);
+    let local: BTreeMap<String, Stat> = [anchor_l()].into_iter().map(|(p, v)| (s(p), v)).collect();
+    let remote = RemoteScan {
+        entries: [
+            // Synced before `*.log` was added here: still in the mirror.
+            ("old.log", rfile(200, OLD, 1)),
+            // Another device's file whose name this device ignores.
+            ("theirs.log", rfile(300, OLD, 2)),
+            ("logs", rdir()),
+            ("logs/x.txt", rfile(300, OLD, 3)),
+            anchor_r(),
+        ]
+        .into_iter()
+        .map(|(p, v)| (s(p), v))
+        .collect(),
+        ..RemoteScan::default()
+    };
+    let index: BTreeMap<String, IndexEntry> = [
+        ("old.log", synced.clone()),
+        ("gone.log", synced),
+        anchor_i(),
+    ]
+    .into_iter()
+    .map(|(p, v)| (s(p), v))
+    .collect();
+    let input = |ignore| PlanInput {
+        local: &local,
+        remote: &remote,
+        index: &index,
+        now: NOW,
+        quiet: QUIET,
+        mass_delete_min: 10,
+        allow_mass_delete: false,
+        ignore,
+    };
+    let (with_rules, without) = (Ignore::with(&["*.log", "logs"]), Ignore::with(&[]));
+    let p = plan(input(&with_rules));
+    assert_eq!(p.guard, None);
+    assert_eq!(
+        p.ops,
+        vec![Operation::Forget {
+            path: s("gone.log")
+        }],
+        "no deletion in the mirror, no download of ignored names"
+    );
+    // Without the rules the same trees would delete and download: the
+    // test above is not vacuous.
+    let p = plan(input(&without));
+    assert!(
+        p.ops
+            .contains(&Operation::DeleteRemote { path: s("old.log") })
+    );
+    assert!(p.ops.contains(&Operation::Download {
+        path: s("theirs.log")
+    }));
 }
