@@ -622,6 +622,65 @@ pub fn remove_folder_pair(shell: State<'_, Shell>, pair: String) -> Result<(), U
     shell.engine.reload().map_err(UiError::from)
 }
 
+/// A pair's ignore rules: the built-in ones (always on) and this
+/// device's own (`.kluisignore` in the plaintext folder, never synced).
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct IgnoreView {
+    /// Always ignored (editor lock and swap files, OS litter, Kluis's own).
+    pub builtin: Vec<String>,
+    /// This device's own patterns, one name glob (`*`, `?`) each.
+    pub user: Vec<String>,
+}
+
+fn pair_plain(shell: &Shell, pair: &str) -> Result<PathBuf, UiError> {
+    let cfg = Config::load(shell.engine.home())?;
+    cfg.pairs
+        .into_iter()
+        .find(|p| p.id == pair)
+        .map(|p| p.plain)
+        .ok_or_else(|| UiError::new("no_such_pair", format!("no folder pair {pair}")))
+}
+
+fn ignore_error(e: kluis_agent::ignore::IgnoreError) -> UiError {
+    let code = match e {
+        kluis_agent::ignore::IgnoreError::Io { .. } => "io",
+        _ => "bad_pattern",
+    };
+    UiError::new(code, e.to_string())
+}
+
+/// The ignore rules of a folder pair.
+#[tauri::command]
+#[specta::specta]
+pub fn get_ignore_patterns(shell: State<'_, Shell>, pair: String) -> Result<IgnoreView, UiError> {
+    let plain = pair_plain(&shell, &pair)?;
+    Ok(IgnoreView {
+        builtin: kluis_agent::ignore::BUILTIN_IGNORES
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+        user: kluis_agent::ignore::user_ignores(&plain).map_err(ignore_error)?,
+    })
+}
+
+/// Replace this device's ignore rules for a pair (blank lines dropped).
+/// Paths they match are left alone from then on, on this device only:
+/// nothing is deleted anywhere.
+#[tauri::command]
+#[specta::specta]
+pub fn set_ignore_patterns(
+    shell: State<'_, Shell>,
+    pair: String,
+    patterns: Vec<String>,
+) -> Result<(), UiError> {
+    let plain = pair_plain(&shell, &pair)?;
+    let patterns: Vec<String> = patterns
+        .into_iter()
+        .filter(|p| !p.trim().is_empty())
+        .collect();
+    kluis_agent::ignore::set_user_ignores(&plain, &patterns).map_err(ignore_error)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

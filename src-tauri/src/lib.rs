@@ -42,6 +42,8 @@ pub fn specta_builder<R: Runtime>() -> tauri_specta::Builder<R> {
             commands::create_identity,
             commands::add_folder_pair,
             commands::remove_folder_pair,
+            commands::get_ignore_patterns,
+            commands::set_ignore_patterns,
         ])
 }
 

@@ -127,6 +127,46 @@ fn first_run_unlock_sync_pause_lock_through_ipc() {
     let in_mirror = std::fs::read_dir(&mirror).expect("mirror").count();
     assert!(in_mirror >= 1);
 
+    // This device's ignore rules, through the Settings calls.
+    let pair = s["pairs"][0]["id"].as_str().expect("pair id").to_owned();
+    let ig = h.ok("get_ignore_patterns", json!({"pair": pair}));
+    assert!(
+        ig["builtin"]
+            .as_array()
+            .expect("list")
+            .contains(&json!("*.swp"))
+    );
+    assert_eq!(ig["user"], json!([]));
+    let e = h
+        .call(
+            "set_ignore_patterns",
+            json!({"pair": pair, "patterns": ["a/b"]}),
+        )
+        .expect_err("one name per rule");
+    assert_eq!(e["code"], "bad_pattern");
+    let e = h
+        .call("get_ignore_patterns", json!({"pair": "nope"}))
+        .expect_err("unknown pair");
+    assert_eq!(e["code"], "no_such_pair");
+    h.ok(
+        "set_ignore_patterns",
+        json!({"pair": pair, "patterns": ["*.log", " "]}),
+    );
+    let ig = h.ok("get_ignore_patterns", json!({"pair": pair}));
+    assert_eq!(ig["user"], json!(["*.log"]));
+    // The rule is live: written first, the log file is never encrypted.
+    std::fs::write(plain.join("debug.log"), b"noise").expect("write");
+    std::fs::write(plain.join("second.txt"), b"more numbers").expect("write");
+    h.wait_status("two synced files", |s| s["pairs"][0]["synced_files"] == 2);
+    let kls = || {
+        std::fs::read_dir(&mirror)
+            .expect("mirror")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".kls"))
+            .count()
+    };
+    assert_eq!(kls(), 2, "report.txt and second.txt only");
+
     h.ok("pause_sync", json!({}));
     h.wait_status("paused", |s| {
         s["tray"]["kind"] == "paused" && s["tray"]["paused"] == true

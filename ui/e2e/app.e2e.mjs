@@ -90,7 +90,17 @@ test("locking shows the unlock prompt; a wrong password is refused clearly", asy
 test("settings switch the language at once", async () => {
   await s.click(await s.find("#nav-settings"));
   await s.waitFor("#settings-heading", (t) => t === tr["settings.heading"]);
+  // The first pair's ignore rules: loaded from the agent when opened, and
+  // saved through it (a rule for *.log files).
+  await s.exec(`document.querySelector('details.ignore').open = true;`);
+  await s.waitFor('[id^="ignore-"][id$="-builtin"]', (t) => t.includes("*.swp"));
+  await s.exec(
+    `const t = document.querySelector('details.ignore textarea'); t.value = '*.log'; t.form.requestSubmit();`,
+  );
+  await s.waitFor("details.ignore .note", (t) => t === tr["settings.saved"]);
+  await s.exec(`document.querySelector('details.ignore .actions').scrollIntoView({ block: 'end' });`);
   await shot("settings");
+  await s.exec(`window.scrollTo(0, 0);`);
   const other = lang === "nl" ? "fr" : "nl";
   const otr = JSON.parse(fs.readFileSync(new URL(`../src/i18n/${other}.json`, import.meta.url)));
   await s.exec(

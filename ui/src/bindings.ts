@@ -44,6 +44,14 @@ export const commands = {
 	addFolderPair: (plain: string, mirror: string) => typedError<null, UiError>(__TAURI_INVOKE("add_folder_pair", { plain, mirror })),
 	/**  Stop syncing a pair (files are left alone) and restart the engine. */
 	removeFolderPair: (pair: string) => typedError<null, UiError>(__TAURI_INVOKE("remove_folder_pair", { pair })),
+	/**  The ignore rules of a folder pair. */
+	getIgnorePatterns: (pair: string) => typedError<IgnoreView, UiError>(__TAURI_INVOKE("get_ignore_patterns", { pair })),
+	/**
+	 *  Replace this device's ignore rules for a pair (blank lines dropped).
+	 *  Paths they match are left alone from then on, on this device only:
+	 *  nothing is deleted anywhere.
+	 */
+	setIgnorePatterns: (pair: string, patterns: string[]) => typedError<null, UiError>(__TAURI_INVOKE("set_ignore_patterns", { pair, patterns })),
 };
 
 /* Types */
@@ -87,6 +95,17 @@ export type FolderSuggestion = {
 	plain: string,
 	/**  Suggested mirror: `Kluis/` in the first sync folder found, else `~/Kluis-encrypted`. */
 	mirror: string,
+};
+
+/**
+ *  A pair's ignore rules: the built-in ones (always on) and this
+ *  device's own (`.kluisignore` in the plaintext folder, never synced).
+ */
+export type IgnoreView = {
+	/**  Always ignored (editor lock and swap files, OS litter, Kluis's own). */
+	builtin: string[],
+	/**  This device's own patterns, one name glob (`*`, `?`) each. */
+	user: string[],
 };
 
 /**  One folder pair, for the status window. */

@@ -4,6 +4,7 @@ import { setLanguage } from "./i18n";
 import { statusView } from "./views/status";
 import { unlockView } from "./views/unlock";
 import { wizardView } from "./views/wizard";
+import { settingsView } from "./views/settings";
 
 vi.mock("./bindings", () => ({ commands: {} }));
 
@@ -119,5 +120,44 @@ describe("wizard", () => {
     expect(calls).toEqual(["create", "pair", "unlock"]);
     expect(api.addFolderPair).toHaveBeenCalledWith("/h/Kluis", "/h/Dropbox/Kluis");
     expect(done).toHaveBeenCalledOnce();
+  });
+});
+
+describe("settings", () => {
+  it("loads a pair's ignore rules when opened and saves them as lines", async () => {
+    const getIgnorePatterns = vi.fn(() => ok({ builtin: ["*.swp", "~$*"], user: ["*.log"] }));
+    const setIgnorePatterns = vi.fn(() => ok(null));
+    const api = { getIgnorePatterns, setIgnorePatterns } as unknown as Api;
+    const st = { settings: { language: null, autostart: true }, language: "en", languages: ["en", "nl", "fr"] };
+    const el = settingsView(api, st, status(), () => {});
+    document.body.replaceChildren(el);
+    const details = el.querySelector<HTMLDetailsElement>("details.ignore")!;
+    expect(getIgnorePatterns).not.toHaveBeenCalled();
+    details.open = true;
+    details.dispatchEvent(new Event("toggle"));
+    await flush();
+    expect(getIgnorePatterns).toHaveBeenCalledWith("p1");
+    const text = el.querySelector<HTMLTextAreaElement>("#ignore-p1")!;
+    expect(el.querySelector('label[for="ignore-p1"]')?.textContent).toBe("Ignore rules");
+    expect(text.value).toBe("*.log");
+    expect(details.textContent).toContain("Always ignored: *.swp");
+    text.value = "*.log\nbuild";
+    details.querySelector("form")!.dispatchEvent(new Event("submit"));
+    await flush();
+    expect(setIgnorePatterns).toHaveBeenCalledWith("p1", ["*.log", "build"]);
+    expect(details.querySelector(".note")?.textContent).toBe("Saved.");
+  });
+
+  it("says plainly when a rule is refused", async () => {
+    const api = {
+      getIgnorePatterns: () => ok({ builtin: [], user: [] }),
+      setIgnorePatterns: () => err("bad_pattern"),
+    } as unknown as Api;
+    const st = { settings: { language: null, autostart: true }, language: "en", languages: ["en"] };
+    const el = settingsView(api, st, status(), () => {});
+    el.querySelector<HTMLTextAreaElement>("#ignore-p1")!.value = "a/b";
+    el.querySelector("details.ignore form")!.dispatchEvent(new Event("submit"));
+    await flush();
+    expect(el.querySelector("details.ignore .note")?.textContent).toContain("not valid");
   });
 });

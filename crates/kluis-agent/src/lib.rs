@@ -12,7 +12,8 @@
 //! - [`ipc`]: a typed JSON-lines protocol over a Unix socket (owner-only),
 //!   with [`ipc::Client`] for the CLI and the tray app;
 //! - [`share`]: share and unshare folders and files with verified
-//!   colleagues and groups, and pair folders shared with you.
+//!   colleagues and groups, and pair folders shared with you;
+//! - [`ignore`]: this device's own ignore rules of a folder pair.
 #![forbid(unsafe_code)]
 
 mod agent;
@@ -37,4 +38,14 @@ pub use ipc::{
     SharedWithYou, Status,
 };
 pub use lock::PairLock;
+
+/// This device's ignore rules for a pair's plaintext folder
+/// (`.kluisignore`, never synced): read, and replace atomically. The
+/// running agent's watcher picks a change up by itself.
+pub mod ignore {
+    pub use kluis_sync::scan::{
+        BUILTIN_IGNORES, IgnoreError, MAX_USER_IGNORES, check_ignore_pattern, set_user_ignores,
+        user_ignores,
+    };
+}
 pub use share::directory::{BrokerDirectory, Directory};

@@ -105,7 +105,10 @@ fn debounce(rx: &Receiver<Vec<PathBuf>>, quiet: Duration, sink: &dyn Sink) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests: a poisoned lock should fail loudly")]
+#[allow(
+    clippy::unwrap_used,
+    reason = "tests: a poisoned lock should fail loudly"
+)]
 mod tests {
     use super::*;
     use notify::event::{EventKind, Flag, ModifyKind};

@@ -198,6 +198,122 @@ impl Ignore {
     }
 }
 
+/// At most this many user patterns in `.kluisignore`.
+pub const MAX_USER_IGNORES: usize = 500;
+
+/// Why a set of ignore patterns was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum IgnoreError {
+    /// One pattern breaks a rule.
+    #[error("ignore pattern {pattern:?}: {reason}")]
+    Invalid {
+        /// The pattern, as given.
+        pattern: String,
+        /// The rule.
+        reason: &'static str,
+    },
+    /// Too many patterns.
+    #[error("at most {MAX_USER_IGNORES} ignore patterns")]
+    TooMany,
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// Which file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// The user's own patterns in `root`'s `.kluisignore` (comments and blank
+/// lines left out); none when there is no such file.
+pub fn user_ignores(root: &Path) -> Result<Vec<String>, IgnoreError> {
+    let path = root.join(IGNORE_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(IgnoreError::Io {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// Checks one pattern: a glob (`*`, `?`) on a single name, so no `/` or
+/// `\\`, no control characters, at most 255 bytes, not a comment.
+pub fn check_ignore_pattern(pattern: &str) -> Result<(), IgnoreError> {
+    let bad = |reason| {
+        Err(IgnoreError::Invalid {
+            pattern: pattern.to_owned(),
+            reason,
+        })
+    };
+    let p = pattern.trim();
+    if p.is_empty() {
+        return bad("empty");
+    }
+    if p.len() > 255 {
+        return bad("longer than 255 bytes");
+    }
+    if p.contains(['/', '\\']) {
+        return bad("a pattern matches one name, so it cannot contain / or \\");
+    }
+    if p.chars().any(char::is_control) {
+        return bad("control characters are not allowed");
+    }
+    if p.starts_with('#') {
+        return bad("a line starting with # is a comment");
+    }
+    Ok(())
+}
+
+/// Replaces the user's patterns in `root`'s `.kluisignore` (this device's
+/// alone; it is not synced), atomically: a temp file in `root`, fsynced,
+/// renamed over the old one, and the directory fsynced. Every pattern is
+/// checked first; on any error the old file is untouched. The running
+/// agent's watcher sees the change and reconciles; paths the new rules
+/// match are then left alone on this device, never deleted elsewhere.
+pub fn set_user_ignores(root: &Path, patterns: &[String]) -> Result<(), IgnoreError> {
+    if patterns.len() > MAX_USER_IGNORES {
+        return Err(IgnoreError::TooMany);
+    }
+    let mut text = String::from(
+        "# Kluis: names this device does not sync (one glob per line; * and ? match\n\
+         # within one name). Written by Kluis; lines starting with # are comments.\n",
+    );
+    for p in patterns {
+        check_ignore_pattern(p)?;
+        text.push_str(p.trim());
+        text.push('\n');
+    }
+    let path = root.join(IGNORE_FILE);
+    let io = |source| IgnoreError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let tmp = root.join(format!("{TEMP_PREFIX}ignore"));
+    let write = || -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, &path)?;
+        #[cfg(unix)]
+        fs::File::open(root)?.sync_all()?;
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io(e)
+    })
+}
+
 /// `*` and `?` glob on one component.
 fn glob(p: &[u8], s: &[u8]) -> bool {
     match (p.first(), s.first()) {
@@ -449,5 +565,35 @@ mod tests {
         for n in ["report.odt", "notes.txt", "a~b", "x.swpx"] {
             assert!(!ig.is_ignored(n), "{n}");
         }
+    }
+
+    #[test]
+    fn user_ignores_round_trip_and_a_bad_pattern_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        assert!(user_ignores(root).unwrap().is_empty(), "no file: no rules");
+        set_user_ignores(root, &["*.log".into(), " build ".into()]).unwrap();
+        assert_eq!(user_ignores(root).unwrap(), ["*.log", "build"]);
+        let ig = Ignore::load(root);
+        assert!(ig.is_ignored_path("a/build/x.txt") && ig.is_ignored("x.log"));
+        assert!(!ig.is_ignored("x.txt"));
+        for bad in ["", "a/b", "a\\b", "#x", "x\ny", &"x".repeat(256)] {
+            let e = set_user_ignores(root, &["ok".into(), bad.to_owned()]).unwrap_err();
+            assert!(matches!(e, IgnoreError::Invalid { .. }), "{bad:?}: {e}");
+        }
+        let many = vec!["x".to_owned(); MAX_USER_IGNORES + 1];
+        assert!(matches!(
+            set_user_ignores(root, &many),
+            Err(IgnoreError::TooMany)
+        ));
+        assert_eq!(user_ignores(root).unwrap(), ["*.log", "build"], "unchanged");
+        let leftovers = fs::read_dir(root)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
+            .count();
+        assert_eq!(leftovers, 0);
+        set_user_ignores(root, &[]).unwrap();
+        assert!(user_ignores(root).unwrap().is_empty());
     }
 }

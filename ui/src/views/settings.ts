@@ -62,10 +62,51 @@ export function settingsView(api: Api, st: SettingsView, s: StatusView, changed:
             h("code", {}, p.mirror),
             " ",
             h("button", { class: "link", onclick: async () => report(await api.removeFolderPair(p.id)) }, t("settings.remove")),
+            ignoreRules(api, p.id),
           ),
         ),
       ),
       add,
     ),
   );
+}
+
+/** A pair's own ignore rules: loaded when opened, saved as one list. The
+ * outcome shows next to the form (saving changes nothing else on screen). */
+function ignoreRules(api: Api, pair: string): HTMLElement {
+  const id = `ignore-${pair}`;
+  const text = h("textarea", { id, rows: "4", spellcheck: "false", autocapitalize: "off", "aria-describedby": `${id}-help` });
+  const builtin = h("p", { id: `${id}-builtin`, class: "muted small" });
+  const note = h("p", { class: "note", role: "status", "aria-live": "polite" });
+  const say = (r: { status: string; error?: { code: string; message: string } }) => {
+    note.textContent = r.status === "ok" ? t("settings.saved") : errorText(r.error!);
+  };
+  const form = h(
+    "form",
+    { class: "stack" },
+    // The summary above already shows the name; the label is for screen readers.
+    h("label", { for: id, class: "sr-only" }, t("settings.ignore")),
+    h("p", { id: `${id}-help`, class: "muted small" }, t("settings.ignore.help")),
+    text,
+    builtin,
+    h("div", { class: "actions" }, note, h("button", { type: "submit" }, t("settings.ignore.save"))),
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    say(await api.setIgnorePatterns(pair, text.value.split("\n")));
+  });
+  const details = h("details", { class: "ignore" }, h("summary", {}, t("settings.ignore")), form);
+  let loaded = false;
+  details.addEventListener("toggle", async () => {
+    if (!details.open || loaded) return;
+    const r = await api.getIgnorePatterns(pair);
+    if (r.status === "ok") {
+      loaded = true;
+      text.value = r.data.user.join("\n");
+      builtin.textContent = t("settings.ignore.builtin", { list: r.data.builtin.join("  ") });
+    } else {
+      say(r);
+    }
+  });
+  return details;
 }
