@@ -52,8 +52,9 @@ pub(crate) fn replace_atomic(
 
 /// [`replace_atomic`] with the temp file itself, so that a payload can be
 /// copied file to file (`std::io::copy` from a `File` to a `File` uses
-/// `copy_file_range` on Linux: no trip through user space, and a reflink
-/// on file systems that share extents).
+/// `copy_file_range` on Linux: the kernel copies, no trip through user
+/// space; no reflink, as the header lengths are not block-aligned,
+/// docs/SHARING.md).
 pub(crate) fn replace_atomic_file(
     target: &Path,
     fill: impl FnOnce(&mut File) -> Result<(), kluis_format::Error>,
