@@ -44,6 +44,18 @@ pub enum BrokerError {
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The configured TLS certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] server::TlsError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A broker ready to serve: store, OPRF seed, settings and clock.
@@ -80,6 +92,30 @@ impl Broker {
             config.settings.clone(),
             clock,
         ))
+    }
+
+    /// What `kluis-broker serve` does: loads the configured TLS certificate
+    /// and key (if any), opens the broker and serves it on the configured
+    /// address. Plain HTTP off loopback was already refused by
+    /// [`Config::resolve`].
+    pub async fn serve_config(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Self, server::RunningServer), BrokerError> {
+        let tls = match &config.tls {
+            Some(paths) => Some(server::tls_acceptor(&paths.cert, &paths.key)?),
+            None => None,
+        };
+        let broker = Self::open(config, clock).await?;
+        let running =
+            broker
+                .spawn(config.listen, tls)
+                .await
+                .map_err(|source| BrokerError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        Ok((broker, running))
     }
 
     /// Assembles a broker from parts (tests use this).

@@ -12,7 +12,7 @@ use kluis_audit::Actor;
 use kluis_broker::clock::{Clock as _, SystemClock};
 use kluis_broker::config::{Config, Overrides};
 use kluis_broker::org::OrgSigningKey;
-use kluis_broker::{Broker, admin, server};
+use kluis_broker::{Broker, admin};
 use kluis_types::{Email, Invite, OrgPublicKey, PublicKeyString};
 
 #[derive(Parser)]
@@ -282,16 +282,12 @@ fn init_tracing(filter: &str) {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let tls = match &config.tls {
-        Some(paths) => Some(server::tls_acceptor(&paths.cert, &paths.key)?),
-        None => None,
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
     };
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let broker = Broker::open(&config, Arc::new(SystemClock)).await?;
-    let running = broker
-        .spawn(config.listen, tls)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    let (broker, running) = Broker::serve_config(&config, Arc::new(SystemClock)).await?;
     tracing::info!(
         address = %format!("{scheme}://{}", running.local_addr),
         data_dir = %config.data_dir.display(),

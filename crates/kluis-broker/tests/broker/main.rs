@@ -13,6 +13,9 @@ use governance::{
     policy_is_signed_served_and_enforced,
 };
 mod groups;
+#[path = "../../../../tests/support/pki.rs"]
+mod pki;
+mod tls;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

@@ -20,6 +20,33 @@ struct LiveBroker {
 
 impl LiveBroker {
     fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A broker serving HTTPS for `localhost` with a certificate from an
+    /// organisation CA (not a public one); returns the CA's PEM file too.
+    fn start_tls() -> (Self, std::path::PathBuf) {
+        let pki_dir = tempfile::tempdir().unwrap();
+        let pki = crate::pki::issue(pki_dir.path(), "localhost");
+        let file = pki_dir.path().join("broker.toml");
+        std::fs::write(
+            &file,
+            format!("[tls]\ncert = {:?}\nkey = {:?}\n", pki.cert, pki.key),
+        )
+        .unwrap();
+        let broker = Self::start_with(Some(file));
+        let ca = broker._dir.path().join("ca.pem");
+        std::fs::copy(&pki.ca, &ca).unwrap();
+        (broker.with_scheme("https", "localhost"), ca)
+    }
+
+    fn with_scheme(mut self, scheme: &str, host: &str) -> Self {
+        let port = self.url.rsplit(':').next().unwrap().to_owned();
+        self.url = format!("{scheme}://{host}:{port}");
+        self
+    }
+
+    fn start_with(config_file: Option<std::path::PathBuf>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -28,7 +55,7 @@ impl LiveBroker {
             .unwrap();
         let home = dir.path().join("broker");
         let overrides = Overrides {
-            config_file: None,
+            config_file,
             data_dir: Some(home.clone()),
             listen: Some("127.0.0.1:0".into()),
         };
@@ -37,10 +64,9 @@ impl LiveBroker {
             _ => None,
         };
         let config = Config::resolve(&overrides, &env).unwrap();
-        let broker = rt
-            .block_on(Broker::open(&config, Arc::new(SystemClock)))
+        let (broker, server) = rt
+            .block_on(Broker::serve_config(&config, Arc::new(SystemClock)))
             .unwrap();
-        let server = rt.block_on(broker.spawn(config.listen, None)).unwrap();
         let org = OrgSigningKey::init(&dir.path().join("org.key")).unwrap();
         LiveBroker {
             url: format!("http://{}", server.local_addr),
@@ -90,7 +116,15 @@ impl LiveBroker {
     }
 
     fn register(&self, u: &User, email: &str, name: &str) -> String {
-        let out = run_ok(u.cmd().args([
+        let out = run_ok(&mut self.register_cmd(u, email, name));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("Registered"), "{text}");
+        fingerprint(u)
+    }
+
+    fn register_cmd(&self, u: &User, email: &str, name: &str) -> std::process::Command {
+        let mut c = u.cmd();
+        c.args([
             "account",
             "register",
             "--broker",
@@ -101,10 +135,8 @@ impl LiveBroker {
             email,
             "--name",
             name,
-        ]));
-        let text = String::from_utf8(out.stdout).unwrap();
-        assert!(text.contains("Registered"), "{text}");
-        fingerprint(u)
+        ]);
+        c
     }
 }
 
@@ -190,6 +222,37 @@ fn fingerprint(u: &User) -> String {
         .nth(1)
         .unwrap()
         .to_owned()
+}
+
+/// An organisation serves its broker with a certificate from its own CA and
+/// deploys that CA to its machines' trust store (on Linux `SSL_CERT_FILE`
+/// stands in for it). Kluis trusts it there; a machine without it refuses
+/// the broker instead of talking to it.
+#[test]
+fn a_broker_certified_by_the_organisation_ca_is_trusted_through_the_os_store() {
+    let (b, ca) = LiveBroker::start_tls();
+    assert!(b.url.starts_with("https://localhost:"), "{}", b.url);
+    let stranger = User::new();
+    run_fail(
+        b.register_cmd(&stranger, "eve@example.org", "Eve")
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR"),
+        "invalid peer certificate",
+    );
+    let alice = User::new();
+    let mut register = b.register_cmd(&alice, "alice@example.org", "Alice Peeters");
+    let out = run_ok(register.env("SSL_CERT_FILE", &ca));
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("Registered"),
+        "registration over TLS failed"
+    );
+    // A second device logs in over the same TLS connection setup.
+    let laptop = User::new();
+    let mut login = b.login_cmd(&laptop, "alice@example.org");
+    run_ok(login.env("SSL_CERT_FILE", &ca));
+    assert_eq!(fingerprint(&laptop), fingerprint(&alice));
 }
 
 #[test]

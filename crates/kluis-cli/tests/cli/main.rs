@@ -3,6 +3,8 @@
 
 mod account;
 mod crypt;
+#[path = "../../../../tests/support/pki.rs"]
+mod pki;
 mod recovery;
 mod start;
 mod util;
