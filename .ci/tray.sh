@@ -3,12 +3,12 @@
 #   1. system packages for Tauri 2 (webkit2gtk 4.1, appindicator), Xvfb,
 #      D-Bus, trayer and WebKitWebDriver;
 #   2. the UI: npm ci, type check + Vite build, Vitest;
-#   3. cargo test -p kluis-tray (mock runtime + unit tests);
-#   4. the tray over D-Bus (StatusNotifierItem icon + dbusmenu labels in
-#      each state) under dbus-run-session + Xvfb;
-#   5. end-to-end tests of the real app through tauri-driver + WebKitWebDriver;
-#   6. the .deb, built by the Tauri bundler (npm @tauri-apps/cli) from the
-#      debug build the tests already made, and its contents checked.
+#   3. the app and its .deb, built by the Tauri bundler (npm
+#      @tauri-apps/cli, debug profile), and the .deb's contents checked;
+#   4. cargo test -p kluis-tray (mock runtime + unit tests);
+#   5. the tray over D-Bus (StatusNotifierItem icon + dbusmenu labels in
+#      each state) under dbus-run-session + Xvfb, on the binary the .deb holds;
+#   6. end-to-end tests of that binary through tauri-driver + WebKitWebDriver.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -34,8 +34,23 @@ if ! command -v tauri-driver >/dev/null; then
   cargo install -q tauri-driver --version '^2' --locked
 fi
 
+# The app as it ships: `tauri build` compiles Tauri with its custom-protocol
+# feature (assets served from the binary) and bundles the .deb. The D-Bus and
+# end-to-end tests below run this very binary, so Tauri is compiled once for
+# the app (and once more, with its `test` feature, for cargo test).
+echo "== tray: tauri build (.deb)"
+cargo build -q -p kluis-cli -p kluis-broker
+rm -rf "$target"/debug/bundle/deb
+(cd src-tauri && ../ui/node_modules/.bin/tauri build --debug --bundles deb --ci)
+deb=$(ls "$target"/debug/bundle/deb/*.deb | head -n1)
+dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./||' > /tmp/kluis-deb-contents.txt
+for want in usr/bin/kluis-tray usr/share/applications/Kluis.desktop etc/xdg/autostart/Kluis.desktop usr/share/icons/hicolor/128x128/apps/kluis-tray.png; do
+  grep -qx "$want" /tmp/kluis-deb-contents.txt || { echo "missing in .deb: $want" >&2; exit 1; }
+done
+dpkg-deb -f "$deb" Depends | grep -q libayatana-appindicator3-1 || { echo ".deb lacks its Depends" >&2; exit 1; }
+echo "built $(basename "$deb") ($(du -h "$deb" | cut -f1))"
+
 echo "== tray: cargo test -p kluis-tray"
-cargo build -q -p kluis-tray -p kluis-cli
 cargo test -p kluis-tray
 
 echo "== tray: D-Bus tray states"
@@ -44,17 +59,4 @@ bash src-tauri/tests/tray-dbus.sh "$target/debug"
 echo "== tray: end-to-end (tauri-driver + WebKitWebDriver)"
 bash src-tauri/tests/e2e.sh "$target/debug"
 
-# The .deb: `tauri build` recompiles Tauri with its custom-protocol feature
-# (~7 min on 2 cores), which would push the whole CI past 45 minutes, so it
-# runs when KLUIS_CI_DEB=1 (packaging/README.md).
-if [ "${KLUIS_CI_DEB:-0}" = 1 ]; then
-  echo "== tray: .deb"
-  (cd src-tauri && ../ui/node_modules/.bin/tauri build --debug --bundles deb --ci)
-  deb=$(ls "$target"/debug/bundle/deb/*.deb | head -n1)
-  dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./||' > /tmp/kluis-deb-contents.txt
-  for want in usr/bin/kluis-tray usr/share/applications/Kluis.desktop etc/xdg/autostart/Kluis.desktop usr/share/icons/hicolor/128x128/apps/kluis-tray.png; do
-    grep -qx "$want" /tmp/kluis-deb-contents.txt || { echo "missing in .deb: $want" >&2; exit 1; }
-  done
-  dpkg-deb -f "$deb" Depends
-fi
 echo "tray: 1 passed, 0 failed"

@@ -549,47 +549,8 @@ pub fn suggest_folders() -> Result<FolderSuggestion, UiError> {
 #[specta::specta]
 pub fn create_identity(shell: State<'_, Shell>, password: String) -> Result<(), UiError> {
     let password = zeroize::Zeroizing::new(password);
-    if password.chars().count() < 8 {
-        return Err(UiError::new(
-            "password_too_short",
-            "the password needs at least 8 characters",
-        ));
-    }
-    let path = shell.engine.home().identity_file();
-    if path.exists() {
-        return Err(UiError::new(
-            "identity_exists",
-            format!("{} already exists", path.display()),
-        ));
-    }
-    let mut rng = kluis_format::rand_core::UnwrapErr(getrandom::SysRng);
-    let id = kluis_format::Identity::generate(&mut rng);
-    let sealed = kluis_format::seal_identity(
-        &id,
-        password.as_bytes(),
-        kluis_format::KdfParams::DEFAULT,
-        &mut rng,
-    )
-    .map_err(|e| UiError::new("identity", e.to_string()))?;
-    write_private(&path, &sealed)
-        .map_err(|e| UiError::new("io", format!("{}: {e}", path.display())))
-}
-
-/// Write a new owner-only file atomically (temp file, fsync, rename).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(".identity.kluiskey.tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    kluis_agent::account::create_local_identity(shell.engine.home(), &password)?;
+    Ok(())
 }
 
 /// Pair a plaintext folder with a mirror folder and restart the engine on

@@ -63,6 +63,13 @@ fn start_mode(home: &AgentHome, opts: &AgentOptions) -> Mode {
             if let Some(id) = kluis_agent::keycache::KeyCache::for_home(home).load() {
                 agent.handle().unlock_with(id);
             }
+            // With a broker account on this device, folder members follow
+            // the directory (as under `kluis agent`).
+            if let Ok((client, account)) = kluis_agent::account::device_client(home)
+                && let Ok(directory) = kluis_agent::BrokerDirectory::new(client, account.email)
+            {
+                agent.handle().set_directory(std::sync::Arc::new(directory));
+            }
             // Without the socket `kluis status` cannot see us; the app works.
             let _ = ipc::serve(agent.handle(), &socket);
             Mode::InProcess(agent)

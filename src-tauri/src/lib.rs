@@ -6,6 +6,7 @@
 //! commands with `tauri::test::mock_builder()`.
 #![forbid(unsafe_code)]
 
+pub mod account;
 pub mod commands;
 pub mod engine;
 pub mod error;
@@ -44,6 +45,11 @@ pub fn specta_builder<R: Runtime>() -> tauri_specta::Builder<R> {
             commands::remove_folder_pair,
             commands::get_ignore_patterns,
             commands::set_ignore_patterns,
+            account::register_account,
+            account::login_account,
+            account::get_account,
+            account::change_password,
+            account::logout_account,
         ])
 }
 

@@ -250,3 +250,145 @@ fn bindings_in_ui_are_generated_from_the_commands() {
         "ui/src/bindings.ts is stale: run `cargo run -p kluis-tray --example bindings`"
     );
 }
+
+/// A broker on loopback with open registration, as an organisation runs it.
+struct LoopbackBroker {
+    url: String,
+    org_key: String,
+    _server: kluis_broker::server::RunningServer,
+    _rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+fn loopback_broker() -> LoopbackBroker {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let overrides = kluis_broker::config::Overrides {
+        config_file: None,
+        data_dir: Some(dir.path().join("broker")),
+        listen: Some("127.0.0.1:0".into()),
+    };
+    let env = |k: &str| (k == "KLUIS_BROKER_REGISTRATION").then(|| "open".to_owned());
+    let config = kluis_broker::config::Config::resolve(&overrides, &env).expect("config");
+    let (_broker, server) = rt
+        .block_on(kluis_broker::Broker::serve_config(
+            &config,
+            std::sync::Arc::new(kluis_broker::clock::SystemClock),
+        ))
+        .expect("broker");
+    let org = kluis_broker::org::OrgSigningKey::init(&dir.path().join("org.key")).expect("org");
+    LoopbackBroker {
+        url: format!("http://{}", server.local_addr),
+        org_key: org.public_key().to_string(),
+        _server: server,
+        _rt: rt,
+        _dir: dir,
+    }
+}
+
+/// The wizard's "register" and "log in" and Settings' "change password"
+/// and "log out", against a real broker on loopback.
+#[test]
+fn register_log_in_elsewhere_change_password_and_log_out_through_ipc() {
+    let b = loopback_broker();
+    let broker = json!({"url": b.url, "org_key": b.org_key});
+    let d1 = tempfile::tempdir().expect("tempdir");
+    let desk = app(d1.path());
+    assert_eq!(desk.ok("get_account", json!({})), Value::Null);
+
+    let register = |password: &str, broker: &Value| {
+        desk.call(
+            "register_account",
+            json!({"broker": broker, "email": "ann@example.org", "name": "Ann Peeters", "password": password}),
+        )
+    };
+    let code = |r: Result<Value, Value>| r.expect_err("refused")["code"].clone();
+    assert_eq!(code(register("short", &broker)), "password_too_short");
+    assert_eq!(code(register("correct horse", &json!({}))), "no_broker");
+    assert_eq!(
+        code(register(
+            "correct horse",
+            &json!({"url": b.url, "org_key": "nonsense"})
+        )),
+        "bad_org_key"
+    );
+    assert_eq!(
+        code(register(
+            "correct horse",
+            &json!({"invite": "not an invite"})
+        )),
+        "bad_invite"
+    );
+    assert!(!d1.path().join("identity.kluiskey").exists());
+
+    let enrolled = register("correct horse", &broker).expect("registered");
+    assert_eq!(enrolled["email"], "ann@example.org");
+    assert_eq!(enrolled["recovery_enrolled"], false);
+    let fingerprint = enrolled["fingerprint"]
+        .as_str()
+        .expect("fingerprint")
+        .to_owned();
+    assert!(!fingerprint.is_empty());
+    assert_eq!(code(register("correct horse", &broker)), "account_exists");
+    let account = desk.ok("get_account", json!({}));
+    assert_eq!(account["email"], "ann@example.org");
+    assert_eq!(account["recovery_enrolled"], false);
+    // The identity file opens with the account password: unlocking works.
+    desk.ok("unlock_identity", json!({"password": "correct horse"}));
+
+    // A second device logs in and gets the same key back.
+    let d2 = tempfile::tempdir().expect("tempdir");
+    let laptop = app(d2.path());
+    let login = |password: &str| {
+        laptop.call(
+            "login_account",
+            json!({"broker": broker, "email": "ann@example.org", "password": password}),
+        )
+    };
+    assert_eq!(code(login("wrong horse")), "login_failed");
+    let again = login("correct horse").expect("logged in");
+    assert_eq!(again["fingerprint"], fingerprint);
+    laptop.ok("unlock_identity", json!({"password": "correct horse"}));
+
+    // Change the password on the desk: the laptop's session ends.
+    let e = desk
+        .call(
+            "change_password",
+            json!({"old": "wrong horse", "new": "battery staple"}),
+        )
+        .expect_err("wrong old password");
+    assert_eq!(e["code"], "wrong_password");
+    let changed = desk.ok(
+        "change_password",
+        json!({"old": "correct horse", "new": "battery staple"}),
+    );
+    assert!(
+        changed["sessions_revoked"].as_u64().expect("count") >= 1,
+        "{changed}"
+    );
+    desk.ok("lock_identity", json!({}));
+    assert_eq!(
+        desk.call("unlock_identity", json!({"password": "correct horse"}))
+            .expect_err("old password")["code"],
+        "wrong_password"
+    );
+    desk.ok("unlock_identity", json!({"password": "battery staple"}));
+    assert_eq!(code(login("correct horse")), "login_failed");
+
+    // Log out: the session ends and Kluis locks; the account stays known.
+    desk.ok("logout_account", json!({}));
+    desk.wait_status("locked", |s| s["tray"]["kind"] == "locked");
+    assert_eq!(
+        desk.ok("get_account", json!({}))["email"],
+        "ann@example.org"
+    );
+    laptop.ok("logout_account", json!({}));
+    let e = laptop
+        .call("logout_account", json!({}))
+        .expect_err("already logged out");
+    assert_eq!(e["code"], "not_logged_in");
+}

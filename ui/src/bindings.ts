@@ -52,9 +52,38 @@ export const commands = {
 	 *  nothing is deleted anywhere.
 	 */
 	setIgnorePatterns: (pair: string, patterns: string[]) => typedError<null, UiError>(__TAURI_INVOKE("set_ignore_patterns", { pair, patterns })),
+	/**
+	 *  Register a new account with an organisation's broker; the identity is
+	 *  made on this device and kept sealed with `password`.
+	 */
+	registerAccount: (broker: BrokerChoice, email: string, name: string, password: string) => typedError<EnrolledView, UiError>(__TAURI_INVOKE("register_account", { broker, email, name, password })),
+	/**
+	 *  Log in to an existing account (a new device): the key comes back from
+	 *  the broker's escrow and is kept on this device sealed with `password`.
+	 */
+	loginAccount: (broker: BrokerChoice, email: string, password: string) => typedError<EnrolledView, UiError>(__TAURI_INVOKE("login_account", { broker, email, password })),
+	/**  This device's account (`None`: the key lives on this computer only). */
+	getAccount: () => typedError<AccountView | null, UiError>(__TAURI_INVOKE("get_account")),
+	/**  Change the account password (broker and this device's identity file). */
+	changePassword: (old: string, new: string) => typedError<PasswordChangeView, UiError>(__TAURI_INVOKE("change_password", { old, new })),
+	/**
+	 *  End this device's session on the broker and lock Kluis: the next
+	 *  unlock needs the password.
+	 */
+	logoutAccount: () => typedError<null, UiError>(__TAURI_INVOKE("logout_account")),
 };
 
 /* Types */
+/**  This device's account, as Settings shows it. */
+export type AccountView = {
+	/**  The account's address. */
+	email: string,
+	/**  The broker. */
+	broker_url: string,
+	/**  Whether the organisation can recover the key, when last seen. */
+	recovery_enrolled: boolean | null,
+};
+
 /**  One activity line. */
 export type ActivityView = {
 	/**  Pair id. */
@@ -69,6 +98,16 @@ export type ActivityView = {
 	at_ms: number | null,
 };
 
+/**  Which broker: an invite, or its address and the organisation key. */
+export type BrokerChoice = {
+	/**  The invite text the administrator sent (`kluis-invite:…`). */
+	invite: string | null,
+	/**  The broker's address, when there is no invite. */
+	url: string | null,
+	/**  The organisation key (`kluis-org-ed25519:…`), with `url`. */
+	org_key: string | null,
+};
+
 /**  A conflict copy and the file it conflicts with. */
 export type ConflictView = {
 	/**  Pair id. */
@@ -77,6 +116,18 @@ export type ConflictView = {
 	copy: string,
 	/**  The file it is a copy of. */
 	original: string,
+};
+
+/**  An account just registered or logged in on this device. */
+export type EnrolledView = {
+	/**  The account's address. */
+	email: string,
+	/**  The broker. */
+	broker_url: string,
+	/**  This device's key fingerprint, to compare with IT. */
+	fingerprint: string,
+	/**  Whether the organisation can recover the key. */
+	recovery_enrolled: boolean,
 };
 
 /**  A Dropbox/OneDrive folder found on this machine. */
@@ -135,6 +186,14 @@ export type PairView = {
 	not_shared: string[],
 	/**  End of the last reconcile, ms since the epoch. */
 	last_sync_ms: number | null,
+};
+
+/**  What a password change did. */
+export type PasswordChangeView = {
+	/**  Sessions ended on other devices. */
+	sessions_revoked: number,
+	/**  Whether the organisation can recover the key. */
+	recovery_enrolled: boolean,
 };
 
 /**  The app's own preferences (`tray.json` in the config directory). */

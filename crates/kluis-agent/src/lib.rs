@@ -13,9 +13,12 @@
 //!   with [`ipc::Client`] for the CLI and the tray app;
 //! - [`share`]: share and unshare folders and files with verified
 //!   colleagues and groups, and pair folders shared with you;
-//! - [`ignore`]: this device's own ignore rules of a folder pair.
+//! - [`ignore`]: this device's own ignore rules of a folder pair;
+//! - [`account`]: this device's identity and broker account (register, log
+//!   in, change the password, log out), for `kluis account` and the tray.
 #![forbid(unsafe_code)]
 
+pub mod account;
 mod agent;
 mod config;
 mod detect;

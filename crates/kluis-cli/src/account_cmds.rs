@@ -11,10 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use kluis_account::{
-    AccountClient, AccountError, ClientConfig, Invite, KsfPolicy, OrgPublicKey, Password,
-    RecoverySealer, RecoveryState, RecoveryTicket, Registration,
-};
+use kluis_account::{AccountClient, AccountError, Invite, Password, RecoveryState, RecoveryTicket};
 use kluis_format::{Identity, KdfParams, Recipient, open_identity, seal_identity};
 use serde::{Deserialize, Serialize};
 
@@ -107,63 +104,44 @@ pub enum ContactsCommand {
     },
 }
 
-/// What this device remembers about its account (no secrets).
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct AccountFile {
-    pub(crate) broker_url: String,
-    pub(crate) org_public_key: String,
-    pub(crate) email: String,
-}
+use kluis_agent::AgentHome;
+pub(crate) use kluis_agent::account::AccountFile;
+use kluis_agent::account::{self as device, BrokerRef, Sealer};
 
-fn account_file(home: &Home) -> PathBuf {
-    home.config.join("account.json")
-}
-
-pub(crate) fn state_dir(home: &Home) -> PathBuf {
-    home.data.join("account")
-}
-
-pub(crate) fn load_account(home: &Home) -> Result<Option<AccountFile>> {
-    let path = account_file(home);
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-                format!("{} is damaged", path.display())
-            })?))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+fn agent_home(home: &Home) -> AgentHome {
+    AgentHome {
+        config: home.config.clone(),
+        data: home.data.clone(),
+        runtime: AgentHome::resolve().map_or_else(|_| home.data.clone(), |h| h.runtime),
     }
 }
 
-pub(crate) fn save_account(home: &Home, acct: &AccountFile) -> Result<()> {
-    let path = account_file(home);
-    std::fs::create_dir_all(&home.config)?;
-    let mut out = Output::open(Some(&path))?;
-    std::io::Write::write_all(&mut out, &serde_json::to_vec_pretty(acct)?)?;
-    out.commit()
+pub(crate) fn state_dir(home: &Home) -> PathBuf {
+    device::state_dir(&agent_home(home))
 }
 
-/// The KSF policy. Tests of the whole system may ask for the insecure one
-/// through an environment variable whose name says what it is.
-fn ksf_policy() -> KsfPolicy {
-    if std::env::var_os("KLUIS_INSECURE_TEST_KSF").is_some_and(|v| v == "1") {
-        KsfPolicy::InsecureTestOnly
-    } else {
-        KsfPolicy::Standard
+pub(crate) fn load_account(home: &Home) -> Result<Option<AccountFile>> {
+    Ok(device::load(&agent_home(home))?)
+}
+
+pub(crate) fn save_account(home: &Home, acct: &AccountFile) -> Result<()> {
+    Ok(device::save(&agent_home(home), acct)?)
+}
+
+fn broker_ref(broker: &str, org: &str) -> BrokerRef {
+    BrokerRef {
+        url: broker.to_owned(),
+        org_public_key: org.to_owned(),
     }
 }
 
 pub(crate) fn client(home: &Home, broker: &str, org: &str) -> Result<AccountClient> {
-    let org = OrgPublicKey::parse(org).context("invalid organisation key")?;
-    let config = ClientConfig::new(broker, org, state_dir(home)).with_ksf_policy(ksf_policy());
-    Ok(AccountClient::new(config)?)
+    Ok(device::client(&agent_home(home), &broker_ref(broker, org))?)
 }
 
 /// The client for this device's account, if it has one.
 pub(crate) fn device_client(home: &Home) -> Result<(AccountClient, AccountFile)> {
-    let acct = load_account(home)?.context("this device has no Kluis account yet; run `kluis account register` or `kluis account login`")?;
-    Ok((client(home, &acct.broker_url, &acct.org_public_key)?, acct))
+    Ok(device::device_client(&agent_home(home))?)
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -172,54 +150,9 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Write the identity file sealed with the account password.
-pub(crate) fn store_identity(path: &Path, id: &Identity, password: &str) -> Result<()> {
-    let mut rng = kluis_format::rand_core::UnwrapErr(getrandom::SysRng);
-    let sealed = seal_identity(id, password.as_bytes(), KdfParams::DEFAULT, &mut rng)?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut out = Output::open(Some(path))?;
-    std::io::Write::write_all(&mut out, &sealed)?;
-    #[cfg(unix)]
-    if let Output::File { tmp, .. } = &out {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.get_ref().path(), std::fs::Permissions::from_mode(0o600))?;
-    }
-    out.commit()?;
-    // The unlocked copy for this login session (kluis_agent::keycache).
-    if let Ok(agent_home) = kluis_agent::AgentHome::resolve() {
-        kluis_agent::keycache::KeyCache::for_home(&agent_home).store(id);
-    }
-    Ok(())
-}
-
-/// Keep the account on this device: the identity sealed with the account
-/// password, and where the account lives.
-fn remember(home: &Home, acct: AccountFile, identity: &Identity, password: &str) -> Result<()> {
-    store_identity(&home.identity(), identity, password)?;
-    save_account(home, &acct)?;
-    println!("Your fingerprint: {}", identity.recipient().fingerprint());
-    Ok(())
-}
-
-/// Seals this device's identity to the organisation recovery key.
-struct Sealer<'a>(&'a Identity);
-
-impl RecoverySealer for Sealer<'_> {
-    fn seal_for_recovery(
-        &self,
-        recovery_key: &kluis_types::PublicKeyString,
-        email: &kluis_types::Email,
-    ) -> std::result::Result<Vec<u8>, String> {
-        let recipient: Recipient = recovery_key
-            .as_str()
-            .parse()
-            .map_err(|_| "the recovery key is not a Kluis key".to_owned())?;
-        kluis_recovery::seal_for_recovery(self.0, &recipient, email.as_str(), &mut rng())
-            .map(|e| e.as_bytes().to_vec())
-            .map_err(|e| e.to_string())
-    }
+/// Keep `identity` as this device's own, sealed with the account password.
+pub(crate) fn keep_identity(home: &Home, id: &Identity, password: &str) -> Result<()> {
+    Ok(device::keep_identity(&agent_home(home), id, password)?)
 }
 
 fn rng() -> kluis_format::rand_core::UnwrapErr<getrandom::SysRng> {
@@ -239,6 +172,13 @@ fn read_invite(text: &str) -> Result<Invite> {
         text.to_owned()
     };
     Invite::decode(&text).context("invalid invite")
+}
+
+fn explain_device(e: device::DeviceAccountError) -> anyhow::Error {
+    match e {
+        device::DeviceAccountError::Account(e) => explain(e),
+        other => other.into(),
+    }
 }
 
 fn explain(e: AccountError) -> anyhow::Error {
@@ -271,45 +211,19 @@ pub fn run_account(cmd: AccountCommand, pass: &Passphrases) -> Result<()> {
                 _ => bail!("give --invite, or both --broker and --org-key"),
             };
             let password = pass.get("your new Kluis account", true)?;
-            let id_path = home.identity();
-            let identity = if id_path.exists() {
-                let bytes = std::fs::read(&id_path)?;
-                open_identity(&bytes, password.as_bytes()).with_context(|| {
-                    format!(
-                        "your existing identity {} must open with the account password",
-                        id_path.display()
-                    )
-                })?
-            } else {
-                Identity::generate(&mut kluis_format::rand_core::UnwrapErr(getrandom::SysRng))
-            };
-            let c = client(&home, &broker, &org)?;
-            let secret = identity.to_secret_bytes();
-            let public = identity.recipient().to_string();
-            let pw = Password::new(password.as_str());
-            let reg = Registration {
-                email: &email,
-                display_name: &name,
-                password: &pw,
-                public_key: &public,
-                secret_identity: &secret[..],
-                invite: invite.as_ref().map(|i| &i.token),
-            };
-            let outcome = rt
-                .block_on(c.register_enrolled(&reg, Some(&Sealer(&identity))))
-                .map_err(explain)?;
-            println!("Registered {email} on {}.", c.config().broker_url);
-            tell_recoverable(outcome.recovery_enrolled);
-            remember(
-                &home,
-                AccountFile {
-                    broker_url: broker,
-                    org_public_key: org,
-                    email,
-                },
-                &identity,
-                &password,
-            )?;
+            let enrolled = rt
+                .block_on(device::register(
+                    &agent_home(&home),
+                    &broker_ref(&broker, &org),
+                    invite.as_ref(),
+                    &email,
+                    &name,
+                    &password,
+                ))
+                .map_err(explain_device)?;
+            println!("Registered {email} on {}.", enrolled.broker_url);
+            tell_recoverable(enrolled.recovery_enrolled);
+            println!("Your fingerprint: {}", enrolled.fingerprint);
             println!(
                 "Ask your administrator to certify your key; compare this fingerprint with them."
             );
@@ -331,33 +245,22 @@ pub fn run_account(cmd: AccountCommand, pass: &Passphrases) -> Result<()> {
                 .or_else(|| known.as_ref().map(|a| a.email.clone()))
                 .context("give --email")?;
             let password = pass.get(&format!("Kluis account {email}"), false)?;
-            let c = client(&home, &broker, &org)?;
-            let outcome = rt
-                .block_on(c.login(&email, &Password::new(password.as_str())))
-                .map_err(explain)?;
-            let identity = Identity::from_secret_bytes(outcome.secret_identity.expose())?;
-            if identity.recipient().to_string() != outcome.public_key.as_str() {
-                bail!(
-                    "the identity in your escrow does not match your registered public key; contact your administrator"
-                );
-            }
+            let enrolled = rt
+                .block_on(device::login(
+                    &agent_home(&home),
+                    &broker_ref(&broker, &org),
+                    &email,
+                    &password,
+                ))
+                .map_err(explain_device)?;
             println!("Logged in as {email}. Your identity is now on this device (works offline).");
-            remember(
-                &home,
-                AccountFile {
-                    broker_url: broker,
-                    org_public_key: org,
-                    email,
-                },
-                &identity,
-                &password,
-            )?;
+            println!("Your fingerprint: {}", enrolled.fingerprint);
             Ok(())
         }
         AccountCommand::Logout => {
-            let (c, acct) = device_client(&home)?;
-            rt.block_on(c.logout()).map_err(explain)?;
-            kluis_agent::keycache::KeyCache::for_home(&kluis_agent::AgentHome::resolve()?).forget();
+            let acct = rt
+                .block_on(device::logout(&agent_home(&home)))
+                .map_err(explain_device)?;
             println!("Logged out {} on this device.", acct.email);
             Ok(())
         }
@@ -378,29 +281,20 @@ pub fn run_account(cmd: AccountCommand, pass: &Passphrases) -> Result<()> {
         AccountCommand::Passwd {
             new_passphrase_file,
         } => {
-            let (c, acct) = device_client(&home)?;
+            let acct = load_account(&home)?.ok_or(device::DeviceAccountError::NoAccount)?;
             let old = pass.get(
                 &format!("Kluis account {} (current password)", acct.email),
                 false,
             )?;
             let new = Passphrases::new(new_passphrase_file).get_new("your new password")?;
-            let id_path = home.identity();
-            let identity = open_identity(&std::fs::read(&id_path)?, old.as_bytes())
-                .with_context(|| format!("cannot open {}", id_path.display()))?;
             let changed = rt
-                .block_on(c.change_password_enrolled(
-                    &Password::new(old.as_str()),
-                    &Password::new(new.as_str()),
-                    Some(&Sealer(&identity)),
-                ))
-                .map_err(explain)?;
-            store_identity(&id_path, &identity, &new)?;
+                .block_on(device::change_password(&agent_home(&home), &old, &new))
+                .map_err(explain_device)?;
             println!(
                 "Password changed; {} other session(s) ended.",
                 changed.sessions_revoked
             );
-            let me = rt.block_on(c.whoami()).map_err(explain)?;
-            tell_recoverable(me.recovery_enrolled);
+            tell_recoverable(changed.recovery_enrolled);
             Ok(())
         }
         AccountCommand::Recover {
@@ -640,16 +534,15 @@ fn recover(
             if outcome.public_key.as_str() != recovered.identity.recipient().to_string() {
                 bail!("the recovered key is not your registered key; contact your administrator");
             }
-            remember(
-                home,
-                AccountFile {
-                    broker_url: ticket.broker_url.clone(),
-                    org_public_key: pending.org_public_key.clone(),
-                    email: ticket.email.to_string(),
-                },
+            let enrolled = device::remember(
+                &agent_home(home),
+                &broker_ref(&ticket.broker_url, &pending.org_public_key),
+                ticket.email.as_str(),
                 &recovered.identity,
                 &password,
+                outcome.recovery_enrolled,
             )?;
+            println!("Your fingerprint: {}", enrolled.fingerprint);
             println!("Your key was recovered and your new password is set.");
             outcome.recovery_enrolled
         }
@@ -661,7 +554,7 @@ fn recover(
                 .data
                 .join("handover")
                 .join(format!("{}.identity", ticket.email));
-            store_identity(&out, &recovered.identity, &password)?;
+            device::seal_to_file(&out, &recovered.identity, &password)?;
             println!(
                 "The key of the disabled account {} was recovered for hand-over: {}",
                 ticket.email,

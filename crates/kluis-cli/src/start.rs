@@ -17,7 +17,7 @@ use kluis_agent::keycache::KeyCache;
 use kluis_agent::{Agent, AgentHome, AgentOptions, Config, detect_sync_folders};
 use kluis_format::{Identity, open_identity};
 
-use crate::account_cmds::{AccountFile, client, load_account, save_account, store_identity};
+use crate::account_cmds::{AccountFile, client, keep_identity, load_account, save_account};
 use crate::home::Home;
 use crate::secret::Passphrases;
 
@@ -171,8 +171,9 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
                 secret_identity: &secret[..],
                 invite: None,
             };
-            b.rt.block_on(c.register(&reg))
-                .context("registering with the embedded broker")?;
+            let registered =
+                b.rt.block_on(c.register(&reg))
+                    .context("registering with the embedded broker")?;
             // This user is their own organisation: certify their key.
             let e = kluis_types::Email::parse(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
             let now = std::time::SystemTime::now()
@@ -185,13 +186,14 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
                 None,
                 now,
             ))?;
-            store_identity(&id_path, &identity, password()?)?;
+            keep_identity(&home, &identity, password()?)?;
             save_account(
                 &home,
                 &AccountFile {
                     broker_url: b.url.clone(),
                     org_public_key: org,
                     email: email.clone(),
+                    recovery_enrolled: Some(registered.recovery_enrolled),
                 },
             )?;
             println!("Created your Kluis identity and account {email} on the embedded broker.");
