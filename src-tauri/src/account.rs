@@ -159,10 +159,10 @@ pub struct PasswordChangeView {
 #[specta::specta]
 pub async fn change_password(
     shell: State<'_, Shell>,
-    old: String,
-    new: String,
+    old_password: String,
+    new_password: String,
 ) -> Result<PasswordChangeView, UiError> {
-    let (old, new) = (Zeroizing::new(old), Zeroizing::new(new));
+    let (old, new) = (Zeroizing::new(old_password), Zeroizing::new(new_password));
     let home = shell.engine.home().clone();
     let changed = device::change_password(&home, &old, &new).await?;
     Ok(PasswordChangeView {

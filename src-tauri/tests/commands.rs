@@ -358,13 +358,13 @@ fn register_log_in_elsewhere_change_password_and_log_out_through_ipc() {
     let e = desk
         .call(
             "change_password",
-            json!({"old": "wrong horse", "new": "battery staple"}),
+            json!({"oldPassword": "wrong horse", "newPassword": "battery staple"}),
         )
         .expect_err("wrong old password");
     assert_eq!(e["code"], "wrong_password");
     let changed = desk.ok(
         "change_password",
-        json!({"old": "correct horse", "new": "battery staple"}),
+        json!({"oldPassword": "correct horse", "newPassword": "battery staple"}),
     );
     assert!(
         changed["sessions_revoked"].as_u64().expect("count") >= 1,

@@ -1,6 +1,7 @@
 // End-to-end tests of the real app: tauri-driver starts target/debug/kluis-tray
 // under WebKitWebDriver (Xvfb), in a fresh KLUIS_HOME, and drives the window:
-// the first-run wizard, the status window after a file is dropped into the
+// the first-run wizard (registering with a broker on loopback from an
+// invite), the status window after a file is dropped into the
 // plaintext folder, locking and unlocking. Run by src-tauri/tests/e2e.sh.
 // With KLUIS_SHOTS=dir it also saves screenshots for the docs.
 import { test, before, after } from "node:test";
@@ -39,29 +40,46 @@ after(async () => {
   if (s) await s.end().catch(() => {});
 });
 
-test("the first-run wizard creates an identity and pairs the folders", async () => {
+const step = (n) => tr["wizard.step"].replace("{n}", String(n)).replace("{total}", "4");
+
+test("the first-run wizard registers with the organisation's broker from an invite and pairs the folders", async () => {
+  // e2e.sh runs a kluis-broker on loopback (invite-only) and hands us the
+  // invite an administrator made with `kluis-broker admin invite create`.
+  const invite = process.env.KLUIS_E2E_INVITE;
+  assert.ok(invite, "KLUIS_E2E_INVITE must hold the invite");
   await s.waitFor("#wizard-heading", (t) => t === tr["wizard.heading"]);
+  await s.click(await s.find("#wizard-where-org"));
+  await s.fill("#wizard-invite", invite);
+  await shot("wizard-1-account");
+  await s.click(await s.find("#wizard-next"));
+  await s.waitFor("#wizard-step", (t) => t === step(2));
+  await s.fill("#wizard-email", "e2e@example.org");
+  await s.fill("#wizard-name", "Eva Janssens");
   await s.fill("#wizard-password", "short");
   await s.fill("#wizard-password2", "short");
   await s.click(await s.find("#wizard-next"));
   await s.waitFor("#wizard-error", (t) => t === tr["wizard.password.short"]);
   await s.fill("#wizard-password", password);
   await s.fill("#wizard-password2", password);
-  await shot("wizard-1-password");
+  await shot("wizard-2-register");
   await s.click(await s.find("#wizard-next"));
-  await s.waitFor("#wizard-step", (t) => t === tr["wizard.step"].replace("{n}", "2").replace("{total}", "3"));
+  // Registering (OPAQUE with Argon2id) happens here, against the broker.
+  await s.waitFor("#wizard-step", (t) => t === step(3), 60000);
+  assert.ok(fs.existsSync(path.join(home, "identity.kluiskey")), "the identity is kept on this device");
+  assert.equal(JSON.parse(fs.readFileSync(path.join(home, "account.json"), "utf8")).email, "e2e@example.org");
   // The Dropbox folder in $HOME is offered.
   await s.clickText("button.chip", tr["wizard.folders.use"].replace("{provider}", "Dropbox"));
   await s.fill("#wizard-plain", plain);
-  await shot("wizard-2-folders");
+  await shot("wizard-3-folders");
   const m = await s.exec("return document.querySelector('#wizard-mirror').value");
   assert.equal(m, mirror);
   await s.click(await s.find("#wizard-next"));
-  await s.waitFor("#wizard-recovery", (t) => t === tr["wizard.recovery.none"]);
-  await shot("wizard-3-recovery");
+  // No recovery policy on this broker: said plainly, with the fingerprint.
+  await s.waitFor("#wizard-recovery", (t) => t === tr["wizard.recovery.not_enrolled"]);
+  await s.waitFor("#wizard-fingerprint", (t) => t.length > 10);
+  await shot("wizard-4-recovery");
   await s.click(await s.find("#wizard-next"));
   await s.waitFor("#state-heading", (t) => t === tr["state.up_to_date"]);
-  assert.ok(fs.existsSync(path.join(home, "identity.kluiskey")));
 });
 
 test("a file dropped into the plaintext folder shows in the status window", async () => {
@@ -112,4 +130,29 @@ test("settings switch the language at once", async () => {
     `const el = document.querySelector('#settings-language'); el.value = ''; el.dispatchEvent(new Event('change'));`,
   );
   await s.waitFor("#settings-heading", (t) => t === tr["settings.heading"]);
+});
+
+test("settings change the account password on the broker, then log out and lock", async () => {
+  const fresh = "battery staple horse";
+  await s.waitFor("#account-where", (t) => t.startsWith("e2e@example.org"));
+  await s.fill("#password-old", "not my password");
+  await s.fill("#password-new", fresh);
+  await s.fill("#password-new2", fresh);
+  await s.exec(`document.querySelector('#password-form').requestSubmit();`);
+  await s.waitFor("#account-note", (t) => t === tr["error.wrong_password"], 60000);
+  await s.fill("#password-old", password);
+  await s.fill("#password-new", fresh);
+  await s.fill("#password-new2", fresh);
+  await s.exec(`document.querySelector('#password-form').requestSubmit();`);
+  await s.waitFor("#account-note", (t) => t === tr["settings.password.changed"], 60000);
+  await s.exec(`document.querySelector('#account-note').scrollIntoView({ block: 'end' });`);
+  await shot("settings-account");
+  await s.click(await s.find("#account-logout"));
+  await s.waitFor("#unlock-heading", (t) => t === tr["unlock.heading"], 60000);
+  await s.fill("#unlock-password", password);
+  await s.click(await s.find("#unlock-submit"));
+  await s.waitFor("#unlock-error", (t) => t === tr["error.wrong_password"]);
+  await s.fill("#unlock-password", fresh);
+  await s.click(await s.find("#unlock-submit"));
+  await s.waitFor("#state-heading", (t) => t === tr["state.up_to_date"]);
 });

@@ -67,7 +67,13 @@ export class App {
         const st = await this.api.getSettings();
         setLanguage(st.language);
         this.renderNav(status.has_identity);
-        el = settingsView(this.api, st, status, () => void this.start());
+        el = settingsView(
+          this.api,
+          st,
+          status,
+          () => void this.start(),
+          () => void this.go("unlock"),
+        );
         break;
       }
       case "share":

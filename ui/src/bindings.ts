@@ -65,7 +65,7 @@ export const commands = {
 	/**  This device's account (`None`: the key lives on this computer only). */
 	getAccount: () => typedError<AccountView | null, UiError>(__TAURI_INVOKE("get_account")),
 	/**  Change the account password (broker and this device's identity file). */
-	changePassword: (old: string, new: string) => typedError<PasswordChangeView, UiError>(__TAURI_INVOKE("change_password", { old, new })),
+	changePassword: (oldPassword: string, newPassword: string) => typedError<PasswordChangeView, UiError>(__TAURI_INVOKE("change_password", { oldPassword, newPassword })),
 	/**
 	 *  End this device's session on the broker and lock Kluis: the next
 	 *  unlock needs the password.

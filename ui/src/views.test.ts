@@ -90,7 +90,9 @@ describe("status", () => {
 });
 
 describe("wizard", () => {
-  it("checks the password, offers found folders, states who can recover, then sets up", async () => {
+  const suggestion = { found: [{ provider: "Dropbox", path: "/h/Dropbox" }], plain: "/h/Kluis", mirror: "/h/Kluis-encrypted" };
+
+  it("on this computer only: checks the password, offers found folders, states who can recover, then sets up", async () => {
     const calls: string[] = [];
     const api = {
       createIdentity: vi.fn(() => (calls.push("create"), ok(null))),
@@ -98,8 +100,12 @@ describe("wizard", () => {
       unlockIdentity: vi.fn(() => (calls.push("unlock"), ok(null))),
     } as unknown as Api;
     const done = vi.fn();
-    const el = wizardView(api, { found: [{ provider: "Dropbox", path: "/h/Dropbox" }], plain: "/h/Kluis", mirror: "/h/Kluis-encrypted" }, done);
+    const el = wizardView(api, suggestion, done);
     const q = <T extends Element>(s: string) => el.querySelector<T>(s)!;
+    expect(q("#wizard-step").textContent).toBe("Step 1 of 4");
+    expect(q<HTMLInputElement>("#wizard-where-local").checked).toBe(true);
+    expect(q<HTMLElement>("#wizard-org").hidden).toBe(true);
+    el.dispatchEvent(new Event("submit"));
     q<HTMLInputElement>("#wizard-password").value = "short";
     el.dispatchEvent(new Event("submit"));
     expect(q("#wizard-error").textContent).toContain("at least 8");
@@ -109,7 +115,7 @@ describe("wizard", () => {
     expect(q("#wizard-error").textContent).toContain("not the same");
     q<HTMLInputElement>("#wizard-password2").value = "long enough";
     el.dispatchEvent(new Event("submit"));
-    expect(q("#wizard-step").textContent).toBe("Step 2 of 3");
+    expect(q("#wizard-step").textContent).toBe("Step 3 of 4");
     [...el.querySelectorAll("button")].find((b) => b.textContent === "Use Dropbox")!.click();
     expect(q<HTMLInputElement>("#wizard-mirror").value).toBe("/h/Dropbox/Kluis");
     el.dispatchEvent(new Event("submit"));
@@ -121,13 +127,83 @@ describe("wizard", () => {
     expect(api.addFolderPair).toHaveBeenCalledWith("/h/Kluis", "/h/Dropbox/Kluis");
     expect(done).toHaveBeenCalledOnce();
   });
+
+  it("with the organisation: registers at step 2, explains a refusal, shows the fingerprint and whether IT can recover", async () => {
+    const calls: string[] = [];
+    const registerAccount = vi
+      .fn()
+      .mockImplementationOnce(() => err("account_exists"))
+      .mockImplementation(() => (calls.push("register"), ok({ email: "an@example.org", broker_url: "https://k.example.org/", fingerprint: "kf1-abcd", recovery_enrolled: true })));
+    const api = {
+      registerAccount,
+      createIdentity: vi.fn(() => (calls.push("create"), ok(null))),
+      addFolderPair: vi.fn(() => (calls.push("pair"), ok(null))),
+      unlockIdentity: vi.fn(() => (calls.push("unlock"), ok(null))),
+    } as unknown as Api;
+    const done = vi.fn();
+    const el = wizardView(api, suggestion, done);
+    document.body.replaceChildren(el);
+    const q = <T extends Element>(s: string) => el.querySelector<T>(s)!;
+    q<HTMLInputElement>("#wizard-where-org").checked = true;
+    q("fieldset").dispatchEvent(new Event("change", { bubbles: true }));
+    expect(q<HTMLElement>("#wizard-org").hidden).toBe(false);
+    expect(el.querySelector('label[for="wizard-invite"]')?.textContent).toContain("Invitation");
+    el.dispatchEvent(new Event("submit"));
+    expect(q("#wizard-error").textContent).toContain("Paste the invitation");
+    q<HTMLInputElement>("#wizard-url").value = "https://k.example.org";
+    q<HTMLInputElement>("#wizard-org-key").value = "kluis-org-ed25519:abc";
+    el.dispatchEvent(new Event("submit"));
+    expect(q("#wizard-step").textContent).toBe("Step 2 of 4");
+    q<HTMLInputElement>("#wizard-email").value = "an@example.org";
+    q<HTMLInputElement>("#wizard-name").value = "An";
+    q<HTMLInputElement>("#wizard-password").value = "long enough";
+    q<HTMLInputElement>("#wizard-password2").value = "long enough";
+    el.dispatchEvent(new Event("submit"));
+    await flush();
+    expect(q("#wizard-error").textContent).toContain("already an account");
+    expect(q("#wizard-step").textContent).toBe("Step 2 of 4");
+    el.dispatchEvent(new Event("submit"));
+    await flush();
+    expect(registerAccount).toHaveBeenLastCalledWith({ invite: null, url: "https://k.example.org", org_key: "kluis-org-ed25519:abc" }, "an@example.org", "An", "long enough");
+    expect(q("#wizard-step").textContent).toBe("Step 3 of 4");
+    // The account exists now: no way back to make it again.
+    expect(q<HTMLButtonElement>("#wizard-back").hidden).toBe(true);
+    el.dispatchEvent(new Event("submit"));
+    expect(q("#wizard-recovery").textContent).toContain("Your organisation can recover your key");
+    expect(q("#wizard-fingerprint").textContent).toBe("kf1-abcd");
+    el.dispatchEvent(new Event("submit"));
+    await flush();
+    await flush();
+    expect(calls).toEqual(["register", "pair", "unlock"]);
+    expect(done).toHaveBeenCalledOnce();
+  });
+
+  it("logs in on a new device and says when IT cannot recover the key", async () => {
+    const loginAccount = vi.fn(() => ok({ email: "an@example.org", broker_url: "u", fingerprint: "kf1-x", recovery_enrolled: false }));
+    const api = { loginAccount } as unknown as Api;
+    const el = wizardView(api, suggestion, vi.fn());
+    const q = <T extends Element>(s: string) => el.querySelector<T>(s)!;
+    q<HTMLInputElement>("#wizard-where-org").checked = true;
+    q<HTMLInputElement>("#wizard-how-login").checked = true;
+    q<HTMLTextAreaElement>("#wizard-invite").value = "kluis-invite:xyz";
+    el.dispatchEvent(new Event("submit"));
+    expect(el.querySelector("#wizard-name")).toBeNull();
+    expect(el.querySelector("#wizard-password2")).toBeNull();
+    q<HTMLInputElement>("#wizard-email").value = "an@example.org";
+    q<HTMLInputElement>("#wizard-password").value = "pw";
+    el.dispatchEvent(new Event("submit"));
+    await flush();
+    expect(loginAccount).toHaveBeenCalledWith({ invite: "kluis-invite:xyz", url: null, org_key: null }, "an@example.org", "pw");
+    el.dispatchEvent(new Event("submit"));
+    expect(q("#wizard-recovery").textContent).toContain("cannot recover");
+  });
 });
 
 describe("settings", () => {
   it("loads a pair's ignore rules when opened and saves them as lines", async () => {
     const getIgnorePatterns = vi.fn(() => ok({ builtin: ["*.swp", "~$*"], user: ["*.log"] }));
     const setIgnorePatterns = vi.fn(() => ok(null));
-    const api = { getIgnorePatterns, setIgnorePatterns } as unknown as Api;
+    const api = { getIgnorePatterns, setIgnorePatterns, getAccount: () => ok(null) } as unknown as Api;
     const st = { settings: { language: null, autostart: true }, language: "en", languages: ["en", "nl", "fr"] };
     const el = settingsView(api, st, status(), () => {});
     document.body.replaceChildren(el);
@@ -152,6 +228,7 @@ describe("settings", () => {
     const api = {
       getIgnorePatterns: () => ok({ builtin: [], user: [] }),
       setIgnorePatterns: () => err("bad_pattern"),
+      getAccount: () => ok(null),
     } as unknown as Api;
     const st = { settings: { language: null, autostart: true }, language: "en", languages: ["en"] };
     const el = settingsView(api, st, status(), () => {});
@@ -159,5 +236,53 @@ describe("settings", () => {
     el.querySelector("details.ignore form")!.dispatchEvent(new Event("submit"));
     await flush();
     expect(el.querySelector("details.ignore .note")?.textContent).toContain("not valid");
+  });
+});
+
+describe("settings: account", () => {
+  const st = { settings: { language: null, autostart: true }, language: "en", languages: ["en"] };
+
+  it("a key on this computer only has no password change or log out", async () => {
+    const el = settingsView({ getAccount: () => ok(null) } as unknown as Api, st, status(), () => {});
+    await flush();
+    expect(el.querySelector("#account-where")?.textContent).toContain("this computer only");
+    expect(el.querySelector<HTMLElement>("#password-form")!.parentElement!.hidden).toBe(true);
+  });
+
+  it("an organisation account changes its password and logs out", async () => {
+    const changePassword = vi.fn(() => ok({ sessions_revoked: 2, recovery_enrolled: true }));
+    const logoutAccount = vi.fn(() => ok(null));
+    const changed = vi.fn();
+    const loggedOut = vi.fn();
+    const api = {
+      getAccount: () => ok({ email: "an@example.org", broker_url: "https://k.example.org/", recovery_enrolled: false }),
+      changePassword,
+      logoutAccount,
+    } as unknown as Api;
+    const el = settingsView(api, st, status(), changed, loggedOut);
+    await flush();
+    const q = <T extends Element>(s: string) => el.querySelector<T>(s)!;
+    expect(q("#account-where").textContent).toBe("an@example.org on https://k.example.org/");
+    expect(q("#account-recovery").textContent).toBe("Your organisation cannot recover your key.");
+    expect(q<HTMLElement>("#password-form").parentElement!.hidden).toBe(false);
+    q<HTMLInputElement>("#password-old").value = "old password";
+    q<HTMLInputElement>("#password-new").value = "new password";
+    q<HTMLInputElement>("#password-new2").value = "new passworD";
+    q("#password-form").dispatchEvent(new Event("submit"));
+    expect(q("#account-note").textContent).toContain("not the same");
+    expect(changePassword).not.toHaveBeenCalled();
+    q<HTMLInputElement>("#password-new2").value = "new password";
+    q("#password-form").dispatchEvent(new Event("submit"));
+    await flush();
+    expect(changePassword).toHaveBeenCalledWith("old password", "new password");
+    expect(q("#account-note").textContent).toBe("Password changed. Every other session was ended; other devices must log in again.");
+    expect(q<HTMLInputElement>("#password-old").value).toBe("");
+    expect(q("#account-recovery").textContent).toBe("Your organisation can recover your key.");
+    q<HTMLButtonElement>("#account-logout").click();
+    await flush();
+    expect(logoutAccount).toHaveBeenCalledOnce();
+    expect(q("#account-note").textContent).toContain("Logged out");
+    expect(loggedOut).toHaveBeenCalledOnce();
+    expect(changed).not.toHaveBeenCalled();
   });
 });

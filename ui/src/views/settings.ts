@@ -2,8 +2,8 @@ import type { Api, SettingsView, StatusView } from "../api";
 import { h } from "../dom";
 import { errorText, t } from "../i18n";
 
-/** Settings: language, start at login, folder pairs. */
-export function settingsView(api: Api, st: SettingsView, s: StatusView, changed: () => void): HTMLElement {
+/** Settings: language, start at login, folder pairs, and the account. */
+export function settingsView(api: Api, st: SettingsView, s: StatusView, changed: () => void, loggedOut: () => void = changed): HTMLElement {
   const note = h("p", { class: "note", role: "status", "aria-live": "polite" });
   const report = (r: { status: string; error?: { code: string; message: string } }) => {
     note.textContent = r.status === "ok" ? t("settings.saved") : errorText(r.error!);
@@ -68,7 +68,68 @@ export function settingsView(api: Api, st: SettingsView, s: StatusView, changed:
       ),
       add,
     ),
+    accountCard(api, loggedOut),
   );
+}
+
+/** The account: where it lives and whether IT can recover the key; for an
+ * organisation account, change the password and log out. */
+function accountCard(api: Api, loggedOut: () => void): HTMLElement {
+  const where = h("p", { id: "account-where" });
+  const recovery = h("p", { id: "account-recovery", class: "muted" });
+  const note = h("p", { id: "account-note", class: "note", role: "status", "aria-live": "polite" });
+  const old = h("input", { id: "password-old", type: "password", autocomplete: "current-password" });
+  const pw = h("input", { id: "password-new", type: "password", autocomplete: "new-password", minlength: "8" });
+  const pw2 = h("input", { id: "password-new2", type: "password", autocomplete: "new-password" });
+  const change = h(
+    "form",
+    { class: "grid", id: "password-form", "aria-labelledby": "password-heading" },
+    h("h3", { id: "password-heading", class: "span" }, t("settings.password.heading")),
+    h("label", { for: "password-old" }, t("settings.password.old")),
+    old,
+    h("label", { for: "password-new" }, t("wizard.password.new")),
+    pw,
+    h("label", { for: "password-new2" }, t("wizard.password.repeat")),
+    pw2,
+    h("div", { class: "actions" }, h("button", { type: "submit", id: "password-change" }, t("settings.password.change"))),
+  );
+  change.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (pw.value.length < 8) return void (note.textContent = t("wizard.password.short"));
+    if (pw.value !== pw2.value) return void (note.textContent = t("wizard.password.mismatch"));
+    const r = await api.changePassword(old.value, pw.value);
+    if (r.status === "error") return void (note.textContent = errorText(r.error));
+    old.value = pw.value = pw2.value = "";
+    note.textContent = t("settings.password.changed");
+    recovery.textContent = t(r.data.recovery_enrolled ? "settings.account.recovery_yes" : "settings.account.recovery_no");
+  });
+  const logout = h("button", { type: "button", id: "account-logout" }, t("settings.logout"));
+  logout.addEventListener("click", async () => {
+    const r = await api.logoutAccount();
+    note.textContent = r.status === "ok" ? t("settings.logout.done") : errorText(r.error);
+    if (r.status === "ok") loggedOut();
+  });
+  const orgOnly = h("div", { class: "stack", hidden: true }, change, h("div", { class: "actions" }, logout));
+  const card = h(
+    "section",
+    { class: "card", "aria-labelledby": "account-heading" },
+    h("h2", { id: "account-heading" }, t("settings.account")),
+    where,
+    recovery,
+    orgOnly,
+    note,
+  );
+  void api.getAccount().then((r) => {
+    if (r.status === "error") return void (note.textContent = errorText(r.error));
+    const a = r.data;
+    if (!a) return void (where.textContent = t("settings.account.local"));
+    where.textContent = t("settings.account.org", { email: a.email, broker: a.broker_url });
+    if (a.recovery_enrolled !== null) {
+      recovery.textContent = t(a.recovery_enrolled ? "settings.account.recovery_yes" : "settings.account.recovery_no");
+    }
+    orgOnly.hidden = false;
+  });
+  return card;
 }
 
 /** A pair's own ignore rules: loaded when opened, saved as one list. The
