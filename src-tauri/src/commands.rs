@@ -41,6 +41,8 @@ pub struct Shell {
     unlock_attempts: Mutex<Limiter>,
     settings: Mutex<Settings>,
     autostart: AutostartFn,
+    /// The share dialog's running share.
+    pub share_progress: crate::share::ShareProgress,
 }
 
 impl std::fmt::Debug for Shell {
@@ -66,6 +68,7 @@ impl Shell {
             unlock_attempts: Mutex::new(Limiter::default()),
             settings: Mutex::new(settings),
             autostart,
+            share_progress: Default::default(),
         }
     }
 

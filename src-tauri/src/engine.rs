@@ -94,6 +94,15 @@ impl Engine {
         &self.home
     }
 
+    /// The in-process agent (for work that needs the unlocked keys in this
+    /// process, like sharing); `None` when we are a client of `kluis agent`.
+    pub fn agent(&self) -> Option<kluis_agent::AgentHandle> {
+        match &*self.lock() {
+            Mode::InProcess(agent) => Some(agent.handle()),
+            _ => None,
+        }
+    }
+
     /// Whether the engine runs in this process.
     pub fn in_process(&self) -> bool {
         matches!(*self.lock(), Mode::InProcess(_))

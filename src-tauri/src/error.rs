@@ -38,6 +38,7 @@ impl From<AgentError> for UiError {
             AgentError::Remote { code, .. } if code == "wrong_passphrase" => "wrong_password",
             AgentError::Remote { code, .. } => code.as_str(),
             AgentError::Locked(_) => "already_running",
+            AgentError::IdentityLocked => "locked",
             AgentError::NotRunning(_) => "agent_not_running",
             AgentError::Pair(_) => "pair",
             AgentError::Config { .. } => "config",

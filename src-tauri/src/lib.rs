@@ -13,6 +13,7 @@ pub mod error;
 pub mod i18n;
 pub mod limiter;
 pub mod notify;
+pub mod share;
 pub mod state;
 mod tray;
 
@@ -50,6 +51,11 @@ pub fn specta_builder<R: Runtime>() -> tauri_specta::Builder<R> {
             account::get_account,
             account::change_password,
             account::logout_account,
+            share::share_search,
+            share::get_folder_shares,
+            share::preview_share,
+            share::apply_share,
+            share::share_progress,
         ])
 }
 

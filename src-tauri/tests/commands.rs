@@ -255,9 +255,62 @@ fn bindings_in_ui_are_generated_from_the_commands() {
 struct LoopbackBroker {
     url: String,
     org_key: String,
+    broker: kluis_broker::Broker,
+    org: kluis_broker::org::OrgSigningKey,
     _server: kluis_broker::server::RunningServer,
-    _rt: tokio::runtime::Runtime,
+    rt: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
+}
+
+impl LoopbackBroker {
+    /// IT publishes a recovery key (2 of 3 shares), signed by the
+    /// organisation key, and makes recovery enrolment mandatory.
+    fn require_recovery(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        let mut rng = kluis_format::rand_core::UnwrapErr(getrandom::SysRng);
+        let recovery = kluis_format::Identity::generate(&mut rng);
+        let public_key =
+            kluis_types::PublicKeyString::parse(&recovery.recipient().to_string()).expect("key");
+        let message = kluis_types::recovery_key_message(&public_key, 2, 3, now);
+        let stored = kluis_broker::store::StoredRecoveryKey {
+            public_key,
+            threshold: 2,
+            shares: 3,
+            issued_at: now,
+            signature: self.org.sign(&message).to_vec(),
+        };
+        self.rt
+            .block_on(
+                self.broker
+                    .store()
+                    .insert_recovery_key(&stored, now, &|_| Ok(vec![])),
+            )
+            .expect("recovery key");
+        self.set_policy(kluis_types::OrgPolicy {
+            recovery_mandatory: true,
+            ..kluis_types::OrgPolicy::default()
+        });
+    }
+
+    /// IT signs `policy` with the organisation key and puts it in force.
+    fn set_policy(&self, policy: kluis_types::OrgPolicy) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        self.rt
+            .block_on(kluis_broker::admin::set_policy(
+                self.broker.store(),
+                &self.org,
+                &policy,
+                &kluis_audit::Actor::admin("it-ops").expect("actor"),
+                now,
+            ))
+            .expect("policy");
+    }
 }
 
 fn loopback_broker() -> LoopbackBroker {
@@ -274,7 +327,7 @@ fn loopback_broker() -> LoopbackBroker {
     };
     let env = |k: &str| (k == "KLUIS_BROKER_REGISTRATION").then(|| "open".to_owned());
     let config = kluis_broker::config::Config::resolve(&overrides, &env).expect("config");
-    let (_broker, server) = rt
+    let (broker, server) = rt
         .block_on(kluis_broker::Broker::serve_config(
             &config,
             std::sync::Arc::new(kluis_broker::clock::SystemClock),
@@ -284,8 +337,10 @@ fn loopback_broker() -> LoopbackBroker {
     LoopbackBroker {
         url: format!("http://{}", server.local_addr),
         org_key: org.public_key().to_string(),
+        broker,
+        org,
         _server: server,
-        _rt: rt,
+        rt,
         _dir: dir,
     }
 }
@@ -391,4 +446,220 @@ fn register_log_in_elsewhere_change_password_and_log_out_through_ipc() {
         .call("logout_account", json!({}))
         .expect_err("already logged out");
     assert_eq!(e["code"], "not_logged_in");
+}
+
+/// Under a policy that makes recovery mandatory, registering from the tray
+/// seals a copy of the key to the organisation recovery key, and the tray
+/// is told so (the wizard's last step and Settings say it plainly).
+#[test]
+fn an_organisation_that_can_recover_the_key_is_said_so_at_registration() {
+    let b = loopback_broker();
+    b.require_recovery();
+    let d = tempfile::tempdir().expect("tempdir");
+    let desk = app(d.path());
+    let enrolled = desk.ok(
+        "register_account",
+        json!({
+            "broker": {"url": b.url, "org_key": b.org_key},
+            "email": "bo@example.org",
+            "name": "Bo",
+            "password": "a long and careful passphrase",
+        }),
+    );
+    assert_eq!(enrolled["recovery_enrolled"], true, "{enrolled}");
+    assert_eq!(desk.ok("get_account", json!({}))["recovery_enrolled"], true);
+    // A password change writes a fresh recovery copy; still enrolled.
+    let changed = desk.ok(
+        "change_password",
+        json!({"oldPassword": "a long and careful passphrase", "newPassword": "another careful passphrase"}),
+    );
+    assert_eq!(changed["recovery_enrolled"], true, "{changed}");
+    desk.ok("logout_account", json!({}));
+}
+
+impl LoopbackBroker {
+    fn certify(&self, email: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        self.rt
+            .block_on(kluis_broker::admin::certify(
+                self.broker.store(),
+                &self.org,
+                &kluis_types::Email::parse(email).expect("email"),
+                None,
+                now,
+            ))
+            .expect("certify");
+    }
+}
+
+/// The share dialog's calls: search the directory, a folder's members with
+/// their trust, the policy's verdict before confirming, then the share
+/// itself with progress; and the refusals on the way.
+#[test]
+fn the_share_dialog_finds_checks_and_shares_a_folder_through_ipc() {
+    let b = loopback_broker();
+    let broker = json!({"url": b.url, "org_key": b.org_key});
+    let register = |h: &Harness, email: &str, name: &str| {
+        h.ok(
+            "register_account",
+            json!({"broker": broker, "email": email, "name": name, "password": "a long and careful passphrase"}),
+        )
+    };
+    let d1 = tempfile::tempdir().expect("tempdir");
+    let desk = app(d1.path());
+    let d2 = tempfile::tempdir().expect("tempdir");
+    let bobs = app(d2.path());
+    register(&desk, "ann@example.org", "Ann Peeters");
+    let bob = register(&bobs, "bob@example.org", "Bob Janssens");
+    let d3 = tempfile::tempdir().expect("tempdir");
+    let carls = app(d3.path());
+    register(&carls, "carl@example.org", "Carl Uncertified");
+    b.certify("ann@example.org");
+    b.certify("bob@example.org");
+
+    let plain = d1.path().join("plain");
+    let mirror = d1.path().join("Dropbox/Kluis");
+    desk.ok("add_folder_pair", json!({"plain": plain, "mirror": mirror}));
+    // Sharing needs the unlocked keys.
+    desk.ok("lock_identity", json!({}));
+    let s = desk.ok("get_status", json!({}));
+    let pair = s["pairs"][0]["id"].as_str().expect("pair").to_owned();
+    let e = desk
+        .call("get_folder_shares", json!({"pair": pair}))
+        .expect_err("locked");
+    assert_eq!(e["code"], "locked");
+    desk.ok(
+        "unlock_identity",
+        json!({"password": "a long and careful passphrase"}),
+    );
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        std::fs::write(plain.join(name), name).expect("write");
+    }
+    desk.wait_status("three synced files", |s| {
+        s["pairs"][0]["synced_files"] == 3 && s["tray"]["kind"] == "up_to_date"
+    });
+
+    // The directory: Bob verified with the fingerprint his device showed;
+    // Carl's key is listed but refused (not certified).
+    let found = desk.ok("share_search", json!({"query": "b"}));
+    let bob_found = found
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|c| c["who"] == "bob@example.org")
+        .unwrap_or_else(|| panic!("{found}"));
+    assert_eq!(bob_found["name"], "Bob Janssens");
+    assert_eq!(bob_found["fingerprint"], bob["fingerprint"]);
+    assert!(
+        bob_found["trust"] == "first_seen" || bob_found["trust"] == "verified",
+        "{bob_found}"
+    );
+    let carl = desk.ok("share_search", json!({"query": "carl"}));
+    assert_eq!(carl[0]["trust"], "refused", "{carl}");
+    assert!(
+        carl[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("not certified"))
+    );
+    assert_eq!(desk.ok("share_search", json!({"query": "  "})), json!([]));
+
+    // The folder: Ann alone, no label.
+    let folder = desk.ok("get_folder_shares", json!({"pair": pair}));
+    assert_eq!(folder["label"], Value::Null);
+    let members: Vec<&str> = folder["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| m["who"].as_str().expect("who"))
+        .collect();
+    assert_eq!(members, ["ann@example.org"], "{folder}");
+
+    // The verdict before confirming: Bob allowed, Carl refused with why.
+    let verdicts = desk.ok(
+        "preview_share",
+        json!({"pair": pair, "add": ["bob@example.org", "carl@example.org"]}),
+    );
+    assert_eq!(verdicts[0]["allowed"], true, "{verdicts}");
+    assert_eq!(verdicts[0]["candidate"]["fingerprint"], bob["fingerprint"]);
+    assert_eq!(verdicts[1]["allowed"], false, "{verdicts}");
+    assert!(
+        verdicts[1]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not certified"))
+    );
+    let e = desk
+        .call(
+            "apply_share",
+            json!({"pair": pair, "add": ["carl@example.org"], "remove": [], "rekey": false}),
+        )
+        .expect_err("uncertified");
+    assert_eq!(e["code"], "share_refused");
+
+    // The policy's verdict: no sharing outside example.org, said before
+    // confirming and enforced when confirming.
+    let d4 = tempfile::tempdir().expect("tempdir");
+    let daves = app(d4.path());
+    register(&daves, "dave@partner.be", "Dave Partner");
+    b.certify("dave@partner.be");
+    b.set_policy(kluis_types::OrgPolicy {
+        org_domains: vec!["example.org".into()],
+        external_sharing: false,
+        ..kluis_types::OrgPolicy::default()
+    });
+    let verdicts = desk.ok(
+        "preview_share",
+        json!({"pair": pair, "add": ["dave@partner.be"]}),
+    );
+    assert_eq!(verdicts[0]["allowed"], false, "{verdicts}");
+    assert!(
+        verdicts[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("external_sharing")),
+        "{verdicts}"
+    );
+    let e = desk
+        .call(
+            "apply_share",
+            json!({"pair": pair, "add": ["dave@partner.be"], "remove": [], "rekey": false}),
+        )
+        .expect_err("policy");
+    assert_eq!(e["code"], "policy");
+
+    // Share with Bob: every existing file gets his stanza.
+    let done = desk.ok(
+        "apply_share",
+        json!({"pair": pair, "add": ["bob@example.org"], "remove": [], "rekey": false}),
+    );
+    assert_eq!(done["files_updated"], 3, "{done}");
+    assert_eq!(done["files_failed"], json!([]));
+    let p = desk.ok("share_progress", json!({}));
+    assert_eq!(
+        (p["done"].clone(), p["total"].clone(), p["running"].clone()),
+        (json!(3), json!(3), json!(false))
+    );
+    let folder = desk.ok("get_folder_shares", json!({"pair": pair}));
+    let bob_member = folder["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|m| m["who"] == "bob@example.org")
+        .unwrap_or_else(|| panic!("{folder}"));
+    assert_eq!(bob_member["trust"], "verified");
+    assert_eq!(bob_member["fingerprint"], bob["fingerprint"]);
+
+    // And stop sharing with him again.
+    let done = desk.ok(
+        "apply_share",
+        json!({"pair": pair, "add": [], "remove": ["bob@example.org"], "rekey": false}),
+    );
+    assert_eq!(done["files_updated"], 3, "{done}");
+    let folder = desk.ok("get_folder_shares", json!({"pair": pair}));
+    assert_eq!(folder["members"].as_array().expect("members").len(), 1);
+    let e = desk
+        .call("get_folder_shares", json!({"pair": "nope"}))
+        .expect_err("unknown pair");
+    assert_eq!(e["code"], "no_such_pair");
 }

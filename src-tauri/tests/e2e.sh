@@ -28,6 +28,15 @@ for lang in en nl fr; do
   env -u KLUIS_HOME "$broker_bin" --data-dir "$run/broker" serve --listen "127.0.0.1:$bport" 2>"$run/broker.log" &
   broker=$!
   for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/$bport) 2>/dev/null && break; sleep 0.1; done
+  # A colleague to share with: registered with the kluis CLI from their own
+  # invite on their own "device", and certified by the administrator.
+  bob_invite=$("$broker_bin" --data-dir "$run/broker" admin invite create --email bob@example.org --ttl-hours 1 \
+    --broker-url "http://127.0.0.1:$bport" --org-public-key "$org")
+  mkdir -p "$run/bob"
+  echo "bob's long and careful passphrase" >"$run/bob.pass"
+  KLUIS_HOME="$run/bob" KLUIS_NO_KEYRING=1 "$bin_dir/kluis" --passphrase-file "$run/bob.pass" \
+    account register --invite "$bob_invite" --email bob@example.org --name "Bob Janssens" >"$run/bob.log" 2>&1
+  "$broker_bin" --data-dir "$run/broker" admin certify --org-key "$run/org.key" --email bob@example.org >>"$run/bob.log" 2>&1
   (
     export KLUIS_HOME="$run" HOME="$run" LANG="$loc" LC_ALL="" LC_MESSAGES="" LANGUAGE="" KLUIS_QUIET_MS=300 KLUIS_NO_KEYRING=1 XDG_CONFIG_HOME="$run/.config"
     exec tauri-driver --port "$port" --native-port $((port + 1000)) >"$run/driver.log" 2>&1
@@ -36,7 +45,10 @@ for lang in en nl fr; do
   for _ in $(seq 1 50); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
   echo "-- e2e ($lang)"
   if ! KLUIS_HOME="$run" KLUIS_TRAY_BIN="$bin_dir/kluis-tray" TAURI_DRIVER_URL="http://127.0.0.1:$port" \
-    KLUIS_E2E_LANG=$lang KLUIS_SHOTS="$shots" KLUIS_E2E_INVITE="$invite" node --test "$ui/e2e/app.e2e.mjs"; then
+    KLUIS_E2E_LANG=$lang KLUIS_SHOTS="$shots" KLUIS_E2E_INVITE="$invite" \
+    KLUIS_E2E_BROKER_BIN="$broker_bin" KLUIS_E2E_BROKER_DIR="$run/broker" KLUIS_E2E_ORG_KEY_FILE="$run/org.key" \
+    KLUIS_E2E_KLUIS_BIN="$bin_dir/kluis" KLUIS_E2E_BOB_HOME="$run/bob" KLUIS_E2E_BOB_PASS="$run/bob.pass" \
+    node --test "$ui/e2e/app.e2e.mjs"; then
     status=1
     cat "$run/driver.log" "$run/broker.log" >&2 || true
   fi

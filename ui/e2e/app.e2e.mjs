@@ -8,6 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
+import { execFileSync } from "node:child_process";
 import { Session } from "./webdriver.mjs";
 
 const app = process.env.KLUIS_TRAY_BIN;
@@ -91,6 +92,45 @@ test("a file dropped into the plaintext folder shows in the status window", asyn
   assert.ok(files.length >= 1, "ciphertext in the mirror");
   assert.ok(!files.some((f) => f.includes("report")), "file names are encrypted too");
   await shot("status");
+});
+
+test("the share dialog finds a colleague, checks the policy and shares the folder; they can read it", async () => {
+  const env = process.env;
+  // The administrator certifies the key the wizard registered.
+  execFileSync(env.KLUIS_E2E_BROKER_BIN, ["--data-dir", env.KLUIS_E2E_BROKER_DIR, "admin", "certify", "--org-key", env.KLUIS_E2E_ORG_KEY_FILE, "--email", "e2e@example.org"], { stdio: "pipe" });
+  await s.click(await s.find("#nav-share"));
+  await s.waitFor("#share-heading", (t) => t === tr["share.heading"]);
+  await s.waitFor("#share-members", (t) => t.includes("e2e@example.org") && t.includes(tr["share.trust.verified"]));
+  await s.waitFor("#share-label", (t) => t === tr["share.no_label"]);
+  await s.fill("#share-query", "bob");
+  await s.click(await s.find("form.search button"));
+  await s.waitFor("#share-results", (t) => t.includes("Bob Janssens") && t.includes("bob@example.org"));
+  await shot("share-search");
+  await s.click(await s.find(`[aria-label="${tr["share.add_who"].replace("{who}", "bob@example.org")}"]`));
+  await s.waitFor("#share-changes", (t) => t.includes("Bob Janssens"));
+  await s.click(await s.find("#share-review"));
+  await s.waitFor("#share-verdicts", (t) => t.includes(tr["share.allowed"]));
+  await shot("share-review");
+  await s.click(await s.find("#share-confirm"));
+  const done = tr["share.done"].replace("{updated}", "1").replace("{unchanged}", "0");
+  await s.waitFor("#share-note", (t) => t === done, 60000);
+  await s.waitFor("#share-members", (t) => t.includes("bob@example.org"));
+  await shot("share-done");
+  // Bob's own device opens the file with his own key.
+  const files = fs.readdirSync(mirror).filter((f) => !f.startsWith("."));
+  const read = files.map((f) => {
+    try {
+      return execFileSync(env.KLUIS_E2E_KLUIS_BIN, ["--passphrase-file", env.KLUIS_E2E_BOB_PASS, "decrypt", path.join(mirror, f)], {
+        env: { ...env, KLUIS_HOME: env.KLUIS_E2E_BOB_HOME, KLUIS_NO_KEYRING: "1" },
+        stdio: "pipe",
+      }).toString();
+    } catch {
+      return "";
+    }
+  });
+  assert.ok(read.includes("quarterly numbers\n"), `bob cannot read the shared file: ${files}`);
+  await s.click(await s.find("#nav-status"));
+  await s.waitFor("#state-heading", (t) => t === tr["state.up_to_date"]);
 });
 
 test("locking shows the unlock prompt; a wrong password is refused clearly", async () => {

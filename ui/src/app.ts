@@ -77,7 +77,7 @@ export class App {
         break;
       }
       case "share":
-        el = shareView();
+        el = shareView(this.api, status);
         break;
       default: {
         const [c, a] = await Promise.all([this.api.getConflicts(), this.api.getActivity(50)]);
@@ -102,7 +102,9 @@ export class App {
 
   /** Re-render the current view when the engine's state changed (not while typing). */
   async refresh(): Promise<void> {
-    if (this.refreshing || this.view === "wizard" || this.view === "settings") return;
+    // The wizard, Settings and the share dialog hold what the person typed or
+    // chose: they are never redrawn under them.
+    if (this.refreshing || this.view === "wizard" || this.view === "settings" || this.view === "share") return;
     // The unlock prompt stays as it is (typed text, error) while still locked.
     if (this.view === "unlock") {
       const s = await this.api.getStatus();

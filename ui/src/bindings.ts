@@ -71,6 +71,27 @@ export const commands = {
 	 *  unlock needs the password.
 	 */
 	logoutAccount: () => typedError<null, UiError>(__TAURI_INVOKE("logout_account")),
+	/**
+	 *  Colleagues and groups matching `query` in the directory, each with its
+	 *  fingerprint and trust (refused entries too, with the reason).
+	 */
+	shareSearch: (query: string) => typedError<CandidateView[], UiError>(__TAURI_INVOKE("share_search", { query })),
+	/**  A folder pair's label and members, as the dialog opens. */
+	getFolderShares: (pair: string) => typedError<FolderShareView, UiError>(__TAURI_INVOKE("get_folder_shares", { pair })),
+	/**
+	 *  Before confirming: for each person or group to add, their verified key
+	 *  and the policy's verdict for this folder's label.
+	 */
+	previewShare: (pair: string, add: string[]) => typedError<VerdictView[], UiError>(__TAURI_INVOKE("preview_share", { pair, add })),
+	/**
+	 *  Share a folder pair with `add` and stop sharing it with `remove` (with
+	 *  `rekey`, existing files are re-encrypted too). Every key is verified and
+	 *  the policy checked again here, whatever the preview said. Progress is
+	 *  read with [`share_progress`].
+	 */
+	applyShare: (pair: string, add: string[], remove: string[], rekey: boolean) => typedError<ShareOutcome, UiError>(__TAURI_INVOKE("apply_share", { pair, add, remove, rekey })),
+	/**  How far the running share got. */
+	shareProgress: () => __TAURI_INVOKE<ShareProgressView>("share_progress"),
 };
 
 /* Types */
@@ -108,6 +129,22 @@ export type BrokerChoice = {
 	org_key: string | null,
 };
 
+/**  A person or group in the dialog. */
+export type CandidateView = {
+	/**  `bob@example.org` or `group:finance`. */
+	who: string,
+	/**  Name to show. */
+	name: string,
+	/**  `user`, `group` or `key`. */
+	kind: string,
+	/**  Key fingerprint, to compare with the person. */
+	fingerprint: string,
+	/**  `verified`, `first_seen`, `newer_key`, `left`, `unnamed` or `refused`. */
+	trust: string,
+	/**  Why, when refused. */
+	detail: string | null,
+};
+
 /**  A conflict copy and the file it conflicts with. */
 export type ConflictView = {
 	/**  Pair id. */
@@ -136,6 +173,20 @@ export type FolderCandidate = {
 	provider: string,
 	/**  The folder. */
 	path: string,
+};
+
+/**  A folder as the dialog shows it. */
+export type FolderShareView = {
+	/**  The pair. */
+	pair: string,
+	/**  The folder's name. */
+	title: string,
+	/**  Its classification label, if any. */
+	label: string | null,
+	/**  Your address (you are not offered for removal). */
+	me: string,
+	/**  Its members, each checked against the directory now. */
+	members: CandidateView[],
 };
 
 /**  Where the wizard suggests to put the folders. */
@@ -214,6 +265,28 @@ export type SettingsView = {
 	languages: string[],
 };
 
+/**  What a share or unshare did. */
+export type ShareOutcome = {
+	/**  Files whose header (or content, when re-keyed) was rewritten. */
+	files_updated: number,
+	/**  Files that already had the change. */
+	files_unchanged: number,
+	/**  Files left as they were, with the reason. */
+	files_failed: string[],
+	/**  Things to know (departed members dropped, …). */
+	notices: string[],
+};
+
+/**  Progress of the running share, for the dialog's bar. */
+export type ShareProgressView = {
+	/**  Files handled. */
+	done: number,
+	/**  Files in all (0 until counted). */
+	total: number,
+	/**  Whether a share is running. */
+	running: boolean,
+};
+
 /**  The status window's data. */
 export type StatusView = {
 	/**  Tray state and counts. */
@@ -265,6 +338,16 @@ export type UiError = {
 	code: string,
 	/**  A sentence for people (English; the UI shows its translation of `code`). */
 	message: string,
+};
+
+/**  The verdict on adding one person or group. */
+export type VerdictView = {
+	/**  Who, with key and trust. */
+	candidate: CandidateView,
+	/**  Whether the share may go ahead for them. */
+	allowed: boolean,
+	/**  Why not (policy rule, or the key's trust). */
+	reason: string | null,
 };
 
 /* Tauri Specta runtime */

@@ -5,6 +5,7 @@ import { statusView } from "./views/status";
 import { unlockView } from "./views/unlock";
 import { wizardView } from "./views/wizard";
 import { settingsView } from "./views/settings";
+import { shareView } from "./views/share";
 
 vi.mock("./bindings", () => ({ commands: {} }));
 
@@ -286,3 +287,92 @@ describe("settings: account", () => {
     expect(changed).not.toHaveBeenCalled();
   });
 });
+
+describe("share", () => {
+  const ann = { who: "ann@example.org", name: "ann@example.org", kind: "user", fingerprint: "AAAA 1111", trust: "verified", detail: null };
+  const bob = { who: "bob@example.org", name: "Bob Janssens", kind: "user", fingerprint: "BBBB 2222", trust: "first_seen", detail: null };
+  const eve = { who: "eve@example.org", name: "eve@example.org", kind: "user", fingerprint: "EEEE 6666", trust: "refused", detail: "not certified by your organisation" };
+
+  it("shows the label and members, finds colleagues with their trust, checks the policy, then shares with progress", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    const getFolderShares = vi
+      .fn()
+      .mockImplementationOnce(() => ok({ pair: "p1", title: "Kluis", label: "medical", me: "ann@example.org", members: [ann] }))
+      .mockImplementation(() => ok({ pair: "p1", title: "Kluis", label: "medical", me: "ann@example.org", members: [ann, { ...bob, trust: "verified" }] }));
+    const previewShare = vi.fn(() => ok([{ candidate: bob, allowed: true, reason: null }]));
+    let finish: (v: unknown) => void = () => {};
+    const applyShare = vi.fn(() => new Promise((r) => (finish = r)));
+    const shareProgress = vi.fn(() => Promise.resolve({ done: 40, total: 100, running: true }));
+    const api = { getFolderShares, shareSearch: () => ok([bob, eve]), previewShare, applyShare, shareProgress } as unknown as Api;
+    const el = shareView(api, status());
+    document.body.replaceChildren(el);
+    await flush();
+    const q = <T extends Element>(s: string) => el.querySelector<T>(s)!;
+    expect(q("#share-label").textContent).toBe("Classification: medical");
+    expect(q("#share-members").textContent).toContain("AAAA 1111");
+    expect(q("#share-members").textContent).toContain("verified");
+    expect(q<HTMLButtonElement>("#share-review").disabled).toBe(true);
+    q<HTMLInputElement>("#share-query").value = "b";
+    q("form.search").dispatchEvent(new Event("submit"));
+    await flush();
+    const rows = [...q("#share-results").querySelectorAll("li")];
+    expect(rows[0].textContent).toContain("Bob Janssens");
+    expect(rows[0].textContent).toContain("compare the fingerprint");
+    expect(rows[1].textContent).toContain("not certified");
+    // A refused key cannot be added.
+    expect(rows[1].querySelector("button")!.disabled).toBe(true);
+    rows[0].querySelector("button")!.click();
+    expect(q("#share-changes").textContent).toContain("Bob Janssens");
+    expect(q<HTMLButtonElement>("#share-confirm").disabled).toBe(true);
+    q<HTMLButtonElement>("#share-review").click();
+    await flush();
+    expect(previewShare).toHaveBeenCalledWith("p1", ["bob@example.org"]);
+    expect(q("#share-verdicts").textContent).toContain("Allowed by your organisation's policy.");
+    q<HTMLButtonElement>("#share-confirm").click();
+    await vi.advanceTimersByTimeAsync(300);
+    expect(q<HTMLProgressElement>("#share-progress").hidden).toBe(false);
+    expect(q("#share-note").textContent).toBe("40 of 100 files updated…");
+    finish({ status: "ok", data: { files_updated: 100, files_unchanged: 0, files_failed: [], notices: [] } });
+    await flush();
+    await flush();
+    expect(applyShare).toHaveBeenCalledWith("p1", ["bob@example.org"], [], false);
+    expect(q("#share-note").textContent).toBe("Done: 100 files updated, 0 already up to date.");
+    expect(q("#share-results").children.length).toBe(0);
+    expect(q<HTMLProgressElement>("#share-progress").hidden).toBe(true);
+    expect(getFolderShares).toHaveBeenCalledTimes(2);
+    vi.useRealTimers();
+  });
+
+  it("a refused verdict keeps Share disabled, and removing a member is offered", async () => {
+    const api = {
+      getFolderShares: () => ok({ pair: "p1", title: "Kluis", label: null, me: "ann@example.org", members: [ann, { ...bob, trust: "left" }] }),
+      previewShare: () => ok([{ candidate: { ...bob, who: "x@other.org" }, allowed: false, reason: "refused by policy rule `external`: outside example.org" }]),
+      shareSearch: () => ok([{ ...bob, who: "x@other.org", trust: "verified" }]),
+    } as unknown as Api;
+    const el = shareView(api, status());
+    await flush();
+    const q = <T extends Element>(s: string) => el.querySelector<T>(s)!;
+    expect(q("#share-label").textContent).toBe("No classification label.");
+    expect(q("#share-members").textContent).toContain("has left");
+    // You are not offered for removal; others are.
+    expect(el.querySelector('[aria-label="Remove ann@example.org"]')).toBeNull();
+    q<HTMLButtonElement>('[aria-label="Remove bob@example.org"]').click();
+    expect(q("#share-changes").textContent).toContain("bob@example.org");
+    q<HTMLInputElement>("#share-query").value = "x";
+    q("form.search").dispatchEvent(new Event("submit"));
+    await flush();
+    q<HTMLButtonElement>("#share-results button").click();
+    q<HTMLButtonElement>("#share-review").click();
+    await flush();
+    expect(q("#share-verdicts").textContent).toContain("Not allowed: refused by policy rule `external`");
+    expect(q("#share-verdicts").textContent).toContain("bob@example.org will no longer get new files.");
+    expect(q<HTMLButtonElement>("#share-confirm").disabled).toBe(true);
+  });
+
+  it("explains why sharing is unavailable without an organisation account", async () => {
+    const el = shareView({ getFolderShares: () => err("no_account") } as unknown as Api, status());
+    await flush();
+    expect(el.querySelector("#share-error")?.textContent).toContain("needs an account");
+  });
+});
+

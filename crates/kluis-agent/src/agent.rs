@@ -587,6 +587,35 @@ impl AgentHandle {
         parsed.unwrap_file_key(&id).map_err(AgentError::Identity)
     }
 
+    /// Run `f` with the unlocked keys (your identity and your groups' keys):
+    /// for work in this process that needs them, such as the tray app's
+    /// share dialog. The keys never leave the process; `IdentityLocked`
+    /// when locked.
+    pub fn with_keys<T>(
+        &self,
+        f: impl FnOnce(crate::share::Keys<'_>) -> T,
+    ) -> Result<T, AgentError> {
+        let Some(identity) = self
+            .inner
+            .identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
+            return Err(AgentError::IdentityLocked);
+        };
+        let (_, groups) = self
+            .inner
+            .group_keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Ok(f(crate::share::Keys {
+            identity: &identity,
+            groups: &groups,
+        }))
+    }
+
     /// The keys of the groups the user belongs to (fetched from the broker
     /// with `kluis_agent::share::groups::my_group_keys`): folders and files
     /// shared with a group open with them. Every pair re-reads its folder

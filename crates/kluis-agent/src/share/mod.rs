@@ -19,6 +19,7 @@
 //! Work on many files reports [`Progress`] through a callback after each
 //! file, so a UI can show a bar and a CLI a counter.
 
+pub mod dialog;
 pub mod directory;
 mod discover;
 mod files;
@@ -88,6 +89,19 @@ pub enum ShareError {
 }
 
 impl ShareError {
+    /// A stable code for a UI (`{code, message}`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ShareError::Io { .. } => "io",
+            ShareError::Meta { .. } | ShareError::Format { .. } => "damaged",
+            ShareError::NotShared(_) => "not_shared",
+            ShareError::NotAMirror(_) => "not_a_mirror",
+            ShareError::Policy(_) => "policy",
+            ShareError::LastMember(_) => "last_member",
+            ShareError::NotAMember(_) => "not_a_member",
+        }
+    }
+
     fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ShareError {
         let path = path.into();
         move |source| ShareError::Io { op, path, source }

@@ -1,0 +1,242 @@
+//! What a share dialog shows before anything changes: colleagues and groups
+//! found in the directory, each with its fingerprint and how far its key is
+//! trusted; a folder's members in the same terms; and the organisation
+//! policy's verdict on each person or group about to be added, for the
+//! folder's classification label. The tray app's share dialog calls these;
+//! `kluis share` prints the same facts.
+//!
+//! Nothing here changes a folder: [`super::share_folder`] and
+//! [`super::unshare_folder`] do, once the person confirmed.
+
+use kluis_account::{AccountClient, AccountError, PinStatus, RejectionReason};
+use kluis_format::Recipient;
+use kluis_types::{Label, OrgPolicy, UserStatus};
+
+use super::resolve::{ResolveError, resolve};
+use super::{FolderShares, Member, MemberKind, PolicyContext};
+
+/// How far a key is trusted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "detail")]
+pub enum Trust {
+    /// Certified by the organisation key and matching the key pinned
+    /// earlier.
+    Verified,
+    /// Certified by the organisation key and seen for the first time: pinned
+    /// now. Compare the fingerprint with the person.
+    FirstSeen,
+    /// The folder still uses an older key; the directory has a newer
+    /// certified one (after a group's key rotation).
+    NewerKey,
+    /// The colleague has left (account disabled, key revoked).
+    Left,
+    /// A bare key in the folder, with no name in the directory.
+    Unnamed,
+    /// Refused: not certified, certificate not by the org key, key changed
+    /// since it was pinned, or the directory cannot say. Why, in words.
+    Refused(String),
+}
+
+impl Trust {
+    /// Whether new files may be encrypted to this key.
+    pub fn usable(&self) -> bool {
+        matches!(self, Trust::Verified | Trust::FirstSeen)
+    }
+}
+
+/// A person or group, as the dialog lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Candidate {
+    /// `bob@example.org` or `group:finance`: what share and unshare take.
+    pub who: String,
+    /// Display name (a person's name, a group's name).
+    pub name: String,
+    /// User or group (or a bare key among a folder's members).
+    pub kind: MemberKind,
+    /// Fingerprint of the key (as `kluis recipient --fingerprint` and the
+    /// person's own device show it), to compare out of band; empty when
+    /// the key was refused.
+    pub fingerprint: String,
+    /// How far the key is trusted.
+    pub trust: Trust,
+}
+
+fn rejection(reason: &RejectionReason) -> String {
+    match reason {
+        RejectionReason::Uncertified => "not certified by your organisation".into(),
+        RejectionReason::BadCertificate => {
+            "the certificate is not by your organisation's key".into()
+        }
+        RejectionReason::KeyChanged { pinned } => {
+            format!("the key changed since it was pinned (pinned fingerprint {pinned})")
+        }
+    }
+}
+
+/// The longest query sent to the directory.
+pub const MAX_QUERY_CHARS: usize = 100;
+
+/// Colleagues whose address or name starts with `query`, and groups whose
+/// name contains it. Verified and refused entries alike are listed (refused
+/// ones with the reason), so a forged or changed key is seen, not hidden.
+pub async fn search(client: &AccountClient, query: &str) -> Result<Vec<Candidate>, AccountError> {
+    let query = query.trim();
+    if query.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query: String = query.chars().take(MAX_QUERY_CHARS).collect();
+    let found = client.find_contacts(&query).await?;
+    let mut out = Vec::new();
+    for c in found.contacts {
+        // The fingerprint people compare is their key's own (`kluis
+        // recipient --fingerprint`, the wizard's), not the directory's.
+        let Ok(recipient) = c.public_key.as_str().parse::<Recipient>() else {
+            out.push(Candidate {
+                who: c.email.as_str().to_owned(),
+                name: c.display_name.as_str().to_owned(),
+                kind: MemberKind::User,
+                fingerprint: String::new(),
+                trust: Trust::Refused("the directory key is not a Kluis public key".into()),
+            });
+            continue;
+        };
+        let trust = if c.status == UserStatus::Revoked {
+            Trust::Left
+        } else if c.pin == PinStatus::NewlyPinned {
+            Trust::FirstSeen
+        } else {
+            Trust::Verified
+        };
+        out.push(Candidate {
+            who: c.email.as_str().to_owned(),
+            name: c.display_name.as_str().to_owned(),
+            kind: MemberKind::User,
+            fingerprint: recipient.fingerprint().to_string(),
+            trust,
+        });
+    }
+    for r in found.rejected {
+        out.push(Candidate {
+            who: r.email.as_str().to_owned(),
+            name: r.email.as_str().to_owned(),
+            kind: MemberKind::User,
+            fingerprint: String::new(),
+            trust: Trust::Refused(rejection(&r.reason)),
+        });
+    }
+    let needle = query.to_lowercase();
+    for g in client.list_groups().await? {
+        let name = g.name.to_string();
+        if !name.to_lowercase().contains(&needle) {
+            continue;
+        }
+        let who = format!("group:{name}");
+        out.push(match resolve(client, &who).await {
+            Ok(v) => Candidate {
+                who,
+                name,
+                kind: MemberKind::Group,
+                fingerprint: v.member.recipient.fingerprint().to_string(),
+                trust: if v.newly_pinned {
+                    Trust::FirstSeen
+                } else {
+                    Trust::Verified
+                },
+            },
+            Err(e) => Candidate {
+                who,
+                name,
+                kind: MemberKind::Group,
+                fingerprint: String::new(),
+                trust: Trust::Refused(refusal(&e)),
+            },
+        });
+    }
+    Ok(out)
+}
+
+fn refusal(e: &ResolveError) -> String {
+    match e {
+        ResolveError::Account { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// A folder's members, each checked against the directory now. `me` is
+/// your address and key fingerprint: a folder made before it was first
+/// shared lists your key without a name, and it is shown as you.
+pub async fn members(
+    client: &AccountClient,
+    folder: &FolderShares,
+    me: (&str, &str),
+) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for m in &folder.members {
+        if m.kind == MemberKind::Key && m.fingerprint == me.1 {
+            out.push(Candidate {
+                who: me.0.to_owned(),
+                name: me.0.to_owned(),
+                kind: MemberKind::User,
+                fingerprint: m.fingerprint.clone(),
+                trust: Trust::Verified,
+            });
+            continue;
+        }
+        let trust = match m.kind {
+            MemberKind::Key => Trust::Unnamed,
+            MemberKind::User | MemberKind::Group => match resolve(client, &m.who).await {
+                Ok(v) if v.member.recipient.fingerprint().to_string() == m.fingerprint => {
+                    Trust::Verified
+                }
+                Ok(_) => Trust::NewerKey,
+                Err(ResolveError::Left(_))
+                | Err(ResolveError::Account {
+                    source: AccountError::NotFound(_),
+                    ..
+                }) => Trust::Left,
+                Err(e) => Trust::Refused(refusal(&e)),
+            },
+        };
+        let name = m.who.strip_prefix("group:").unwrap_or(&m.who).to_owned();
+        out.push(Candidate {
+            who: m.who.clone(),
+            name,
+            kind: m.kind,
+            fingerprint: m.fingerprint.clone(),
+            trust,
+        });
+    }
+    out
+}
+
+/// The organisation policy (signed by the org key, checked by
+/// kluis-account) and every group with its members, as
+/// [`PolicyContext`] needs them.
+pub async fn policy(
+    client: &AccountClient,
+) -> Result<(OrgPolicy, Vec<(String, Vec<String>)>), AccountError> {
+    let policy = client.fetch_policy().await?;
+    let groups = client
+        .list_groups()
+        .await?
+        .into_iter()
+        .map(|g| {
+            (
+                g.name.to_string(),
+                g.members.iter().map(|m| m.as_str().to_owned()).collect(),
+            )
+        })
+        .collect();
+    Ok((policy, groups))
+}
+
+/// The policy's verdict on adding `member` to a folder labelled `label`:
+/// `None` when allowed, else the rule that forbids it, in words.
+pub fn verdict(ctx: PolicyContext<'_>, label: Option<&str>, member: &Member) -> Option<String> {
+    let label = match label.map(Label::parse) {
+        None => None,
+        Some(Ok(l)) => Some(l),
+        Some(Err(e)) => return Some(e.to_string()),
+    };
+    ctx.check(label, member).err().map(|v| v.to_string())
+}

@@ -1,0 +1,386 @@
+//! The share dialog's commands: search the directory, show a folder's
+//! members and the policy's verdict on a proposed change, then apply it
+//! with progress. Each delegates to `kluis_agent::share` (the library
+//! behind `kluis share`) with this device's account and the keys the
+//! in-process engine holds unlocked.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use kluis_agent::share::dialog::{self, Candidate, Trust};
+use kluis_agent::share::{self, Me, MemberKind, PolicyContext, Progress};
+use kluis_agent::{AgentHandle, account};
+use serde::Serialize;
+use tauri::State;
+
+use crate::commands::Shell;
+use crate::error::UiError;
+
+/// A person or group in the dialog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, specta::Type)]
+pub struct CandidateView {
+    /// `bob@example.org` or `group:finance`.
+    pub who: String,
+    /// Name to show.
+    pub name: String,
+    /// `user`, `group` or `key`.
+    pub kind: String,
+    /// Key fingerprint, to compare with the person.
+    pub fingerprint: String,
+    /// `verified`, `first_seen`, `newer_key`, `left`, `unnamed` or `refused`.
+    pub trust: String,
+    /// Why, when refused.
+    pub detail: Option<String>,
+}
+
+impl From<Candidate> for CandidateView {
+    fn from(c: Candidate) -> Self {
+        let (trust, detail) = match c.trust {
+            Trust::Verified => ("verified", None),
+            Trust::FirstSeen => ("first_seen", None),
+            Trust::NewerKey => ("newer_key", None),
+            Trust::Left => ("left", None),
+            Trust::Unnamed => ("unnamed", None),
+            Trust::Refused(why) => ("refused", Some(why)),
+        };
+        CandidateView {
+            who: c.who,
+            name: c.name,
+            kind: match c.kind {
+                MemberKind::User => "user",
+                MemberKind::Group => "group",
+                MemberKind::Key => "key",
+            }
+            .to_owned(),
+            fingerprint: c.fingerprint,
+            trust: trust.to_owned(),
+            detail,
+        }
+    }
+}
+
+/// A folder as the dialog shows it.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct FolderShareView {
+    /// The pair.
+    pub pair: String,
+    /// The folder's name.
+    pub title: String,
+    /// Its classification label, if any.
+    pub label: Option<String>,
+    /// Your address (you are not offered for removal).
+    pub me: String,
+    /// Its members, each checked against the directory now.
+    pub members: Vec<CandidateView>,
+}
+
+/// The verdict on adding one person or group.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct VerdictView {
+    /// Who, with key and trust.
+    pub candidate: CandidateView,
+    /// Whether the share may go ahead for them.
+    pub allowed: bool,
+    /// Why not (policy rule, or the key's trust).
+    pub reason: Option<String>,
+}
+
+/// What a share or unshare did.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct ShareOutcome {
+    /// Files whose header (or content, when re-keyed) was rewritten.
+    pub files_updated: u32,
+    /// Files that already had the change.
+    pub files_unchanged: u32,
+    /// Files left as they were, with the reason.
+    pub files_failed: Vec<String>,
+    /// Things to know (departed members dropped, …).
+    pub notices: Vec<String>,
+}
+
+/// Progress of the running share, for the dialog's bar.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, specta::Type)]
+pub struct ShareProgressView {
+    /// Files handled.
+    pub done: u32,
+    /// Files in all (0 until counted).
+    pub total: u32,
+    /// Whether a share is running.
+    pub running: bool,
+}
+
+/// The share in progress (one at a time), shared with the dialog's poll.
+pub type ShareProgress = Arc<Mutex<ShareProgressView>>;
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn client(shell: &Shell) -> Result<(kluis_account::AccountClient, account::AccountFile), UiError> {
+    Ok(account::device_client(shell.engine.home())?)
+}
+
+fn agent(shell: &Shell) -> Result<AgentHandle, UiError> {
+    shell.engine.agent().ok_or_else(|| {
+        UiError::new(
+            "share_needs_app_engine",
+            "sharing from the app needs the app's own engine; use `kluis share` with `kluis agent`",
+        )
+    })
+}
+
+/// The pair's mirror and its folder name.
+fn folder(shell: &Shell, pair: &str) -> Result<(PathBuf, String), UiError> {
+    let s = shell.status()?;
+    let p = s
+        .pairs
+        .iter()
+        .find(|p| p.id == pair)
+        .ok_or_else(|| UiError::new("no_such_pair", format!("no folder pair {pair}")))?;
+    let title = p
+        .plain
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok((p.mirror.clone(), title))
+}
+
+fn share_error(e: share::ShareError) -> UiError {
+    UiError::new(e.code(), e.to_string())
+}
+
+fn locked(e: kluis_agent::AgentError) -> UiError {
+    UiError::from(e)
+}
+
+/// Colleagues and groups matching `query` in the directory, each with its
+/// fingerprint and trust (refused entries too, with the reason).
+#[tauri::command]
+#[specta::specta]
+pub async fn share_search(
+    shell: State<'_, Shell>,
+    query: String,
+) -> Result<Vec<CandidateView>, UiError> {
+    let (client, _) = client(&shell)?;
+    Ok(dialog::search(&client, &query)
+        .await?
+        .into_iter()
+        .map(CandidateView::from)
+        .collect())
+}
+
+/// A folder pair's label and members, as the dialog opens.
+#[tauri::command]
+#[specta::specta]
+pub async fn get_folder_shares(
+    shell: State<'_, Shell>,
+    pair: String,
+) -> Result<FolderShareView, UiError> {
+    let (client, acct) = client(&shell)?;
+    let (mirror, title) = folder(&shell, &pair)?;
+    let (listed, mine) = agent(&shell)?
+        .with_keys(|keys| {
+            share::list_folder(&mirror, keys)
+                .map(|l| (l, keys.identity.recipient().fingerprint().to_string()))
+        })
+        .map_err(locked)?
+        .map_err(share_error)?;
+    let members = dialog::members(&client, &listed, (&acct.email, &mine)).await;
+    Ok(FolderShareView {
+        pair,
+        title: if listed.title.is_empty() {
+            title
+        } else {
+            listed.title.clone()
+        },
+        label: listed.label.clone(),
+        me: acct.email.clone(),
+        members: members.into_iter().map(CandidateView::from).collect(),
+    })
+}
+
+/// Before confirming: for each person or group to add, their verified key
+/// and the policy's verdict for this folder's label.
+#[tauri::command]
+#[specta::specta]
+pub async fn preview_share(
+    shell: State<'_, Shell>,
+    pair: String,
+    add: Vec<String>,
+) -> Result<Vec<VerdictView>, UiError> {
+    let (client, _) = client(&shell)?;
+    let (mirror, _) = folder(&shell, &pair)?;
+    let label = agent(&shell)?
+        .with_keys(|keys| share::list_folder(&mirror, keys))
+        .map_err(locked)?
+        .map_err(share_error)?
+        .label;
+    let (policy, groups) = dialog::policy(&client).await?;
+    let ctx = PolicyContext {
+        policy: &policy,
+        groups: &groups,
+    };
+    let mut out = Vec::new();
+    for who in add.iter().map(|w| w.trim()).filter(|w| !w.is_empty()) {
+        out.push(match share::resolve::resolve(&client, who).await {
+            Ok(v) => {
+                let reason = dialog::verdict(ctx, label.as_deref(), &v.member);
+                VerdictView {
+                    candidate: CandidateView::from(Candidate {
+                        who: who.to_owned(),
+                        name: v.member.name.clone(),
+                        kind: v.member.kind,
+                        fingerprint: v.member.recipient.fingerprint().to_string(),
+                        trust: if v.newly_pinned {
+                            Trust::FirstSeen
+                        } else {
+                            Trust::Verified
+                        },
+                    }),
+                    allowed: reason.is_none(),
+                    reason,
+                }
+            }
+            Err(e) => VerdictView {
+                candidate: CandidateView {
+                    who: who.to_owned(),
+                    name: who.to_owned(),
+                    kind: if who.starts_with("group:") {
+                        "group"
+                    } else {
+                        "user"
+                    }
+                    .to_owned(),
+                    fingerprint: String::new(),
+                    trust: "refused".into(),
+                    detail: Some(e.to_string()),
+                },
+                allowed: false,
+                reason: Some(e.to_string()),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Share a folder pair with `add` and stop sharing it with `remove` (with
+/// `rekey`, existing files are re-encrypted too). Every key is verified and
+/// the policy checked again here, whatever the preview said. Progress is
+/// read with [`share_progress`].
+#[tauri::command]
+#[specta::specta]
+pub async fn apply_share(
+    shell: State<'_, Shell>,
+    pair: String,
+    add: Vec<String>,
+    remove: Vec<String>,
+    rekey: bool,
+) -> Result<ShareOutcome, UiError> {
+    let (client, acct) = client(&shell)?;
+    let (mirror, title) = folder(&shell, &pair)?;
+    let handle = agent(&shell)?;
+    let mut members = Vec::new();
+    for who in add.iter().map(|w| w.trim()).filter(|w| !w.is_empty()) {
+        members.push(
+            share::resolve::resolve(&client, who)
+                .await
+                .map_err(|e| UiError::new("share_refused", e.to_string()))?
+                .member,
+        );
+    }
+    let (policy, groups) = dialog::policy(&client).await?;
+    let progress = shell.share_progress.clone();
+    {
+        let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+        if p.running {
+            return Err(UiError::new("share_running", "a share is still running"));
+        }
+        *p = ShareProgressView {
+            running: true,
+            ..ShareProgressView::default()
+        };
+    }
+    let me = Me {
+        email: acct.email,
+        title,
+    };
+    let bar = progress.clone();
+    let work = tauri::async_runtime::spawn_blocking(move || {
+        let mut report_progress = |p: &Progress| {
+            let mut v = bar.lock().unwrap_or_else(|e| e.into_inner());
+            v.done = count(p.done);
+            v.total = count(p.total);
+        };
+        let mut rng = kluis_format::rand_core::UnwrapErr(getrandom::SysRng);
+        handle.with_keys(|keys| {
+            let mut outcome = ShareOutcome {
+                files_updated: 0,
+                files_unchanged: 0,
+                files_failed: Vec::new(),
+                notices: Vec::new(),
+            };
+            let mut add_up = |r: share::ShareReport| {
+                outcome.files_updated += count(r.files_updated);
+                outcome.files_unchanged += count(r.files_unchanged);
+                outcome.files_failed.extend(
+                    r.files_failed
+                        .into_iter()
+                        .map(|(p, why)| format!("{}: {why}", p.display())),
+                );
+                outcome.notices.extend(r.notices);
+            };
+            if !members.is_empty() {
+                let ctx = PolicyContext {
+                    policy: &policy,
+                    groups: &groups,
+                };
+                add_up(share::share_folder(
+                    &mirror,
+                    keys,
+                    &me,
+                    &members,
+                    Some(ctx),
+                    &mut report_progress,
+                    &mut rng,
+                )?);
+            }
+            let remove: Vec<String> = remove
+                .iter()
+                .map(|w| w.trim().to_owned())
+                .filter(|w| !w.is_empty())
+                .collect();
+            if !remove.is_empty() {
+                add_up(share::unshare_folder(
+                    &mirror,
+                    keys,
+                    &me,
+                    &remove,
+                    rekey,
+                    &mut report_progress,
+                    &mut rng,
+                )?);
+            }
+            Ok::<_, share::ShareError>(outcome)
+        })
+    })
+    .await;
+    progress.lock().unwrap_or_else(|e| e.into_inner()).running = false;
+    let outcome = work
+        .map_err(|e| UiError::new("failed", e.to_string()))?
+        .map_err(locked)?
+        .map_err(share_error)?;
+    // New members' folders appear on their devices; ours re-reads the
+    // metadata at once.
+    let _ = shell.engine.call(&kluis_agent::Request::Sync);
+    Ok(outcome)
+}
+
+/// How far the running share got.
+#[tauri::command]
+#[specta::specta]
+pub fn share_progress(shell: State<'_, Shell>) -> ShareProgressView {
+    *shell
+        .share_progress
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
