@@ -88,6 +88,19 @@ pub struct AccountView {
     pub broker_url: String,
     /// Whether the organisation can recover the key, when last seen.
     pub recovery_enrolled: Option<bool>,
+    /// The last recovery of this key by IT that this device was told of.
+    pub last_recovery: Option<RecoveryView>,
+}
+
+/// A recovery of this key by IT, as Settings shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, specta::Type)]
+pub struct RecoveryView {
+    /// When it was completed (UTC text).
+    pub when: String,
+    /// The administrators who approved it.
+    pub approvers: Vec<String>,
+    /// The administrator who re-sealed the key.
+    pub by: String,
 }
 
 /// Register a new account with an organisation's broker; the identity is
@@ -138,10 +151,23 @@ pub async fn login_account(
 #[tauri::command]
 #[specta::specta]
 pub fn get_account(shell: State<'_, Shell>) -> Result<Option<AccountView>, UiError> {
-    Ok(device::load(shell.engine.home())?.map(|a| AccountView {
+    let home = shell.engine.home();
+    let Some(a) = device::load(home)? else {
+        return Ok(None);
+    };
+    let last_recovery = device::known_recoveries(home)?
+        .into_iter()
+        .next()
+        .map(|r| RecoveryView {
+            when: device::utc_text(r.completed_at),
+            approvers: r.approvals.into_iter().map(|a| a.admin_name).collect(),
+            by: r.completed_by,
+        });
+    Ok(Some(AccountView {
         email: a.email,
         broker_url: a.broker_url,
         recovery_enrolled: a.recovery_enrolled,
+        last_recovery,
     }))
 }
 

@@ -29,6 +29,17 @@ pub struct Note {
     pub example: String,
 }
 
+/// The placeholders of the "IT recovered your key" notification: who
+/// approved, who re-sealed the key, and when (UTC).
+pub fn recovery_args(r: &kluis_agent::account::KeyRecovery) -> [(&'static str, String); 3] {
+    let approvers: Vec<&str> = r.approvals.iter().map(|a| a.admin_name.as_str()).collect();
+    [
+        ("approvers", approvers.join(", ")),
+        ("by", r.completed_by.clone()),
+        ("when", kluis_agent::account::utc_text(r.completed_at)),
+    ]
+}
+
 /// Collects events and releases notes no faster than `window` per kind.
 #[derive(Debug)]
 pub struct Notifier {
@@ -163,6 +174,32 @@ mod tests {
             }],
             shared_with_you: vec![],
             directory: None,
+        }
+    }
+
+    #[test]
+    fn a_recovery_names_its_approvers_the_administrator_and_the_time() {
+        let r: kluis_agent::account::KeyRecovery = serde_json::from_value(serde_json::json!({
+            "request_id": "0123456789abcdef0123456789abcdef",
+            "requested_at": 1_899_999_000,
+            "approvals": [
+                {"admin_name": "ann", "admin_key": "k1", "approved_at": 1_899_999_500},
+                {"admin_name": "bram", "admin_key": "k2", "approved_at": 1_899_999_600},
+            ],
+            "completed_by": "ann",
+            "completed_at": 1_900_000_000,
+        }))
+        .unwrap();
+        let args = recovery_args(&r);
+        assert_eq!(args[0], ("approvers", "ann, bram".to_owned()));
+        assert_eq!(args[1], ("by", "ann".to_owned()));
+        assert_eq!(args[2], ("when", "2030-03-17 17:46:40 UTC".to_owned()));
+        for lang in ["en", "nl", "fr"] {
+            let body = crate::i18n::t(lang, "notify.recovered.body", &args);
+            assert!(
+                body.contains("ann, bram") && body.contains("2030-03-17"),
+                "{lang}: {body}"
+            );
         }
     }
 

@@ -156,6 +156,7 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
         builder = builder.temp_dir_path(std::path::PathBuf::from(dir));
     }
     let tray = builder.build(app)?;
+    watch_recoveries(app.clone())?;
     let app = app.clone();
     std::thread::Builder::new()
         .name("kluis-tray-loop".into())
@@ -199,6 +200,45 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
                             .show();
                     }
                 }
+            }
+        })?;
+    Ok(())
+}
+
+/// How often the broker is asked whether IT recovered this key.
+const RECOVERY_POLL: Duration = Duration::from_secs(300);
+
+/// Tell the person, once per recovery and device, when IT recovered their
+/// key: who approved, who re-sealed it, when
+/// (`kluis_agent::account::new_recoveries`). Asked shortly after start,
+/// then every five minutes; without an organisation account, never.
+fn watch_recoveries<R: Runtime>(app: AppHandle<R>) -> tauri::Result<()> {
+    std::thread::Builder::new()
+        .name("kluis-recovery-watch".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            std::thread::sleep(Duration::from_secs(5));
+            loop {
+                let shell = app.state::<Shell>();
+                let home = shell.engine.home().clone();
+                if let Ok(fresh) = rt.block_on(kluis_agent::account::new_recoveries(&home)) {
+                    let lang = shell.language();
+                    for r in &fresh {
+                        let args = crate::notify::recovery_args(r);
+                        let _ = app
+                            .notification()
+                            .builder()
+                            .title(t(&lang, "notify.recovered.title", &args))
+                            .body(t(&lang, "notify.recovered.body", &args))
+                            .show();
+                    }
+                }
+                std::thread::sleep(RECOVERY_POLL);
             }
         })?;
     Ok(())

@@ -103,6 +103,8 @@ export type AccountView = {
 	broker_url: string,
 	/**  Whether the organisation can recover the key, when last seen. */
 	recovery_enrolled: boolean | null,
+	/**  The last recovery of this key by IT that this device was told of. */
+	last_recovery: RecoveryView | null,
 };
 
 /**  One activity line. */
@@ -245,6 +247,16 @@ export type PasswordChangeView = {
 	sessions_revoked: number,
 	/**  Whether the organisation can recover the key. */
 	recovery_enrolled: boolean,
+};
+
+/**  A recovery of this key by IT, as Settings shows it. */
+export type RecoveryView = {
+	/**  When it was completed (UTC text). */
+	when: string,
+	/**  The administrators who approved it. */
+	approvers: string[],
+	/**  The administrator who re-sealed the key. */
+	by: string,
 };
 
 /**  The app's own preferences (`tray.json` in the config directory). */

@@ -250,13 +250,25 @@ describe("settings: account", () => {
     expect(el.querySelector<HTMLElement>("#password-form")!.parentElement!.hidden).toBe(true);
   });
 
+  it("says who recovered the key and when", async () => {
+    const api = {
+      getAccount: () =>
+        ok({ email: "an@example.org", broker_url: "u", recovery_enrolled: true, last_recovery: { when: "2026-11-29 04:11:50 UTC", approvers: ["ann", "bram"], by: "ann" } }),
+    } as unknown as Api;
+    const el = settingsView(api, st, status(), () => {});
+    await flush();
+    const p = el.querySelector<HTMLElement>("#account-recovered")!;
+    expect(p.hidden).toBe(false);
+    expect(p.textContent).toBe("IT recovered your key at 2026-11-29 04:11:50 UTC: approved by ann, bram; re-sealed by ann.");
+  });
+
   it("an organisation account changes its password and logs out", async () => {
     const changePassword = vi.fn(() => ok({ sessions_revoked: 2, recovery_enrolled: true }));
     const logoutAccount = vi.fn(() => ok(null));
     const changed = vi.fn();
     const loggedOut = vi.fn();
     const api = {
-      getAccount: () => ok({ email: "an@example.org", broker_url: "https://k.example.org/", recovery_enrolled: false }),
+      getAccount: () => ok({ email: "an@example.org", broker_url: "https://k.example.org/", recovery_enrolled: false, last_recovery: null }),
       changePassword,
       logoutAccount,
     } as unknown as Api;
@@ -265,6 +277,7 @@ describe("settings: account", () => {
     const q = <T extends Element>(s: string) => el.querySelector<T>(s)!;
     expect(q("#account-where").textContent).toBe("an@example.org on https://k.example.org/");
     expect(q("#account-recovery").textContent).toBe("Your organisation cannot recover your key.");
+    expect(q<HTMLElement>("#account-recovered").hidden).toBe(true);
     expect(q<HTMLElement>("#password-form").parentElement!.hidden).toBe(false);
     q<HTMLInputElement>("#password-old").value = "old password";
     q<HTMLInputElement>("#password-new").value = "new password";

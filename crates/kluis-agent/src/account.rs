@@ -483,6 +483,62 @@ pub async fn change_password(
     })
 }
 
+/// A recovery of this key that IT completed: who approved it, who
+/// re-sealed it, and when (from the broker's `GET /v1/session`).
+pub use kluis_types::KeyRecovery;
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for Unix seconds (what people are shown).
+pub fn utc_text(t: i64) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| d.format(FORMAT).ok())
+        .unwrap_or_else(|| format!("{t} (Unix time)"))
+}
+
+/// The most recoveries remembered on this device.
+const MAX_REMEMBERED_RECOVERIES: usize = 50;
+
+fn recoveries_file(home: &AgentHome) -> PathBuf {
+    state_dir(home).join("key-recoveries.json")
+}
+
+/// The recoveries of this key already told on this device, newest first.
+pub fn known_recoveries(home: &AgentHome) -> Result<Vec<KeyRecovery>, DeviceAccountError> {
+    let path = recoveries_file(home);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|_| DeviceAccountError::Damaged(path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io("read", &path)(e)),
+    }
+}
+
+/// Ask the broker which recoveries of this key IT completed, and return
+/// the ones this device has not told yet (remembering them, so each is
+/// told once). A recovery the person did not ask for is how they learn of
+/// it.
+pub async fn new_recoveries(home: &AgentHome) -> Result<Vec<KeyRecovery>, DeviceAccountError> {
+    let (client, _) = device_client(home)?;
+    let me = client.whoami().await?;
+    let mut known = known_recoveries(home)?;
+    let fresh: Vec<KeyRecovery> = me
+        .key_recoveries
+        .into_iter()
+        .filter(|r| !known.iter().any(|k| k.request_id == r.request_id))
+        .collect();
+    if !fresh.is_empty() {
+        known.extend(fresh.iter().cloned());
+        known.sort_by_key(|r| std::cmp::Reverse(r.completed_at));
+        known.truncate(MAX_REMEMBERED_RECOVERIES);
+        let path = recoveries_file(home);
+        let text = serde_json::to_vec_pretty(&known)
+            .map_err(|_| DeviceAccountError::Damaged(path.clone()))?;
+        write_private(&path, &text)?;
+    }
+    Ok(fresh)
+}
+
 /// End this device's session on the broker and forget the unlocked
 /// identity of this login session. The identity file and `account.json`
 /// stay, so the next login needs only the password.
@@ -560,6 +616,13 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("identity.kluiskey")]);
+    }
+
+    #[test]
+    fn times_are_shown_in_utc() {
+        assert_eq!(utc_text(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_text(1_900_000_000), "2030-03-17 17:46:40 UTC");
+        assert_eq!(utc_text(i64::MAX), format!("{} (Unix time)", i64::MAX));
     }
 
     #[test]

@@ -276,6 +276,19 @@ pub fn run_account(cmd: AccountCommand, pass: &Passphrases) -> Result<()> {
             } else {
                 println!("Recovery: not enrolled (only your password opens your escrow).");
             }
+            for r in &me.key_recoveries {
+                let approvers: Vec<String> = r
+                    .approvals
+                    .iter()
+                    .map(|a| format!("{} at {}", a.admin_name, utc(a.approved_at)))
+                    .collect();
+                println!(
+                    "Key recovered by IT at {}: approved by {}; re-sealed by {}.",
+                    utc(r.completed_at),
+                    approvers.join(", "),
+                    r.completed_by
+                );
+            }
             Ok(())
         }
         AccountCommand::Passwd {
@@ -585,23 +598,6 @@ fn recover(
     Ok(())
 }
 
-/// `YYYY-MM-DD HH:MM:SS UTC` for Unix seconds (civil-from-days).
 fn utc(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    kluis_agent::account::utc_text(t)
 }

@@ -160,6 +160,9 @@ pub struct WhoAmI {
     /// on file: if so, the organisation can recover this user's key.
     #[serde(default)]
     pub recovery_enrolled: bool,
+    /// The last recoveries of this key by IT (newest first, at most ten).
+    #[serde(default)]
+    pub key_recoveries: Vec<crate::KeyRecovery>,
 }
 
 /// One of a user's sessions.

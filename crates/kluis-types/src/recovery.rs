@@ -182,6 +182,24 @@ pub struct ApprovalInfo {
     pub approved_at: i64,
 }
 
+/// A recovery of this user's key that IT completed, as `GET /v1/session`
+/// reports it so the user's devices can say who recovered the key and
+/// when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct KeyRecovery {
+    /// The request.
+    pub request_id: RequestId,
+    /// When it was asked for.
+    pub requested_at: i64,
+    /// Who approved it, and when.
+    pub approvals: Vec<ApprovalInfo>,
+    /// Which administrator re-sealed the key to the request key.
+    pub completed_by: String,
+    /// When (Unix seconds).
+    pub completed_at: i64,
+}
+
 /// Where a recovery request stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

@@ -77,6 +77,7 @@ export function settingsView(api: Api, st: SettingsView, s: StatusView, changed:
 function accountCard(api: Api, loggedOut: () => void): HTMLElement {
   const where = h("p", { id: "account-where" });
   const recovery = h("p", { id: "account-recovery", class: "muted" });
+  const recovered = h("p", { id: "account-recovered", class: "callout", hidden: true });
   const note = h("p", { id: "account-note", class: "note", role: "status", "aria-live": "polite" });
   const old = h("input", { id: "password-old", type: "password", autocomplete: "current-password" });
   const pw = h("input", { id: "password-new", type: "password", autocomplete: "new-password", minlength: "8" });
@@ -116,6 +117,7 @@ function accountCard(api: Api, loggedOut: () => void): HTMLElement {
     h("h2", { id: "account-heading" }, t("settings.account")),
     where,
     recovery,
+    recovered,
     orgOnly,
     note,
   );
@@ -126,6 +128,10 @@ function accountCard(api: Api, loggedOut: () => void): HTMLElement {
     where.textContent = t("settings.account.org", { email: a.email, broker: a.broker_url });
     if (a.recovery_enrolled !== null) {
       recovery.textContent = t(a.recovery_enrolled ? "settings.account.recovery_yes" : "settings.account.recovery_no");
+    }
+    if (a.last_recovery) {
+      recovered.textContent = t("settings.account.recovered", { when: a.last_recovery.when, approvers: a.last_recovery.approvers.join(", "), by: a.last_recovery.by });
+      recovered.hidden = false;
     }
     orgOnly.hidden = false;
   });

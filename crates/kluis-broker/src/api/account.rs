@@ -302,8 +302,10 @@ pub async fn whoami(State(state): State<AppState>, auth: Authed) -> Result<Json<
         .recovery_escrow_latest(&user.user_id)
         .await?
         .is_some();
+    let key_recoveries = super::recovery::key_recoveries(&state, &user.user_id).await?;
     Ok(Json(WhoAmI {
         recovery_enrolled,
+        key_recoveries,
         fingerprint: user.public_key.fingerprint(),
         user_id: user.user_id,
         email: user.email,

@@ -26,9 +26,10 @@ use kluis_approvals::{
 use kluis_audit::{Action, Actor, AuditEntry, DetailKey, Details};
 use kluis_types::{
     AdminInfo, AdminList, AdminRecoveryCase, AdminToken, ApprovalInfo, ApprovalWire,
-    EncryptedEscrow, ErrorCode, PasswordStartRequest, RecoveryKeyInfo, RecoveryPackageUpload,
-    RecoveryRequestList, RecoveryResetRequest, RecoveryStartRequest, RecoveryStartResponse,
-    RecoveryState, RecoveryStatus, RecoveryToken, RegisterStartResponse, RequestId,
+    EncryptedEscrow, ErrorCode, KeyRecovery, PasswordStartRequest, RecoveryKeyInfo,
+    RecoveryPackageUpload, RecoveryRequestList, RecoveryResetRequest, RecoveryStartRequest,
+    RecoveryStartResponse, RecoveryState, RecoveryStatus, RecoveryToken, RegisterStartResponse,
+    RequestId, UserId,
 };
 use sha2::{Digest, Sha256};
 
@@ -126,15 +127,19 @@ fn parse_approvals(rows: &[ApprovalRow]) -> Result<Vec<Approval>, ApiError> {
         .collect()
 }
 
-async fn status_of(state: &AppState, row: &RecoveryRequestRow) -> Result<RecoveryStatus, ApiError> {
-    let admins = state.store.list_admins().await?;
+/// A request's approvals, with the approving administrators' names.
+async fn approvals_of(
+    state: &AppState,
+    request_id: &RequestId,
+    admins: &[AdminRow],
+) -> Result<Vec<ApprovalInfo>, ApiError> {
     let names: HashMap<&str, &str> = admins
         .iter()
         .map(|a| (a.admin_key.as_str(), a.name.as_str()))
         .collect();
-    let approvals = state
+    let mut approvals: Vec<ApprovalInfo> = state
         .store
-        .approvals(&row.request_id)
+        .approvals(request_id)
         .await?
         .into_iter()
         .map(|a| ApprovalInfo {
@@ -145,6 +150,43 @@ async fn status_of(state: &AppState, row: &RecoveryRequestRow) -> Result<Recover
             approved_at: a.approved_at,
         })
         .collect();
+    // In the order they were given (by name within a second), whatever
+    // order the database returns them in.
+    approvals.sort_by(|a, b| (a.approved_at, &a.admin_name).cmp(&(b.approved_at, &b.admin_name)));
+    Ok(approvals)
+}
+
+/// The last recoveries of a user's key that IT completed, for
+/// `GET /v1/session`.
+pub(crate) async fn key_recoveries(
+    state: &AppState,
+    user_id: &UserId,
+) -> Result<Vec<KeyRecovery>, ApiError> {
+    let rows = state.store.recoveries_of(user_id, 10).await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let admins = state.store.list_admins().await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (Some(completed_by), Some(completed_at)) = (row.completed_by.clone(), row.completed_at)
+        else {
+            continue;
+        };
+        out.push(KeyRecovery {
+            approvals: approvals_of(state, &row.request_id, &admins).await?,
+            request_id: row.request_id,
+            requested_at: row.requested_at,
+            completed_by,
+            completed_at,
+        });
+    }
+    Ok(out)
+}
+
+async fn status_of(state: &AppState, row: &RecoveryRequestRow) -> Result<RecoveryStatus, ApiError> {
+    let admins = state.store.list_admins().await?;
+    let approvals = approvals_of(state, &row.request_id, &admins).await?;
     let threshold = state
         .store
         .recovery_key_latest()

@@ -550,6 +550,14 @@ pub trait Store: GroupStore + Send + Sync {
     ) -> Result<Option<RecoveryRequestRow>, StoreError>;
     /// Requests not yet closed, oldest first.
     async fn open_recovery_requests(&self) -> Result<Vec<RecoveryRequestRow>, StoreError>;
+
+    /// The recoveries of `user_id`'s key that IT completed (completed or
+    /// closed), newest first, at most `limit`.
+    async fn recoveries_of(
+        &self,
+        user_id: &UserId,
+        limit: i64,
+    ) -> Result<Vec<RecoveryRequestRow>, StoreError>;
     /// Stores an approval ([`StoreError::Duplicate`] if this admin already
     /// approved this request).
     async fn add_approval(

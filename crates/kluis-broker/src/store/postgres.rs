@@ -988,6 +988,25 @@ impl Store for PgStore {
         rows.iter().map(raw_request).collect()
     }
 
+    async fn recoveries_of(
+        &self,
+        user_id: &UserId,
+        limit: i64,
+    ) -> Result<Vec<RecoveryRequestRow>, StoreError> {
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM recovery_requests r \
+             JOIN users u ON u.user_id = r.user_id \
+             WHERE r.user_id = $1 AND r.status IN ('completed', 'closed') \
+             ORDER BY r.completed_at DESC, r.request_id LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user_id.as_str())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(raw_request).collect()
+    }
+
     async fn add_approval(
         &self,
         request_id: &RequestId,

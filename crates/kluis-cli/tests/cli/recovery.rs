@@ -469,6 +469,44 @@ fn recovery_end_to_end(backend: Backend) {
         "{finished}"
     );
     assert!(finished.contains("re-sealed by ann"), "{finished}");
+    // Every device of hers can tell who recovered the key and when:
+    // `kluis account whoami`, and the agent library the tray notifies from
+    // (each recovery told once per device).
+    let who =
+        String::from_utf8(run_ok(user_cmd(&laptop).args(["account", "whoami"])).stdout).unwrap();
+    assert!(
+        who.contains("Key recovered by IT at ")
+            && who.contains(": approved by ")
+            && who.contains("ann at ")
+            && who.contains("bram at ")
+            && who.contains("re-sealed by ann."),
+        "{who}"
+    );
+    let laptop_home = kluis_agent::AgentHome::in_dir(&laptop.path("home"));
+    let told = org
+        .rt
+        .block_on(kluis_agent::account::new_recoveries(&laptop_home))
+        .unwrap();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].completed_by, "ann");
+    let mut approvers: Vec<&str> = told[0]
+        .approvals
+        .iter()
+        .map(|a| a.admin_name.as_str())
+        .collect();
+    approvers.sort_unstable();
+    assert_eq!(approvers, ["ann", "bram"]);
+    assert!(
+        org.rt
+            .block_on(kluis_agent::account::new_recoveries(&laptop_home))
+            .unwrap()
+            .is_empty(),
+        "a recovery is told once"
+    );
+    assert_eq!(
+        kluis_agent::account::known_recoveries(&laptop_home).unwrap(),
+        told
+    );
     // Her earlier file opens on the laptop with the new password.
     std::fs::copy(alice.path("plan.kluis"), laptop.path("plan.kluis")).unwrap();
     std::fs::copy(laptop.path("new-pass"), laptop.path("pass")).unwrap();
