@@ -240,6 +240,28 @@ describe("settings", () => {
   });
 });
 
+describe("settings: pause", () => {
+  it("pauses and resumes every folder, and shows the current state", async () => {
+    const pauseSync = vi.fn(() => ok(null));
+    const resumeSync = vi.fn(() => ok(null));
+    const changed = vi.fn();
+    const st = { settings: { language: null, autostart: true }, language: "en", languages: ["en"] };
+    const el = settingsView({ pauseSync, resumeSync, getAccount: () => ok(null) } as unknown as Api, st, status({ paused: true, kind: "paused" }), changed);
+    const box = el.querySelector<HTMLInputElement>("#settings-pause")!;
+    expect(el.querySelector('label[for="settings-pause"]')?.textContent).toBe("Pause syncing (every folder)");
+    expect(box.checked).toBe(true);
+    box.checked = false;
+    box.dispatchEvent(new Event("change"));
+    await flush();
+    expect(resumeSync).toHaveBeenCalledWith(false);
+    box.checked = true;
+    box.dispatchEvent(new Event("change"));
+    await flush();
+    expect(pauseSync).toHaveBeenCalledOnce();
+    expect(changed).toHaveBeenCalledTimes(2);
+  });
+});
+
 describe("settings: account", () => {
   const st = { settings: { language: null, autostart: true }, language: "en", languages: ["en"] };
 

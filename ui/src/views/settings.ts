@@ -2,7 +2,7 @@ import type { Api, SettingsView, StatusView } from "../api";
 import { h } from "../dom";
 import { errorText, t } from "../i18n";
 
-/** Settings: language, start at login, folder pairs, and the account. */
+/** Settings: language, start at login, pause, folder pairs, and the account. */
 export function settingsView(api: Api, st: SettingsView, s: StatusView, changed: () => void, loggedOut: () => void = changed): HTMLElement {
   const note = h("p", { class: "note", role: "status", "aria-live": "polite" });
   const report = (r: { status: string; error?: { code: string; message: string } }) => {
@@ -17,6 +17,9 @@ export function settingsView(api: Api, st: SettingsView, s: StatusView, changed:
   );
   lang.value = st.settings.language ?? "";
   lang.addEventListener("change", async () => report(await api.setLanguage(lang.value === "" ? null : lang.value)));
+  const pause = h("input", { id: "settings-pause", type: "checkbox" });
+  pause.checked = s.tray.paused;
+  pause.addEventListener("change", async () => report(pause.checked ? await api.pauseSync() : await api.resumeSync(false)));
   const auto = h("input", { id: "settings-autostart", type: "checkbox" });
   auto.checked = st.settings.autostart !== false;
   auto.addEventListener("change", async () => report(await api.setAutostart(auto.checked)));
@@ -44,6 +47,7 @@ export function settingsView(api: Api, st: SettingsView, s: StatusView, changed:
       h("h1", { id: "settings-heading" }, t("settings.heading")),
       h("div", { class: "grid" }, h("label", { for: "settings-language" }, t("settings.language")), lang),
       h("div", { class: "check" }, auto, h("label", { for: "settings-autostart" }, t("settings.autostart"))),
+      h("div", { class: "check" }, pause, h("label", { for: "settings-pause" }, t("settings.pause"))),
       note,
     ),
     h(
