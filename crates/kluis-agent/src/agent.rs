@@ -570,15 +570,7 @@ impl AgentHandle {
         if header.len() > kluis_format::MAX_HEADER_LEN {
             return Err(AgentError::Protocol("header too long".into()));
         }
-        let Some(id) = self
-            .inner
-            .identity
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        else {
-            return Err(AgentError::IdentityLocked);
-        };
+        let id = self.unlocked_identity()?;
         let mut r = header;
         let parsed = kluis_format::Header::read(&mut r).map_err(AgentError::Identity)?;
         if !r.is_empty() {
@@ -595,25 +587,32 @@ impl AgentHandle {
         &self,
         f: impl FnOnce(crate::share::Keys<'_>) -> T,
     ) -> Result<T, AgentError> {
-        let Some(identity) = self
-            .inner
-            .identity
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        else {
-            return Err(AgentError::IdentityLocked);
-        };
-        let (_, groups) = self
-            .inner
-            .group_keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let identity = self.unlocked_identity()?;
+        let groups = self.group_keys();
         Ok(f(crate::share::Keys {
             identity: &identity,
             groups: &groups,
         }))
+    }
+
+    /// The unlocked identity (shared), or `IdentityLocked`.
+    fn unlocked_identity(&self) -> Result<Arc<Identity>, AgentError> {
+        self.inner
+            .identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(AgentError::IdentityLocked)
+    }
+
+    /// Your groups' keys (all versions held).
+    fn group_keys(&self) -> Arc<Vec<Identity>> {
+        self.inner
+            .group_keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
     }
 
     /// The keys of the groups the user belongs to (fetched from the broker
@@ -640,21 +639,8 @@ impl AgentHandle {
     /// syncing it at once. Runs by itself on unlock and when group keys
     /// arrive; the tray app may call it any time. Needs the identity.
     pub fn discover_shared(&self) -> Result<Vec<crate::share::Discovered>, AgentError> {
-        let Some(id) = self
-            .inner
-            .identity
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        else {
-            return Err(AgentError::IdentityLocked);
-        };
-        let (_, groups) = self
-            .inner
-            .group_keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let id = self.unlocked_identity()?;
+        let groups = self.group_keys();
         let mut config = Config::load(&self.inner.home)?;
         let Some(dir) = config.shared_with_me_dir() else {
             return Err(AgentError::NoHome);
@@ -781,15 +767,7 @@ impl AgentHandle {
         else {
             return Ok(());
         };
-        let Some(id) = self
-            .inner
-            .identity
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        else {
-            return Err(AgentError::IdentityLocked);
-        };
+        let id = self.unlocked_identity()?;
         let _one = self
             .inner
             .refresh_lock
@@ -834,12 +812,7 @@ impl AgentHandle {
                 self.set_group_keys(keys);
             }
         }
-        let (_, groups) = self
-            .inner
-            .group_keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let groups = self.group_keys();
         let keys = crate::share::Keys {
             identity: id,
             groups: &groups,

@@ -150,22 +150,9 @@ impl Ctx {
     /// The organisation policy (signed by the org key, checked by
     /// kluis-account) and the group list it needs.
     fn policy(&self) -> Result<(OrgPolicy, GroupMembers)> {
-        let policy = self
-            .rt
-            .block_on(self.client.fetch_policy())
-            .context("fetching the organisation policy")?;
-        let groups = self
-            .rt
-            .block_on(self.client.list_groups())?
-            .into_iter()
-            .map(|g| {
-                (
-                    g.name.to_string(),
-                    g.members.iter().map(|m| m.as_str().to_owned()).collect(),
-                )
-            })
-            .collect();
-        Ok((policy, groups))
+        self.rt
+            .block_on(share::dialog::policy(&self.client))
+            .context("fetching the organisation policy")
     }
 }
 
