@@ -149,10 +149,6 @@ fn share_error(e: share::ShareError) -> UiError {
     UiError::new(e.code(), e.to_string())
 }
 
-fn locked(e: kluis_agent::AgentError) -> UiError {
-    UiError::from(e)
-}
-
 /// Colleagues and groups matching `query` in the directory, each with its
 /// fingerprint and trust (refused entries too, with the reason).
 #[tauri::command]
@@ -183,7 +179,7 @@ pub async fn get_folder_shares(
             share::list_folder(&mirror, keys)
                 .map(|l| (l, keys.identity.recipient().fingerprint().to_string()))
         })
-        .map_err(locked)?
+        .map_err(UiError::from)?
         .map_err(share_error)?;
     let members = dialog::members(&client, &listed, (&acct.email, &mine)).await;
     Ok(FolderShareView {
@@ -212,7 +208,7 @@ pub async fn preview_share(
     let (mirror, _) = folder(&shell, &pair)?;
     let label = agent(&shell)?
         .with_keys(|keys| share::list_folder(&mirror, keys))
-        .map_err(locked)?
+        .map_err(UiError::from)?
         .map_err(share_error)?
         .label;
     let (policy, groups) = dialog::policy(&client).await?;
@@ -367,7 +363,7 @@ pub async fn apply_share(
     progress.lock().unwrap_or_else(|e| e.into_inner()).running = false;
     let outcome = work
         .map_err(|e| UiError::new("failed", e.to_string()))?
-        .map_err(locked)?
+        .map_err(UiError::from)?
         .map_err(share_error)?;
     // New members' folders appear on their devices; ours re-reads the
     // metadata at once.

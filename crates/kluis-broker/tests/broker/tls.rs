@@ -36,6 +36,12 @@ fn write_config(dir: &Path, cert: &Path, key: &Path) -> Config {
 }
 
 fn client(ca: Option<&Path>, host: &str, addr: SocketAddr) -> reqwest::Client {
+    builder(ca, host, addr).build().unwrap()
+}
+
+/// An HTTPS-only client that dials `host` at `addr` and trusts `ca` (if
+/// given) on top of the public roots.
+fn builder(ca: Option<&Path>, host: &str, addr: SocketAddr) -> reqwest::ClientBuilder {
     let mut builder = reqwest::Client::builder()
         .https_only(true)
         .resolve(host, addr);
@@ -43,7 +49,7 @@ fn client(ca: Option<&Path>, host: &str, addr: SocketAddr) -> reqwest::Client {
         let pem = std::fs::read(ca).unwrap();
         builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
     }
-    builder.build().unwrap()
+    builder
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -77,13 +83,8 @@ async fn the_broker_serves_https_from_its_configured_certificate() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "ok");
     // …and HTTP/1.1 when that is all it speaks.
-    let http1 = reqwest::Client::builder()
-        .https_only(true)
+    let http1 = builder(Some(&pki.ca), "kluis.test", addr)
         .http1_only()
-        .resolve("kluis.test", addr)
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(&pki.ca).unwrap()).unwrap(),
-        )
         .build()
         .unwrap();
     let response = http1.get(&url).send().await.unwrap();
