@@ -151,7 +151,15 @@ def decrypt(data, identity):
         expected = {0x647A: 1168, 0x0020: 80}.get(kem)
         if (expected is not None and length != expected) or not 1 <= length <= 4096:
             raise KluisError("malformed header: stanza length")
-        stanzas.append((kem, key_id, r.take(length)))
+        body = r.take(length)
+        if kem == 0x0000:  # §4.7 padding: zeros only, at most one, no key
+            if any(key_id) or any(body) or any(s[0] == 0x0000 for s in stanzas):
+                raise KluisError("malformed header: padding stanza")
+        elif any(s[0] == kem and s[1] == key_id for s in stanzas):
+            raise KluisError("malformed header: duplicate stanza")
+        stanzas.append((kem, key_id, body))
+    if all(s[0] == 0x0000 for s in stanzas):
+        raise KluisError("malformed header: no recipient stanzas")
     meta_nonce, meta_len = r.take(12), r.u32()
     if not 272 <= meta_len <= 4112 or (meta_len - 16) % 256:
         raise KluisError("malformed header: metadata length")

@@ -68,6 +68,14 @@ class FreshFiles(unittest.TestCase):
                         got, name, _ = kluis_decrypt.decrypt((d / "out.kluis").read_bytes(), ident)
                         self.assertEqual(got, plain)
                         self.assertEqual(name, "in.bin")
+            # §4.7: the header is padded (one X-Wing stanza, then the padding
+            # stanza at byte 1218), and a non-zero padding byte is refused.
+            subprocess.run([KLUIS, "encrypt", "-r", recipient, "-o", str(d / "out.kluis"), str(d / "in.bin")], env=env, check=True)
+            data = bytearray((d / "out.kluis").read_bytes())
+            self.assertEqual(data[1218:1220], b"\x00\x00")
+            data[1300] ^= 1
+            with self.assertRaisesRegex(kluis_decrypt.KluisError, "padding"):
+                kluis_decrypt.decrypt(bytes(data), ident)
 
 
 if __name__ == "__main__":

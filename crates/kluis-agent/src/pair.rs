@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use kluis_format::Identity;
-use kluis_sync::scan::{KLUIS_PREFIX, Stat};
+use kluis_sync::scan::{KLUIS_PREFIX, Kind, Stat};
 use kluis_sync::{Engine, EngineConfig, SystemClock};
 use notify::{RecursiveMode, Watcher as _};
 
@@ -347,9 +347,18 @@ impl Worker {
                     None => engine.index().get(p).ok().flatten(),
                 };
                 let Some(e) = e else { continue };
-                for (root, rel) in [(&cfg.plain, p), (&cfg.mirror, e.cpath.as_str())] {
+                let sides = [
+                    (&cfg.plain, p, (e.l_size, e.l_mtime)),
+                    (&cfg.mirror, e.cpath.as_str(), (e.r_size, e.r_mtime)),
+                ];
+                for (root, rel, written) in sides {
                     let full = root.join(rel);
-                    if let Ok(m) = std::fs::symlink_metadata(&full) {
+                    // A file's echo is the stat the engine recorded when it
+                    // wrote it, never a fresh stat: the user may already have
+                    // saved it again, and that change must not pass as ours.
+                    if e.kind == Kind::File {
+                        echo.insert(full.clone(), written);
+                    } else if let Ok(m) = std::fs::symlink_metadata(&full) {
                         let s = Stat::from_metadata(&m);
                         echo.insert(full.clone(), (s.size, s.mtime));
                     }

@@ -532,8 +532,9 @@ fn inspect(file: &Path) -> Result<()> {
             .collect::<String>()
     );
     println!(
-        "Header:           {header_len} bytes, encrypted metadata block {} bytes",
-        header.metadata_len()
+        "Header:           {header_len} bytes, encrypted metadata block {} bytes, padding {} bytes (room to add recipients in place)",
+        header.metadata_len(),
+        header.padding_len()
     );
     println!("Recipients:       {}", header.stanzas().len());
     for s in header.stanzas() {

@@ -39,6 +39,18 @@ const MAC_LEN: usize = 32;
 pub const MAX_HEADER_LEN: usize =
     PREAMBLE_LEN + MAX_STANZAS * (STANZA_FIXED + MAX_UNKNOWN_BODY) + 12 + 4 + MAX_META_CT + MAC_LEN;
 
+/// KEM id of the padding stanza (FORMAT.md §4.7): RFC 9180 reserves
+/// `0x0000`, so no HPKE KEM will ever take it. Older decoders skip it as an
+/// unknown KEM.
+pub const KEM_PADDING: u16 = 0x0000;
+/// Writers pad headers to a multiple of this (FORMAT.md §4.7).
+pub const HEADER_BLOCK: usize = 4096;
+/// ... or of this when every stanza is X25519.
+pub const SMALL_HEADER_BLOCK: usize = 256;
+/// Smallest and largest padding stanza, whole (kem, key id, length, body).
+const PAD_MIN: usize = STANZA_FIXED + 1;
+const PAD_MAX: usize = STANZA_FIXED + MAX_UNKNOWN_BODY;
+
 const LABEL_PAYLOAD: &[u8] = b"kluis/v1/payload";
 const LABEL_MAC: &[u8] = b"kluis/v1/header-mac";
 const LABEL_META: &[u8] = b"kluis/v1/metadata";
@@ -212,7 +224,11 @@ fn open<K: Kem>(
 #[derive(Clone, PartialEq, Eq)]
 pub struct Header {
     file_id: [u8; 16],
+    /// Recipient stanzas, known or unknown KEM; never the padding stanza.
     stanzas: Vec<Stanza>,
+    /// The padding stanza, if any: where it sits among the stanzas (so that
+    /// a parsed header re-encodes byte for byte) and its whole length.
+    padding: Option<Padding>,
     meta_nonce: [u8; 12],
     meta_ct: Vec<u8>,
     mac: [u8; MAC_LEN],
@@ -223,9 +239,18 @@ impl std::fmt::Debug for Header {
         f.debug_struct("Header")
             .field("file_id", &hex16(&self.file_id))
             .field("stanzas", &self.stanzas)
+            .field("padding", &self.padding_len())
             .field("meta_ct_len", &self.meta_ct.len())
             .finish()
     }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Padding {
+    /// Index among the encoded stanzas.
+    at: usize,
+    /// Whole stanza length, `PAD_MIN..=PAD_MAX`.
+    len: usize,
 }
 
 fn hex16(b: &[u8; 16]) -> String {
@@ -250,6 +275,7 @@ impl Header {
         let mut h = Header {
             file_id,
             stanzas: Vec::new(),
+            padding: None,
             meta_nonce: [0; 12],
             meta_ct: Vec::new(),
             mac: [0; MAC_LEN],
@@ -258,6 +284,7 @@ impl Header {
         for r in recipients {
             h.push_stanza(&file_key, r, kem, rng)?;
         }
+        h.pad_to_block();
         h.reseal(&file_key);
         Ok((h, file_key))
     }
@@ -276,6 +303,10 @@ impl Header {
             .any(|s| s.key_id == key_id && s.kem == kem.id())
         {
             return Ok(false);
+        }
+        if self.stanzas.len() + 1 >= MAX_STANZAS {
+            // The last slot goes to a recipient rather than to padding.
+            self.padding = None;
         }
         if self.stanzas.len() >= MAX_STANZAS {
             return Err(Error::Limit(
@@ -388,6 +419,7 @@ impl Header {
     ) -> Result<bool> {
         self.verify_mac(file_key)?;
         let added = self.push_stanza(file_key, r, kem, rng)?;
+        self.padding_last();
         self.reseal(file_key);
         Ok(added)
     }
@@ -407,8 +439,81 @@ impl Header {
             return Err(Error::NoRecipients);
         }
         self.stanzas = kept;
+        self.padding_last();
         self.reseal(file_key);
         Ok(before - self.stanzas.len())
+    }
+
+    /// Length of the encoded header, padding included.
+    pub fn byte_len(&self) -> usize {
+        self.encoded_len()
+    }
+
+    /// Bytes of padding (the whole padding stanza; 0 without one).
+    pub fn padding_len(&self) -> usize {
+        self.padding.map_or(0, |p| p.len)
+    }
+
+    fn padding_last(&mut self) {
+        if let Some(p) = &mut self.padding {
+            p.at = self.stanzas.len();
+        }
+    }
+
+    fn unpadded_len(&self) -> usize {
+        self.encoded_len() - self.padding_len()
+    }
+
+    /// Resize the padding so that the header is exactly `len` bytes long,
+    /// then re-MAC: after a recipient change, the new header then fits where
+    /// the old one was and can be written over it in place (FORMAT.md §4.7).
+    /// Returns false, changing nothing, when it cannot fit.
+    pub fn fit_to(&mut self, file_key: &FileKey, len: usize) -> Result<bool> {
+        self.verify_mac(file_key)?;
+        let base = self.unpadded_len();
+        let pad = match len.checked_sub(base) {
+            Some(0) => None,
+            Some(n) if (PAD_MIN..=PAD_MAX).contains(&n) => Some(n),
+            _ => return Ok(false),
+        };
+        if pad.is_some() && self.stanzas.len() + 1 > MAX_STANZAS {
+            return Ok(false);
+        }
+        self.padding = pad.map(|len| Padding {
+            at: self.stanzas.len(),
+            len,
+        });
+        self.reseal(file_key);
+        Ok(true)
+    }
+
+    /// Fresh padding up to the next multiple of [`HEADER_BLOCK`], or of
+    /// [`SMALL_HEADER_BLOCK`] for an X25519-only header (the writer's rule,
+    /// FORMAT.md §4.7), then re-MAC.
+    pub fn repad(&mut self, file_key: &FileKey) -> Result<()> {
+        self.verify_mac(file_key)?;
+        self.pad_to_block();
+        self.reseal(file_key);
+        Ok(())
+    }
+
+    fn pad_to_block(&mut self) {
+        // X25519-only headers are the small ones (FORMAT.md §4.2): they
+        // keep to 256-byte steps.
+        let block = if self.stanzas.iter().all(|s| s.kem == KEM_X25519) {
+            SMALL_HEADER_BLOCK
+        } else {
+            HEADER_BLOCK
+        };
+        let base = self.unpadded_len();
+        let mut pad = base.next_multiple_of(block) - base;
+        if pad < PAD_MIN {
+            pad += block;
+        }
+        self.padding = (self.stanzas.len() < MAX_STANZAS).then_some(Padding {
+            at: self.stanzas.len(),
+            len: pad,
+        });
     }
 
     /// The C2SP input key for the payload.
@@ -435,12 +540,19 @@ impl Header {
         out.extend_from_slice(&self.file_id);
         // Bounded by MAX_STANZAS (256) and MAX_UNKNOWN_BODY (4096) on every path
         // that creates a stanza, so these casts cannot truncate.
-        out.extend_from_slice(&(self.stanzas.len() as u16).to_be_bytes());
-        for s in &self.stanzas {
+        let count = self.stanzas.len() + usize::from(self.padding.is_some());
+        out.extend_from_slice(&(count as u16).to_be_bytes());
+        for (i, s) in self.stanzas.iter().enumerate() {
+            if let Some(p) = self.padding.filter(|p| p.at == i) {
+                encode_padding(&mut out, p.len);
+            }
             out.extend_from_slice(&s.kem.to_be_bytes());
             out.extend_from_slice(&s.key_id.0);
             out.extend_from_slice(&(s.body.len() as u16).to_be_bytes());
             out.extend_from_slice(&s.body);
+        }
+        if let Some(p) = self.padding.filter(|p| p.at >= self.stanzas.len()) {
+            encode_padding(&mut out, p.len);
         }
         out.extend_from_slice(&self.meta_nonce);
         out.extend_from_slice(&(self.meta_ct.len() as u32).to_be_bytes());
@@ -455,6 +567,7 @@ impl Header {
                 .iter()
                 .map(|s| STANZA_FIXED + s.body.len())
                 .sum::<usize>()
+            + self.padding.map_or(0, |p| p.len)
             + 12
             + 4
             + self.meta_ct.len()
@@ -505,6 +618,7 @@ impl Header {
             return Err(Error::malformed(Section::Preamble, "more than 256 stanzas"));
         }
         let mut stanzas: Vec<Stanza> = Vec::with_capacity(count);
+        let mut padding = None;
         for i in 0..count {
             let sec = Section::Stanza(i);
             let kem = u16::from_be_bytes(p.array(sec)?);
@@ -522,6 +636,22 @@ impl Header {
                 ));
             }
             let body = p.vec(len, sec)?;
+            if kem == KEM_PADDING {
+                if key_id.0 != [0; 16] || body.iter().any(|&b| b != 0) {
+                    return Err(Error::malformed(
+                        sec,
+                        "padding stanza with a non-zero key id or body",
+                    ));
+                }
+                if padding.is_some() {
+                    return Err(Error::malformed(sec, "more than one padding stanza"));
+                }
+                padding = Some(Padding {
+                    at: stanzas.len(),
+                    len: STANZA_FIXED + len,
+                });
+                continue;
+            }
             if stanzas.iter().any(|s| s.kem == kem && s.key_id == key_id) {
                 return Err(Error::malformed(
                     sec,
@@ -529,6 +659,9 @@ impl Header {
                 ));
             }
             stanzas.push(Stanza { kem, key_id, body });
+        }
+        if stanzas.is_empty() {
+            return Err(Error::malformed(Section::Preamble, "no recipient stanzas"));
         }
         let meta_nonce: [u8; 12] = p.array(Section::Metadata)?;
         let meta_len = u32::from_be_bytes(p.array(Section::Metadata)?) as usize;
@@ -545,11 +678,20 @@ impl Header {
         Ok(Header {
             file_id,
             stanzas,
+            padding,
             meta_nonce,
             meta_ct,
             mac,
         })
     }
+}
+
+fn encode_padding(out: &mut Vec<u8>, len: usize) {
+    out.extend_from_slice(&KEM_PADDING.to_be_bytes());
+    out.extend_from_slice(&[0; 16]);
+    // len ≤ PAD_MAX, so the body length fits a u16.
+    out.extend_from_slice(&((len - STANZA_FIXED) as u16).to_be_bytes());
+    out.resize(out.len() + len - STANZA_FIXED, 0);
 }
 
 fn aes_key(key: &[u8; 32]) -> ring::aead::LessSafeKey {

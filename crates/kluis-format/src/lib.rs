@@ -34,7 +34,10 @@ pub mod payload;
 use std::io::{self, Read, Write};
 
 pub use error::{Error, PayloadError, Result, Section};
-pub use header::{FileKey, Header, MAX_HEADER_LEN, MAX_STANZAS, Stanza};
+pub use header::{
+    FileKey, HEADER_BLOCK, Header, KEM_PADDING, MAX_HEADER_LEN, MAX_STANZAS, SMALL_HEADER_BLOCK,
+    Stanza,
+};
 pub use idfile::{IDENTITY_FILE_LEN, KdfParams, identity_params, open_identity, seal_identity};
 pub use keys::{
     Fingerprint, IDENTITY_SECRET_LEN, Identity, KEM_X25519, KEM_XWING, KemChoice, KeyId,

@@ -143,6 +143,9 @@ impl Engine {
         }
         let index = Index::open(&cfg.index_path)?;
         exec::remove_temps(&cfg.plain);
+        // Finish header rewrites a crash interrupted (sharing, in place)
+        // before the scan reads those files.
+        crate::inplace::recover_all(&cfg.mirror);
         exec::remove_temps(&cfg.mirror);
         Ok(Engine {
             cfg,

@@ -799,9 +799,11 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
                 "plaintext changed before replacing it",
             )));
         }
+        // What we wrote, stated before it gets its name: a save by the user
+        // right after the rename then differs from the index and is synced.
+        let l = stat_of(&tmp).map_err(|e| cleanup(io_fail(path)(e)))?;
         fs::rename(&tmp, &lp).map_err(|e| cleanup(fail(path, ItemErrorKind::Failed, e)))?;
         self.sync_dir(&ldir)?;
-        let l = stat_of(&lp).map_err(io_fail(path))?;
         let entry = IndexEntry {
             kind: Kind::File,
             l_size: l.size,
@@ -870,9 +872,14 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             )));
         }
         let mut detail = None;
+        // The stat the index keeps is the one of the content just compared
+        // or written, never a later one (a save right after would be missed).
+        let l;
         if lhash == rhash {
             let _ = fs::remove_file(&tmp);
+            l = l0;
         } else {
+            l = stat_of(&tmp).map_err(|e| cleanup(io_fail(path)(e)))?;
             let cp = self.conflict_path(path, self.device);
             fs::rename(&lp, self.plain.join(&cp))
                 .map_err(|e| cleanup(fail(path, ItemErrorKind::Failed, e)))?;
@@ -883,7 +890,6 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             self.sync_dir(&ldir)?;
             detail = Some(cp);
         }
-        let l = stat_of(&lp).map_err(io_fail(path))?;
         let entry = IndexEntry {
             kind: Kind::File,
             l_size: l.size,
@@ -933,6 +939,10 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             return Err(Self::changed(of, "conflict copy target busy"));
         }
         let lt = self.plain.join(&target);
+        let l = stat_of(&tmp).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            io_fail(of)(e)
+        })?;
         fs::rename(&tmp, &lt).map_err(io_fail(of))?;
         self.sync_dir(&ldir)?;
         // The ciphertext keeps the sync client's name's content but moves to
@@ -942,8 +952,8 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         if let Some(d) = tcfull.parent() {
             self.sync_dir(d)?;
         }
-        let l = stat_of(&lt).map_err(io_fail(of))?;
-        let r = stat_of(&tcfull).map_err(io_fail(of))?;
+        // A rename keeps size and mtime: the stats from before it.
+        let r = r0;
         let entry = IndexEntry {
             kind: Kind::File,
             l_size: l.size,

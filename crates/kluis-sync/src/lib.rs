@@ -20,6 +20,7 @@ pub mod error;
 pub mod exec;
 pub mod folder_meta;
 pub mod index;
+pub mod inplace;
 pub mod keys;
 pub mod names;
 pub mod plan;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use kluis_format::{EncryptOptions, Header, KemChoice, KeyId, Recipient};
 use kluis_sync::folder_meta::FOLDER_META_FILE;
+use kluis_sync::inplace::{Batch, InPlaceError};
 use kluis_sync::keys::unwrap_any;
 
 use super::{Keys, Member, Progress, ShareError, ShareReport};
@@ -53,8 +54,8 @@ pub(crate) fn replace_atomic(
 /// [`replace_atomic`] with the temp file itself, so that a payload can be
 /// copied file to file (`std::io::copy` from a `File` to a `File` uses
 /// `copy_file_range` on Linux: the kernel copies, no trip through user
-/// space; no reflink, as the header lengths are not block-aligned,
-/// docs/SHARING.md).
+/// space, and on XFS or Btrfs shares the blocks when both headers are
+/// block-aligned, docs/SHARING.md).
 pub(crate) fn replace_atomic_file(
     target: &Path,
     fill: impl FnOnce(&mut File) -> Result<(), kluis_format::Error>,
@@ -113,6 +114,47 @@ fn mirror_files(mirror: &Path) -> Result<Vec<PathBuf>, ShareError> {
 pub(crate) enum Done {
     Updated,
     Unchanged,
+    /// The new header fits the old one's bytes: to be written over it in
+    /// place (by the caller, in a journaled batch).
+    InPlace {
+        old: Vec<u8>,
+        new: Vec<u8>,
+    },
+}
+
+/// In-place rewrites per journal: one journal fsync and one directory fsync
+/// for this many files.
+const BATCH: usize = 512;
+
+fn failure(e: ReplaceError) -> String {
+    match e {
+        ReplaceError::Changed => {
+            "changed while sharing; left as it was (run the command again)".to_owned()
+        }
+        ReplaceError::Format(kluis_format::Error::NoMatchingRecipient) => {
+            "not shared with you; left as it was".to_owned()
+        }
+        ReplaceError::Format(e) => format!("{e}; left as it was"),
+        ReplaceError::Io(e) => format!("{e}; left as it was"),
+    }
+}
+
+impl From<InPlaceError> for ReplaceError {
+    fn from(e: InPlaceError) -> Self {
+        match e {
+            InPlaceError::Changed => ReplaceError::Changed,
+            InPlaceError::Io(e) => ReplaceError::Io(e),
+        }
+    }
+}
+
+fn commit(batch: Batch, report: &mut ShareReport) {
+    for (path, r) in batch.commit() {
+        match r {
+            Ok(()) => report.files_updated += 1,
+            Err(e) => report.files_failed.push((path, failure(e.into()))),
+        }
+    }
 }
 
 /// Run `each` on every file of the mirror, collecting per-file results.
@@ -122,25 +164,24 @@ pub(crate) fn for_each_file(
     mut each: impl FnMut(&Path) -> Result<Done, ReplaceError>,
     report: &mut ShareReport,
 ) -> Result<(), ShareError> {
+    // A rewrite a crash interrupted is finished before anything is read.
+    kluis_sync::inplace::recover_all(mirror);
     let files = mirror_files(mirror)?;
     let total = files.len();
+    let mut batch = Batch::new(mirror);
     for (i, path) in files.into_iter().enumerate() {
         match each(&path) {
             Ok(Done::Updated) => report.files_updated += 1,
             Ok(Done::Unchanged) => report.files_unchanged += 1,
-            Err(e) => {
-                let why = match e {
-                    ReplaceError::Changed => {
-                        "changed while sharing; left as it was (run the command again)".to_owned()
-                    }
-                    ReplaceError::Format(kluis_format::Error::NoMatchingRecipient) => {
-                        "not shared with you; left as it was".to_owned()
-                    }
-                    ReplaceError::Format(e) => format!("{e}; left as it was"),
-                    ReplaceError::Io(e) => format!("{e}; left as it was"),
-                };
-                report.files_failed.push((path.clone(), why));
+            Ok(Done::InPlace { old, new }) => {
+                if let Err(e) = batch.stage(&path, old, new) {
+                    report.files_failed.push((path.clone(), failure(e.into())));
+                }
+                if batch.len() >= BATCH {
+                    commit(std::mem::replace(&mut batch, Batch::new(mirror)), report);
+                }
             }
+            Err(e) => report.files_failed.push((path.clone(), failure(e))),
         }
         progress(&Progress {
             done: i + 1,
@@ -148,6 +189,7 @@ pub(crate) fn for_each_file(
             path,
         });
     }
+    commit(batch, report);
     Ok(())
 }
 
@@ -156,8 +198,12 @@ pub(crate) fn for_each_file(
 const SMALL_FILE: u64 = 1 << 18;
 
 /// Rewrite only the header: `edit` gets the parsed header and file key and
-/// returns whether it changed anything. The payload bytes are copied as
-/// they are (FORMAT.md §6: the payload does not depend on the recipients).
+/// returns whether it changed anything (FORMAT.md §6: the payload does not
+/// depend on the recipients). When the new header fits the old one's bytes
+/// (its padding, FORMAT.md §4.7), it is written over it in place, journaled
+/// in a batch ([`kluis_sync::inplace`]): the payload is not touched at all.
+/// Otherwise
+/// the file is replaced by a copy with a freshly padded header.
 fn edit_header(
     path: &Path,
     keys: Keys<'_>,
@@ -165,10 +211,17 @@ fn edit_header(
 ) -> Result<Done, ReplaceError> {
     let mut input = BufReader::with_capacity(1 << 16, File::open(path)?);
     let mut header = Header::read(&mut input)?;
+    // Parsing is canonical: these are the bytes on disk.
+    let old = header.to_bytes();
     let fk = unwrap_any(&header, &keys.all())?;
     if !edit(&mut header, &fk)? {
         return Ok(Done::Unchanged);
     }
+    if header.fit_to(&fk, old.len())? {
+        let new = header.to_bytes();
+        return Ok(Done::InPlace { old, new });
+    }
+    header.repad(&fk)?;
     let small = input.get_ref().metadata()?.len() <= SMALL_FILE;
     let mut head = header.to_bytes();
     replace_atomic_file(path, |f| {
@@ -271,9 +324,16 @@ fn refuse_in_mirror(path: &Path) -> Result<(), ShareError> {
 }
 
 fn one(path: &Path, r: Result<Done, ReplaceError>) -> Result<bool, ShareError> {
-    match r {
+    let r = match r {
+        Ok(Done::InPlace { old, new }) => kluis_sync::inplace::rewrite_header(path, &old, &new)
+            .map(|()| true)
+            .map_err(ReplaceError::from),
         Ok(Done::Updated) => Ok(true),
         Ok(Done::Unchanged) => Ok(false),
+        Err(e) => Err(e),
+    };
+    match r {
+        Ok(changed) => Ok(changed),
         Err(ReplaceError::Format(kluis_format::Error::NoMatchingRecipient)) => {
             Err(ShareError::NotShared(path.to_owned()))
         }
@@ -294,6 +354,21 @@ fn one(path: &Path, r: Result<Done, ReplaceError>) -> Result<bool, ShareError> {
     }
 }
 
+/// Finish an interrupted in-place rewrite of a file outside synced folders
+/// (its journal sits beside it).
+fn recover_beside(path: &Path) {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        if e.file_name()
+            .to_string_lossy()
+            .starts_with(kluis_sync::inplace::JOURNAL_PREFIX)
+        {
+            let _ = kluis_sync::inplace::recover(&e.path());
+        }
+    }
+}
+
 /// Give `add` access to one Kluis file (outside synced folders): header
 /// only, atomic. Returns whether the file changed.
 pub fn share_file(
@@ -303,6 +378,7 @@ pub fn share_file(
     rng: &mut impl rand_core::CryptoRng,
 ) -> Result<bool, ShareError> {
     refuse_in_mirror(path)?;
+    recover_beside(path);
     let recipients: Vec<_> = add.iter().map(|m| m.recipient.clone()).collect();
     one(path, add_recipients(path, keys, &recipients, rng))
 }
@@ -317,6 +393,7 @@ pub fn unshare_file(
     rng: &mut impl rand_core::CryptoRng,
 ) -> Result<bool, ShareError> {
     refuse_in_mirror(path)?;
+    recover_beside(path);
     let ids: Vec<_> = remove.iter().map(|r| r.fingerprint().key_id()).collect();
     let r = one(path, remove_recipients(path, keys, &ids))?;
     if let Some(to) = rekey_to {

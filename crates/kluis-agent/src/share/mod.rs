@@ -745,18 +745,20 @@ mod tests {
         ));
     }
 
-    /// A payload larger than the read buffer: the part buffered while the
-    /// header was parsed and the rest (copied file to file) both land, byte
-    /// for byte, after the new header.
+    /// Sharing writes the new header over the old one when it fits the
+    /// padding (FORMAT.md §4.7): same file, same length, the payload never
+    /// read or written. When the padding is used up, the file is replaced
+    /// by a copy with a freshly padded header, and a payload larger than the
+    /// read buffer (part buffered while the header was parsed, the rest
+    /// copied file to file) lands byte for byte after it.
+    #[cfg(unix)]
     #[test]
-    fn a_large_payload_is_copied_exactly() {
+    fn a_share_fits_in_place_and_a_full_header_is_copied_exactly() {
+        use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let mirror = dir.path();
-        let (alice, bob) = (
-            Identity::generate(&mut rng()),
-            Identity::generate(&mut rng()),
-        );
-        let meta = FolderMeta::generate(alice.recipient(), &mut rng());
+        let ids: Vec<Identity> = (0..4).map(|_| Identity::generate(&mut rng())).collect();
+        let meta = FolderMeta::generate(ids[0].recipient(), &mut rng());
         std::fs::write(
             mirror.join(FOLDER_META_FILE),
             meta.seal(&mut rng()).unwrap(),
@@ -766,40 +768,64 @@ mod tests {
             .map(|i| char::from(b'a' + (i % 26) as u8))
             .collect();
         let path = mirror.join("big.kls");
-        encrypt_to(&path, &[&alice], &text);
-        let before = std::fs::read(&path).unwrap();
+        encrypt_to(&path, &[&ids[0]], &text);
         let me = Me {
             email: "alice@example.org".into(),
             title: "T".into(),
         };
-        let r = share_folder(
-            mirror,
-            Keys::own(&alice),
-            &me,
-            &[Member::user("bob@example.org", bob.recipient().clone())],
-            None,
-            &mut |_| {},
-            &mut rng(),
-        )
-        .unwrap();
-        assert_eq!(r.files_updated, 1);
-        let after = std::fs::read(&path).unwrap();
-        let hb = kluis_format::Header::read(&before[..])
-            .unwrap()
-            .to_bytes()
-            .len();
-        let ha = kluis_format::Header::read(&after[..])
-            .unwrap()
-            .to_bytes()
-            .len();
-        assert!(ha > hb);
-        assert_eq!(after[ha..], before[hb..], "payload copied exactly");
-        let mut s = String::new();
-        std::io::Read::read_to_string(
-            &mut kluis_format::Decryptor::new(&after[..], &bob).unwrap(),
-            &mut s,
-        )
-        .unwrap();
-        assert_eq!(s, text);
+        let header_len = |b: &[u8]| kluis_format::Header::read(b).unwrap().to_bytes().len();
+        let reads = |b: &[u8], id: &Identity| {
+            let mut s = String::new();
+            std::io::Read::read_to_string(
+                &mut kluis_format::Decryptor::new(b, id).unwrap(),
+                &mut s,
+            )
+            .unwrap();
+            s == text
+        };
+        let mut copied = false;
+        for (i, who) in ["bob", "carol", "dave"].iter().enumerate() {
+            let before = std::fs::read(&path).unwrap();
+            let ino = std::fs::metadata(&path).unwrap().ino();
+            let r = share_folder(
+                mirror,
+                Keys::own(&ids[0]),
+                &me,
+                &[Member::user(
+                    format!("{who}@example.org"),
+                    ids[i + 1].recipient().clone(),
+                )],
+                None,
+                &mut |_| {},
+                &mut rng(),
+            )
+            .unwrap();
+            assert_eq!(r.files_updated, 1);
+            let after = std::fs::read(&path).unwrap();
+            let (hb, ha) = (header_len(&before), header_len(&after));
+            assert_eq!(after[ha..], before[hb..], "{who}: payload unchanged");
+            assert!(ids[..i + 2].iter().all(|id| reads(&after, id)), "{who}");
+            if ha == hb {
+                assert_eq!(
+                    std::fs::metadata(&path).unwrap().ino(),
+                    ino,
+                    "{who}: in place"
+                );
+                assert!(!copied, "in place after a copy needs fresh padding");
+            } else {
+                assert!(
+                    ha > hb && ha.is_multiple_of(kluis_format::HEADER_BLOCK),
+                    "{who}: repadded"
+                );
+                copied = true;
+            }
+        }
+        // Bob and Carol fit a one-recipient header's 4 KiB; Dave did not.
+        assert!(copied);
+        assert!(std::fs::read_dir(mirror).unwrap().flatten().all(|e| {
+            !e.file_name()
+                .to_string_lossy()
+                .starts_with(".kluis-journal")
+        }));
     }
 }

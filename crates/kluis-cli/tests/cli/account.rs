@@ -434,10 +434,17 @@ fn share_shares_and_unshare_a_file_from_the_command_line() {
         "members with fingerprints: {listed}"
     );
     assert!(listed.contains("alice@example.org (you)"), "{listed}");
-    // Header-only: the encrypted content is byte for byte the same.
+    // Header-only, and in place: Bob's stanza took bytes from the header's
+    // padding (FORMAT.md §4.7), so the file kept its length, and the
+    // encrypted content is byte for byte the same.
     let after = std::fs::read(alice.path("dossier.kluis")).unwrap();
     let tail = 16 * 1024;
-    assert!(after.len() > payload_before.len(), "a stanza was added");
+    assert_eq!(
+        after.len(),
+        payload_before.len(),
+        "the header kept its length"
+    );
+    assert_ne!(after, payload_before, "a stanza was added");
     assert!(
         payload_before[payload_before.len() - tail..] == after[after.len() - tail..],
         "the payload is untouched"

@@ -4,6 +4,7 @@
 
 mod c2sp;
 mod frozen;
+mod padding;
 mod roundtrip;
 mod tamper;
 mod util;

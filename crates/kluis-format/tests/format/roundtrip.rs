@@ -324,8 +324,10 @@ fn five_recipients_x25519_header_is_small() {
     let h = Header::read(&file[..]).unwrap();
     assert_eq!(h.stanzas().len(), 5);
     // Preamble 30, five 100-byte stanzas, metadata nonce+length 16, one
-    // padded metadata block 256+16, MAC 32.
-    assert_eq!(h.to_bytes().len(), 30 + 5 * 100 + 16 + 272 + 32);
+    // padded metadata block 256+16, MAC 32: 850 bytes, padded to the next
+    // 256-byte step (X25519-only headers, FORMAT.md §4.7).
+    assert_eq!(h.to_bytes().len(), 1024);
+    assert_eq!(h.padding_len(), 1024 - (30 + 5 * 100 + 16 + 272 + 32));
     for id in &ids {
         assert_eq!(open(&file, id).unwrap(), b"x");
     }

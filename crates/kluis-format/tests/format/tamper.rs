@@ -153,7 +153,7 @@ fn stanza_from_another_file_is_rejected() {
     let ha = Header::read(&a[..]).unwrap();
     let mut bytes = ha.to_bytes();
     let count_at = 8 + 1 + 1 + 2 + 16;
-    bytes[count_at + 1] = 2;
+    bytes[count_at + 1] += 1;
     let mut s = Vec::new();
     s.extend_from_slice(&stanza_b.kem.to_be_bytes());
     s.extend_from_slice(&stanza_b.key_id.0);
