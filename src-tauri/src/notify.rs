@@ -171,6 +171,7 @@ mod tests {
                 polling: false,
                 not_shared: vec![],
                 notices: vec![],
+                watcher_rescans: 0,
             }],
             shared_with_you: vec![],
             directory: None,

@@ -137,6 +137,7 @@ mod tests {
             polling: false,
             not_shared: vec![],
             notices: vec![],
+            watcher_rescans: 0,
         }
     }
 

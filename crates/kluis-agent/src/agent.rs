@@ -247,6 +247,7 @@ fn start_pair(
             polling: false,
             not_shared: vec![],
             notices: vec![],
+            watcher_rescans: 0,
         }),
         activity: inner.activity.clone(),
         queued: AtomicBool::new(false),

@@ -71,6 +71,10 @@ pub struct PairStatus {
     /// (`member_departed`, `member_key_moved`).
     #[serde(default)]
     pub notices: Vec<String>,
+    /// Full reconciles the file watcher asked for because events were lost:
+    /// the kernel's event queue overflowed, or the watcher failed.
+    #[serde(default)]
+    pub watcher_rescans: u64,
 }
 
 /// Status of the agent.

@@ -73,8 +73,14 @@ impl Sink for PairTx {
         }
     }
 
-    // Overflow and other watcher errors: every trigger is a full reconcile.
+    // Overflow and other watcher errors: every trigger is a full reconcile,
+    // and the status counts them (`kluis status`).
     fn rescan(&self) {
+        self.shared
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .watcher_rescans += 1;
         self.trigger();
     }
 }

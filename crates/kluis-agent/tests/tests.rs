@@ -272,6 +272,96 @@ fn spawn_child(home: &AgentHome) -> Child {
         .unwrap()
 }
 
+/// Kills the child agent when a test ends, however it ends.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Send `signal` (`STOP`, `CONT`) to a child with kill(1): no unsafe code.
+#[cfg(unix)]
+fn signal(child: &Child, signal: &str) {
+    let ok = Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{signal}");
+}
+
+/// A real kernel event-queue overflow, end to end. The agent (a child
+/// process) is stopped with SIGSTOP, so its watcher cannot read, while more
+/// changes happen in its folder than the kernel queues
+/// (`fs.inotify.max_queued_events`). When it resumes, the kernel has
+/// dropped events and says so (`IN_Q_OVERFLOW`): the agent counts it in
+/// its status and runs a full reconcile, and everything ends synced.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_kernel_event_queue_overflow_is_answered_with_a_full_rescan() {
+    use std::io::Write;
+    let s = setup();
+    let id = Identity::generate(&mut rng());
+    fs::create_dir_all(&s.home.data).unwrap();
+    fs::write(s.home.data.join("id.secret"), &id.to_secret_bytes()[..]).unwrap();
+    let pair = Config::load(&s.home).unwrap().pairs[0].id.clone();
+    fs::create_dir_all(&s.plain).unwrap();
+    fs::write(s.plain.join("before.txt"), b"synced before the burst").unwrap();
+    let child = ChildGuard(spawn_child(&s.home));
+    let status = || {
+        let mut c = Client::connect(&s.home.socket_path()).ok()?;
+        match c.call(&Request::Status) {
+            Ok(Response::Status(st)) => Some(st.pairs[0].clone()),
+            _ => None,
+        }
+    };
+    wait_for("the first file synced", Duration::from_secs(60), || {
+        status().filter(|p| p.synced_files == 1 && p.state == PairState::Idle)
+    });
+    let before = status().unwrap();
+    assert!(
+        !before.polling,
+        "this test needs the native watcher (inotify)"
+    );
+    assert_eq!(before.watcher_rescans, 0);
+
+    let queue: usize = fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(16384);
+    signal(&child.0, "STOP");
+    // One IN_MODIFY per write; alternating two files, so that no two events
+    // in a row are equal (the kernel merges equal neighbours).
+    let open = |name: &str| {
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(s.plain.join(name))
+            .unwrap()
+    };
+    let (mut a, mut b) = (open("a.txt"), open("b.txt"));
+    for i in 0..queue + 2048 {
+        let f = if i % 2 == 0 { &mut a } else { &mut b };
+        f.write_all(b"x").unwrap();
+    }
+    drop((a, b));
+    signal(&child.0, "CONT");
+
+    let after = wait_for(
+        "the overflow to be counted",
+        Duration::from_secs(60),
+        || status().filter(|p| p.watcher_rescans >= 1),
+    );
+    assert!(!after.polling);
+    settle(&s, &pair, || kls_files(&s.mirror).len() == 3).unwrap();
+    let mut c = Client::connect(&s.home.socket_path()).unwrap();
+    c.call(&Request::Shutdown).unwrap();
+    drop(child);
+}
+
 struct World {
     rng: rand_chacha::ChaCha8Rng,
     plain: PathBuf,

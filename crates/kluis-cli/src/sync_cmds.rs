@@ -124,6 +124,12 @@ pub fn run(cmd: SyncCommand, pass: &Passphrases) -> Result<()> {
                 if let Some(a) = &p.alert {
                     println!("    ! {a}");
                 }
+                if p.watcher_rescans > 0 {
+                    println!(
+                        "    {} full rescan(s) after lost watcher events (event queue overflow)",
+                        p.watcher_rescans
+                    );
+                }
                 for e in &p.errors {
                     println!("    retrying {}: {:?} {}", e.path, e.kind, e.detail);
                 }

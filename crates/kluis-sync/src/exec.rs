@@ -1137,20 +1137,28 @@ pub fn purge_trash(plain: &Path, now: i64, days: u32) {
 /// engine runs, temp files exist only inside an operation).
 pub fn remove_temps(root: &Path) -> usize {
     let mut n = 0;
-    let Ok(rd) = fs::read_dir(root) else { return 0 };
+    walk_files(root, &mut |path, name| {
+        if name.starts_with(TEMP_PREFIX) && fs::remove_file(path).is_ok() {
+            n += 1;
+        }
+    });
+    n
+}
+
+/// Call `f` with the path and name of every regular file under `root`,
+/// recursively, skipping the trash.
+pub(crate) fn walk_files(root: &Path, f: &mut dyn FnMut(&Path, &str)) {
+    let Ok(rd) = fs::read_dir(root) else { return };
     for ent in rd.flatten() {
         let name = ent.file_name();
         let name = name.to_string_lossy();
         let Ok(ft) = ent.file_type() else { continue };
-        if name.starts_with(TEMP_PREFIX) && ft.is_file() {
-            if fs::remove_file(ent.path()).is_ok() {
-                n += 1;
-            }
+        if ft.is_file() {
+            f(&ent.path(), &name);
         } else if ft.is_dir() && name != TRASH_DIR {
-            n += remove_temps(&ent.path());
+            walk_files(&ent.path(), f);
         }
     }
-    n
 }
 
 #[cfg(test)]

@@ -33,7 +33,8 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::exec::fsync_dir;
+use crate::crypt::read_full;
+use crate::exec::{fsync_dir, walk_files};
 
 /// Journals of in-place rewrites that may not have finished.
 pub const JOURNAL_PREFIX: &str = ".kluis-journal-";
@@ -111,11 +112,11 @@ impl Batch {
         let mut f = File::open(path)?;
         let len = f.metadata()?.len();
         let mut current = vec![0u8; old.len()];
-        if read_up_to(&mut f, &mut current)? != current.len() || current != old {
+        if read_full(&mut f, &mut current)? != current.len() || current != old {
             return Err(InPlaceError::Changed);
         }
         let mut prefix = vec![0u8; PAYLOAD_PREFIX];
-        let n = read_up_to(&mut f, &mut prefix)?;
+        let n = read_full(&mut f, &mut prefix)?;
         prefix.truncate(n);
         self.entries.push(Entry {
             rel,
@@ -196,7 +197,7 @@ fn overwrite(path: &Path, e: &Entry) -> Result<(), InPlaceError> {
     let mut f = OpenOptions::new().read(true).write(true).open(path)?;
     let mut current = vec![0u8; e.old.len()];
     if f.metadata()?.len() != e.len
-        || read_up_to(&mut f, &mut current)? != current.len()
+        || read_full(&mut f, &mut current)? != current.len()
         || current != e.old
     {
         return Err(InPlaceError::Changed);
@@ -222,19 +223,6 @@ pub fn rewrite_header(path: &Path, old: &[u8], new: &[u8]) -> Result<(), InPlace
     b.commit()
         .pop()
         .map_or(Err(InPlaceError::Changed), |(_, r)| r)
-}
-
-fn read_up_to(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 fn encode(entries: &[Entry]) -> Vec<u8> {
@@ -340,11 +328,11 @@ fn roll_forward(target: &Path, j: &Entry) -> io::Result<bool> {
         return Ok(false);
     }
     let mut head = vec![0u8; j.old.len()];
-    if read_up_to(&mut f, &mut head)? != head.len() {
+    if read_full(&mut f, &mut head)? != head.len() {
         return Ok(false);
     }
     let mut prefix = vec![0u8; j.prefix.len()];
-    if read_up_to(&mut f, &mut prefix)? != prefix.len() || prefix != j.prefix {
+    if read_full(&mut f, &mut prefix)? != prefix.len() || prefix != j.prefix {
         return Ok(false);
     }
     // Old, new, or torn between the two at any granularity: ours to finish.
@@ -367,19 +355,11 @@ fn roll_forward(target: &Path, j: &Entry) -> io::Result<bool> {
 /// Returns how many journals were found.
 pub fn recover_all(root: &Path) -> usize {
     let mut n = 0;
-    let Ok(rd) = fs::read_dir(root) else { return 0 };
-    for ent in rd.flatten() {
-        let name = ent.file_name();
-        let name = name.to_string_lossy();
-        let Ok(ft) = ent.file_type() else { continue };
-        if ft.is_file() && name.starts_with(JOURNAL_PREFIX) {
-            if recover(&ent.path()).is_ok() {
-                n += 1;
-            }
-        } else if ft.is_dir() && name != crate::scan::TRASH_DIR {
-            n += recover_all(&ent.path());
+    walk_files(root, &mut |path, name| {
+        if name.starts_with(JOURNAL_PREFIX) && recover(path).is_ok() {
+            n += 1;
         }
-    }
+    });
     n
 }
 

@@ -6,6 +6,8 @@
 //! its live-broker harness.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+mod crash;
+
 #[path = "../../../kluis-broker/tests/broker/util.rs"]
 mod util;
 
