@@ -351,6 +351,18 @@ fn roll_forward(target: &Path, j: &Entry) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Finish an interrupted one-file rewrite ([`rewrite_header`]): its journal
+/// sits in the file's own folder. Not recursive.
+pub fn recover_beside(path: &Path) {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        if e.file_name().to_string_lossy().starts_with(JOURNAL_PREFIX) {
+            let _ = recover(&e.path());
+        }
+    }
+}
+
 /// Recover every journal under `root` (recursively, skipping the trash).
 /// Returns how many journals were found.
 pub fn recover_all(root: &Path) -> usize {

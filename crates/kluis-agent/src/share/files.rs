@@ -202,8 +202,7 @@ const SMALL_FILE: u64 = 1 << 18;
 /// depend on the recipients). When the new header fits the old one's bytes
 /// (its padding, FORMAT.md §4.7), it is written over it in place, journaled
 /// in a batch ([`kluis_sync::inplace`]): the payload is not touched at all.
-/// Otherwise
-/// the file is replaced by a copy with a freshly padded header.
+/// Otherwise the file is replaced by a copy with a freshly padded header.
 fn edit_header(
     path: &Path,
     keys: Keys<'_>,
@@ -354,21 +353,6 @@ fn one(path: &Path, r: Result<Done, ReplaceError>) -> Result<bool, ShareError> {
     }
 }
 
-/// Finish an interrupted in-place rewrite of a file outside synced folders
-/// (its journal sits beside it).
-fn recover_beside(path: &Path) {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let Ok(rd) = fs::read_dir(dir) else { return };
-    for e in rd.flatten() {
-        if e.file_name()
-            .to_string_lossy()
-            .starts_with(kluis_sync::inplace::JOURNAL_PREFIX)
-        {
-            let _ = kluis_sync::inplace::recover(&e.path());
-        }
-    }
-}
-
 /// Give `add` access to one Kluis file (outside synced folders): header
 /// only, atomic. Returns whether the file changed.
 pub fn share_file(
@@ -378,7 +362,7 @@ pub fn share_file(
     rng: &mut impl rand_core::CryptoRng,
 ) -> Result<bool, ShareError> {
     refuse_in_mirror(path)?;
-    recover_beside(path);
+    kluis_sync::inplace::recover_beside(path);
     let recipients: Vec<_> = add.iter().map(|m| m.recipient.clone()).collect();
     one(path, add_recipients(path, keys, &recipients, rng))
 }
@@ -393,7 +377,7 @@ pub fn unshare_file(
     rng: &mut impl rand_core::CryptoRng,
 ) -> Result<bool, ShareError> {
     refuse_in_mirror(path)?;
-    recover_beside(path);
+    kluis_sync::inplace::recover_beside(path);
     let ids: Vec<_> = remove.iter().map(|r| r.fingerprint().key_id()).collect();
     let r = one(path, remove_recipients(path, keys, &ids))?;
     if let Some(to) = rekey_to {
