@@ -921,6 +921,17 @@ impl AgentHandle {
         {
             let _ = std::os::unix::net::UnixStream::connect(sock);
         }
+        // Wake the pipe listener: its one waiting instance takes this.
+        #[cfg(windows)]
+        if let Some(endpoint) = self
+            .inner
+            .socket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            let _ = crate::ipc::pipe::open(&endpoint);
+        }
     }
 
     pub(crate) fn set_socket(&self, path: std::path::PathBuf) {

@@ -51,9 +51,14 @@ impl AgentHome {
         self.data.join("identity.kluiskey")
     }
 
-    /// The IPC socket.
+    /// The control endpoint: the Unix socket, or on Windows the file that
+    /// holds the agent's named-pipe name (see [`crate::ipc`]).
     pub fn socket_path(&self) -> PathBuf {
-        self.runtime.join("agent.sock")
+        if cfg!(windows) {
+            self.runtime.join("agent.pipe")
+        } else {
+            self.runtime.join("agent.sock")
+        }
     }
 
     /// The index database of a pair.

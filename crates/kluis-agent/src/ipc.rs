@@ -1,8 +1,16 @@
 //! The local control endpoint: one JSON object per line each way.
 //!
-//! The socket lives in the runtime directory, which is created owner-only
-//! (0700); the socket itself is set to 0600. On Windows a named pipe is the
-//! intended transport; it is not implemented yet ([`AgentError::Unsupported`]).
+//! On Unix the endpoint is a socket in the runtime directory, which is
+//! created owner-only (0700); the socket itself is set to 0600.
+//!
+//! On Windows it is a named pipe. Pipe names are global to the machine and
+//! anyone may create one, so a fixed name could be taken first by another
+//! user, who would then receive `unlock` passphrases. The agent therefore
+//! picks a random name (128 bits) at each start, creates the pipe as its
+//! first instance (which fails if the name exists), refuses remote clients,
+//! and writes the name into the endpoint file in its runtime directory,
+//! inside the user's profile. Clients read the name from that file, so only
+//! someone who can read the user's files can find the pipe.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -367,15 +375,98 @@ pub fn serve(agent: AgentHandle, socket: &Path) -> Result<std::thread::JoinHandl
         .map_err(AgentError::io("spawn", "ipc"))
 }
 
-/// Named pipes are the Windows transport; not implemented yet.
-#[cfg(not(unix))]
+/// Serve requests on a named pipe until the agent stops; `endpoint` is the
+/// file that tells clients the pipe's name (see the module docs). Returns
+/// the listener thread.
+#[cfg(windows)]
+pub fn serve(agent: AgentHandle, endpoint: &Path) -> Result<std::thread::JoinHandle<()>, AgentError> {
+    use tokio::net::windows::named_pipe::ServerOptions;
+
+    if let Some(dir) = endpoint.parent() {
+        std::fs::create_dir_all(dir).map_err(AgentError::io("create", dir))?;
+    }
+    if pipe::open(endpoint).is_ok() {
+        return Err(AgentError::Protocol(format!(
+            "an agent already listens on {}",
+            endpoint.display()
+        )));
+    }
+    let name = pipe::random_name();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(AgentError::io("start", "ipc"))?;
+    let options = {
+        let mut o = ServerOptions::new();
+        o.reject_remote_clients(true);
+        o
+    };
+    let first = {
+        let _guard = rt.enter();
+        options
+            .clone()
+            .first_pipe_instance(true)
+            .create(&name)
+            .map_err(AgentError::io("create pipe", &name))?
+    };
+    pipe::write_endpoint(endpoint, &name)?;
+    agent.set_socket(endpoint.to_path_buf());
+    let endpoint = endpoint.to_path_buf();
+    std::thread::Builder::new()
+        .name("kluis-ipc".into())
+        .spawn(move || {
+            rt.block_on(async {
+                // Exactly one instance waits for a client at any time, so
+                // the connection that shutdown makes reaches it.
+                let mut server = first;
+                while !agent.is_stopped() {
+                    if server.connect().await.is_err() {
+                        break;
+                    }
+                    let Ok(next) = options.create(&name) else {
+                        break;
+                    };
+                    let conn = std::mem::replace(&mut server, next);
+                    if agent.is_stopped() {
+                        break;
+                    }
+                    tokio::spawn(serve_pipe_conn(agent.clone(), conn));
+                }
+            });
+            // Only remove the file if it still names this agent's pipe.
+            if std::fs::read_to_string(&endpoint).is_ok_and(|n| n.trim() == name) {
+                let _ = std::fs::remove_file(&endpoint);
+            }
+        })
+        .map_err(AgentError::io("spawn", "ipc"))
+}
+
+/// Neither a Unix socket nor a named pipe: no endpoint.
+#[cfg(not(any(unix, windows)))]
 pub fn serve(
     _agent: AgentHandle,
     _socket: &Path,
 ) -> Result<std::thread::JoinHandle<()>, AgentError> {
-    Err(AgentError::Unsupported(
-        "the agent control endpoint (named pipe)",
-    ))
+    Err(AgentError::Unsupported("the agent control endpoint"))
+}
+
+/// The answer line to one request line (with its newline), or `None` for a
+/// blank line.
+fn answer(agent: &AgentHandle, line: &str) -> Option<String> {
+    if line.trim().is_empty() {
+        return None;
+    }
+    let resp = match serde_json::from_str::<Request>(line) {
+        Ok(req) => handle(agent, req),
+        Err(e) => error_response(&AgentError::Protocol(e.to_string())),
+    };
+    // Serialising these plain enums cannot fail; if it ever did, the
+    // client still gets an answer instead of waiting forever.
+    let mut text = serde_json::to_string(&resp).unwrap_or_else(|_| {
+        r#"{"response":"error","code":"internal","message":"unserialisable answer"}"#.to_owned()
+    });
+    text.push('\n');
+    Some(text)
 }
 
 #[cfg(unix)]
@@ -386,28 +477,99 @@ fn serve_conn(agent: &AgentHandle, stream: std::os::unix::net::UnixStream) {
     let r = BufReader::new(stream);
     for line in r.lines() {
         let Ok(line) = line else { return };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let resp = match serde_json::from_str::<Request>(&line) {
-            Ok(req) => handle(agent, req),
-            Err(e) => error_response(&AgentError::Protocol(e.to_string())),
-        };
-        let Ok(mut text) = serde_json::to_string(&resp) else {
-            return;
-        };
-        text.push('\n');
-        if w.write_all(text.as_bytes()).is_err() {
+        if let Some(text) = answer(agent, &line)
+            && w.write_all(text.as_bytes()).is_err()
+        {
             return;
         }
     }
 }
 
+/// One client of the pipe. Requests can block (an unlock runs Argon2id),
+/// so each is answered on the blocking pool, not on the listener's thread.
+#[cfg(windows)]
+async fn serve_pipe_conn(
+    agent: AgentHandle,
+    conn: tokio::net::windows::named_pipe::NamedPipeServer,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let (r, mut w) = tokio::io::split(conn);
+    let mut lines = tokio::io::BufReader::new(r).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let agent = agent.clone();
+        let Ok(Some(text)) = tokio::task::spawn_blocking(move || answer(&agent, &line)).await
+        else {
+            continue;
+        };
+        if w.write_all(text.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The Windows endpoint file and pipe names.
+#[cfg(windows)]
+pub(crate) mod pipe {
+    use std::path::Path;
+
+    use crate::error::AgentError;
+
+    const PREFIX: &str = r"\\.\pipe\kluis-agent-";
+
+    /// A fresh pipe name with 128 random bits.
+    pub(super) fn random_name() -> String {
+        let mut b = [0u8; 16];
+        // Without the OS generator nothing else in Kluis works either; a
+        // zero name would still be refused if it already existed.
+        let _ = getrandom::fill(&mut b);
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        format!("{PREFIX}{hex}")
+    }
+
+    /// Write `name` into the endpoint file (temp file and rename).
+    pub(super) fn write_endpoint(endpoint: &Path, name: &str) -> Result<(), AgentError> {
+        let tmp = endpoint.with_extension("tmp");
+        std::fs::write(&tmp, name).map_err(AgentError::io("write", &tmp))?;
+        std::fs::rename(&tmp, endpoint).map_err(AgentError::io("rename", endpoint))
+    }
+
+    /// Connect to the pipe that the endpoint file names.
+    pub(crate) fn open(endpoint: &Path) -> Result<std::fs::File, AgentError> {
+        let not_running = || AgentError::NotRunning(endpoint.to_path_buf());
+        let name = std::fs::read_to_string(endpoint).map_err(|_| not_running())?;
+        let name = name.trim();
+        if !name.starts_with(PREFIX) || name.len() != PREFIX.len() + 32 {
+            return Err(AgentError::Protocol(format!(
+                "{} does not name a Kluis agent pipe",
+                endpoint.display()
+            )));
+        }
+        // ERROR_PIPE_BUSY: every instance is taken for a moment; the agent
+        // makes the next one at once.
+        const PIPE_BUSY: i32 = 231;
+        for _ in 0..50 {
+            match std::fs::OpenOptions::new().read(true).write(true).open(name) {
+                Ok(f) => return Ok(f),
+                Err(e) if e.raw_os_error() == Some(PIPE_BUSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(_) => return Err(not_running()),
+            }
+        }
+        Err(not_running())
+    }
+}
+
+#[cfg(unix)]
+type Stream = std::os::unix::net::UnixStream;
+#[cfg(windows)]
+type Stream = std::fs::File;
+
 /// A client of the agent's endpoint.
 #[derive(Debug)]
 pub struct Client {
-    #[cfg(unix)]
-    stream: BufReader<std::os::unix::net::UnixStream>,
+    #[cfg(any(unix, windows))]
+    stream: BufReader<Stream>,
 }
 
 impl Client {
@@ -421,16 +583,22 @@ impl Client {
         })
     }
 
-    /// Named pipes are not implemented yet.
-    #[cfg(not(unix))]
+    /// Connect to the named pipe that the endpoint file names.
+    #[cfg(windows)]
+    pub fn connect(endpoint: &Path) -> Result<Client, AgentError> {
+        Ok(Client {
+            stream: BufReader::new(pipe::open(endpoint)?),
+        })
+    }
+
+    /// No endpoint on this platform.
+    #[cfg(not(any(unix, windows)))]
     pub fn connect(_socket: &Path) -> Result<Client, AgentError> {
-        Err(AgentError::Unsupported(
-            "the agent control endpoint (named pipe)",
-        ))
+        Err(AgentError::Unsupported("the agent control endpoint"))
     }
 
     /// Send one request and read the answer.
-    #[cfg(unix)]
+    #[cfg(any(unix, windows))]
     pub fn request(&mut self, req: &Request) -> Result<Response, AgentError> {
         let mut text =
             serde_json::to_string(req).map_err(|e| AgentError::Protocol(e.to_string()))?;
@@ -451,12 +619,10 @@ impl Client {
         serde_json::from_str(&line).map_err(|e| AgentError::Protocol(e.to_string()))
     }
 
-    /// Not implemented on this platform.
-    #[cfg(not(unix))]
+    /// No endpoint on this platform.
+    #[cfg(not(any(unix, windows)))]
     pub fn request(&mut self, _req: &Request) -> Result<Response, AgentError> {
-        Err(AgentError::Unsupported(
-            "the agent control endpoint (named pipe)",
-        ))
+        Err(AgentError::Unsupported("the agent control endpoint"))
     }
 
     /// Send a request; turn `Response::Error` into an error.
