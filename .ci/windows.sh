@@ -27,4 +27,36 @@ WINEPREFIX=$(mktemp -d)
 trap '/usr/lib/wine/wineserver -k 2>/dev/null || true; rm -rf "$WINEPREFIX"' EXIT
 # Wine passes on the test binary's exit code.
 /usr/lib/wine/wine64 "$exe"
-/usr/lib/wine/wineserver -w
+
+echo "== kluis.exe: the agent and the CLI as separate Windows processes"
+cargo build -q --target "$target" -p kluis-cli
+bin=$(dirname "$exe")/..
+cp "$(dirname "$exe")/bcryptprimitives.dll" "$bin/"
+drive=$WINEPREFIX/drive_c
+mkdir -p "$drive/plain" "$drive/sync"
+export KLUIS_HOME='C:\kluis-home' KLUIS_PASSPHRASE='wine passphrase'
+kluis() { /usr/lib/wine/wine64 "$bin/kluis.exe" "$@"; }
+kluis keygen >/dev/null
+kluis folders add 'C:\plain' 'C:\sync\Kluis'
+kluis agent > "$drive/agent.log" 2>&1 &
+# wait_for CMD...: until CMD succeeds, for up to two minutes.
+wait_for() {
+  for _ in $(seq 240); do "$@" && return 0; sleep 0.5; done
+  echo "timed out: $*" >&2; cat "$drive/agent.log" >&2; return 1
+}
+wait_for test -s "$drive/kluis-home/agent.pipe"
+echo "a note from Windows" > "$drive/plain/note.txt"
+synced() { kluis status --json 2>/dev/null | python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(s["pairs"][0]["synced_files"] != 1 or s["pairs"][0]["state"] != "idle")'; }
+wait_for synced
+kluis status
+kluis lock
+kluis status --json | python3 -c 'import json,sys; assert json.load(sys.stdin)["locked"]'
+kluis unlock
+kluis pause
+kluis resume
+# Decrypting without -i asks the agent, over the pipe, for the file key.
+cp "$(find "$drive/sync/Kluis" -name '*.kls' | head -n1)" "$drive/note.kls"
+kluis decrypt -o 'C:\note.txt' 'C:\note.kls'
+grep -q "a note from Windows" "$drive/note.txt"
+/usr/lib/wine/wineserver -k
+echo "Windows endpoint: OK"
