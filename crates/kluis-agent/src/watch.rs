@@ -72,9 +72,21 @@ impl EventHandler for Handler {
 }
 
 fn on_event(sink: &dyn Sink, paths: &Sender<Vec<PathBuf>>, event: notify::Result<Event>) {
+    use notify::event::{AccessKind, AccessMode, EventKind};
     match event {
         Ok(e) if e.need_rescan() => sink.rescan(),
         Ok(e) if e.paths.is_empty() => {}
+        // notify also watches opens (IN_OPEN). Opening or reading a file
+        // changes nothing, but without this every file a viewer, indexer
+        // or virus scanner opened, and every file the agent itself read
+        // to encrypt it, cost a full reconcile of both trees.
+        Ok(Event {
+            kind:
+                EventKind::Access(
+                    AccessKind::Open(_) | AccessKind::Read | AccessKind::Close(AccessMode::Read),
+                ),
+            ..
+        }) => {}
         // The debounce thread only ends after the watcher has dropped us.
         Ok(e) => {
             let _ = paths.send(e.paths);
@@ -156,6 +168,24 @@ mod tests {
             2,
             "a path event is not a rescan"
         );
+    }
+
+    #[test]
+    fn opening_or_reading_a_file_is_not_a_change_but_closing_a_write_is() {
+        use notify::event::{AccessKind, AccessMode};
+        let rec = Record::default();
+        let (tx, rx) = channel();
+        let access = |k: AccessKind, p: &str| {
+            Ok(Event::new(EventKind::Access(k)).add_path(PathBuf::from(p)))
+        };
+        on_event(&rec, &tx, access(AccessKind::Open(AccessMode::Any), "/opened"));
+        on_event(&rec, &tx, access(AccessKind::Read, "/read"));
+        on_event(&rec, &tx, access(AccessKind::Close(AccessMode::Read), "/closed"));
+        on_event(&rec, &tx, access(AccessKind::Close(AccessMode::Write), "/written"));
+        on_event(&rec, &tx, modify("/modified"));
+        drop(tx);
+        let got: Vec<PathBuf> = rx.iter().flatten().collect();
+        assert_eq!(got, [PathBuf::from("/written"), PathBuf::from("/modified")]);
     }
 
     #[test]
