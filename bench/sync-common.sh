@@ -34,12 +34,13 @@ for i in range(n):
 PY
 }
 
-# start_agent [agent flags...]: new identity, pair $BENCH_DIR/plain with
-# $BENCH_DIR/sync/Kluis, start the agent locked and wait for its socket.
+# setup_pair [PLAIN SYNC]: a new identity in a fresh $KLUIS_HOME, and PLAIN
+# (default $BENCH_DIR/plain) paired with SYNC (default $BENCH_DIR/sync/Kluis).
+# start_agent [agent flags...]: start the agent locked, wait for its socket.
 setup_pair() {
   rm -rf "$KLUIS_HOME"; mkdir -p "$KLUIS_HOME"
   "$KLUIS" keygen >/dev/null 2>&1
-  "$KLUIS" folders add "$BENCH_DIR/plain" "$BENCH_DIR/sync/Kluis" >/dev/null
+  "$KLUIS" folders add "${1:-$BENCH_DIR/plain}" "${2:-$BENCH_DIR/sync/Kluis}" >/dev/null
 }
 start_agent() {
   "$KLUIS" agent --locked "$@" 2>"$BENCH_DIR/agent.log" &

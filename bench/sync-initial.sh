@@ -9,6 +9,13 @@
 #
 # Rounds interleave the tools (rclone, kluis, kluis without fsync, ...) so
 # that a burst of load from elsewhere hits them alike; the medians count.
+#
+# Every run writes into directories of its own, and nothing is deleted until
+# the last round has ended. On ext4 without a journal, the inode allocator
+# skips every inode freed in the last 60 s (360 s while its table block is
+# dirty), one by one (ext4 recently_deleted()), so creating 10,000 files
+# right after deleting 20,000 costs several times what it costs on a
+# fresh disk, and the cost fell on whichever tool ran after a cleanup.
 . "$(dirname "$0")/sync-common.sh"
 N=${N:-10000}
 ROUNDS=${ROUNDS:-1}
@@ -17,10 +24,11 @@ make_tree "$BENCH_DIR/src" "$N"
 
 # rclone crypt remote over a local directory, configured through the environment.
 export RCLONE_CONFIG_KCRYPT_TYPE=crypt
-export RCLONE_CONFIG_KCRYPT_REMOTE="$BENCH_DIR/rclone-out"
 export RCLONE_CONFIG_KCRYPT_PASSWORD=$(rclone obscure bench-passphrase)
+# run_rclone NAME / run_kluis NAME [agent flags]: one timed run, in
+# $BENCH_DIR/NAME (the runs are in subshells, so the caller names them).
 run_rclone() {
-  rm -rf "$BENCH_DIR/rclone-out"
+  export RCLONE_CONFIG_KCRYPT_REMOTE="$BENCH_DIR/$1/rclone-out"
   sync; local t0; t0=$(now)
   rclone sync "$BENCH_DIR/src" kcrypt: --transfers 8 --checkers 8
   local t1; t1=$(now)
@@ -28,9 +36,11 @@ run_rclone() {
 }
 
 run_kluis() {
-  rm -rf "$BENCH_DIR/plain" "$BENCH_DIR/sync"
-  cp -r "$BENCH_DIR/src" "$BENCH_DIR/plain"
-  setup_pair
+  local d=$BENCH_DIR/$1
+  shift
+  mkdir -p "$d"
+  cp -r "$BENCH_DIR/src" "$d/plain"
+  setup_pair "$d/plain" "$d/sync/Kluis"
   start_agent "$@"
   "$KLUIS" unlock   # opening the identity (Argon2) is not timed
   sync; local t0; t0=$(now)
@@ -47,14 +57,14 @@ labels=("rclone sync (crypt)" "kluis agent (fsync)" "kluis agent (no fsync)")
 [ -n "${KLUIS_BASE:-}" ] && labels+=("base kluis (fsync)" "base kluis (no fsync)")
 new_kluis=$KLUIS
 for r in $(seq "$ROUNDS"); do
-  times[0]+="$(run_rclone) "
+  times[0]+="$(run_rclone "r$r-rclone") "
   KLUIS=$new_kluis
-  times[1]+="$(run_kluis) "
-  times[2]+="$(run_kluis --no-fsync) "
+  times[1]+="$(run_kluis "r$r-kluis") "
+  times[2]+="$(run_kluis "r$r-kluis-nofsync" --no-fsync) "
   if [ -n "${KLUIS_BASE:-}" ]; then
     KLUIS=$KLUIS_BASE
-    times[3]+="$(run_kluis) "
-    times[4]+="$(run_kluis --no-fsync) "
+    times[3]+="$(run_kluis "r$r-base") "
+    times[4]+="$(run_kluis "r$r-base-nofsync" --no-fsync) "
   fi
   echo "round $r: ${times[*]}" >&2
 done
