@@ -911,25 +911,18 @@ impl AgentHandle {
         let (lock, cv) = &self.inner.stop_cv;
         *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
         cv.notify_all();
-        #[cfg(unix)]
-        if let Some(sock) = self
+        // Wake the listener, blocked waiting for a client: on Windows its
+        // one waiting pipe instance takes this connection.
+        let endpoint = self
             .inner
             .socket
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            let _ = std::os::unix::net::UnixStream::connect(sock);
-        }
-        // Wake the pipe listener: its one waiting instance takes this.
-        #[cfg(windows)]
-        if let Some(endpoint) = self
-            .inner
-            .socket
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
+            .clone();
+        if let Some(endpoint) = endpoint {
+            #[cfg(unix)]
+            let _ = std::os::unix::net::UnixStream::connect(endpoint);
+            #[cfg(windows)]
             let _ = crate::ipc::pipe::open(&endpoint);
         }
     }
