@@ -252,6 +252,7 @@ fn start_pair(
         activity: inner.activity.clone(),
         queued: AtomicBool::new(false),
         echo: Mutex::new(Default::default()),
+        held: Mutex::new(None),
     });
     let (tx, rx) = sync_channel(64);
     let ptx = PairTx {

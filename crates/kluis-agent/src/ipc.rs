@@ -379,7 +379,10 @@ pub fn serve(agent: AgentHandle, socket: &Path) -> Result<std::thread::JoinHandl
 /// file that tells clients the pipe's name (see the module docs). Returns
 /// the listener thread.
 #[cfg(windows)]
-pub fn serve(agent: AgentHandle, endpoint: &Path) -> Result<std::thread::JoinHandle<()>, AgentError> {
+pub fn serve(
+    agent: AgentHandle,
+    endpoint: &Path,
+) -> Result<std::thread::JoinHandle<()>, AgentError> {
     use tokio::net::windows::named_pipe::ServerOptions;
 
     if let Some(dir) = endpoint.parent() {
@@ -548,7 +551,11 @@ pub(crate) mod pipe {
         // makes the next one at once.
         const PIPE_BUSY: i32 = 231;
         for _ in 0..50 {
-            match std::fs::OpenOptions::new().read(true).write(true).open(name) {
+            match std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(name)
+            {
                 Ok(f) => return Ok(f),
                 Err(e) if e.raw_os_error() == Some(PIPE_BUSY) => {
                     std::thread::sleep(std::time::Duration::from_millis(20));

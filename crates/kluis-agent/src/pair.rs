@@ -35,6 +35,10 @@ pub(crate) struct PairShared {
     pub queued: AtomicBool,
     /// Files the engine itself just wrote, with their stat: watcher echoes.
     pub echo: Mutex<HashMap<PathBuf, (u64, i64)>>,
+    /// While a reconcile runs: the paths the watcher reported meanwhile.
+    /// Most are echoes of that reconcile's own writes, but the echo map
+    /// only knows them once it has ended, so they are judged then.
+    pub held: Mutex<Option<Vec<PathBuf>>>,
 }
 
 /// Sender side: coalescing trigger.
@@ -68,6 +72,16 @@ pub(crate) enum Watch {
 
 impl Sink for PairTx {
     fn changed(&self, paths: Vec<PathBuf>) {
+        if let Some(held) = self
+            .shared
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            held.extend(paths);
+            return;
+        }
         if paths.iter().any(|p| !is_echo(&self.shared, p)) {
             self.trigger();
         }
@@ -205,6 +219,12 @@ impl Worker {
             while let Ok(m) = self.rx.try_recv() {
                 msgs.push(m);
             }
+            // A timer that has fired is used up: the pass below (or the
+            // pause that skips it) answers it, and leaving it in the past
+            // would wake this loop again at once, forever.
+            let now = Instant::now();
+            wake = wake.filter(|w| *w > now);
+            retry = retry.filter(|r| *r > now);
             for m in msgs {
                 match m {
                     Msg::Trigger => self.shared.queued.store(false, Ordering::Release),
@@ -266,6 +286,7 @@ impl Worker {
                 engine.set_directory((*view).clone());
             }
             self.set(|s| s.state = PairState::Syncing);
+            *self.shared.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
             let result = engine.reconcile(&id, &SystemClock, &mut rng);
             next_full = Instant::now() + self.full_interval;
             match result {
@@ -326,6 +347,18 @@ impl Worker {
                         s.alert = Some(e.to_string());
                     });
                 }
+            }
+            // Events that came in during the reconcile, judged now that the
+            // echo map holds its writes: anything else runs another one.
+            let held = self
+                .shared
+                .held
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .unwrap_or_default();
+            if held.iter().any(|p| !is_echo(&self.shared, p)) {
+                wake = Some(Instant::now());
             }
         }
     }
