@@ -13,11 +13,13 @@ Exit status 0 on success; 1 with one line on stderr on any failure. Nothing
 is written to stdout unless the whole file authenticated.
 """
 
+import collections
 import hashlib
 import hmac
 import struct
 import sys
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
@@ -76,6 +78,10 @@ class Identity:
         recipient = xwing_pub + self.x25519_pub
         self.key_id = hashlib.sha256(b"kluis/v1/fingerprint\0" + recipient).digest()[:16]
 
+    def decap(self, kem, enc):
+        """The KEM shared secret for `enc`, with this identity's key for `kem`."""
+        return self.xwing_decap(enc) if kem == XWING else self.x25519_decap(enc)
+
     def xwing_decap(self, ct):
         ss_m = self.mlkem.decapsulate(ct[:1088])
         ct_x = ct[1088:]
@@ -101,18 +107,53 @@ def labeled_expand(prk, label, info, length, suite):
     return hkdf_expand(prk, struct.pack(">H", length) + b"HPKE-v1" + suite + label + info, length)
 
 
-def hpke_open(kem_id, shared_secret, info, aad, ct):
+HPKEContext = collections.namedtuple("HPKEContext", "suite key base_nonce exporter_secret")
+
+
+def hpke_key_schedule(kem_id, shared_secret, info):
+    """RFC 9180 §5.1 KeySchedule in base mode (no PSK), KDF 0x0001, AEAD 0x0002.
+    With the receiver's decapsulation this is SetupBaseR."""
     suite = b"HPKE" + struct.pack(">HHH", kem_id, 0x0001, 0x0002)
     psk_id_hash = labeled_extract(b"", b"psk_id_hash", b"", suite)
     info_hash = labeled_extract(b"", b"info_hash", info, suite)
     context = b"\x00" + psk_id_hash + info_hash
     secret = labeled_extract(shared_secret, b"secret", b"", suite)
-    key = labeled_expand(secret, b"key", context, 32, suite)
-    nonce = labeled_expand(secret, b"base_nonce", context, 12, suite)
-    return AESGCM(key).decrypt(nonce, ct, aad)
+    return HPKEContext(suite,
+                       labeled_expand(secret, b"key", context, 32, suite),
+                       labeled_expand(secret, b"base_nonce", context, 12, suite),
+                       labeled_expand(secret, b"exp", context, 32, suite))  # Nh = 32
+
+
+def hpke_open(kem_id, shared_secret, info, aad, ct):
+    """OpenBase: the first message (sequence number 0) of a base-mode context."""
+    ctx = hpke_key_schedule(kem_id, shared_secret, info)
+    return AESGCM(ctx.key).decrypt(ctx.base_nonce, ct, aad)
+
+
+def hpke_export(kem_id, shared_secret, info, exporter_context, length):
+    """RFC 9180 §5.3 secret export from a base-mode context."""
+    ctx = hpke_key_schedule(kem_id, shared_secret, info)
+    return labeled_expand(ctx.exporter_secret, b"sec", exporter_context, length, ctx.suite)
 
 
 # ---- FORMAT.md §4: the header ----------------------------------------------
+
+XWING, X25519 = 0x647A, 0x0020
+XWING_BATCH, X25519_BATCH = 0xE47A, 0x8020
+
+# Known stanza types (§4.2, §4.8): the HPKE KEM, its `enc` and body lengths,
+# and whether the stanza is a batch stanza (HPKE exporter) or direct (OpenBase).
+StanzaType = collections.namedtuple("StanzaType", "kem enc_len body_len batch")
+STANZA_TYPES = {
+    XWING: StanzaType(XWING, 1120, 1168, False),
+    X25519: StanzaType(X25519, 32, 80, False),
+    XWING_BATCH: StanzaType(XWING, 1120, 1168, True),
+    X25519_BATCH: StanzaType(X25519, 32, 80, True),
+}
+
+Stanza = collections.namedtuple("Stanza", "kem key_id body")
+Header = collections.namedtuple("Header", "file_id stanzas meta_nonce meta_ct authenticated mac length")
+
 
 class Reader:
     def __init__(self, data):
@@ -132,7 +173,8 @@ class Reader:
         return struct.unpack(">I", self.take(4))[0]
 
 
-def decrypt(data, identity):
+def parse_header(data):
+    """§4: parse the header and check its canonical encoding; no keys needed."""
     r = Reader(data)
     if r.take(8) != b"\x89KLUIS\r\n":
         raise KluisError("not a Kluis file")
@@ -148,17 +190,17 @@ def decrypt(data, identity):
     stanzas = []
     for _ in range(count):
         kem, key_id, length = r.u16(), r.take(16), r.u16()
-        expected = {0x647A: 1168, 0x0020: 80}.get(kem)
-        if (expected is not None and length != expected) or not 1 <= length <= 4096:
+        known = STANZA_TYPES.get(kem)
+        if (known is not None and length != known.body_len) or not 1 <= length <= 4096:
             raise KluisError("malformed header: stanza length")
         body = r.take(length)
         if kem == 0x0000:  # §4.7 padding: zeros only, at most one, no key
-            if any(key_id) or any(body) or any(s[0] == 0x0000 for s in stanzas):
+            if any(key_id) or any(body) or any(s.kem == 0x0000 for s in stanzas):
                 raise KluisError("malformed header: padding stanza")
-        elif any(s[0] == kem and s[1] == key_id for s in stanzas):
+        elif any(s.kem == kem and s.key_id == key_id for s in stanzas):
             raise KluisError("malformed header: duplicate stanza")
-        stanzas.append((kem, key_id, body))
-    if all(s[0] == 0x0000 for s in stanzas):
+        stanzas.append(Stanza(kem, key_id, body))
+    if all(s.kem == 0x0000 for s in stanzas):
         raise KluisError("malformed header: no recipient stanzas")
     meta_nonce, meta_len = r.take(12), r.u32()
     if not 272 <= meta_len <= 4112 or (meta_len - 16) % 256:
@@ -166,24 +208,48 @@ def decrypt(data, identity):
     meta_ct = r.take(meta_len)
     authenticated = data[:r.at]
     mac = r.take(32)
+    return Header(file_id, stanzas, meta_nonce, meta_ct, authenticated, mac, r.at)
 
-    # §4.5: find our stanza by key id (X-Wing first).
-    file_key = None
-    ours = [s for s in stanzas if s[1] == identity.key_id and s[0] in (0x647A, 0x0020)]
+
+def open_stanza(stanza, file_id, identity):
+    """The file key in one stanza of a known type (§4.2 direct, §4.8 batch)."""
+    t = STANZA_TYPES[stanza.kem]
+    enc, ct = stanza.body[:t.enc_len], stanza.body[t.enc_len:]
+    aad = struct.pack(">H", stanza.kem) + stanza.key_id
+    try:
+        ss = identity.decap(t.kem, enc)
+        if t.batch:
+            wrap_key = hpke_export(t.kem, ss, b"kluis/v1/batch", b"kluis/v1/batch-file-key" + file_id, 32)
+            file_key = AESGCM(wrap_key).decrypt(b"\0" * 12, ct, aad)
+        else:
+            file_key = hpke_open(t.kem, ss, b"kluis/v1/file-key" + file_id, aad, ct)
+    except (InvalidTag, ValueError):
+        raise KluisError("the header failed to authenticate")
+    if len(file_key) != 32:
+        raise KluisError("the header failed to authenticate")
+    return file_key
+
+
+def find_file_key(header, identity):
+    """§4.5: try only the stanzas with our key id and a known type, X-Wing
+    (direct or batch) first. The MAC is not checked here."""
+    ours = [s for s in header.stanzas if s.key_id == identity.key_id and s.kem in STANZA_TYPES]
     if not ours:
         raise KluisError("no matching recipient")
-    ours.sort(key=lambda s: s[0] != 0x647A)
-    for kem, key_id, body in ours:
-        enc_len = 1120 if kem == 0x647A else 32
-        enc, ct = body[:enc_len], body[enc_len:]
-        ss = identity.xwing_decap(enc) if kem == 0x647A else identity.x25519_decap(enc)
+    ours.sort(key=lambda s: STANZA_TYPES[s.kem].kem != XWING)
+    for stanza in ours:
         try:
-            file_key = hpke_open(kem, ss, b"kluis/v1/file-key" + file_id, struct.pack(">H", kem) + key_id, ct)
-            break
-        except Exception:
+            return open_stanza(stanza, header.file_id, identity)
+        except KluisError:
             continue
-    if file_key is None or len(file_key) != 32:
-        raise KluisError("the header failed to authenticate")
+    raise KluisError("the header failed to authenticate")
+
+
+def decrypt(data, identity):
+    header = parse_header(data)
+    file_id, meta_nonce, meta_ct = header.file_id, header.meta_nonce, header.meta_ct
+    authenticated, mac = header.authenticated, header.mac
+    file_key = find_file_key(header, identity)
 
     # §4.3 key schedule, §4.6 MAC.
     def subkey(label):
@@ -207,7 +273,7 @@ def decrypt(data, identity):
         raise KluisError("invalid metadata padding")
 
     # §5 payload: Cobblestone-256.
-    payload = data[r.at:]
+    payload = data[header.length:]
     if len(payload) < 56:
         raise KluisError("payload truncated")
     salt, commitment = payload[:24], payload[24:56]

@@ -25,6 +25,14 @@ def identity(name):
     return kluis_decrypt.open_identity((FROZEN / f"{name}.key").read_bytes(), password)
 
 
+# The error each failing kind of frozen vector must give (FORMAT.md §4.5, §5.3).
+EXPECTED_ERRORS = {
+    "header-auth": "the header failed to authenticate",
+    "no-matching-recipient": "no matching recipient",
+    "payload-chunk": r"chunk \d+ failed to authenticate",
+}
+
+
 class FrozenVectors(unittest.TestCase):
     def test_every_frozen_vector(self):
         seen = 0
@@ -39,7 +47,7 @@ class FrozenVectors(unittest.TestCase):
                     self.assertEqual(name, fields.get("name"))
                     self.assertEqual(label, fields.get("label"))
                 else:
-                    with self.assertRaises(kluis_decrypt.KluisError):
+                    with self.assertRaisesRegex(kluis_decrypt.KluisError, EXPECTED_ERRORS.get(fields["expect"], "")):
                         kluis_decrypt.decrypt(data, ident)
             seen += 1
         self.assertGreaterEqual(seen, 6)
@@ -47,6 +55,20 @@ class FrozenVectors(unittest.TestCase):
     def test_wrong_password(self):
         with self.assertRaisesRegex(kluis_decrypt.KluisError, "wrong password"):
             kluis_decrypt.open_identity((FROZEN / "alice.key").read_bytes(), b"nope")
+
+    def test_batch_xwing_files_share_one_encapsulation(self):
+        """§4.8: batch-xwing-a and -b are one batch: for each recipient the
+        same X-Wing `enc`, but their own file id and file key."""
+        a, b = (kluis_decrypt.parse_header((FROZEN / f"batch-xwing-{x}.kluis").read_bytes()) for x in "ab")
+        self.assertNotEqual(a.file_id, b.file_id)
+        for who in ("alice", "bob"):
+            with self.subTest(recipient=who):
+                ident = identity(who)
+                sa, sb = ([s for s in h.stanzas if s.kem == kluis_decrypt.XWING_BATCH and s.key_id == ident.key_id]
+                          for h in (a, b))
+                self.assertEqual((len(sa), len(sb)), (1, 1))
+                self.assertEqual(sa[0].body[:1120], sb[0].body[:1120])
+                self.assertNotEqual(kluis_decrypt.find_file_key(a, ident), kluis_decrypt.find_file_key(b, ident))
 
 
 @unittest.skipUnless(os.path.exists(KLUIS), f"{KLUIS} not built")

@@ -55,6 +55,27 @@ const LABEL_PAYLOAD: &[u8] = b"kluis/v1/payload";
 const LABEL_MAC: &[u8] = b"kluis/v1/header-mac";
 const LABEL_META: &[u8] = b"kluis/v1/metadata";
 const LABEL_WRAP_INFO: &[u8] = b"kluis/v1/file-key";
+const LABEL_BATCH_INFO: &[u8] = b"kluis/v1/batch";
+const LABEL_BATCH_EXPORT: &[u8] = b"kluis/v1/batch-file-key";
+
+/// Stanza type of a batch stanza (FORMAT.md §4.8): its KEM's id with the
+/// top bit set. No HPKE KEM id has it, and decoders that predate batch
+/// stanzas skip them as unknown KEMs.
+pub const BATCH_BIT: u16 = 0x8000;
+/// A batch stanza for X-Wing (`0xe47a`).
+pub const KEM_XWING_BATCH: u16 = KEM_XWING | BATCH_BIT;
+/// A batch stanza for DHKEM(X25519) (`0x8020`).
+pub const KEM_X25519_BATCH: u16 = KEM_X25519 | BATCH_BIT;
+
+/// The KEM a stanza type uses: itself for a direct stanza, the KEM without
+/// the batch bit for a batch stanza.
+fn base_kem(kem: u16) -> u16 {
+    match kem {
+        KEM_XWING_BATCH => KEM_XWING,
+        KEM_X25519_BATCH => KEM_X25519,
+        k => k,
+    }
+}
 
 /// The per-file random content key. Never printed, zeroized on drop.
 pub struct FileKey(Zeroizing<[u8; 32]>);
@@ -126,6 +147,8 @@ impl Stanza {
         match self.kem {
             KEM_XWING => "X-Wing (ML-KEM-768 + X25519)",
             KEM_X25519 => "X25519",
+            KEM_XWING_BATCH => "X-Wing (ML-KEM-768 + X25519), batch",
+            KEM_X25519_BATCH => "X25519, batch",
             _ => "unknown KEM",
         }
     }
@@ -163,6 +186,16 @@ impl Stanza {
                 &self.body,
                 X25519_ENC_LEN,
                 &info,
+                &aad,
+            )?,
+            KEM_XWING_BATCH => {
+                open_batch::<XWing>(identity.xwing(), &self.body, XWING_ENC_LEN, file_id, &aad)?
+            }
+            KEM_X25519_BATCH => open_batch::<X25519HkdfSha256>(
+                identity.x25519(),
+                &self.body,
+                X25519_ENC_LEN,
+                file_id,
                 &aad,
             )?,
             _ => return Err(Error::NoMatchingRecipient),
@@ -218,6 +251,159 @@ fn open<K: Kem>(
         return Err(Error::HeaderAuth);
     }
     Ok(Zeroizing::new(pt))
+}
+
+/// Opens a batch stanza (FORMAT.md §4.8): the batch's HPKE context, then the
+/// file's own wrap key from its exporter, then the file key.
+fn open_batch<K: Kem>(
+    sk: &K::PrivateKey,
+    body: &[u8],
+    enc_len: usize,
+    file_id: &[u8; 16],
+    aad: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let (enc, ct) = body.split_at(enc_len);
+    let enc = K::EncappedKey::from_bytes(enc).map_err(|_| Error::HeaderAuth)?;
+    let ctx = hpke::setup_receiver::<AesGcm256, HkdfSha256, K>(
+        &OpModeR::Base,
+        sk,
+        &enc,
+        LABEL_BATCH_INFO,
+    )
+    .map_err(|_| Error::HeaderAuth)?;
+    let mut wrap_key = Zeroizing::new([0u8; 32]);
+    ctx.export(&batch_export_context(file_id), &mut wrap_key[..])
+        .map_err(|_| Error::HeaderAuth)?;
+    let mut buf = Zeroizing::new(ct.to_vec());
+    let pt = aes_key(&wrap_key)
+        .open_in_place(
+            ring::aead::Nonce::assume_unique_for_key([0; 12]),
+            ring::aead::Aad::from(aad),
+            &mut buf[..],
+        )
+        .map_err(|_| Error::HeaderAuth)?;
+    if pt.len() != 32 {
+        return Err(Error::HeaderAuth);
+    }
+    Ok(Zeroizing::new(pt.to_vec()))
+}
+
+fn batch_export_context(file_id: &[u8; 16]) -> Vec<u8> {
+    [LABEL_BATCH_EXPORT, &file_id[..]].concat()
+}
+
+/// One HPKE sender context per recipient, shared by many new files
+/// (FORMAT.md §4.8). An X-Wing encapsulation costs more than encrypting a
+/// small file, so encrypting a folder of them with a batch pays it once per
+/// batch and recipient instead of once per file and recipient. Every file
+/// still gets its own random file key and file id; what the files share is
+/// the encapsulation that wraps those keys.
+pub struct Batch {
+    members: Vec<BatchMember>,
+}
+
+struct BatchMember {
+    kem: u16,
+    key_id: KeyId,
+    enc: Vec<u8>,
+    ctx: BatchContext,
+}
+
+enum BatchContext {
+    XWing(hpke::aead::AeadCtxS<AesGcm256, HkdfSha256, XWing>),
+    X25519(hpke::aead::AeadCtxS<AesGcm256, HkdfSha256, X25519HkdfSha256>),
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("recipients", &self.members.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Batch {
+    /// Encapsulate once to each recipient (duplicates count once).
+    pub fn new(
+        recipients: &[Recipient],
+        kem: KemChoice,
+        rng: &mut impl rand_core::CryptoRng,
+    ) -> Result<Batch> {
+        if recipients.is_empty() {
+            return Err(Error::NoRecipients);
+        }
+        let mut members: Vec<BatchMember> = Vec::with_capacity(recipients.len());
+        for r in recipients {
+            let key_id = r.fingerprint().key_id();
+            if members.iter().any(|m| m.key_id == key_id) {
+                continue;
+            }
+            if members.len() >= MAX_STANZAS {
+                return Err(Error::Limit(
+                    "too many recipients (at most 256 per file; use a group)",
+                ));
+            }
+            let failed = |_| Error::InvalidRecipient("HPKE encapsulation failed");
+            let (enc, ctx) = match kem {
+                KemChoice::XWing => {
+                    let (enc, ctx) = hpke::setup_sender_with_rng::<AesGcm256, HkdfSha256, XWing>(
+                        &OpModeS::Base,
+                        r.xwing(),
+                        LABEL_BATCH_INFO,
+                        rng,
+                    )
+                    .map_err(failed)?;
+                    (enc.to_bytes().to_vec(), BatchContext::XWing(ctx))
+                }
+                KemChoice::X25519 => {
+                    let (enc, ctx) = hpke::setup_sender_with_rng::<
+                        AesGcm256,
+                        HkdfSha256,
+                        X25519HkdfSha256,
+                    >(
+                        &OpModeS::Base, r.x25519(), LABEL_BATCH_INFO, rng
+                    )
+                    .map_err(failed)?;
+                    (enc.to_bytes().to_vec(), BatchContext::X25519(ctx))
+                }
+            };
+            members.push(BatchMember {
+                kem: kem.id() | BATCH_BIT,
+                key_id,
+                enc,
+                ctx,
+            });
+        }
+        Ok(Batch { members })
+    }
+
+    fn stanza(&self, m: &BatchMember, file_key: &FileKey, file_id: &[u8; 16]) -> Result<Stanza> {
+        let mut wrap_key = Zeroizing::new([0u8; 32]);
+        let exported = match &m.ctx {
+            BatchContext::XWing(c) => c.export(&batch_export_context(file_id), &mut wrap_key[..]),
+            BatchContext::X25519(c) => c.export(&batch_export_context(file_id), &mut wrap_key[..]),
+        };
+        exported.map_err(|_| Error::InvalidRecipient("HPKE export failed"))?;
+        let mut body = Vec::with_capacity(m.enc.len() + WRAPPED_LEN);
+        body.extend_from_slice(&m.enc);
+        // The wrap key is used for this one message: its exporter context
+        // holds the file id, which is fresh for every file.
+        let mut ct = file_key.0.to_vec();
+        let tag = aes_key(&wrap_key)
+            .seal_in_place_separate_tag(
+                ring::aead::Nonce::assume_unique_for_key([0; 12]),
+                ring::aead::Aad::from(wrap_aad(m.kem, &m.key_id)),
+                &mut ct[..],
+            )
+            .map_err(|_| Error::InvalidRecipient("wrapping the file key failed"))?;
+        body.extend_from_slice(&ct);
+        body.extend_from_slice(tag.as_ref());
+        Ok(Stanza {
+            kem: m.kem,
+            key_id: m.key_id,
+            body,
+        })
+    }
 }
 
 /// A parsed (or freshly built) header.
@@ -289,6 +475,33 @@ impl Header {
         Ok((h, file_key))
     }
 
+    /// Like [`Header::new`], with the file key wrapped through `batch`'s
+    /// contexts (FORMAT.md §4.8) instead of a fresh encapsulation each.
+    pub fn new_in_batch(
+        batch: &Batch,
+        metadata: &Metadata,
+        rng: &mut impl rand_core::CryptoRng,
+    ) -> Result<(Header, FileKey)> {
+        let mut file_id = [0u8; 16];
+        rng.fill_bytes(&mut file_id);
+        let file_key = FileKey::generate(rng);
+        let mut h = Header {
+            file_id,
+            stanzas: Vec::with_capacity(batch.members.len()),
+            padding: None,
+            meta_nonce: [0; 12],
+            meta_ct: Vec::new(),
+            mac: [0; MAC_LEN],
+        };
+        h.set_metadata(&file_key, metadata, rng)?;
+        for m in &batch.members {
+            h.stanzas.push(batch.stanza(m, &file_key, &file_id)?);
+        }
+        h.pad_to_block();
+        h.reseal(&file_key);
+        Ok((h, file_key))
+    }
+
     fn push_stanza(
         &mut self,
         file_key: &FileKey,
@@ -300,7 +513,7 @@ impl Header {
         if self
             .stanzas
             .iter()
-            .any(|s| s.key_id == key_id && s.kem == kem.id())
+            .any(|s| s.key_id == key_id && base_kem(s.kem) == kem.id())
         {
             return Ok(false);
         }
@@ -342,7 +555,7 @@ impl Header {
         for s in self
             .stanzas
             .iter()
-            .filter(|s| s.key_id == ours && (s.kem == KEM_XWING || s.kem == KEM_X25519))
+            .filter(|s| s.key_id == ours && matches!(base_kem(s.kem), KEM_XWING | KEM_X25519))
         {
             match s.unwrap(&self.file_id, identity) {
                 Ok(k) => {
@@ -500,7 +713,7 @@ impl Header {
     fn pad_to_block(&mut self) {
         // X25519-only headers are the small ones (FORMAT.md §4.2): they
         // keep to 256-byte steps.
-        let block = if self.stanzas.iter().all(|s| s.kem == KEM_X25519) {
+        let block = if self.stanzas.iter().all(|s| base_kem(s.kem) == KEM_X25519) {
             SMALL_HEADER_BLOCK
         } else {
             HEADER_BLOCK
@@ -624,7 +837,7 @@ impl Header {
             let kem = u16::from_be_bytes(p.array(sec)?);
             let key_id = KeyId(p.array(sec)?);
             let len = usize::from(u16::from_be_bytes(p.array(sec)?));
-            let ok = match kem {
+            let ok = match base_kem(kem) {
                 KEM_XWING => len == XWING_ENC_LEN + WRAPPED_LEN,
                 KEM_X25519 => len == X25519_ENC_LEN + WRAPPED_LEN,
                 _ => (1..=MAX_UNKNOWN_BODY).contains(&len),

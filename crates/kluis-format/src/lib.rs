@@ -35,8 +35,8 @@ use std::io::{self, Read, Write};
 
 pub use error::{Error, PayloadError, Result, Section};
 pub use header::{
-    FileKey, HEADER_BLOCK, Header, KEM_PADDING, MAX_HEADER_LEN, MAX_STANZAS, SMALL_HEADER_BLOCK,
-    Stanza,
+    BATCH_BIT, Batch, FileKey, HEADER_BLOCK, Header, KEM_PADDING, KEM_X25519_BATCH,
+    KEM_XWING_BATCH, MAX_HEADER_LEN, MAX_STANZAS, SMALL_HEADER_BLOCK, Stanza,
 };
 pub use idfile::{IDENTITY_FILE_LEN, KdfParams, identity_params, open_identity, seal_identity};
 pub use keys::{

@@ -73,6 +73,7 @@ fn frozen_vectors_still_decrypt() {
             "no-matching-recipient" => {
                 assert!(matches!(result, Err(Error::NoMatchingRecipient)), "{name}")
             }
+            "header-auth" => assert!(matches!(result, Err(Error::HeaderAuth)), "{name}"),
             "payload-chunk" => assert!(
                 matches!(result, Err(Error::Payload(PayloadError::Chunk(_)))),
                 "{name}"
