@@ -11,7 +11,16 @@
 use std::io::{self, Read, Write};
 
 use kluis_format::payload::{CHUNK_SIZE, ChunkCipher};
-use kluis_format::{Backend, Header, KemChoice, Metadata, Recipient};
+use kluis_format::{Backend, Batch, Header, KemChoice, Metadata, Recipient};
+
+/// Whom a new file is encrypted to.
+#[derive(Clone, Copy, Debug)]
+pub enum To<'a> {
+    /// A fresh HPKE encapsulation per recipient.
+    Recipients(&'a [Recipient]),
+    /// The shared contexts of a batch of new files (FORMAT.md §4.8).
+    Batch(&'a Batch),
+}
 use zeroize::Zeroizing;
 
 /// Encrypt `input` to `output`; returns the plaintext length and the new
@@ -20,11 +29,14 @@ use zeroize::Zeroizing;
 pub fn encrypt_stream<R: Read, W: Write>(
     mut input: R,
     mut output: W,
-    recipients: &[Recipient],
+    to: To<'_>,
     metadata: &Metadata,
     rng: &mut impl rand_core::CryptoRng,
 ) -> Result<(u64, [u8; 16]), kluis_format::Error> {
-    let (header, file_key) = Header::new(recipients, KemChoice::default(), metadata, rng)?;
+    let (header, file_key) = match to {
+        To::Recipients(r) => Header::new(r, KemChoice::default(), metadata, rng)?,
+        To::Batch(b) => Header::new_in_batch(b, metadata, rng)?,
+    };
     header.write(&mut output)?;
     let (cipher, prefix) = ChunkCipher::for_new_payload(
         &header.payload_key(&file_key)[..],
@@ -100,7 +112,7 @@ mod tests {
             let (n, file_id) = encrypt_stream(
                 &data[..],
                 &mut out,
-                &[id.recipient().clone()],
+                To::Recipients(&[id.recipient().clone()]),
                 &meta,
                 &mut rng,
             )
@@ -125,7 +137,7 @@ mod tests {
         let err = encrypt_stream(
             &b"four"[..],
             &mut Vec::new(),
-            &[id.recipient().clone()],
+            To::Recipients(&[id.recipient().clone()]),
             &meta,
             &mut rng,
         );

@@ -51,6 +51,51 @@ fn initial_sync_both_ways_with_deep_dirs_and_long_names() {
 }
 
 #[test]
+fn a_first_sync_of_many_files_is_one_durable_batch_that_opens_elsewhere() {
+    use kluis_format::{Header, KEM_XWING_BATCH};
+    let t = tempfile::tempdir().unwrap();
+    let id = std::sync::Arc::new(kluis_format::Identity::generate(&mut rng()));
+    // fsync on: on Linux, 64 new files or more take the syncfs(2) path.
+    let mut a = Device::new_durable(t.path(), "laptop", id.clone());
+    for i in 0..100 {
+        a.write(
+            &format!("d{}/f{i}.txt", i % 7),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    a.sync();
+    assert_eq!(a.activity("encrypted").len(), 100);
+    // One X-Wing encapsulation for the whole batch (FORMAT.md §4.8).
+    let headers: Vec<Header> = tree_all(&a.mirror)
+        .iter()
+        .filter(|(k, _)| !k.ends_with('/') && !k.rsplit('/').next().unwrap().starts_with(".kluis"))
+        .map(|(k, v)| Header::read(&v[..]).unwrap_or_else(|e| panic!("{k}: {e}")))
+        .collect();
+    assert_eq!(headers.len(), 100);
+    let encs: std::collections::BTreeSet<&[u8]> = headers
+        .iter()
+        .map(|h| {
+            assert_eq!(h.stanzas().len(), 1);
+            assert_eq!(h.stanzas()[0].kem, KEM_XWING_BATCH);
+            &h.stanzas()[0].body[..1120]
+        })
+        .collect();
+    assert_eq!(encs.len(), 1);
+    assert!(
+        tree_all(&a.mirror)
+            .keys()
+            .all(|k| !k.contains(".kluis-tmp-"))
+    );
+    // The other device decrypts every file of it.
+    let mut b = Device::new(t.path(), "desktop", id);
+    let mut rep = Replicator::new(&a.mirror, &b.mirror);
+    rep.run();
+    b.sync();
+    assert_eq!(b.tree(), a.tree());
+    assert_eq!(b.tree().keys().filter(|k| !k.ends_with('/')).count(), 100);
+}
+
+#[test]
 fn editor_saves_lock_and_swap_files_are_ignored() {
     let t = tempfile::tempdir().unwrap();
     let (mut a, mut b, mut rep) = pair(t.path());

@@ -40,6 +40,15 @@ pub fn rng() -> impl rand_core::CryptoRng {
 
 impl Device {
     pub fn new(root: &Path, name: &str, identity: Arc<Identity>) -> Device {
+        Self::build(root, name, identity, false)
+    }
+
+    /// With fsync on, as the agent runs by default.
+    pub fn new_durable(root: &Path, name: &str, identity: Arc<Identity>) -> Device {
+        Self::build(root, name, identity, true)
+    }
+
+    fn build(root: &Path, name: &str, identity: Arc<Identity>, fsync: bool) -> Device {
         let plain = root.join(name).join("plain");
         let mirror = root.join(name).join("mirror");
         fs::create_dir_all(&plain).unwrap();
@@ -51,7 +60,7 @@ impl Device {
             name.to_owned(),
         );
         cfg.quiet = Duration::from_millis(200);
-        cfg.fsync = false;
+        cfg.fsync = fsync;
         let engine = Engine::open(cfg).unwrap();
         Device {
             name: name.to_owned(),
