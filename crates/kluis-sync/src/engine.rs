@@ -422,8 +422,35 @@ impl Engine {
                 })
                 .collect();
             let batch = new_uploads.len() >= BATCH_MIN;
+            // Only new files and new mirror directories: once they are done
+            // a new plan has nothing to find but changes made meanwhile.
+            let only_new = plan.ops.iter().all(|op| match op {
+                plan::Operation::Upload { path } => !index.contains_key(path),
+                plan::Operation::MkdirRemote { .. } => true,
+                _ => false,
+            });
             let mut batch_done = false;
-            for op in &plan.ops {
+            let mut ops = plan.ops.iter().peekable();
+            while let Some(op) = ops.next() {
+                // A run of new mirror directories before a batch: made
+                // together, with one fsync per parent instead of one each.
+                if batch && let plan::Operation::MkdirRemote { path } = op {
+                    let mut run = vec![path.clone()];
+                    while let Some(plan::Operation::MkdirRemote { path }) = ops.peek() {
+                        run.push(path.clone());
+                        ops.next();
+                    }
+                    for r in ex.mkdir_remote_batch(&run) {
+                        match r {
+                            Ok(a) => {
+                                progress = true;
+                                report.activity.push(a);
+                            }
+                            Err(e) => report.errors.push(e),
+                        }
+                    }
+                    continue;
+                }
                 if batch
                     && matches!(op, plan::Operation::Upload { path } if !index.contains_key(path))
                 {
@@ -454,6 +481,11 @@ impl Engine {
                 .iter()
                 .any(|e| e.kind == ItemErrorKind::ChangedDuringSync);
             if !progress && !rescan {
+                break;
+            }
+            // The watcher reports those changes (and a one-shot sync took
+            // its snapshot): skip the two full scans of another round.
+            if only_new && report.errors.is_empty() {
                 break;
             }
         }

@@ -259,6 +259,103 @@ fn sync_filesystem(_dir: &Path) -> io::Result<()> {
     Err(io::Error::other("syncfs is only used on Linux"))
 }
 
+/// [`Exec::rename_temps`] for one part of a chunk.
+fn rename_part(
+    mirror: &Path,
+    paths: &[String],
+    part: &mut [(BatchJob, Option<Encrypted1>)],
+) -> Renamed {
+    let mut out = Renamed {
+        results: Vec::new(),
+        dirs: std::collections::BTreeSet::new(),
+        done: Vec::with_capacity(part.len()),
+    };
+    for (job, enc) in part.iter_mut() {
+        let (idx, path) = (job.idx, &paths[job.idx]);
+        let cleanup = |e| {
+            let _ = fs::remove_file(&job.tmp);
+            e
+        };
+        let (hash, file_id, r) = match enc.take() {
+            Some(Ok(e)) => e,
+            Some(Err(e)) => {
+                out.results.push((idx, Err(cleanup(e))));
+                continue;
+            }
+            None => {
+                let e = fail(path, ItemErrorKind::Failed, "encryption thread failed");
+                out.results.push((idx, Err(cleanup(e))));
+                continue;
+            }
+        };
+        let cfull = mirror.join(&job.cpath);
+        if !matches(&job.lp, Some((job.s0.size, job.s0.mtime))) {
+            let e = fail(
+                path,
+                ItemErrorKind::ChangedDuringSync,
+                "plaintext changed while encrypting",
+            );
+            out.results.push((idx, Err(cleanup(e))));
+            continue;
+        }
+        match rename_new(&job.tmp, &cfull) {
+            Ok(true) => {}
+            Ok(false) => {
+                let e = fail(
+                    path,
+                    ItemErrorKind::ChangedDuringSync,
+                    "ciphertext appeared before creating it",
+                );
+                out.results.push((idx, Err(cleanup(e))));
+                continue;
+            }
+            Err(e) => {
+                out.results
+                    .push((idx, Err(cleanup(fail(path, ItemErrorKind::Failed, e)))));
+                continue;
+            }
+        }
+        if let Some(d) = cfull.parent() {
+            out.dirs.insert(d.to_path_buf());
+        }
+        out.done.push((
+            idx,
+            IndexEntry {
+                kind: Kind::File,
+                l_size: job.s0.size,
+                l_mtime: job.s0.mtime,
+                l_ino: job.s0.ino,
+                hash,
+                cpath: std::mem::take(&mut job.cpath),
+                r_size: r.size,
+                r_mtime: r.mtime,
+                file_id: Some(file_id),
+            },
+        ));
+    }
+    out
+}
+
+/// Rename `from` to `to` unless `to` exists: `Ok(false)` if it does.
+/// Atomic with renameat2(RENAME_NOREPLACE) where the file system has it;
+/// elsewhere a check right before the rename.
+fn rename_new(from: &Path, to: &Path) -> io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(true),
+            Err(rustix::io::Errno::EXIST) => return Ok(false),
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !matches(to, None) {
+        return Ok(false);
+    }
+    fs::rename(from, to).map(|()| true)
+}
+
 /// One new file of a batch.
 struct BatchJob {
     idx: usize,
@@ -271,31 +368,90 @@ struct BatchJob {
 /// Per job: (plaintext hash, file id, stat of the written temp file).
 type Encrypted1 = Result<(Vec<u8>, [u8; 16], Stat), ItemError>;
 
+/// A chunk of new files in temp files.
+struct Written {
+    jobs: Vec<BatchJob>,
+    /// By position in `jobs`.
+    encrypted: Vec<Option<Encrypted1>>,
+    /// Paths (by index) that failed before encryption.
+    early: Vec<(usize, ItemResult)>,
+}
+
+/// A chunk after its renames, before its index entries.
+struct Renamed {
+    /// Paths (by index) that are done, failed.
+    results: Vec<(usize, ItemResult)>,
+    /// Directories that received a file.
+    dirs: std::collections::BTreeSet<PathBuf>,
+    /// Renamed into place, to record once durable.
+    done: Vec<(usize, IndexEntry)>,
+}
+
 impl<R: rand_core::CryptoRng> Exec<'_, R> {
     /// Encrypt many *new* files (no index entry), [`BATCH_FILES`] at a time.
     /// Encryption runs on one thread per core (each with a ChaCha20 CSPRNG
-    /// seeded from ours) and hands every finished temp file to a pool of
-    /// [`FSYNC_THREADS`] that fsync it, so the CPU never waits for the
-    /// disk; on Linux, a batch of [`SYNCFS_MIN_FILES`] or more is instead
-    /// made durable by one syncfs(2) once all its files are written. Then,
-    /// here: the never-clobber checks of [`Exec::apply`] and the
-    /// renames, one fsync per touched directory, and only after those the
+    /// seeded from ours) and shares one HPKE encapsulation per recipient
+    /// (FORMAT.md §4.8). Then, here: the never-clobber checks of
+    /// [`Exec::apply`] and the renames, and only once those are durable the
     /// batch's index entries in one transaction — a ciphertext that a crash
     /// or power loss could still take away is never recorded as synced.
+    ///
+    /// Durability, with fsync on: on Linux, for [`SYNCFS_MIN_FILES`] files
+    /// or more, one syncfs(2) after each batch's temp files are written.
+    /// It also makes the previous batch's renames durable, whose index
+    /// entries are written right after it; the last batch's renames get a
+    /// syncfs of their own. Otherwise a pool of [`FSYNC_THREADS`] fsyncs
+    /// every finished temp file, so the CPU never waits for the disk, and
+    /// each batch's touched directories are fsynced after its renames.
     pub fn upload_new_batch(&mut self, paths: &[String]) -> Vec<ItemResult> {
+        let barrier = self.fsync && paths.len() >= SYNCFS_MIN_FILES && cfg!(target_os = "linux");
         let mut results = Vec::with_capacity(paths.len());
+        let mut renamed: Option<Renamed> = None;
+        let mut offset = 0;
         for chunk in paths.chunks(BATCH_FILES) {
-            results.extend(self.upload_new_chunk(chunk));
+            let mut written = self.write_temps(chunk, offset, barrier);
+            offset += chunk.len();
+            if barrier {
+                let synced = sync_filesystem(self.mirror);
+                if let Some(r) = renamed.take() {
+                    results.extend(self.record_batch(paths, r, Some(synced.as_ref().map(|_| ()))));
+                }
+                if let Err(e) = &synced {
+                    // Not known to be on disk: none of these may be renamed.
+                    for (job, r) in written.jobs.iter().zip(written.encrypted.iter_mut()) {
+                        if let Some(r @ Ok(_)) = r {
+                            *r = Err(fail(&paths[job.idx], ItemErrorKind::Failed, e));
+                        }
+                    }
+                }
+            }
+            let r = self.rename_temps(paths, written);
+            if barrier {
+                renamed = Some(r);
+            } else {
+                results.extend(self.record_batch(paths, r, None));
+            }
+        }
+        if let Some(r) = renamed {
+            let synced = sync_filesystem(self.mirror);
+            results.extend(self.record_batch(paths, r, Some(synced.as_ref().map(|_| ()))));
         }
         results
     }
 
-    fn upload_new_chunk(&mut self, paths: &[String]) -> Vec<ItemResult> {
-        let mut results: Vec<Option<ItemResult>> = vec![None; paths.len()];
-        let mut jobs: Vec<BatchJob> = Vec::with_capacity(paths.len());
+    /// Prepare and encrypt `chunk` (whose first path is `paths[offset]`)
+    /// into temp files; fsynced each unless `barrier`.
+    fn write_temps(&mut self, chunk: &[String], offset: usize, barrier: bool) -> Written {
+        let mut early: Vec<(usize, ItemResult)> = Vec::new();
+        let mut jobs: Vec<BatchJob> = Vec::with_capacity(chunk.len());
         let mut dirs_done: std::collections::HashMap<&str, String> =
             std::collections::HashMap::new();
-        for (idx, path) in paths.iter().enumerate() {
+        // The directories made here are covered by the syncfs that follows,
+        // before anything is renamed into them: no fsync each.
+        let fsync = self.fsync;
+        self.fsync = fsync && !barrier;
+        for (i, path) in chunk.iter().enumerate() {
+            let idx = offset + i;
             let prep = (|| {
                 let lp = self.plain.join(path);
                 let s0 = stat_of(&lp).map_err(io_fail(path))?;
@@ -323,81 +479,116 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             })();
             match prep {
                 Ok(job) => jobs.push(job),
-                Err(e) => results[idx] = Some(Err(e)),
+                Err(e) => early.push((idx, Err(e))),
             }
         }
-        let mut encrypted = self.encrypt_parallel(paths, &jobs);
-        let mut dirs = std::collections::BTreeSet::new();
-        let mut done: Vec<(usize, IndexEntry)> = Vec::with_capacity(jobs.len());
-        for BatchJob {
-            idx,
-            lp,
-            tmp,
-            cpath,
-            s0,
-        } in jobs
-        {
-            let path = &paths[idx];
-            let cleanup = |e| {
-                let _ = fs::remove_file(&tmp);
-                e
-            };
-            let (hash, file_id, r) = match encrypted[idx].take() {
-                Some(Ok(e)) => e,
-                Some(Err(e)) => {
-                    results[idx] = Some(Err(cleanup(e)));
-                    continue;
-                }
-                None => {
-                    results[idx] = Some(Err(cleanup(fail(
-                        path,
+        self.fsync = fsync;
+        let encrypted = self.encrypt_parallel(chunk, offset, &jobs, !barrier);
+        Written {
+            jobs,
+            encrypted,
+            early,
+        }
+    }
+
+    /// The never-clobber checks and the renames of a written chunk, on one
+    /// thread per core (each is a few system calls that wait on directory
+    /// locks, not CPU work).
+    fn rename_temps(&mut self, paths: &[String], written: Written) -> Renamed {
+        let Written {
+            jobs,
+            encrypted,
+            early,
+        } = written;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4);
+        let per = jobs.len().div_ceil(threads).max(1);
+        let mirror = self.mirror;
+        let mut all = Renamed {
+            results: early,
+            dirs: std::collections::BTreeSet::new(),
+            done: Vec::with_capacity(jobs.len()),
+        };
+        let mut work: Vec<(BatchJob, Option<Encrypted1>)> =
+            jobs.into_iter().zip(encrypted).collect();
+        let parts: Vec<Renamed> = std::thread::scope(|scope| {
+            let handles: Vec<_> = work
+                .chunks_mut(per)
+                .map(|part| scope.spawn(move || rename_part(mirror, paths, part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| Renamed {
+                        results: Vec::new(),
+                        dirs: Default::default(),
+                        done: Vec::new(),
+                    })
+                })
+                .collect()
+        });
+        for p in parts {
+            all.results.extend(p.results);
+            all.dirs.extend(p.dirs);
+            all.done.extend(p.done);
+        }
+        // A part whose thread died reported nothing: those paths fail (their
+        // temp files, if any, are removed at the next start).
+        let mut seen = vec![false; paths.len()];
+        for (idx, _) in &all.results {
+            seen[*idx] = true;
+        }
+        for (idx, _) in &all.done {
+            seen[*idx] = true;
+        }
+        for (job, _) in &work {
+            if !seen[job.idx] {
+                all.results.push((
+                    job.idx,
+                    Err(fail(
+                        &paths[job.idx],
                         ItemErrorKind::Failed,
-                        "encryption thread failed",
-                    ))));
-                    continue;
-                }
-            };
-            let cfull = self.mirror.join(&cpath);
-            if !matches(&lp, Some((s0.size, s0.mtime))) {
-                results[idx] = Some(Err(cleanup(Self::changed(
-                    path,
-                    "plaintext changed while encrypting",
-                ))));
-                continue;
+                        "rename thread failed",
+                    )),
+                ));
             }
-            if !matches(&cfull, None) {
-                results[idx] = Some(Err(cleanup(Self::changed(
-                    path,
-                    "ciphertext appeared before creating it",
-                ))));
-                continue;
+        }
+        all
+    }
+
+    /// Make a renamed chunk durable and record it in the index; results in
+    /// path order. `after_syncfs`: how the syncfs that was to make the
+    /// renames durable went, or `None` to fsync the directories here.
+    fn record_batch(
+        &mut self,
+        paths: &[String],
+        renamed: Renamed,
+        after_syncfs: Option<Result<(), &io::Error>>,
+    ) -> Vec<ItemResult> {
+        let Renamed {
+            mut results,
+            dirs,
+            mut done,
+        } = renamed;
+        let mut unsynced = |done: &mut Vec<(usize, IndexEntry)>, e: ItemError| {
+            for (idx, _) in done.drain(..) {
+                results.push((idx, Err(e.clone())));
             }
-            if let Err(e) = fs::rename(&tmp, &cfull) {
-                results[idx] = Some(Err(cleanup(fail(path, ItemErrorKind::Failed, e))));
-                continue;
-            }
-            if let Some(d) = cfull.parent() {
-                dirs.insert(d.to_path_buf());
-            }
-            let entry = IndexEntry {
-                kind: Kind::File,
-                l_size: s0.size,
-                l_mtime: s0.mtime,
-                l_ino: s0.ino,
-                hash,
-                cpath,
-                r_size: r.size,
-                r_mtime: r.mtime,
-                file_id: Some(file_id),
-            };
-            done.push((idx, entry));
+        };
+        if let Some(Err(e)) = after_syncfs {
+            let e = fail(&self.mirror.display().to_string(), ItemErrorKind::Failed, e);
+            unsynced(&mut done, e);
         }
         // One directory fsync commits the journal with every rename above;
-        // the others then return at once.
-        for d in &dirs {
-            if let Err(e) = self.sync_dir(d) {
-                for (idx, _) in done.drain(..) {
-                    results[idx] = Some(Err(e.clone()));
+        // the others then return at once. A syncfs has done it already.
+        if after_syncfs.is_none() {
+            for d in &dirs {
+                if done.is_empty() {
+                    break;
+                }
+                if let Err(e) = self.sync_dir(d) {
+                    unsynced(&mut done, e);
                 }
             }
         }
@@ -408,26 +599,30 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         match self.index.put_many(&entries) {
             Ok(()) => {
                 for (idx, _) in &done {
-                    results[*idx] = Some(Ok(self.activity("encrypted", &paths[*idx], None)));
+                    results.push((*idx, Ok(self.activity("encrypted", &paths[*idx], None))));
                 }
             }
             Err(e) => {
                 for (idx, _) in &done {
-                    results[*idx] = Some(Err(fail(&paths[*idx], ItemErrorKind::Failed, &e)));
+                    results.push((*idx, Err(fail(&paths[*idx], ItemErrorKind::Failed, &e))));
                 }
             }
         }
-        results
-            .into_iter()
-            .zip(paths)
-            .map(|(r, p)| r.unwrap_or_else(|| Err(fail(p, ItemErrorKind::Failed, "not processed"))))
-            .collect()
+        results.sort_by_key(|(idx, _)| *idx);
+        results.into_iter().map(|(_, r)| r).collect()
     }
 
-    /// Encrypt `jobs` into their temp files on one thread per core; with
-    /// fsync on, a pool of [`FSYNC_THREADS`] fsyncs each file as it is
-    /// finished. Results by path index.
-    fn encrypt_parallel(&mut self, paths: &[String], jobs: &[BatchJob]) -> Vec<Option<Encrypted1>> {
+    /// Encrypt `jobs` (of `chunk`, whose first path has index `offset`)
+    /// into their temp files on one thread per core; with `fsync_each`, a
+    /// pool of [`FSYNC_THREADS`] fsyncs each file as it is finished.
+    /// Results by position in `jobs`.
+    fn encrypt_parallel(
+        &mut self,
+        chunk: &[String],
+        offset: usize,
+        jobs: &[BatchJob],
+        fsync_each: bool,
+    ) -> Vec<Option<Encrypted1>> {
         use rand_core::SeedableRng;
         use std::sync::{Mutex, mpsc};
         let threads = std::thread::available_parallelism()
@@ -442,11 +637,7 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             })
             .collect();
         let recipients = self.recipients;
-        // On Linux a batch is made durable by one syncfs(2) after all its
-        // files are written: every per-file fsync is a journal commit of
-        // its own, and a few thousand of them cost more than the encryption.
-        let barrier = self.fsync && jobs.len() >= SYNCFS_MIN_FILES && cfg!(target_os = "linux");
-        let fsync = self.fsync && !barrier;
+        let fsync = self.fsync && fsync_each;
         // One encapsulation per recipient for the whole batch (FORMAT.md
         // §4.8) rather than one per file: for small files it is most of the
         // work. Should it fail, each file tries on its own and reports why.
@@ -459,9 +650,10 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             Some(b) => crate::crypt::To::Batch(b),
             None => crate::crypt::To::Recipients(recipients),
         };
-        let out: Mutex<Vec<Option<Encrypted1>>> = Mutex::new(vec![None; paths.len()]);
-        let put = |idx: usize, r: Encrypted1| {
-            out.lock().unwrap_or_else(|e| e.into_inner())[idx] = Some(r);
+        let path_of = |job: &BatchJob| &chunk[job.idx - offset];
+        let out: Mutex<Vec<Option<Encrypted1>>> = Mutex::new(vec![None; jobs.len()]);
+        let put = |j: usize, r: Encrypted1| {
+            out.lock().unwrap_or_else(|e| e.into_inner())[j] = Some(r);
         };
         // Bounded: at most this many finished files wait (open) for fsync.
         let (tx, rx) = mpsc::sync_channel::<(usize, Encrypted)>(64);
@@ -473,12 +665,14 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
                     scope.spawn(move || {
                         loop {
                             let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                            let Ok((idx, e)) = next else { break };
+                            let Ok((j, e)) = next else { break };
                             let r = match e.file.sync_all() {
                                 Ok(()) => Ok((e.hash, e.file_id, e.stat)),
-                                Err(err) => Err(fail(&paths[idx], ItemErrorKind::Failed, err)),
+                                Err(err) => {
+                                    Err(fail(path_of(&jobs[j]), ItemErrorKind::Failed, err))
+                                }
                             };
-                            put(idx, r);
+                            put(j, r);
                         }
                     });
                 }
@@ -487,13 +681,13 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
                 let (tx, put) = (tx.clone(), &put);
                 scope.spawn(move || {
                     let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
-                    for job in jobs.iter().skip(t).step_by(threads) {
-                        let path = &paths[job.idx];
+                    for (j, job) in jobs.iter().enumerate().skip(t).step_by(threads) {
+                        let path = path_of(job);
                         match encrypt_to_temp(&job.lp, path, &job.s0, to, &job.tmp, &mut rng) {
                             Ok(e) if fsync => {
-                                if let Err(mpsc::SendError((idx, _))) = tx.send((job.idx, e)) {
+                                if let Err(mpsc::SendError((j, _))) = tx.send((j, e)) {
                                     put(
-                                        idx,
+                                        j,
                                         Err(fail(
                                             path,
                                             ItemErrorKind::Failed,
@@ -502,8 +696,8 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
                                     );
                                 }
                             }
-                            Ok(e) => put(job.idx, Ok((e.hash, e.file_id, e.stat))),
-                            Err(e) => put(job.idx, Err(e)),
+                            Ok(e) => put(j, Ok((e.hash, e.file_id, e.stat))),
+                            Err(e) => put(j, Err(e)),
                         }
                     }
                 });
@@ -511,16 +705,7 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             // The pool ends once every encryption thread has dropped its sender.
             drop(tx);
         });
-        let mut out = out.into_inner().unwrap_or_else(|e| e.into_inner());
-        if barrier && let Err(e) = sync_filesystem(self.mirror) {
-            // Nothing of the batch is known to be on disk: none of it counts.
-            for (idx, r) in out.iter_mut().enumerate() {
-                if let Some(r @ Ok(_)) = r {
-                    *r = Err(fail(&paths[idx], ItemErrorKind::Failed, &e));
-                }
-            }
-        }
-        out
+        out.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
     fn temp_path(&mut self, dir: &Path) -> PathBuf {
@@ -584,6 +769,57 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             }
         }
         Ok(cpath)
+    }
+
+    /// The `MkdirRemote` operations of `paths`, together: the directories
+    /// are made first, then each parent that received one is fsynced once
+    /// (not once per directory), and only then are they recorded.
+    pub fn mkdir_remote_batch(&mut self, paths: &[String]) -> Vec<ItemResult> {
+        let fsync = self.fsync;
+        self.fsync = false;
+        let made: Vec<Result<String, ItemError>> =
+            paths.iter().map(|p| self.ensure_remote_dir(p)).collect();
+        self.fsync = fsync;
+        let mut parents = std::collections::BTreeSet::new();
+        for c in made.iter().flatten() {
+            let mut d = self.mirror.join(c);
+            // A hashed name's marker file (rare: long names) goes to disk
+            // with its directory.
+            let marker = d.join(DIR_NAME_MARKER);
+            if fsync && marker.is_file() {
+                parents.insert(d.clone());
+                if let Err(e) = File::open(&marker).and_then(|f| f.sync_all()) {
+                    return paths
+                        .iter()
+                        .map(|p| Err(fail(p, ItemErrorKind::Failed, &e)))
+                        .collect();
+                }
+            }
+            while d.pop() && d.starts_with(self.mirror) {
+                if !parents.insert(d.clone()) {
+                    break;
+                }
+            }
+        }
+        let mut failed: Option<ItemError> = None;
+        for d in &parents {
+            if let Err(e) = self.sync_dir(d) {
+                failed = Some(e);
+                break;
+            }
+        }
+        paths
+            .iter()
+            .zip(made)
+            .map(|(path, m)| {
+                m?;
+                if let Some(e) = &failed {
+                    return Err(e.clone());
+                }
+                self.record_dir(path)?;
+                Ok(self.activity("mkdir", path, None))
+            })
+            .collect()
     }
 
     fn write_small(&mut self, dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
