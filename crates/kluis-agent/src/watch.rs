@@ -87,12 +87,23 @@ fn on_event(sink: &dyn Sink, paths: &Sender<Vec<PathBuf>>, event: notify::Result
                 ),
             ..
         }) => {}
+        // The engine's own temp files: every new ciphertext is written as
+        // one (create, open, write, close, rename away), so they are most
+        // of the events of a large sync, and never a change to act on.
+        Ok(e) if e.paths.iter().all(|p| is_temp(p)) => {}
         // The debounce thread only ends after the watcher has dropped us.
         Ok(e) => {
             let _ = paths.send(e.paths);
         }
         Err(_) => sink.rescan(),
     }
+}
+
+fn is_temp(p: &std::path::Path) -> bool {
+    p.file_name().is_some_and(|n| {
+        n.as_encoded_bytes()
+            .starts_with(kluis_sync::scan::TEMP_PREFIX.as_bytes())
+    })
 }
 
 fn debounce(rx: &Receiver<Vec<PathBuf>>, quiet: Duration, sink: &dyn Sink) {
@@ -187,7 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn opening_or_reading_a_file_is_not_a_change_but_closing_a_write_is() {
+    fn opening_or_reading_a_file_or_our_temp_files_is_not_a_change_but_closing_a_write_is() {
         use notify::event::{AccessKind, AccessMode};
         let rec = Record::default();
         let (tx, rx) = channel();
@@ -211,6 +222,7 @@ mod tests {
             access(AccessKind::Close(AccessMode::Write), "/written"),
         );
         on_event(&rec, &tx, modify("/modified"));
+        on_event(&rec, &tx, modify("/d/.kluis-tmp-0123456789abcdef"));
         drop(tx);
         let got: Vec<PathBuf> = rx.iter().flatten().collect();
         assert_eq!(got, [PathBuf::from("/written"), PathBuf::from("/modified")]);

@@ -336,12 +336,20 @@ impl Engine {
         for round in 0..MAX_ROUNDS {
             report.rounds = round + 1;
             let index = self.index.load()?;
-            let local = scan::scan_local(&self.cfg.plain, &ignore)
-                .map_err(SyncError::io("scan", &self.cfg.plain))?;
-            let mut remote = scan::scan_remote(&self.cfg.mirror, &names, &mut |_, p| {
-                hashed_name(p, identity, &self.group_keys)
-            })
-            .map_err(SyncError::io("scan", &self.cfg.mirror))?;
+            // The two trees are scanned at the same time: both are mostly
+            // waiting on the kernel, and on two cores it halves the time.
+            let (local, remote) = std::thread::scope(|scope| {
+                let local = scope.spawn(|| scan::scan_local(&self.cfg.plain, &ignore));
+                let remote = scan::scan_remote(&self.cfg.mirror, &names, &mut |_, p| {
+                    hashed_name(p, identity, &self.group_keys)
+                });
+                let local = local
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("the scan thread failed")));
+                (local, remote)
+            });
+            let local = local.map_err(SyncError::io("scan", &self.cfg.plain))?;
+            let mut remote = remote.map_err(SyncError::io("scan", &self.cfg.mirror))?;
             for (p, r) in remote.entries.iter_mut() {
                 if r.stat.kind == Kind::File
                     && index

@@ -397,46 +397,73 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
     /// or power loss could still take away is never recorded as synced.
     ///
     /// Durability, with fsync on: on Linux, for [`SYNCFS_MIN_FILES`] files
-    /// or more, one syncfs(2) after each batch's temp files are written.
-    /// It also makes the previous batch's renames durable, whose index
-    /// entries are written right after it; the last batch's renames get a
-    /// syncfs of their own. Otherwise a pool of [`FSYNC_THREADS`] fsyncs
+    /// or more, one syncfs(2) after each batch's temp files are written,
+    /// which runs while the next batch is encrypted. It also makes the
+    /// previous batch's renames durable, whose index entries are written
+    /// right after it; the last batch's renames get a syncfs of their own. Otherwise a pool of [`FSYNC_THREADS`] fsyncs
     /// every finished temp file, so the CPU never waits for the disk, and
     /// each batch's touched directories are fsynced after its renames.
     pub fn upload_new_batch(&mut self, paths: &[String]) -> Vec<ItemResult> {
         let barrier = self.fsync && paths.len() >= SYNCFS_MIN_FILES && cfg!(target_os = "linux");
         let mut results = Vec::with_capacity(paths.len());
+        // With syncfs: the chunk whose temp files the running syncfs makes
+        // durable, and the chunk whose renames it makes durable. It runs
+        // while the next chunk is encrypted.
+        let mut syncing: Option<(std::thread::JoinHandle<io::Result<()>>, Written)> = None;
         let mut renamed: Option<Renamed> = None;
         let mut offset = 0;
         for chunk in paths.chunks(BATCH_FILES) {
-            let mut written = self.write_temps(chunk, offset, barrier);
+            let written = self.write_temps(chunk, offset, barrier);
             offset += chunk.len();
-            if barrier {
-                let synced = sync_filesystem(self.mirror);
-                if let Some(r) = renamed.take() {
-                    results.extend(self.record_batch(paths, r, Some(synced.as_ref().map(|_| ()))));
-                }
-                if let Err(e) = &synced {
-                    // Not known to be on disk: none of these may be renamed.
-                    for (job, r) in written.jobs.iter().zip(written.encrypted.iter_mut()) {
-                        if let Some(r @ Ok(_)) = r {
-                            *r = Err(fail(&paths[job.idx], ItemErrorKind::Failed, e));
-                        }
-                    }
-                }
-            }
-            let r = self.rename_temps(paths, written);
-            if barrier {
-                renamed = Some(r);
-            } else {
+            if !barrier {
+                let r = self.rename_temps(paths, written);
                 results.extend(self.record_batch(paths, r, None));
+                continue;
             }
+            if let Some((sync, ready)) = syncing.take() {
+                let (r, synced) = self.after_syncfs(paths, sync, ready, renamed.take());
+                results.extend(synced);
+                renamed = Some(r);
+            }
+            let mirror = self.mirror.to_path_buf();
+            let sync = std::thread::spawn(move || sync_filesystem(&mirror));
+            syncing = Some((sync, written));
         }
-        if let Some(r) = renamed {
-            let synced = sync_filesystem(self.mirror);
-            results.extend(self.record_batch(paths, r, Some(synced.as_ref().map(|_| ()))));
+        if let Some((sync, ready)) = syncing {
+            let (r, synced) = self.after_syncfs(paths, sync, ready, renamed.take());
+            results.extend(synced);
+            let last = sync_filesystem(self.mirror);
+            results.extend(self.record_batch(paths, r, Some(last.as_ref().map(|_| ()))));
         }
         results
+    }
+
+    /// Once the syncfs `sync` has ended: record `renamed` (whose renames it
+    /// made durable) and rename `ready` (whose temp files it made durable),
+    /// or fail both if it failed. Returns the new renames and the results.
+    fn after_syncfs(
+        &mut self,
+        paths: &[String],
+        sync: std::thread::JoinHandle<io::Result<()>>,
+        mut ready: Written,
+        renamed: Option<Renamed>,
+    ) -> (Renamed, Vec<ItemResult>) {
+        let synced = sync
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the syncfs thread failed")));
+        let mut results = Vec::new();
+        if let Some(r) = renamed {
+            results = self.record_batch(paths, r, Some(synced.as_ref().map(|_| ())));
+        }
+        if let Err(e) = &synced {
+            // Not known to be on disk: none of these may be renamed.
+            for (job, r) in ready.jobs.iter().zip(ready.encrypted.iter_mut()) {
+                if let Some(r @ Ok(_)) = r {
+                    *r = Err(fail(&paths[job.idx], ItemErrorKind::Failed, e));
+                }
+            }
+        }
+        (self.rename_temps(paths, ready), results)
     }
 
     /// Prepare and encrypt `chunk` (whose first path is `paths[offset]`)
