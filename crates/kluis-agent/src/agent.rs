@@ -259,6 +259,9 @@ fn start_pair(
         tx,
         shared: shared.clone(),
     };
+    // Made here, before the watch, so that it can be left out of it (never
+    // with its parent: a missing mirror root is for the guard to report).
+    let _ = std::fs::create_dir(p.mirror.join(kluis_sync::scan::STAGING_DIR));
     let w = watch(
         ptx.clone(),
         &[&p.plain, &p.mirror],

@@ -136,6 +136,13 @@ pub(crate) fn watch(
             .iter()
             .all(|r| d.watcher().watch(r, RecursiveMode::Recursive).is_ok());
         if ok {
+            // The engine's staging directory holds only its own temp files.
+            for r in roots {
+                let staging = r.join(kluis_sync::scan::STAGING_DIR);
+                if staging.is_dir() {
+                    let _ = d.watcher().unwatch(&staging);
+                }
+            }
             return Some(Watch::Native(d));
         }
     }

@@ -315,8 +315,11 @@ fn rename_part(
                 continue;
             }
         }
-        if let Some(d) = cfull.parent() {
-            out.dirs.insert(d.to_path_buf());
+        // The rename's both ends.
+        for d in [cfull.parent(), job.tmp.parent()].into_iter().flatten() {
+            if !out.dirs.contains(d) {
+                out.dirs.insert(d.to_path_buf());
+            }
         }
         out.done.push((
             idx,
@@ -473,6 +476,10 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         let mut jobs: Vec<BatchJob> = Vec::with_capacity(chunk.len());
         let mut dirs_done: std::collections::HashMap<&str, String> =
             std::collections::HashMap::new();
+        // Temp files go to the staging directory when it can be had, else
+        // next to their targets.
+        let staging = self.mirror.join(scan::STAGING_DIR);
+        let staged = staging.is_dir() || fs::create_dir(&staging).is_ok();
         // The directories made here are covered by the syncfs that follows,
         // before anything is renamed into them: no fsync each.
         let fsync = self.fsync;
@@ -495,7 +502,11 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
                     }
                 };
                 let cpath = self.cpath(path, Kind::File)?;
-                let tmp = self.temp_path(&self.mirror.join(cparent));
+                let tmp = if staged {
+                    self.temp_path(&staging)
+                } else {
+                    self.temp_path(&self.mirror.join(cparent))
+                };
                 Ok(BatchJob {
                     idx,
                     lp,

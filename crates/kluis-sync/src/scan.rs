@@ -18,6 +18,11 @@ pub const KLUIS_PREFIX: &str = ".kluis-";
 pub const TEMP_PREFIX: &str = ".kluis-tmp-";
 /// The plaintext trash folder.
 pub const TRASH_DIR: &str = ".kluis-trash";
+/// Where the temp files of a batch of new ciphertext are written, in the
+/// mirror root, before each is renamed into its directory. The agent does
+/// not watch it: every new file would otherwise cost the watcher five
+/// events of our own (create, open, write, close, rename away).
+pub const STAGING_DIR: &str = ".kluis-staging";
 /// The user's ignore file in the plaintext root (one glob per line, `#` comments).
 pub const IGNORE_FILE: &str = ".kluisignore";
 
