@@ -449,13 +449,7 @@ impl Engine {
                         ops.next();
                     }
                     for r in ex.mkdir_remote_batch(&run) {
-                        match r {
-                            Ok(a) => {
-                                progress = true;
-                                report.activity.push(a);
-                            }
-                            Err(e) => report.errors.push(e),
-                        }
+                        progress |= tally(&mut report, r);
                     }
                     continue;
                 }
@@ -465,24 +459,12 @@ impl Engine {
                     if !batch_done {
                         batch_done = true;
                         for r in ex.upload_new_batch(&new_uploads) {
-                            match r {
-                                Ok(a) => {
-                                    progress = true;
-                                    report.activity.push(a);
-                                }
-                                Err(e) => report.errors.push(e),
-                            }
+                            progress |= tally(&mut report, r);
                         }
                     }
                     continue;
                 }
-                match ex.apply(op) {
-                    Ok(a) => {
-                        progress = true;
-                        report.activity.push(a);
-                    }
-                    Err(e) => report.errors.push(e),
-                }
+                progress |= tally(&mut report, ex.apply(op));
             }
             let rescan = report
                 .errors
@@ -586,6 +568,20 @@ fn replace_meta(
 }
 
 /// The real name of a hashed long file name: from its header metadata.
+/// Add one operation's outcome to `report`; true if it did something.
+fn tally(report: &mut Report, r: Result<Activity, ItemError>) -> bool {
+    match r {
+        Ok(a) => {
+            report.activity.push(a);
+            true
+        }
+        Err(e) => {
+            report.errors.push(e);
+            false
+        }
+    }
+}
+
 fn hashed_name(p: &Path, identity: &Identity, group_keys: &[Identity]) -> Option<String> {
     let f = fs::File::open(p).ok()?;
     let mut r = std::io::BufReader::new(f).take(kluis_format::MAX_HEADER_LEN as u64);
