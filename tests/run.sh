@@ -20,7 +20,7 @@ cargo test
 
 echo "== interop: the independent decryptor written from docs/FORMAT.md"
 if python3 -c 'import cryptography.hazmat.primitives.asymmetric.mlkem, cryptography.hazmat.primitives.kdf.argon2' 2>/dev/null; then
-  KLUIS_BIN="$PWD/target/debug/kluis" python3 tests/interop/test_interop.py
+  KLUIS_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/kluis" python3 tests/interop/test_interop.py
 elif [ "${KLUIS_REQUIRE_INTEROP:-}" = 1 ]; then
   echo "python3 package cryptography>=46 is missing" >&2
   exit 1
