@@ -45,12 +45,16 @@ impl<W: Watcher> Debounced<W> {
             sink: sink.clone(),
             paths: tx,
         };
-        let watcher = W::new(handler, config)?;
-        std::thread::Builder::new()
-            .name("kluis-debounce".into())
-            .spawn(move || debounce(&rx, quiet, sink.as_ref()))
-            .map_err(notify::Error::io)?;
-        Ok(Debounced { watcher })
+        // The watcher thread is woken for every file event, so it and the
+        // debounce thread are batch threads (see `sched::as_batch`).
+        crate::sched::as_batch(move || {
+            let watcher = W::new(handler, config)?;
+            std::thread::Builder::new()
+                .name("kluis-debounce".into())
+                .spawn(move || debounce(&rx, quiet, sink.as_ref()))
+                .map_err(notify::Error::io)?;
+            Ok(Debounced { watcher })
+        })
     }
 
     /// The watcher, to add and remove paths.
