@@ -42,6 +42,11 @@ const KDF_INFO: &[u8] = b"kluis/names/v1";
 const LONG_LABEL: &[u8] = b"kluis/longname/v1";
 const ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz234567";
 
+/// Whether `b` is one of ALPHABET's characters (`a`–`z`, `2`–`7`).
+fn in_alphabet(b: u8) -> bool {
+    b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)
+}
+
 fn base32() -> Encoding {
     let mut spec = Specification::new();
     spec.symbols.push_str(ALPHABET);
@@ -179,10 +184,12 @@ impl NameCipher {
 /// ("…(conflicted copy 2024-05-01)", "-LAPTOP-2", " (1)"). `.kls` is removed
 /// first for files.
 pub fn split_sync_suffix(component: &str) -> (&str, &str) {
+    // Every character of ALPHABET is ASCII, so the first byte outside it
+    // is on a character boundary.
     let end = component
-        .char_indices()
-        .find(|(_, c)| !ALPHABET.contains(*c))
-        .map_or(component.len(), |(i, _)| i);
+        .bytes()
+        .position(|b| !in_alphabet(b))
+        .unwrap_or(component.len());
     component.split_at(end)
 }
 
@@ -204,6 +211,13 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_test_is_the_alphabet() {
+        for b in 0..=255u8 {
+            assert_eq!(in_alphabet(b), ALPHABET.as_bytes().contains(&b), "{b}");
+        }
+    }
+
+    #[test]
     fn round_trip_and_stable() {
         let c = cipher();
         for name in ["a", "Report 2024.docx", "ünïcødé ✓", &"x".repeat(79)] {
@@ -214,6 +228,7 @@ mod tests {
             };
             assert!(s.len() <= MAX_DIRECT_CHARS);
             assert!(s.chars().all(|ch| ALPHABET.contains(ch)));
+            assert!(s.bytes().all(in_alphabet));
             assert_eq!(c.decrypt_b32(s).unwrap(), name);
         }
     }

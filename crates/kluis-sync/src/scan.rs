@@ -160,34 +160,43 @@ pub struct RemoteScan {
 }
 
 /// Ignore rules: built-in patterns plus the user's `.kluisignore`.
-#[derive(Debug, Clone, Default)]
+///
+/// Patterns are globs on one name in which only `*` (any run of
+/// characters) and `?` (one character) are special. They are compiled once
+/// into a [`globset::GlobSet`], which matches a name against all of them in
+/// time linear in its length: a hand-edited pattern such as `*a*a*a*a*b`
+/// cannot make a scan backtrack for minutes.
+#[derive(Debug, Clone)]
 pub struct Ignore {
-    patterns: Vec<String>,
+    set: globset::GlobSet,
+}
+
+impl Default for Ignore {
+    fn default() -> Self {
+        Ignore::with(&[])
+    }
 }
 
 impl Ignore {
     /// Built-ins plus `.kluisignore` in `root` if present.
     pub fn load(root: &Path) -> Ignore {
-        let mut patterns: Vec<String> = BUILTIN_IGNORES.iter().map(|s| (*s).to_owned()).collect();
-        if let Ok(text) = fs::read_to_string(root.join(IGNORE_FILE)) {
-            patterns.extend(
-                text.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(str::to_owned),
-            );
-        }
-        Ignore { patterns }
+        let user = fs::read_to_string(root.join(IGNORE_FILE)).unwrap_or_default();
+        let user: Vec<&str> = user
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        Ignore::with(&user)
     }
 
     /// The built-ins plus `extra` (what a `.kluisignore` would add).
     pub fn with(extra: &[&str]) -> Ignore {
-        let patterns = BUILTIN_IGNORES
-            .iter()
-            .chain(extra)
-            .map(|s| (*s).to_owned())
-            .collect();
-        Ignore { patterns }
+        let set = compile(BUILTIN_IGNORES.iter().chain(extra))
+            // Only the regex engine's size limit can refuse a set, and only
+            // for huge user patterns: keep the built-ins then.
+            .or_else(|_| compile(BUILTIN_IGNORES))
+            .unwrap_or_else(|_| globset::GlobSet::empty());
+        Ignore { set }
     }
 
     /// Whether a plaintext path (`a/b/c`) is ignored: any of its components.
@@ -197,10 +206,40 @@ impl Ignore {
 
     /// Whether a single name component is ignored.
     pub fn is_ignored(&self, name: &str) -> bool {
-        self.patterns
-            .iter()
-            .any(|p| glob(p.as_bytes(), name.as_bytes()))
+        self.set.is_match(name)
     }
+}
+
+/// One glob set of `patterns`, with everything but `*` and `?` literal.
+fn compile<'a>(
+    patterns: impl IntoIterator<Item = &'a &'a str>,
+) -> Result<globset::GlobSet, globset::Error> {
+    let mut set = globset::GlobSetBuilder::new();
+    for p in patterns {
+        let mut glob = String::with_capacity(p.len() + 8);
+        let mut buf = [0u8; 4];
+        for c in p.chars() {
+            match c {
+                // A run of `*` is one `*` on a single name (and globset
+                // gives `**` a meaning of its own).
+                '*' if glob.ends_with('*') => {}
+                '*' | '?' => glob.push(c),
+                // `[` `]` `{` `}` become one-character classes; `\` is
+                // literal, as backslash escapes are off.
+                c => glob.push_str(&globset::escape(c.encode_utf8(&mut buf))),
+            }
+        }
+        // With every other character literal nothing is left to refuse,
+        // but should globset refuse one, it alone is dropped.
+        if let Ok(g) = globset::GlobBuilder::new(&glob)
+            .literal_separator(true)
+            .backslash_escape(false)
+            .build()
+        {
+            set.add(g);
+        }
+    }
+    set.build()
 }
 
 /// At most this many user patterns in `.kluisignore`.
@@ -317,17 +356,6 @@ pub fn set_user_ignores(root: &Path, patterns: &[String]) -> Result<(), IgnoreEr
         let _ = fs::remove_file(&tmp);
         io(e)
     })
-}
-
-/// `*` and `?` glob on one component.
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    match (p.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
-        (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
-        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
-        _ => false,
-    }
 }
 
 fn join(prefix: &str, name: &str) -> String {
@@ -570,6 +598,28 @@ mod tests {
         for n in ["report.odt", "notes.txt", "a~b", "x.swpx"] {
             assert!(!ig.is_ignored(n), "{n}");
         }
+    }
+
+    #[test]
+    fn only_star_and_question_mark_are_special() {
+        let ig = Ignore::with(&["[ab].txt", "{x,y}", "a\\b", "c**d", "e?f"]);
+        for n in ["[ab].txt", "{x,y}", "a\\b", "cd", "c-anything-d", "eXf"] {
+            assert!(ig.is_ignored(n), "{n}");
+        }
+        for n in ["a.txt", "x", "y", "ab", "c", "ef", "eXYf"] {
+            assert!(!ig.is_ignored(n), "{n}");
+        }
+        assert!(Ignore::with(&["**"]).is_ignored("anything"));
+    }
+
+    #[test]
+    fn a_pathological_pattern_is_matched_in_linear_time() {
+        // A backtracking matcher tries every way to place the twenty `a`s
+        // among the name's 200 letters (about 10^27): it would never end.
+        let pattern = format!("{}b", "*a".repeat(20));
+        let ig = Ignore::with(&[&pattern]);
+        assert!(!ig.is_ignored(&"a".repeat(200)));
+        assert!(ig.is_ignored(&format!("{}b", "a".repeat(200))));
     }
 
     #[test]
