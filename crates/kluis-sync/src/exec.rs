@@ -282,7 +282,98 @@ fn sync_filesystem(_dir: &Path) -> io::Result<()> {
     Err(io::Error::other("syncfs is only used on Linux"))
 }
 
-/// [`Exec::rename_temps`] for one part of a chunk.
+/// A chunk's thread: how its syncfs went (with a barrier), and its renames.
+type ChunkThread<'s> = std::thread::ScopedJoinHandle<'s, (Option<io::Result<()>>, Renamed)>;
+
+/// Waits for the thread of the chunk `range`. Should it have died, every
+/// path of the chunk failed (their temp files, if any, are removed at the
+/// next start), and so did its syncfs.
+fn join_chunk(
+    h: ChunkThread<'_>,
+    range: std::ops::Range<usize>,
+    paths: &[String],
+    barrier: bool,
+) -> (Option<io::Result<()>>, Renamed) {
+    h.join().unwrap_or_else(|_| {
+        let synced = barrier.then(|| Err(io::Error::other("the rename thread failed")));
+        let results = range
+            .map(|i| (i, Err(fail(&paths[i], ItemErrorKind::Failed, "rename thread failed"))))
+            .collect();
+        let renamed = Renamed {
+            results,
+            dirs: Default::default(),
+            done: Vec::new(),
+        };
+        (synced, renamed)
+    })
+}
+
+/// The never-clobber checks and the renames of a written chunk, on one
+/// thread per core (each is a few system calls that wait on directory
+/// locks, not CPU work).
+fn rename_temps(mirror: &Path, paths: &[String], written: Written) -> Renamed {
+    let Written {
+        jobs,
+        encrypted,
+        early,
+    } = written;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let per = jobs.len().div_ceil(threads).max(1);
+    let mut all = Renamed {
+        results: early,
+        dirs: std::collections::BTreeSet::new(),
+        done: Vec::with_capacity(jobs.len()),
+    };
+    let mut work: Vec<(BatchJob, Option<Encrypted1>)> =
+        jobs.into_iter().zip(encrypted).collect();
+    let parts: Vec<Renamed> = std::thread::scope(|scope| {
+        let handles: Vec<_> = work
+            .chunks_mut(per)
+            .map(|part| scope.spawn(move || rename_part(mirror, paths, part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| Renamed {
+                    results: Vec::new(),
+                    dirs: Default::default(),
+                    done: Vec::new(),
+                })
+            })
+            .collect()
+    });
+    for p in parts {
+        all.results.extend(p.results);
+        all.dirs.extend(p.dirs);
+        all.done.extend(p.done);
+    }
+    // A part whose thread died reported nothing: those paths fail (their
+    // temp files, if any, are removed at the next start).
+    let mut seen = vec![false; paths.len()];
+    for (idx, _) in &all.results {
+        seen[*idx] = true;
+    }
+    for (idx, _) in &all.done {
+        seen[*idx] = true;
+    }
+    for (job, _) in &work {
+        if !seen[job.idx] {
+            all.results.push((
+                job.idx,
+                Err(fail(
+                    &paths[job.idx],
+                    ItemErrorKind::Failed,
+                    "rename thread failed",
+                )),
+            ));
+        }
+    }
+    all
+}
+
+/// [`rename_temps`] for one part of a chunk.
 fn rename_part(
     mirror: &Path,
     paths: &[String],
@@ -417,79 +508,87 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
     /// Encrypt many *new* files (no index entry), [`BATCH_FILES`] at a time.
     /// Encryption runs on one thread per core (each with a ChaCha20 CSPRNG
     /// seeded from ours) and shares one HPKE encapsulation per recipient
-    /// (FORMAT.md §4.8). Then, here: the never-clobber checks of
-    /// [`Exec::apply`] and the renames, and only once those are durable the
-    /// batch's index entries in one transaction — a ciphertext that a crash
-    /// or power loss could still take away is never recorded as synced.
+    /// (FORMAT.md §4.8). Each encrypted chunk then goes to a thread of its
+    /// own for the never-clobber checks of [`Exec::apply`] and the renames,
+    /// while the next chunk is encrypted; only once those renames are
+    /// durable are the chunk's index entries written, in one transaction —
+    /// a ciphertext that a crash or power loss could still take away is
+    /// never recorded as synced.
     ///
     /// Durability, with fsync on: on Linux, for [`SYNCFS_MIN_FILES`] files
-    /// or more, one syncfs(2) after each batch's temp files are written,
-    /// which runs while the next batch is encrypted. It also makes the
-    /// previous batch's renames durable, whose index entries are written
-    /// right after it; the last batch's renames get a syncfs of their own. Otherwise a pool of [`FSYNC_THREADS`] fsyncs
-    /// every finished temp file, so the CPU never waits for the disk, and
-    /// each batch's touched directories are fsynced after its renames.
+    /// or more, that thread first waits for one syncfs(2), which makes the
+    /// chunk's temp files durable before any is renamed, and also the
+    /// previous chunk's renames, whose index entries are written right
+    /// after it; the last chunk's renames get a syncfs of their own.
+    /// Otherwise a pool of [`FSYNC_THREADS`] fsyncs every finished temp
+    /// file, so the CPU never waits for the disk, and each chunk's touched
+    /// directories are fsynced after its renames.
     pub fn upload_new_batch(&mut self, paths: &[String]) -> Vec<ItemResult> {
         let barrier = self.fsync && paths.len() >= SYNCFS_MIN_FILES && cfg!(target_os = "linux");
+        let mirror = self.mirror;
         let mut results = Vec::with_capacity(paths.len());
-        // With syncfs: the chunk whose temp files the running syncfs makes
-        // durable, and the chunk whose renames it makes durable. It runs
-        // while the next chunk is encrypted.
-        let mut syncing: Option<(std::thread::JoinHandle<io::Result<()>>, Written)> = None;
-        let mut renamed: Option<Renamed> = None;
-        let mut offset = 0;
-        for chunk in paths.chunks(BATCH_FILES) {
-            let written = self.write_temps(chunk, offset, barrier);
-            offset += chunk.len();
-            if !barrier {
-                let r = self.rename_temps(paths, written);
-                results.extend(self.record_batch(paths, r, None));
-                continue;
+        std::thread::scope(|scope| {
+            // The previous chunk's thread: how its syncfs went (with
+            // `barrier`), and its renames.
+            let mut pending: Option<(ChunkThread<'_>, std::ops::Range<usize>)> = None;
+            // With `barrier`: renamed, waiting for the next syncfs.
+            let mut unsynced: Option<Renamed> = None;
+            let mut offset = 0;
+            for chunk in paths.chunks(BATCH_FILES) {
+                let written = self.write_temps(chunk, offset, barrier);
+                let range = offset..offset + chunk.len();
+                offset += chunk.len();
+                if let Some((h, range)) = pending.take() {
+                    let (synced, renamed) = join_chunk(h, range, paths, barrier);
+                    results.extend(self.settle(paths, synced, renamed, &mut unsynced));
+                }
+                let h = scope.spawn(move || {
+                    let synced = barrier.then(|| sync_filesystem(mirror));
+                    let mut written = written;
+                    if let Some(Err(e)) = &synced {
+                        // Not known to be on disk: none may be renamed.
+                        for (job, r) in written.jobs.iter().zip(written.encrypted.iter_mut()) {
+                            if let Some(r @ Ok(_)) = r {
+                                *r = Err(fail(&paths[job.idx], ItemErrorKind::Failed, e));
+                            }
+                        }
+                    }
+                    (synced, rename_temps(mirror, paths, written))
+                });
+                pending = Some((h, range));
             }
-            if let Some((sync, ready)) = syncing.take() {
-                let (r, synced) = self.after_syncfs(paths, sync, ready, renamed.take());
-                results.extend(synced);
-                renamed = Some(r);
+            if let Some((h, range)) = pending {
+                let (synced, renamed) = join_chunk(h, range, paths, barrier);
+                results.extend(self.settle(paths, synced, renamed, &mut unsynced));
             }
-            let mirror = self.mirror.to_path_buf();
-            let sync = std::thread::spawn(move || sync_filesystem(&mirror));
-            syncing = Some((sync, written));
-        }
-        if let Some((sync, ready)) = syncing {
-            let (r, synced) = self.after_syncfs(paths, sync, ready, renamed.take());
-            results.extend(synced);
-            let last = sync_filesystem(self.mirror);
-            results.extend(self.record_batch(paths, r, Some(last.as_ref().map(|_| ()))));
-        }
+            if let Some(last) = unsynced {
+                let synced = sync_filesystem(mirror);
+                results.extend(self.record_batch(paths, last, Some(synced.as_ref().map(|_| ()))));
+            }
+        });
         results
     }
 
-    /// Once the syncfs `sync` has ended: record `renamed` (whose renames it
-    /// made durable) and rename `ready` (whose temp files it made durable),
-    /// or fail both if it failed. Returns the new renames and the results.
-    fn after_syncfs(
+    /// A chunk's thread has ended, having seen its syncfs go as `synced`
+    /// (with a barrier) and renamed `renamed`: record what is now durable.
+    /// With a barrier, that is the chunk renamed before (`unsynced`), whose
+    /// renames this syncfs covered; `renamed` takes its place.
+    fn settle(
         &mut self,
         paths: &[String],
-        sync: std::thread::JoinHandle<io::Result<()>>,
-        mut ready: Written,
-        renamed: Option<Renamed>,
-    ) -> (Renamed, Vec<ItemResult>) {
-        let synced = sync
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the syncfs thread failed")));
-        let mut results = Vec::new();
-        if let Some(r) = renamed {
-            results = self.record_batch(paths, r, Some(synced.as_ref().map(|_| ())));
-        }
-        if let Err(e) = &synced {
-            // Not known to be on disk: none of these may be renamed.
-            for (job, r) in ready.jobs.iter().zip(ready.encrypted.iter_mut()) {
-                if let Some(r @ Ok(_)) = r {
-                    *r = Err(fail(&paths[job.idx], ItemErrorKind::Failed, e));
-                }
+        synced: Option<io::Result<()>>,
+        renamed: Renamed,
+        unsynced: &mut Option<Renamed>,
+    ) -> Vec<ItemResult> {
+        match synced {
+            None => self.record_batch(paths, renamed, None),
+            Some(synced) => {
+                let before = unsynced.replace(renamed);
+                before.map_or_else(Vec::new, |r| {
+                    self.record_batch(paths, r, Some(synced.as_ref().map(|_| ())))
+                })
             }
         }
-        (self.rename_temps(paths, ready), results)
     }
 
     /// Prepare and encrypt `chunk` (whose first path is `paths[offset]`)
@@ -552,71 +651,6 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         }
     }
 
-    /// The never-clobber checks and the renames of a written chunk, on one
-    /// thread per core (each is a few system calls that wait on directory
-    /// locks, not CPU work).
-    fn rename_temps(&mut self, paths: &[String], written: Written) -> Renamed {
-        let Written {
-            jobs,
-            encrypted,
-            early,
-        } = written;
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 4);
-        let per = jobs.len().div_ceil(threads).max(1);
-        let mirror = self.mirror;
-        let mut all = Renamed {
-            results: early,
-            dirs: std::collections::BTreeSet::new(),
-            done: Vec::with_capacity(jobs.len()),
-        };
-        let mut work: Vec<(BatchJob, Option<Encrypted1>)> =
-            jobs.into_iter().zip(encrypted).collect();
-        let parts: Vec<Renamed> = std::thread::scope(|scope| {
-            let handles: Vec<_> = work
-                .chunks_mut(per)
-                .map(|part| scope.spawn(move || rename_part(mirror, paths, part)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| Renamed {
-                        results: Vec::new(),
-                        dirs: Default::default(),
-                        done: Vec::new(),
-                    })
-                })
-                .collect()
-        });
-        for p in parts {
-            all.results.extend(p.results);
-            all.dirs.extend(p.dirs);
-            all.done.extend(p.done);
-        }
-        // A part whose thread died reported nothing: those paths fail (their
-        // temp files, if any, are removed at the next start).
-        let mut seen = vec![false; paths.len()];
-        for (idx, _) in &all.results {
-            seen[*idx] = true;
-        }
-        for (idx, _) in &all.done {
-            seen[*idx] = true;
-        }
-        for (job, _) in &work {
-            if !seen[job.idx] {
-                all.results.push((
-                    job.idx,
-                    Err(fail(
-                        &paths[job.idx],
-                        ItemErrorKind::Failed,
-                        "rename thread failed",
-                    )),
-                ));
-            }
-        }
-        all
-    }
 
     /// Make a renamed chunk durable and record it in the index; results in
     /// path order. `after_syncfs`: how the syncfs that was to make the
