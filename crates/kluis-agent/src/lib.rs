@@ -16,8 +16,8 @@
 //! - [`ignore`]: this device's own ignore rules of a folder pair;
 //! - [`account`]: this device's identity and broker account (register, log
 //!   in, change the password, log out), for `kluis account` and the tray.
-// `deny`, not `forbid`: one module, `sched`, makes a system call that no
-// safe crate wraps (see there); everything else stays free of `unsafe`.
+// `deny`, not `forbid`: one module, `os`, makes two calls that no safe
+// crate wraps (see there); everything else stays free of `unsafe`.
 #![deny(unsafe_code)]
 
 pub mod account;
@@ -29,8 +29,8 @@ mod home;
 pub mod ipc;
 pub mod keycache;
 mod lock;
+mod os;
 mod pair;
-mod sched;
 pub mod share;
 mod watch;
 

@@ -355,6 +355,9 @@ impl Worker {
                     });
                 }
             }
+            // The scans, plans and buffers of the reconcile are freed: give
+            // their pages back rather than keep the peak while idle.
+            crate::os::trim_heap();
             // Events that came in during the reconcile, judged now that the
             // echo map holds its writes: anything else runs another one.
             let held = self

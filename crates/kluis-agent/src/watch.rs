@@ -46,8 +46,8 @@ impl<W: Watcher> Debounced<W> {
             paths: tx,
         };
         // The watcher thread is woken for every file event, so it and the
-        // debounce thread are batch threads (see `sched::as_batch`).
-        crate::sched::as_batch(move || {
+        // debounce thread are batch threads (see `os::as_batch`).
+        crate::os::as_batch(move || {
             let watcher = W::new(handler, config)?;
             std::thread::Builder::new()
                 .name("kluis-debounce".into())
