@@ -20,6 +20,19 @@ trap cleanup EXIT
 
 now() { date +%s.%N; }
 
+# quiesce: before a timed run, write everything out, and where we may
+# (root, fsfreeze, BENCH_DIR not on /) freeze and thaw its file system,
+# which also writes the journal's metadata back in place: otherwise the
+# tool timed next pays, in journal checkpoints, for what the one before
+# it wrote, and which tool that is depends on the order of the runs.
+quiesce() {
+  sync
+  local mnt; mnt=$(findmnt -n -o TARGET -T "$BENCH_DIR" 2>/dev/null || true)
+  if [ "$(id -u)" = 0 ] && [ -n "$mnt" ] && [ "$mnt" != / ] && command -v fsfreeze >/dev/null; then
+    fsfreeze -f "$mnt" && fsfreeze -u "$mnt"
+  fi
+}
+
 # make_tree DIR N: N files of 1–8 KiB in about 100 directories (seeded).
 make_tree() {
   python3 - "$1" "$2" <<'PY'
