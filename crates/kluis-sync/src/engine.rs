@@ -458,7 +458,14 @@ impl Engine {
                 {
                     if !batch_done {
                         batch_done = true;
-                        for r in ex.upload_new_batch(&new_uploads) {
+                        // What the scan saw of each: the plan was made from it,
+                        // and any change since shows when the file is re-checked
+                        // before its rename.
+                        let scanned: Vec<Option<scan::Stat>> = new_uploads
+                            .iter()
+                            .map(|p| local.entries.get(p).copied())
+                            .collect();
+                        for r in ex.upload_new_batch(&new_uploads, &scanned) {
                             progress |= tally(&mut report, r);
                         }
                     }

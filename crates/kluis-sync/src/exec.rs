@@ -158,13 +158,19 @@ fn open_plain(p: &Path) -> io::Result<File> {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
-        match fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOATIME)
-            .open(p)
-        {
-            // Not the file's owner: open it the ordinary way.
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(p),
+        // Never through a symlink, and never blocking on a FIFO: the path
+        // was a regular file when scanned, but may not be any more (the
+        // caller checks what was opened). O_NONBLOCK changes nothing for
+        // regular files.
+        let open = |flags| {
+            fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | flags)
+                .open(p)
+        };
+        match open(libc::O_NOATIME) {
+            // Not the file's owner: no O_NOATIME then.
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0),
             r => r,
         }
     }
@@ -221,6 +227,13 @@ fn encrypt_to_temp(
         label: None,
     };
     let input = open_plain(lp).map_err(io_fail(path))?;
+    if !input.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(fail(
+            path,
+            ItemErrorKind::ChangedDuringSync,
+            "no longer a regular file",
+        ));
+    }
     let mut reader = HashingReader {
         inner: input,
         hash: Sha256::new(),
@@ -297,7 +310,16 @@ fn join_chunk(
     h.join().unwrap_or_else(|_| {
         let synced = barrier.then(|| Err(io::Error::other("the rename thread failed")));
         let results = range
-            .map(|i| (i, Err(fail(&paths[i], ItemErrorKind::Failed, "rename thread failed"))))
+            .map(|i| {
+                (
+                    i,
+                    Err(fail(
+                        &paths[i],
+                        ItemErrorKind::Failed,
+                        "rename thread failed",
+                    )),
+                )
+            })
             .collect();
         let renamed = Renamed {
             results,
@@ -326,8 +348,7 @@ fn rename_temps(mirror: &Path, paths: &[String], written: Written) -> Renamed {
         dirs: std::collections::BTreeSet::new(),
         done: Vec::with_capacity(jobs.len()),
     };
-    let mut work: Vec<(BatchJob, Option<Encrypted1>)> =
-        jobs.into_iter().zip(encrypted).collect();
+    let mut work: Vec<(BatchJob, Option<Encrypted1>)> = jobs.into_iter().zip(encrypted).collect();
     let parts: Vec<Renamed> = std::thread::scope(|scope| {
         let handles: Vec<_> = work
             .chunks_mut(per)
@@ -523,7 +544,17 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
     /// Otherwise a pool of [`FSYNC_THREADS`] fsyncs every finished temp
     /// file, so the CPU never waits for the disk, and each chunk's touched
     /// directories are fsynced after its renames.
-    pub fn upload_new_batch(&mut self, paths: &[String]) -> Vec<ItemResult> {
+    ///
+    /// `scanned[i]` is what the scan saw of `paths[i]`, if the caller has it
+    /// (else it is looked up now). It is what the header's metadata and the
+    /// index record, and what the file must still match right before its
+    /// rename: a change after the scan fails the file as changed during
+    /// the sync, as a change after a fresh stat would.
+    pub fn upload_new_batch(
+        &mut self,
+        paths: &[String],
+        scanned: &[Option<Stat>],
+    ) -> Vec<ItemResult> {
         let barrier = self.fsync && paths.len() >= SYNCFS_MIN_FILES && cfg!(target_os = "linux");
         let mirror = self.mirror;
         let mut results = Vec::with_capacity(paths.len());
@@ -535,7 +566,7 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             let mut unsynced: Option<Renamed> = None;
             let mut offset = 0;
             for chunk in paths.chunks(BATCH_FILES) {
-                let written = self.write_temps(chunk, offset, barrier);
+                let written = self.write_temps(chunk, offset, scanned, barrier);
                 let range = offset..offset + chunk.len();
                 offset += chunk.len();
                 if let Some((h, range)) = pending.take() {
@@ -593,7 +624,13 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
 
     /// Prepare and encrypt `chunk` (whose first path is `paths[offset]`)
     /// into temp files; fsynced each unless `barrier`.
-    fn write_temps(&mut self, chunk: &[String], offset: usize, barrier: bool) -> Written {
+    fn write_temps(
+        &mut self,
+        chunk: &[String],
+        offset: usize,
+        scanned: &[Option<Stat>],
+        barrier: bool,
+    ) -> Written {
         let mut early: Vec<(usize, ItemResult)> = Vec::new();
         let mut jobs: Vec<BatchJob> = Vec::with_capacity(chunk.len());
         let mut dirs_done: std::collections::HashMap<&str, String> =
@@ -610,7 +647,10 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             let idx = offset + i;
             let prep = (|| {
                 let lp = self.plain.join(path);
-                let s0 = stat_of(&lp).map_err(io_fail(path))?;
+                let s0 = match scanned.get(idx) {
+                    Some(Some(s)) => *s,
+                    _ => stat_of(&lp).map_err(io_fail(path))?,
+                };
                 if s0.kind != Kind::File {
                     return Err(Self::changed(path, "no longer a file"));
                 }
@@ -650,7 +690,6 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             early,
         }
     }
-
 
     /// Make a renamed chunk durable and record it in the index; results in
     /// path order. `after_syncfs`: how the syncfs that was to make the
@@ -1558,7 +1597,7 @@ mod tests {
 }
 
 #[cfg(all(test, target_os = "linux"))]
-mod noatime_tests {
+mod open_plain_tests {
     use std::fs::{self, FileTimes};
     use std::io::Read as _;
     use std::time::{Duration, SystemTime};
@@ -1593,5 +1632,22 @@ mod noatime_tests {
             atime_after_read(&p, || super::open_plain(&p).expect("open")),
             before
         );
+    }
+
+    #[test]
+    fn a_fifo_or_symlink_in_place_of_the_file_neither_blocks_nor_is_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("was-a-file");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        // Without O_NONBLOCK this open would wait for a writer for ever.
+        let f = super::open_plain(&fifo).expect("opens at once");
+        assert!(!f.metadata().expect("fstat").is_file());
+
+        let target = dir.path().join("target.txt");
+        fs::write(&target, "secret elsewhere").expect("write");
+        let link = dir.path().join("link.txt");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        assert!(super::open_plain(&link).is_err(), "a symlink is not followed");
     }
 }

@@ -400,7 +400,9 @@ fn walk_local(dir: &Path, prefix: &str, ignore: &Ignore, out: &mut LocalScan) {
             continue;
         }
         let rel = join(prefix, &name);
-        let md = match fs::symlink_metadata(ent.path()) {
+        // lstat relative to the directory being read (std uses its fd):
+        // no walk of the whole path for every entry.
+        let md = match ent.metadata() {
             Ok(m) => m,
             Err(e) => {
                 out.skips.push(Skip {
@@ -506,7 +508,7 @@ fn walk_remote(
             continue;
         }
         let crel = join(cprefix, &cname);
-        let Ok(md) = fs::symlink_metadata(ent.path()) else {
+        let Ok(md) = ent.metadata() else {
             continue;
         };
         let stat = Stat::from_metadata(&md);
