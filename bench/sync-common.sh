@@ -67,17 +67,36 @@ stop_agent() { kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_p
 # Python process polls the agent's socket every 20 ms over one connection:
 # starting `kluis status` plus an interpreter per poll would take CPU from
 # the agent being measured.
-wait_synced() {
-  python3 - "$KLUIS_HOME/agent.sock" "$1" <<'PY'
-import json, socket, sys, time
+wait_synced() { poll_synced "$1"; }
+
+# unlock_and_time N: unlock the agent over its socket and print the seconds
+# from the unlock's reply to N synced files. The poller is started, and
+# connected, before it sends the unlock: until 2026-12-06 the benchmark
+# started it after `kluis unlock` returned, and its interpreter's start-up
+# (over 100 ms of CPU behind a pyenv shim) ran inside the timed window,
+# beside the agent on a 2-core machine.
+unlock_and_time() { poll_synced "$1" unlock; }
+
+poll_synced() {
+  python3 - "$KLUIS_HOME/agent.sock" "$@" <<'PY'
+import json, os, socket, sys, time
 sock, want = sys.argv[1], int(sys.argv[2])
 c = socket.socket(socket.AF_UNIX); c.connect(sock); f = c.makefile("rwb")
+def ask(req):
+    f.write(json.dumps(req).encode() + b"\n"); f.flush()
+    return json.loads(f.readline())
+t0 = None
+if sys.argv[3:] == ["unlock"]:
+    r = ask({"request": "unlock", "passphrase": os.environ["KLUIS_PASSPHRASE"]})
+    if r != "ok" and not (isinstance(r, dict) and r.get("response") == "ok"):
+        sys.exit(f"unlock failed: {r}")
+    t0 = time.monotonic()
 while True:
-    f.write(b'{"request":"status"}\n'); f.flush()
-    s = json.loads(f.readline())
-    p = s["pairs"][0]
+    p = ask({"request": "status"})["pairs"][0]
     if p["synced_files"] == want and p["state"] == "idle" and p["deferred"] == 0:
         break
     time.sleep(0.02)
+if t0 is not None:
+    print(f"{time.monotonic() - t0:.6f}")
 PY
 }

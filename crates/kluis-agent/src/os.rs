@@ -96,7 +96,10 @@ mod tests {
         });
         assert_eq!(inner, (libc::SCHED_BATCH, libc::SCHED_BATCH));
         assert_eq!(policy(), libc::SCHED_OTHER);
-        assert_eq!(std::thread::spawn(policy).join().expect("thread"), libc::SCHED_OTHER);
+        assert_eq!(
+            std::thread::spawn(policy).join().expect("thread"),
+            libc::SCHED_OTHER
+        );
     }
 
     #[cfg(target_env = "gnu")]
@@ -104,7 +107,11 @@ mod tests {
     fn trimming_returns_free_pages_in_the_middle_of_the_heap() {
         fn rss() -> usize {
             let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
-            let pages: usize = statm.split(' ').nth(1).and_then(|p| p.parse().ok()).expect("rss");
+            let pages: usize = statm
+                .split(' ')
+                .nth(1)
+                .and_then(|p| p.parse().ok())
+                .expect("rss");
             pages * 4096
         }
         // 80 MiB in 4 KiB blocks, then every block freed but one in 16:

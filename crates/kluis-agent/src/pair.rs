@@ -396,11 +396,14 @@ impl Worker {
                     None => engine.index().get(p).ok().flatten(),
                 };
                 let Some(e) = e else { continue };
+                // Encrypting a file only reads its plaintext (and opens
+                // are not events): only its ciphertext can echo.
+                let plain_written = a.action != "encrypted";
                 let sides = [
-                    (&cfg.plain, p, (e.l_size, e.l_mtime)),
-                    (&cfg.mirror, e.cpath.as_str(), (e.r_size, e.r_mtime)),
+                    plain_written.then_some((&cfg.plain, p, (e.l_size, e.l_mtime))),
+                    Some((&cfg.mirror, e.cpath.as_str(), (e.r_size, e.r_mtime))),
                 ];
-                for (root, rel, written) in sides {
+                for (root, rel, written) in sides.into_iter().flatten() {
                     let full = root.join(rel);
                     // A file's echo is the stat the engine recorded when it
                     // wrote it, never a fresh stat: the user may already have
@@ -427,7 +430,9 @@ impl Worker {
             .activity
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        for a in &rep.activity {
+        // Only what the log keeps: a first sync has thousands of entries.
+        let keep = rep.activity.len().min(self.activity_cap);
+        for a in &rep.activity[rep.activity.len() - keep..] {
             log.push_back(ActivityEntry {
                 pair: self.id.clone(),
                 action: a.action.clone(),

@@ -238,6 +238,47 @@ fn watcher_picks_up_changes_in_both_directions_and_polling_fallback_works() {
     }
 }
 
+/// The ciphertexts of a first sync (a batch: more than 64 new files) are
+/// the agent's own writes: their watcher events, which arrive while the
+/// batch runs, must be recognised as echoes and start no second reconcile.
+/// A change made afterwards still does.
+#[test]
+fn the_own_writes_of_a_batch_start_no_second_reconcile() {
+    let s = setup();
+    for i in 0..200 {
+        let d = s.plain.join(format!("d{}", i % 10));
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join(format!("f{i}.txt")), format!("file {i}")).unwrap();
+    }
+    // Older than the quiet period, so that none is deferred to a second pass.
+    std::thread::sleep(Duration::from_millis(300));
+    let id = Identity::generate(&mut rng());
+    let agent = Agent::start(s.home.clone(), fast_opts(), Some(id)).unwrap();
+    let h = agent.handle();
+    let done =
+        |p: &kluis_agent::ipc::PairStatus| p.synced_files == 200 && p.state == PairState::Idle;
+    let first = wait_for("the first sync", Duration::from_secs(120), || {
+        let p = h.status().pairs.remove(0);
+        (done(&p) && p.deferred == 0).then_some(p.last_sync)
+    });
+    // Ten times the watcher's quiet period plus debounce: the echoes have
+    // long been judged by then.
+    std::thread::sleep(Duration::from_millis(1500));
+    let p = h.status().pairs.remove(0);
+    assert_eq!(
+        p.last_sync, first,
+        "an echo of the batch started a reconcile"
+    );
+    fs::write(s.plain.join("d0/new.txt"), b"after").unwrap();
+    wait_for(
+        "a real change to be synced",
+        Duration::from_secs(60),
+        || (h.status().pairs[0].synced_files == 201).then_some(()),
+    );
+    h.shutdown();
+    agent.wait();
+}
+
 // ---------------------------------------------------------------------------
 // Crash test.
 

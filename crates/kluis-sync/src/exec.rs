@@ -1648,6 +1648,9 @@ mod open_plain_tests {
         fs::write(&target, "secret elsewhere").expect("write");
         let link = dir.path().join("link.txt");
         std::os::unix::fs::symlink(&target, &link).expect("symlink");
-        assert!(super::open_plain(&link).is_err(), "a symlink is not followed");
+        assert!(
+            super::open_plain(&link).is_err(),
+            "a symlink is not followed"
+        );
     }
 }
