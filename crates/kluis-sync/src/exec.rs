@@ -525,7 +525,93 @@ struct Renamed {
     done: Vec<(usize, IndexEntry)>,
 }
 
-impl<R: rand_core::CryptoRng> Exec<'_, R> {
+/// What encrypting a chunk takes from the engine (see `Exec::chunk_crypto`),
+/// so that it can run on a thread of its own.
+struct ChunkCrypto<'a> {
+    /// One per encryption thread, for its ChaCha20 CSPRNG.
+    seeds: Vec<[u8; 32]>,
+    batch: Option<kluis_format::Batch>,
+    recipients: &'a [Recipient],
+    /// fsync each file as it is finished.
+    fsync: bool,
+}
+
+/// Encrypt `jobs` (of `chunk`, whose first path has index `offset`) into
+/// their temp files on one thread per seed; with `crypto.fsync`, a pool of
+/// [`FSYNC_THREADS`] fsyncs each file as it is finished. Results by
+/// position in `jobs`.
+fn encrypt_chunk(
+    crypto: ChunkCrypto<'_>,
+    chunk: &[String],
+    offset: usize,
+    jobs: &[BatchJob],
+) -> Vec<Option<Encrypted1>> {
+    use rand_core::SeedableRng;
+    use std::sync::{Mutex, mpsc};
+    let ChunkCrypto {
+        seeds,
+        batch,
+        recipients,
+        fsync,
+    } = crypto;
+    let threads = seeds.len();
+    let to = match &batch {
+        Some(b) => crate::crypt::To::Batch(b),
+        None => crate::crypt::To::Recipients(recipients),
+    };
+    let path_of = |job: &BatchJob| &chunk[job.idx - offset];
+    let out: Mutex<Vec<Option<Encrypted1>>> = Mutex::new(vec![None; jobs.len()]);
+    let put = |j: usize, r: Encrypted1| {
+        out.lock().unwrap_or_else(|e| e.into_inner())[j] = Some(r);
+    };
+    // Bounded: at most this many finished files wait (open) for fsync.
+    let (tx, rx) = mpsc::sync_channel::<(usize, Encrypted)>(64);
+    let rx = Mutex::new(rx);
+    std::thread::scope(|scope| {
+        if fsync {
+            for _ in 0..FSYNC_THREADS.min(jobs.len()) {
+                let (rx, put) = (&rx, &put);
+                scope.spawn(move || {
+                    loop {
+                        let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok((j, e)) = next else { break };
+                        let r = match e.file.sync_all() {
+                            Ok(()) => Ok((e.hash, e.file_id, e.stat)),
+                            Err(err) => Err(fail(path_of(&jobs[j]), ItemErrorKind::Failed, err)),
+                        };
+                        put(j, r);
+                    }
+                });
+            }
+        }
+        for (t, seed) in seeds.into_iter().enumerate() {
+            let (tx, put) = (tx.clone(), &put);
+            scope.spawn(move || {
+                let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+                for (j, job) in jobs.iter().enumerate().skip(t).step_by(threads) {
+                    let path = path_of(job);
+                    match encrypt_to_temp(&job.lp, path, &job.s0, to, &job.tmp, &mut rng) {
+                        Ok(e) if fsync => {
+                            if let Err(mpsc::SendError((j, _))) = tx.send((j, e)) {
+                                put(
+                                    j,
+                                    Err(fail(path, ItemErrorKind::Failed, "fsync threads ended")),
+                                );
+                            }
+                        }
+                        Ok(e) => put(j, Ok((e.hash, e.file_id, e.stat))),
+                        Err(e) => put(j, Err(e)),
+                    }
+                }
+            });
+        }
+        // The pool ends once every encryption thread has dropped its sender.
+        drop(tx);
+    });
+    out.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
     /// Encrypt many *new* files (no index entry), [`BATCH_FILES`] at a time.
     /// Encryption runs on one thread per core (each with a ChaCha20 CSPRNG
     /// seeded from ours) and shares one HPKE encapsulation per recipient
@@ -566,13 +652,31 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             let mut unsynced: Option<Renamed> = None;
             let mut offset = 0;
             for chunk in paths.chunks(BATCH_FILES) {
-                let written = self.write_temps(chunk, offset, scanned, barrier);
+                let (jobs, early) = self.prepare_chunk(chunk, offset, scanned, barrier);
+                let crypto = self.chunk_crypto(jobs.len(), !barrier);
                 let range = offset..offset + chunk.len();
+                let first = offset;
                 offset += chunk.len();
-                if let Some((h, range)) = pending.take() {
-                    let (synced, renamed) = join_chunk(h, range, paths, barrier);
-                    results.extend(self.settle(paths, synced, renamed, &mut unsynced));
-                }
+                // The chunk is encrypted on threads of its own while this
+                // one records the chunk before it: the index transaction
+                // no longer leaves the cores idle between chunks. The
+                // order of syncfs, renames and records is as before: this
+                // chunk's thread starts only after the last one has ended.
+                let encrypted = std::thread::scope(|inner| {
+                    let enc = inner.spawn(|| encrypt_chunk(crypto, chunk, first, &jobs));
+                    if let Some((h, range)) = pending.take() {
+                        let (synced, renamed) = join_chunk(h, range, paths, barrier);
+                        results.extend(self.settle(paths, synced, renamed, &mut unsynced));
+                    }
+                    // Should it have died, no file of the chunk was
+                    // finished: each fails, and its temp file is removed.
+                    enc.join().unwrap_or_else(|_| vec![None; jobs.len()])
+                });
+                let written = Written {
+                    jobs,
+                    encrypted,
+                    early,
+                };
                 let h = scope.spawn(move || {
                     let synced = barrier.then(|| sync_filesystem(mirror));
                     let mut written = written;
@@ -622,15 +726,16 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         }
     }
 
-    /// Prepare and encrypt `chunk` (whose first path is `paths[offset]`)
-    /// into temp files; fsynced each unless `barrier`.
-    fn write_temps(
+    /// Prepare `chunk` (whose first path is `paths[offset]`) for
+    /// [`encrypt_chunk`]: its mirror directories, ciphertext names and temp
+    /// paths; and the paths that failed already.
+    fn prepare_chunk(
         &mut self,
         chunk: &[String],
         offset: usize,
         scanned: &[Option<Stat>],
         barrier: bool,
-    ) -> Written {
+    ) -> (Vec<BatchJob>, Vec<(usize, ItemResult)>) {
         let mut early: Vec<(usize, ItemResult)> = Vec::new();
         let mut jobs: Vec<BatchJob> = Vec::with_capacity(chunk.len());
         let mut dirs_done: std::collections::HashMap<&str, String> =
@@ -683,12 +788,7 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             }
         }
         self.fsync = fsync;
-        let encrypted = self.encrypt_parallel(chunk, offset, &jobs, !barrier);
-        Written {
-            jobs,
-            encrypted,
-            early,
-        }
+        (jobs, early)
     }
 
     /// Make a renamed chunk durable and record it in the index; results in
@@ -746,23 +846,14 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         results.into_iter().map(|(_, r)| r).collect()
     }
 
-    /// Encrypt `jobs` (of `chunk`, whose first path has index `offset`)
-    /// into their temp files on one thread per core; with `fsync_each`, a
-    /// pool of [`FSYNC_THREADS`] fsyncs each file as it is finished.
-    /// Results by position in `jobs`.
-    fn encrypt_parallel(
-        &mut self,
-        chunk: &[String],
-        offset: usize,
-        jobs: &[BatchJob],
-        fsync_each: bool,
-    ) -> Vec<Option<Encrypted1>> {
-        use rand_core::SeedableRng;
-        use std::sync::{Mutex, mpsc};
+    /// What [`encrypt_chunk`] needs for `jobs` files from this engine's
+    /// state: a seed per encryption thread, the batch's encapsulations,
+    /// the recipients, and with `fsync_each` whether to fsync each file.
+    fn chunk_crypto(&mut self, jobs: usize, fsync_each: bool) -> ChunkCrypto<'a> {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 4)
-            .min(jobs.len().max(1));
+            .min(jobs.max(1));
         let seeds: Vec<[u8; 32]> = (0..threads)
             .map(|_| {
                 let mut s = [0u8; 32];
@@ -771,75 +862,20 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             })
             .collect();
         let recipients = self.recipients;
-        let fsync = self.fsync && fsync_each;
         // One encapsulation per recipient for the whole batch (FORMAT.md
         // §4.8) rather than one per file: for small files it is most of the
         // work. Should it fail, each file tries on its own and reports why.
-        let batch = (jobs.len() > 1)
+        let batch = (jobs > 1)
             .then(|| {
                 kluis_format::Batch::new(recipients, KemChoice::default(), &mut *self.rng).ok()
             })
             .flatten();
-        let to = match &batch {
-            Some(b) => crate::crypt::To::Batch(b),
-            None => crate::crypt::To::Recipients(recipients),
-        };
-        let path_of = |job: &BatchJob| &chunk[job.idx - offset];
-        let out: Mutex<Vec<Option<Encrypted1>>> = Mutex::new(vec![None; jobs.len()]);
-        let put = |j: usize, r: Encrypted1| {
-            out.lock().unwrap_or_else(|e| e.into_inner())[j] = Some(r);
-        };
-        // Bounded: at most this many finished files wait (open) for fsync.
-        let (tx, rx) = mpsc::sync_channel::<(usize, Encrypted)>(64);
-        let rx = Mutex::new(rx);
-        std::thread::scope(|scope| {
-            if fsync {
-                for _ in 0..FSYNC_THREADS.min(jobs.len()) {
-                    let (rx, put) = (&rx, &put);
-                    scope.spawn(move || {
-                        loop {
-                            let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                            let Ok((j, e)) = next else { break };
-                            let r = match e.file.sync_all() {
-                                Ok(()) => Ok((e.hash, e.file_id, e.stat)),
-                                Err(err) => {
-                                    Err(fail(path_of(&jobs[j]), ItemErrorKind::Failed, err))
-                                }
-                            };
-                            put(j, r);
-                        }
-                    });
-                }
-            }
-            for (t, seed) in seeds.into_iter().enumerate() {
-                let (tx, put) = (tx.clone(), &put);
-                scope.spawn(move || {
-                    let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
-                    for (j, job) in jobs.iter().enumerate().skip(t).step_by(threads) {
-                        let path = path_of(job);
-                        match encrypt_to_temp(&job.lp, path, &job.s0, to, &job.tmp, &mut rng) {
-                            Ok(e) if fsync => {
-                                if let Err(mpsc::SendError((j, _))) = tx.send((j, e)) {
-                                    put(
-                                        j,
-                                        Err(fail(
-                                            path,
-                                            ItemErrorKind::Failed,
-                                            "fsync threads ended",
-                                        )),
-                                    );
-                                }
-                            }
-                            Ok(e) => put(j, Ok((e.hash, e.file_id, e.stat))),
-                            Err(e) => put(j, Err(e)),
-                        }
-                    }
-                });
-            }
-            // The pool ends once every encryption thread has dropped its sender.
-            drop(tx);
-        });
-        out.into_inner().unwrap_or_else(|e| e.into_inner())
+        ChunkCrypto {
+            seeds,
+            batch,
+            recipients,
+            fsync: self.fsync && fsync_each,
+        }
     }
 
     fn temp_path(&mut self, dir: &Path) -> PathBuf {
