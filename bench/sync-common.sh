@@ -88,7 +88,7 @@ def ask(req):
 t0 = None
 if sys.argv[3:] == ["unlock"]:
     r = ask({"request": "unlock", "passphrase": os.environ["KLUIS_PASSPHRASE"]})
-    if r != "ok" and not (isinstance(r, dict) and r.get("response") == "ok"):
+    if not (isinstance(r, dict) and r.get("response") == "ok"):
         sys.exit(f"unlock failed: {r}")
     t0 = time.monotonic()
 while True:

@@ -380,13 +380,36 @@ impl Worker {
         let mut echo = self.shared.echo.lock().unwrap_or_else(|e| e.into_inner());
         echo.clear();
         let cfg = engine.config();
-        // After a big batch one read of the whole index beats a query per path.
-        let all = if rep.activity.len() > 64 {
+        let echo_parent = |echo: &mut HashMap<PathBuf, (u64, i64)>, full: &Path| {
+            if let Some(parent) = full.parent()
+                && !echo.contains_key(parent)
+                && let Ok(m) = std::fs::symlink_metadata(parent)
+            {
+                let s = Stat::from_metadata(&m);
+                echo.insert(parent.to_path_buf(), (s.size, s.mtime));
+            }
+        };
+        // A new file of a batch comes with its ciphertext as recorded, and
+        // encrypting only reads the plaintext (opens are not events): that
+        // ciphertext is its only echo.
+        let mut rest = Vec::new();
+        for a in &rep.activity {
+            match &a.ciphertext {
+                Some(c) if a.action == "encrypted" => {
+                    let full = cfg.mirror.join(&c.cpath);
+                    echo_parent(&mut echo, &full);
+                    echo.insert(full, (c.size, c.mtime));
+                }
+                _ => rest.push(a),
+            }
+        }
+        // After a big round one read of the whole index beats a query per path.
+        let all = if rest.len() > 64 {
             engine.index().load().ok()
         } else {
             None
         };
-        for a in &rep.activity {
+        for a in rest {
             for p in [Some(a.path.as_str()), a.detail.as_deref()]
                 .into_iter()
                 .flatten()
@@ -414,13 +437,7 @@ impl Worker {
                         let s = Stat::from_metadata(&m);
                         echo.insert(full.clone(), (s.size, s.mtime));
                     }
-                    if let Some(parent) = full.parent()
-                        && !echo.contains_key(parent)
-                        && let Ok(m) = std::fs::symlink_metadata(parent)
-                    {
-                        let s = Stat::from_metadata(&m);
-                        echo.insert(parent.to_path_buf(), (s.size, s.mtime));
-                    }
+                    echo_parent(&mut echo, &full);
                 }
             }
         }

@@ -399,6 +399,7 @@ impl Engine {
                         path: String::new(),
                         detail: Some(c.to_string()),
                         at: now,
+                        ciphertext: None,
                     }
                 }));
                 report.membership.extend(changes);

@@ -11,10 +11,12 @@
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
 
 use kluis_format::{Identity, KemChoice, Metadata, Recipient};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::error::{ItemError, ItemErrorKind};
 use crate::index::{Index, IndexEntry};
@@ -34,6 +36,23 @@ pub struct Activity {
     pub detail: Option<String>,
     /// When (ns since the epoch).
     pub at: i64,
+    /// The ciphertext file this wrote, as the index records it, where the
+    /// executor has it at hand (new files encrypted in a batch): the agent
+    /// knows the watcher events of its own writes by it, without reading
+    /// the index back. Not part of the activity log.
+    #[serde(skip)]
+    pub ciphertext: Option<WrittenCiphertext>,
+}
+
+/// A ciphertext file as the engine wrote it and recorded it in the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenCiphertext {
+    /// Relative ciphertext path in the mirror.
+    pub cpath: String,
+    /// Its size and mtime (ns) right after it was written.
+    pub size: u64,
+    /// See `size`.
+    pub mtime: i64,
 }
 
 /// What an executor needs. Borrowed from the engine for one round.
@@ -272,6 +291,31 @@ fn encrypt_to_temp(
 /// New files per batch: the unit of one index transaction, and of the work
 /// a crash can make the next run redo.
 const BATCH_FILES: usize = 1024;
+/// The last chunk of a batch has at most this many files: once it is
+/// encrypted, its syncfs and renames and one more syncfs are all that is
+/// left, with the cores idle, so the smaller it is the sooner a batch ends.
+const LAST_CHUNK_FILES: usize = 256;
+
+/// A batch of `n` new files in chunks of at most [`BATCH_FILES`], of even
+/// sizes but for the last, of [`LAST_CHUNK_FILES`] or fewer.
+fn chunk_ranges(n: usize) -> Vec<std::ops::Range<usize>> {
+    let tail = if n <= BATCH_FILES {
+        0
+    } else {
+        match n % BATCH_FILES {
+            r @ 1..=LAST_CHUNK_FILES => r,
+            _ => LAST_CHUNK_FILES,
+        }
+    };
+    let body = n - tail;
+    let k = body.div_ceil(BATCH_FILES);
+    let mut out: Vec<_> = (0..k).map(|i| body * i / k..body * (i + 1) / k).collect();
+    if tail > 0 {
+        out.push(body..n);
+    }
+    out
+}
+
 /// Threads that only wait in fsync(2). Concurrent fsyncs share journal
 /// commits (ext4's jbd2 and others batch them), so overlapping many costs
 /// about what one costs; they use no CPU while they wait.
@@ -295,53 +339,135 @@ fn sync_filesystem(_dir: &Path) -> io::Result<()> {
     Err(io::Error::other("syncfs is only used on Linux"))
 }
 
-/// A chunk's thread: how its syncfs went (with a barrier), and its renames.
-type ChunkThread<'s> = std::thread::ScopedJoinHandle<'s, (Option<io::Result<()>>, Renamed)>;
+/// How a syncfs went, shared by every chunk whose files it covered.
+type Synced = Result<(), Arc<io::Error>>;
 
-/// Waits for the thread of the chunk `range`. Should it have died, every
-/// path of the chunk failed (their temp files, if any, are removed at the
-/// next start), and so did its syncfs.
-fn join_chunk(
-    h: ChunkThread<'_>,
-    range: std::ops::Range<usize>,
+/// A chunk that reached the index's door: renamed (or failed) and, with a
+/// barrier, covered by the syncfs that went as `synced`.
+struct Settled {
+    seq: usize,
+    renamed: Renamed,
+    synced: Option<Synced>,
+}
+
+/// Chunks sent to be made durable and not yet recorded, at most: this
+/// bounds the temp files waiting in the staging directory.
+const CHUNKS_IN_FLIGHT: usize = 6;
+
+/// The durability stage of [`Exec::upload_new_batch`], on a thread of its
+/// own. It takes the encrypted chunks in order. With `barrier`, a syncfs
+/// for each makes its temp files durable; it then goes to a rename thread.
+/// A chunk's renames count as durable only once a syncfs that *started*
+/// after they ended has returned; the chunk is then sent on to be
+/// recorded. The syncfs of one chunk thus runs while the chunk before is
+/// renamed, and after the last chunk one more syncfs covers what is left.
+/// Without `barrier` a chunk goes on as soon as it is renamed.
+fn durability_stage(
+    mirror: &Path,
     paths: &[String],
     barrier: bool,
-) -> (Option<io::Result<()>>, Renamed) {
-    h.join().unwrap_or_else(|_| {
-        let synced = barrier.then(|| Err(io::Error::other("the rename thread failed")));
-        let results = range
-            .map(|i| {
-                (
-                    i,
-                    Err(fail(
-                        &paths[i],
-                        ItemErrorKind::Failed,
-                        "rename thread failed",
-                    )),
-                )
+    chunks: mpsc::Receiver<(usize, Written)>,
+    settled: mpsc::Sender<Settled>,
+) {
+    // Renamed and not yet covered by a syncfs (with `barrier`).
+    let uncovered: Mutex<Vec<(usize, Renamed)>> = Mutex::new(Vec::new());
+    let take_uncovered =
+        || std::mem::take(&mut *uncovered.lock().unwrap_or_else(|e| e.into_inner()));
+    std::thread::scope(|scope| {
+        let (to_rename, renames) = mpsc::channel::<(usize, Written)>();
+        let renamer = {
+            let (settled, uncovered) = (settled.clone(), &uncovered);
+            scope.spawn(move || {
+                for (seq, written) in renames {
+                    let renamed = rename_temps(mirror, paths, written);
+                    if barrier {
+                        uncovered
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((seq, renamed));
+                    } else if settled
+                        .send(Settled {
+                            seq,
+                            renamed,
+                            synced: None,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
             })
-            .collect();
-        let renamed = Renamed {
-            results,
-            dirs: Default::default(),
-            done: Vec::new(),
         };
-        (synced, renamed)
-    })
+        for (seq, mut written) in chunks {
+            if barrier {
+                // Only renames that ended before the syncfs starts are
+                // surely in it.
+                let covered = take_uncovered();
+                let synced = sync_filesystem(mirror).map_err(Arc::new);
+                for (seq, renamed) in covered {
+                    let synced = Some(synced.clone());
+                    let _ = settled.send(Settled {
+                        seq,
+                        renamed,
+                        synced,
+                    });
+                }
+                if let Err(e) = &synced {
+                    // Not known to be on disk: none may be renamed.
+                    for (job, r) in written.jobs.iter().zip(written.encrypted.iter_mut()) {
+                        if let Some(r @ Ok(_)) = r {
+                            *r = Err(fail(&paths[job.idx], ItemErrorKind::Failed, &**e));
+                        }
+                    }
+                }
+            }
+            if to_rename.send((seq, written)).is_err() {
+                // The rename thread died: this chunk is never settled, and
+                // its paths fail for it.
+                break;
+            }
+        }
+        drop(to_rename);
+        let _ = renamer.join();
+        let covered = take_uncovered();
+        if !covered.is_empty() {
+            let synced = sync_filesystem(mirror).map_err(Arc::new);
+            for (seq, renamed) in covered {
+                let synced = Some(synced.clone());
+                let _ = settled.send(Settled {
+                    seq,
+                    renamed,
+                    synced,
+                });
+            }
+        }
+    });
 }
 
 /// The never-clobber checks and the renames of a written chunk, on one
 /// thread per core (each is a few system calls that wait on directory
-/// locks, not CPU work).
+/// locks, not CPU work). Except: renames out of the staging directory,
+/// while a next chunk is encrypted, run on one thread. The kernel
+/// serialises renames between directories with a lock per file system,
+/// and a second thread would only spin on it, on a core the encryption
+/// needs.
 fn rename_temps(mirror: &Path, paths: &[String], written: Written) -> Renamed {
     let Written {
         jobs,
         encrypted,
         early,
+        last,
     } = written;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4);
+    let staged = jobs
+        .first()
+        .is_some_and(|j| j.tmp.parent() == Some(&mirror.join(scan::STAGING_DIR)));
+    let threads = if staged && !last {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4)
+    };
     let per = jobs.len().div_ceil(threads).max(1);
     let mut all = Renamed {
         results: early,
@@ -513,6 +639,8 @@ struct Written {
     encrypted: Vec<Option<Encrypted1>>,
     /// Paths (by index) that failed before encryption.
     early: Vec<(usize, ItemResult)>,
+    /// The last chunk of its batch: nothing is encrypted beside its renames.
+    last: bool,
 }
 
 /// A chunk after its renames, before its index entries.
@@ -528,12 +656,26 @@ struct Renamed {
 /// What encrypting a chunk takes from the engine (see `Exec::chunk_crypto`),
 /// so that it can run on a thread of its own.
 struct ChunkCrypto<'a> {
-    /// One per encryption thread, for its ChaCha20 CSPRNG.
-    seeds: Vec<[u8; 32]>,
+    /// One per encryption thread, for its ChaCha20 CSPRNG; wiped once the
+    /// chunk is encrypted.
+    seeds: Zeroizing<Vec<[u8; 32]>>,
     batch: Option<kluis_format::Batch>,
     recipients: &'a [Recipient],
     /// fsync each file as it is finished.
     fsync: bool,
+}
+
+/// A fresh temp file name in `dir`: [`TEMP_PREFIX`] and 64 random bits.
+fn temp_path(dir: &Path, rng: &mut impl rand_core::CryptoRng) -> PathBuf {
+    use std::fmt::Write;
+    let mut b = [0u8; 8];
+    rng.fill_bytes(&mut b);
+    let mut name = String::with_capacity(TEMP_PREFIX.len() + 16);
+    name.push_str(TEMP_PREFIX);
+    for x in b {
+        let _ = write!(name, "{x:02x}");
+    }
+    dir.join(name)
 }
 
 /// Encrypt `jobs` (of `chunk`, whose first path has index `offset`) into
@@ -547,7 +689,6 @@ fn encrypt_chunk(
     jobs: &[BatchJob],
 ) -> Vec<Option<Encrypted1>> {
     use rand_core::SeedableRng;
-    use std::sync::{Mutex, mpsc};
     let ChunkCrypto {
         seeds,
         batch,
@@ -584,10 +725,10 @@ fn encrypt_chunk(
                 });
             }
         }
-        for (t, seed) in seeds.into_iter().enumerate() {
+        for (t, seed) in seeds.iter().enumerate() {
             let (tx, put) = (tx.clone(), &put);
             scope.spawn(move || {
-                let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+                let mut rng = rand_chacha::ChaCha20Rng::from_seed(*seed);
                 for (j, job) in jobs.iter().enumerate().skip(t).step_by(threads) {
                     let path = path_of(job);
                     match encrypt_to_temp(&job.lp, path, &job.s0, to, &job.tmp, &mut rng) {
@@ -615,18 +756,18 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
     /// Encrypt many *new* files (no index entry), [`BATCH_FILES`] at a time.
     /// Encryption runs on one thread per core (each with a ChaCha20 CSPRNG
     /// seeded from ours) and shares one HPKE encapsulation per recipient
-    /// (FORMAT.md §4.8). Each encrypted chunk then goes to a thread of its
-    /// own for the never-clobber checks of [`Exec::apply`] and the renames,
-    /// while the next chunk is encrypted; only once those renames are
-    /// durable are the chunk's index entries written, in one transaction —
-    /// a ciphertext that a crash or power loss could still take away is
-    /// never recorded as synced.
+    /// (FORMAT.md §4.8). Each encrypted chunk then goes to the durability
+    /// stage ([`durability_stage`]) for the never-clobber checks of
+    /// [`Exec::apply`] and the renames, while the next chunk is encrypted;
+    /// only once those renames are durable are the chunk's index entries
+    /// written, in one transaction — a ciphertext that a crash or power
+    /// loss could still take away is never recorded as synced.
     ///
     /// Durability, with fsync on: on Linux, for [`SYNCFS_MIN_FILES`] files
-    /// or more, that thread first waits for one syncfs(2), which makes the
-    /// chunk's temp files durable before any is renamed, and also the
-    /// previous chunk's renames, whose index entries are written right
-    /// after it; the last chunk's renames get a syncfs of their own.
+    /// or more, a chunk waits for one syncfs(2), which makes its temp files
+    /// durable before any is renamed. The same syncfs makes durable the
+    /// renames that had ended when it started; their chunks are recorded
+    /// right after it, and one more syncfs follows the last renames.
     /// Otherwise a pool of [`FSYNC_THREADS`] fsyncs every finished temp
     /// file, so the CPU never waits for the disk, and each chunk's touched
     /// directories are fsynced after its renames.
@@ -643,30 +784,34 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
     ) -> Vec<ItemResult> {
         let barrier = self.fsync && paths.len() >= SYNCFS_MIN_FILES && cfg!(target_os = "linux");
         let mirror = self.mirror;
-        let mut results = Vec::with_capacity(paths.len());
+        let ranges = chunk_ranges(paths.len());
+        let chunks = ranges.len();
+        let mut results: Vec<(usize, ItemResult)> = Vec::with_capacity(paths.len());
+        let mut recorded = vec![false; chunks];
+        let (to_durable, durable_rx) = mpsc::channel::<(usize, Written)>();
+        let (settled_tx, settled) = mpsc::channel::<Settled>();
         std::thread::scope(|scope| {
-            // The previous chunk's thread: how its syncfs went (with
-            // `barrier`), and its renames.
-            let mut pending: Option<(ChunkThread<'_>, std::ops::Range<usize>)> = None;
-            // With `barrier`: renamed, waiting for the next syncfs.
-            let mut unsynced: Option<Renamed> = None;
-            let mut offset = 0;
-            for chunk in paths.chunks(BATCH_FILES) {
+            scope.spawn(move || durability_stage(mirror, paths, barrier, durable_rx, settled_tx));
+            let mut record = |this: &mut Self, s: Settled| {
+                recorded[s.seq] = true;
+                let synced = s
+                    .synced
+                    .as_ref()
+                    .map(|r| r.as_ref().map(|_| ()).map_err(|e| &**e));
+                results.extend(this.record_batch(paths, s.renamed, synced));
+            };
+            let mut in_flight = 0;
+            for (seq, range) in ranges.iter().enumerate() {
+                let (chunk, offset) = (&paths[range.clone()], range.start);
                 let (jobs, early) = self.prepare_chunk(chunk, offset, scanned, barrier);
                 let crypto = self.chunk_crypto(jobs.len(), !barrier);
-                let range = offset..offset + chunk.len();
-                let first = offset;
-                offset += chunk.len();
                 // The chunk is encrypted on threads of its own while this
-                // one records the chunk before it: the index transaction
-                // no longer leaves the cores idle between chunks. The
-                // order of syncfs, renames and records is as before: this
-                // chunk's thread starts only after the last one has ended.
+                // one records what has become durable.
                 let encrypted = std::thread::scope(|inner| {
-                    let enc = inner.spawn(|| encrypt_chunk(crypto, chunk, first, &jobs));
-                    if let Some((h, range)) = pending.take() {
-                        let (synced, renamed) = join_chunk(h, range, paths, barrier);
-                        results.extend(self.settle(paths, synced, renamed, &mut unsynced));
+                    let enc = inner.spawn(|| encrypt_chunk(crypto, chunk, offset, &jobs));
+                    while let Ok(s) = settled.try_recv() {
+                        record(self, s);
+                        in_flight -= 1;
                     }
                     // Should it have died, no file of the chunk was
                     // finished: each fails, and its temp file is removed.
@@ -676,54 +821,41 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
                     jobs,
                     encrypted,
                     early,
+                    last: seq + 1 == chunks,
                 };
-                let h = scope.spawn(move || {
-                    let synced = barrier.then(|| sync_filesystem(mirror));
-                    let mut written = written;
-                    if let Some(Err(e)) = &synced {
-                        // Not known to be on disk: none may be renamed.
-                        for (job, r) in written.jobs.iter().zip(written.encrypted.iter_mut()) {
-                            if let Some(r @ Ok(_)) = r {
-                                *r = Err(fail(&paths[job.idx], ItemErrorKind::Failed, e));
-                            }
-                        }
+                if let Err(mpsc::SendError((_, written))) = to_durable.send((seq, written)) {
+                    // The durability thread died: nothing of this chunk
+                    // is renamed (its paths fail below).
+                    for job in &written.jobs {
+                        let _ = fs::remove_file(&job.tmp);
                     }
-                    (synced, rename_temps(mirror, paths, written))
-                });
-                pending = Some((h, range));
+                    break;
+                }
+                in_flight += 1;
+                while in_flight > CHUNKS_IN_FLIGHT {
+                    let Ok(s) = settled.recv() else { break };
+                    record(self, s);
+                    in_flight -= 1;
+                }
             }
-            if let Some((h, range)) = pending {
-                let (synced, renamed) = join_chunk(h, range, paths, barrier);
-                results.extend(self.settle(paths, synced, renamed, &mut unsynced));
-            }
-            if let Some(last) = unsynced {
-                let synced = sync_filesystem(mirror);
-                results.extend(self.record_batch(paths, last, Some(synced.as_ref().map(|_| ()))));
+            drop(to_durable);
+            // Until the durability thread and its rename thread have ended.
+            for s in settled.iter() {
+                record(self, s);
             }
         });
-        results
-    }
-
-    /// A chunk's thread has ended, having seen its syncfs go as `synced`
-    /// (with a barrier) and renamed `renamed`: record what is now durable.
-    /// With a barrier, that is the chunk renamed before (`unsynced`), whose
-    /// renames this syncfs covered; `renamed` takes its place.
-    fn settle(
-        &mut self,
-        paths: &[String],
-        synced: Option<io::Result<()>>,
-        renamed: Renamed,
-        unsynced: &mut Option<Renamed>,
-    ) -> Vec<ItemResult> {
-        match synced {
-            None => self.record_batch(paths, renamed, None),
-            Some(synced) => {
-                let before = unsynced.replace(renamed);
-                before.map_or_else(Vec::new, |r| {
-                    self.record_batch(paths, r, Some(synced.as_ref().map(|_| ())))
-                })
+        // A chunk that a dead thread never settled: each of its paths fails
+        // (its temp files, if any, are removed at the next start).
+        for (range, done) in ranges.into_iter().zip(recorded) {
+            if !done {
+                results.extend(range.map(|i| {
+                    let e = fail(&paths[i], ItemErrorKind::Failed, "the rename thread failed");
+                    (i, Err(e))
+                }));
             }
         }
+        results.sort_by_key(|(idx, _)| *idx);
+        results.into_iter().map(|(_, r)| r).collect()
     }
 
     /// Prepare `chunk` (whose first path is `paths[offset]`) for
@@ -748,6 +880,15 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
         // before anything is renamed into them: no fsync each.
         let fsync = self.fsync;
         self.fsync = fsync && !barrier;
+        // Temp names from a CSPRNG seeded from ours: a thousand reads of
+        // the system's would be a thousand system calls here, before the
+        // chunk's encryption can start.
+        let mut names_rng = {
+            use rand_core::SeedableRng;
+            let mut seed = Zeroizing::new([0u8; 32]);
+            self.rng.fill_bytes(&mut seed[..]);
+            rand_chacha::ChaCha20Rng::from_seed(*seed)
+        };
         for (i, path) in chunk.iter().enumerate() {
             let idx = offset + i;
             let prep = (|| {
@@ -770,9 +911,9 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
                 };
                 let cpath = self.cpath(path, Kind::File)?;
                 let tmp = if staged {
-                    self.temp_path(&staging)
+                    temp_path(&staging, &mut names_rng)
                 } else {
-                    self.temp_path(&self.mirror.join(cparent))
+                    temp_path(&self.mirror.join(cparent), &mut names_rng)
                 };
                 Ok(BatchJob {
                     idx,
@@ -791,15 +932,15 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
         (jobs, early)
     }
 
-    /// Make a renamed chunk durable and record it in the index; results in
-    /// path order. `after_syncfs`: how the syncfs that was to make the
+    /// Make a renamed chunk durable and record it in the index; results by
+    /// index in `paths`. `after_syncfs`: how the syncfs that was to make the
     /// renames durable went, or `None` to fsync the directories here.
     fn record_batch(
         &mut self,
         paths: &[String],
         renamed: Renamed,
         after_syncfs: Option<Result<(), &io::Error>>,
-    ) -> Vec<ItemResult> {
+    ) -> Vec<(usize, ItemResult)> {
         let Renamed {
             mut results,
             dirs,
@@ -826,24 +967,31 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
                 }
             }
         }
-        let entries: Vec<(String, IndexEntry)> = done
-            .iter()
-            .map(|(idx, e)| (paths[*idx].clone(), e.clone()))
-            .collect();
+        let (idxs, entries): (Vec<usize>, Vec<(String, IndexEntry)>) = done
+            .into_iter()
+            .map(|(idx, e)| (idx, (paths[idx].clone(), e)))
+            .unzip();
         match self.index.put_many(&entries) {
             Ok(()) => {
-                for (idx, _) in &done {
-                    results.push((*idx, Ok(self.activity("encrypted", &paths[*idx], None))));
+                for (idx, (_, e)) in idxs.into_iter().zip(entries) {
+                    let a = Activity {
+                        ciphertext: Some(WrittenCiphertext {
+                            cpath: e.cpath,
+                            size: e.r_size,
+                            mtime: e.r_mtime,
+                        }),
+                        ..self.activity("encrypted", &paths[idx], None)
+                    };
+                    results.push((idx, Ok(a)));
                 }
             }
             Err(e) => {
-                for (idx, _) in &done {
-                    results.push((*idx, Err(fail(&paths[*idx], ItemErrorKind::Failed, &e))));
+                for idx in idxs {
+                    results.push((idx, Err(fail(&paths[idx], ItemErrorKind::Failed, &e))));
                 }
             }
         }
-        results.sort_by_key(|(idx, _)| *idx);
-        results.into_iter().map(|(_, r)| r).collect()
+        results
     }
 
     /// What [`encrypt_chunk`] needs for `jobs` files from this engine's
@@ -854,13 +1002,10 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
             .map_or(1, |n| n.get())
             .clamp(1, 4)
             .min(jobs.max(1));
-        let seeds: Vec<[u8; 32]> = (0..threads)
-            .map(|_| {
-                let mut s = [0u8; 32];
-                self.rng.fill_bytes(&mut s);
-                s
-            })
-            .collect();
+        let mut seeds = Zeroizing::new(vec![[0u8; 32]; threads]);
+        for s in seeds.iter_mut() {
+            self.rng.fill_bytes(s);
+        }
         let recipients = self.recipients;
         // One encapsulation per recipient for the whole batch (FORMAT.md
         // §4.8) rather than one per file: for small files it is most of the
@@ -879,10 +1024,7 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
     }
 
     fn temp_path(&mut self, dir: &Path) -> PathBuf {
-        let mut b = [0u8; 8];
-        self.rng.fill_bytes(&mut b);
-        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        dir.join(format!("{TEMP_PREFIX}{hex}"))
+        temp_path(dir, &mut *self.rng)
     }
 
     fn activity(&self, action: &str, path: &str, detail: Option<String>) -> Activity {
@@ -891,6 +1033,7 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
             path: path.to_owned(),
             detail,
             at: self.now,
+            ciphertext: None,
         }
     }
 
@@ -1629,6 +1772,33 @@ mod tests {
             format_date(1_709_251_199 * 1_000_000_000),
             "2024-02-29 235959"
         );
+    }
+
+    #[test]
+    fn a_batch_is_cut_into_chunks_with_a_small_last_one() {
+        let sizes = |n| -> Vec<usize> { chunk_ranges(n).iter().map(|r| r.len()).collect() };
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(64), [64]);
+        assert_eq!(sizes(1024), [1024]);
+        assert_eq!(sizes(1025), [1024, 1]);
+        assert_eq!(sizes(1300), [522, 522, 256]);
+        assert_eq!(sizes(2048), [896, 896, 256]);
+        assert_eq!(sizes(2100), [1024, 1024, 52]);
+        assert_eq!(
+            sizes(10_000),
+            [974, 974, 975, 974, 975, 974, 974, 975, 974, 975, 256]
+        );
+        for n in 0..5000 {
+            let r = chunk_ranges(n);
+            // In order, back to back, covering 0..n, none empty or too big.
+            assert_eq!(r.first().map_or(0, |r| r.start), 0);
+            assert_eq!(r.last().map_or(0, |r| r.end), n);
+            assert!(r.windows(2).all(|w| w[0].end == w[1].start));
+            assert!(r.iter().all(|r| !r.is_empty() && r.len() <= BATCH_FILES));
+            if n > BATCH_FILES {
+                assert!(r.last().is_some_and(|r| r.len() <= LAST_CHUNK_FILES));
+            }
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -369,15 +370,90 @@ fn join(prefix: &str, name: &str) -> String {
 /// The lock file every pair keeps in its plaintext root.
 pub const PAIR_LOCK_FILE: &str = ".kluis-lock";
 
-/// Scan the plaintext tree.
+/// Scan the plaintext tree, one directory at a time on one thread per
+/// core (at most four): a scan is mostly `getdents` and `statx`, and on a
+/// first sync it is the only work until the plan is made.
 pub fn scan_local(root: &Path, ignore: &Ignore) -> std::io::Result<LocalScan> {
-    let mut out = LocalScan::default();
     fs::metadata(root)?;
-    walk_local(root, "", ignore, &mut out);
-    Ok(out)
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let queue = Mutex::new(DirQueue {
+        dirs: vec![(root.to_path_buf(), String::new())],
+        busy: 0,
+    });
+    let more = Condvar::new();
+    let parts: Vec<std::thread::Result<LocalWalk>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| scope.spawn(|| walk_queue(&queue, &more, ignore)))
+            .collect();
+        workers.into_iter().map(|w| w.join()).collect()
+    });
+    let mut entries = Vec::new();
+    let mut skips = Vec::new();
+    for part in parts {
+        let part = part.map_err(|_| std::io::Error::other("a scan thread failed"))?;
+        entries.extend(part.entries);
+        skips.extend(part.skips);
+    }
+    // Threads finish directories in no set order: sort what is reported.
+    skips.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(LocalScan {
+        entries: entries.into_iter().collect(),
+        skips,
+    })
 }
 
-fn walk_local(dir: &Path, prefix: &str, ignore: &Ignore, out: &mut LocalScan) {
+/// Directories still to read, and how many are being read.
+struct DirQueue {
+    dirs: Vec<(PathBuf, String)>,
+    busy: usize,
+}
+
+/// What one scan thread found.
+#[derive(Default)]
+struct LocalWalk {
+    entries: Vec<(String, Stat)>,
+    skips: Vec<Skip>,
+}
+
+/// A scan thread: reads directories from `queue` until it is empty and no
+/// other thread is reading one (which could add more).
+fn walk_queue(queue: &Mutex<DirQueue>, more: &Condvar, ignore: &Ignore) -> LocalWalk {
+    let mut out = LocalWalk::default();
+    let mut found = Vec::new();
+    let lock = || queue.lock().unwrap_or_else(|e| e.into_inner());
+    let mut q = lock();
+    loop {
+        let Some((dir, prefix)) = q.dirs.pop() else {
+            if q.busy == 0 {
+                more.notify_all();
+                return out;
+            }
+            q = more.wait(q).unwrap_or_else(|e| e.into_inner());
+            continue;
+        };
+        q.busy += 1;
+        drop(q);
+        read_local_dir(&dir, &prefix, ignore, &mut out, &mut found);
+        q = lock();
+        q.busy -= 1;
+        if !found.is_empty() {
+            q.dirs.append(&mut found);
+            more.notify_all();
+        }
+    }
+}
+
+/// One directory of the plaintext tree: its entries go to `out`, its
+/// subdirectories (to read next) to `subdirs`.
+fn read_local_dir(
+    dir: &Path,
+    prefix: &str,
+    ignore: &Ignore,
+    out: &mut LocalWalk,
+    subdirs: &mut Vec<(PathBuf, String)>,
+) {
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) => {
@@ -427,10 +503,10 @@ fn walk_local(dir: &Path, prefix: &str, ignore: &Ignore, out: &mut LocalScan) {
                 reason: "another folder pair (not synced into this mirror)".into(),
             });
         } else if ft.is_dir() {
-            out.entries.insert(rel.clone(), Stat::from_metadata(&md));
-            walk_local(&ent.path(), &rel, ignore, out);
+            out.entries.push((rel.clone(), Stat::from_metadata(&md)));
+            subdirs.push((ent.path(), rel));
         } else if ft.is_file() {
-            out.entries.insert(rel, Stat::from_metadata(&md));
+            out.entries.push((rel, Stat::from_metadata(&md)));
         } else {
             out.skips.push(Skip {
                 path: rel,
@@ -582,6 +658,61 @@ fn walk_remote(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scan threads share out directories as they find them: a deep
+    /// chain and a wide level are both seen whole, and what is reported
+    /// does not depend on which thread read what.
+    #[test]
+    fn a_threaded_scan_sees_every_entry_of_deep_and_wide_trees() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let mut want = std::collections::BTreeSet::new();
+        let mut deep = String::new();
+        for d in 0..12 {
+            deep = join(&deep, &format!("d{d}"));
+            fs::create_dir(root.join(&deep)).unwrap();
+            want.insert(deep.clone());
+            let f = join(&deep, "f.txt");
+            fs::write(root.join(&f), b"x").unwrap();
+            want.insert(f);
+        }
+        for w in 0..40 {
+            let dir = format!("w{w:02}");
+            fs::create_dir(root.join(&dir)).unwrap();
+            want.insert(dir.clone());
+            for i in 0..5 {
+                let f = format!("{dir}/n{i}");
+                fs::write(root.join(&f), b"y").unwrap();
+                want.insert(f);
+            }
+            // Noise and a symlink in every directory.
+            fs::write(root.join(&dir).join(".DS_Store"), b"").unwrap();
+            #[cfg(unix)]
+            std::os::unix::fs::symlink("n0", root.join(&dir).join("link")).unwrap();
+        }
+        let first = scan_local(root, &Ignore::default()).unwrap();
+        let got: std::collections::BTreeSet<String> = first.entries.keys().cloned().collect();
+        assert_eq!(got, want);
+        assert_eq!(first.entries["w07/n3"].kind, Kind::File);
+        assert_eq!(first.entries["d0/d1/d2"].kind, Kind::Dir);
+        #[cfg(unix)]
+        {
+            let skipped: Vec<&str> = first.skips.iter().map(|s| s.path.as_str()).collect();
+            let expect: Vec<String> = (0..40).map(|w| format!("w{w:02}/link")).collect();
+            assert_eq!(skipped, expect, "every symlink, in path order");
+        }
+        for _ in 0..5 {
+            let again = scan_local(root, &Ignore::default()).unwrap();
+            assert_eq!(again.entries, first.entries);
+            assert_eq!(again.skips, first.skips);
+        }
+    }
+
+    #[test]
+    fn a_missing_root_is_an_error_not_an_empty_tree() {
+        let t = tempfile::tempdir().unwrap();
+        assert!(scan_local(&t.path().join("gone"), &Ignore::default()).is_err());
+    }
 
     #[test]
     fn globs() {

@@ -55,9 +55,10 @@ fn a_first_sync_of_many_files_is_one_durable_batch_that_opens_elsewhere() {
     use kluis_format::{Header, KEM_XWING_BATCH};
     let t = tempfile::tempdir().unwrap();
     let id = std::sync::Arc::new(kluis_format::Identity::generate(&mut rng()));
-    // fsync on: on Linux, 64 new files or more take the syncfs(2) path;
-    // three chunks of 1,024 files exercise its pipeline.
-    const N: usize = 2_100;
+    // fsync on: on Linux, 64 new files or more take the syncfs(2) path.
+    // Eight chunks of up to 1,024 files exercise its pipeline, beyond the
+    // number of chunks it lets wait to be recorded (six).
+    const N: usize = 7_300;
     let mut a = Device::new_durable(t.path(), "laptop", id.clone());
     for i in 0..N {
         a.write(
