@@ -398,20 +398,24 @@ fn durability_stage(
                 }
             })
         };
+        // A syncfs; the renames that had ended when it started are surely
+        // in it, and go on to be recorded.
+        let sync_and_settle = || {
+            let covered = take_uncovered();
+            let synced = sync_filesystem(mirror).map_err(Arc::new);
+            for (seq, renamed) in covered {
+                let synced = Some(synced.clone());
+                let _ = settled.send(Settled {
+                    seq,
+                    renamed,
+                    synced,
+                });
+            }
+            synced
+        };
         for (seq, mut written) in chunks {
             if barrier {
-                // Only renames that ended before the syncfs starts are
-                // surely in it.
-                let covered = take_uncovered();
-                let synced = sync_filesystem(mirror).map_err(Arc::new);
-                for (seq, renamed) in covered {
-                    let synced = Some(synced.clone());
-                    let _ = settled.send(Settled {
-                        seq,
-                        renamed,
-                        synced,
-                    });
-                }
+                let synced = sync_and_settle();
                 if let Err(e) = &synced {
                     // Not known to be on disk: none may be renamed.
                     for (job, r) in written.jobs.iter().zip(written.encrypted.iter_mut()) {
@@ -429,17 +433,13 @@ fn durability_stage(
         }
         drop(to_rename);
         let _ = renamer.join();
-        let covered = take_uncovered();
-        if !covered.is_empty() {
-            let synced = sync_filesystem(mirror).map_err(Arc::new);
-            for (seq, renamed) in covered {
-                let synced = Some(synced.clone());
-                let _ = settled.send(Settled {
-                    seq,
-                    renamed,
-                    synced,
-                });
-            }
+        let left = !uncovered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
+        if left {
+            // How it went is reported with each chunk it covered.
+            let _ = sync_and_settle();
         }
     });
 }
@@ -791,7 +791,8 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
         let (to_durable, durable_rx) = mpsc::channel::<(usize, Written)>();
         let (settled_tx, settled) = mpsc::channel::<Settled>();
         std::thread::scope(|scope| {
-            scope.spawn(move || durability_stage(mirror, paths, barrier, durable_rx, settled_tx));
+            let stage = scope
+                .spawn(move || durability_stage(mirror, paths, barrier, durable_rx, settled_tx));
             let mut record = |this: &mut Self, s: Settled| {
                 recorded[s.seq] = true;
                 let synced = s
@@ -843,6 +844,8 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
             for s in settled.iter() {
                 record(self, s);
             }
+            // Should it have died, what it never settled fails below.
+            let _ = stage.join();
         });
         // A chunk that a dead thread never settled: each of its paths fails
         // (its temp files, if any, are removed at the next start).
