@@ -70,37 +70,82 @@ struct Settled {
 /// bounds the temp files waiting in the staging directory.
 const CHUNKS_IN_FLIGHT: usize = 6;
 
+/// What the batch's thread sends to the durability stage.
+enum ToStage {
+    /// An encrypted chunk, in order.
+    Chunk(usize, Written),
+    /// The batch's thread waits for a chunk to be recorded: settle what
+    /// is renamed now, or else the next chunk whose renames end. Without
+    /// it, renames that end after the last chunk arrived would wait for a
+    /// next chunk that the waiting thread cannot send (issue 17: a first
+    /// sync of a large folder stopped after seven chunks).
+    Flush,
+}
+
+/// Renamed chunks not yet covered by a syncfs, and whether the batch's
+/// thread is waiting for one of them.
+#[derive(Default)]
+struct Uncovered {
+    chunks: Vec<(usize, Renamed)>,
+    flush_wanted: bool,
+}
+
+/// One syncfs; the renames in `covered` had ended when it started, so they
+/// are surely in it, and go on to be recorded with how it went.
+fn sync_and_settle(
+    mirror: &Path,
+    covered: Vec<(usize, Renamed)>,
+    settled: &mpsc::Sender<Settled>,
+) -> Synced {
+    let synced = sync_filesystem(mirror).map_err(Arc::new);
+    for (seq, renamed) in covered {
+        let synced = Some(synced.clone());
+        let _ = settled.send(Settled {
+            seq,
+            renamed,
+            synced,
+        });
+    }
+    synced
+}
+
 /// The durability stage of [`Exec::upload_new_batch`], on a thread of its
 /// own. It takes the encrypted chunks in order. With `barrier`, a syncfs
-/// for each makes its temp files durable; it then goes to a rename thread.
-/// A chunk's renames count as durable only once a syncfs that *started*
-/// after they ended has returned; the chunk is then sent on to be
+/// for each makes its temp files durable; it then goes to a rename thread
+/// (`rename`). A chunk's renames count as durable only once a syncfs that
+/// *started* after they ended has returned; the chunk is then sent on to be
 /// recorded. The syncfs of one chunk thus runs while the chunk before is
 /// renamed, and after the last chunk one more syncfs covers what is left.
-/// Without `barrier` a chunk goes on as soon as it is renamed.
+/// When the batch's thread waits ([`ToStage::Flush`]), renames are
+/// settled without waiting for a next chunk. Without `barrier` a chunk
+/// goes on as soon as it is renamed.
 fn durability_stage(
     mirror: &Path,
     paths: &[String],
     barrier: bool,
-    chunks: mpsc::Receiver<(usize, Written)>,
+    chunks: mpsc::Receiver<ToStage>,
     settled: mpsc::Sender<Settled>,
+    rename: &(dyn Fn(Written) -> Renamed + Sync),
 ) {
-    // Renamed and not yet covered by a syncfs (with `barrier`).
-    let uncovered: Mutex<Vec<(usize, Renamed)>> = Mutex::new(Vec::new());
-    let take_uncovered =
-        || std::mem::take(&mut *uncovered.lock().unwrap_or_else(|e| e.into_inner()));
+    let uncovered: Mutex<Uncovered> = Mutex::new(Uncovered::default());
+    let lock = || uncovered.lock().unwrap_or_else(|e| e.into_inner());
     std::thread::scope(|scope| {
         let (to_rename, renames) = mpsc::channel::<(usize, Written)>();
         let renamer = {
-            let (settled, uncovered) = (settled.clone(), &uncovered);
+            let (settled, lock) = (settled.clone(), &lock);
             scope.spawn(move || {
                 for (seq, written) in renames {
-                    let renamed = rename_temps(mirror, paths, written);
+                    let renamed = rename(written);
                     if barrier {
-                        uncovered
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push((seq, renamed));
+                        let flush = {
+                            let mut u = lock();
+                            u.chunks.push((seq, renamed));
+                            std::mem::take(&mut u.flush_wanted)
+                                .then(|| std::mem::take(&mut u.chunks))
+                        };
+                        if let Some(covered) = flush {
+                            let _ = sync_and_settle(mirror, covered, &settled);
+                        }
                     } else if settled
                         .send(Settled {
                             seq,
@@ -114,24 +159,28 @@ fn durability_stage(
                 }
             })
         };
-        // A syncfs; the renames that had ended when it started are surely
-        // in it, and go on to be recorded.
-        let sync_and_settle = || {
-            let covered = take_uncovered();
-            let synced = sync_filesystem(mirror).map_err(Arc::new);
-            for (seq, renamed) in covered {
-                let synced = Some(synced.clone());
-                let _ = settled.send(Settled {
-                    seq,
-                    renamed,
-                    synced,
-                });
-            }
-            synced
-        };
-        for (seq, mut written) in chunks {
+        for msg in chunks {
+            let (seq, mut written) = match msg {
+                ToStage::Chunk(seq, written) => (seq, written),
+                ToStage::Flush if barrier => {
+                    let covered = {
+                        let mut u = lock();
+                        if u.chunks.is_empty() {
+                            // The rename thread settles its next chunk.
+                            u.flush_wanted = true;
+                        }
+                        std::mem::take(&mut u.chunks)
+                    };
+                    if !covered.is_empty() {
+                        let _ = sync_and_settle(mirror, covered, &settled);
+                    }
+                    continue;
+                }
+                ToStage::Flush => continue,
+            };
             if barrier {
-                let synced = sync_and_settle();
+                let covered = std::mem::take(&mut lock().chunks);
+                let synced = sync_and_settle(mirror, covered, &settled);
                 if let Err(e) = &synced {
                     // Not known to be on disk: none may be renamed.
                     for (job, r) in written.jobs.iter().zip(written.encrypted.iter_mut()) {
@@ -149,13 +198,10 @@ fn durability_stage(
         }
         drop(to_rename);
         let _ = renamer.join();
-        let left = !uncovered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty();
-        if left {
+        let left = std::mem::take(&mut lock().chunks);
+        if !left.is_empty() {
             // How it went is reported with each chunk it covered.
-            let _ = sync_and_settle();
+            let _ = sync_and_settle(mirror, left, &settled);
         }
     });
 }
@@ -319,7 +365,7 @@ fn rename_part(
 /// Rename `from` to `to` unless `to` exists: `Ok(false)` if it does.
 /// Atomic with renameat2(RENAME_NOREPLACE) where the file system has it;
 /// elsewhere a check right before the rename.
-fn rename_new(from: &Path, to: &Path) -> io::Result<bool> {
+pub(super) fn rename_new(from: &Path, to: &Path) -> io::Result<bool> {
     #[cfg(target_os = "linux")]
     {
         use rustix::fs::{CWD, RenameFlags, renameat_with};
@@ -491,11 +537,13 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
         let chunks = ranges.len();
         let mut results: Vec<(usize, ItemResult)> = Vec::with_capacity(paths.len());
         let mut recorded = vec![false; chunks];
-        let (to_durable, durable_rx) = mpsc::channel::<(usize, Written)>();
+        let (to_durable, durable_rx) = mpsc::channel::<ToStage>();
         let (settled_tx, settled) = mpsc::channel::<Settled>();
+        let rename = |written| rename_temps(mirror, paths, written);
         std::thread::scope(|scope| {
-            let stage = scope
-                .spawn(move || durability_stage(mirror, paths, barrier, durable_rx, settled_tx));
+            let stage = scope.spawn(move || {
+                durability_stage(mirror, paths, barrier, durable_rx, settled_tx, &rename)
+            });
             let mut record = |this: &mut Self, s: Settled| {
                 recorded[s.seq] = true;
                 let synced = s
@@ -527,17 +575,27 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
                     early,
                     last: seq + 1 == chunks,
                 };
-                if let Err(mpsc::SendError((_, written))) = to_durable.send((seq, written)) {
+                if let Err(mpsc::SendError(msg)) = to_durable.send(ToStage::Chunk(seq, written)) {
                     // The durability thread died: nothing of this chunk
                     // is renamed (its paths fail below).
-                    for job in &written.jobs {
-                        let _ = fs::remove_file(&job.tmp);
+                    if let ToStage::Chunk(_, written) = msg {
+                        for job in &written.jobs {
+                            let _ = fs::remove_file(&job.tmp);
+                        }
                     }
                     break;
                 }
                 in_flight += 1;
                 while in_flight > CHUNKS_IN_FLIGHT {
-                    let Ok(s) = settled.recv() else { break };
+                    let s = match settled.try_recv() {
+                        Ok(s) => s,
+                        Err(_) => {
+                            // Nothing settled yet: ask for it, then wait.
+                            let _ = to_durable.send(ToStage::Flush);
+                            let Ok(s) = settled.recv() else { break };
+                            s
+                        }
+                    };
                     record(self, s);
                     in_flight -= 1;
                 }
@@ -759,5 +817,59 @@ mod tests {
                 assert!(r.last().is_some_and(|r| r.len() <= LAST_CHUNK_FILES));
             }
         }
+    }
+
+    fn empty_chunk() -> Written {
+        Written {
+            jobs: Vec::new(),
+            encrypted: Vec::new(),
+            early: Vec::new(),
+            last: false,
+        }
+    }
+
+    /// Issue 17, point 2: renames that end after the last chunk reached the
+    /// stage were settled only by a next chunk, which the batch's thread,
+    /// waiting for a settled chunk, could never send. With a rename thread
+    /// slower than the stage, every chunk in flight was renamed and none
+    /// recorded, for ever.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_waiting_batch_gets_a_chunk_settled_when_renames_lag_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let (to_stage, rx) = mpsc::channel::<ToStage>();
+        let (settled_tx, settled) = mpsc::channel::<Settled>();
+        // Renames much slower than a syncfs of an idle file system.
+        let slow_rename = |w: Written| {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            Renamed {
+                results: w.early,
+                dirs: Default::default(),
+                done: Vec::new(),
+            }
+        };
+        std::thread::scope(|scope| {
+            let mirror = dir.path();
+            let stage = scope.spawn(move || {
+                durability_stage(mirror, &[], true, rx, settled_tx, &slow_rename)
+            });
+            for seq in 0..=CHUNKS_IN_FLIGHT {
+                to_stage.send(ToStage::Chunk(seq, empty_chunk())).unwrap();
+            }
+            // As the batch's thread does once too many chunks are in flight.
+            to_stage.send(ToStage::Flush).unwrap();
+            let first = settled.recv_timeout(std::time::Duration::from_secs(120));
+            assert!(
+                first.is_ok(),
+                "no chunk was settled while the batch's thread waited"
+            );
+            drop(to_stage);
+            let rest: Vec<usize> = settled.iter().map(|s| s.seq).collect();
+            let mut all: Vec<usize> = rest;
+            all.push(first.map(|s| s.seq).unwrap_or(usize::MAX));
+            all.sort_unstable();
+            assert_eq!(all, (0..=CHUNKS_IN_FLIGHT).collect::<Vec<_>>());
+            stage.join().unwrap();
+        });
     }
 }
