@@ -826,6 +826,19 @@ impl AgentHandle {
         for p in &self.status().pairs {
             // A folder not (or no longer) shared with us has nothing to say.
             if let Ok(meta) = crate::share::open_folder(&p.mirror, keys) {
+                // Keep the group key files in the mirror current, so the
+                // folder opens without the broker (FORMAT.md §8.7). Best
+                // effort: a failure leaves the old copy, the next refresh
+                // tries again.
+                if meta
+                    .members
+                    .iter()
+                    .any(|m| m.kind == kluis_sync::MemberKind::Group)
+                {
+                    let _ = crate::share::group_files::publish_all(&p.mirror, keys, &mut |g| {
+                        dir.group_key_file(g)
+                    });
+                }
                 members.extend(meta.members);
             }
         }

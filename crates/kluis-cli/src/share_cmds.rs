@@ -281,6 +281,61 @@ fn refresh(ctx: &Ctx, mirror: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Keep the key files of the folder's groups in its mirror current
+/// (FORMAT.md §8.7), so members can open it without the broker. Only a
+/// member of a group can fetch its file; for the others a member's agent
+/// does it. Best effort: problems are notices.
+fn publish_group_files(ctx: &Ctx, mirror: &Path) {
+    let Ok(groups) = share::group_files::groups_of(mirror, ctx.keys()) else {
+        return;
+    };
+    if groups.is_empty() {
+        return;
+    }
+    let fetched = match ctx.rt.block_on(share::group_files::fetch_from_broker(
+        &ctx.client,
+        &ctx.email,
+        &groups,
+    )) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("notice: the group key files in the mirror were not updated ({e})");
+            return;
+        }
+    };
+    let r = share::group_files::publish_all(mirror, ctx.keys(), &mut |g| {
+        Ok(fetched.iter().find(|(n, _)| n == g).map(|(_, b)| b.clone()))
+    });
+    match r {
+        Ok(r) => {
+            for (g, why) in r.failed {
+                eprintln!("notice: the key file of group {g} was not written: {why}");
+            }
+        }
+        Err(e) => eprintln!("notice: the group key files were not updated: {e}"),
+    }
+    for g in groups
+        .iter()
+        .filter(|g| !fetched.iter().any(|(n, _)| n == *g))
+    {
+        eprintln!(
+            "notice: you are not a member of group {g}; a member's agent adds its key file to the mirror"
+        );
+    }
+}
+
+/// After a group changed (a member added or removed), refresh its key file
+/// in every paired folder shared with it.
+fn publish_group_everywhere(ctx: &Ctx, group: &str) {
+    for p in &ctx.config.pairs {
+        if share::group_files::groups_of(&p.mirror, ctx.keys())
+            .is_ok_and(|g| g.iter().any(|n| n == group))
+        {
+            publish_group_files(ctx, &p.mirror);
+        }
+    }
+}
+
 fn rand() -> impl rand_core::CryptoRng {
     rand_core::UnwrapErr(getrandom::SysRng)
 }
@@ -325,6 +380,7 @@ pub fn run(cmd: ShareCommand, pass: &Passphrases) -> Result<()> {
                             &mut rand(),
                         )?;
                         print_report(&r);
+                        publish_group_files(&ctx, &mirror);
                         println!(
                             "Now share the mirror {} with them through your sync provider.",
                             mirror.display()
@@ -377,6 +433,7 @@ pub fn run(cmd: ShareCommand, pass: &Passphrases) -> Result<()> {
                         &mut rand(),
                     )?;
                     print_report(&r);
+                    publish_group_files(&ctx, &mirror);
                     eprintln!(
                         "Files they already downloaded cannot be taken back; new files are encrypted without them.{}",
                         if a.rekey_existing {
@@ -580,6 +637,7 @@ fn groups(cmd: GroupsCommand, pass: &Passphrases) -> Result<()> {
                 Some(&policy),
                 &mut rand(),
             ))?;
+            publish_group_everywhere(&ctx, &name);
             println!(
                 "Added {email} to {name}. No file changed: folders shared with {name} are readable to them now."
             );
@@ -592,6 +650,7 @@ fn groups(cmd: GroupsCommand, pass: &Passphrases) -> Result<()> {
                 &email,
                 &mut rand(),
             ))?;
+            publish_group_everywhere(&ctx, &name);
             println!(
                 "Removed {email} from {name}; the group key rotated (new fingerprint {}).",
                 r.fingerprint()

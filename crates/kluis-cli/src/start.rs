@@ -251,6 +251,28 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
     // 4. Run the agent.
     let agent = Agent::start(agent_home.clone(), AgentOptions::default(), Some(identity))?;
     if let Err(e) = kluis_agent::ipc::serve(agent.handle(), &agent_home.socket_path()) {
+    // A new mirror's folder metadata names you as its owner (FORMAT.md
+    // §8.2); the agent would create it without one.
+    if let Some(acct) = load_account(&home)? {
+        for p in &cfg.pairs {
+            let me = kluis_agent::share::Me {
+                email: acct.email.clone(),
+                title: p
+                    .plain
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            };
+            kluis_agent::share::init_folder(
+                &p.mirror,
+                &identity,
+                &me,
+                &mut kluis_format::rand_core::UnwrapErr(getrandom::SysRng),
+            )
+            .with_context(|| format!("creating the folder metadata in {}", p.mirror.display()))?;
+        }
+    }
+
         eprintln!("kluis: no control endpoint ({e}); `kluis status` will not work");
     }
     for p in agent.handle().status().pairs {

@@ -14,7 +14,8 @@
 //! label        1+n u8 length (0..=32), ASCII [a-z0-9-]; 0 = no label
 //! count        2   u16 big-endian, number of members (1..=256)
 //! member*          kind u8 (0 bare key, 1 user, 2 group), name u16 length (1..=254) + UTF-8,
-//!                  recipient u16 length + recipient string (kluis1…)
+//!                  recipient u16 length + recipient string (kluis1…);
+//!                  a bare key's name is its key id (`E199 EFE9 …`, §2)
 //! ```
 //!
 //! Version 1 (`KLSFOLD1`) is `folder_id`, `name_secret`, `count`, then
@@ -290,6 +291,10 @@ impl FolderMeta {
             if m.name.is_empty() || m.name.len() > MAX_MEMBER_NAME {
                 return bad(format!("member name {:?} must be 1 to 254 bytes", m.name));
             }
+            if m.kind == MemberKind::Key && m.name != m.recipient.fingerprint().key_id().to_string()
+            {
+                return bad(format!("bare key {:?} must be named by its key id", m.name));
+            }
         }
         Ok(())
     }
@@ -377,7 +382,13 @@ impl FolderMeta {
             };
             let s = c.str16(usize::from(u16::MAX), "bad member entry")?;
             let recipient: Recipient = s.parse().map_err(|_| bad("bad member recipient"))?;
-            let name = name.unwrap_or_else(|| recipient.fingerprint().key_id().to_string());
+            let key_id = recipient.fingerprint().key_id().to_string();
+            // FORMAT.md §8.2: a bare key is named by its own key id, in the
+            // form people compare (`E199 EFE9 …`).
+            if kind == MemberKind::Key && name.as_ref().is_some_and(|n| *n != key_id) {
+                return Err(bad("bare key not named by its key id"));
+            }
+            let name = name.unwrap_or(key_id);
             members.push(Member {
                 kind,
                 name,
@@ -573,6 +584,26 @@ mod tests {
         for cut in 0..v1.len() {
             assert!(FolderMeta::decode(&v1[..cut]).is_err(), "cut {cut}");
         }
+        // A bare key is named by its key id (§8.2), on write and on read.
+        assert_eq!(
+            m.members[0].name,
+            id.recipient().fingerprint().key_id().to_string()
+        );
+        assert_eq!(m.members[0].name.len(), 39);
+        let mut renamed = FolderMeta::decode(&m.encode().unwrap()).unwrap();
+        renamed.members[0].name = "someone".into();
+        assert!(matches!(renamed.encode(), Err(FolderMetaError::Invalid(_))));
+        let good = m.encode().unwrap().to_vec();
+        let at = good
+            .windows(39)
+            .position(|w| w == m.members[0].name.as_bytes())
+            .unwrap();
+        let mut lower = good.clone();
+        lower[at..at + 39].make_ascii_lowercase();
+        assert!(matches!(
+            FolderMeta::decode(&lower),
+            Err(FolderMetaError::Malformed(_))
+        ));
         let mut bad = m;
         bad.label = Some("Medical!".into());
         assert!(matches!(bad.encode(), Err(FolderMetaError::Invalid(_))));

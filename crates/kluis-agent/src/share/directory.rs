@@ -32,6 +32,15 @@ pub trait Directory: Send + Sync {
     /// with a group open (`AgentHandle::set_group_keys`). `Ok(None)` when
     /// this directory does not provide group keys.
     fn group_keys(&self, identity: &Identity) -> Result<Option<Vec<Identity>>, String>;
+
+    /// Group `group`'s key file (FORMAT.md §8.7) as the directory holds it,
+    /// for the copy the agent keeps in the mirrors of folders shared with
+    /// the group. `Ok(None)` when this directory does not provide it or you
+    /// are not a member of the group.
+    fn group_key_file(&self, group: &str) -> Result<Option<Vec<u8>>, String> {
+        let _ = group;
+        Ok(None)
+    }
 }
 
 /// The broker's directory, as the signed-in account on this device sees it.
@@ -152,5 +161,16 @@ impl Directory for BrokerDirectory {
         ))?
         .map(Some)
         .map_err(|e| format!("group keys: {e}"))
+    }
+
+    fn group_key_file(&self, group: &str) -> Result<Option<Vec<u8>>, String> {
+        let groups = [group.to_owned()];
+        self.block_on(super::group_files::fetch_from_broker(
+            &self.client,
+            &self.me,
+            &groups,
+        ))?
+        .map(|mut v| v.pop().map(|(_, b)| b))
+        .map_err(|e| format!("group key file: {e}"))
     }
 }

@@ -1,5 +1,5 @@
-//! Group keys, client side (docs/SHARING.md). A group is an ordinary Kluis
-//! identity generated here. Its secret — every key version, so members keep
+//! Group keys, client side (docs/SHARING.md; the bytes: FORMAT.md §8.7). A
+//! group is an ordinary Kluis identity generated here. Its secret — every key version, so members keep
 //! reading files from before a rotation — is a Kluis file encrypted to the
 //! members, which the broker stores as an opaque blob:
 //!
@@ -7,8 +7,13 @@
 //! magic    8   "KLSGRPK1"
 //! count    2   u16 big-endian, 1..=64 key versions
 //! entry*       version u32 big-endian, then 64 bytes of identity secret
-//!              (oldest first; the last one is the current key)
+//!              (oldest first, versions strictly increasing from 1; the
+//!              last one is the current key)
 //! ```
+//!
+//! A copy of that file travels with every folder shared with the group
+//! (`.kluis-groups/` in the mirror, [`super::group_files`]), so members can
+//! open the folder without the broker.
 //!
 //! Adding a member adds one stanza to that file's header (no new key, no
 //! file touched). Removing one generates a new key and encrypts the whole
@@ -86,9 +91,13 @@ impl GroupKeys {
         if body.len() != n * (4 + IDENTITY_SECRET_LEN) {
             return Err("wrong length");
         }
-        let mut keys = Vec::with_capacity(n);
+        let mut keys: Vec<(u32, Identity)> = Vec::with_capacity(n);
         for e in body.chunks_exact(4 + IDENTITY_SECRET_LEN) {
             let v = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
+            // FORMAT.md §8.7: versions start at 1 and strictly increase.
+            if v <= keys.last().map_or(0, |(p, _)| *p) {
+                return Err("key versions out of order");
+            }
             let k = Identity::from_secret_bytes(&e[4..]).map_err(|_| "invalid key")?;
             keys.push((v, k));
         }
@@ -273,6 +282,41 @@ pub async fn remove_member(
 mod tests {
     use super::*;
 
+    /// The frozen group key file of FORMAT.md §8.7 opens for Bob, with the
+    /// versions and key ids its `.expect` lists.
+    #[test]
+    fn frozen_group_key_file() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/frozen");
+        let read = |n: &str| std::fs::read(dir.join(n)).unwrap();
+        let bob = kluis_format::open_identity(&read("bob.key"), &read("bob.passphrase")).unwrap();
+        let keys = GroupKeys::open("frozen", &read("group-keys.kluis"), &bob).unwrap();
+        let expect = String::from_utf8(read("group-keys.expect")).unwrap();
+        let field = |k: &str| {
+            expect
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .unwrap()
+                .to_owned()
+        };
+        let versions: Vec<String> = keys.keys.iter().map(|(v, _)| v.to_string()).collect();
+        assert_eq!(versions.join(" "), field("group-versions: "));
+        let ids: Vec<String> = keys
+            .keys
+            .iter()
+            .map(|(_, k)| {
+                k.recipient()
+                    .fingerprint()
+                    .key_id()
+                    .0
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(ids.join(" "), field("group-key-ids: "));
+    }
+
     #[test]
     fn group_secret_round_trip_and_strictness() {
         let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
@@ -299,6 +343,13 @@ mod tests {
         assert!(GroupKeys::decode(&enc[..enc.len() - 1]).is_err());
         let mut bad = enc.to_vec();
         bad[0] = b'X';
+        assert!(GroupKeys::decode(&bad).is_err());
+        // Versions must start at 1 or more and strictly increase.
+        let mut bad = enc.to_vec();
+        bad[10 + 68..10 + 72].copy_from_slice(&1u32.to_be_bytes());
+        assert!(GroupKeys::decode(&bad).is_err());
+        let mut bad = enc.to_vec();
+        bad[10..14].copy_from_slice(&0u32.to_be_bytes());
         assert!(GroupKeys::decode(&bad).is_err());
     }
 }

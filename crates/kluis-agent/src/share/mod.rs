@@ -23,6 +23,7 @@ pub mod dialog;
 pub mod directory;
 mod discover;
 mod files;
+pub mod group_files;
 pub mod groups;
 pub mod resolve;
 
@@ -86,6 +87,15 @@ pub enum ShareError {
     /// The member to remove is not a member.
     #[error("{0} is not a member of this folder")]
     NotAMember(String),
+    /// A group's key file could not be fetched or opened (FORMAT.md §8.7).
+    #[error(transparent)]
+    Group(Box<groups::GroupError>),
+}
+
+impl From<groups::GroupError> for ShareError {
+    fn from(e: groups::GroupError) -> Self {
+        ShareError::Group(Box::new(e))
+    }
 }
 
 impl ShareError {
@@ -99,6 +109,7 @@ impl ShareError {
             ShareError::Policy(_) => "policy",
             ShareError::LastMember(_) => "last_member",
             ShareError::NotAMember(_) => "not_a_member",
+            ShareError::Group(_) => "group",
         }
     }
 
@@ -358,6 +369,64 @@ pub struct Me {
     pub title: String,
 }
 
+/// Create the folder metadata of a new, empty mirror with `me` as its
+/// owner and first member (a user member named by `me.email`), as the sync
+/// engine would on its first run but with the owner recorded (FORMAT.md
+/// §8.2). Only when the mirror holds nothing but Kluis's own `.kluis-*`
+/// entries, and never over a `.kluis-folder` that appeared meanwhile
+/// (temp file, then a hard link that fails if the name exists). Returns
+/// whether it created the file.
+pub fn init_folder(
+    mirror: &Path,
+    identity: &Identity,
+    me: &Me,
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<bool, ShareError> {
+    let path = meta_path(mirror);
+    if std::fs::symlink_metadata(&path).is_ok() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(mirror).map_err(ShareError::io("create", mirror))?;
+    let has_content = std::fs::read_dir(mirror)
+        .map_err(ShareError::io("read", mirror))?
+        .flatten()
+        .any(|e| {
+            !e.file_name()
+                .to_string_lossy()
+                .starts_with(kluis_sync::scan::KLUIS_PREFIX)
+        });
+    if has_content {
+        return Ok(false);
+    }
+    let mut meta = FolderMeta::generate(identity.recipient(), rng);
+    adopt(&mut meta, Keys::own(identity), &me.email, &me.title);
+    let bytes = meta.seal(rng).map_err(|source| ShareError::Meta {
+        path: path.clone(),
+        source,
+    })?;
+    let mut rnd = [0u8; 8];
+    rng.fill_bytes(&mut rnd);
+    let tmp = mirror.join(format!(
+        "{}init-{}",
+        kluis_sync::scan::TEMP_PREFIX,
+        rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, &bytes)?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, &path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(ShareError::io("create", &path)(e)),
+    }
+    kluis_sync::exec::fsync_dir(mirror).map_err(ShareError::io("sync", mirror))?;
+    Ok(true)
+}
+
 /// Share the folder whose mirror is `mirror` with `add` (already verified
 /// through the directory). The folder metadata is re-sealed to all members,
 /// then every existing file gets the new members' stanzas (header only).
@@ -455,6 +524,10 @@ pub fn unshare_folder(
         rng,
         &mut report,
     )?;
+    // A group no longer a member: its key file goes too (FORMAT.md §8.7).
+    for g in gone.iter().filter(|m| m.kind == MemberKind::Group) {
+        group_files::remove(mirror, &meta.folder_id, &g.name)?;
+    }
     Ok(report)
 }
 

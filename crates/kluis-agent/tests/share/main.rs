@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod crash;
+mod group_files;
 
 #[path = "../../../kluis-broker/tests/broker/util.rs"]
 mod util;

@@ -132,6 +132,23 @@ fn start_encrypts_what_is_dropped_and_restarts_cleanly() {
     assert_eq!(out.stdout, b"vertrouwelijk verslag");
     let status = run_ok(u.cmd().args(["status", "--json"]));
     assert!(String::from_utf8_lossy(&status.stdout).contains("Dropbox/Kluis"));
+    // The folder names the account `start` created as its owner and first
+    // member (FORMAT.md §8.2), not an empty owner and a bare key.
+    let email = first
+        .split("account ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    assert!(email.ends_with("@kluis.local"), "{first}");
+    let shares = String::from_utf8(run_ok(u.cmd().arg("shares")).stdout).unwrap();
+    assert!(shares.contains(&format!("owner {email}")), "{shares}");
+    assert!(
+        shares
+            .lines()
+            .any(|l| l.trim_start().starts_with(&email) && l.contains(" user ")),
+        "{shares}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 

@@ -1,0 +1,278 @@
+//! Group key files travel with the folder (FORMAT.md §8.7, issue #17
+//! point 8): after a folder is shared with a group, a member's agent keeps
+//! the group's key file in the mirror, and a member holding only their own
+//! identity opens the folder with it — no broker. After a member is added
+//! or removed (key rotation) the copy follows.
+
+use std::fs;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kluis_account::AccountClient;
+use kluis_agent::Config;
+use kluis_agent::share::group_files::{self, GROUP_DIR};
+use kluis_agent::share::groups::GroupKeys;
+use kluis_agent::share::{self, Keys, Me};
+use kluis_broker::admin;
+use kluis_broker::org::OrgSigningKey;
+use kluis_format::Identity;
+use kluis_sync::FolderMeta;
+use kluis_sync::folder_meta::FOLDER_META_FILE;
+use kluis_types::GroupName;
+
+use super::util::{self, Backend};
+use super::{opens, rng, user, wait_until};
+
+/// What a member recovers from the mirror alone: the group keys in the
+/// group key files that open with `id`, then the folder and `name`.
+fn recover(mirror: &std::path::Path, id: &Identity, name: &str) -> Option<(usize, String)> {
+    let groups = group_files::open_all(mirror, id);
+    let mut keys = vec![id];
+    keys.extend(groups.iter());
+    let meta = FolderMeta::open_any(&fs::read(mirror.join(FOLDER_META_FILE)).ok()?, &keys).ok()?;
+    let path = mirror.join(meta.name_cipher().encrypt_path(name, true).ok()?);
+    Some((groups.len(), opens(&path, &keys).ok()?))
+}
+
+async fn group_key_files(backend: Backend) {
+    let Some(tb) = util::start(backend, util::test_settings()).await else {
+        return;
+    };
+    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let alice = user(&tb, &org, "alice", root.path()).await;
+    let carol = user(&tb, &org, "carol", root.path()).await;
+    let dave = user(&tb, &org, "dave", root.path()).await;
+    share::groups::create(&alice.client, &alice.id, "finance", &mut rng())
+        .await
+        .unwrap();
+    share::groups::add_member(
+        &alice.client,
+        &alice.id,
+        "finance",
+        &carol.email,
+        None,
+        &mut rng(),
+    )
+    .await
+    .unwrap();
+    let finance = GroupName::parse("finance").unwrap();
+    admin::certify_group(tb.store(), &org, &finance, None, tb.now())
+        .await
+        .unwrap();
+
+    // Alice's agent syncs Budget; she shares it with the group only.
+    let a_plain = alice.home.join("Kluis/Budget");
+    let mirror = alice.sync().join("Budget");
+    fs::create_dir_all(&a_plain).unwrap();
+    fs::create_dir_all(&mirror).unwrap();
+    let home = kluis_agent::AgentHome::in_dir(&alice.home.join("agent"));
+    let mut cfg = Config::default();
+    cfg.add_pair(&a_plain, &mirror).unwrap();
+    cfg.save(&home).unwrap();
+    let opts = kluis_agent::AgentOptions {
+        quiet: Duration::from_millis(50),
+        debounce: Duration::from_millis(30),
+        ..Default::default()
+    };
+    let agent = kluis_agent::Agent::start(home.clone(), opts, None).unwrap();
+    let h = agent.handle();
+    h.unlock_with(Identity::from_secret_bytes(&alice.id.to_secret_bytes()[..]).unwrap());
+    let alice_keys = Keys::own(&alice.id);
+    let encrypted = |name: &str| {
+        share::open_folder(&mirror, alice_keys)
+            .ok()
+            .and_then(|m| m.name_cipher().encrypt_path(name, true).ok())
+            .is_some_and(|c| mirror.join(c).is_file())
+    };
+    fs::write(a_plain.join("a.txt"), "alpha").unwrap();
+    wait_until("Alice's agent to encrypt a.txt", || encrypted("a.txt"));
+    let g = share::resolve::resolve(&alice.client, "group:finance")
+        .await
+        .unwrap();
+    let me = Me {
+        email: alice.email.clone(),
+        title: "Budget".into(),
+    };
+    share::share_folder(
+        &mirror,
+        alice_keys,
+        &me,
+        &[g.member.clone()],
+        None,
+        &mut |_| {},
+        &mut rng(),
+    )
+    .unwrap();
+    let folder_id = share::open_folder(&mirror, alice_keys).unwrap().folder_id;
+    let key_file = group_files::path(&mirror, &folder_id, "finance");
+    let name = key_file.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.len() == 32
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "the name reveals nothing: {name}"
+    );
+    assert_eq!(recover(&mirror, &carol.id, "a.txt"), None, "not there yet");
+
+    // The agent, at its directory refresh, writes the group's key file into
+    // the mirror: byte for byte the broker's.
+    let dir = kluis_agent::BrokerDirectory::new(
+        AccountClient::new(alice.client.config().clone()).unwrap(),
+        alice.email.clone(),
+    )
+    .unwrap();
+    h.set_directory(Arc::new(dir));
+    let refresh = |h: &kluis_agent::AgentHandle| {
+        let h = h.clone();
+        // Blocking: off this async test's worker threads, which serve the
+        // broker.
+        std::thread::spawn(move || h.refresh_directory())
+            .join()
+            .unwrap()
+    };
+    refresh(&h).unwrap();
+    let broker_file = || async {
+        alice
+            .client
+            .group_secret("finance")
+            .await
+            .unwrap()
+            .secret
+            .as_bytes()
+            .to_vec()
+    };
+    assert_eq!(fs::read(&key_file).unwrap(), broker_file().await);
+
+    // Carol, with her own identity and the mirror only (the broker is not
+    // asked): the group secret, the folder, the file. Dave has nothing.
+    let carol_groups = group_files::open_all(&mirror, &carol.id);
+    assert_eq!(carol_groups.len(), 1);
+    assert_eq!(carol_groups[0].recipient(), &g.member.recipient);
+    assert_eq!(
+        recover(&mirror, &carol.id, "a.txt"),
+        Some((1, "alpha".into()))
+    );
+    assert_eq!(recover(&mirror, &dave.id, "a.txt"), None);
+
+    // Dave joins the group: one more stanza on the broker's file; the copy
+    // follows at the next refresh and Dave recovers the folder too.
+    share::groups::add_member(
+        &alice.client,
+        &alice.id,
+        "finance",
+        &dave.email,
+        None,
+        &mut rng(),
+    )
+    .await
+    .unwrap();
+    refresh(&h).unwrap();
+    assert_eq!(fs::read(&key_file).unwrap(), broker_file().await);
+    assert_eq!(
+        recover(&mirror, &dave.id, "a.txt"),
+        Some((1, "alpha".into()))
+    );
+
+    // Dave leaves: the key rotates (certified). The copy now holds both
+    // versions, for Carol only; the folder moves to the new key at Alice's
+    // next write, and that file opens with what Carol recovers.
+    share::groups::remove_member(&alice.client, &alice.id, "finance", &dave.email, &mut rng())
+        .await
+        .unwrap();
+    admin::certify_group(tb.store(), &org, &finance, None, tb.now())
+        .await
+        .unwrap();
+    refresh(&h).unwrap();
+    assert_eq!(fs::read(&key_file).unwrap(), broker_file().await);
+    let versions = GroupKeys::open("finance", &fs::read(&key_file).unwrap(), &carol.id).unwrap();
+    let numbers: Vec<u32> = versions.keys.iter().map(|(v, _)| *v).collect();
+    assert_eq!(numbers, vec![1, 2]);
+    assert!(group_files::open_all(&mirror, &dave.id).is_empty());
+    fs::write(a_plain.join("b.txt"), "bravo").unwrap();
+    wait_until("Alice's agent to encrypt b.txt", || encrypted("b.txt"));
+    let moved = share::open_folder(&mirror, alice_keys).unwrap();
+    assert_eq!(
+        moved
+            .members
+            .iter()
+            .find(|m| m.name == "finance")
+            .unwrap()
+            .recipient,
+        *versions.keys[1].1.recipient(),
+        "the folder moved to the new group key"
+    );
+    assert_eq!(
+        recover(&mirror, &carol.id, "b.txt"),
+        Some((2, "bravo".into()))
+    );
+    assert_eq!(recover(&mirror, &dave.id, "b.txt"), None);
+
+    // Unsharing the group removes its key file.
+    share::unshare_folder(
+        &mirror,
+        alice_keys,
+        &me,
+        &["group:finance".into()],
+        false,
+        &mut |_| {},
+        &mut rng(),
+    )
+    .unwrap();
+    assert!(!key_file.exists());
+    assert!(
+        fs::read_dir(mirror.join(GROUP_DIR))
+            .unwrap()
+            .flatten()
+            .next()
+            .is_none()
+    );
+    h.shutdown();
+    agent.wait();
+    tb.shutdown().await;
+}
+
+/// A folder created for a user with an account names them as its owner
+/// and first member; an existing or non-empty mirror is left alone.
+#[test]
+fn init_folder_records_the_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = Identity::generate(&mut rng());
+    let me = Me {
+        email: "me@kluis.local".into(),
+        title: "Kluis".into(),
+    };
+    let mirror = dir.path().join("m");
+    assert!(share::init_folder(&mirror, &id, &me, &mut rng()).unwrap());
+    let meta = share::open_folder(&mirror, Keys::own(&id)).unwrap();
+    assert_eq!(
+        (meta.owner.as_str(), meta.title.as_str()),
+        ("me@kluis.local", "Kluis")
+    );
+    assert_eq!(meta.members.len(), 1);
+    assert_eq!(meta.members[0].display(), "me@kluis.local");
+    let before = fs::read(mirror.join(FOLDER_META_FILE)).unwrap();
+    assert!(!share::init_folder(&mirror, &id, &me, &mut rng()).unwrap());
+    assert_eq!(fs::read(mirror.join(FOLDER_META_FILE)).unwrap(), before);
+    let full = dir.path().join("full");
+    fs::create_dir_all(full.join("abc")).unwrap();
+    assert!(!share::init_folder(&full, &id, &me, &mut rng()).unwrap());
+    assert!(!full.join(FOLDER_META_FILE).exists());
+    // No temp file is left behind.
+    assert_eq!(fs::read_dir(&mirror).unwrap().count(), 1);
+}
+
+mod sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn group_key_files_travel_with_the_folder() {
+        super::group_key_files(super::Backend::Sqlite).await
+    }
+}
+
+mod postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn group_key_files_travel_with_the_folder() {
+        super::group_key_files(super::Backend::Postgres).await
+    }
+}
