@@ -53,6 +53,8 @@ def open_identity(data, password):
     m, t, p = struct.unpack(">III", data[10:22])
     if m < 65536 or t < 3 or p < 1:
         raise KluisError("weak key-derivation parameters")
+    if m > 4194304 or t > 64 or p > 16:
+        raise KluisError("too costly key-derivation parameters")
     salt, nonce, sealed = data[22:38], data[38:50], data[50:]
     key = Argon2id(salt=salt, length=32, iterations=t, lanes=p, memory_cost=m).derive(password)
     try:
@@ -230,33 +232,39 @@ def open_stanza(stanza, file_id, identity):
     return file_key
 
 
+def mac_ok(header, file_key):
+    """§4.3 key schedule, §4.6 header MAC."""
+    mac_key = hkdf_expand(hkdf_extract(header.file_id, file_key), b"kluis/v1/header-mac", 32)
+    expected = hmac.new(mac_key, header.authenticated, hashlib.sha256).digest()
+    return hmac.compare_digest(expected, header.mac)
+
+
 def find_file_key(header, identity):
     """§4.5: try only the stanzas with our key id and a known type, X-Wing
-    (direct or batch) first. The MAC is not checked here."""
+    (direct or batch) first; skip one that does not open or whose key fails
+    the header MAC (§4.6), and return the first key that passes it."""
     ours = [s for s in header.stanzas if s.key_id == identity.key_id and s.kem in STANZA_TYPES]
     if not ours:
         raise KluisError("no matching recipient")
     ours.sort(key=lambda s: STANZA_TYPES[s.kem].kem != XWING)
     for stanza in ours:
         try:
-            return open_stanza(stanza, header.file_id, identity)
+            file_key = open_stanza(stanza, header.file_id, identity)
         except KluisError:
             continue
+        if mac_ok(header, file_key):
+            return file_key
     raise KluisError("the header failed to authenticate")
 
 
 def decrypt(data, identity):
     header = parse_header(data)
     file_id, meta_nonce, meta_ct = header.file_id, header.meta_nonce, header.meta_ct
-    authenticated, mac = header.authenticated, header.mac
     file_key = find_file_key(header, identity)
 
-    # §4.3 key schedule, §4.6 MAC.
+    # §4.3 key schedule (the MAC of §4.6 was checked by find_file_key).
     def subkey(label):
         return hkdf_expand(hkdf_extract(file_id, file_key), label, 32)
-
-    if not hmac.compare_digest(hmac.new(subkey(b"kluis/v1/header-mac"), authenticated, hashlib.sha256).digest(), mac):
-        raise KluisError("the header failed to authenticate")
 
     # §4.4 metadata.
     meta = AESGCM(subkey(b"kluis/v1/metadata")).decrypt(meta_nonce, meta_ct, file_id)
@@ -309,7 +317,8 @@ def main(argv):
         return 2
     try:
         with open(argv[2], "rb") as f:
-            password = f.read().split(b"\n")[0]
+            # §3: the first line, without its line ending (LF or CR LF).
+            password = f.read().split(b"\n")[0].removesuffix(b"\r")
         with open(argv[1], "rb") as f:
             identity = open_identity(f.read(), password)
         with open(argv[3], "rb") as f:

@@ -133,6 +133,11 @@ pub enum Error {
     /// The identity file's key-derivation parameters are below the minimum.
     #[error("identity file uses weak key-derivation parameters ({0}); refusing it")]
     WeakKdf(&'static str),
+    /// The identity file's key-derivation parameters are above the maximum
+    /// (FORMAT.md §3): refused before any work, so a planted file cannot
+    /// make Kluis allocate gigabytes or run for hours.
+    #[error("identity file asks for too costly key-derivation parameters ({0}); refusing it")]
+    CostlyKdf(&'static str),
     /// Invalid metadata supplied by the caller.
     #[error("invalid metadata: {0}")]
     InvalidMetadata(&'static str),

@@ -15,6 +15,13 @@ use crate::error::{Error, Result, Section};
 use crate::keys::{Identity, KEM_X25519, KEM_XWING, KemChoice, KeyId, Recipient};
 use crate::meta::Metadata;
 
+mod reshare;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
+mod tests;
+
+pub use reshare::Refit;
+
 /// `0x89 "KLUIS" CR LF`: the high bit catches 7-bit channels, CR LF catches
 /// newline conversion.
 pub const MAGIC: [u8; 8] = [0x89, b'K', b'L', b'U', b'I', b'S', 0x0D, 0x0A];
@@ -548,24 +555,32 @@ impl Header {
 
     /// Find our stanza and unwrap the file key, then check the header MAC
     /// with it. FORMAT.md §4.5: stanzas are found by key id, not by trial
-    /// decryption.
+    /// decryption. Every stanza with our key id and a known type is tried,
+    /// X-Wing (direct or batch) first: one that does not open, or whose file
+    /// key fails the MAC, is skipped, so a bogus stanza that a writer added
+    /// under our key id cannot hide the real one. Only one file key can pass
+    /// the MAC (HMAC commits to its key, §4.6), so trying more than one never
+    /// yields a second plaintext.
     pub fn unwrap_file_key(&self, identity: &Identity) -> Result<FileKey> {
         let ours = identity.recipient().fingerprint().key_id();
-        let mut last_err = Error::NoMatchingRecipient;
-        for s in self
+        let mut candidates: Vec<&Stanza> = self
             .stanzas
             .iter()
             .filter(|s| s.key_id == ours && matches!(base_kem(s.kem), KEM_XWING | KEM_X25519))
-        {
-            match s.unwrap(&self.file_id, identity) {
-                Ok(k) => {
-                    self.verify_mac(&k)?;
-                    return Ok(k);
-                }
-                Err(e) => last_err = e,
+            .collect();
+        if candidates.is_empty() {
+            return Err(Error::NoMatchingRecipient);
+        }
+        // Stable: in stanza order within each KEM.
+        candidates.sort_by_key(|s| base_kem(s.kem) != KEM_XWING);
+        for s in candidates {
+            if let Ok(k) = s.unwrap(&self.file_id, identity)
+                && self.verify_mac(&k).is_ok()
+            {
+                return Ok(k);
             }
         }
-        Err(last_err)
+        Err(Error::HeaderAuth)
     }
 
     fn verify_mac(&self, file_key: &FileKey) -> Result<()> {
@@ -619,114 +634,6 @@ impl Header {
         self.meta_ct.extend_from_slice(tag.as_ref());
         self.reseal(file_key);
         Ok(())
-    }
-
-    /// Add a recipient without touching the payload (FORMAT.md §6). Returns
-    /// false if the recipient already had a stanza of that KEM.
-    pub fn add_recipient(
-        &mut self,
-        file_key: &FileKey,
-        r: &Recipient,
-        kem: KemChoice,
-        rng: &mut impl rand_core::CryptoRng,
-    ) -> Result<bool> {
-        self.verify_mac(file_key)?;
-        let added = self.push_stanza(file_key, r, kem, rng)?;
-        self.padding_last();
-        self.reseal(file_key);
-        Ok(added)
-    }
-
-    /// Remove every stanza for `key_id`. Refuses to remove the last stanza.
-    /// Returns how many stanzas were removed.
-    pub fn remove_recipient(&mut self, file_key: &FileKey, key_id: &KeyId) -> Result<usize> {
-        self.verify_mac(file_key)?;
-        let before = self.stanzas.len();
-        let kept: Vec<Stanza> = self
-            .stanzas
-            .iter()
-            .filter(|s| &s.key_id != key_id)
-            .cloned()
-            .collect();
-        if kept.is_empty() {
-            return Err(Error::NoRecipients);
-        }
-        self.stanzas = kept;
-        self.padding_last();
-        self.reseal(file_key);
-        Ok(before - self.stanzas.len())
-    }
-
-    /// Length of the encoded header, padding included.
-    pub fn byte_len(&self) -> usize {
-        self.encoded_len()
-    }
-
-    /// Bytes of padding (the whole padding stanza; 0 without one).
-    pub fn padding_len(&self) -> usize {
-        self.padding.map_or(0, |p| p.len)
-    }
-
-    fn padding_last(&mut self) {
-        if let Some(p) = &mut self.padding {
-            p.at = self.stanzas.len();
-        }
-    }
-
-    fn unpadded_len(&self) -> usize {
-        self.encoded_len() - self.padding_len()
-    }
-
-    /// Resize the padding so that the header is exactly `len` bytes long,
-    /// then re-MAC: after a recipient change, the new header then fits where
-    /// the old one was and can be written over it in place (FORMAT.md §4.7).
-    /// Returns false, changing nothing, when it cannot fit.
-    pub fn fit_to(&mut self, file_key: &FileKey, len: usize) -> Result<bool> {
-        self.verify_mac(file_key)?;
-        let base = self.unpadded_len();
-        let pad = match len.checked_sub(base) {
-            Some(0) => None,
-            Some(n) if (PAD_MIN..=PAD_MAX).contains(&n) => Some(n),
-            _ => return Ok(false),
-        };
-        if pad.is_some() && self.stanzas.len() + 1 > MAX_STANZAS {
-            return Ok(false);
-        }
-        self.padding = pad.map(|len| Padding {
-            at: self.stanzas.len(),
-            len,
-        });
-        self.reseal(file_key);
-        Ok(true)
-    }
-
-    /// Fresh padding up to the next multiple of [`HEADER_BLOCK`], or of
-    /// [`SMALL_HEADER_BLOCK`] for an X25519-only header (the writer's rule,
-    /// FORMAT.md §4.7), then re-MAC.
-    pub fn repad(&mut self, file_key: &FileKey) -> Result<()> {
-        self.verify_mac(file_key)?;
-        self.pad_to_block();
-        self.reseal(file_key);
-        Ok(())
-    }
-
-    fn pad_to_block(&mut self) {
-        // X25519-only headers are the small ones (FORMAT.md §4.2): they
-        // keep to 256-byte steps.
-        let block = if self.stanzas.iter().all(|s| base_kem(s.kem) == KEM_X25519) {
-            SMALL_HEADER_BLOCK
-        } else {
-            HEADER_BLOCK
-        };
-        let base = self.unpadded_len();
-        let mut pad = base.next_multiple_of(block) - base;
-        if pad < PAD_MIN {
-            pad += block;
-        }
-        self.padding = (self.stanzas.len() < MAX_STANZAS).then_some(Padding {
-            at: self.stanzas.len(),
-            len: pad,
-        });
     }
 
     /// The C2SP input key for the payload.

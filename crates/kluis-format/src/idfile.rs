@@ -61,10 +61,14 @@ impl KdfParams {
         if self.p_cost < 1 {
             return Err(Error::WeakKdf("zero lanes"));
         }
-        if self.m_cost_kib > Self::MAX_M || self.t_cost > Self::MAX_T || self.p_cost > Self::MAX_P {
-            return Err(Error::InvalidIdentity(
-                "key-derivation parameters above the allowed maximum",
-            ));
+        if self.m_cost_kib > Self::MAX_M {
+            return Err(Error::CostlyKdf("memory above 4 GiB"));
+        }
+        if self.t_cost > Self::MAX_T {
+            return Err(Error::CostlyKdf("more than 64 passes"));
+        }
+        if self.p_cost > Self::MAX_P {
+            return Err(Error::CostlyKdf("more than 16 lanes"));
         }
         Ok(())
     }
@@ -123,7 +127,9 @@ pub fn seal_identity(
     Ok(out)
 }
 
-/// Read the parameters of an identity file without the password.
+/// Read and check the parameters of an identity file without the password,
+/// so that a caller can refuse a file (weak or too costly parameters, §3)
+/// before asking for the password.
 pub fn identity_params(file: &[u8]) -> Result<KdfParams> {
     if file.len() < 8 || &file[..8] != MAGIC {
         return Err(Error::InvalidIdentity("not a Kluis identity file"));
@@ -143,18 +149,19 @@ pub fn identity_params(file: &[u8]) -> Result<KdfParams> {
         ));
     }
     let be = |o: usize| u32::from_be_bytes([file[o], file[o + 1], file[o + 2], file[o + 3]]);
-    Ok(KdfParams {
+    let params = KdfParams {
         m_cost_kib: be(10),
         t_cost: be(14),
         p_cost: be(18),
-    })
+    };
+    params.check()?;
+    Ok(params)
 }
 
 /// Open an identity file with its password. Downgraded parameters are
 /// refused before any work; a wrong password is [`Error::WrongPassword`].
 pub fn open_identity(file: &[u8], password: &[u8]) -> Result<Identity> {
     let params = identity_params(file)?;
-    params.check()?;
     let mut salt = [0u8; 16];
     salt.copy_from_slice(&file[22..38]);
     let mut nonce = [0u8; 12];

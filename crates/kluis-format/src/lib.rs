@@ -36,7 +36,7 @@ use std::io::{self, Read, Write};
 pub use error::{Error, PayloadError, Result, Section};
 pub use header::{
     BATCH_BIT, Batch, FileKey, HEADER_BLOCK, Header, KEM_PADDING, KEM_X25519_BATCH,
-    KEM_XWING_BATCH, MAX_HEADER_LEN, MAX_STANZAS, SMALL_HEADER_BLOCK, Stanza,
+    KEM_XWING_BATCH, MAX_HEADER_LEN, MAX_STANZAS, Refit, SMALL_HEADER_BLOCK, Stanza,
 };
 pub use idfile::{IDENTITY_FILE_LEN, KdfParams, identity_params, open_identity, seal_identity};
 pub use keys::{
@@ -183,6 +183,11 @@ impl<R: Read> Read for Decryptor<R> {
 /// file key with `identity`, let `edit` change the header, write the new
 /// header to `output` and copy the payload bytes unchanged. Returns what
 /// `edit` returned.
+///
+/// When `edit` changed the header, it is refitted ([`Header::refit`],
+/// FORMAT.md §4.7): it keeps the old header's length when its padding has
+/// room, and is padded afresh by the writer's rule otherwise, so sharing a
+/// file (or a group's secret) with one more person does not grow it.
 pub fn rewrite_header<R: Read, W: Write, T>(
     mut input: R,
     mut output: W,
@@ -190,8 +195,12 @@ pub fn rewrite_header<R: Read, W: Write, T>(
     edit: impl FnOnce(&mut Header, &FileKey) -> Result<T>,
 ) -> Result<T> {
     let mut header = Header::read(&mut input)?;
+    let old = header.to_bytes();
     let file_key = header.unwrap_file_key(identity)?;
     let result = edit(&mut header, &file_key)?;
+    if header.to_bytes() != old {
+        header.refit(&file_key, old.len())?;
+    }
     header.write(&mut output)?;
     io::copy(&mut input, &mut output)?;
     output.flush()?;

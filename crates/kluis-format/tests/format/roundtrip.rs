@@ -144,6 +144,33 @@ fn identity_file_password_and_downgrade() {
         open_identity(&downgraded, b"correct horse"),
         Err(Error::WeakKdf(_))
     ));
+    // Above the maximum (FORMAT.md §3): refused before any work (a 4 GiB
+    // Argon2id run would not finish in a test), by name, also when only the
+    // parameters are read.
+    for (at, value, why) in [
+        (10, 4 * 1024 * 1024 + 1, "memory above 4 GiB"),
+        (10, u32::MAX, "memory above 4 GiB"),
+        (14, 65, "more than 64 passes"),
+        (18, 17, "more than 16 lanes"),
+    ] {
+        let mut costly = file.clone();
+        costly[at..at + 4].copy_from_slice(&value.to_be_bytes());
+        for err in [
+            open_identity(&costly, b"correct horse").unwrap_err(),
+            kluis_format::identity_params(&costly).unwrap_err(),
+        ] {
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "identity file asks for too costly key-derivation parameters ({why}); refusing it"
+                )
+            );
+        }
+    }
+    assert!(matches!(
+        kluis_format::identity_params(&downgraded),
+        Err(Error::WeakKdf(_))
+    ));
     // Raising the parameters is not a downgrade, but the AAD binds them, so
     // an edited file fails to open (as a wrong password would).
     let mut edited = file.clone();
