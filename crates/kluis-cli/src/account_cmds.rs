@@ -223,7 +223,7 @@ pub fn run_account(cmd: AccountCommand, pass: &Passphrases) -> Result<()> {
                 .map_err(explain_device)?;
             println!("Registered {email} on {}.", enrolled.broker_url);
             tell_recoverable(enrolled.recovery_enrolled);
-            println!("Your fingerprint: {}", enrolled.fingerprint);
+            println!("Your key id: {}", enrolled.fingerprint);
             println!(
                 "Ask your administrator to certify your key; compare this fingerprint with them."
             );
@@ -254,7 +254,7 @@ pub fn run_account(cmd: AccountCommand, pass: &Passphrases) -> Result<()> {
                 ))
                 .map_err(explain_device)?;
             println!("Logged in as {email}. Your identity is now on this device (works offline).");
-            println!("Your fingerprint: {}", enrolled.fingerprint);
+            println!("Your key id: {}", enrolled.fingerprint);
             Ok(())
         }
         AccountCommand::Logout => {
@@ -269,7 +269,7 @@ pub fn run_account(cmd: AccountCommand, pass: &Passphrases) -> Result<()> {
             let me = rt.block_on(c.whoami()).map_err(explain)?;
             println!("{} ({}) on {}", me.email, me.display_name, acct.broker_url);
             if let Ok(r) = me.public_key.as_str().parse::<Recipient>() {
-                println!("Fingerprint: {}", r.fingerprint());
+                println!("Key id: {}", r.fingerprint().key_id());
             }
             if me.recovery_enrolled {
                 println!("Recovery: your organisation can recover your keys.");
@@ -555,7 +555,7 @@ fn recover(
                 &password,
                 outcome.recovery_enrolled,
             )?;
-            println!("Your fingerprint: {}", enrolled.fingerprint);
+            println!("Your key id: {}", enrolled.fingerprint);
             println!("Your key was recovered and your new password is set.");
             outcome.recovery_enrolled
         }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use kluis_format::{
-    Decryptor, EncryptOptions, Header, Identity, KdfParams, KemChoice, Metadata, Recipient,
+    Decryptor, EncryptOptions, Header, Identity, KdfParams, KemChoice, Metadata, Recipient, Refit,
     open_identity, seal_identity,
 };
 
@@ -30,7 +30,12 @@ pub enum CryptCommand {
     Recipient {
         #[command(flatten)]
         identity: IdentityArg,
-        /// Also print the fingerprint on a second line.
+        /// Also print the key id (`4F2A 9C1B …`, 16 bytes: what people
+        /// compare) on the next line.
+        #[arg(long)]
+        key_id: bool,
+        /// Also print the whole fingerprint (32 bytes, FORMAT.md §2; the key
+        /// id is its first half) on the next line.
         #[arg(long)]
         fingerprint: bool,
     },
@@ -66,7 +71,8 @@ pub enum CryptCommand {
         input: Option<PathBuf>,
     },
     /// Add, remove or list the recipients of a file. Only the header is
-    /// rewritten; the encrypted content is left byte for byte as it was.
+    /// rewritten, in place when its padding has room; the encrypted content
+    /// is left byte for byte as it was.
     Recipients {
         #[command(subcommand)]
         action: RecipientsAction,
@@ -87,25 +93,31 @@ pub struct IdentityArg {
 
 #[derive(Debug, Subcommand)]
 pub enum RecipientsAction {
-    /// Give more people access (in place).
+    /// Give more people access. The header is rewritten in place (same
+    /// file, same size) when its padding has room; otherwise the file is
+    /// rewritten whole with a larger header, and you are told.
     Add {
         #[command(flatten)]
         identity: IdentityArg,
         /// Recipient strings to add.
         #[arg(short, long = "recipient", value_name = "RECIPIENT", required = true)]
         recipients: Vec<String>,
-        /// Use the classical X25519 KEM for the new stanzas.
+        /// Use the classical X25519 KEM for the new stanzas. Without it they
+        /// use the file's KEM: X25519 for a file encrypted with
+        /// `--classical`, X-Wing otherwise.
         #[arg(long)]
         classical: bool,
         /// The Kluis file to change.
         file: PathBuf,
     },
-    /// Take access away from future copies of this file (in place). Copies
-    /// the person already has are not affected.
+    /// Take access away from future copies of this file (in place, or a
+    /// smaller header when much was removed). Copies the person already has
+    /// are not affected.
     Remove {
         #[command(flatten)]
         identity: IdentityArg,
-        /// Recipient strings or fingerprints (`4F2A 9C1B …`) to remove.
+        /// Recipient strings, key ids (`4F2A 9C1B …`) or fingerprints to
+        /// remove.
         #[arg(short, long = "recipient", value_name = "RECIPIENT", required = true)]
         recipients: Vec<String>,
         /// The Kluis file to change.
@@ -148,17 +160,27 @@ pub fn run(cmd: CryptCommand, pass: &Passphrases) -> Result<()> {
             out.commit()?;
             println!("{}", id.recipient());
             eprintln!("Identity written to {}", path.display());
-            eprintln!("Fingerprint: {}", id.recipient().fingerprint());
+            let fp = id.recipient().fingerprint();
+            eprintln!(
+                "Key id:      {}   (compare it with colleagues)",
+                fp.key_id()
+            );
+            eprintln!("Fingerprint: {}", fp.to_full_string());
             Ok(())
         }
         CryptCommand::Recipient {
             identity,
+            key_id,
             fingerprint,
         } => {
             let id = load_identity(&identity, pass)?;
+            let fp = id.recipient().fingerprint();
             println!("{}", id.recipient());
+            if key_id {
+                println!("{}", fp.key_id());
+            }
             if fingerprint {
-                println!("{}", id.recipient().fingerprint());
+                println!("{}", fp.to_full_string());
             }
             Ok(())
         }
@@ -396,23 +418,92 @@ fn restrict_permissions(out: &Output) -> Result<()> {
     Ok(())
 }
 
-/// Rewrite a file's header in place: the new file is written beside it and
-/// renamed over it only when complete.
-fn rewrite_in_place<T>(
+/// How a header change reached the disk.
+enum Written {
+    /// The edit changed nothing; the file was not touched.
+    Unchanged,
+    /// The new header has the old one's length and was written over it.
+    InPlace { len: usize },
+    /// The header did not fit: the file was rewritten whole.
+    Whole { from: usize, to: usize },
+}
+
+impl Written {
+    /// How the change was made, for the end of a sentence.
+    fn describe(&self) -> String {
+        match self {
+            Written::Unchanged => "nothing to change".to_owned(),
+            Written::InPlace { len } => {
+                format!("in place (same {len}-byte header, content untouched)")
+            }
+            Written::Whole { from, to } if to > from => format!(
+                "the header grew from {from} to {to} bytes (its padding had no room), so the \
+                 file was rewritten whole; content unchanged"
+            ),
+            Written::Whole { from, to } => format!(
+                "the header shrank from {from} to {to} bytes, so the file was rewritten whole; \
+                 content unchanged"
+            ),
+        }
+    }
+}
+
+/// Change a file's header (FORMAT.md §6). The changed header is refitted to
+/// the old one's length ([`Header::refit`], §4.7): when it fits, it is
+/// written over the old header in place through the sync agent's journaled
+/// rewrite (`kluis_sync::inplace`, crash-safe), so the file keeps its inode
+/// and the payload is neither read nor written. Otherwise the header was
+/// padded afresh and the whole file is written beside it and renamed over
+/// it when complete.
+fn edit_header<T>(
     file: &Path,
     id: &Identity,
     edit: impl FnOnce(&mut Header, &kluis_format::FileKey) -> kluis_format::Result<T>,
-) -> Result<T> {
-    let input = io::BufReader::with_capacity(
+) -> Result<(T, Written)> {
+    use kluis_sync::inplace::{self, InPlaceError};
+
+    // `kluis_sync::inplace` works in the file's parent directory, which a
+    // bare relative name ("doc.kluis") gives as "": hand it an absolute path.
+    let absolute =
+        std::path::absolute(file).with_context(|| format!("cannot resolve {}", file.display()))?;
+    // A rewrite that a crash interrupted is finished first.
+    inplace::recover_beside(&absolute);
+    let mut input = io::BufReader::with_capacity(
         1 << 20,
         std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
     );
-    let mut out = Output::open(Some(file))?;
-    out.copy_permissions_from(file)?;
-    let result = kluis_format::rewrite_header(input, &mut out, id, edit)
-        .with_context(|| format!("{}", file.display()))?;
-    out.commit()?;
-    Ok(result)
+    let in_file = || format!("{}", file.display());
+    let mut header = Header::read(&mut input).with_context(in_file)?;
+    // Parsing is canonical: these are the bytes on disk.
+    let old = header.to_bytes();
+    let file_key = header.unwrap_file_key(id).with_context(in_file)?;
+    let result = edit(&mut header, &file_key).with_context(in_file)?;
+    if header.to_bytes() == old {
+        return Ok((result, Written::Unchanged));
+    }
+    match header.refit(&file_key, old.len()).with_context(in_file)? {
+        Refit::SameLength => {
+            drop(input);
+            inplace::rewrite_header(&absolute, &old, &header.to_bytes()).map_err(|e| match e {
+                InPlaceError::Changed => anyhow::anyhow!(
+                    "{} changed while its header was rewritten; it was left as it was (run the command again)",
+                    file.display()
+                ),
+                InPlaceError::Io(e) => anyhow::Error::new(e)
+                    .context(format!("cannot rewrite the header of {}", file.display())),
+            })?;
+            Ok((result, Written::InPlace { len: old.len() }))
+        }
+        Refit::Repadded { from, to } => {
+            let mut out = Output::open(Some(file))?;
+            out.copy_permissions_from(file)?;
+            header.write(&mut out).with_context(in_file)?;
+            io::copy(&mut input, &mut out)
+                .with_context(|| format!("cannot copy {}", file.display()))?;
+            out.commit()?;
+            Ok((result, Written::Whole { from, to }))
+        }
+    }
 }
 
 fn recipients_cmd(
@@ -429,16 +520,35 @@ fn recipients_cmd(
         } => {
             let id = load_identity(&identity, pass)?;
             let to = parse_recipients(&recipients, &[])?;
-            let added = rewrite_in_place(&file, &id, |h, k| {
+            let ((added, used), written) = edit_header(&file, &id, |h, k| {
+                // The file's own KEM unless told otherwise (FORMAT.md §4.7):
+                // a classical file stays classical.
+                let used = if classical {
+                    KemChoice::X25519
+                } else {
+                    h.reshare_kem()
+                };
                 let mut n = 0;
                 for r in &to {
-                    n += usize::from(h.add_recipient(k, r, kem(classical), rng)?);
+                    n += usize::from(h.add_recipient(k, r, used, rng)?);
                 }
-                Ok(n)
+                Ok((n, used))
             })?;
+            if added == 0 {
+                eprintln!(
+                    "Every given recipient already had access to {}; nothing changed.",
+                    file.display()
+                );
+                return Ok(());
+            }
+            let kem = match used {
+                KemChoice::XWing => "X-Wing",
+                KemChoice::X25519 => "X25519",
+            };
             eprintln!(
-                "Added {added} recipient(s) to {} (content unchanged).",
-                file.display()
+                "Added {added} recipient(s) ({kem}) to {}: {}.",
+                file.display(),
+                written.describe()
             );
             Ok(())
         }
@@ -455,7 +565,7 @@ fn recipients_cmd(
                     Err(_) => parse_key_id(s)?,
                 });
             }
-            let removed = rewrite_in_place(&file, &id, |h, k| {
+            let (removed, written) = edit_header(&file, &id, |h, k| {
                 let mut n = 0;
                 for kid in &ids {
                     n += h.remove_recipient(k, kid)?;
@@ -468,7 +578,11 @@ fn recipients_cmd(
                     file.display()
                 );
             }
-            eprintln!("Removed {removed} stanza(s) from {}.", file.display());
+            eprintln!(
+                "Removed {removed} stanza(s) from {}: {}.",
+                file.display(),
+                written.describe()
+            );
             eprintln!(
                 "Note: copies of the file made before this change can still be opened by them."
             );
@@ -501,10 +615,14 @@ fn recipients_cmd(
     }
 }
 
+/// A key id (32 hex digits) or a whole fingerprint (64, whose first half is
+/// the key id, FORMAT.md §2), spaces allowed.
 fn parse_key_id(s: &str) -> Result<kluis_format::KeyId> {
     let hex: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        bail!("{s:?} is neither a recipient string nor a fingerprint (32 hex digits)");
+    if !matches!(hex.len(), 32 | 64) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!(
+            "{s:?} is neither a recipient string, a key id (32 hex digits) nor a fingerprint (64 hex digits)"
+        );
     }
     let mut id = [0u8; 16];
     for (i, b) in id.iter_mut().enumerate() {

@@ -54,7 +54,7 @@ pub fn run(args: QuickstartArgs, pass: &Passphrases) -> Result<()> {
     };
     let me = identity.recipient();
     println!(
-        "Your fingerprint: {}   (compare it with colleagues out of band)",
+        "Your key id: {}   (compare it with colleagues out of band)",
         me.fingerprint()
     );
 

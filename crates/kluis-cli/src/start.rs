@@ -213,7 +213,10 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
         },
     };
     cache.store(&identity);
-    println!("Your fingerprint: {}", identity.recipient().fingerprint());
+    println!(
+        "Your key id: {}",
+        identity.recipient().fingerprint().key_id()
+    );
 
     // 3. The folder pair.
     let mut cfg = Config::load(&agent_home)?;

@@ -215,7 +215,7 @@ fn kluis_types_email(e: &str) -> kluis_types::Email {
 }
 
 fn fingerprint(u: &User) -> String {
-    let out = run_ok(u.cmd().args(["recipient", "--fingerprint"]));
+    let out = run_ok(u.cmd().args(["recipient", "--key-id"]));
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()

@@ -159,7 +159,7 @@ fn start_encrypts_what_is_dropped_and_restarts_cleanly() {
         second.contains(
             &first
                 .lines()
-                .find(|l| l.starts_with("Your fingerprint"))
+                .find(|l| l.starts_with("Your key id"))
                 .unwrap()
                 .to_owned()
         )
