@@ -199,3 +199,45 @@ fn padding_anywhere_among_the_stanzas_round_trips() {
         Err(Error::HeaderAuth)
     ));
 }
+
+/// `rewrite_header` refits on its own (Header::refit): a caller that only
+/// adds a recipient, as the agent's group-secret sharing does, keeps the
+/// 4096-byte header (it grew to 5284 before, issue 17.9), and one whose
+/// change cannot fit gets a freshly padded header.
+#[test]
+fn rewrite_header_keeps_the_length_without_being_asked() {
+    let ids = identities(5, 70);
+    let plain = pattern(3000, 7);
+    let file = seal(
+        &plain,
+        &recipients(&ids[..1]),
+        EncryptOptions::default(),
+        71,
+    );
+    let mut shared = Vec::new();
+    rewrite_header(&file[..], &mut shared, &ids[0], |h, k| {
+        h.add_recipient(k, ids[1].recipient(), KemChoice::XWing, &mut rng(72))
+    })
+    .unwrap();
+    assert_eq!(shared.len(), file.len());
+    assert_eq!(Header::read(&shared[..]).unwrap().byte_len(), HEADER_BLOCK);
+    assert_eq!(open(&shared, &ids[1]).unwrap(), plain);
+    // An edit that changes nothing changes no byte.
+    let mut same = Vec::new();
+    rewrite_header(&shared[..], &mut same, &ids[0], |_, _| Ok(())).unwrap();
+    assert_eq!(same, shared);
+    // Three more X-Wing stanzas cannot fit: padded afresh to 8192.
+    let mut grown = Vec::new();
+    rewrite_header(&shared[..], &mut grown, &ids[0], |h, k| {
+        for id in &ids[2..] {
+            h.add_recipient(k, id.recipient(), KemChoice::XWing, &mut rng(73))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        Header::read(&grown[..]).unwrap().byte_len(),
+        2 * HEADER_BLOCK
+    );
+    assert_eq!(open(&grown, &ids[4]).unwrap(), plain);
+}
