@@ -9,6 +9,9 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{ChildGuard, fast_opts, kls_files, plain_tree, rng, spawn_child, temps, wait_for};
 use kluis_agent::ipc::Client;
 use kluis_agent::{Agent, AgentHome, AgentOptions, Config, PairState, Request, Response};
 use kluis_format::{Identity, KdfParams};
@@ -23,32 +26,6 @@ static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn alone() -> std::sync::MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn rng() -> impl rand_core::CryptoRng {
-    rand_core::UnwrapErr(getrandom::SysRng)
-}
-
-/// Poll `f` until it returns Some, with a generous deadline; never a fixed
-/// sleep as an assertion.
-fn wait_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-fn fast_opts() -> AgentOptions {
-    AgentOptions {
-        quiet: Duration::from_millis(100),
-        debounce: Duration::from_millis(50),
-        mass_delete_min: 100_000,
-        ..AgentOptions::default()
-    }
 }
 
 struct Setup {
@@ -73,23 +50,6 @@ fn setup() -> Setup {
         plain,
         mirror,
     }
-}
-
-fn kls_files(mirror: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    let mut stack = vec![mirror.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "kls") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]
@@ -293,47 +253,6 @@ fn the_own_writes_of_a_batch_start_no_second_reconcile() {
 // ---------------------------------------------------------------------------
 // Crash test.
 
-/// The agent as a child process: run by `crash_test`, never on its own.
-#[test]
-#[ignore = "child process of crash_test"]
-fn crash_child() {
-    let Some(dir) = std::env::var_os("KLUIS_CRASH_CHILD") else {
-        return;
-    };
-    let home = AgentHome::in_dir(Path::new(&dir));
-    let secret = fs::read(home.data.join("id.secret")).unwrap();
-    let id = Identity::from_secret_bytes(&secret).unwrap();
-    let agent = Agent::start(home.clone(), fast_opts(), Some(id)).unwrap();
-    let _ipc = kluis_agent::ipc::serve(agent.handle(), &home.socket_path()).unwrap();
-    agent.wait();
-}
-
-fn spawn_child(home: &AgentHome) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "crash_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env("KLUIS_CRASH_CHILD", &home.data)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-/// Kills the child agent when a test ends, however it ends.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Send `signal` (`STOP`, `CONT`) to a child with kill(1): no unsafe code.
 #[cfg(unix)]
 fn signal(child: &Child, signal: &str) {
@@ -492,48 +411,6 @@ impl World {
             }
         }
     }
-}
-
-fn plain_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![(root.to_path_buf(), String::new())];
-    while let Some((d, prefix)) = stack.pop() {
-        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".kluis-") || name.ends_with(".swp") {
-                continue;
-            }
-            let rel = if prefix.is_empty() {
-                name
-            } else {
-                format!("{prefix}/{name}")
-            };
-            if e.path().is_dir() {
-                stack.push((e.path(), rel));
-            } else {
-                out.insert(rel, fs::read(e.path()).unwrap_or_default());
-            }
-        }
-    }
-    out
-}
-
-fn temps(root: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if e.path().is_dir() {
-                if name != ".kluis-trash" {
-                    stack.push(e.path());
-                }
-            } else if name.starts_with(".kluis-tmp-") {
-                out.push(e.path());
-            }
-        }
-    }
-    out
 }
 
 /// Every ciphertext authenticates and decrypts to a known version.
