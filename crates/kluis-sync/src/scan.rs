@@ -659,6 +659,22 @@ fn walk_remote(
 mod tests {
     use super::*;
 
+    /// Kluis's own files in the mirror root (FORMAT.md §8.1; the group key
+    /// files of §8.7 in `.kluis-groups/`) are neither entries, conflicts
+    /// nor skipped foreign names.
+    #[test]
+    fn kluis_own_files_in_the_mirror_are_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let groups = dir.path().join(".kluis-groups");
+        fs::create_dir(&groups).unwrap();
+        fs::write(groups.join("0123456789abcdef0123456789abcdef"), b"x").unwrap();
+        fs::write(groups.join("0123456789abcdef0123456789abcdef (1)"), b"x").unwrap();
+        fs::write(dir.path().join(FOLDER_META_FILE), b"x").unwrap();
+        let names = NameCipher::new([1; 16], &[2; 32]);
+        let s = scan_remote(dir.path(), &names, &mut |_, _| None).unwrap();
+        assert!(s.entries.is_empty() && s.conflicts.is_empty() && s.skips.is_empty());
+    }
+
     /// The scan threads share out directories as they find them: a deep
     /// chain and a wide level are both seen whole, and what is reported
     /// does not depend on which thread read what.
