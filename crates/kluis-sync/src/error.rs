@@ -95,6 +95,10 @@ pub enum ItemErrorKind {
     NotSharedWithYou,
     /// The file changed while we worked on it; it is rescanned.
     ChangedDuringSync,
+    /// A download would not leave enough free space on the plaintext's
+    /// disk (`exec::space`): nothing was written; tried again once space is
+    /// freed. The detail names the disk and the figures.
+    NoSpace,
     /// Any other I/O or format problem.
     Failed,
 }

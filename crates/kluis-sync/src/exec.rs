@@ -303,6 +303,7 @@ fn temp_path(dir: &Path, rng: &mut impl rand_core::CryptoRng) -> PathBuf {
 
 mod batch;
 mod conflict;
+pub mod space;
 
 impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
     fn temp_path(&mut self, dir: &Path) -> PathBuf {
@@ -447,6 +448,12 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
         let mut d = crate::keys::decryptor(BufReader::with_capacity(1 << 16, f), &keys)
             .map_err(|e| crypt_fail(path, e))?;
         let meta = d.metadata().clone();
+        // Room for it first: nothing is written to a disk it would fill.
+        let size = meta
+            .size
+            .unwrap_or_else(|| fs::metadata(cfull).map_or(0, |m| m.len()));
+        space::check(dir, size, &space::System)
+            .map_err(|s| fail(path, ItemErrorKind::NoSpace, s))?;
         let tmp = self.temp_path(dir);
         let result = (|| -> Result<Vec<u8>, ItemError> {
             let out = File::create(&tmp).map_err(io_fail(path))?;
