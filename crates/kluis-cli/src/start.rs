@@ -251,9 +251,6 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
         bail!("no folder pair configured");
     }
 
-    // 4. Run the agent.
-    let agent = Agent::start(agent_home.clone(), AgentOptions::default(), Some(identity))?;
-    if let Err(e) = kluis_agent::ipc::serve(agent.handle(), &agent_home.socket_path()) {
     // A new mirror's folder metadata names you as its owner (FORMAT.md
     // §8.2); the agent would create it without one.
     if let Some(acct) = load_account(&home)? {
@@ -276,6 +273,9 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
         }
     }
 
+    // 4. Run the agent.
+    let agent = Agent::start(agent_home.clone(), AgentOptions::default(), Some(identity))?;
+    if let Err(e) = kluis_agent::ipc::serve(agent.handle(), &agent_home.socket_path()) {
         eprintln!("kluis: no control endpoint ({e}); `kluis status` will not work");
     }
     for p in agent.handle().status().pairs {
