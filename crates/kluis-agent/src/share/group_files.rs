@@ -126,6 +126,9 @@ pub fn publish(
     Ok(true)
 }
 
+/// Asks for a group's key file by group name (see [`publish_all`]).
+pub type FetchKeyFile<'a> = dyn FnMut(&str) -> Result<Option<Vec<u8>>, String> + 'a;
+
 /// For every group among the folder's members, ask `fetch` for the group's
 /// key file (`None`: not available here, e.g. this user is not a member of
 /// that group) and [`publish`] it. Fails only when the folder metadata
@@ -133,7 +136,7 @@ pub fn publish(
 pub fn publish_all(
     mirror: &Path,
     keys: Keys<'_>,
-    fetch: &mut dyn FnMut(&str) -> Result<Option<Vec<u8>>, String>,
+    fetch: &mut FetchKeyFile<'_>,
 ) -> Result<PublishReport, ShareError> {
     let meta = open_folder(mirror, keys)?;
     let mut report = PublishReport::default();
