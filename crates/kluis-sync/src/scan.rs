@@ -49,6 +49,13 @@ pub const BUILTIN_IGNORES: &[&str] = &[
     ".dropbox.cache",
     "*.crdownload",
     "*.part",
+    // Microsoft Office saves through temp files: Word writes the new
+    // version to `~WRL0001.tmp`, renames the document to `~WRL0002.tmp`
+    // (or `~WRD….tmp`), renames the new version over it and deletes the
+    // old; PowerPoint uses `ppt….tmp`, others `~DF….tmp`. Synced, each save
+    // crossed to the other devices as a rename away and a deletion (a
+    // trash copy there). OneDrive never uploads `*.tmp` either.
+    "*.tmp",
 ];
 
 /// File or directory.
@@ -741,6 +748,9 @@ mod tests {
             ".DS_Store",
             "4913",
             ".kluis-tmp-1",
+            "~WRL0001.tmp",
+            "~WRD0002.tmp",
+            "ppt7A3F.tmp",
         ] {
             assert!(ig.is_ignored(n), "{n}");
         }

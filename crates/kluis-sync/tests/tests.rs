@@ -145,6 +145,65 @@ fn editor_saves_lock_and_swap_files_are_ignored() {
     }
 }
 
+/// Word's save (issue 17.11): the new version is written to `~WRL0001.tmp`,
+/// the document renamed to `~WRL0002.tmp`, the new version renamed over it,
+/// and the old one deleted. The other device must see one edit: never the
+/// temp files, never the document missing, never a trash copy.
+#[test]
+fn word_s_save_through_temp_files_is_one_edit_on_the_other_device() {
+    let t = tempfile::tempdir().unwrap();
+    let (mut a, mut b, mut rep) = pair(t.path());
+    a.write("report.docx", b"version one");
+    converge(&mut [&mut a, &mut b], &mut rep);
+    let seen_by_b = |b: &Device| -> Vec<String> {
+        tree_all(&b.plain)
+            .into_keys()
+            .filter(|k| !k.starts_with(".kluis-") || k.starts_with(".kluis-trash/"))
+            .filter(|k| !k.ends_with('/'))
+            .collect()
+    };
+    // Word: the lock file, then the new version into a temp file.
+    a.write("~$report.docx", b"owner");
+    a.write("~WRL0001.tmp", b"version two");
+    converge(&mut [&mut a, &mut b], &mut rep);
+    assert_eq!(seen_by_b(&b), ["report.docx"]);
+    assert_eq!(
+        fs::read(b.plain.join("report.docx")).unwrap(),
+        b"version one"
+    );
+    // The two renames, then the old version deleted.
+    fs::rename(a.plain.join("report.docx"), a.plain.join("~WRL0002.tmp")).unwrap();
+    fs::rename(a.plain.join("~WRL0001.tmp"), a.plain.join("report.docx")).unwrap();
+    converge(&mut [&mut a, &mut b], &mut rep);
+    assert_eq!(seen_by_b(&b), ["report.docx"]);
+    assert_eq!(
+        fs::read(b.plain.join("report.docx")).unwrap(),
+        b"version two"
+    );
+    fs::remove_file(a.plain.join("~WRL0002.tmp")).unwrap();
+    fs::remove_file(a.plain.join("~$report.docx")).unwrap();
+    converge(&mut [&mut a, &mut b], &mut rep);
+    assert_eq!(
+        seen_by_b(&b),
+        ["report.docx"],
+        "no trash copy, no temp file"
+    );
+    assert_eq!(
+        fs::read(b.plain.join("report.docx")).unwrap(),
+        b"version two"
+    );
+    for d in [&a, &b] {
+        for action in ["trashed", "deleted", "conflict"] {
+            assert!(
+                d.activity(action).is_empty(),
+                "{} {action}: {:?}",
+                d.name,
+                d.activity(action)
+            );
+        }
+    }
+}
+
 /// `.kluisignore` is one device's own rule (it is not synced): a file it
 /// matches is left alone there, never deleted from the mirror — neither
 /// one synced before the rule was added, nor another device's file that
