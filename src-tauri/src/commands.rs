@@ -147,6 +147,7 @@ impl Shell {
         self.ok(&Request::Resume {
             pair: None,
             allow_deletions,
+            restore: false,
         })
     }
 

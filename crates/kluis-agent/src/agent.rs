@@ -44,6 +44,9 @@ pub struct AgentOptions {
     pub force_poll: bool,
     /// Fewest deletions that can trip the mass-deletion guard.
     pub mass_delete_min: usize,
+    /// Deletions wait until no new one has come for this long, so that the
+    /// guard judges a wave of them whole (docs/SYNC.md).
+    pub deletion_quiet: Duration,
     /// Activity log length.
     pub activity_cap: usize,
     /// Ask the organisation directory (when one is set) this often, besides
@@ -60,6 +63,7 @@ impl Default for AgentOptions {
             fsync: true,
             force_poll: false,
             mass_delete_min: 10,
+            deletion_quiet: Duration::from_secs(15),
             activity_cap: 1000,
             directory_interval: Duration::from_secs(15 * 60),
         }
@@ -232,6 +236,7 @@ fn start_pair(
     cfg.quiet = inner.opts.quiet;
     cfg.fsync = inner.opts.fsync;
     cfg.mass_delete_min = inner.opts.mass_delete_min;
+    cfg.deletion_quiet = inner.opts.deletion_quiet;
     let shared = Arc::new(PairShared {
         status: Mutex::new(PairStatus {
             id: p.id.clone(),
@@ -511,9 +516,19 @@ impl AgentHandle {
         self.each(pair, || Msg::Pause)
     }
 
-    /// Resume; `allow_deletions` lets a guarded mass deletion through once.
-    pub fn resume(&self, pair: Option<&str>, allow_deletions: bool) -> Result<(), AgentError> {
-        self.each(pair, || Msg::Resume { allow_deletions })?;
+    /// Resume. `allow_deletions` lets exactly the deletions the guard
+    /// reported through; `restore` puts them back from the other side
+    /// instead. Either way the guard is judged again on a fresh scan.
+    pub fn resume(
+        &self,
+        pair: Option<&str>,
+        allow_deletions: bool,
+        restore: bool,
+    ) -> Result<(), AgentError> {
+        self.each(pair, || Msg::Resume {
+            allow_deletions,
+            restore,
+        })?;
         self.sync_now();
         Ok(())
     }

@@ -178,9 +178,14 @@ pub enum Request {
     Resume {
         /// Pair id; all when absent.
         pair: Option<String>,
-        /// Let deletions through that the mass-deletion guard stopped.
+        /// Let through exactly the deletions the mass-deletion guard
+        /// reported last.
         #[serde(default)]
         allow_deletions: bool,
+        /// Put back what the guard held back, from the other side,
+        /// instead of deleting it.
+        #[serde(default)]
+        restore: bool,
     },
     /// Forget the identity; nothing is encrypted or decrypted until unlock.
     Lock,
@@ -262,7 +267,8 @@ pub fn handle(agent: &AgentHandle, req: Request) -> Response {
         Request::Resume {
             pair,
             allow_deletions,
-        } => agent.resume(pair.as_deref(), allow_deletions),
+            restore,
+        } => agent.resume(pair.as_deref(), allow_deletions, restore),
         Request::Lock => {
             agent.lock();
             Ok(())
@@ -650,12 +656,18 @@ mod tests {
         let r = Request::Resume {
             pair: None,
             allow_deletions: true,
+            restore: false,
         };
         let s = serde_json::to_string(&r).unwrap();
         assert_eq!(
             s,
-            r#"{"request":"resume","pair":null,"allow_deletions":true}"#
+            r#"{"request":"resume","pair":null,"allow_deletions":true,"restore":false}"#
         );
+        // Older clients send no `restore`.
+        let old: Request =
+            serde_json::from_str(r#"{"request":"resume","pair":null,"allow_deletions":true}"#)
+                .unwrap();
+        assert_eq!(old, r);
         assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
         let e: Request = serde_json::from_str(r#"{"request":"status"}"#).unwrap();
         assert_eq!(e, Request::Status);

@@ -23,7 +23,9 @@ use crate::ipc::{ActivityEntry, PairState, PairStatus};
 pub(crate) enum Msg {
     Trigger,
     Pause,
-    Resume { allow_deletions: bool },
+    /// `allow_deletions`: the deletions the guard reported go ahead;
+    /// `restore`: what it withheld is put back from the other side.
+    Resume { allow_deletions: bool, restore: bool },
     Lock,
     Stop,
 }
@@ -198,7 +200,6 @@ impl Worker {
         };
         let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
         let mut paused = false;
-        let mut guarded = false;
         let mut next_full = Instant::now();
         let mut wake: Option<Instant> = None;
         let mut retry: Option<Instant> = None;
@@ -236,26 +237,26 @@ impl Worker {
                 match m {
                     Msg::Trigger => self.shared.queued.store(false, Ordering::Release),
                     Msg::Pause => paused = true,
-                    Msg::Resume { allow_deletions } => {
+                    Msg::Resume {
+                        allow_deletions,
+                        restore,
+                    } => {
+                        // The guard is the engine's: it is judged again by
+                        // the pass below, on a fresh scan.
                         paused = false;
-                        guarded = false;
                         if allow_deletions {
                             engine.allow_mass_delete_once();
                         }
-                        self.set(|s| s.alert = None);
+                        if restore {
+                            engine.restore_missing_once();
+                        }
                     }
                     Msg::Lock => engine.lock(),
                     Msg::Stop => return,
                 }
             }
-            if paused || guarded {
-                self.set(|s| {
-                    s.state = if guarded {
-                        PairState::Alert
-                    } else {
-                        PairState::Paused
-                    }
-                });
+            if paused {
+                self.set(|s| s.state = PairState::Paused);
                 next_full = Instant::now() + self.full_interval;
                 continue;
             }
@@ -311,8 +312,10 @@ impl Worker {
                         backoff = Duration::from_secs(1);
                     }
                     let synced = engine.index().count_files().unwrap_or(0);
+                    // While the guard holds deletions back, everything else
+                    // goes on syncing, and every pass judges it again: it
+                    // clears by itself once the missing files are back.
                     if let Some(g) = &rep.guard {
-                        guarded = true;
                         let text = describe_guard(g);
                         self.set(|s| {
                             s.state = PairState::Alert;
@@ -473,14 +476,48 @@ fn jitter(d: Duration) -> Duration {
 
 pub(crate) fn describe_guard(g: &kluis_sync::Guard) -> String {
     match g {
-        kluis_sync::Guard::MassDeletion { deletions, total } => format!(
-            "paused: {deletions} of {total} synced files would be deleted; check the folders, then resume with --allow-deletions"
-        ),
+        kluis_sync::Guard::MassDeletion {
+            deletions,
+            total,
+            missing_in_mirror,
+            sample,
+        } => {
+            let from_plain = deletions - missing_in_mirror;
+            let mut what = Vec::new();
+            if *missing_in_mirror > 0 {
+                what.push(format!(
+                    "{missing_in_mirror} are gone from the sync folder"
+                ));
+            }
+            if from_plain > 0 {
+                what.push(format!("{from_plain} are gone from this computer's folder"));
+            }
+            let more = deletions.saturating_sub(sample.len());
+            let examples = if more > 0 {
+                format!("{} and {more} more", sample.join(", "))
+            } else {
+                sample.join(", ")
+            };
+            format!(
+                "deletions held back: of {total} synced files, {} ({examples}). Nothing was deleted. \
+                 If the folder is being restored, wait: this clears by itself once the files are back. \
+                 To put them back from the other side: kluis resume --restore. \
+                 To delete them here too (encrypted copies deleted, plaintext moved to .kluis-trash): kluis resume --allow-deletions",
+                what.join(" and ")
+            )
+        }
         kluis_sync::Guard::LocalRootEmpty => {
-            "paused: the plaintext folder is empty (unmounted disk?); resume with --allow-deletions if that is intended".into()
+            "paused: this computer's Kluis folder is empty (an unmounted disk?). Nothing was deleted. \
+             Put the folder back, or restore it from the sync folder: kluis resume --restore. \
+             To delete the encrypted copies too: kluis resume --allow-deletions"
+                .into()
         }
         kluis_sync::Guard::MirrorRootEmpty => {
-            "paused: the mirror is empty (sync client logged out?); resume with --allow-deletions if that is intended".into()
+            "paused: the encrypted folder in the sync folder is empty (the sync client logged out or re-downloading?). \
+             Nothing was deleted; this clears by itself once the files are back. \
+             To encrypt them again from this computer: kluis resume --restore. \
+             To move this computer's copies to .kluis-trash: kluis resume --allow-deletions"
+                .into()
         }
     }
 }

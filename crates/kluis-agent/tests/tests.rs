@@ -129,6 +129,7 @@ fn ipc_status_pause_lock_unlock_activity_and_pair_lock() {
     c.call(&Request::Resume {
         pair: None,
         allow_deletions: false,
+        restore: false,
     })
     .unwrap();
     wait_for("resume", Duration::from_secs(60), || {

@@ -32,9 +32,15 @@ pub enum SyncCommand {
     Resume {
         /// Pair id.
         pair: Option<String>,
-        /// Let through the deletions the mass-deletion guard stopped.
-        #[arg(long)]
+        /// Let through exactly the deletions the mass-deletion guard
+        /// reported (`kluis status` names them).
+        #[arg(long, conflicts_with = "restore")]
         allow_deletions: bool,
+        /// Put back what the guard held back instead: files gone from the
+        /// sync folder are encrypted again from this computer, files gone
+        /// from this computer are decrypted again from the sync folder.
+        #[arg(long)]
+        restore: bool,
     },
     /// Lock the agent's identity: nothing is encrypted or decrypted until unlock.
     Lock,
@@ -146,9 +152,11 @@ pub fn run(cmd: SyncCommand, pass: &Passphrases) -> Result<()> {
         SyncCommand::Resume {
             pair,
             allow_deletions,
+            restore,
         } => ok(client(&home)?.call(&Request::Resume {
             pair,
             allow_deletions,
+            restore,
         })?),
         SyncCommand::Lock => ok(client(&home)?.call(&Request::Lock)?),
         SyncCommand::SyncNow => ok(client(&home)?.call(&Request::Sync)?),

@@ -1,6 +1,7 @@
 //! One folder pair: scan → index → plan → apply, repeated until nothing is
 //! left to do (or only deferred/failed items remain).
 
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,9 @@ pub struct EngineConfig {
     pub fsync: bool,
     /// Fewest deletions that can trip the mass-deletion guard.
     pub mass_delete_min: usize,
+    /// Deletions wait until no new one has appeared for this long, so that
+    /// the guard judges a wave of them whole.
+    pub deletion_quiet: Duration,
     /// Days plaintext stays in the Kluis trash.
     pub trash_days: u32,
 }
@@ -66,6 +70,7 @@ impl EngineConfig {
             quiet: Duration::from_millis(500),
             fsync: true,
             mass_delete_min: 10,
+            deletion_quiet: Duration::from_secs(15),
             trash_days: 30,
         }
     }
@@ -119,7 +124,53 @@ pub struct Engine {
     /// What the directory last said about members; applied at the next
     /// write into the mirror.
     directory: DirectoryView,
-    allow_mass_delete: bool,
+    deletions: DeletionGuard,
+}
+
+/// What the mass-deletion guard remembers between plans.
+#[derive(Debug, Default)]
+struct DeletionGuard {
+    /// When each pending deletion was first planned (ns).
+    seen: HashMap<String, i64>,
+    /// Deletions applied: (when, how many), within [`GUARD_WINDOW_NS`].
+    applied: VecDeque<(i64, usize)>,
+    /// The guard tripped and not everything is back (kept in the index, so
+    /// a restart does not let the rest of the deletions through).
+    hold: bool,
+    /// The deletions of the last plan: what the user sees and confirms.
+    last: BTreeSet<String>,
+    /// Confirmed by the user for the next reconcile.
+    allowed: BTreeSet<String>,
+    /// Put back what is missing, once.
+    restore: bool,
+}
+
+/// The guard adds up the deletions of the last hour.
+const GUARD_WINDOW_NS: i64 = 3_600 * 1_000_000_000;
+/// Index key of [`DeletionGuard::hold`].
+const HOLD_KEY: &str = "deletions_held";
+
+impl DeletionGuard {
+    fn recent(&mut self, now: i64) -> usize {
+        while self
+            .applied
+            .front()
+            .is_some_and(|(t, _)| *t + GUARD_WINDOW_NS < now)
+        {
+            self.applied.pop_front();
+        }
+        self.applied.iter().map(|(_, n)| n).sum()
+    }
+
+    /// After a plan: remember when each of its deletions was first seen.
+    fn planned(&mut self, deletions: &[String], now: i64) {
+        let now_planned: HashSet<&str> = deletions.iter().map(String::as_str).collect();
+        self.seen.retain(|p, _| now_planned.contains(p.as_str()));
+        for p in deletions {
+            self.seen.entry(p.clone()).or_insert(now);
+        }
+        self.last = deletions.iter().cloned().collect();
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -142,6 +193,7 @@ impl Engine {
             fs::create_dir_all(d).map_err(SyncError::io("create", d))?;
         }
         let index = Index::open(&cfg.index_path)?;
+        let hold = matches!(index.get_kv(HOLD_KEY), Ok(Some(v)) if v == [1]);
         exec::remove_temps(&cfg.plain);
         // Finish header rewrites a crash interrupted (sharing, in place)
         // before the scan reads those files.
@@ -155,7 +207,10 @@ impl Engine {
             recipients: Vec::new(),
             group_keys: Vec::new(),
             directory: DirectoryView::default(),
-            allow_mass_delete: false,
+            deletions: DeletionGuard {
+                hold,
+                ..DeletionGuard::default()
+            },
         })
     }
 
@@ -169,9 +224,32 @@ impl Engine {
         &self.index
     }
 
-    /// Let the next reconcile go ahead despite the mass-deletion guard.
+    /// Let the deletions the guard reported last go ahead at the next
+    /// reconcile: exactly those (what came back meanwhile is not deleted,
+    /// and a deletion that appears later is judged anew).
     pub fn allow_mass_delete_once(&mut self) {
-        self.allow_mass_delete = true;
+        self.deletions.allowed = self.deletions.last.clone();
+    }
+
+    /// At the next reconcile, put back what the guard withheld instead of
+    /// deleting it: files missing from the mirror are encrypted again from
+    /// the plaintext, files missing from the plaintext folder are decrypted
+    /// again from the mirror.
+    pub fn restore_missing_once(&mut self) {
+        self.deletions.restore = true;
+    }
+
+    /// Whether the mass-deletion guard is holding deletions back.
+    pub fn deletions_held(&self) -> bool {
+        self.deletions.hold
+    }
+
+    fn set_hold(&mut self, hold: bool) -> Result<(), SyncError> {
+        if self.deletions.hold != hold {
+            self.index.set_kv(HOLD_KEY, &[u8::from(hold)])?;
+            self.deletions.hold = hold;
+        }
+        Ok(())
     }
 
     /// Forget the decrypted folder key (on lock).
@@ -360,6 +438,7 @@ impl Engine {
                 }
             }
             let now = clock.now_ns();
+            let recent_deletions = self.deletions.recent(now);
             let plan = plan::plan(PlanInput {
                 local: &local.entries,
                 remote: &remote,
@@ -367,21 +446,29 @@ impl Engine {
                 now,
                 quiet: self.cfg.quiet.as_nanos() as i64,
                 mass_delete_min: self.cfg.mass_delete_min,
-                allow_mass_delete: self.allow_mass_delete,
+                allowed_deletions: &self.deletions.allowed,
+                hold_deletions: self.deletions.hold,
+                deletion_seen: &self.deletions.seen,
+                deletion_quiet: self.cfg.deletion_quiet.as_nanos() as i64,
+                recent_deletions,
+                restore_missing: self.deletions.restore,
                 ignore: &ignore,
             });
+            self.deletions.planned(&plan.deletions, now);
+            // Held until every withheld deletion is back (or confirmed).
+            if plan.guard.is_some() {
+                self.set_hold(true)?;
+            } else if self.deletions.hold && plan.deletions.is_empty() {
+                self.set_hold(false)?;
+            }
             report.skips = local.skips;
             report.skips.extend(remote.skips);
             report.deferred = plan.deferred;
             report.wake_at = plan.wake_at;
-            if plan.guard.is_some() {
-                report.guard = plan.guard;
-                return Ok(report);
-            }
+            report.guard = plan.guard;
             if plan.ops.is_empty() {
                 break;
             }
-            self.allow_mass_delete = false;
             if plan.ops.iter().any(|op| {
                 matches!(
                     op,
@@ -439,6 +526,7 @@ impl Engine {
                 _ => false,
             });
             let mut batch_done = false;
+            let mut deleted = 0;
             let mut ops = plan.ops.iter().peekable();
             while let Some(op) = ops.next() {
                 // A run of new mirror directories before a batch: made
@@ -472,7 +560,14 @@ impl Engine {
                     }
                     continue;
                 }
-                progress |= tally(&mut report, ex.apply(op));
+                let r = ex.apply(op);
+                if op.is_file_deletion() && r.is_ok() {
+                    deleted += 1;
+                }
+                progress |= tally(&mut report, r);
+            }
+            if deleted > 0 {
+                self.deletions.applied.push_back((now, deleted));
             }
             let rescan = report
                 .errors
@@ -487,6 +582,9 @@ impl Engine {
                 break;
             }
         }
+        // Confirmations and restores are for one reconcile.
+        self.deletions.allowed.clear();
+        self.deletions.restore = false;
         Ok(report)
     }
 }

@@ -106,8 +106,22 @@ impl Operation {
 /// Why the planner refused to act.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Guard {
-    /// More than half of the synced files would be deleted.
-    MassDeletion { deletions: usize, total: usize },
+    /// More than half of the synced files would be deleted (in one wave
+    /// of deletions, or within the last hour), or the guard tripped before
+    /// and not every file is back yet. Only the deletions are withheld;
+    /// everything else syncs.
+    MassDeletion {
+        /// Deletions withheld.
+        deletions: usize,
+        /// Files synced.
+        total: usize,
+        /// Of `deletions`, files gone from the mirror (their plaintext
+        /// would go to the trash); the rest are gone from the plaintext
+        /// folder (their ciphertext would be deleted).
+        missing_in_mirror: usize,
+        /// The first few paths of those deletions, sorted.
+        sample: Vec<String>,
+    },
     /// The plaintext folder is empty although files were synced.
     LocalRootEmpty,
     /// The mirror is empty although files were synced.
@@ -130,8 +144,24 @@ pub struct PlanInput<'a> {
     pub quiet: i64,
     /// Fewest deletions that can trip the mass-deletion guard.
     pub mass_delete_min: usize,
-    /// The user confirmed the deletions (or the guard is off).
-    pub allow_mass_delete: bool,
+    /// Deletions the user confirmed (by path): they go ahead whatever the
+    /// guard says.
+    pub allowed_deletions: &'a BTreeSet<String>,
+    /// The guard tripped before and the deletions it withheld are not all
+    /// back: every unconfirmed deletion stays withheld.
+    pub hold_deletions: bool,
+    /// When each pending deletion was first planned (ns); a deletion not
+    /// in it is new now.
+    pub deletion_seen: &'a HashMap<String, i64>,
+    /// Deletions wait until no new one has appeared for this long (ns), so
+    /// that a wave (a sync client applying a folder deletion in pieces) is
+    /// judged whole.
+    pub deletion_quiet: i64,
+    /// Deletions applied within the guard's window (the last hour).
+    pub recent_deletions: usize,
+    /// Put back what is missing on one side from the other, instead of
+    /// deleting it (the user's "restore" after a guard).
+    pub restore_missing: bool,
     /// This device's ignore rules. An ignored path is not this device's to
     /// sync in either direction: never uploaded, downloaded, deleted or
     /// trashed here, even when it was synced before the rule was added or
@@ -148,8 +178,11 @@ pub struct Plan {
     pub deferred: Vec<String>,
     /// When to plan again for the deferred paths (ns).
     pub wake_at: Option<i64>,
-    /// Set when the plan was withheld.
+    /// Set when the plan (or its deletions) was withheld.
     pub guard: Option<Guard>,
+    /// Every deletion this plan would make (withheld or not), sorted:
+    /// files, then directories.
+    pub deletions: Vec<String>,
 }
 
 fn local_changed(l: &Stat, i: &IndexEntry) -> bool {
@@ -192,20 +225,8 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     let mut ops = Vec::new();
 
     let files_synced = index.values().filter(|e| e.kind == Kind::File).count();
-    if !input.allow_mass_delete && files_synced > 0 {
-        if local.is_empty() {
-            return Plan {
-                guard: Some(Guard::LocalRootEmpty),
-                ..Plan::default()
-            };
-        }
-        if remote.is_empty() && input.remote.conflicts.is_empty() {
-            return Plan {
-                guard: Some(Guard::MirrorRootEmpty),
-                ..Plan::default()
-            };
-        }
-    }
+    let local_root_empty = local.is_empty();
+    let mirror_root_empty = remote.is_empty() && input.remote.conflicts.is_empty();
 
     detect_local_renames(&mut local, &mut remote, &mut index, &mut ops);
     detect_remote_renames(&mut local, &mut remote, &mut index, &mut ops);
@@ -266,12 +287,16 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                 (true, true) => Some(Operation::Merge { path }),
             },
             (None, Some(r), Some(i)) => Some(match (i.kind, remote_changed(r, i)) {
+                (Kind::Dir, false) if input.restore_missing => Operation::MkdirLocal { path },
+                (Kind::File, false) if input.restore_missing => Operation::Download { path },
                 (Kind::Dir, false) => Operation::RmdirRemote { path },
                 (Kind::File, false) => Operation::DeleteRemote { path },
                 (_, true) if r.stat.kind == Kind::Dir => Operation::MkdirLocal { path },
                 (_, true) => Operation::Download { path },
             }),
             (Some(l), None, Some(i)) => Some(match (i.kind, local_changed(l, i)) {
+                (Kind::Dir, false) if input.restore_missing => Operation::MkdirRemote { path },
+                (Kind::File, false) if input.restore_missing => Operation::Upload { path },
                 (Kind::Dir, false) => Operation::RmdirLocal { path },
                 (Kind::File, false) => Operation::TrashLocal { path },
                 (_, true) if l.kind == Kind::Dir => Operation::MkdirRemote { path },
@@ -304,34 +329,155 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     deferred.sort();
     deferred.dedup();
 
-    let deletions = ops
+    guard_deletions(
+        ops,
+        deferred,
+        wake_at,
+        &input,
+        files_synced,
+        local_root_empty,
+        mirror_root_empty,
+    )
+}
+
+impl Operation {
+    /// A file deletion (ciphertext deleted, or plaintext trashed).
+    pub fn is_file_deletion(&self) -> bool {
+        matches!(
+            self,
+            Operation::DeleteRemote { .. } | Operation::TrashLocal { .. }
+        )
+    }
+
+    fn is_rmdir(&self) -> bool {
+        matches!(
+            self,
+            Operation::RmdirRemote { .. } | Operation::RmdirLocal { .. }
+        )
+    }
+}
+
+/// How many paths a guard names.
+const GUARD_SAMPLE: usize = 5;
+
+/// The mass-deletion guard, over the sorted `ops` of a plan. Deletions the
+/// user confirmed go ahead. The others are withheld while the guard holds
+/// or trips: more than half of the files the pair held (before the
+/// deletions of the last hour) would be gone. Otherwise they wait until no
+/// new deletion has appeared for the quiet time, so that a wave is judged
+/// whole. An empty root (an unmounted disk, a sync client logged out)
+/// withholds the whole plan. Directories are removed only once no file
+/// deletion is withheld.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site, each a plain value"
+)]
+fn guard_deletions(
+    ops: Vec<Operation>,
+    mut deferred: Vec<String>,
+    mut wake_at: Option<i64>,
+    input: &PlanInput<'_>,
+    files_synced: usize,
+    local_root_empty: bool,
+    mirror_root_empty: bool,
+) -> Plan {
+    let mut deletions: Vec<String> = ops
         .iter()
-        .filter(|o| {
-            matches!(
-                o,
-                Operation::DeleteRemote { .. } | Operation::TrashLocal { .. }
-            )
-        })
-        .count();
-    if !input.allow_mass_delete
-        && deletions >= input.mass_delete_min
-        && deletions * 2 > files_synced
-    {
+        .filter(|o| o.is_file_deletion())
+        .map(|o| o.path().to_owned())
+        .collect();
+    deletions.extend(
+        ops.iter()
+            .filter(|o| o.is_rmdir())
+            .map(|o| o.path().to_owned()),
+    );
+    let unconfirmed: Vec<&Operation> = ops
+        .iter()
+        .filter(|o| o.is_file_deletion() && !input.allowed_deletions.contains(o.path()))
+        .collect();
+    if unconfirmed.is_empty() {
         return Plan {
-            guard: Some(Guard::MassDeletion {
-                deletions,
-                total: files_synced,
-            }),
+            ops,
             deferred,
             wake_at,
-            ..Plan::default()
+            guard: None,
+            deletions,
         };
     }
+    let root_guard = if files_synced == 0 {
+        None
+    } else if local_root_empty {
+        Some(Guard::LocalRootEmpty)
+    } else if mirror_root_empty {
+        Some(Guard::MirrorRootEmpty)
+    } else {
+        None
+    };
+    if root_guard.is_some() {
+        return Plan {
+            ops: Vec::new(),
+            deferred,
+            wake_at,
+            guard: root_guard,
+            deletions,
+        };
+    }
+    let judged = unconfirmed.len() + input.recent_deletions;
+    let held_before = files_synced + input.recent_deletions;
+    let trips = judged >= input.mass_delete_min && judged * 2 > held_before;
+    let guard = (input.hold_deletions || trips).then(|| Guard::MassDeletion {
+        deletions: unconfirmed.len(),
+        total: files_synced,
+        missing_in_mirror: unconfirmed
+            .iter()
+            .filter(|o| matches!(o, Operation::TrashLocal { .. }))
+            .count(),
+        sample: unconfirmed
+            .iter()
+            .take(GUARD_SAMPLE)
+            .map(|o| o.path().to_owned())
+            .collect(),
+    });
+    let newest = unconfirmed
+        .iter()
+        .map(|o| {
+            input
+                .deletion_seen
+                .get(o.path())
+                .copied()
+                .unwrap_or(input.now)
+        })
+        .max()
+        .unwrap_or(input.now);
+    let settled = newest + input.deletion_quiet <= input.now;
+    if guard.is_none() && settled {
+        return Plan {
+            ops,
+            deferred,
+            wake_at,
+            guard: None,
+            deletions,
+        };
+    }
+    if guard.is_none() {
+        let ready = newest + input.deletion_quiet;
+        wake_at = Some(wake_at.map_or(ready, |w| w.min(ready)));
+        deferred.extend(unconfirmed.iter().map(|o| o.path().to_owned()));
+        deferred.sort();
+        deferred.dedup();
+    }
+    let withheld: BTreeSet<&str> = unconfirmed.iter().map(|o| o.path()).collect();
+    let ops = ops
+        .iter()
+        .filter(|o| !o.is_rmdir() && !withheld.contains(o.path()))
+        .cloned()
+        .collect();
     Plan {
         ops,
         deferred,
         wake_at,
-        guard: None,
+        guard,
+        deletions,
     }
 }
 

@@ -111,7 +111,13 @@ fn both_edit_then_b_loses(name: &str, restart_b: bool) {
             d.name
         );
         let kept = holds(d, b"the desktop's edit, which must not be lost");
-        assert_eq!(kept.len(), 1, "{}: {kept:?} in {:?}", d.name, d.tree().keys());
+        assert_eq!(
+            kept.len(),
+            1,
+            "{}: {kept:?} in {:?}",
+            d.name,
+            d.tree().keys()
+        );
         assert!(kept[0].contains(" (conflict sync "), "{kept:?}");
         // Not in the trash: a live conflict copy, seen by the next scan.
         assert!(!kept[0].starts_with(".kluis-trash"), "{kept:?}");
@@ -126,7 +132,9 @@ fn both_edit_then_b_loses(name: &str, restart_b: bool) {
     converge(&mut [&mut a, &mut b], &mut rep);
     for d in [&mut a, &mut b] {
         assert!(
-            !tree_all(&d.mirror).keys().any(|k| k.contains("conflicted copy")),
+            !tree_all(&d.mirror)
+                .keys()
+                .any(|k| k.contains("conflicted copy")),
             "{}",
             d.name
         );
@@ -181,7 +189,9 @@ fn a_copy_of_the_current_version_is_removed_without_a_conflict_copy() {
     fs::copy(b.mirror.join(&c), b.mirror.join(&cc)).unwrap();
     let r = b.sync();
     assert!(
-        r.activity.iter().any(|x| x.action == "deleted" && x.path == cc),
+        r.activity
+            .iter()
+            .any(|x| x.action == "deleted" && x.path == cc),
         "{:?}",
         r.activity
     );
@@ -202,6 +212,7 @@ fn a_copy_equal_to_the_last_synced_version_is_kept_when_the_name_moved_on() {
     let c = cpath(&b, "plan.txt");
     let cc = conflicted_copy_name(&c);
     fs::rename(b.mirror.join(&c), b.mirror.join(&cc)).unwrap();
+    b.sync();
     b.sync();
     assert_eq!(holds(&b, b"version one").len(), 1, "{:?}", b.tree());
     assert!(

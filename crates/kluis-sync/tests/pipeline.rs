@@ -21,7 +21,10 @@ fn a_first_sync_of_a_large_existing_tree_runs_to_idle() {
     let mut a = Device::new_durable(t.path(), "laptop", id);
     // 240 directories of 100 small files, there before the first sync.
     for i in 0..FILES {
-        a.write(&format!("dir{:03}/f{i}.txt", i / 100), format!("{i}").as_bytes());
+        a.write(
+            &format!("dir{:03}/f{i}.txt", i / 100),
+            format!("{i}").as_bytes(),
+        );
     }
     let (done_tx, done) = mpsc::channel();
     let worker = std::thread::spawn(move || {

@@ -453,7 +453,8 @@ fn mass_deletion_pauses_until_allowed() {
             r.guard,
             Some(kluis_sync::Guard::MassDeletion {
                 deletions: 12,
-                total: 13
+                total: 13,
+                ..
             })
         ),
         "{r:?}"
@@ -475,7 +476,8 @@ fn mass_deletion_pauses_until_allowed() {
             r.guard,
             Some(kluis_sync::Guard::MassDeletion {
                 deletions: 12,
-                total: 13
+                total: 13,
+                ..
             })
         ),
         "{r:?}"

@@ -32,6 +32,12 @@ pub struct Device {
     pub engine: Engine,
     pub identity: Arc<Identity>,
     pub log: Vec<Report>,
+    /// The test clock's lead over real time: an hour, plus a minute per
+    /// sync, so that quiet periods (of changed files, of a wave of
+    /// deletions) are over by the next sync.
+    pub clock_offset: i64,
+    /// How far the test clock moves at each sync (ns).
+    pub clock_step: i64,
 }
 
 pub fn rng() -> impl rand_core::CryptoRng {
@@ -69,13 +75,16 @@ impl Device {
             engine,
             identity,
             log: vec![],
+            clock_offset: 3_600_000_000_000,
+            clock_step: 60_000_000_000,
         }
     }
 
     /// Reconcile with the quiet period already elapsed.
     pub fn sync(&mut self) -> Report {
+        self.clock_offset += self.clock_step;
         let clock = TestClock {
-            offset_ns: 3_600_000_000_000,
+            offset_ns: self.clock_offset,
         };
         let r = self
             .engine

@@ -34,6 +34,7 @@ pub fn fast_opts() -> AgentOptions {
         quiet: Duration::from_millis(100),
         debounce: Duration::from_millis(50),
         mass_delete_min: 100_000,
+        deletion_quiet: Duration::from_millis(500),
         ..AgentOptions::default()
     }
 }

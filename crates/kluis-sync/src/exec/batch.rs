@@ -850,9 +850,8 @@ mod tests {
         };
         std::thread::scope(|scope| {
             let mirror = dir.path();
-            let stage = scope.spawn(move || {
-                durability_stage(mirror, &[], true, rx, settled_tx, &slow_rename)
-            });
+            let stage = scope
+                .spawn(move || durability_stage(mirror, &[], true, rx, settled_tx, &slow_rename));
             for seq in 0..=CHUNKS_IN_FLIGHT {
                 to_stage.send(ToStage::Chunk(seq, empty_chunk())).unwrap();
             }

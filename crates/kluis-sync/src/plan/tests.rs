@@ -77,6 +77,10 @@ struct Case {
     expect: Vec<Operation>,
 }
 
+static NONE_ALLOWED: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+static NOT_SEEN: std::sync::LazyLock<std::collections::HashMap<String, i64>> =
+    std::sync::LazyLock::new(Default::default);
+
 fn s(x: &str) -> String {
     x.to_owned()
 }
@@ -96,7 +100,12 @@ fn run(c: &Case) -> Plan {
         now: NOW,
         quiet: QUIET,
         mass_delete_min: 10,
-        allow_mass_delete: false,
+        allowed_deletions: &NONE_ALLOWED,
+        hold_deletions: false,
+        deletion_seen: &NOT_SEEN,
+        deletion_quiet: 0,
+        recent_deletions: 0,
+        restore_missing: false,
         ignore: &Ignore::with(&[]),
     })
 }
@@ -446,10 +455,186 @@ fn mass_deletion_is_guarded() {
         p.guard,
         Some(Guard::MassDeletion {
             deletions: 15,
-            total: 20
+            total: 20,
+            missing_in_mirror: 0,
+            sample: ["a0", "a1", "a2", "a3", "a4"].map(s).to_vec(),
         })
     );
     assert!(p.ops.is_empty());
+}
+
+/// Twenty synced files; `gone_local` of them deleted in the plaintext
+/// folder, `gone_mirror` others deleted from the mirror, and `changed` one
+/// more changed locally.
+fn twenty(gone_local: usize, gone_mirror: usize) -> Case {
+    let mut c = Case {
+        name: "",
+        local: vec![],
+        remote: vec![],
+        index: vec![],
+        expect: vec![],
+    };
+    const NAMES: [&str; 20] = [
+        "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "b0", "b1", "b2", "b3", "b4",
+        "b5", "b6", "b7", "b8", "b9",
+    ];
+    for (k, n) in NAMES.iter().enumerate() {
+        c.index
+            .push((*n, ifile((5, OLD, k as u64 + 1), (200, OLD), k as u8)));
+        if k >= gone_local {
+            c.local.push((*n, file(5, OLD, k as u64 + 1)));
+        }
+        if k < gone_local || k >= gone_local + gone_mirror {
+            c.remote.push((*n, rfile(200, OLD, k as u8)));
+        }
+    }
+    c
+}
+
+#[derive(Default)]
+struct Opts {
+    hold: bool,
+    seen: std::collections::HashMap<String, i64>,
+    quiet: i64,
+    recent: usize,
+    allowed: std::collections::BTreeSet<String>,
+    restore: bool,
+}
+
+fn run_opts(c: &Case, o: &Opts) -> Plan {
+    let local: BTreeMap<String, Stat> = c.local.iter().map(|(p, v)| (s(p), *v)).collect();
+    let remote = RemoteScan {
+        entries: c.remote.iter().map(|(p, v)| (s(p), v.clone())).collect(),
+        ..RemoteScan::default()
+    };
+    let index: BTreeMap<String, IndexEntry> =
+        c.index.iter().map(|(p, v)| (s(p), v.clone())).collect();
+    plan(PlanInput {
+        local: &local,
+        remote: &remote,
+        index: &index,
+        now: NOW,
+        quiet: QUIET,
+        mass_delete_min: 10,
+        allowed_deletions: &o.allowed,
+        hold_deletions: o.hold,
+        deletion_seen: &o.seen,
+        deletion_quiet: o.quiet,
+        recent_deletions: o.recent,
+        restore_missing: o.restore,
+        ignore: &Ignore::with(&[]),
+    })
+}
+
+fn deletions(p: &Plan) -> usize {
+    p.ops.iter().filter(|o| o.is_file_deletion()).count()
+}
+
+/// Issue 17.6: deletions arriving in batches. A wave is not acted on until
+/// no new deletion has come for the quiet time; then it is judged whole.
+#[test]
+fn a_wave_of_deletions_waits_until_it_is_quiet_then_is_judged_whole() {
+    let c = twenty(0, 3);
+    let mut o = Opts {
+        quiet: 1_000,
+        ..Opts::default()
+    };
+    // Three just appeared: withheld, with a wake-up when quiet.
+    let p = run_opts(&c, &o);
+    assert_eq!(deletions(&p), 0);
+    assert_eq!(p.guard, None);
+    assert_eq!(p.wake_at, Some(NOW + 1_000));
+    assert_eq!(p.deletions, ["a0", "a1", "a2"].map(s));
+    // Seen long enough ago: they go.
+    for d in &p.deletions {
+        o.seen.insert(d.clone(), NOW - 1_000);
+    }
+    assert_eq!(deletions(&run_opts(&c, &o)), 3);
+    // More arrived meanwhile (the wave goes on): the whole wave waits...
+    let c = twenty(0, 15);
+    let p = run_opts(&c, &o);
+    assert_eq!(deletions(&p), 0);
+    // ...and once quiet, 15 of 20 trip the guard: nothing is trashed.
+    for d in &p.deletions {
+        o.seen.insert(d.clone(), NOW - 1_000);
+    }
+    let p = run_opts(&c, &o);
+    assert_eq!(deletions(&p), 0);
+    assert!(
+        matches!(
+            p.guard,
+            Some(Guard::MassDeletion {
+                deletions: 15,
+                missing_in_mirror: 15,
+                ..
+            })
+        ),
+        "{:?}",
+        p.guard
+    );
+}
+
+/// Deletions applied in the last hour count: twelve of twenty synced went
+/// earlier, three more now make more than half of what the pair held.
+#[test]
+fn the_guard_adds_up_the_deletions_of_its_window() {
+    let mut c = twenty(0, 3);
+    c.index.truncate(8);
+    c.local.truncate(8);
+    c.remote
+        .retain(|(p, _)| c.index.iter().any(|(q, _)| q == p));
+    let p = run_opts(&c, &Opts::default());
+    assert_eq!(deletions(&p), 3, "alone, 3 of 8 is not a mass deletion");
+    let p = run_opts(
+        &c,
+        &Opts {
+            recent: 12,
+            ..Opts::default()
+        },
+    );
+    assert_eq!(deletions(&p), 0);
+    assert!(p.guard.is_some());
+}
+
+/// Once tripped the guard holds every unconfirmed deletion, however few
+/// are left (a folder coming back gradually), but lets everything else
+/// sync; confirmed deletions go ahead; a restore puts back instead.
+#[test]
+fn a_held_guard_withholds_only_deletions_and_confirmed_ones_go() {
+    let mut c = twenty(1, 1);
+    // b9 changed in the plaintext folder: an upload, not a deletion.
+    c.local.retain(|(p, _)| *p != "b9");
+    c.local.push(("b9", file(6, OLD, 20)));
+    let hold = Opts {
+        hold: true,
+        ..Opts::default()
+    };
+    let p = run_opts(&c, &hold);
+    assert_eq!(
+        p.ops,
+        vec![Operation::Upload { path: s("b9") }],
+        "{:?}",
+        p.ops
+    );
+    assert!(p.guard.is_some());
+    let allowed = Opts {
+        hold: true,
+        allowed: [s("a0")].into(),
+        ..Opts::default()
+    };
+    let p = run_opts(&c, &allowed);
+    assert!(p.ops.contains(&Operation::DeleteRemote { path: s("a0") }));
+    assert!(!p.ops.iter().any(|o| o.path() == "a1"));
+    let restore = Opts {
+        hold: true,
+        restore: true,
+        ..Opts::default()
+    };
+    let p = run_opts(&c, &restore);
+    assert_eq!(deletions(&p), 0);
+    assert!(p.ops.contains(&Operation::Download { path: s("a0") }));
+    assert!(p.ops.contains(&Operation::Upload { path: s("a1") }));
+    assert_eq!(p.guard, None);
 }
 
 #[test]
@@ -492,7 +677,12 @@ fn sync_client_conflict_copies_are_adopted() {
         now: NOW,
         quiet: QUIET,
         mass_delete_min: 10,
-        allow_mass_delete: false,
+        allowed_deletions: &NONE_ALLOWED,
+        hold_deletions: false,
+        deletion_seen: &NOT_SEEN,
+        deletion_quiet: 0,
+        recent_deletions: 0,
+        restore_missing: false,
         ignore: &Ignore::with(&[]),
     });
     assert_eq!(
@@ -557,7 +747,12 @@ fn ignored_paths_are_left_alone_in_both_trees() {
         now: NOW,
         quiet: QUIET,
         mass_delete_min: 10,
-        allow_mass_delete: false,
+        allowed_deletions: &NONE_ALLOWED,
+        hold_deletions: false,
+        deletion_seen: &NOT_SEEN,
+        deletion_quiet: 0,
+        recent_deletions: 0,
+        restore_missing: false,
         ignore,
     };
     let (with_rules, without) = (Ignore::with(&["*.log", "logs"]), Ignore::with(&[]));
