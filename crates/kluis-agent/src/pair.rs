@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use kluis_format::Identity;
 use kluis_sync::scan::{KLUIS_PREFIX, Kind, Stat};
 use kluis_sync::{Engine, EngineConfig, SystemClock};
-use notify::{RecursiveMode, Watcher as _};
 
 use crate::watch::{Debounced, Sink};
 
@@ -127,31 +126,22 @@ pub(crate) fn watch(
     force_poll: bool,
 ) -> Option<Watch> {
     let sink: Arc<dyn Sink> = Arc::new(tx.clone());
+    // The engine's staging directory holds only its own temp files.
+    let exclude = [kluis_sync::scan::STAGING_DIR];
     if !force_poll
-        && let Ok(mut d) = Debounced::<notify::RecommendedWatcher>::new(
+        && let Ok(d) = Debounced::<notify::RecommendedWatcher>::new(
             notify::Config::default(),
             debounce,
             sink.clone(),
         )
+        && roots.iter().all(|r| d.watch_root(r, &exclude).is_ok())
     {
-        let ok = roots
-            .iter()
-            .all(|r| d.watcher().watch(r, RecursiveMode::Recursive).is_ok());
-        if ok {
-            // The engine's staging directory holds only its own temp files.
-            for r in roots {
-                let staging = r.join(kluis_sync::scan::STAGING_DIR);
-                if staging.is_dir() {
-                    let _ = d.watcher().unwatch(&staging);
-                }
-            }
-            return Some(Watch::Native(d));
-        }
+        return Some(Watch::Native(d));
     }
     let config = notify::Config::default().with_poll_interval(Duration::from_secs(10));
-    let mut d = Debounced::<notify::PollWatcher>::new(config, debounce, sink).ok()?;
+    let d = Debounced::<notify::PollWatcher>::new(config, debounce, sink).ok()?;
     for r in roots {
-        d.watcher().watch(r, RecursiveMode::Recursive).ok()?;
+        d.watch_root(r, &[]).ok()?;
     }
     tx.shared
         .status
