@@ -207,8 +207,8 @@ pub struct PairView {
     pub plain: String,
     /// Encrypted mirror.
     pub mirror: String,
-    /// `idle`, `syncing`, `paused`, `locked`, `alert`, `error`, `starting`,
-    /// `not_shared_with_you`.
+    /// `idle`, `syncing`, `retrying`, `paused`, `locked`, `alert`, `error`,
+    /// `starting`, `not_shared_with_you`.
     pub state: String,
     /// Why it needs attention.
     pub alert: Option<String>,

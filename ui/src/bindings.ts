@@ -221,8 +221,8 @@ export type PairView = {
 	/**  Encrypted mirror. */
 	mirror: string,
 	/**
-	 *  `idle`, `syncing`, `paused`, `locked`, `alert`, `error`, `starting`,
-	 *  `not_shared_with_you`.
+	 *  `idle`, `syncing`, `retrying`, `paused`, `locked`, `alert`, `error`,
+	 *  `starting`, `not_shared_with_you`.
 	 */
 	state: string,
 	/**  Why it needs attention. */

@@ -30,6 +30,10 @@ pub enum PairState {
     Idle,
     /// Reconciling now.
     Syncing,
+    /// The last pass left files that could not be synced (`errors` says
+    /// which and why); they are tried again: soon, or — when the disk is
+    /// too full for them — once space is freed (`alert` says so).
+    Retrying,
     /// Paused by the user.
     Paused,
     /// Waiting for the identity to be unlocked; work is queued.

@@ -32,6 +32,7 @@ mod lock;
 mod os;
 mod pair;
 pub mod share;
+mod stuck;
 mod watch;
 
 pub use agent::{Agent, AgentHandle, AgentOptions, SHARED_WITH_YOU};

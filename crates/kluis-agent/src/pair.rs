@@ -194,15 +194,22 @@ impl Worker {
         let mut wake: Option<Instant> = None;
         let mut retry: Option<Instant> = None;
         let mut backoff = Duration::from_secs(1);
+        // Downloads refused for lack of space wait for it (`stuck`).
+        let mut space: Option<crate::stuck::SpaceWait> = None;
         let mut group_gen = 0u64;
         let mut directory_gen = 0u64;
         loop {
             let now = Instant::now();
-            let deadline = [Some(next_full), wake, retry]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(next_full);
+            let deadline = [
+                Some(next_full),
+                wake,
+                retry,
+                space.as_ref().map(crate::stuck::SpaceWait::next_check),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(next_full);
             let first = if deadline <= now {
                 Err(RecvTimeoutError::Timeout)
             } else {
@@ -217,10 +224,21 @@ impl Worker {
             while let Ok(m) = self.rx.try_recv() {
                 msgs.push(m);
             }
+            // Woken only to look at the free space: no pass unless some
+            // was freed (or the wait is over).
+            let now = Instant::now();
+            if msgs.is_empty()
+                && next_full > now
+                && wake.is_none_or(|w| w > now)
+                && retry.is_none_or(|r| r > now)
+                && let Some(s) = &mut space
+                && !s.due(now)
+            {
+                continue;
+            }
             // A timer that has fired is used up: the pass below (or the
             // pause that skips it) answers it, and leaving it in the past
             // would wake this loop again at once, forever.
-            let now = Instant::now();
             wake = wake.filter(|w| *w > now);
             retry = retry.filter(|r| *r > now);
             for m in msgs {
@@ -294,7 +312,14 @@ impl Worker {
                         let d = Duration::from_nanos(w.saturating_sub(now_ns()).max(0) as u64);
                         Instant::now() + d + Duration::from_millis(20)
                     });
-                    if rep.needs_retry() {
+                    // Items refused for lack of space are not retried on
+                    // this backoff; they wait for space (`stuck`).
+                    space = crate::stuck::SpaceWait::after(space.take(), &rep, &self.cfg.plain);
+                    if rep
+                        .errors
+                        .iter()
+                        .any(|e| e.kind != kluis_sync::ItemErrorKind::NoSpace)
+                    {
                         retry = Some(Instant::now() + jitter(backoff));
                         backoff = (backoff * 2).min(Duration::from_secs(60));
                     } else {
@@ -312,9 +337,10 @@ impl Worker {
                             s.alert = Some(text);
                         });
                     } else {
+                        // Not idle while files fail; a full disk is said.
                         self.set(|s| {
-                            s.state = PairState::Idle;
-                            s.alert = None;
+                            s.state = crate::stuck::state(&rep);
+                            s.alert = crate::stuck::alert(&rep);
                         });
                     }
                     self.set(|s| {
