@@ -21,8 +21,16 @@ use crate::account_cmds::{AccountFile, client, keep_identity, load_account, save
 use crate::home::Home;
 use crate::secret::Passphrases;
 
-/// Default loopback port of the embedded broker.
-pub const DEFAULT_BROKER_PORT: u16 = 47181;
+/// Where a new home's embedded broker looks for a free loopback port:
+/// below Linux's ephemeral ports (32768-60999) and Windows' (49152-),
+/// so that an outgoing connection of another program does not hold the
+/// port at the next start. Each home starts at its own place in the range
+/// (from a hash of its path), so two users of one computer rarely even
+/// try the same port; the port found is remembered in the account file's
+/// broker URL and used again at every start.
+const PORTS: std::ops::Range<u16> = 28000..32000;
+/// How many ports of [`PORTS`] a first start tries.
+const PORT_TRIES: u16 = 64;
 
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {
@@ -34,9 +42,10 @@ pub struct StartArgs {
     /// OneDrive folder found on this machine, else ~/Kluis-encrypted).
     #[arg(long, value_name = "DIR")]
     sync: Option<PathBuf>,
-    /// Loopback port of the embedded broker.
-    #[arg(long, value_name = "PORT", default_value_t = DEFAULT_BROKER_PORT)]
-    broker_port: u16,
+    /// Loopback port of the embedded broker (default: the one this home
+    /// used before, else a free one chosen for it, remembered).
+    #[arg(long, value_name = "PORT")]
+    broker_port: Option<u16>,
 }
 
 /// The embedded broker: runs on its own threads as long as `start` runs.
@@ -49,16 +58,18 @@ struct EmbeddedBroker {
 }
 
 impl EmbeddedBroker {
-    fn start(home: &Home, port: u16) -> Result<Self> {
+    /// Runs the broker on the first of `ports` that is free.
+    fn start(home: &Home, ports: &[u16]) -> Result<Self> {
         let dir = home.data.join("broker");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()?;
+        let first = *ports.first().context("no port to listen on")?;
         let overrides = kluis_broker::config::Overrides {
             config_file: None,
             data_dir: Some(dir.clone()),
-            listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port)).to_string()),
+            listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, first)).to_string()),
         };
         // Only loopback can reach it, and the one user registers themselves.
         let env = |k: &str| (k == "KLUIS_BROKER_REGISTRATION").then(|| "open".to_owned());
@@ -67,14 +78,26 @@ impl EmbeddedBroker {
             &config,
             Arc::new(kluis_broker::clock::SystemClock),
         ))?;
-        let server = rt
-            .block_on(broker.spawn(config.listen, None))
-            .with_context(|| {
-                format!(
-                    "cannot listen on {} (is another `kluis start` running?)",
-                    config.listen
-                )
-            })?;
+        let mut tried = ports.iter();
+        let server = loop {
+            let Some(&port) = tried.next() else {
+                bail!(
+                    "no free loopback port for the embedded broker (tried {} from {first}); pass --broker-port",
+                    ports.len()
+                );
+            };
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            match rt.block_on(broker.spawn(addr, None)) {
+                Ok(s) => break s,
+                Err(e) if ports.len() == 1 => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "cannot listen on {addr}, the embedded broker's port of {} (is `kluis start` already running for it? if another program holds the port, pass --broker-port with a free one)",
+                        home.data.display()
+                    )));
+                }
+                Err(_) => {}
+            }
+        };
         let org_path = dir.join("org.key");
         let org = if org_path.exists() {
             kluis_broker::org::OrgSigningKey::load(&org_path)?
@@ -90,6 +113,38 @@ impl EmbeddedBroker {
             _server: server,
         })
     }
+}
+
+/// The ports a home's embedded broker tries: the one asked for, else the
+/// one its account remembers, else [`PORT_TRIES`] of [`PORTS`] from a place
+/// that depends on the home.
+fn broker_ports(home: &Home, asked: Option<u16>, account: Option<&AccountFile>) -> Vec<u16> {
+    if let Some(p) = asked.or_else(|| account.and_then(|a| remembered_port(&a.broker_url))) {
+        return vec![p];
+    }
+    // FNV-1a: stable across runs and builds (not for security).
+    let h = home
+        .data
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let span = PORTS.end - PORTS.start;
+    let at = (h % u64::from(span)) as u16;
+    (0..PORT_TRIES)
+        .map(|i| PORTS.start + (at + i) % span)
+        .collect()
+}
+
+/// The port of an embedded broker's URL (`http://127.0.0.1:PORT`).
+fn remembered_port(url: &str) -> Option<u16> {
+    url.strip_prefix("http://127.0.0.1:")
+        .or_else(|| url.strip_prefix("http://localhost:"))?
+        .trim_end_matches('/')
+        .parse()
+        .ok()
 }
 
 fn local_email() -> String {
@@ -142,7 +197,21 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
         }
     };
     let broker = if embedded {
-        Some(EmbeddedBroker::start(&home, args.broker_port)?)
+        let ports = broker_ports(&home, args.broker_port, account.as_ref());
+        let b = EmbeddedBroker::start(&home, &ports)?;
+        // Moved with --broker-port: remember the new port.
+        if let Some(a) = &account
+            && a.broker_url != b.url
+        {
+            save_account(
+                &home,
+                &AccountFile {
+                    broker_url: b.url.clone(),
+                    ..a.clone()
+                },
+            )?;
+        }
+        Some(b)
     } else {
         None
     };

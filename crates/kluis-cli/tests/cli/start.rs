@@ -22,17 +22,16 @@ fn start(u: &User, port: u16) -> (Child, String) {
 }
 
 /// Like [`start`], with a prepared command (environment, flags).
-fn start_with(mut cmd: std::process::Command, port: u16) -> (Child, String) {
+fn start_with(cmd: std::process::Command, port: u16) -> (Child, String) {
+    start_cmd(cmd, &["--broker-port", &port.to_string()])
+}
+
+/// `kluis start` with `extra` flags; without `--broker-port`, on the port
+/// the home chooses (or remembers).
+fn start_cmd(mut cmd: std::process::Command, extra: &[&str]) -> (Child, String) {
     let mut child = cmd
-        .args([
-            "start",
-            "--broker-port",
-            &port.to_string(),
-            "--plain",
-            "Kluis",
-            "--sync",
-            "Dropbox/Kluis",
-        ])
+        .args(["start", "--plain", "Kluis", "--sync", "Dropbox/Kluis"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -236,4 +235,42 @@ fn start_unlocks_from_the_os_keyring_until_locked() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The embedded broker's URL as `kluis start` printed it.
+fn broker_url(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("Embedded broker:"))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no broker line in:\n{out}"))
+        .to_owned()
+}
+
+/// Two users of one computer run `kluis start` at the same time: each
+/// home's embedded broker gets its own free port (issue 17.11; it was a
+/// fixed 47181, and the second user got "cannot listen"), and a restart
+/// uses the same port again.
+#[test]
+fn two_homes_start_at_once_each_on_its_own_remembered_port() {
+    let (a, b) = (User::new(), User::new());
+    // b starts while a runs.
+    let (mut ca, oa) = start_cmd(a.cmd(), &[]);
+    let (mut cb, ob) = start_cmd(b.cmd(), &[]);
+    let (ua, ub) = (broker_url(&oa), broker_url(&ob));
+    assert_ne!(ua, ub);
+    for (u, url) in [(&a, &ua), (&b, &ub)] {
+        let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+        assert!((28000..32000).contains(&port), "{url}");
+        // The account talks to its own broker.
+        let who = String::from_utf8(run_ok(u.cmd().args(["account", "whoami"])).stdout).unwrap();
+        assert!(who.contains("@kluis.local"), "{who}");
+    }
+    ca.kill().unwrap();
+    ca.wait().unwrap();
+    let (mut again, out) = start_cmd(a.cmd(), &[]);
+    assert_eq!(broker_url(&out), ua, "the port is remembered");
+    again.kill().unwrap();
+    again.wait().unwrap();
+    cb.kill().unwrap();
+    cb.wait().unwrap();
 }
