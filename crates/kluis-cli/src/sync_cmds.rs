@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use kluis_agent::ipc::Client;
 use kluis_agent::{Agent, AgentHome, AgentOptions, Config, Request, Response, detect_sync_folders};
+use kluis_sync::ItemErrorKind;
 
 use crate::secret::Passphrases;
 
@@ -137,7 +138,12 @@ pub fn run(cmd: SyncCommand, pass: &Passphrases) -> Result<()> {
                     );
                 }
                 for e in &p.errors {
-                    println!("    retrying {}: {:?} {}", e.path, e.kind, e.detail);
+                    let what = match e.kind {
+                        ItemErrorKind::Damaged => "damaged",
+                        ItemErrorKind::NoSpace => "waiting for disk space",
+                        _ => "retrying",
+                    };
+                    println!("    {what} {}: {}", e.path, e.detail);
                 }
                 for s in &p.skips {
                     println!("    skipped {}: {}", s.path, s.reason);

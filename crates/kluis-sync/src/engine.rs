@@ -55,6 +55,9 @@ pub struct EngineConfig {
     /// Deletions wait until no new one has appeared for this long, so that
     /// the guard judges a wave of them whole.
     pub deletion_quiet: Duration,
+    /// A ciphertext that fails to authenticate, unchanged, for this long is
+    /// damaged rather than still arriving (`crate::damage`).
+    pub damaged_after: Duration,
     /// Days plaintext stays in the Kluis trash.
     pub trash_days: u32,
 }
@@ -71,6 +74,7 @@ impl EngineConfig {
             fsync: true,
             mass_delete_min: 10,
             deletion_quiet: Duration::from_secs(15),
+            damaged_after: Duration::from_secs(60),
             trash_days: 30,
         }
     }
@@ -106,7 +110,8 @@ pub struct Report {
 impl Report {
     /// Whether something is left to retry later.
     pub fn needs_retry(&self) -> bool {
-        !self.errors.is_empty()
+        // A damaged file waits for a change, which the watcher reports.
+        self.errors.iter().any(|e| e.kind != ItemErrorKind::Damaged)
     }
 }
 
@@ -125,6 +130,7 @@ pub struct Engine {
     /// write into the mirror.
     directory: DirectoryView,
     deletions: DeletionGuard,
+    damage: crate::damage::DamageTracker,
 }
 
 /// What the mass-deletion guard remembers between plans.
@@ -211,6 +217,7 @@ impl Engine {
                 hold,
                 ..DeletionGuard::default()
             },
+            damage: Default::default(),
         })
     }
 
@@ -410,6 +417,7 @@ impl Engine {
         let names = meta.name_cipher();
         let ignore = Ignore::load(&self.cfg.plain);
         let mut report = Report::default();
+        let mut damaged_errors = Vec::new();
         exec::purge_trash(&self.cfg.plain, clock.now_ns(), self.cfg.trash_days);
         for round in 0..MAX_ROUNDS {
             report.rounds = round + 1;
@@ -439,6 +447,8 @@ impl Engine {
             }
             let now = clock.now_ns();
             let recent_deletions = self.deletions.recent(now);
+            let damaged_after = self.cfg.damaged_after.as_nanos() as i64;
+            let damaged = self.damage.damaged(now, damaged_after);
             let plan = plan::plan(PlanInput {
                 local: &local.entries,
                 remote: &remote,
@@ -452,6 +462,7 @@ impl Engine {
                 deletion_quiet: self.cfg.deletion_quiet.as_nanos() as i64,
                 recent_deletions,
                 restore_missing: self.deletions.restore,
+                damaged: &damaged,
                 ignore: &ignore,
             });
             self.deletions.planned(&plan.deletions, now);
@@ -462,10 +473,13 @@ impl Engine {
                 self.set_hold(false)?;
             }
             report.skips = local.skips;
-            report.skips.extend(remote.skips);
+            report.skips.extend(std::mem::take(&mut remote.skips));
             report.deferred = plan.deferred;
             report.wake_at = plan.wake_at;
             report.guard = plan.guard;
+            damaged_errors = self
+                .damage
+                .report(&remote, &local.entries, now, damaged_after);
             if plan.ops.is_empty() {
                 break;
             }
@@ -569,10 +583,21 @@ impl Engine {
             if deleted > 0 {
                 self.deletions.applied.push_back((now, deleted));
             }
-            let rescan = report
-                .errors
-                .iter()
-                .any(|e| e.kind == ItemErrorKind::ChangedDuringSync);
+            let newly_damaged = self.damage.observe(
+                &mut report.errors,
+                &remote,
+                &local.entries,
+                now,
+                damaged_after,
+            );
+            damaged_errors = self
+                .damage
+                .report(&remote, &local.entries, now, damaged_after);
+            let rescan = newly_damaged
+                || report
+                    .errors
+                    .iter()
+                    .any(|e| e.kind == ItemErrorKind::ChangedDuringSync);
             if !progress && !rescan {
                 break;
             }
@@ -580,6 +605,11 @@ impl Engine {
             // its snapshot): skip the two full scans of another round.
             if only_new && report.errors.is_empty() {
                 break;
+            }
+        }
+        for e in damaged_errors {
+            if !report.errors.iter().any(|x| x.path == e.path) {
+                report.errors.push(e);
             }
         }
         // Confirmations and restores are for one reconcile.

@@ -99,6 +99,12 @@ pub enum ItemErrorKind {
     /// disk (`exec::space`): nothing was written; tried again once space is
     /// freed. The detail names the disk and the figures.
     NoSpace,
+    /// The ciphertext has failed to authenticate, unchanged, for longer
+    /// than a sync client needs to finish writing a file: it is damaged.
+    /// Not retried until it changes; a newer version from this device
+    /// replaces it (its bytes are kept in the Kluis trash). The detail says
+    /// what the user can do.
+    Damaged,
     /// Any other I/O or format problem.
     Failed,
 }

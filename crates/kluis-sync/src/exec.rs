@@ -302,6 +302,8 @@ fn temp_path(dir: &Path, rng: &mut impl rand_core::CryptoRng) -> PathBuf {
 }
 
 mod batch;
+mod damaged;
+pub(crate) use damaged::advice as damaged_advice;
 mod conflict;
 pub mod space;
 
@@ -508,6 +510,7 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
             Operation::Upload { path } => self.upload(path),
             Operation::Download { path } => self.download(path),
             Operation::Merge { path } => self.merge(path),
+            Operation::ReplaceDamaged { path } => self.replace_damaged(path),
             Operation::AdoptSyncConflict { cpath, of } => self.adopt(cpath, of),
             Operation::RenameRemote { from, to, kind } => self.rename_remote(from, to, *kind),
             Operation::RenameLocal { from, to } => self.rename_local(from, to),
@@ -591,6 +594,12 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
     }
 
     fn upload(&mut self, path: &str) -> ItemResult {
+        self.upload_over(path, None)
+    }
+
+    /// [`Exec::upload`]; with `damaged`, over a ciphertext that must still
+    /// have that size and mtime rather than the index's.
+    fn upload_over(&mut self, path: &str, damaged: Option<(u64, i64)>) -> ItemResult {
         let lp = self.plain.join(path);
         let s0 = stat_of(&lp).map_err(io_fail(path))?;
         if s0.kind != Kind::File {
@@ -634,7 +643,7 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
                 "plaintext changed while encrypting",
             )));
         }
-        let expect_remote = idx.as_ref().map(|i| (i.r_size, i.r_mtime));
+        let expect_remote = damaged.or(idx.as_ref().map(|i| (i.r_size, i.r_mtime)));
         if !(matches(&cfull, expect_remote) || (expect_remote.is_some() && matches(&cfull, None))) {
             return Err(cleanup(Self::changed(
                 path,
@@ -830,27 +839,31 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
         if !matches(&lp, idx.as_ref().map(|i| (i.l_size, i.l_mtime))) {
             return Err(Self::changed(path, "plaintext changed before trashing"));
         }
-        let day = format_date(self.now);
-        let day = &day[..10];
-        let mut dest = self.plain.join(TRASH_DIR).join(day).join(path);
-        let mut n = 1;
-        while dest.exists() {
-            n += 1;
-            dest = self
-                .plain
-                .join(TRASH_DIR)
-                .join(day)
-                .join(format!("{path}.{n}"));
-        }
-        if let Some(d) = dest.parent() {
-            fs::create_dir_all(d).map_err(io_fail(path))?;
-        }
+        let dest = self.trash_dest(path)?;
         fs::rename(&lp, &dest).map_err(io_fail(path))?;
         if let Some(d) = lp.parent() {
             self.sync_dir(d)?;
         }
         self.index_remove(path)?;
         Ok(self.activity("trashed", path, None))
+    }
+}
+
+impl<R: rand_core::CryptoRng> Exec<'_, R> {
+    /// A free path for `rel` in today's Kluis trash, its directory made.
+    fn trash_dest(&self, rel: &str) -> Result<PathBuf, ItemError> {
+        let day = format_date(self.now);
+        let day = self.plain.join(TRASH_DIR).join(&day[..10]);
+        let mut dest = day.join(rel);
+        let mut n = 1;
+        while fs::symlink_metadata(&dest).is_ok() {
+            n += 1;
+            dest = day.join(format!("{rel}.{n}"));
+        }
+        if let Some(d) = dest.parent() {
+            fs::create_dir_all(d).map_err(io_fail(rel))?;
+        }
+        Ok(dest)
     }
 }
 

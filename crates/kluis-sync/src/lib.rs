@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod crypt;
+mod damage;
 pub mod engine;
 pub mod error;
 pub mod exec;

@@ -37,6 +37,10 @@ pub enum Operation {
     /// Both sides changed: keep both if they differ (the local version
     /// becomes the conflict copy).
     Merge { path: String },
+    /// The ciphertext is damaged (fails authentication, unchanged for a
+    /// while) and the plaintext changed: the plaintext replaces it; the
+    /// damaged bytes are kept in the Kluis trash.
+    ReplaceDamaged { path: String },
     /// A sync client's conflicted copy of ciphertext: decrypt it into a
     /// Kluis conflict copy of `of`.
     AdoptSyncConflict { cpath: String, of: String },
@@ -63,7 +67,11 @@ impl Operation {
             | RenameLocalDir { .. } => 0,
             MkdirRemote { .. } | MkdirLocal { .. } | Record { .. } => 1,
             RenameRemote { .. } | RenameLocal { .. } => 2,
-            Upload { .. } | Download { .. } | Merge { .. } | AdoptSyncConflict { .. } => 3,
+            Upload { .. }
+            | Download { .. }
+            | Merge { .. }
+            | ReplaceDamaged { .. }
+            | AdoptSyncConflict { .. } => 3,
             DeleteRemote { .. } | TrashLocal { .. } => 4,
             RmdirRemote { .. } | RmdirLocal { .. } => 5,
             Forget { .. } => 6,
@@ -84,6 +92,7 @@ impl Operation {
             | Upload { path }
             | Download { path }
             | Merge { path }
+            | ReplaceDamaged { path }
             | DeleteRemote { path }
             | TrashLocal { path }
             | RmdirRemote { path }
@@ -162,6 +171,10 @@ pub struct PlanInput<'a> {
     /// Put back what is missing on one side from the other, instead of
     /// deleting it (the user's "restore" after a guard).
     pub restore_missing: bool,
+    /// Ciphertext known to be damaged, by plaintext path, with the size and
+    /// mtime it had: never downloaded while it has them; replaced where the
+    /// plaintext changed.
+    pub damaged: &'a HashMap<String, (u64, i64)>,
     /// This device's ignore rules. An ignored path is not this device's to
     /// sync in either direction: never uploaded, downloaded, deleted or
     /// trashed here, even when it was synced before the rule was added or
@@ -303,9 +316,24 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                 (_, true) => Operation::Upload { path },
             }),
         };
-        let Some(op) = op else { continue };
+        let Some(mut op) = op else { continue };
+        if r.is_some_and(|r| input.damaged.get(p) == Some(&(r.stat.size, r.stat.mtime))) {
+            match op {
+                // Both changed, and the other side cannot be read: this
+                // side's version wins.
+                Operation::Merge { path } if l.is_some_and(|l| l.kind == Kind::File) => {
+                    op = Operation::ReplaceDamaged { path };
+                }
+                // Nothing to read until it changes (the engine reports it).
+                Operation::Download { .. } | Operation::Merge { .. } => continue,
+                _ => {}
+            }
+        }
         // A side we are about to read must have settled.
-        let reads_local = matches!(op, Operation::Upload { .. } | Operation::Merge { .. });
+        let reads_local = matches!(
+            op,
+            Operation::Upload { .. } | Operation::Merge { .. } | Operation::ReplaceDamaged { .. }
+        );
         let reads_remote = matches!(op, Operation::Download { .. } | Operation::Merge { .. });
         let ok_l = !reads_local || l.is_none_or(|l| settled(l, p));
         let ok_r = !reads_remote || r.is_none_or(|r| settled(&r.stat, p));

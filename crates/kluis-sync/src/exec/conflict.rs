@@ -147,7 +147,11 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             }
             return Ok(AdoptTarget::Free(cp));
         }
-        Err(fail(of, ItemErrorKind::Failed, "no free conflict-copy name"))
+        Err(fail(
+            of,
+            ItemErrorKind::Failed,
+            "no free conflict-copy name",
+        ))
     }
 
     /// A sync client's conflicted copy of the ciphertext of `of` (FORMAT.md
@@ -170,9 +174,13 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             let _ = fs::remove_file(&tmp);
             e
         };
-        let of_cfull = self.mirror.join(self.cpath(of, Kind::File).map_err(cleanup)?);
+        let of_cfull = self
+            .mirror
+            .join(self.cpath(of, Kind::File).map_err(cleanup)?);
         let date = format_date(match meta.mtime {
-            Some((s, ns)) => s.saturating_mul(1_000_000_000).saturating_add(i64::from(ns)),
+            Some((s, ns)) => s
+                .saturating_mul(1_000_000_000)
+                .saturating_add(i64::from(ns)),
             None => r0.mtime,
         });
         let target = if self.content_hash(&of_cfull).as_deref() == Some(&hash[..]) {
@@ -181,7 +189,10 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             self.adopt_target(of, &date, &hash).map_err(cleanup)?
         };
         if !matches(&cfull, Some((r0.size, r0.mtime))) {
-            return Err(cleanup(Self::changed(of, "sync-client copy changed meanwhile")));
+            return Err(cleanup(Self::changed(
+                of,
+                "sync-client copy changed meanwhile",
+            )));
         }
         let target = match target {
             AdoptTarget::Holds(kept) => {
@@ -201,7 +212,9 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
                 let lt = self.plain.join(&target);
                 match batch::rename_new(&tmp, &lt) {
                     Ok(true) => {}
-                    Ok(false) => return Err(cleanup(Self::changed(of, "conflict copy name taken"))),
+                    Ok(false) => {
+                        return Err(cleanup(Self::changed(of, "conflict copy name taken")));
+                    }
                     Err(e) => return Err(cleanup(fail(of, ItemErrorKind::Failed, e))),
                 }
                 self.sync_dir(&ldir)?;

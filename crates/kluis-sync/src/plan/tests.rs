@@ -80,6 +80,8 @@ struct Case {
 static NONE_ALLOWED: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
 static NOT_SEEN: std::sync::LazyLock<std::collections::HashMap<String, i64>> =
     std::sync::LazyLock::new(Default::default);
+static NOT_DAMAGED: std::sync::LazyLock<std::collections::HashMap<String, (u64, i64)>> =
+    std::sync::LazyLock::new(Default::default);
 
 fn s(x: &str) -> String {
     x.to_owned()
@@ -106,6 +108,7 @@ fn run(c: &Case) -> Plan {
         deletion_quiet: 0,
         recent_deletions: 0,
         restore_missing: false,
+        damaged: &NOT_DAMAGED,
         ignore: &Ignore::with(&[]),
     })
 }
@@ -522,6 +525,7 @@ fn run_opts(c: &Case, o: &Opts) -> Plan {
         deletion_quiet: o.quiet,
         recent_deletions: o.recent,
         restore_missing: o.restore,
+        damaged: &NOT_DAMAGED,
         ignore: &Ignore::with(&[]),
     })
 }
@@ -683,6 +687,7 @@ fn sync_client_conflict_copies_are_adopted() {
         deletion_quiet: 0,
         recent_deletions: 0,
         restore_missing: false,
+        damaged: &NOT_DAMAGED,
         ignore: &Ignore::with(&[]),
     });
     assert_eq!(
@@ -753,6 +758,7 @@ fn ignored_paths_are_left_alone_in_both_trees() {
         deletion_quiet: 0,
         recent_deletions: 0,
         restore_missing: false,
+        damaged: &NOT_DAMAGED,
         ignore,
     };
     let (with_rules, without) = (Ignore::with(&["*.log", "logs"]), Ignore::with(&[]));
@@ -775,4 +781,59 @@ fn ignored_paths_are_left_alone_in_both_trees() {
     assert!(p.ops.contains(&Operation::Download {
         path: s("theirs.log")
     }));
+}
+
+/// A damaged ciphertext (with the stat it was judged with) is never read:
+/// where the plaintext changed it is replaced, else left alone; once it
+/// changes it is read as usual.
+#[test]
+fn a_damaged_ciphertext_is_replaced_or_left_alone_never_read() {
+    let mut c = twenty(0, 0);
+    // a0: changed on both sides; a1: changed in the mirror only.
+    c.local.retain(|(p, _)| *p != "a0");
+    c.local.push(("a0", file(6, OLD, 1)));
+    c.remote.retain(|(p, _)| *p != "a0" && *p != "a1");
+    c.remote.push(("a0", rfile(300, OLD, 0)));
+    c.remote.push(("a1", rfile(300, OLD, 1)));
+    let local: BTreeMap<String, Stat> = c.local.iter().map(|(p, v)| (s(p), *v)).collect();
+    let remote = RemoteScan {
+        entries: c.remote.iter().map(|(p, v)| (s(p), v.clone())).collect(),
+        ..RemoteScan::default()
+    };
+    let index: BTreeMap<String, IndexEntry> =
+        c.index.iter().map(|(p, v)| (s(p), v.clone())).collect();
+    let run = |damaged: &std::collections::HashMap<String, (u64, i64)>| {
+        plan(PlanInput {
+            local: &local,
+            remote: &remote,
+            index: &index,
+            now: NOW,
+            quiet: QUIET,
+            mass_delete_min: 10,
+            allowed_deletions: &NONE_ALLOWED,
+            hold_deletions: false,
+            deletion_seen: &NOT_SEEN,
+            deletion_quiet: 0,
+            recent_deletions: 0,
+            restore_missing: false,
+            damaged,
+            ignore: &Ignore::with(&[]),
+        })
+        .ops
+    };
+    assert_eq!(
+        run(&NOT_DAMAGED),
+        vec![
+            Operation::Merge { path: s("a0") },
+            Operation::Download { path: s("a1") }
+        ]
+    );
+    let damaged = [(s("a0"), (300, OLD)), (s("a1"), (300, OLD))].into();
+    assert_eq!(
+        run(&damaged),
+        vec![Operation::ReplaceDamaged { path: s("a0") }]
+    );
+    // Judged with another stat: it changed since, and is read again.
+    let stale = [(s("a1"), (299, OLD))].into();
+    assert!(run(&stale).contains(&Operation::Download { path: s("a1") }));
 }
