@@ -77,10 +77,10 @@ pub struct Batch {
 
 impl Batch {
     /// A batch whose journal lives in `dir`; every staged file must be
-    /// under `dir`.
+    /// under `dir`. An empty `dir` is the current one.
     pub fn new(dir: &Path) -> Batch {
         Batch {
-            dir: dir.to_owned(),
+            dir: or_dot(dir).to_owned(),
             entries: Vec::new(),
         }
     }
@@ -107,6 +107,8 @@ impl Batch {
         let rel = path
             .strip_prefix(&self.dir)
             .ok()
+            // A relative path is under `.` as it stands ("doc.kls").
+            .or_else(|| (self.dir == Path::new(".") && path.is_relative()).then_some(path))
             .and_then(relative_text)
             .ok_or_else(|| invalid("the file is not under the journal's folder"))?;
         let mut f = File::open(path)?;
@@ -182,6 +184,21 @@ impl Batch {
     }
 }
 
+/// `dir`, or `.` when it is empty: a bare file name's parent is the empty
+/// path, and `read_dir("")` and [`fsync_dir`]`("")` fail.
+fn or_dot(dir: &Path) -> &Path {
+    if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }
+}
+
+/// The folder holding `path` (`.` for a bare name like `doc.kluis`).
+fn folder_of(path: &Path) -> &Path {
+    or_dot(path.parent().unwrap_or(Path::new("")))
+}
+
 fn relative_text(rel: &Path) -> Option<String> {
     let mut parts = Vec::new();
     for c in rel.components() {
@@ -218,7 +235,7 @@ fn overwrite(path: &Path, e: &Entry) -> Result<(), InPlaceError> {
 /// `old`, with `new` (the same length): a batch of one, its journal beside
 /// the file.
 pub fn rewrite_header(path: &Path, old: &[u8], new: &[u8]) -> Result<(), InPlaceError> {
-    let mut b = Batch::new(path.parent().unwrap_or(Path::new(".")));
+    let mut b = Batch::new(folder_of(path));
     b.stage(path, old.to_vec(), new.to_vec())?;
     b.commit()
         .pop()
@@ -296,7 +313,7 @@ pub struct Recovered {
 
 /// Finish the rewrites a journal describes, then remove the journal.
 pub fn recover(journal: &Path) -> io::Result<Recovered> {
-    let dir = journal.parent().unwrap_or(Path::new("."));
+    let dir = folder_of(journal);
     let mut raw = Vec::new();
     File::open(journal)?
         .take(MAX_JOURNAL + 1)
@@ -354,8 +371,9 @@ fn roll_forward(target: &Path, j: &Entry) -> io::Result<bool> {
 /// Finish an interrupted one-file rewrite ([`rewrite_header`]): its journal
 /// sits in the file's own folder. Not recursive.
 pub fn recover_beside(path: &Path) {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let Ok(rd) = fs::read_dir(dir) else { return };
+    let Ok(rd) = fs::read_dir(folder_of(path)) else {
+        return;
+    };
     for e in rd.flatten() {
         if e.file_name().to_string_lossy().starts_with(JOURNAL_PREFIX) {
             let _ = recover(&e.path());
@@ -449,6 +467,39 @@ mod tests {
         rewrite_header(&x, &[1; 10], &[3; 10]).unwrap();
         assert_eq!(fs::read(&x).unwrap()[..10], [3; 10]);
         assert!(journals(other.path()).is_empty());
+    }
+
+    /// A bare relative name (`doc.kls`, as a command line gives it) is in
+    /// `.`: its parent, the empty path, used to make `recover_beside` find
+    /// nothing (`read_dir("")` fails) and `rewrite_header` fail
+    /// (`fsync_dir("")`).
+    #[test]
+    fn a_bare_file_name_is_in_the_current_folder() {
+        let d = tempfile::tempdir().unwrap();
+        let payload = vec![7u8; 100];
+        let (old, new) = (vec![1u8; 300], vec![2u8; 300]);
+        // A rewrite of doc.kls that a crash interrupted half way.
+        let torn = [&new[..150], &old[150..]].concat();
+        let p = file(d.path(), "doc.kls", &torn, &payload);
+        let j = encode(&[entry("doc.kls", 400, &payload[..56], &old, &new)]);
+        fs::write(d.path().join(format!("{JOURNAL_PREFIX}x")), j).unwrap();
+
+        // The working directory is the process's: back to where it was
+        // before anything can fail.
+        let cwd = std::env::current_dir().unwrap();
+        std::env::set_current_dir(d.path()).unwrap();
+        let bare = Path::new("doc.kls");
+        recover_beside(bare);
+        let recovered = fs::read(&p).unwrap();
+        let rewritten = rewrite_header(bare, &new, &[3; 300]);
+        std::env::set_current_dir(cwd).unwrap();
+
+        assert_eq!(recovered, [&new[..], &payload].concat());
+        rewritten.unwrap();
+        assert_eq!(fs::read(&p).unwrap(), [&[3u8; 300][..], &payload].concat());
+        assert!(journals(d.path()).is_empty());
+        assert_eq!(folder_of(bare), Path::new("."));
+        assert_eq!(folder_of(Path::new("a/b.kls")), Path::new("a"));
     }
 
     /// A crash after the journal and anywhere in the writes: the old header,
