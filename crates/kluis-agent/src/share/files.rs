@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use kluis_format::{EncryptOptions, Header, KemChoice, KeyId, Recipient};
+use kluis_format::{EncryptOptions, Header, KeyId, Recipient, Refit};
 use kluis_sync::folder_meta::FOLDER_META_FILE;
 use kluis_sync::inplace::{Batch, InPlaceError};
 use kluis_sync::keys::unwrap_any;
@@ -199,10 +199,12 @@ const SMALL_FILE: u64 = 1 << 18;
 
 /// Rewrite only the header: `edit` gets the parsed header and file key and
 /// returns whether it changed anything (FORMAT.md §6: the payload does not
-/// depend on the recipients). When the new header fits the old one's bytes
-/// (its padding, FORMAT.md §4.7), it is written over it in place, journaled
-/// in a batch ([`kluis_sync::inplace`]): the payload is not touched at all.
-/// Otherwise the file is replaced by a copy with a freshly padded header.
+/// depend on the recipients). The changed header is refitted to the old
+/// one's length by the format's one rule ([`Header::refit`], FORMAT.md
+/// §4.7, as `kluis recipients` does): when it fits, it is written over the
+/// old header in place, journaled in a batch ([`kluis_sync::inplace`]), and
+/// the payload is not touched at all. Otherwise the file is replaced by a
+/// copy with the freshly padded header.
 fn edit_header(
     path: &Path,
     keys: Keys<'_>,
@@ -216,11 +218,10 @@ fn edit_header(
     if !edit(&mut header, &fk)? {
         return Ok(Done::Unchanged);
     }
-    if header.fit_to(&fk, old.len())? {
+    if header.refit(&fk, old.len())? == Refit::SameLength {
         let new = header.to_bytes();
         return Ok(Done::InPlace { old, new });
     }
-    header.repad(&fk)?;
     let small = input.get_ref().metadata()?.len() <= SMALL_FILE;
     let mut head = header.to_bytes();
     replace_atomic_file(path, |f| {
@@ -239,6 +240,8 @@ fn edit_header(
     Ok(Done::Updated)
 }
 
+/// New stanzas use the file's own KEM ([`Header::reshare_kem`]): a
+/// `--classical` file stays classical, with its small header.
 pub(crate) fn add_recipients(
     path: &Path,
     keys: Keys<'_>,
@@ -246,9 +249,10 @@ pub(crate) fn add_recipients(
     rng: &mut impl rand_core::CryptoRng,
 ) -> Result<Done, ReplaceError> {
     edit_header(path, keys, |h, fk| {
+        let kem = h.reshare_kem();
         let mut changed = false;
         for r in add {
-            changed |= h.add_recipient(fk, r, KemChoice::default(), rng)?;
+            changed |= h.add_recipient(fk, r, kem, rng)?;
         }
         Ok(changed)
     })
@@ -271,8 +275,9 @@ pub(crate) fn remove_recipients(
 }
 
 /// Decrypt and encrypt again under a fresh file key (and file id) to
-/// `recipients`, keeping the metadata. Plaintext only ever streams through
-/// memory; the old file stays until the new one is complete and synced.
+/// `recipients`, keeping the metadata and the file's KEM
+/// ([`Header::reshare_kem`]). Plaintext only ever streams through memory;
+/// the old file stays until the new one is complete and synced.
 pub(crate) fn reencrypt(
     path: &Path,
     keys: Keys<'_>,
@@ -282,15 +287,12 @@ pub(crate) fn reencrypt(
     let input = BufReader::with_capacity(1 << 16, File::open(path)?);
     let mut d = kluis_sync::keys::decryptor(input, &keys.all())?;
     let meta = d.metadata().clone();
+    let opts = EncryptOptions {
+        kem: d.header().reshare_kem(),
+        ..EncryptOptions::default()
+    };
     replace_atomic(path, |w| {
-        kluis_format::encrypt(
-            &mut d as &mut dyn Read,
-            w,
-            recipients,
-            &meta,
-            EncryptOptions::default(),
-            rng,
-        )?;
+        kluis_format::encrypt(&mut d as &mut dyn Read, w, recipients, &meta, opts, rng)?;
         Ok(())
     })?;
     Ok(Done::Updated)
@@ -397,4 +399,112 @@ pub fn list_file(path: &Path) -> Result<FileShares, ShareError> {
         path: path.to_owned(),
         key_ids: header.stanzas().iter().map(|s| s.key_id).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use kluis_format::{Identity, KEM_X25519, KemChoice, Metadata};
+
+    use super::*;
+
+    fn rng() -> impl rand_core::CryptoRng {
+        rand_core::UnwrapErr(getrandom::SysRng)
+    }
+
+    fn header(path: &Path) -> Header {
+        Header::read(&fs::read(path).unwrap()[..]).unwrap()
+    }
+
+    fn opens(path: &Path, who: &Identity) -> Vec<u8> {
+        let mut out = Vec::new();
+        kluis_sync::keys::decryptor(File::open(path).unwrap(), &[who])
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    /// A `--classical` file (X25519 only) shared with more people, and then
+    /// re-keyed for one person only, stays classical (FORMAT.md §4.7, the
+    /// rule of `kluis recipients add`): no X-Wing stanza is added; a share
+    /// that its padding has room for keeps the header's length and is
+    /// written in place, one that does not grows it by a small header's
+    /// 256-byte step (it used to become an X-Wing header of 1700 bytes).
+    #[test]
+    fn sharing_a_classical_file_keeps_it_classical_and_its_header_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doc.kluis");
+        let [alice, bob, carol] = [(); 3].map(|()| Identity::generate(&mut rng()));
+        let text = b"classical on purpose";
+        let mut bytes = Vec::new();
+        kluis_format::encrypt(
+            &text[..],
+            &mut bytes,
+            &[alice.recipient().clone()],
+            &Metadata::default(),
+            EncryptOptions {
+                kem: KemChoice::X25519,
+                ..EncryptOptions::default()
+            },
+            &mut rng(),
+        )
+        .unwrap();
+        fs::write(&path, &bytes).unwrap();
+        let classical = |h: &Header| h.stanzas().iter().all(|s| s.kem == KEM_X25519);
+        let fresh = header(&path);
+        assert!(classical(&fresh));
+        let share = |who: &Identity, email: &str| {
+            let m = Member::user(email, who.recipient().clone());
+            assert!(share_file(&path, Keys::own(&alice), &[m], &mut rng()).unwrap());
+        };
+
+        // A fresh header's padding has no room for a stanza.
+        share(&bob, "bob@example.org");
+        let before = header(&path);
+        assert!(classical(&before), "{:?}", before.stanzas());
+        assert_eq!(
+            before.byte_len(),
+            fresh.byte_len() + kluis_format::SMALL_HEADER_BLOCK
+        );
+        let bytes = fs::read(&path).unwrap();
+        let ino = fs::metadata(&path).unwrap().ino();
+
+        // The grown one's has: same length, in place, payload untouched.
+        share(&carol, "carol@example.org");
+        let after = header(&path);
+        assert_eq!(after.stanzas().len(), 3);
+        assert!(classical(&after), "{:?}", after.stanzas());
+        assert_eq!(after.byte_len(), before.byte_len(), "the header's length");
+        assert_eq!(
+            fs::metadata(&path).unwrap().ino(),
+            ino,
+            "rewritten in place"
+        );
+        let payload = |b: &[u8], h: &Header| b[h.byte_len()..].to_vec();
+        assert_eq!(
+            payload(&fs::read(&path).unwrap(), &after),
+            payload(&bytes, &before)
+        );
+        assert_eq!(opens(&path, &bob), text);
+        assert_eq!(opens(&path, &carol), text);
+
+        // Bob's access taken away with a new file key: still classical.
+        let to = [alice.recipient().clone()];
+        assert!(
+            unshare_file(
+                &path,
+                Keys::own(&alice),
+                &[bob.recipient().clone(), carol.recipient().clone()],
+                Some(&to),
+                &mut rng()
+            )
+            .unwrap()
+        );
+        let rekeyed = header(&path);
+        assert_eq!(rekeyed.stanzas().len(), 1);
+        assert!(classical(&rekeyed), "{:?}", rekeyed.stanzas());
+        assert_eq!(opens(&path, &alice), text);
+    }
 }

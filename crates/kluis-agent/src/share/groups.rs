@@ -22,7 +22,7 @@
 use std::io::Read;
 
 use kluis_account::AccountClient;
-use kluis_format::{EncryptOptions, IDENTITY_SECRET_LEN, Identity, KemChoice, Metadata, Recipient};
+use kluis_format::{EncryptOptions, IDENTITY_SECRET_LEN, Identity, Metadata, Recipient};
 use kluis_types::OrgPolicy;
 use zeroize::Zeroizing;
 
@@ -223,7 +223,8 @@ pub async fn add_member(
     let s = client.group_secret(name).await?;
     let mut out = Vec::new();
     kluis_format::rewrite_header(s.secret.as_bytes(), &mut out, identity, |h, fk| {
-        h.add_recipient(fk, &who.member.recipient, KemChoice::default(), rng)
+        let kem = h.reshare_kem();
+        h.add_recipient(fk, &who.member.recipient, kem, rng)
     })
     .map_err(|e| GroupError::Secret {
         group: name.into(),
