@@ -447,6 +447,14 @@ impl Engine {
             }
             let now = clock.now_ns();
             let recent_deletions = self.deletions.recent(now);
+            // Versions this device superseded, among the new mirror files.
+            let new_ids: Vec<[u8; 16]> = remote
+                .entries
+                .iter()
+                .filter(|(p, _)| !index.contains_key(*p))
+                .filter_map(|(_, r)| r.file_id)
+                .collect();
+            let superseded = self.index.superseded(&new_ids)?;
             let damaged_after = self.cfg.damaged_after.as_nanos() as i64;
             let damaged = self.damage.damaged(now, damaged_after);
             let plan = plan::plan(PlanInput {
@@ -463,6 +471,7 @@ impl Engine {
                 recent_deletions,
                 restore_missing: self.deletions.restore,
                 damaged: &damaged,
+                superseded: &superseded,
                 ignore: &ignore,
             });
             self.deletions.planned(&plan.deletions, now);
@@ -477,6 +486,9 @@ impl Engine {
             report.deferred = plan.deferred;
             report.wake_at = plan.wake_at;
             report.guard = plan.guard;
+            // What failed in an earlier round and is not planned again (in
+            // sync by now, or rescanned) is not an error any more.
+            report.errors.clear();
             damaged_errors = self
                 .damage
                 .report(&remote, &local.entries, now, damaged_after);
@@ -519,7 +531,6 @@ impl Engine {
                 now,
             };
             let mut progress = false;
-            report.errors.clear();
             // New files go through the parallel batch path.
             let new_uploads: Vec<String> = plan
                 .ops

@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS entries(
   file_id BLOB
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kv(k TEXT PRIMARY KEY NOT NULL, v BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS superseded(file_id BLOB PRIMARY KEY NOT NULL, path TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS superseded_path ON superseded(path);
 ";
 
 impl Index {
@@ -216,7 +218,50 @@ impl Index {
         self.conn
             .execute("DELETE FROM entries WHERE path = ?1", [path])
             .map_err(self.err())?;
+        self.conn
+            .execute("DELETE FROM superseded WHERE path = ?1", [path])
+            .map_err(self.err())?;
         Ok(())
+    }
+
+    /// This device replaced the version of `path` whose file id was `old`
+    /// with one of its own: remembered (one per path) so that the old
+    /// version, moved elsewhere by another device, is known for what it is
+    /// ([`crate::Operation::FollowRename`]).
+    pub fn set_superseded(&self, old: [u8; 16], path: &str) -> Result<(), SyncError> {
+        self.conn
+            .execute("DELETE FROM superseded WHERE path = ?1", [path])
+            .and_then(|_| {
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO superseded VALUES (?1, ?2)",
+                    params![old.to_vec(), path],
+                )
+            })
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Of `ids`, those this device superseded, with the path of the version
+    /// that replaced each.
+    pub fn superseded(
+        &self,
+        ids: &[[u8; 16]],
+    ) -> Result<std::collections::HashMap<[u8; 16], String>, SyncError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT path FROM superseded WHERE file_id = ?1")
+            .map_err(self.err())?;
+        let mut out = std::collections::HashMap::new();
+        for id in ids {
+            let p: Option<String> = st
+                .query_row([id.to_vec()], |r| r.get(0))
+                .optional()
+                .map_err(self.err())?;
+            if let Some(p) = p {
+                out.insert(*id, p);
+            }
+        }
+        Ok(out)
     }
 
     /// Move `from` and everything below it to `to`, in one transaction.

@@ -20,6 +20,12 @@ pub enum Operation {
     },
     /// A ciphertext rename (same file id), mirrored as a plaintext rename.
     RenameLocal { from: String, to: String },
+    /// Another device moved the version of `from` that this device then
+    /// replaced with an edit (the moved file's id is the one this device
+    /// superseded) to `to`: the edit follows the move — the plaintext moves
+    /// to `to` and is encrypted over the old version there, and this
+    /// device's ciphertext under the old name goes.
+    FollowRename { from: String, to: String },
     /// A directory renamed in the mirror (every file under it reappeared,
     /// by file id, at the same place under one new directory), mirrored as
     /// one plaintext directory rename.
@@ -66,7 +72,7 @@ impl Operation {
             }
             | RenameLocalDir { .. } => 0,
             MkdirRemote { .. } | MkdirLocal { .. } | Record { .. } => 1,
-            RenameRemote { .. } | RenameLocal { .. } => 2,
+            RenameRemote { .. } | RenameLocal { .. } | FollowRename { .. } => 2,
             Upload { .. }
             | Download { .. }
             | Merge { .. }
@@ -82,9 +88,10 @@ impl Operation {
     pub fn path(&self) -> &str {
         use Operation::*;
         match self {
-            RenameRemote { from, .. } | RenameLocal { from, .. } | RenameLocalDir { from, .. } => {
-                from
-            }
+            RenameRemote { from, .. }
+            | RenameLocal { from, .. }
+            | RenameLocalDir { from, .. }
+            | FollowRename { from, .. } => from,
             AdoptSyncConflict { cpath, .. } => cpath,
             MkdirRemote { path }
             | MkdirLocal { path }
@@ -175,6 +182,9 @@ pub struct PlanInput<'a> {
     /// mtime it had: never downloaded while it has them; replaced where the
     /// plaintext changed.
     pub damaged: &'a HashMap<String, (u64, i64)>,
+    /// File ids of versions this device replaced with its own edit, with
+    /// the path of that edit (only the ids of new mirror files are needed).
+    pub superseded: &'a HashMap<[u8; 16], String>,
     /// This device's ignore rules. An ignored path is not this device's to
     /// sync in either direction: never uploaded, downloaded, deleted or
     /// trashed here, even when it was synced before the rule was added or
@@ -243,6 +253,13 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
 
     detect_local_renames(&mut local, &mut remote, &mut index, &mut ops);
     detect_remote_renames(&mut local, &mut remote, &mut index, &mut ops);
+    detect_followed_renames(
+        &mut local,
+        &mut remote,
+        &mut index,
+        input.superseded,
+        &mut ops,
+    );
 
     let mut deferred = Vec::new();
     let mut wake_at: Option<i64> = None;
@@ -597,6 +614,46 @@ fn detect_remote_renames(
         if let (Some(ie), Some(r)) = (index.get_mut(to), remote.get(to)) {
             ie.r_mtime = r.stat.mtime;
         }
+    }
+}
+
+/// A new mirror file whose file id is a version this device superseded
+/// with an edit of `from`: another device moved the old version (alone, or
+/// with its directory) while this device edited it. The edit follows the
+/// move, if `from` is still here and this device's version is still the
+/// one under `from` in the mirror (or gone from it).
+fn detect_followed_renames(
+    local: &mut BTreeMap<String, Stat>,
+    remote: &mut BTreeMap<String, RemoteEntry>,
+    index: &mut BTreeMap<String, IndexEntry>,
+    superseded: &HashMap<[u8; 16], String>,
+    ops: &mut Vec<Operation>,
+) {
+    if superseded.is_empty() {
+        return;
+    }
+    let moved: Vec<(String, String)> = remote
+        .iter()
+        .filter(|(p, r)| {
+            r.stat.kind == Kind::File && !index.contains_key(*p) && !local.contains_key(*p)
+        })
+        .filter_map(|(p, r)| Some((superseded.get(&r.file_id?)?.clone(), p.clone())))
+        .collect();
+    for (from, to) in moved {
+        let Some(e) = index.get(&from) else { continue };
+        let ours_there = remote.get(&from).is_none_or(|r| !remote_changed(r, e));
+        let here = local.get(&from).is_some_and(|l| l.kind == Kind::File);
+        if e.kind != Kind::File || !here || !ours_there || local.contains_key(&to) {
+            continue;
+        }
+        ops.push(Operation::FollowRename {
+            from: from.clone(),
+            to: to.clone(),
+        });
+        local.remove(&from);
+        remote.remove(&from);
+        index.remove(&from);
+        remote.remove(&to);
     }
 }
 

@@ -80,6 +80,8 @@ struct Case {
 static NONE_ALLOWED: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
 static NOT_SEEN: std::sync::LazyLock<std::collections::HashMap<String, i64>> =
     std::sync::LazyLock::new(Default::default);
+static NOT_SUPERSEDED: std::sync::LazyLock<std::collections::HashMap<[u8; 16], String>> =
+    std::sync::LazyLock::new(Default::default);
 static NOT_DAMAGED: std::sync::LazyLock<std::collections::HashMap<String, (u64, i64)>> =
     std::sync::LazyLock::new(Default::default);
 
@@ -109,6 +111,7 @@ fn run(c: &Case) -> Plan {
         recent_deletions: 0,
         restore_missing: false,
         damaged: &NOT_DAMAGED,
+        superseded: &NOT_SUPERSEDED,
         ignore: &Ignore::with(&[]),
     })
 }
@@ -526,6 +529,7 @@ fn run_opts(c: &Case, o: &Opts) -> Plan {
         recent_deletions: o.recent,
         restore_missing: o.restore,
         damaged: &NOT_DAMAGED,
+        superseded: &NOT_SUPERSEDED,
         ignore: &Ignore::with(&[]),
     })
 }
@@ -688,6 +692,7 @@ fn sync_client_conflict_copies_are_adopted() {
         recent_deletions: 0,
         restore_missing: false,
         damaged: &NOT_DAMAGED,
+        superseded: &NOT_SUPERSEDED,
         ignore: &Ignore::with(&[]),
     });
     assert_eq!(
@@ -759,6 +764,7 @@ fn ignored_paths_are_left_alone_in_both_trees() {
         recent_deletions: 0,
         restore_missing: false,
         damaged: &NOT_DAMAGED,
+        superseded: &NOT_SUPERSEDED,
         ignore,
     };
     let (with_rules, without) = (Ignore::with(&["*.log", "logs"]), Ignore::with(&[]));
@@ -817,6 +823,7 @@ fn a_damaged_ciphertext_is_replaced_or_left_alone_never_read() {
             recent_deletions: 0,
             restore_missing: false,
             damaged,
+            superseded: &NOT_SUPERSEDED,
             ignore: &Ignore::with(&[]),
         })
         .ops
