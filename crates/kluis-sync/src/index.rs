@@ -242,11 +242,20 @@ impl Index {
     }
 
     /// Of `ids`, those this device superseded, with the path of the version
-    /// that replaced each.
+    /// that replaced each. (No query per id while nothing was superseded,
+    /// as on a first sync.)
     pub fn superseded(
         &self,
         ids: &[[u8; 16]],
     ) -> Result<std::collections::HashMap<[u8; 16], String>, SyncError> {
+        let any: bool = self
+            .conn
+            .prepare_cached("SELECT EXISTS(SELECT 1 FROM superseded)")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(self.err())?;
+        if !any || ids.is_empty() {
+            return Ok(std::collections::HashMap::new());
+        }
         let mut st = self
             .conn
             .prepare_cached("SELECT path FROM superseded WHERE file_id = ?1")
