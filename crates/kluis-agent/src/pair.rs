@@ -24,7 +24,10 @@ pub(crate) enum Msg {
     Pause,
     /// `allow_deletions`: the deletions the guard reported go ahead;
     /// `restore`: what it withheld is put back from the other side.
-    Resume { allow_deletions: bool, restore: bool },
+    Resume {
+        allow_deletions: bool,
+        restore: bool,
+    },
     Lock,
     Stop,
 }
@@ -315,11 +318,7 @@ impl Worker {
                     // Items refused for lack of space are not retried on
                     // this backoff; they wait for space (`stuck`).
                     space = crate::stuck::SpaceWait::after(space.take(), &rep, &self.cfg.plain);
-                    if rep
-                        .errors
-                        .iter()
-                        .any(|e| e.kind != kluis_sync::ItemErrorKind::NoSpace)
-                    {
+                    if crate::stuck::retry(&rep) {
                         retry = Some(Instant::now() + jitter(backoff));
                         backoff = (backoff * 2).min(Duration::from_secs(60));
                     } else {

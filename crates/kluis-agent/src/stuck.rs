@@ -26,15 +26,45 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60 * 60);
 
 /// The state of a pair after a pass without a guard.
 pub(crate) fn state(rep: &Report) -> PairState {
-    if rep.errors.is_empty() {
+    if rep.errors.iter().any(|e| e.kind == ItemErrorKind::Damaged) {
+        // Not retried: the user is told what to do.
+        PairState::Alert
+    } else if rep.errors.is_empty() {
         PairState::Idle
     } else {
         PairState::Retrying
     }
 }
 
+/// Whether a pass left items to retry on the usual backoff: not those that
+/// wait for space, nor damaged files, which wait for a change.
+pub(crate) fn retry(rep: &Report) -> bool {
+    rep.errors
+        .iter()
+        .any(|e| !matches!(e.kind, ItemErrorKind::NoSpace | ItemErrorKind::Damaged))
+}
+
 /// The alert after a pass without a guard: why items wait for space.
 pub(crate) fn alert(rep: &Report) -> Option<String> {
+    let alert = space_alert(rep);
+    if alert.is_some() {
+        return alert;
+    }
+    let mut damaged = rep
+        .errors
+        .iter()
+        .filter(|e| e.kind == ItemErrorKind::Damaged);
+    let first = damaged.next()?;
+    let more = damaged.count();
+    let also = if more == 0 {
+        String::new()
+    } else {
+        format!(" ({more} more damaged file(s): kluis status lists them)")
+    };
+    Some(format!("damaged: {}: {}{also}", first.path, first.detail))
+}
+
+fn space_alert(rep: &Report) -> Option<String> {
     let mut no_space = rep
         .errors
         .iter()
@@ -143,6 +173,20 @@ mod tests {
         assert_eq!(
             alert(&r).unwrap(),
             "detail of big.iso; waiting: big.iso and 1 more (tried again as soon as space is freed)"
+        );
+        assert!(retry(&r), "a.txt is retried");
+    }
+
+    /// Issue 17.4: a damaged file is said, with what to do, and not
+    /// retried ("retrying" for ever was the old state).
+    #[test]
+    fn a_damaged_file_needs_attention_and_is_not_retried() {
+        let r = report(&[("bad/doc.bin", ItemErrorKind::Damaged)]);
+        assert_eq!(state(&r), PairState::Alert);
+        assert!(!retry(&r));
+        assert_eq!(
+            alert(&r).unwrap(),
+            "damaged: bad/doc.bin: detail of bad/doc.bin"
         );
     }
 
