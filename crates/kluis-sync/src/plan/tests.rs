@@ -90,30 +90,13 @@ fn s(x: &str) -> String {
 }
 
 fn run(c: &Case) -> Plan {
-    let local: BTreeMap<String, Stat> = c.local.iter().map(|(p, v)| (s(p), *v)).collect();
-    let remote = RemoteScan {
-        entries: c.remote.iter().map(|(p, v)| (s(p), v.clone())).collect(),
-        ..RemoteScan::default()
-    };
-    let index: BTreeMap<String, IndexEntry> =
-        c.index.iter().map(|(p, v)| (s(p), v.clone())).collect();
-    plan(PlanInput {
-        local: &local,
-        remote: &remote,
-        index: &index,
-        now: NOW,
-        quiet: QUIET,
-        mass_delete_min: 10,
-        allowed_deletions: &NONE_ALLOWED,
-        hold_deletions: false,
-        deletion_seen: &NOT_SEEN,
-        deletion_quiet: 0,
-        recent_deletions: 0,
-        restore_missing: false,
-        damaged: &NOT_DAMAGED,
-        superseded: &NOT_SUPERSEDED,
-        ignore: &Ignore::with(&[]),
-    })
+    run_opts(
+        c,
+        &Opts {
+            quiet: 0,
+            ..Opts::default()
+        },
+    )
 }
 
 // An unrelated synced file that keeps the roots non-empty.
@@ -505,6 +488,7 @@ struct Opts {
     recent: usize,
     allowed: std::collections::BTreeSet<String>,
     restore: bool,
+    damaged: std::collections::HashMap<String, (u64, i64)>,
 }
 
 fn run_opts(c: &Case, o: &Opts) -> Plan {
@@ -528,7 +512,7 @@ fn run_opts(c: &Case, o: &Opts) -> Plan {
         deletion_quiet: o.quiet,
         recent_deletions: o.recent,
         restore_missing: o.restore,
-        damaged: &NOT_DAMAGED,
+        damaged: &o.damaged,
         superseded: &NOT_SUPERSEDED,
         ignore: &Ignore::with(&[]),
     })
@@ -801,31 +785,14 @@ fn a_damaged_ciphertext_is_replaced_or_left_alone_never_read() {
     c.remote.retain(|(p, _)| *p != "a0" && *p != "a1");
     c.remote.push(("a0", rfile(300, OLD, 0)));
     c.remote.push(("a1", rfile(300, OLD, 1)));
-    let local: BTreeMap<String, Stat> = c.local.iter().map(|(p, v)| (s(p), *v)).collect();
-    let remote = RemoteScan {
-        entries: c.remote.iter().map(|(p, v)| (s(p), v.clone())).collect(),
-        ..RemoteScan::default()
-    };
-    let index: BTreeMap<String, IndexEntry> =
-        c.index.iter().map(|(p, v)| (s(p), v.clone())).collect();
     let run = |damaged: &std::collections::HashMap<String, (u64, i64)>| {
-        plan(PlanInput {
-            local: &local,
-            remote: &remote,
-            index: &index,
-            now: NOW,
-            quiet: QUIET,
-            mass_delete_min: 10,
-            allowed_deletions: &NONE_ALLOWED,
-            hold_deletions: false,
-            deletion_seen: &NOT_SEEN,
-            deletion_quiet: 0,
-            recent_deletions: 0,
-            restore_missing: false,
-            damaged,
-            superseded: &NOT_SUPERSEDED,
-            ignore: &Ignore::with(&[]),
-        })
+        run_opts(
+            &c,
+            &Opts {
+                damaged: damaged.clone(),
+                ..Opts::default()
+            },
+        )
         .ops
     };
     assert_eq!(
