@@ -56,9 +56,19 @@ pub fn kls_files(mirror: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The real mass-deletion guard for a child agent, instead of
+/// `fast_opts()`'s (which never trips): `mass_delete_min` and
+/// `deletion_quiet`.
+#[derive(Clone, Copy, Debug)]
+pub struct GuardOpts {
+    pub mass_delete_min: usize,
+    pub deletion_quiet: Duration,
+}
+
 /// The agent as a child process: run by the SIGKILL tests, never on its own.
 /// Its home (with the identity's secret bytes in `id.secret`) is in
-/// `KLUIS_CRASH_CHILD`.
+/// `KLUIS_CRASH_CHILD`; `KLUIS_CRASH_CHILD_GUARD` (`min,quiet_ms`), when
+/// set, is its `GuardOpts`.
 #[test]
 #[ignore = "child process of the SIGKILL tests"]
 fn crash_child() {
@@ -68,25 +78,42 @@ fn crash_child() {
     let home = AgentHome::in_dir(Path::new(&dir));
     let secret = fs::read(home.data.join("id.secret")).unwrap();
     let id = Identity::from_secret_bytes(&secret).unwrap();
-    let agent = Agent::start(home.clone(), fast_opts(), Some(id)).unwrap();
+    let mut opts = fast_opts();
+    if let Ok(g) = std::env::var("KLUIS_CRASH_CHILD_GUARD") {
+        let (min, ms) = g.split_once(',').unwrap();
+        opts.mass_delete_min = min.parse().unwrap();
+        opts.deletion_quiet = Duration::from_millis(ms.parse().unwrap());
+    }
+    let agent = Agent::start(home.clone(), opts, Some(id)).unwrap();
     let _ipc = kluis_agent::ipc::serve(agent.handle(), &home.socket_path()).unwrap();
     agent.wait();
 }
 
 pub fn spawn_child(home: &AgentHome) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "common::crash_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env("KLUIS_CRASH_CHILD", &home.data)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
+    spawn_child_with(home, None)
+}
+
+/// `spawn_child`, with the real mass-deletion guard when `guard` is given.
+pub fn spawn_child_with(home: &AgentHome, guard: Option<GuardOpts>) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    if let Some(g) = guard {
+        cmd.env(
+            "KLUIS_CRASH_CHILD_GUARD",
+            format!("{},{}", g.mass_delete_min, g.deletion_quiet.as_millis()),
+        );
+    }
+    cmd.args([
+        "common::crash_child",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+        "-q",
+    ])
+    .env("KLUIS_CRASH_CHILD", &home.data)
+    .stdout(std::process::Stdio::null())
+    .spawn()
+    .unwrap()
 }
 
 /// Kills the child agent when a test ends, however it ends.

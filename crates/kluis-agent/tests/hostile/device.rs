@@ -8,7 +8,7 @@ use std::process::Child;
 use kluis_agent::ipc::{ActivityEntry, Client, PairStatus};
 use kluis_agent::{AgentHome, Config, PairState, Request, Response};
 
-use crate::common::spawn_child;
+use crate::common::{GuardOpts, spawn_child_with};
 
 pub struct Device {
     pub name: &'static str,
@@ -18,6 +18,8 @@ pub struct Device {
     child: Option<Child>,
     pub starts: u32,
     pub kills: u32,
+    /// The real mass-deletion guard (`fast_opts()`'s never trips).
+    pub guard: Option<GuardOpts>,
 }
 
 impl Device {
@@ -43,12 +45,13 @@ impl Device {
             child: None,
             starts: 0,
             kills: 0,
+            guard: None,
         }
     }
 
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "{} already runs", self.name);
-        self.child = Some(spawn_child(&self.home));
+        self.child = Some(spawn_child_with(&self.home, self.guard));
         self.starts += 1;
     }
 
@@ -88,6 +91,11 @@ impl Device {
                 && p.errors.is_empty()
                 && p.last_sync.is_some()
         })
+    }
+
+    /// Ask the running agent for `req`; whether it answered `Ok`.
+    pub fn request(&self, req: &Request) -> bool {
+        matches!(self.call(req), Some(Response::Ok))
     }
 
     pub fn activity(&self) -> Vec<ActivityEntry> {

@@ -18,6 +18,9 @@
 //!
 //! `hostile_sync` is the short seeded run of `cargo test`;
 //! `tests/hostile-sync.sh SEED SECONDS` runs the same harness longer.
+//!
+//! `guard::*` empty or remove one device's sync folder under both agents,
+//! with the real mass-deletion guard, and restore it (issue 17, point 5).
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, reason = "tests")]
 
@@ -27,6 +30,7 @@ mod common;
 mod check;
 mod cloud;
 mod device;
+mod guard;
 mod user;
 
 use std::collections::BTreeSet;
@@ -38,7 +42,7 @@ use std::time::{Duration, Instant};
 use kluis_format::Identity;
 use rand_core::{Rng, SeedableRng};
 
-use common::{kls_files, plain_tree, rng, temps, wait_for};
+use common::{GuardOpts, kls_files, plain_tree, rng, temps, wait_for};
 use device::Device;
 
 /// The tests of this target each run two agents and time-sensitive
@@ -60,10 +64,17 @@ const FOLDER_META: &str = ".kluis-folder";
 
 /// Two devices of one user; A runs and has created the folder metadata.
 fn two_devices(root: &Path) -> (Identity, [Device; 2]) {
+    two_devices_with(root, None)
+}
+
+/// `two_devices`, both with the real mass-deletion guard when given.
+fn two_devices_with(root: &Path, guard: Option<GuardOpts>) -> (Identity, [Device; 2]) {
     let id = Identity::generate(&mut rng());
     let secret = id.to_secret_bytes();
     let mut a = Device::new(root, "dev-a", &secret[..]);
-    let b = Device::new(root, "dev-b", &secret[..]);
+    let mut b = Device::new(root, "dev-b", &secret[..]);
+    a.guard = guard;
+    b.guard = guard;
     a.start();
     wait_for("dev-a's folder metadata", Duration::from_secs(120), || {
         a.mirror.join(FOLDER_META).exists().then_some(())
