@@ -257,7 +257,10 @@ def find_file_key(header, identity):
     raise KluisError("the header failed to authenticate")
 
 
-def decrypt(data, identity):
+def decrypt(data, identity, meta_out=None):
+    """(plaintext, metadata name, label); with a dict `meta_out`, also every
+    metadata field present (§4.4) in it: name, size, mtime as (seconds,
+    nanoseconds), label."""
     header = parse_header(data)
     file_id, meta_nonce, meta_ct = header.file_id, header.meta_nonce, header.meta_ct
     file_key = find_file_key(header, identity)
@@ -274,8 +277,11 @@ def decrypt(data, identity):
         raise KluisError("invalid metadata")
     name = m.take(m.u16()).decode() if present & 1 else None
     size = struct.unpack(">Q", m.take(8))[0] if present & 2 else None
+    mtime = None
     if present & 4:
-        m.take(12)
+        mtime = (struct.unpack(">q", m.take(8))[0], m.u32())
+        if mtime[1] >= 10**9:
+            raise KluisError("invalid metadata")
     label = m.take(m.take(1)[0]).decode() if present & 8 else None
     if any(meta[m.at:]) or len(meta) != max(1, -(-m.at // 256)) * 256:
         raise KluisError("invalid metadata padding")
@@ -308,6 +314,8 @@ def decrypt(data, identity):
     plain = b"".join(out)
     if size is not None and size != len(plain):
         raise KluisError("size mismatch")
+    if meta_out is not None:
+        meta_out.update(name=name, size=size, mtime=mtime, label=label)
     return plain, name, label
 
 

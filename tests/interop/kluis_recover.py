@@ -7,11 +7,16 @@ written from docs/FORMAT.md alone (§8, with §1-7 from kluis_decrypt.py).
 Opens the folder with your own identity and, for a folder shared with a
 group you belong to, with the group's keys from the group key files in the
 mirror (§8.7); decrypts every name (§8.3, §8.4) and every file (§7) into
-OUTPUT_DIR. Prints one line per file written. Exit status 0 when every file
-was recovered; 1 with one line on stderr per failure.
+OUTPUT_DIR. A sync client's copy of a file ("<name> (1).kls", §8.5) is
+written under the Kluis conflict name its content would get (§8.5 step 3,
+§8.6), or not at all when that content is in the folder already (step 2).
+Prints one line per file written, and on stderr one line per copy not
+written (the reason in parentheses). Exit status 0 when every file was
+recovered; 1 with one line on stderr per failure.
 """
 
 import base64
+import datetime
 import hashlib
 import os
 import struct
@@ -26,14 +31,15 @@ from kluis_decrypt import Identity, KluisError, Reader, hkdf_expand, hkdf_extrac
 GROUP_DIR = ".kluis-groups"
 FOLDER_META = ".kluis-folder"
 RESERVED = ".kluis-"
+ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 
 
-def decrypt_any(data, identities):
+def decrypt_any(data, identities, meta_out=None):
     """§4.5: decrypt with whichever identity has a stanza (by key id)."""
     ids = {s.key_id for s in kluis_decrypt.parse_header(data).stanzas}
     for ident in identities:
         if ident.key_id in ids:
-            return kluis_decrypt.decrypt(data, ident)
+            return kluis_decrypt.decrypt(data, ident, meta_out)
     raise KluisError("no matching recipient")
 
 
@@ -142,6 +148,29 @@ def is_hashed(stem):
     return len(stem) == 53 and stem.startswith("h")
 
 
+def split_sync_suffix(base):
+    """§8.5: a file name without `.kls`, split at the first character
+    outside the base32 alphabet into (leading part, sync client's suffix)."""
+    for i, c in enumerate(base):
+        if c not in ALPHABET:
+            return base[:i], base[i:]
+    return base, ""
+
+
+def conflict_date(seconds):
+    """§8.6: `YYYY-MM-DD HHMMSS`, UTC, of whole seconds (rounded down)."""
+    t = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+    return f"{t.year:04}-{t.month:02}-{t.day:02} {t.hour:02}{t.minute:02}{t.second:02}"
+
+
+def conflict_name(name, device, date):
+    """§8.6: `<stem> (conflict <device> <date>)<.ext>`, `.ext` from the last
+    `.` unless that is a leading dot."""
+    i = name.rfind(".")
+    stem, ext = (name[:i], name[i:]) if i > 0 else (name, "")
+    return f"{stem} (conflict {device} {date}){ext}"
+
+
 def open_folder(mirror, identities):
     with open(os.path.join(mirror, FOLDER_META), "rb") as f:
         plain, name, _ = decrypt_any(f.read(), identities)
@@ -152,12 +181,20 @@ def open_folder(mirror, identities):
 
 # ---- §8.1 walking the mirror ------------------------------------------------
 
-def recover(mirror, identity, out_dir):
+def recover(mirror, identity, out_dir, notes=None):
     """Decrypt every file of the mirror into out_dir. Returns (written
-    plaintext paths, failures as (mirror path, reason))."""
+    plaintext paths, failures as (mirror path, reason)); a list `notes`
+    gets (mirror path, reason) for each sync-client copy not written."""
     keys = [identity] + group_keys(mirror, identity)
     meta = open_folder(mirror, keys)
-    written, failed = [], []
+    written, failed, copies = {}, [], []  # written: plaintext path -> SHA-256
+
+    def write(rel, plain):
+        target = os.path.join(out_dir, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as f:
+            f.write(plain)
+        written[rel] = hashlib.sha256(plain).digest()
 
     def walk(cdir, pdir):
         for cname in sorted(os.listdir(cdir)):
@@ -177,26 +214,57 @@ def recover(mirror, identity, out_dir):
                     continue
                 if not cname.endswith(".kls"):
                     raise KluisError("not a Kluis file")
-                stem = cname[:-4]
+                # §8.5: a sync client's copy has a suffix after the stem.
+                stem, suffix = split_sync_suffix(cname[:-4])
+                fields = {}
                 with open(cpath, "rb") as f:
-                    plain, mname, _ = decrypt_any(f.read(), keys)
+                    plain, mname, _ = decrypt_any(f.read(), keys, fields)
                 if is_hashed(stem):
-                    # §8.4: the name is in the header; it must hash to the stem.
+                    # §8.4: the name is in the header; it must hash to the
+                    # stem (the suffix of a copy plays no part).
                     if mname is None or meta.encrypt_name(mname) != stem:
                         raise KluisError("hashed file name does not match")
                     pname = mname
                 else:
+                    # §8.3, §8.5: the entry's name wins over the header's.
                     pname = meta.decrypt_name(stem)
-                os.makedirs(pdir, exist_ok=True)
-                target = os.path.join(pdir, pname)
-                with open(target, "wb") as f:
-                    f.write(plain)
-                written.append(os.path.relpath(target, out_dir))
+                if suffix:
+                    mtime = fields["mtime"][0] if fields["mtime"] else os.stat(cpath).st_mtime_ns // 10**9
+                    copies.append((cpath, os.path.join(pdir, pname), plain, mtime))
+                    continue
+                write(os.path.join(pdir, pname), plain)
             except (KluisError, OSError, UnicodeDecodeError) as e:
                 failed.append((os.path.relpath(cpath, mirror), str(e)))
 
-    walk(mirror, out_dir)
-    return written, failed
+    walk(mirror, "")
+
+    # §8.5: each copy after every file of the folder is known. It is kept
+    # unless its content is under the original's name, or under the
+    # conflict name (device `sync`, `sync 2`, ...) it would get.
+    for cpath, of, plain, mtime in sorted(copies, key=lambda c: c[0]):
+        h = hashlib.sha256(plain).digest()
+        rel = os.path.relpath(cpath, mirror)
+        try:
+            if written.get(of) == h:
+                kept = of
+            else:
+                parent, name = os.path.split(of)
+                for n in range(1, 1000):
+                    device = "sync" if n == 1 else f"sync {n}"
+                    kept = os.path.join(parent, conflict_name(name, device, conflict_date(mtime)))
+                    if kept not in written:
+                        write(kept, plain)
+                        kept = None
+                        break
+                    if written[kept] == h:
+                        break
+                else:
+                    raise KluisError("no free conflict-copy name")
+            if kept is not None and notes is not None:
+                notes.append((rel, f"a sync-client copy of {of}; the same content is in {kept}"))
+        except (KluisError, OSError) as e:
+            failed.append((rel, str(e)))
+    return list(written), failed
 
 
 def main(argv):
@@ -208,12 +276,15 @@ def main(argv):
             password = f.read().split(b"\n")[0]
         with open(argv[1], "rb") as f:
             identity = kluis_decrypt.open_identity(f.read(), password)
-        written, failed = recover(argv[3], identity, argv[4])
+        notes = []
+        written, failed = recover(argv[3], identity, argv[4], notes)
     except (KluisError, OSError, ValueError) as e:
         print(f"kluis_recover: {e}", file=sys.stderr)
         return 1
     for p in written:
         print(p)
+    for p, why in notes:
+        print(f"kluis_recover: {p}: not written ({why})", file=sys.stderr)
     for p, why in failed:
         print(f"kluis_recover: {p}: {why}", file=sys.stderr)
     return 1 if failed else 0

@@ -5,8 +5,12 @@ files made by the current `kluis` binary (KLUIS_BIN, default
 target/debug/kluis) with both KEMs at chunk-edge sizes. And a folder shared
 with a group is recovered from its mirror and a member's identity file
 alone, with the broker gone (kluis_recover.py, FORMAT.md §8; the broker is
-KLUIS_BROKER_BIN, default: kluis-broker next to KLUIS_BIN)."""
+KLUIS_BROKER_BIN, default: kluis-broker next to KLUIS_BIN). And a mirror
+holding Kluis conflict copies (direct and hashed names) and sync clients'
+copies is recovered with every file under the name FORMAT.md §8.4-8.6 give
+it, the names the agent itself gives."""
 
+import calendar
 import hashlib
 import os
 import pathlib
@@ -294,6 +298,216 @@ class GroupSharedFolderWithoutBroker(unittest.TestCase):
         dave = kluis_decrypt.open_identity((self.dir / "dave" / "home" / "identity.kluiskey").read_bytes(),
                                            self.PASS.encode())
         self.assertEqual(kluis_recover.group_keys(mirror, dave), [])
+
+
+def plain_tree(root):
+    """Every file under root, Kluis's own (.kluis-trash, ...) left out."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".kluis")]
+        for f in filenames:
+            if not f.startswith(".kluis"):
+                p = os.path.join(dirpath, f)
+                with open(p, "rb") as fh:
+                    out[os.path.relpath(p, root)] = fh.read()
+    return out
+
+
+# CI (KLUIS_REQUIRE_INTEROP=1) must not skip it.
+@unittest.skipUnless(
+    os.path.exists(KLUIS) or os.environ.get("KLUIS_REQUIRE_INTEROP") == "1", f"{KLUIS} not built"
+)
+class ConflictAndSyncClientCopies(unittest.TestCase):
+    """Issue #17 "done means": a mirror made by the real agent, holding the
+    Kluis conflict copies it made of sync clients' conflicted copies: one
+    whose conflict name is 80+ bytes, so hashed (FORMAT.md §8.4: the header
+    must hold that name), one direct whose header still names the original
+    (§8.5 step 3: the entry's name wins); and sync clients' copies that no
+    agent has settled yet (" (1)", "-LAPTOP", a hashed stem's). The
+    independent tool recovers every version under the name §8.5/§8.6 give
+    it -- the name the agent then gives it too -- and refuses a hashed
+    conflict copy whose header names the original (what the agent wrote
+    before 012b159), rather than decrypt it over the original."""
+
+    PASS = "interop copies passphrase"
+    # The old versions' mtime: 2026-12-07 12:25:54.75 UTC; a conflict name
+    # carries its whole seconds (§8.5 step 3, §8.6).
+    T1 = calendar.timegm((2026, 12, 7, 12, 25, 54)) * 10**9 + 750_000_000
+    DATE = "2026-12-07 122554"
+
+    def setUp(self):
+        self.dir = pathlib.Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.env = dict(os.environ, KLUIS_HOME=str(self.dir / "home"), KLUIS_PASSPHRASE=self.PASS, KLUIS_NO_KEYRING="1")
+        self.env.pop("KLUIS_PASSPHRASE_FILE", None)
+        self.plain, self.mirror = self.dir / "Kluis" / "Bestuur", self.dir / "Dropbox" / "Bestuur"
+        self.plain.mkdir(parents=True)
+        self.agent = None
+        self.addCleanup(self.stop_agent)
+        for args in (["keygen"], ["folders", "add", str(self.plain), str(self.mirror)]):
+            r = subprocess.run([KLUIS, *args], env=self.env, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, f"kluis {' '.join(args)}:\n{r.stdout}\n{r.stderr}")
+        self.ident = kluis_decrypt.open_identity((self.dir / "home" / "identity.kluiskey").read_bytes(),
+                                                 self.PASS.encode())
+
+    def start_agent(self):
+        self.agent = subprocess.Popen([KLUIS, "agent", "--quiet-ms", "50"], env=self.env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop_agent(self):
+        if self.agent is not None and self.agent.poll() is None:
+            time.sleep(0.5)
+            self.agent.terminate()
+            self.agent.wait(30)
+        self.agent = None
+
+    def wait(self, done, what):
+        deadline = time.time() + 120
+        while not done():
+            self.assertIsNone(self.agent.poll(), "the agent exited")
+            self.assertLess(time.time(), deadline, f"the agent did not get there: {what}")
+            time.sleep(0.2)
+
+    def put(self, rel, data, mtime_ns=None):
+        p = self.plain / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        if mtime_ns is not None:
+            os.utime(p, ns=(mtime_ns, mtime_ns))
+
+    def cpath(self, rel):
+        """The mirror path of a plaintext file (§8.3, §8.4), by the tool."""
+        parts = rel.split("/")
+        return self.mirror.joinpath(*(self.names.encrypt_name(c) for c in parts[:-1]),
+                                    self.names.encrypt_name(parts[-1]) + ".kls")
+
+    def header(self, path):
+        """(plaintext, header metadata name) of a ciphertext, or None."""
+        try:
+            return kluis_decrypt.decrypt(path.read_bytes(), self.ident)[:2]
+        except (OSError, kluis_decrypt.KluisError):
+            return None
+
+    def holds(self, versions):
+        return all((self.header(self.cpath(rel)) or (None,))[0] == data for rel, data in versions.items())
+
+    def copy_in(self, rel_of, suffix, data):
+        """What a sync client does: its copy of rel_of's ciphertext, named
+        `<encrypted stem><suffix>.kls`, appears at once (a rename)."""
+        c = self.cpath(rel_of)
+        tmp = self.dir / "incoming"
+        tmp.write_bytes(data)
+        dst = c.with_name(c.name[:-4] + suffix + ".kls")
+        os.rename(tmp, dst)
+        return dst
+
+    def test_conflict_copies_and_sync_client_copies_are_recovered_by_name(self):
+        short = "notulen.txt"
+        long = "jaarverslag " + "k" * 44 + ".txt"  # 60 bytes: direct; its conflict names are not
+        huge = "archief/" + "h" * 96 + ".txt"  # 100 bytes: hashed itself
+        self.assertEqual((len(long), len(huge.split("/")[1])), (60, 100))
+        short_c = f"notulen (conflict sync {self.DATE}).txt"
+        short_c2 = f"notulen (conflict sync 2 {self.DATE}).txt"
+        long_c = f"jaarverslag {'k' * 44} (conflict sync {self.DATE}).txt"
+        huge_c = f"archief/{'h' * 96} (conflict sync {self.DATE}).txt"
+        v1 = {short: b"notulen, eerste versie", long: b"jaarverslag v1", huge: b"archief v1"}
+        v1b = {short: b"notulen, eerste versie met een correctie"}
+        v2 = {short: b"notulen v2", long: b"jaarverslag v2, de laatste", huge: b"archief v2"}
+
+        # Three versions of each, made and encrypted by the agent; the old
+        # ones at time T1. The old ciphertexts are kept, as a sync client
+        # keeps them.
+        for rel, data in v1.items():
+            self.put(rel, data, self.T1)
+        self.start_agent()
+        self.wait(lambda: (self.mirror / ".kluis-folder").is_file(), "the folder metadata")
+        self.names = kluis_recover.open_folder(str(self.mirror), [self.ident])
+        self.wait(lambda: self.holds(v1), "v1")
+        old = {rel: self.cpath(rel).read_bytes() for rel in v1}
+        self.put(short, v1b[short], self.T1)
+        self.wait(lambda: self.holds(v1b), "v1b")
+        old_b = self.cpath(short).read_bytes()
+        for rel, data in v2.items():
+            self.put(rel, data)
+        self.wait(lambda: self.holds(v2), "v2")
+        long_now = self.cpath(long).read_bytes()
+
+        # A Dropbox-style conflicted copy of two files (another device's
+        # upload lost to this one): the agent makes them Kluis conflict
+        # copies, in the plaintext folder and in the mirror.
+        dropbox = " (dev-b's conflicted copy 2026-12-07)"
+        adopted = [self.copy_in(short, dropbox, old[short]), self.copy_in(long, dropbox, old[long])]
+        want = {**v2, short_c: v1[short], long_c: v1[long]}
+        self.wait(lambda: not any(p.exists() for p in adopted) and plain_tree(self.plain) == want,
+                  "the conflicted copies adopted")
+        self.stop_agent()
+        # The direct one: the ciphertext was renamed as it is, so its header
+        # still names the original (the entry wins, §8.5 step 3)...
+        self.assertEqual(self.header(self.cpath(short_c)), (v1[short], short))
+        self.assertFalse(kluis_recover.is_hashed(self.names.encrypt_name(short_c)))
+        # ...the hashed one holds its own name (§8.4).
+        self.assertTrue(kluis_recover.is_hashed(self.names.encrypt_name(long_c)))
+        self.assertEqual(self.header(self.cpath(long_c)), (v1[long], long_c))
+
+        # More copies arrive while no agent runs: " (1)" of another old
+        # version (its conflict name is taken by other content: `sync 2`),
+        # "-LAPTOP" of a version kept already, a copy of a hashed name
+        # (settled through its header's name, §8.5), "-LAPTOP-2" of the
+        # current version.
+        pending = {
+            self.copy_in(short, " (1)", old_b): "new",
+            self.copy_in(short, "-LAPTOP", old[short]): short_c,
+            self.copy_in(huge, dropbox, old[huge]): "new",
+            self.copy_in(long, "-LAPTOP-2", long_now): long,
+        }
+        want.update({short_c2: v1b[short], huge_c: v1[huge]})
+
+        def check(mirror, out, failures=()):
+            notes = []
+            written, failed = kluis_recover.recover(str(mirror), self.ident, str(out), notes)
+            self.assertEqual(sorted(failed), sorted(failures))
+            self.assertEqual(sorted(written), sorted(want))
+            self.assertEqual(plain_tree(out), want)
+            return {pathlib.Path(mirror, p): why for p, why in notes}
+
+        notes = check(self.mirror, self.dir / "recovered")
+        self.assertEqual(set(notes), {p for p, kept in pending.items() if kept != "new"})
+        for p, kept in pending.items():
+            if kept != "new":
+                self.assertTrue(notes[p].endswith(f"the same content is in {kept}"), notes[p])
+        r = subprocess.run([sys.executable, str(HERE / "kluis_recover.py"),
+                            str(self.dir / "home" / "identity.kluiskey"), "/dev/stdin",
+                            str(self.mirror), str(self.dir / "recovered-cli")],
+                           input=self.PASS + "\n", capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(r.stdout.splitlines()), sorted(want))
+        self.assertEqual(r.stderr.count("not written"), 2, r.stderr)
+
+        # What the agent wrote before 012b159: the hashed conflict copy's
+        # ciphertext renamed as it is, its header naming the original; and
+        # a hashed copy whose header's name is not its stem's. The §8.4
+        # check refuses both (decrypted under the header's name, they would
+        # overwrite the current version of `long`).
+        bad = self.dir / "bad-mirror"
+        shutil.copytree(self.mirror, bad)
+        bad_c = bad / self.cpath(long_c).relative_to(self.mirror)
+        bad_c.write_bytes(old[long])
+        bad_c.with_name(bad_c.name[:-4] + " (1).kls").write_bytes(old[long])
+        del want[long_c]
+        check(bad, self.dir / "recovered-bad",
+              [(str(p.relative_to(bad)), "hashed file name does not match")
+               for p in (bad_c, bad_c.with_name(bad_c.name[:-4] + " (1).kls"))])
+        want[long_c] = v1[long]
+
+        # The agent settles the same copies under the same names, and the
+        # settled mirror recovers to the same files, with nothing left over.
+        self.start_agent()
+        self.wait(lambda: not any(p.exists() for p in pending) and plain_tree(self.plain) == want,
+                  f"the copies settled as the tool named them: {sorted(plain_tree(self.plain))}")
+        self.stop_agent()
+        self.assertEqual(check(self.mirror, self.dir / "recovered-settled"), {})
+        for p in kluis_files(self.mirror):
+            self.assertEqual(kluis_recover.split_sync_suffix(p.name[:-4])[1], "", p)
 
 
 if __name__ == "__main__":
