@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use kluis_types::{
     DirectoryResponse, DisplayName, Email, EncryptedEscrow, ErrorCode, EscrowRecord, Invite,
-    InviteToken, KsfParams, LoginFinishRequest, LoginFinishResponse, LoginStartRequest,
+    InviteToken, KsfParams, LoginFinishRequest, LoginFinishResponse, LoginId, LoginStartRequest,
     LoginStartResponse, OpaqueMessage, OrgPublicKey, PasswordFinishRequest, PasswordFinishResponse,
-    PasswordStartRequest, PublicKeyString, RecoveryKeyInfo, RecoveryResetRequest,
+    PasswordStartRequest, PublicKeyString, ReauthProof, RecoveryKeyInfo, RecoveryResetRequest,
     RecoveryStartRequest, RecoveryStartResponse, RecoveryStatus, RecoveryToken,
     RegisterFinishRequest, RegisterFinishResponse, RegisterStartRequest, RegisterStartResponse,
     RequestId, SessionToken, SignedPolicy, WhoAmI,
@@ -332,12 +332,15 @@ impl AccountClient {
         self.login(email.as_str(), reg.password).await
     }
 
-    /// Runs OPAQUE login; returns the new session and the export key.
-    async fn opaque_login(
+    /// Runs the client half of an OPAQUE login without the final round
+    /// trip: `login/start`, then the key confirmation computed locally.
+    /// Returns the login id, the finalization and the export key. A wrong
+    /// password and an unknown account fail here, identically.
+    async fn opaque_prove(
         &self,
         email: &Email,
         password: &Password,
-    ) -> Result<(LoginFinishResponse, ExportKey), AccountError> {
+    ) -> Result<(LoginId, OpaqueMessage, ExportKey), AccountError> {
         let start = ClientLogin::<Suite>::start(&mut OsRng, password.as_bytes())
             .map_err(|_| AccountError::Protocol("login start"))?;
         let answer: LoginStartResponse = self
@@ -356,7 +359,6 @@ impl AccountClient {
         let response =
             CredentialResponse::<Suite>::deserialize(answer.credential_response.as_bytes())
                 .map_err(|_| AccountError::Protocol("malformed credential response"))?;
-        // A wrong password and an unknown account fail here, identically.
         let finish = start
             .state
             .finish(
@@ -368,6 +370,21 @@ impl AccountClient {
             .map_err(|_| AccountError::LoginFailed)?;
         let export_key = ExportKey::from_slice(&finish.export_key)
             .ok_or(AccountError::Protocol("export key length"))?;
+        Ok((
+            answer.login_id,
+            OpaqueMessage::new(finish.message.serialize().to_vec()),
+            export_key,
+        ))
+    }
+
+    /// Runs OPAQUE login; returns the new session and the export key.
+    async fn opaque_login(
+        &self,
+        email: &Email,
+        password: &Password,
+    ) -> Result<(LoginFinishResponse, ExportKey), AccountError> {
+        let (login_id, credential_finalization, export_key) =
+            self.opaque_prove(email, password).await?;
         let session: LoginFinishResponse = self
             .http
             .json(
@@ -375,15 +392,29 @@ impl AccountClient {
                 "v1/login/finish",
                 None,
                 Some(&LoginFinishRequest {
-                    login_id: answer.login_id,
-                    credential_finalization: OpaqueMessage::new(
-                        finish.message.serialize().to_vec(),
-                    ),
+                    login_id,
+                    credential_finalization,
                 }),
             )
             .await
             .map_err(map_login_failure)?;
         Ok((session, export_key))
+    }
+
+    /// A fresh proof of `password` for a change request (issue 18.3): the
+    /// broker verifies and consumes it in that request, so a stolen session
+    /// token alone cannot change the password or the escrow.
+    async fn reauth(
+        &self,
+        email: &Email,
+        password: &Password,
+    ) -> Result<ReauthProof, AccountError> {
+        let (login_id, credential_finalization, _export) =
+            self.opaque_prove(email, password).await?;
+        Ok(ReauthProof {
+            login_id,
+            credential_finalization,
+        })
     }
 
     fn store_session(
@@ -526,9 +557,11 @@ impl AccountClient {
     }
 
     /// Changes the password: proves the old one with a fresh OPAQUE login,
-    /// re-seals the identity under the new export key, rotates the OPAQUE
-    /// record, and ends every other session (including older ones of this
-    /// device). The fresh session is stored.
+    /// re-seals the identity under the new export key (and checks that it
+    /// opens), rotates the OPAQUE record with a second, single-use proof of
+    /// the old password in the same request (a stolen token cannot), and
+    /// ends every other session (including older ones of this device). The
+    /// fresh session is stored.
     pub async fn change_password(
         &self,
         old: &Password,
@@ -584,6 +617,10 @@ impl AccountClient {
         let new_export = ExportKey::from_slice(&finish.export_key)
             .ok_or(AccountError::Protocol("export key length"))?;
         let escrow = seal_identity(&new_export, &email, identity.expose())?;
+        // Never hand the broker an escrow version this client cannot open.
+        unseal_identity(&new_export, &email, &escrow)?;
+        // Last: the proof lives for the broker's login timeout (2 minutes).
+        let reauth = self.reauth(&email, old).await?;
         let done: PasswordFinishResponse = self
             .http
             .json(
@@ -595,6 +632,7 @@ impl AccountClient {
                     ksf,
                     escrow,
                     expected_escrow_version: record.version,
+                    reauth,
                     recovery_escrow,
                 }),
             )

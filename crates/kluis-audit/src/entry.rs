@@ -249,6 +249,9 @@ coded_enum! {
         AdminRemoved = "admin.removed",
         /// A checkpoint signed by the organisation key.
         Checkpoint = "audit.checkpoint",
+        /// A user changed their password (new OPAQUE record and a new
+        /// escrow version), proven with a fresh login.
+        PasswordChanged = "password.changed",
     }
 }
 

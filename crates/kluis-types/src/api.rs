@@ -217,17 +217,6 @@ pub struct EscrowVersionList {
     pub versions: Vec<EscrowVersionInfo>,
 }
 
-/// `POST /v1/users/{user_id}/escrow`: append a new version.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct PutEscrowRequest {
-    /// The newly sealed identity.
-    pub escrow: EncryptedEscrow,
-    /// The version the client last saw; a mismatch is a 409.
-    pub expected_version: i64,
-}
-
 /// `POST /v1/users/{user_id}/password/start`
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -235,6 +224,25 @@ pub struct PutEscrowRequest {
 pub struct PasswordStartRequest {
     /// OPAQUE `RegistrationRequest` for the new password.
     pub registration_request: OpaqueMessage,
+}
+
+/// A fresh OPAQUE authentication carried inside a change request.
+///
+/// The client runs `POST /v1/login/start` for its own address with the
+/// *current* password, finishes the login locally and, instead of sending
+/// the finalization to `/v1/login/finish`, puts it here. The broker
+/// verifies it in the change request itself: the login attempt must belong
+/// to the session's user, be younger than the login timeout (2 minutes)
+/// and is consumed, so the proof works once, for that one request, with
+/// that session. A stolen session token cannot make one.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReauthProof {
+    /// The `login_id` that `/v1/login/start` returned.
+    pub login_id: LoginId,
+    /// OPAQUE `CredentialFinalization` of that login.
+    pub credential_finalization: OpaqueMessage,
 }
 
 /// `POST /v1/users/{user_id}/password/finish`
@@ -250,6 +258,9 @@ pub struct PasswordFinishRequest {
     pub escrow: EncryptedEscrow,
     /// The escrow version the client last saw.
     pub expected_escrow_version: i64,
+    /// Proof of the current password, made moments before (see
+    /// [`ReauthProof`]): a bearer token alone cannot change the password.
+    pub reauth: ReauthProof,
     /// A fresh escrow copy sealed to the organisation recovery key
     /// (required when the policy makes recovery mandatory).
     #[serde(default)]
@@ -264,16 +275,6 @@ pub struct PasswordFinishResponse {
     pub escrow_version: i64,
     /// How many other sessions were ended.
     pub sessions_revoked: u64,
-}
-
-/// `PUT /v1/users/{user_id}/public-key`: replace one's own key. The org
-/// certificate of the old key is dropped.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct PutPublicKeyRequest {
-    /// The new key text.
-    pub public_key: PublicKeyString,
 }
 
 /// One directory hit.

@@ -35,6 +35,10 @@ pub enum ErrorCode {
     AccountDisabled,
     /// Refused by the organisation policy; the message names the rule.
     PolicyViolation,
+    /// A change of the password (and so of the escrow) needs a fresh proof
+    /// of the current password (`reauth`): it was wrong, expired, already
+    /// used or made for another account.
+    ReauthFailed,
     /// A code this client does not know yet.
     #[serde(other)]
     Unknown,

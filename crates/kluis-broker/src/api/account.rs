@@ -7,9 +7,9 @@ use kluis_audit::{Action, Actor, AuditEntry, DetailKey, Details};
 use kluis_types::{
     Email, ErrorCode, KsfParams, LoginFinishRequest, LoginFinishResponse, LoginId,
     LoginStartRequest, LoginStartResponse, OpaqueMessage, PasswordFinishRequest,
-    PasswordFinishResponse, PasswordStartRequest, PutPublicKeyRequest, RegisterFinishRequest,
-    RegisterFinishResponse, RegisterStartRequest, RegisterStartResponse, SessionId, SessionInfo,
-    SessionList, SessionToken, UserId, WhoAmI,
+    PasswordFinishResponse, PasswordStartRequest, RegisterFinishRequest, RegisterFinishResponse,
+    RegisterStartRequest, RegisterStartResponse, SessionId, SessionInfo, SessionList, SessionToken,
+    UserId, WhoAmI,
 };
 use opaque_ke::{
     CredentialFinalization, CredentialRequest, RegistrationRequest, RegistrationUpload,
@@ -409,13 +409,15 @@ pub async fn password_start(
     )?))
 }
 
-/// Second round trip: rotates the OPAQUE record, stores the re-sealed escrow
-/// as a new version and ends every other session.
+/// Second round trip: verifies the fresh proof of the current password
+/// (`reauth`), rotates the OPAQUE record, stores the re-sealed escrow as a
+/// new version, ends every other session and writes `password.changed`.
 #[utoipa::path(post, path = "/v1/users/{user_id}/password/finish", tag = "account", security(("bearer" = [])),
     params(("user_id" = UserId, Path, description = "must be the session's own user")),
     request_body = PasswordFinishRequest,
     responses((status = 200, body = PasswordFinishResponse), (status = 400, body = kluis_types::ErrorBody),
-              (status = 401, body = kluis_types::ErrorBody), (status = 403, body = kluis_types::ErrorBody),
+              (status = 401, body = kluis_types::ErrorBody),
+              (status = 403, description = "another user's id, a session older than 5 minutes, or a missing, wrong, expired or used `reauth` proof", body = kluis_types::ErrorBody),
               (status = 409, body = kluis_types::ErrorBody), (status = 413, body = kluis_types::ErrorBody),
               (status = 415, body = kluis_types::ErrorBody), (status = 422, body = kluis_types::ErrorBody)))]
 pub async fn password_finish(
@@ -426,28 +428,48 @@ pub async fn password_finish(
 ) -> Result<Json<PasswordFinishResponse>, ApiError> {
     auth.require_self(&user_id)?;
     auth.require_recent_login(state.clock.now())?;
+    // A young session is not enough: prove the current password in this
+    // very request (issue 18.3).
+    super::reauth::verify(&state, &auth, &req.reauth).await?;
     check_ksf(&req.ksf)?;
     if req.escrow.is_empty() {
         return Err(ApiError::bad_request("escrow must not be empty"));
     }
     super::policy::enforce_enrolment(&state, &req.ksf, req.recovery_escrow.as_ref()).await?;
     let record = registration_record(&req.registration_upload)?;
+    let user = state
+        .store
+        .user_by_id(&user_id)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    let now = state.clock.now();
+    let actor = Actor::user(user.email.as_str())?;
     let mut entries = Vec::new();
     if req.recovery_escrow.is_some() {
-        let user = state
-            .store
-            .user_by_id(&user_id)
-            .await?
-            .ok_or_else(ApiError::unauthorized)?;
         entries.push(
-            AuditEntry::new(
-                state.clock.now(),
-                Actor::user(user.email.as_str())?,
-                Action::RecoveryEscrowStored,
-            )
-            .target(user.email.as_str()),
+            AuditEntry::new(now, actor.clone(), Action::RecoveryEscrowStored)
+                .target(user.email.as_str()),
         );
     }
+    // `password.changed`: the new escrow version, the sessions ended and
+    // the session that made the change, in the change's own transaction.
+    let audit = |&(version, revoked): &(i64, u64)| {
+        let mut all = entries.clone();
+        all.push(
+            AuditEntry::new(now, actor.clone(), Action::PasswordChanged)
+                .target(user.email.as_str())
+                .details(
+                    Details::new()
+                        .int(DetailKey::Count, version)?
+                        .int(
+                            DetailKey::Sessions,
+                            i64::try_from(revoked).unwrap_or(i64::MAX),
+                        )?
+                        .text(DetailKey::Device, auth.session_id.as_str())?,
+                ),
+        );
+        Ok(all)
+    };
     let (escrow_version, sessions_revoked) = state
         .store
         .change_password(
@@ -459,9 +481,9 @@ pub async fn password_finish(
                 escrow: &req.escrow,
                 expected_escrow_version: req.expected_escrow_version,
                 recovery_escrow: req.recovery_escrow.as_ref(),
-                now: state.clock.now(),
+                now,
             },
-            &|_| Ok(entries.clone()),
+            &audit,
         )
         .await?;
     tracing::info!(user_id = %user_id, sessions_revoked, "password changed");
@@ -469,27 +491,4 @@ pub async fn password_finish(
         escrow_version,
         sessions_revoked,
     }))
-}
-
-/// Replaces the user's public key; its org certificate is dropped until an
-/// administrator certifies the new key.
-#[utoipa::path(put, path = "/v1/users/{user_id}/public-key", tag = "account", security(("bearer" = [])),
-    params(("user_id" = UserId, Path, description = "must be the session's own user")),
-    request_body = PutPublicKeyRequest,
-    responses((status = 204, description = "replaced"), (status = 400, body = kluis_types::ErrorBody),
-              (status = 401, body = kluis_types::ErrorBody), (status = 403, body = kluis_types::ErrorBody),
-              (status = 413, body = kluis_types::ErrorBody), (status = 415, body = kluis_types::ErrorBody),
-              (status = 422, body = kluis_types::ErrorBody)))]
-pub async fn put_public_key(
-    State(state): State<AppState>,
-    auth: Authed,
-    ApiPath(user_id): ApiPath<UserId>,
-    ApiJson(req): ApiJson<PutPublicKeyRequest>,
-) -> Result<StatusCode, ApiError> {
-    auth.require_self(&user_id)?;
-    state
-        .store
-        .set_public_key(&user_id, &req.public_key)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
 }

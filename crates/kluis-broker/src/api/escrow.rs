@@ -1,13 +1,16 @@
 //! Versioned escrow of the sealed identity. Versions are append-only.
+//!
+//! Reading only: a new version is written by a password change (which
+//! proves the current password, [`super::reauth`]) or a recovery reset,
+//! never by a bare session token (issue 18.3).
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use kluis_types::{EscrowRecord, EscrowVersionInfo, EscrowVersionList, PutEscrowRequest, UserId};
+use kluis_types::{EscrowRecord, EscrowVersionInfo, EscrowVersionList, UserId};
 
 use kluis_audit::{Action, Actor, AuditEntry, DetailKey, Details};
 
-use super::extract::{ApiJson, ApiPath, Authed};
+use super::extract::{ApiPath, Authed};
 use super::{ApiError, AppState};
 
 /// The newest escrow version.
@@ -91,36 +94,4 @@ pub async fn version(
         .ok_or_else(|| ApiError::not_found("no such escrow version"))?;
     record_read(&state, &auth, record.version).await?;
     Ok(Json(record))
-}
-
-/// Appends a new version; `expected_version` must be the latest.
-#[utoipa::path(post, path = "/v1/users/{user_id}/escrow", tag = "escrow", security(("bearer" = [])),
-    params(("user_id" = UserId, Path, description = "must be the session's own user")),
-    request_body = PutEscrowRequest,
-    responses((status = 201, body = EscrowVersionInfo), (status = 400, body = kluis_types::ErrorBody),
-              (status = 401, body = kluis_types::ErrorBody), (status = 403, body = kluis_types::ErrorBody),
-              (status = 409, body = kluis_types::ErrorBody), (status = 413, body = kluis_types::ErrorBody),
-              (status = 415, body = kluis_types::ErrorBody), (status = 422, body = kluis_types::ErrorBody)))]
-pub async fn append(
-    State(state): State<AppState>,
-    auth: Authed,
-    ApiPath(user_id): ApiPath<UserId>,
-    ApiJson(req): ApiJson<PutEscrowRequest>,
-) -> Result<(StatusCode, Json<EscrowVersionInfo>), ApiError> {
-    auth.require_self(&user_id)?;
-    if req.escrow.is_empty() {
-        return Err(ApiError::bad_request("escrow must not be empty"));
-    }
-    let now = state.clock.now();
-    let version = state
-        .store
-        .append_escrow(&user_id, req.expected_version, &req.escrow, now)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(EscrowVersionInfo {
-            version,
-            created_at: now,
-        }),
-    ))
 }

@@ -28,6 +28,7 @@ mod groups;
 mod openapi;
 mod ops;
 mod policy;
+mod reauth;
 mod recovery;
 
 pub use audit::{FAILURE_THRESHOLD, FAILURE_WINDOW_SECS};
@@ -194,14 +195,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/users/{user_id}/password/finish",
             post(account::password_finish),
         )
-        .route(
-            "/v1/users/{user_id}/public-key",
-            put(account::put_public_key),
-        )
-        .route(
-            "/v1/users/{user_id}/escrow",
-            get(escrow::latest).post(escrow::append),
-        )
+        .route("/v1/users/{user_id}/escrow", get(escrow::latest))
         .route("/v1/users/{user_id}/escrow/versions", get(escrow::versions))
         .route(
             "/v1/users/{user_id}/escrow/versions/{version}",

@@ -39,8 +39,7 @@ impl Modify for BearerAuth {
         account::whoami, account::logout,
         account::list_sessions, account::revoke_session,
         account::password_start, account::password_finish,
-        account::put_public_key,
-        escrow::latest, escrow::versions, escrow::version, escrow::append,
+        escrow::latest, escrow::versions, escrow::version,
         directory::search,
         policy::get_policy, policy::get_recovery_key,
         audit::record_share,
@@ -52,7 +51,7 @@ impl Modify for BearerAuth {
     components(schemas(
         kluis_types::ErrorBody, kluis_types::ErrorCode, kluis_types::KsfParams,
         kluis_types::Email, kluis_types::DisplayName, kluis_types::UserId, kluis_types::SessionId,
-        kluis_types::LoginId, kluis_types::SessionToken, kluis_types::InviteToken,
+        kluis_types::LoginId, kluis_types::ReauthProof, kluis_types::SessionToken, kluis_types::InviteToken,
         kluis_types::OpaqueMessage, kluis_types::EncryptedEscrow, kluis_types::SignatureBytes,
         kluis_types::PublicKeyString, kluis_types::Fingerprint, kluis_types::OrgCertificate,
         kluis_types::OrgPolicy, kluis_types::LabelRule, kluis_types::Label,

@@ -12,9 +12,14 @@ use governance::{
     disable_and_enable, login_failures_and_shares_are_audited,
     policy_is_signed_served_and_enforced,
 };
+use stolen_token::{
+    a_password_change_proves_the_old_password_and_is_audited,
+    a_reauth_proof_works_once_and_briefly, a_stolen_token_cannot_change_escrow_key_or_password,
+};
 mod groups;
 #[path = "../../../../tests/support/pki.rs"]
 mod pki;
+mod stolen_token;
 mod tls;
 
 use base64::Engine as _;
@@ -147,11 +152,6 @@ async fn authorization_matrix(backend: Backend) {
         ("GET", format!("/v1/users/{idb}/escrow"), None),
         ("GET", format!("/v1/users/{idb}/escrow/versions"), None),
         ("GET", format!("/v1/users/{idb}/escrow/versions/1"), None),
-        (
-            "POST",
-            format!("/v1/users/{idb}/escrow"),
-            Some(json!({"escrow": b64(b"evil"), "expected_version": 1})),
-        ),
         ("GET", format!("/v1/users/{idb}/sessions"), None),
         (
             "DELETE",
@@ -168,12 +168,8 @@ async fn authorization_matrix(backend: Backend) {
             format!("/v1/users/{idb}/password/finish"),
             Some(json!({
             "registration_upload": b64(&[0u8; 64]), "ksf": fake_ksf(),
-            "escrow": b64(b"evil"), "expected_escrow_version": 1})),
-        ),
-        (
-            "PUT",
-            format!("/v1/users/{idb}/public-key"),
-            Some(json!({"public_key": "kluis1evil"})),
+            "escrow": b64(b"evil"), "expected_escrow_version": 1,
+            "reauth": {"login_id": "ab".repeat(16), "credential_finalization": b64(&[0u8; 64])}})),
         ),
     ];
     for (method, path, body) in &cases {
@@ -282,8 +278,9 @@ async fn malformed_requests_get_json_4xx(backend: Backend) {
         ("GET", format!("/v1/users/{id}/escrow/versions/notanumber"), Some(t), None, vec![], 400),
         ("GET", format!("/v1/users/{id}/escrow/versions/99999999999999999999999"), Some(t), None, vec![], 400),
         ("GET", format!("/v1/users/{id}/escrow/versions/7"), Some(t), None, vec![], 404),
-        ("POST", format!("/v1/users/{id}/escrow"), Some(t), j, br#"{"escrow":"","expected_version":1}"#.to_vec(), 400),
-        ("POST", format!("/v1/users/{id}/escrow"), Some(t), j, br#"{"escrow":"AAAA","expected_version":5}"#.to_vec(), 409),
+        // Escrow versions are written only by a password change (issue 18.3).
+        ("POST", format!("/v1/users/{id}/escrow"), Some(t), j, br#"{"escrow":"AAAA","expected_version":1}"#.to_vec(), 405),
+        ("PUT", format!("/v1/users/{id}/public-key"), Some(t), j, br#"{"public_key":"kluis1x"}"#.to_vec(), 404),
         ("GET", "/v1/session".into(), Some("kst_garbage"), None, vec![], 401),
         ("PATCH", "/v1/session".into(), Some(t), None, vec![], 405),
         ("GET", "/no/such/route".into(), None, None, vec![], 404),
@@ -389,24 +386,23 @@ async fn escrow_is_append_only(backend: Backend) {
         None,
     )
     .await;
-    let (status, v2) = json_call(
-        &tb,
-        "POST",
-        &format!("/v1/users/{id}/escrow"),
-        Some(t),
-        Some(json!({"escrow": b64(b"sealed v2"), "expected_version": 1})),
-    )
-    .await;
-    assert_eq!((status, v2["version"].as_i64()), (201, Some(2)));
-    let (status, _) = json_call(
-        &tb,
-        "POST",
-        &format!("/v1/users/{id}/escrow"),
-        Some(t),
-        Some(json!({"escrow": b64(b"stale"), "expected_version": 1})),
-    )
-    .await;
-    assert_eq!(status, 409);
+    // Only a password change appends over HTTP; the store's append is the
+    // primitive under it.
+    let sealed_v2 = kluis_types::EncryptedEscrow::new(b"sealed v2".to_vec());
+    let store = tb.store();
+    let v2 = store
+        .append_escrow(&a.session.user_id, 1, &sealed_v2, tb.now())
+        .await
+        .unwrap();
+    assert_eq!(v2, 2);
+    let stale = kluis_types::EncryptedEscrow::new(b"stale".to_vec());
+    assert!(
+        store
+            .append_escrow(&a.session.user_id, 1, &stale, tb.now())
+            .await
+            .is_err(),
+        "a stale expected version must conflict"
+    );
     let (_, list) = json_call(
         &tb,
         "GET",
@@ -834,4 +830,7 @@ on_both_backends!(
     an_action_and_its_audit_rows_commit_together,
     login_failures_and_shares_are_audited,
     audit_tampering_in_the_database_is_named,
+    a_stolen_token_cannot_change_escrow_key_or_password,
+    a_reauth_proof_works_once_and_briefly,
+    a_password_change_proves_the_old_password_and_is_audited,
 );

@@ -1,0 +1,69 @@
+//! Fresh OPAQUE authentication inside a change request (issue 18.3).
+//!
+//! A session token proves that someone logged in once, up to 30 days ago;
+//! whoever steals it must not be able to change what protects the account
+//! (the OPAQUE record, the escrow). So such a change carries a
+//! [`ReauthProof`]: the finalization of a login the client started moments
+//! before with the current password (`POST /v1/login/start`) and finished
+//! locally. It is verified here, in the change request itself:
+//!
+//! * the login attempt is *taken* from the store, so a proof works once;
+//! * the attempt expires with the login timeout (`login_ttl_secs`, 120 s);
+//! * it must belong to the session's own user (an attempt for an unknown
+//!   address, or for someone else, is refused);
+//! * the OPAQUE key confirmation must verify — only someone who knows the
+//!   password can compute it.
+//!
+//! Every refusal looks the same (403 `reauth_failed`).
+
+use axum::http::StatusCode;
+use kluis_types::{ErrorCode, ReauthProof};
+use opaque_ke::{CredentialFinalization, ServerLogin, ServerLoginParameters};
+
+use super::extract::Authed;
+use super::{ApiError, AppState};
+use crate::metrics::Metrics;
+use crate::opaque::Suite;
+
+fn refused() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::ReauthFailed,
+        "prove the current password again: the re-authentication is missing, wrong, expired or already used",
+    )
+}
+
+/// Verifies and consumes `proof` for the session `auth`.
+pub(crate) async fn verify(
+    state: &AppState,
+    auth: &Authed,
+    proof: &ReauthProof,
+) -> Result<(), ApiError> {
+    let failed = || {
+        Metrics::inc(&state.metrics.logins_failed);
+        tracing::warn!(user_id = %auth.user_id, session_id = %auth.session_id, "re-authentication refused");
+        refused()
+    };
+    let finalization =
+        CredentialFinalization::<Suite>::deserialize(proof.credential_finalization.as_bytes())
+            .map_err(|_| ApiError::bad_request("malformed OPAQUE credential finalization"))?;
+    let (user_id, server_state) = state
+        .store
+        .take_login_attempt(&proof.login_id, state.clock.now())
+        .await?
+        .ok_or_else(failed)?;
+    // User ids are not secret: an ordinary comparison is fine here. The
+    // secret part, the key confirmation, is checked by opaque-ke in
+    // constant time.
+    if user_id.as_ref() != Some(&auth.user_id) {
+        return Err(failed());
+    }
+    let server_login = ServerLogin::<Suite>::deserialize(&server_state)
+        .map_err(|e| ApiError::internal("stored login state", &e))?;
+    server_login
+        .finish(finalization, ServerLoginParameters::default())
+        .map_err(|_| failed())?;
+    // A completed proof is a successful login for the failure counter.
+    state.login_failures.clear(&auth.user_id);
+    Ok(())
+}

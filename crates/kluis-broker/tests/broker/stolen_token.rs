@@ -1,0 +1,301 @@
+//! Issue 18.3: a stolen session token cannot do lasting damage. Whoever
+//! holds only a bearer token (even one from a login seconds ago) cannot
+//! append an escrow version, replace the public key or set a new password;
+//! the legitimate password change still works, proves the old password in
+//! the change request itself, and is audited.
+
+use kluis_account::Password;
+use kluis_audit::Action;
+use kluis_broker::opaque::Suite;
+use kluis_broker::org::OrgSigningKey;
+use opaque_ke::argon2::{Algorithm, Argon2, Params, Version};
+use opaque_ke::{
+    ClientLogin, ClientLoginFinishParameters, ClientRegistration,
+    ClientRegistrationFinishParameters, CredentialResponse, Identifiers, RegistrationResponse,
+};
+use rand::rngs::OsRng;
+use serde_json::{Value, json};
+
+use super::util::{Backend, TestBroker, start, test_settings};
+use super::{User, b64, json_call, user};
+
+fn argon(ksf: &Value) -> Argon2<'static> {
+    let n = |k: &str| u32::try_from(ksf[k].as_u64().unwrap()).unwrap();
+    let p = Params::new(n("m_cost_kib"), n("t_cost"), n("p_cost"), None).unwrap();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, p)
+}
+
+fn unb64(v: &Value) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(v.as_str().unwrap())
+        .unwrap()
+}
+
+/// What a client that knows the password sends as `reauth`: login/start,
+/// then the key confirmation computed locally (never sent to login/finish).
+async fn prove(tb: &TestBroker, email: &str, password: &str) -> Value {
+    let start = ClientLogin::<Suite>::start(&mut OsRng, password.as_bytes()).unwrap();
+    let (status, answer) = json_call(
+        tb,
+        "POST",
+        "/v1/login/start",
+        None,
+        Some(json!({"email": email, "credential_request": b64(&start.message.serialize())})),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let response =
+        CredentialResponse::<Suite>::deserialize(&unb64(&answer["credential_response"])).unwrap();
+    let ksf = argon(&answer["ksf"]);
+    let finish = start
+        .state
+        .finish(
+            &mut OsRng,
+            password.as_bytes(),
+            response,
+            ClientLoginFinishParameters::new(None, Identifiers::default(), Some(&ksf)),
+        )
+        .unwrap();
+    json!({"login_id": answer["login_id"], "credential_finalization": b64(&finish.message.serialize())})
+}
+
+/// A complete password/finish body for `new_password` (a real OPAQUE
+/// registration upload through password/start), with `reauth` if given.
+async fn password_change_body(
+    tb: &TestBroker,
+    u: &User,
+    token: &str,
+    new_password: &str,
+    reauth: Option<Value>,
+) -> Value {
+    let id = u.session.user_id.as_str();
+    let start = ClientRegistration::<Suite>::start(&mut OsRng, new_password.as_bytes()).unwrap();
+    let (status, reply) = json_call(
+        tb,
+        "POST",
+        &format!("/v1/users/{id}/password/start"),
+        Some(token),
+        Some(json!({"registration_request": b64(&start.message.serialize())})),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let ksf = json!({"m_cost_kib": 256, "t_cost": 1, "p_cost": 1});
+    let response =
+        RegistrationResponse::<Suite>::deserialize(&unb64(&reply["registration_response"]))
+            .unwrap();
+    let argon = argon(&ksf);
+    let finish = start
+        .state
+        .finish(
+            &mut OsRng,
+            new_password.as_bytes(),
+            response,
+            ClientRegistrationFinishParameters::new(Identifiers::default(), Some(&argon)),
+        )
+        .unwrap();
+    let mut body = json!({
+        "registration_upload": b64(&finish.message.serialize()),
+        "ksf": ksf,
+        "escrow": b64(b"garbage the owner cannot open"),
+        "expected_escrow_version": 1,
+    });
+    if let Some(r) = reauth {
+        body["reauth"] = r;
+    }
+    body
+}
+
+async fn escrow_versions(tb: &TestBroker, u: &User) -> Vec<i64> {
+    let id = u.session.user_id.as_str();
+    let (_, list) = json_call(
+        tb,
+        "GET",
+        &format!("/v1/users/{id}/escrow/versions"),
+        Some(u.session.token.expose()),
+        None,
+    )
+    .await;
+    list["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect()
+}
+
+/// Replays a victim's fresh session token (younger than the 5-minute
+/// password-change window) against every route that changes the escrow,
+/// the public key or the password. Each is refused with a 4xx, nothing
+/// changes, and the victim still logs in on a new device.
+pub async fn a_stolen_token_cannot_change_escrow_key_or_password(backend: Backend) {
+    let Some(tb) = start(backend, test_settings()).await else {
+        return;
+    };
+    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
+    let victim = user(&tb, &org, "victim").await;
+    let thief = user(&tb, &org, "thief").await;
+    let stolen = victim.session.token.expose().to_owned();
+    let id = victim.session.user_id.as_str();
+
+    // Escrow append: the route is gone.
+    let (status, v) = json_call(
+        &tb,
+        "POST",
+        &format!("/v1/users/{id}/escrow"),
+        Some(&stolen),
+        Some(json!({"escrow": b64(b"garbage"), "expected_version": 1})),
+    )
+    .await;
+    assert!((400..500).contains(&status), "escrow append: {status} {v}");
+    // Public key replacement: the route is gone.
+    let (status, v) = json_call(
+        &tb,
+        "PUT",
+        &format!("/v1/users/{id}/public-key"),
+        Some(&stolen),
+        Some(json!({"public_key": "kluis1attackerkey"})),
+    )
+    .await;
+    assert!((400..500).contains(&status), "key replace: {status} {v}");
+
+    // Password change: without a proof, with made-up bytes, with a proof
+    // the thief made for their own account, and with a proof for the
+    // victim's address made without the password (the thief can start a
+    // login, but cannot compute its key confirmation).
+    let fake_finalization = b64(&[7u8; 64]);
+    let (status, thief_start) = json_call(
+        &tb,
+        "POST",
+        "/v1/login/start",
+        None,
+        Some(json!({"email": victim.email, "credential_request": super::credential_request()})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let attempts = [
+        None,
+        Some(json!({"login_id": "ab".repeat(16), "credential_finalization": fake_finalization})),
+        Some(prove(&tb, &thief.email, &thief.password_text).await),
+        Some(
+            json!({"login_id": thief_start["login_id"], "credential_finalization": fake_finalization}),
+        ),
+    ];
+    for reauth in attempts {
+        let what = format!("{reauth:?}");
+        let body = password_change_body(&tb, &victim, &stolen, "thief's pw", reauth).await;
+        let (status, v) = json_call(
+            &tb,
+            "POST",
+            &format!("/v1/users/{id}/password/finish"),
+            Some(&stolen),
+            Some(body),
+        )
+        .await;
+        assert!(
+            (400..500).contains(&status),
+            "password change with {what}: {status} {v}"
+        );
+    }
+
+    // Nothing changed: one escrow version, the same key, the old password.
+    assert_eq!(escrow_versions(&tb, &victim).await, vec![1]);
+    let (_, me) = json_call(&tb, "GET", "/v1/session", Some(&stolen), None).await;
+    assert_eq!(me["public_key"], victim.public_key.as_str());
+    let (phone, _p) = tb.device(org.public_key());
+    let out = phone.login(&victim.email, &victim.password).await.unwrap();
+    assert_eq!(out.secret_identity.expose(), &victim.secret[..]);
+    let rows = tb.store().audit_rows().await.unwrap();
+    assert!(
+        !rows
+            .iter()
+            .any(|r| r.entry.action == Action::PasswordChanged),
+        "a refused change was audited as done"
+    );
+    tb.shutdown().await;
+}
+
+/// The proof is single use and short-lived: a proof already used (even by
+/// a request that then failed) or older than the login timeout is refused
+/// with `reauth_failed`, and a fresh one works.
+pub async fn a_reauth_proof_works_once_and_briefly(backend: Backend) {
+    let Some(tb) = start(backend, test_settings()).await else {
+        return;
+    };
+    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
+    let a = user(&tb, &org, "alice").await;
+    let t = a.session.token.expose().to_owned();
+    let finish = format!("/v1/users/{}/password/finish", a.session.user_id.as_str());
+
+    let proof = prove(&tb, &a.email, &a.password_text).await;
+    let mut bad = password_change_body(&tb, &a, &t, "new pw one", Some(proof.clone())).await;
+    bad["ksf"] = json!({"m_cost_kib": 0, "t_cost": 0, "p_cost": 0});
+    let (status, v) = json_call(&tb, "POST", &finish, Some(&t), Some(bad)).await;
+    assert_eq!(status, 400, "{v}");
+    let replay = password_change_body(&tb, &a, &t, "new pw one", Some(proof)).await;
+    let (status, v) = json_call(&tb, "POST", &finish, Some(&t), Some(replay)).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (403, Some("reauth_failed")),
+        "replay: {v}"
+    );
+
+    let late = prove(&tb, &a.email, &a.password_text).await;
+    tb.clock.advance(test_settings().login_ttl_secs + 1);
+    let body = password_change_body(&tb, &a, &t, "new pw one", Some(late)).await;
+    let (status, v) = json_call(&tb, "POST", &finish, Some(&t), Some(body)).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (403, Some("reauth_failed")),
+        "expired: {v}"
+    );
+
+    let fresh = prove(&tb, &a.email, &a.password_text).await;
+    let body = password_change_body(&tb, &a, &t, "new pw one", Some(fresh)).await;
+    let (status, v) = json_call(&tb, "POST", &finish, Some(&t), Some(body)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["escrow_version"], 2);
+    tb.shutdown().await;
+}
+
+/// The shipped flow (`kluis account passwd`, the tray) keeps working: the
+/// client proves the old password inside the change, the identity opens
+/// under the new password on a new device, and `password.changed` names
+/// the new escrow version, the sessions ended and the session that did it.
+pub async fn a_password_change_proves_the_old_password_and_is_audited(backend: Backend) {
+    let Some(tb) = start(backend, test_settings()).await else {
+        return;
+    };
+    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
+    let a = user(&tb, &org, "alice").await;
+    let new = Password::new("a brand new horse staple".to_owned());
+    let done = a.client.change_password(&a.password, &new).await.unwrap();
+    assert_eq!(done.escrow_version, 2);
+    let session = a.client.session().unwrap().unwrap();
+
+    let (phone, _p) = tb.device(org.public_key());
+    assert!(
+        phone.login(&a.email, &a.password).await.is_err(),
+        "old password"
+    );
+    let out = phone.login(&a.email, &new).await.unwrap();
+    assert_eq!(out.secret_identity.expose(), &a.secret[..]);
+    assert_eq!(out.escrow_version, 2);
+
+    let rows = tb.store().audit_rows().await.unwrap();
+    let changed: Vec<_> = rows
+        .iter()
+        .filter(|r| r.entry.action == Action::PasswordChanged)
+        .collect();
+    assert_eq!(changed.len(), 1, "one password.changed row");
+    let entry = &changed[0].entry;
+    assert_eq!(entry.target, a.email);
+    use kluis_audit::{DetailKey, Value as V};
+    assert_eq!(entry.details.get(DetailKey::Count), Some(&V::Int(2)));
+    assert_eq!(entry.details.get(DetailKey::Sessions), Some(&V::Int(1)));
+    assert_eq!(
+        entry.details.get(DetailKey::Device),
+        Some(&V::Text(session.session_id.as_str().to_owned()))
+    );
+    tb.shutdown().await;
+}
