@@ -100,6 +100,99 @@ impl Default for Limits {
     }
 }
 
+/// Connection-level defences: timeouts, connection caps and the body limit
+/// of the routes that need no session (`[http]` in `broker.toml`; every
+/// value must be positive). docs/BROKER.md ("Threat model") says which
+/// attack each one stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpLimits {
+    /// Open connections, all peers together. Beyond it a new connection is
+    /// closed at once and a warning is logged.
+    pub max_connections: usize,
+    /// Open connections from one peer IP address.
+    pub max_connections_per_ip: usize,
+    /// A TLS handshake must finish within this many seconds.
+    pub tls_handshake_secs: u64,
+    /// HTTP/1 request headers must arrive within this many seconds.
+    pub header_timeout_secs: u64,
+    /// A whole request (headers, body and answer) must finish within this
+    /// many seconds; otherwise it gets 408 and the connection is closed.
+    pub request_timeout_secs: u64,
+    /// A connection with no request in progress for this many seconds is
+    /// closed (idle keep-alive, a silent TCP connection, an idle HTTP/2
+    /// connection).
+    pub idle_timeout_secs: u64,
+    /// HTTP/2 keep-alive PING interval.
+    pub http2_keepalive_interval_secs: u64,
+    /// An HTTP/2 PING must be answered within this many seconds.
+    pub http2_keepalive_timeout_secs: u64,
+    /// Concurrent HTTP/2 streams per connection.
+    pub http2_max_concurrent_streams: u32,
+    /// Largest body on the small routes that need no session
+    /// (`register/start`, `login/start`, `login/finish`, a new recovery
+    /// request), in bytes. The other routes use `[limits] body_bytes`.
+    pub pre_auth_body_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 8192,
+            max_connections_per_ip: 512,
+            tls_handshake_secs: 10,
+            header_timeout_secs: 10,
+            request_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            http2_keepalive_interval_secs: 30,
+            http2_keepalive_timeout_secs: 20,
+            http2_max_concurrent_streams: 64,
+            pre_auth_body_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl HttpLimits {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let counts = [
+            ("http.max_connections", self.max_connections),
+            ("http.max_connections_per_ip", self.max_connections_per_ip),
+            ("http.pre_auth_body_bytes", self.pre_auth_body_bytes),
+        ];
+        let secs = [
+            ("http.tls_handshake_secs", self.tls_handshake_secs),
+            ("http.header_timeout_secs", self.header_timeout_secs),
+            ("http.request_timeout_secs", self.request_timeout_secs),
+            ("http.idle_timeout_secs", self.idle_timeout_secs),
+            (
+                "http.http2_keepalive_interval_secs",
+                self.http2_keepalive_interval_secs,
+            ),
+            (
+                "http.http2_keepalive_timeout_secs",
+                self.http2_keepalive_timeout_secs,
+            ),
+        ];
+        for (key, value) in counts {
+            if value == 0 {
+                return Err(invalid(key, "must be positive"));
+            }
+        }
+        for (key, value) in secs {
+            if value == 0 || value > 86_400 {
+                return Err(invalid(key, "must be between 1 and 86400 seconds"));
+            }
+        }
+        if self.http2_max_concurrent_streams == 0 {
+            return Err(invalid(
+                "http.http2_max_concurrent_streams",
+                "must be positive",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Settings the running server needs (no paths, no secrets).
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -121,6 +214,8 @@ pub struct Settings {
     /// The organisation public key, when configured: published recovery
     /// keys must carry its signature.
     pub org_public_key: Option<OrgPublicKey>,
+    /// Connection timeouts and caps.
+    pub http: HttpLimits,
 }
 
 impl Default for Settings {
@@ -138,6 +233,7 @@ impl Default for Settings {
             },
             directory_limit: 50,
             org_public_key: None,
+            http: HttpLimits::default(),
         }
     }
 }
@@ -186,6 +282,7 @@ struct FileConfig {
     tls: Option<TlsPaths>,
     limits: Option<Limits>,
     default_ksf: Option<KsfParams>,
+    http: Option<HttpLimits>,
 }
 
 /// Fully resolved configuration.
@@ -319,6 +416,10 @@ impl Config {
         if let Some(limits) = file.limits {
             settings.limits = limits;
         }
+        if let Some(http) = file.http {
+            http.validate()?;
+            settings.http = http;
+        }
         if let Some(ksf) = file.default_ksf {
             settings.default_ksf = ksf;
         }
@@ -439,6 +540,34 @@ mod tests {
             Config::resolve(&o, &env_of(&[("KLUIS_HOME", &home)])),
             Err(ConfigError::PlainHttpNotLoopback(_))
         ));
+    }
+
+    #[test]
+    fn http_limits_are_read_and_zero_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.toml");
+        let o = Overrides {
+            config_file: Some(path.clone()),
+            data_dir: Some(dir.path().into()),
+            listen: None,
+        };
+        std::fs::write(
+            &path,
+            "[http]\nmax_connections = 7\nidle_timeout_secs = 3\n",
+        )
+        .unwrap();
+        let cfg = Config::resolve(&o, &env_of(&[])).unwrap();
+        assert_eq!(cfg.settings.http.max_connections, 7);
+        assert_eq!(cfg.settings.http.idle_timeout_secs, 3);
+        assert_eq!(
+            cfg.settings.http.request_timeout_secs,
+            HttpLimits::default().request_timeout_secs
+        );
+        std::fs::write(&path, "[http]\nrequest_timeout_secs = 0\n").unwrap();
+        match Config::resolve(&o, &env_of(&[])) {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "http.request_timeout_secs"),
+            other => panic!("expected an invalid value, got {other:?}"),
+        }
     }
 
     #[test]

@@ -151,6 +151,6 @@ impl Broker {
         addr: std::net::SocketAddr,
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) -> std::io::Result<server::RunningServer> {
-        server::spawn(addr, self.router(), tls).await
+        server::spawn(addr, self.router(), tls, self.state.settings.http).await
     }
 }

@@ -1,10 +1,13 @@
 //! Accept loop: plain HTTP (loopback only, enforced by the config) or TLS
-//! through rustls, HTTP/1.1 and HTTP/2 via hyper.
+//! through rustls, HTTP/1.1 and HTTP/2 via hyper, with the connection caps
+//! and timeouts of `[http]` (docs/BROKER.md, "Threat model").
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -14,9 +17,11 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower_service::Service as _;
+
+use crate::config::HttpLimits;
 
 /// TLS setup failures.
 #[derive(Debug, thiserror::Error)]
@@ -87,15 +92,250 @@ impl RunningServer {
     }
 }
 
-/// Binds `addr` and serves `router` in a background task.
+/// Open connections per peer address, bounded by the global cap (an entry
+/// exists only while that peer has a connection open).
+#[derive(Debug, Default)]
+struct PerIp(Mutex<HashMap<IpAddr, usize>>);
+
+/// Held for the life of one connection; gives its per-address slot back.
+struct IpSlot {
+    table: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    fn try_take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<IpSlot> {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = map.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            table: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut map = self
+            .table
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = map.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Logs refused connections: the first at once, then at most one line
+/// every 10 s with the number refused in between, so a flood cannot flood
+/// the log too.
+#[derive(Debug, Default)]
+struct Refusals {
+    last: Mutex<Option<Instant>>,
+    unlogged: AtomicU64,
+}
+
+impl Refusals {
+    fn note(&self, limits: &HttpLimits, open: usize, per_ip: Option<IpAddr>) {
+        let unlogged = self.unlogged.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(10)) {
+            return;
+        }
+        *last = Some(Instant::now());
+        self.unlogged.store(0, Ordering::Relaxed);
+        match per_ip {
+            Some(ip) => tracing::warn!(
+                peer = %ip,
+                limit = limits.max_connections_per_ip,
+                refused = unlogged,
+                "per-address connection limit reached: new connections from this address are closed at once (http.max_connections_per_ip)"
+            ),
+            None => tracing::warn!(
+                open,
+                limit = limits.max_connections,
+                refused = unlogged,
+                "connection limit reached: new connections are closed at once (http.max_connections)"
+            ),
+        }
+    }
+}
+
+/// Requests in progress on one connection and when the last one ended: the
+/// connection is idle when none is in progress for `idle_timeout_secs`.
+struct Activity {
+    in_flight: AtomicUsize,
+    last: Mutex<Instant>,
+}
+
+impl Activity {
+    fn touch(&self) {
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+    }
+
+    /// When the connection becomes idle, if nothing happens until then.
+    fn idle_at(&self, idle: Duration) -> Instant {
+        let last = *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let at = last + idle;
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            // A request is running (bounded by the request timeout): look again later.
+            at.max(Instant::now() + idle)
+        } else {
+            at
+        }
+    }
+}
+
+/// Counts one request as in progress until dropped.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: &Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.touch();
+        Self(Arc::clone(activity))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// The answer to a request that ran past `request_timeout_secs`.
+fn request_timeout() -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let mut response = crate::api::ApiError::new(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        kluis_types::ErrorCode::BadRequest,
+        "the request took too long to arrive or to complete",
+    )
+    .into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
+/// Serves one connection until it ends, is idle for too long, or the
+/// broker stops; then closes it (gracefully, and by force after the
+/// request timeout).
+async fn serve_one<I>(io: I, router: Router, peer: SocketAddr, limits: HttpLimits)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity {
+        in_flight: AtomicUsize::new(0),
+        last: Mutex::new(Instant::now()),
+    });
+    let request_limit = secs(limits.request_timeout_secs);
+    let service = {
+        let activity = Arc::clone(&activity);
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let mut router = router.clone();
+            let in_flight = InFlight::start(&activity);
+            async move {
+                // The body is read inside the handler, so this bounds a
+                // slow body as well as a slow answer.
+                let response = tokio::time::timeout(request_limit, router.call(request)).await;
+                drop(in_flight);
+                match response {
+                    Ok(r) => r,
+                    Err(_) => {
+                        tracing::info!(
+                            %peer,
+                            "request timed out (http.request_timeout_secs): answered 408, closing the connection"
+                        );
+                        Ok(request_timeout())
+                    }
+                }
+            }
+        })
+    };
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(secs(limits.header_timeout_secs));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(secs(limits.http2_keepalive_interval_secs))
+        .keep_alive_timeout(secs(limits.http2_keepalive_timeout_secs))
+        .max_concurrent_streams(limits.http2_max_concurrent_streams);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let idle = secs(limits.idle_timeout_secs);
+    let mut force_close_at: Option<Instant> = None;
+    loop {
+        let wake = force_close_at.unwrap_or_else(|| activity.idle_at(idle));
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with error");
+                }
+                return;
+            }
+            () = tokio::time::sleep_until(wake.into()) => {
+                if force_close_at.is_some() {
+                    tracing::debug!(%peer, "connection closed by force after the grace period");
+                    return;
+                }
+                if activity.in_flight.load(Ordering::Acquire) == 0
+                    && activity.idle_at(idle) <= Instant::now()
+                {
+                    tracing::debug!(%peer, "closing idle connection");
+                    conn.as_mut().graceful_shutdown();
+                    force_close_at = Some(Instant::now() + request_limit);
+                }
+            }
+        }
+    }
+}
+
+/// Binds `addr` and serves `router` in a background task, with the
+/// timeouts and connection caps of `limits`.
 pub async fn spawn(
     addr: SocketAddr,
     router: Router,
     tls: Option<TlsAcceptor>,
+    limits: HttpLimits,
 ) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(addr).await?;
     let local_addr = listener.local_addr()?;
     let (tx, mut rx) = watch::channel(false);
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    let per_ip = Arc::new(PerIp::default());
+    let refusals = Arc::new(Refusals::default());
     let task = tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -111,41 +351,34 @@ pub async fn spawn(
                     continue;
                 }
             };
+            // Over a cap the socket is closed at once: it costs no task and
+            // holds its file descriptor for no time.
+            let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+                refusals.note(&limits, limits.max_connections, None);
+                continue;
+            };
+            let Some(slot) = per_ip.try_take(peer.ip(), limits.max_connections_per_ip) else {
+                let in_use = limits.max_connections - open.available_permits();
+                refusals.note(&limits, in_use, Some(peer.ip()));
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let router = router.clone();
             let tls = tls.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |mut request: hyper::Request<hyper::body::Incoming>| {
-                        request.extensions_mut().insert(ConnectInfo(peer));
-                        let mut router = router.clone();
-                        async move { router.call(request).await }
-                    },
-                );
-                let mut builder = Builder::new(TokioExecutor::new());
-                // Slow-loris guard: headers must arrive within 30 s.
-                builder
-                    .http1()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30));
-                let result = match tls {
+                let _held = (permit, slot);
+                match tls {
                     Some(acceptor) => {
-                        let handshake =
-                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
-                                .await;
-                        match handshake {
-                            Ok(Ok(stream)) => {
-                                builder
-                                    .serve_connection(TokioIo::new(stream), service)
-                                    .await
-                            }
-                            _ => return,
+                        let handshake = tokio::time::timeout(
+                            secs(limits.tls_handshake_secs),
+                            acceptor.accept(tcp),
+                        )
+                        .await;
+                        if let Ok(Ok(stream)) = handshake {
+                            serve_one(stream, router, peer, limits).await;
                         }
                     }
-                    None => builder.serve_connection(TokioIo::new(tcp), service).await,
-                };
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "connection ended with error");
+                    None => serve_one(tcp, router, peer, limits).await,
                 }
             });
         }

@@ -173,14 +173,27 @@ async fn method_not_allowed() -> Response {
 /// The complete router.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.limits.body_bytes;
+    // The small routes that need no session get a smaller body limit
+    // (`[http] pre_auth_body_bytes`): anyone can reach them.
+    // register/finish carries the sealed identity and keeps `body_bytes`.
+    let pre_auth = DefaultBodyLimit::max(state.settings.http.pre_auth_body_bytes);
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
-        .route("/v1/register/start", post(account::register_start))
+        .route(
+            "/v1/register/start",
+            post(account::register_start).layer(pre_auth),
+        )
         .route("/v1/register/finish", post(account::register_finish))
-        .route("/v1/login/start", post(account::login_start))
-        .route("/v1/login/finish", post(account::login_finish))
+        .route(
+            "/v1/login/start",
+            post(account::login_start).layer(pre_auth),
+        )
+        .route(
+            "/v1/login/finish",
+            post(account::login_finish).layer(pre_auth),
+        )
         .route("/v1/session", get(account::whoami).delete(account::logout))
         .route("/v1/users/{user_id}/sessions", get(account::list_sessions))
         .route(
@@ -205,7 +218,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/policy", get(policy::get_policy))
         .route("/v1/recovery/key", get(policy::get_recovery_key))
         .route("/v1/audit/shares", post(audit::record_share))
-        .route("/v1/recovery/requests", post(recovery::start))
+        .route(
+            "/v1/recovery/requests",
+            post(recovery::start).layer(pre_auth),
+        )
         .route("/v1/recovery/requests/{request_id}", get(recovery::status))
         .route(
             "/v1/recovery/requests/{request_id}/password/start",
