@@ -58,6 +58,8 @@ pub(crate) async fn verify(
     if user_id.as_ref() != Some(&auth.user_id) {
         return Err(failed());
     }
+    // The stored server state holds the key-exchange secrets of this login.
+    let server_state = zeroize::Zeroizing::new(server_state);
     let server_login = ServerLogin::<Suite>::deserialize(&server_state)
         .map_err(|e| ApiError::internal("stored login state", &e))?;
     server_login

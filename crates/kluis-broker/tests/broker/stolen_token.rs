@@ -212,6 +212,21 @@ pub async fn a_stolen_token_cannot_change_escrow_key_or_password(backend: Backen
             .any(|r| r.entry.action == Action::PasswordChanged),
         "a refused change was audited as done"
     );
+
+    // The schema schemathesis fuzzes says the same.
+    let (_, doc) = json_call(&tb, "GET", "/openapi.json", None, None).await;
+    assert!(doc["paths"]["/v1/users/{user_id}/public-key"].is_null());
+    assert!(doc["paths"]["/v1/users/{user_id}/escrow"]["post"].is_null());
+    assert!(doc["paths"]["/v1/users/{user_id}/escrow"]["get"].is_object());
+    let finish = &doc["components"]["schemas"]["PasswordFinishRequest"];
+    assert!(
+        finish["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("reauth")),
+        "{finish}"
+    );
+    assert!(doc["components"]["schemas"]["ReauthProof"].is_object());
     tb.shutdown().await;
 }
 
