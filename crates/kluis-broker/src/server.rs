@@ -389,3 +389,44 @@ pub async fn spawn(
         task,
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed test should panic")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_address_slots_are_capped_and_given_back() {
+        let table = Arc::new(PerIp::default());
+        let a: IpAddr = "127.0.0.2".parse().unwrap();
+        let b: IpAddr = "127.0.0.3".parse().unwrap();
+        let first = table.try_take(a, 2).unwrap();
+        let _second = table.try_take(a, 2).unwrap();
+        assert!(table.try_take(a, 2).is_none(), "a third from one address");
+        let other = table.try_take(b, 2).unwrap();
+        drop(first);
+        assert!(
+            table.try_take(a, 2).is_some(),
+            "a closed connection frees its slot"
+        );
+        drop(other);
+        assert!(
+            !table.0.lock().unwrap().contains_key(&b),
+            "an address with no connection leaves no entry"
+        );
+    }
+
+    #[test]
+    fn a_connection_is_idle_only_with_no_request_in_progress() {
+        let activity = Arc::new(Activity {
+            in_flight: AtomicUsize::new(0),
+            last: Mutex::new(Instant::now() - Duration::from_secs(10)),
+        });
+        let idle = Duration::from_secs(5);
+        assert!(activity.idle_at(idle) <= Instant::now());
+        let running = InFlight::start(&activity);
+        assert!(activity.idle_at(idle) > Instant::now() + Duration::from_secs(4));
+        drop(running);
+        assert!(activity.idle_at(idle) > Instant::now() + Duration::from_secs(4));
+    }
+}
