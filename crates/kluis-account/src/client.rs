@@ -4,13 +4,14 @@
 use std::path::PathBuf;
 
 use kluis_types::{
-    DirectoryResponse, DisplayName, Email, EncryptedEscrow, ErrorCode, EscrowRecord, Invite,
-    InviteToken, KsfParams, LoginFinishRequest, LoginFinishResponse, LoginId, LoginStartRequest,
-    LoginStartResponse, OpaqueMessage, OrgPublicKey, PasswordFinishRequest, PasswordFinishResponse,
-    PasswordStartRequest, PublicKeyString, ReauthProof, RecoveryKeyInfo, RecoveryResetRequest,
-    RecoveryStartRequest, RecoveryStartResponse, RecoveryStatus, RecoveryToken,
-    RegisterFinishRequest, RegisterFinishResponse, RegisterStartRequest, RegisterStartResponse,
-    RequestId, SessionToken, SignedPolicy, WhoAmI,
+    DirectoryResponse, DisplayName, Email, EncryptedEscrow, ErrorCode, EscrowRecord,
+    EscrowRollbackRequest, EscrowVersionList, Invite, InviteToken, KsfParams, LoginFinishRequest,
+    LoginFinishResponse, LoginId, LoginStartRequest, LoginStartResponse, OpaqueMessage,
+    OrgPublicKey, PasswordFinishRequest, PasswordFinishResponse, PasswordStartRequest,
+    PublicKeyString, ReauthProof, RecoveryKeyInfo, RecoveryResetRequest, RecoveryStartRequest,
+    RecoveryStartResponse, RecoveryStatus, RecoveryToken, RegisterFinishRequest,
+    RegisterFinishResponse, RegisterStartRequest, RegisterStartResponse, RequestId, SessionToken,
+    SignedPolicy, WhoAmI,
 };
 use opaque_ke::{
     ClientLogin, ClientLoginFinishParameters, ClientRegistration,
@@ -634,6 +635,73 @@ impl AccountClient {
                     expected_escrow_version: record.version,
                     reauth,
                     recovery_escrow,
+                }),
+            )
+            .await?;
+        // Confirm: the version now current on the broker opens under the
+        // new password. If it does not, return to the old password and
+        // version at once, so the account never stays on one that cannot
+        // be opened.
+        let current = self.latest_escrow(&session).await?;
+        if current.version == done.escrow_version
+            && unseal_identity(&new_export, &email, &current.escrow).is_err()
+        {
+            self.roll_back_with(&session, &email, new, record.version)
+                .await?;
+            return Err(AccountError::EscrowUnseal);
+        }
+        Ok(PasswordChanged {
+            escrow_version: done.escrow_version,
+            sessions_revoked: done.sessions_revoked,
+        })
+    }
+
+    /// Returns to the password and escrow version in effect before a
+    /// password change: `to_version` is the escrow version that was latest
+    /// before it (one less than [`PasswordChanged::escrow_version`]).
+    /// Proves the *current* password; afterwards the previous password is
+    /// the one that logs in. Every other session ends; the fresh one is
+    /// stored.
+    pub async fn roll_back_password(
+        &self,
+        current: &Password,
+        to_version: i64,
+    ) -> Result<PasswordChanged, AccountError> {
+        let email = self.require_session()?.email;
+        let (answer, _export) = self.opaque_login(&email, current).await?;
+        let session = self.store_session(&email, &answer)?;
+        self.roll_back_with(&session, &email, current, to_version)
+            .await
+    }
+
+    async fn roll_back_with(
+        &self,
+        session: &StoredSession,
+        email: &Email,
+        current: &Password,
+        to_version: i64,
+    ) -> Result<PasswordChanged, AccountError> {
+        let list: EscrowVersionList = self
+            .http
+            .json::<(), _>(
+                Method::GET,
+                &format!("v1/users/{}/escrow/versions", session.user_id),
+                Some(&session.token),
+                None,
+            )
+            .await?;
+        let expected_version = list.versions.last().map_or(0, |v| v.version);
+        let reauth = self.reauth(email, current).await?;
+        let done: PasswordFinishResponse = self
+            .http
+            .json(
+                Method::POST,
+                &format!("v1/users/{}/escrow/rollback", session.user_id),
+                Some(&session.token),
+                Some(&EscrowRollbackRequest {
+                    to_version,
+                    expected_version,
+                    reauth,
                 }),
             )
             .await?;

@@ -252,6 +252,9 @@ coded_enum! {
         /// A user changed their password (new OPAQUE record and a new
         /// escrow version), proven with a fresh login.
         PasswordChanged = "password.changed",
+        /// A user returned to the password and escrow version in effect
+        /// before a password change, proven with a fresh login.
+        EscrowRolledBack = "escrow.rolled_back",
     }
 }
 

@@ -267,7 +267,24 @@ pub struct PasswordFinishRequest {
     pub recovery_escrow: Option<EncryptedEscrow>,
 }
 
-/// Answer to a password change.
+/// `POST /v1/users/{user_id}/escrow/rollback`: return to the password and
+/// escrow version in effect before a password change (for instance when the
+/// new version does not open). Appends a copy of `to_version` as the new
+/// latest version and makes the OPAQUE record that opens it current again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EscrowRollbackRequest {
+    /// The version to return to; a password change or reset replaced the
+    /// record that opens it.
+    pub to_version: i64,
+    /// The latest version the client saw; a mismatch is a 409.
+    pub expected_version: i64,
+    /// Proof of the *current* password, made moments before.
+    pub reauth: ReauthProof,
+}
+
+/// Answer to a password change or rollback.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct PasswordFinishResponse {

@@ -209,6 +209,10 @@ pub fn router(state: AppState) -> Router {
             post(account::password_finish),
         )
         .route("/v1/users/{user_id}/escrow", get(escrow::latest))
+        .route(
+            "/v1/users/{user_id}/escrow/rollback",
+            post(escrow::rollback),
+        )
         .route("/v1/users/{user_id}/escrow/versions", get(escrow::versions))
         .route(
             "/v1/users/{user_id}/escrow/versions/{version}",

@@ -39,7 +39,7 @@ impl Modify for BearerAuth {
         account::whoami, account::logout,
         account::list_sessions, account::revoke_session,
         account::password_start, account::password_finish,
-        escrow::latest, escrow::versions, escrow::version,
+        escrow::latest, escrow::versions, escrow::version, escrow::rollback,
         directory::search,
         policy::get_policy, policy::get_recovery_key,
         audit::record_share,

@@ -17,10 +17,12 @@ use kluis_types::{
 
 pub mod cache;
 pub mod groups;
+pub mod rollback;
 pub mod postgres;
 pub mod sqlite;
 
 pub use groups::{GroupRow, GroupStore, MemberChange, NewGroup};
+pub use rollback::{PasswordRollback, RollbackStore};
 
 /// SHA-256 of a bearer token; the only form in which tokens are stored.
 pub type TokenHash = [u8; 32];
@@ -307,7 +309,7 @@ pub type AuditBuilder<'a> = dyn Fn(&Head) -> Result<AuditRow, AuditError> + Send
 
 /// Everything the broker persists.
 #[async_trait]
-pub trait Store: GroupStore + Send + Sync {
+pub trait Store: GroupStore + RollbackStore + Send + Sync {
     /// Applies pending migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Cheap liveness check.

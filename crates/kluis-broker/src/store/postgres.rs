@@ -23,6 +23,7 @@ use kluis_audit::{AuditRow, Head};
 use kluis_types::{RecoveryState, RequestId};
 
 mod groups;
+mod rollback;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -34,6 +35,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         4,
         include_str!("../../migrations/postgres/0004_change_notify.sql"),
+    ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_superseded_logins.sql"),
     ),
 ];
 

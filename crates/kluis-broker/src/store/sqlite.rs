@@ -27,6 +27,7 @@ use kluis_audit::{AuditRow, Head};
 use kluis_types::{RecoveryState, RequestId};
 
 mod groups;
+mod rollback;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
@@ -35,6 +36,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         4,
         include_str!("../../migrations/sqlite/0004_change_counter.sql"),
+    ),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_superseded_logins.sql"),
     ),
 ];
 

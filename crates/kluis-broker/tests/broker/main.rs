@@ -16,6 +16,7 @@ use governance::{
 use stolen_token::{
     a_password_change_proves_the_old_password_and_is_audited,
     a_reauth_proof_works_once_and_briefly, a_stolen_token_cannot_change_escrow_key_or_password,
+    an_unopenable_escrow_version_can_be_rolled_back,
 };
 mod groups;
 #[path = "../../../../tests/support/pki.rs"]
@@ -834,4 +835,5 @@ on_both_backends!(
     a_stolen_token_cannot_change_escrow_key_or_password,
     a_reauth_proof_works_once_and_briefly,
     a_password_change_proves_the_old_password_and_is_audited,
+    an_unopenable_escrow_version_can_be_rolled_back,
 );

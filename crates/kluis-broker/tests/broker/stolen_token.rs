@@ -314,3 +314,90 @@ pub async fn a_password_change_proves_the_old_password_and_is_audited(backend: B
     );
     tb.shutdown().await;
 }
+
+/// An escrow version its owner cannot open (a buggy client, or anyone who
+/// once knew the password) does not lock the owner out for good: a stolen
+/// token cannot roll back, but the owner, proving the current password,
+/// returns to the previous password and version. Nothing is overwritten
+/// and the rollback is audited.
+pub async fn an_unopenable_escrow_version_can_be_rolled_back(backend: Backend) {
+    let Some(tb) = start(backend, test_settings()).await else {
+        return;
+    };
+    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
+    let a = user(&tb, &org, "alice").await;
+    let t = a.session.token.expose().to_owned();
+    let id = a.session.user_id.as_str();
+    let new_text = "the new pw nobody can open";
+
+    // A change, properly proven, whose escrow does not open.
+    let proof = prove(&tb, &a.email, &a.password_text).await;
+    let body = password_change_body(&tb, &a, &t, new_text, Some(proof)).await;
+    let finish = format!("/v1/users/{id}/password/finish");
+    let (status, v) = json_call(&tb, "POST", &finish, Some(&t), Some(body)).await;
+    assert_eq!(
+        (status, v["escrow_version"].as_i64()),
+        (200, Some(2)),
+        "{v}"
+    );
+    let new = Password::new(new_text.to_owned());
+    let (phone, _p) = tb.device(org.public_key());
+    assert!(
+        matches!(
+            phone.login(&a.email, &new).await,
+            Err(kluis_account::AccountError::EscrowUnseal)
+        ),
+        "the garbage version is current"
+    );
+
+    // The stolen token cannot roll back (nor forward).
+    let rollback = format!("/v1/users/{id}/escrow/rollback");
+    for reauth in [
+        None,
+        Some(json!({"login_id": "ab".repeat(16), "credential_finalization": b64(&[7u8; 64])})),
+    ] {
+        let mut body = json!({"to_version": 1, "expected_version": 2});
+        if let Some(r) = reauth {
+            body["reauth"] = r;
+        }
+        let (status, v) = json_call(&tb, "POST", &rollback, Some(&t), Some(body)).await;
+        assert!((400..500).contains(&status), "rollback: {status} {v}");
+    }
+    assert_eq!(escrow_versions(&tb, &a).await, vec![1, 2]);
+
+    // The owner rolls back with the current password.
+    let done = a.client.roll_back_password(&new, 1).await.unwrap();
+    assert_eq!(done.escrow_version, 3);
+    let (laptop, _l) = tb.device(org.public_key());
+    assert!(laptop.login(&a.email, &new).await.is_err(), "new password");
+    let out = laptop.login(&a.email, &a.password).await.unwrap();
+    assert_eq!(out.secret_identity.expose(), &a.secret[..]);
+    assert_eq!(out.escrow_version, 3);
+    let me = laptop.session().unwrap().unwrap();
+    let (_, list) = json_call(
+        &tb,
+        "GET",
+        &format!("/v1/users/{id}/escrow/versions"),
+        Some(me.token.expose()),
+        None,
+    )
+    .await;
+    assert_eq!(list["versions"].as_array().unwrap().len(), 3, "{list}");
+    // No replaced password opens the latest version: 404.
+    let proof = prove(&tb, &a.email, &a.password_text).await;
+    let body = json!({"to_version": 3, "expected_version": 3, "reauth": proof});
+    let (status, v) = json_call(&tb, "POST", &rollback, Some(me.token.expose()), Some(body)).await;
+    assert_eq!(status, 404, "{v}");
+
+    let rows = tb.store().audit_rows().await.unwrap();
+    let rolled: Vec<_> = rows
+        .iter()
+        .filter(|r| r.entry.action == Action::EscrowRolledBack)
+        .collect();
+    assert_eq!(rolled.len(), 1);
+    use kluis_audit::{DetailKey, Value as V};
+    let d = &rolled[0].entry.details;
+    assert_eq!(d.get(DetailKey::Count), Some(&V::Int(3)));
+    assert_eq!(d.get(DetailKey::Old), Some(&V::Text("1".to_owned())));
+    tb.shutdown().await;
+}
