@@ -14,6 +14,7 @@ use governance::{
     policy_is_signed_served_and_enforced,
 };
 use stolen_token::{
+    a_change_whose_escrow_does_not_open_is_rolled_back_by_the_client,
     a_password_change_proves_the_old_password_and_is_audited,
     a_reauth_proof_works_once_and_briefly, a_stolen_token_cannot_change_escrow_key_or_password,
     an_unopenable_escrow_version_can_be_rolled_back,
@@ -836,4 +837,5 @@ on_both_backends!(
     a_reauth_proof_works_once_and_briefly,
     a_password_change_proves_the_old_password_and_is_audited,
     an_unopenable_escrow_version_can_be_rolled_back,
+    a_change_whose_escrow_does_not_open_is_rolled_back_by_the_client,
 );

@@ -401,3 +401,92 @@ pub async fn an_unopenable_escrow_version_can_be_rolled_back(backend: Backend) {
     assert_eq!(d.get(DetailKey::Old), Some(&V::Text("1".to_owned())));
     tb.shutdown().await;
 }
+
+/// Forwards to the broker; the first `GET …/escrow` after a successful
+/// password change answers a version that does not open (what a damaged
+/// upload or a faulty store would give).
+async fn corrupting_proxy(broker: String) -> (String, tokio::task::JoinHandle<()>) {
+    use axum::extract::{Request, State};
+    use axum::response::IntoResponse;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[derive(Clone)]
+    struct P {
+        broker: String,
+        armed: Arc<AtomicBool>,
+    }
+    async fn forward(State(p): State<P>, req: Request) -> axum::response::Response {
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let target = format!("{}{}", p.broker, req.uri());
+        let mut out = reqwest::Client::new().request(method.clone(), target);
+        for name in ["authorization", "content-type"] {
+            if let Some(v) = req.headers().get(name) {
+                out = out.header(name, v.as_bytes());
+            }
+        }
+        let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let resp = out.body(body).send().await.unwrap();
+        let status = axum::http::StatusCode::from_u16(resp.status().as_u16()).unwrap();
+        let mut bytes = resp.bytes().await.unwrap().to_vec();
+        if path.ends_with("/password/finish") && status.is_success() {
+            p.armed.store(true, Ordering::SeqCst);
+        } else if method == "GET"
+            && path.ends_with("/escrow")
+            && p.armed.swap(false, Ordering::SeqCst)
+        {
+            let mut v: Value = serde_json::from_slice(&bytes).unwrap();
+            v["escrow"] = json!(b64(b"damaged on the way"));
+            bytes = serde_json::to_vec(&v).unwrap();
+        }
+        (status, [("content-type", "application/json")], bytes).into_response()
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(forward).with_state(P {
+        broker,
+        armed: Arc::new(AtomicBool::new(false)),
+    });
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, task)
+}
+
+/// `change_password` confirms that the version now current opens under the
+/// new password; when it does not, the client rolls back at once and
+/// reports it, and the old password keeps working.
+pub async fn a_change_whose_escrow_does_not_open_is_rolled_back_by_the_client(backend: Backend) {
+    let Some(tb) = start(backend, test_settings()).await else {
+        return;
+    };
+    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
+    let a = user(&tb, &org, "alice").await;
+    let (proxy, task) = corrupting_proxy(tb.url.clone()).await;
+    let state = tempfile::tempdir().unwrap();
+    let config = kluis_account::ClientConfig::new(proxy, org.public_key(), state.path())
+        .with_ksf_policy(kluis_account::KsfPolicy::InsecureTestOnly);
+    let client = kluis_account::AccountClient::new(config).unwrap();
+    client.login(&a.email, &a.password).await.unwrap();
+    let new = Password::new("a new pw that never sticks".to_owned());
+    let err = client.change_password(&a.password, &new).await.unwrap_err();
+    assert!(
+        matches!(err, kluis_account::AccountError::EscrowUnseal),
+        "{err:?}"
+    );
+    task.abort();
+
+    let (laptop, _l) = tb.device(org.public_key());
+    assert!(laptop.login(&a.email, &new).await.is_err(), "new password");
+    let out = laptop.login(&a.email, &a.password).await.unwrap();
+    assert_eq!(out.secret_identity.expose(), &a.secret[..]);
+    assert_eq!(out.escrow_version, 3, "v2 changed, v3 the copy of v1");
+    let rows = tb.store().audit_rows().await.unwrap();
+    let actions: Vec<_> = rows.iter().map(|r| r.entry.action).collect();
+    assert!(actions.contains(&Action::PasswordChanged));
+    assert!(actions.contains(&Action::EscrowRolledBack));
+    tb.shutdown().await;
+}
