@@ -6,10 +6,8 @@
 
 use std::fs;
 use std::sync::Arc;
-use std::time::Duration;
 
 use kluis_account::AccountClient;
-use kluis_agent::Config;
 use kluis_agent::share::group_files::{self, GROUP_DIR};
 use kluis_agent::share::groups::GroupKeys;
 use kluis_agent::share::{self, Keys, Me};
@@ -62,22 +60,8 @@ async fn group_key_files(backend: Backend) {
         .unwrap();
 
     // Alice's agent syncs Budget; she shares it with the group only.
-    let a_plain = alice.home.join("Kluis/Budget");
-    let mirror = alice.sync().join("Budget");
-    fs::create_dir_all(&a_plain).unwrap();
-    fs::create_dir_all(&mirror).unwrap();
-    let home = kluis_agent::AgentHome::in_dir(&alice.home.join("agent"));
-    let mut cfg = Config::default();
-    cfg.add_pair(&a_plain, &mirror).unwrap();
-    cfg.save(&home).unwrap();
-    let opts = kluis_agent::AgentOptions {
-        quiet: Duration::from_millis(50),
-        debounce: Duration::from_millis(30),
-        ..Default::default()
-    };
-    let agent = kluis_agent::Agent::start(home.clone(), opts, None).unwrap();
+    let (a_plain, mirror, agent) = super::agent_syncing(&alice, "Budget");
     let h = agent.handle();
-    h.unlock_with(Identity::from_secret_bytes(&alice.id.to_secret_bytes()[..]).unwrap());
     let alice_keys = Keys::own(&alice.id);
     let encrypted = |name: &str| {
         share::open_folder(&mirror, alice_keys)

@@ -47,6 +47,29 @@ impl User {
     }
 }
 
+/// `user`'s agent, started and unlocked, pairing `Kluis/<folder>` with
+/// `<sync folder>/<folder>`: (plaintext folder, mirror, agent).
+fn agent_syncing(user: &User, folder: &str) -> (PathBuf, PathBuf, kluis_agent::Agent) {
+    let plain = user.home.join("Kluis").join(folder);
+    let mirror = user.sync().join(folder);
+    fs::create_dir_all(&plain).unwrap();
+    fs::create_dir_all(&mirror).unwrap();
+    let home = kluis_agent::AgentHome::in_dir(&user.home.join("agent"));
+    let mut cfg = Config::default();
+    cfg.add_pair(&plain, &mirror).unwrap();
+    cfg.save(&home).unwrap();
+    let opts = kluis_agent::AgentOptions {
+        quiet: Duration::from_millis(50),
+        debounce: Duration::from_millis(30),
+        ..Default::default()
+    };
+    let agent = kluis_agent::Agent::start(home, opts, None).unwrap();
+    agent
+        .handle()
+        .unlock_with(Identity::from_secret_bytes(&user.id.to_secret_bytes()[..]).unwrap());
+    (plain, mirror, agent)
+}
+
 async fn user(tb: &TestBroker, org: &OrgSigningKey, name: &str, root: &Path) -> User {
     let email = format!("{}@example.org", util::unique(name));
     let id = Identity::generate(&mut rng());
@@ -945,22 +968,8 @@ async fn running_agent_follows_the_directory(backend: Backend) {
         .unwrap();
 
     // Alice's agent syncs Plans.
-    let a_plain = alice.home.join("Kluis/Plans");
-    let a_mirror = alice.sync().join("Plans");
-    fs::create_dir_all(&a_plain).unwrap();
-    fs::create_dir_all(&a_mirror).unwrap();
-    let home = kluis_agent::AgentHome::in_dir(&alice.home.join("agent"));
-    let mut cfg = Config::default();
-    cfg.add_pair(&a_plain, &a_mirror).unwrap();
-    cfg.save(&home).unwrap();
-    let opts = kluis_agent::AgentOptions {
-        quiet: Duration::from_millis(50),
-        debounce: Duration::from_millis(30),
-        ..Default::default()
-    };
-    let agent = kluis_agent::Agent::start(home.clone(), opts, None).unwrap();
+    let (a_plain, a_mirror, agent) = agent_syncing(&alice, "Plans");
     let h = agent.handle();
-    h.unlock_with(Identity::from_secret_bytes(&alice.id.to_secret_bytes()[..]).unwrap());
     fs::write(a_plain.join("a.txt"), "before").unwrap();
     let alice_keys = alice.keys();
     wait_until("Alice's agent to encrypt a.txt", || {
