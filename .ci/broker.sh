@@ -48,7 +48,10 @@ cargo build -q -p kluis-broker --bin kluis-broker
 cargo build -q -p kluis-account --example ci_session
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 port=18750
+# /metrics needs a token (issue 18.4).
+metrics_token=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 KLUIS_HOME="$work/home" \
+KLUIS_BROKER_METRICS_TOKEN="$metrics_token" \
 KLUIS_BROKER_REGISTRATION=open \
 KLUIS_BROKER_DATABASE_URL="$KLUIS_TEST_POSTGRES_URL" \
 KLUIS_BROKER_LOG=warn \
@@ -79,7 +82,7 @@ python3 -m venv "$work/venv"
   --seed 20261128 \
   --suppress-health-check all)
 # Independent of the fuzzer's own verdict: the broker's counters saw no 5xx.
-if curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^kluis_http_requests_total\{.*status="5[0-9][0-9]"\}'; then
+if curl -fsS -H "Authorization: Bearer $metrics_token" "http://127.0.0.1:$port/metrics" | grep -E '^kluis_http_requests_total\{.*status="5[0-9][0-9]"\}'; then
   echo "the broker answered 5xx during fuzzing" >&2
   exit 1
 fi

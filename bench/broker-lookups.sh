@@ -45,6 +45,10 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+seed_file=${KLUIS_BENCH_OPRF_SEED_FILE:-$work/oprf-seed}
+[ -f "$seed_file" ] || "$broker_bin" admin seed init --out "$seed_file" 2>/dev/null
+# /metrics needs a token (issue 18.4); older builds ignore it.
+metrics_token=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
 run_backend() {
   local name=$1 db_url=$2 port=$3 bin=$4
@@ -60,6 +64,10 @@ login_per_ip = { max = 1000000, window_secs = 60 }
 login_per_account = { max = 1000000, window_secs = 60 }
 TOML
   if [ -n "$db_url" ]; then export KLUIS_BROKER_DATABASE_URL="$db_url"; else unset KLUIS_BROKER_DATABASE_URL; fi
+  # One OPRF seed for every run on a database: a broker refuses a seed its
+  # database was not set up with (older builds ignore this variable). With a
+  # reused PostgreSQL database, keep KLUIS_BENCH_OPRF_SEED_FILE between runs.
+  KLUIS_BROKER_OPRF_SEED_FILE="$seed_file" KLUIS_BROKER_METRICS_TOKEN="$metrics_token" \
   KLUIS_HOME="$home" KLUIS_BROKER_REGISTRATION=open KLUIS_BROKER_LOG=warn \
     "$bin" serve --listen "127.0.0.1:$port" 2>"$home/broker.log" &
   broker_pid=$!
@@ -101,7 +109,7 @@ TOML
     "$name" "$5" "$users" "$connections" "$rps" "$p99" "${non2xx:-0}"
   last_rps=$rps
   # The lookup cache's own counters (absent from builds without one).
-  curl -fsS "http://127.0.0.1:$port/metrics" | awk '/^kluis_lookup_cache_(hits|misses)_total/ {printf "           %s %s\n", $1, $2}'
+  curl -fsS -H "Authorization: Bearer $metrics_token" "http://127.0.0.1:$port/metrics" | awk '/^kluis_lookup_cache_(hits|misses)_total/ {printf "           %s %s\n", $1, $2}'
   kill "$broker_pid"; wait "$broker_pid" 2>/dev/null || true; broker_pid=""
 }
 

@@ -247,6 +247,8 @@ coded_enum! {
         AdminAdded = "admin.added",
         /// An administrator was removed.
         AdminRemoved = "admin.removed",
+        /// An administrator's API token was replaced by a new one.
+        AdminTokenRotated = "admin.token_rotated",
         /// A checkpoint signed by the organisation key.
         Checkpoint = "audit.checkpoint",
         /// A user changed their password (new OPAQUE record and a new
@@ -309,6 +311,8 @@ coded_enum! {
         Ip = "ip": Text,
         /// Sessions ended.
         Sessions = "sessions": Int,
+        /// When a token stops working (Unix seconds).
+        ExpiresAt = "expires_at": Int,
         /// A flag.
         Flag = "flag": Bool,
         /// Checkpoint: the sequence number covered.
@@ -331,6 +335,7 @@ impl DetailKey {
             | DetailKey::Shares
             | DetailKey::ShareIndex
             | DetailKey::Sessions
+            | DetailKey::ExpiresAt
             | DetailKey::CoversSeq
             | DetailKey::SignedAt => ValueKind::Int,
             DetailKey::Flag => ValueKind::Bool,

@@ -29,6 +29,9 @@ pub enum AdminError {
     /// The key changed between reading and certifying.
     #[error("the key of {0} changed while certifying; retry")]
     Raced(Email),
+    /// No recovery administrator has that name.
+    #[error("no administrator named {0}")]
+    NoSuchAdmin(String),
     /// No group has that name.
     #[error("no group named {0}")]
     NoSuchGroup(String),
@@ -261,11 +264,13 @@ pub async fn enable_user(
 }
 
 /// Adds a recovery administrator with their Ed25519 approval key and
-/// returns their API token (shown once; only its SHA-256 is stored).
+/// returns their API token (shown once; only its SHA-256 is stored), valid
+/// for `ttl_secs`.
 pub async fn add_admin(
     store: &dyn Store,
     name: &str,
     admin_key: &str,
+    ttl_secs: i64,
     actor: &Actor,
     now: i64,
 ) -> Result<AdminToken, AdminError> {
@@ -287,11 +292,14 @@ pub async fn add_admin(
                 name: name.to_owned(),
                 admin_key: key.to_string(),
                 created_at: now,
+                token_expires_at: now.saturating_add(ttl_secs),
             },
             &hash,
             &|_| {
                 Ok(vec![
-                    AuditEntry::new(now, actor.clone(), Action::AdminAdded).target(name),
+                    AuditEntry::new(now, actor.clone(), Action::AdminAdded)
+                        .target(name)
+                        .details(expiry(now.saturating_add(ttl_secs))?),
                 ])
             },
         )
@@ -352,4 +360,55 @@ pub async fn certify_group(
         return Err(AdminError::GroupRaced(name.to_string()));
     }
     Ok(cert)
+}
+
+/// The audit details of a token's expiry.
+fn expiry(expires_at: i64) -> Result<Details, AuditError> {
+    Details::new().int(DetailKey::ExpiresAt, expires_at)
+}
+
+/// Removes a recovery administrator: their API token stops working at once
+/// and their approvals no longer count towards a recovery. Audited as
+/// `admin.removed`.
+pub async fn remove_admin(
+    store: &dyn Store,
+    name: &str,
+    actor: &Actor,
+    now: i64,
+) -> Result<(), AdminError> {
+    let entry = AuditEntry::new(now, actor.clone(), Action::AdminRemoved).target(name);
+    if store
+        .remove_admin(name, &|_| Ok(vec![entry.clone()]))
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(AdminError::NoSuchAdmin(name.to_owned()))
+    }
+}
+
+/// Gives a recovery administrator a new API token valid for `ttl_secs` and
+/// returns it (shown once); the old token stops working in the same
+/// transaction. Audited as `admin.token_rotated`.
+pub async fn rotate_admin_token(
+    store: &dyn Store,
+    name: &str,
+    ttl_secs: i64,
+    actor: &Actor,
+    now: i64,
+) -> Result<AdminToken, AdminError> {
+    let token = AdminToken::from_random_bytes(&crate::api::random_32());
+    let hash: [u8; 32] = Sha256::digest(token.expose().as_bytes()).into();
+    let expires_at = now.saturating_add(ttl_secs);
+    let entry = AuditEntry::new(now, actor.clone(), Action::AdminTokenRotated)
+        .target(name)
+        .details(expiry(expires_at)?);
+    if store
+        .rotate_admin_token(name, &hash, expires_at, &|_| Ok(vec![entry.clone()]))
+        .await?
+    {
+        Ok(token)
+    } else {
+        Err(AdminError::NoSuchAdmin(name.to_owned()))
+    }
 }

@@ -13,6 +13,13 @@ use crate::ratelimit::Limit;
 /// Address the broker listens on when nothing else is configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8750";
 
+/// Lifetime of a new or rotated admin API token unless `admin_token_ttl_days`
+/// says otherwise: 90 days.
+pub const DEFAULT_ADMIN_TOKEN_TTL_SECS: i64 = 90 * 24 * 3600;
+
+/// Shortest accepted metrics bearer token, in characters.
+pub const MIN_METRICS_TOKEN_CHARS: usize = 32;
+
 /// Configuration problems.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -216,6 +223,9 @@ pub struct Settings {
     pub org_public_key: Option<OrgPublicKey>,
     /// Connection timeouts and caps.
     pub http: HttpLimits,
+    /// SHA-256 of the bearer token `/metrics` also accepts (besides an
+    /// admin token), when one is configured.
+    pub metrics_token_hash: Option<[u8; 32]>,
 }
 
 impl Default for Settings {
@@ -234,6 +244,7 @@ impl Default for Settings {
             directory_limit: 50,
             org_public_key: None,
             http: HttpLimits::default(),
+            metrics_token_hash: None,
         }
     }
 }
@@ -248,10 +259,13 @@ pub struct TlsPaths {
     pub key: PathBuf,
 }
 
-/// Where the OPRF seed comes from.
+/// Where the OPRF seed comes from (`crate::opaque::open_seed` loads it).
 pub enum SeedSource {
-    /// A 0600 file, created on first start.
+    /// A 0600 file, created on the first start against an empty database.
     File(PathBuf),
+    /// A systemd credential, `$CREDENTIALS_DIRECTORY/oprf-seed`: read,
+    /// never created.
+    Credential(PathBuf),
     /// Base64 text from `KLUIS_BROKER_OPRF_SEED`.
     Env(Zeroizing<String>),
 }
@@ -260,9 +274,33 @@ impl std::fmt::Debug for SeedSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::File(p) => f.debug_tuple("File").field(p).finish(),
+            Self::Credential(p) => f.debug_tuple("Credential").field(p).finish(),
             Self::Env(_) => f.write_str("Env(<redacted>)"),
         }
     }
+}
+
+/// The seed's location when none is configured: the systemd credential
+/// when systemd passes credentials, else `oprf-seed` in the configuration
+/// directory — never the data directory, so that a backup of the data
+/// directory holds no password oracle. A seed an older broker created in
+/// the data directory is still used while it is there (and warned about).
+fn default_seed(
+    config_dir: Option<PathBuf>,
+    data_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<SeedSource, ConfigError> {
+    if let Some(dir) = env("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
+        return Ok(SeedSource::Credential(PathBuf::from(dir).join("oprf-seed")));
+    }
+    let path = config_dir
+        .ok_or_else(|| invalid("oprf_seed_file", "no configuration directory: set it"))?
+        .join("oprf-seed");
+    let legacy = data_dir.join("oprf-seed");
+    if !path.exists() && legacy.is_file() {
+        return Ok(SeedSource::File(legacy));
+    }
+    Ok(SeedSource::File(path))
 }
 
 /// The TOML file's schema.
@@ -276,6 +314,8 @@ struct FileConfig {
     public_url: Option<String>,
     org_public_key: Option<String>,
     oprf_seed_file: Option<PathBuf>,
+    admin_token_ttl_days: Option<i64>,
+    metrics_token_file: Option<PathBuf>,
     trusted_proxies: Option<Vec<IpAddr>>,
     session_ttl_secs: Option<i64>,
     log: Option<String>,
@@ -304,6 +344,9 @@ pub struct Config {
     pub org_public_key: Option<OrgPublicKey>,
     /// `tracing` filter.
     pub log_filter: String,
+    /// Lifetime of the admin API tokens that `admin admins add` and
+    /// `rotate` issue.
+    pub admin_token_ttl_secs: i64,
     /// Runtime settings.
     pub settings: Settings,
 }
@@ -355,13 +398,19 @@ impl Config {
             .config_file
             .clone()
             .or_else(|| env("KLUIS_BROKER_CONFIG").map(PathBuf::from));
+        let config_dir = match &config_path {
+            Some(path) => Some(match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+                _ => PathBuf::from("."),
+            }),
+            None => home
+                .clone()
+                .or_else(|| project_dirs().map(|d| d.config_dir().to_owned())),
+        };
         let file = match config_path {
             Some(path) => read_file_config(&path)?,
             None => {
-                let default = match &home {
-                    Some(h) => Some(h.join("broker.toml")),
-                    None => project_dirs().map(|d| d.config_dir().join("broker.toml")),
-                };
+                let default = config_dir.as_ref().map(|d| d.join("broker.toml"));
                 match default {
                     Some(p) if p.is_file() => read_file_config(&p)?,
                     _ => FileConfig::default(),
@@ -438,11 +487,20 @@ impl Config {
 
         let oprf_seed = match env("KLUIS_BROKER_OPRF_SEED") {
             Some(text) => SeedSource::Env(Zeroizing::new(text)),
-            None => SeedSource::File(
-                file.oprf_seed_file
-                    .unwrap_or_else(|| data_dir.join("oprf-seed")),
-            ),
+            None => match env("KLUIS_BROKER_OPRF_SEED_FILE")
+                .map(PathBuf::from)
+                .or(file.oprf_seed_file)
+            {
+                Some(path) => SeedSource::File(path),
+                None => default_seed(config_dir, &data_dir, env)?,
+            },
         };
+        let admin_token_ttl_secs = match file.admin_token_ttl_days {
+            None => DEFAULT_ADMIN_TOKEN_TTL_SECS,
+            Some(days @ 1..=3650) => days * 24 * 3600,
+            Some(_) => return Err(invalid("admin_token_ttl_days", "must be 1 to 3650")),
+        };
+        settings.metrics_token_hash = metrics_token(env, file.metrics_token_file.as_deref())?;
 
         let org_public_key = env("KLUIS_BROKER_ORG_PUBLIC_KEY")
             .or(file.org_public_key)
@@ -466,9 +524,43 @@ impl Config {
             log_filter: env("KLUIS_BROKER_LOG")
                 .or(file.log)
                 .unwrap_or_else(|| "info".to_owned()),
+            admin_token_ttl_secs,
             settings,
         })
     }
+}
+
+/// The SHA-256 of the metrics bearer token, from `KLUIS_BROKER_METRICS_TOKEN`
+/// or the file `metrics_token_file` names (surrounding white space is
+/// ignored). The token itself is not kept.
+fn metrics_token(
+    env: &dyn Fn(&str) -> Option<String>,
+    file: Option<&Path>,
+) -> Result<Option<[u8; 32]>, ConfigError> {
+    use sha2::Digest as _;
+    let (key, text) = match (env("KLUIS_BROKER_METRICS_TOKEN"), file) {
+        (Some(text), _) => ("KLUIS_BROKER_METRICS_TOKEN", Zeroizing::new(text)),
+        (None, Some(path)) => (
+            "metrics_token_file",
+            Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?,
+            ),
+        ),
+        (None, None) => return Ok(None),
+    };
+    let token = text.trim();
+    if token.chars().count() < MIN_METRICS_TOKEN_CHARS
+        || !token.chars().all(|c| c.is_ascii_graphic())
+    {
+        return Err(invalid(
+            key,
+            format!("at least {MIN_METRICS_TOKEN_CHARS} printable ASCII characters, no spaces"),
+        ));
+    }
+    Ok(Some(sha2::Sha256::digest(token.as_bytes()).into()))
 }
 
 #[cfg(test)]
@@ -568,6 +660,87 @@ mod tests {
             Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "http.request_timeout_secs"),
             other => panic!("expected an invalid value, got {other:?}"),
         }
+    }
+
+    fn seed_path(cfg: &Config) -> &Path {
+        match &cfg.oprf_seed {
+            SeedSource::File(p) => p,
+            other => panic!("expected a seed file, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_default_seed_is_outside_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_str().unwrap().to_owned();
+        // KLUIS_HOME: next to broker.toml, not in $KLUIS_HOME/broker.
+        let cfg =
+            Config::resolve(&Overrides::default(), &env_of(&[("KLUIS_HOME", &home)])).unwrap();
+        assert_eq!(seed_path(&cfg), dir.path().join("oprf-seed"));
+        assert!(!seed_path(&cfg).starts_with(&cfg.data_dir));
+        // An explicit config file: its directory.
+        let etc = dir.path().join("etc");
+        std::fs::create_dir(&etc).unwrap();
+        std::fs::write(etc.join("broker.toml"), "").unwrap();
+        let o = Overrides {
+            config_file: Some(etc.join("broker.toml")),
+            data_dir: Some(dir.path().join("var")),
+            listen: None,
+        };
+        let cfg = Config::resolve(&o, &env_of(&[])).unwrap();
+        assert_eq!(seed_path(&cfg), etc.join("oprf-seed"));
+        // Under systemd with credentials: the credential, never created.
+        let cfg =
+            Config::resolve(&o, &env_of(&[("CREDENTIALS_DIRECTORY", "/run/creds/x")])).unwrap();
+        assert!(
+            matches!(&cfg.oprf_seed, SeedSource::Credential(p) if p == Path::new("/run/creds/x/oprf-seed"))
+        );
+        // Configured explicitly: as configured.
+        let cfg =
+            Config::resolve(&o, &env_of(&[("KLUIS_BROKER_OPRF_SEED_FILE", "/srv/seed")])).unwrap();
+        assert_eq!(seed_path(&cfg), Path::new("/srv/seed"));
+        // An older broker's seed in the data directory is still found.
+        std::fs::create_dir(dir.path().join("var")).unwrap();
+        std::fs::write(dir.path().join("var").join("oprf-seed"), "x").unwrap();
+        let cfg = Config::resolve(&o, &env_of(&[])).unwrap();
+        assert_eq!(seed_path(&cfg), dir.path().join("var").join("oprf-seed"));
+    }
+
+    #[test]
+    fn admin_token_ttl_and_metrics_token_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.toml");
+        let o = Overrides {
+            config_file: Some(path.clone()),
+            data_dir: Some(dir.path().into()),
+            listen: None,
+        };
+        std::fs::write(&path, "").unwrap();
+        let cfg = Config::resolve(&o, &env_of(&[])).unwrap();
+        assert_eq!(cfg.admin_token_ttl_secs, DEFAULT_ADMIN_TOKEN_TTL_SECS);
+        assert_eq!(cfg.settings.metrics_token_hash, None);
+        let token_file = dir.path().join("metrics-token");
+        std::fs::write(&token_file, "m".repeat(MIN_METRICS_TOKEN_CHARS) + "\n").unwrap();
+        std::fs::write(
+            &path,
+            format!("admin_token_ttl_days = 7\nmetrics_token_file = {token_file:?}\n"),
+        )
+        .unwrap();
+        let cfg = Config::resolve(&o, &env_of(&[])).unwrap();
+        assert_eq!(cfg.admin_token_ttl_secs, 7 * 86_400);
+        let want: [u8; 32] =
+            <sha2::Sha256 as sha2::Digest>::digest("m".repeat(MIN_METRICS_TOKEN_CHARS)).into();
+        assert_eq!(cfg.settings.metrics_token_hash, Some(want));
+        std::fs::write(&path, "admin_token_ttl_days = 0\n").unwrap();
+        assert!(matches!(
+            Config::resolve(&o, &env_of(&[])),
+            Err(ConfigError::Invalid { .. })
+        ));
+        std::fs::write(&path, "").unwrap();
+        assert!(matches!(
+            Config::resolve(&o, &env_of(&[("KLUIS_BROKER_METRICS_TOKEN", "short")])),
+            Err(ConfigError::Invalid { .. })
+        ));
     }
 
     #[test]

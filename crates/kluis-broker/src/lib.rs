@@ -22,7 +22,7 @@ pub mod store;
 
 use api::AppState;
 use clock::Clock;
-use config::{Config, SeedSource, Settings};
+use config::{Config, Settings};
 use opaque::{OprfSeed, SeedError};
 use store::{Store, StoreError};
 
@@ -71,21 +71,43 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
         use std::os::unix::fs::DirBuilderExt as _;
         builder.mode(0o700);
     }
-    builder.create(path)
+    builder.create(path)?;
+    // An existing directory (an older broker's, or systemd's default 0755)
+    // is made private too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+            tracing::warn!(dir = %path.display(), "the data directory was open to others: made it private (mode 0700)");
+        }
+    }
+    Ok(())
+}
+
+/// Creates the data directory (0700) and opens and migrates the database a
+/// configuration names, without the OPRF seed: what `kluis-broker admin`
+/// needs.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, BrokerError> {
+    create_private_dir(&config.data_dir).map_err(|source| BrokerError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    Ok(store::connect(&config.database_url).await?)
 }
 
 impl Broker {
     /// Opens the data directory, OPRF seed and database a configuration names.
     pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, BrokerError> {
-        create_private_dir(&config.data_dir).map_err(|source| BrokerError::DataDir {
-            path: config.data_dir.clone(),
-            source,
-        })?;
-        let seed = match &config.oprf_seed {
-            SeedSource::File(path) => OprfSeed::load_or_create(path)?,
-            SeedSource::Env(text) => OprfSeed::from_base64(text, "KLUIS_BROKER_OPRF_SEED")?,
-        };
-        let store = store::connect(&config.database_url).await?;
+        let store = open_store(config).await?;
+        let seed = opaque::open_seed(
+            &config.oprf_seed,
+            store.as_ref(),
+            &config.data_dir,
+            clock.now(),
+        )
+        .await?;
         Ok(Self::from_parts(
             store,
             seed,

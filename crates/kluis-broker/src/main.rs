@@ -53,6 +53,11 @@ enum AdminCommand {
         #[command(subcommand)]
         command: OrgCommand,
     },
+    /// The OPRF seed (the OPAQUE server secret).
+    Seed {
+        #[command(subcommand)]
+        command: SeedCommand,
+    },
     /// Certify a user's (e-mail, public key) binding with the org key.
     Certify {
         /// The org secret key file (can live on removable media).
@@ -145,8 +150,19 @@ enum AdminsCommand {
         #[arg(long, value_name = "KEY")]
         key: String,
     },
-    /// List recovery administrators.
+    /// List recovery administrators and when their API tokens expire.
     List,
+    /// Remove an administrator: their API token stops working at once.
+    Remove {
+        /// Their name.
+        name: String,
+    },
+    /// Issue a new API token for an administrator and print it (once); the
+    /// old one stops working at once.
+    Rotate {
+        /// Their name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -180,6 +196,18 @@ enum OrgCommand {
     /// Generate the org signing key into a new 0600 file and print its public key.
     Init {
         /// Where to write the secret key (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SeedCommand {
+    /// Generate a new OPRF seed into a new 0600 file, e.g. the file a
+    /// systemd `LoadCredential=oprf-seed:FILE` line names. Only for a new
+    /// database: a broker refuses a seed its database was not set up with.
+    Init {
+        /// Where to write it (never overwritten).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
@@ -260,6 +288,20 @@ fn try_main(cli: Cli) -> anyhow::Result<()> {
             println!("{}", key.public_key());
             Ok(())
         }
+        Command::Admin {
+            command:
+                AdminCommand::Seed {
+                    command: SeedCommand::Init { out },
+                },
+            ..
+        } => {
+            kluis_broker::opaque::OprfSeed::create(&out)?;
+            eprintln!(
+                "Wrote a new OPRF seed to {} (mode 0600). Back it up apart from the database.",
+                out.display()
+            );
+            Ok(())
+        }
         Command::Admin { command, actor } => {
             let config = Config::resolve(&overrides, &|k| std::env::var(k).ok())?;
             let name = actor
@@ -336,11 +378,22 @@ async fn shutdown_signal() {
     }
 }
 
+/// The database as `kluis-broker admin` opens it: no OPRF seed.
+struct Host(Arc<dyn kluis_broker::store::Store>);
+
+impl Host {
+    fn store(&self) -> &dyn kluis_broker::store::Store {
+        self.0.as_ref()
+    }
+}
+
 async fn run_admin(config: Config, command: AdminCommand, actor: Actor) -> anyhow::Result<()> {
-    let broker = Broker::open(&config, Arc::new(SystemClock)).await?;
+    let broker = Host(kluis_broker::open_store(&config).await?);
     let now = SystemClock.now();
     match command {
-        AdminCommand::Org { .. } => bail!("unreachable: handled before opening the database"),
+        AdminCommand::Org { .. } | AdminCommand::Seed { .. } => {
+            bail!("unreachable: handled before opening the database")
+        }
         AdminCommand::Certify {
             org_key,
             email,
@@ -458,17 +511,45 @@ async fn run_admin(config: Config, command: AdminCommand, actor: Actor) -> anyho
         },
         AdminCommand::Admins { command } => match command {
             AdminsCommand::Add { name, key } => {
-                let token = admin::add_admin(broker.store(), &name, &key, &actor, now).await?;
+                let ttl = config.admin_token_ttl_secs;
+                let token = admin::add_admin(broker.store(), &name, &key, ttl, &actor, now).await?;
                 eprintln!(
-                    "Administrator {name} added. Their API token (shown once, keep it secret):"
+                    "Administrator {name} added. Their API token (shown once, keep it secret; \
+                     valid {} days):",
+                    ttl / 86_400
                 );
                 println!("{}", token.expose());
                 Ok(())
             }
             AdminsCommand::List => {
                 for a in broker.store().list_admins().await? {
-                    println!("{}  {}", a.name, a.admin_key);
+                    let state = if a.token_expires_at <= now {
+                        "token expired"
+                    } else {
+                        "token valid"
+                    };
+                    println!(
+                        "{}  {}  {state} until {} (Unix time)",
+                        a.name, a.admin_key, a.token_expires_at
+                    );
                 }
+                Ok(())
+            }
+            AdminsCommand::Remove { name } => {
+                admin::remove_admin(broker.store(), &name, &actor, now).await?;
+                println!("Administrator {name} removed; their API token no longer works.");
+                Ok(())
+            }
+            AdminsCommand::Rotate { name } => {
+                let ttl = config.admin_token_ttl_secs;
+                let token =
+                    admin::rotate_admin_token(broker.store(), &name, ttl, &actor, now).await?;
+                eprintln!(
+                    "New API token for {name} (shown once, keep it secret; valid {} days). \
+                     The old one no longer works:",
+                    ttl / 86_400
+                );
+                println!("{}", token.expose());
                 Ok(())
             }
         },

@@ -72,7 +72,21 @@ impl EmbeddedBroker {
             listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, first)).to_string()),
         };
         // Only loopback can reach it, and the one user registers themselves.
-        let env = |k: &str| (k == "KLUIS_BROKER_REGISTRATION").then(|| "open".to_owned());
+        // Its OPRF seed lives with the configuration, not in the broker's
+        // data directory (issue 18.4); a seed an older version left there
+        // moves over.
+        let seed = home.config.join("broker-oprf-seed");
+        let legacy = dir.join("oprf-seed");
+        if !seed.exists() && legacy.is_file() {
+            std::fs::create_dir_all(&home.config)?;
+            std::fs::rename(&legacy, &seed)
+                .with_context(|| format!("moving the broker's OPRF seed to {}", seed.display()))?;
+        }
+        let env = |k: &str| match k {
+            "KLUIS_BROKER_REGISTRATION" => Some("open".to_owned()),
+            "KLUIS_BROKER_OPRF_SEED_FILE" => Some(seed.display().to_string()),
+            _ => None,
+        };
         let config = kluis_broker::config::Config::resolve(&overrides, &env)?;
         let broker = rt.block_on(kluis_broker::Broker::open(
             &config,

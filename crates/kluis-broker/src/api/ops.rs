@@ -1,11 +1,16 @@
 //! Health, metrics and the OpenAPI document.
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
 use axum::response::IntoResponse;
 use kluis_types::Health;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 
+use super::recovery::AdminAuthed;
 use super::{ApiError, AppState};
 
 /// Liveness and database reachability.
@@ -28,10 +33,47 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiE
     }
 }
 
+/// A request that may read `/metrics`: its bearer token is the configured
+/// metrics token (`metrics_token_file`, compared in constant time as
+/// SHA-256 digests) or a live admin token.
+pub struct MetricsReader;
+
+impl FromRequestParts<AppState> for MetricsReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let refused = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                kluis_types::ErrorCode::Unauthorized,
+                "/metrics needs the metrics token or an admin token (Authorization: Bearer …)",
+            )
+        };
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|t| t.strip_prefix("Bearer "))
+            .ok_or_else(refused)?;
+        if let Some(want) = &state.settings.metrics_token_hash {
+            let got: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+            if bool::from(got.ct_eq(want)) {
+                return Ok(Self);
+            }
+        }
+        match AdminAuthed::from_request_parts(parts, state).await {
+            Ok(_) => Ok(Self),
+            Err(e) if e.status() == StatusCode::UNAUTHORIZED => Err(refused()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "ops",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/metrics", tag = "ops", security(("metrics" = []), ("admin" = [])),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+              (status = 401, description = "no metrics or admin token", body = kluis_types::ErrorBody)))]
+pub async fn metrics(_reader: MetricsReader, State(state): State<AppState>) -> impl IntoResponse {
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render() + &cache_metrics(state.store.lookup_cache()),

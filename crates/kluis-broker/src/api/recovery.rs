@@ -58,12 +58,20 @@ impl FromRequestParts<AppState> for AdminAuthed {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = AdminToken::parse(bearer(parts)?).map_err(|_| ApiError::unauthorized())?;
         let hash: [u8; 32] = Sha256::digest(token.expose().as_bytes()).into();
-        state
+        let admin = state
             .store
             .admin_by_token_hash(&hash)
             .await?
-            .map(Self)
-            .ok_or_else(ApiError::unauthorized)
+            .ok_or_else(ApiError::unauthorized)?;
+        if admin.token_expires_at <= state.clock.now() {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                kluis_types::ErrorCode::Unauthorized,
+                "admin token expired: the broker host issues a new one \
+                 (kluis-broker admin admins rotate NAME)",
+            ));
+        }
+        Ok(Self(admin))
     }
 }
 

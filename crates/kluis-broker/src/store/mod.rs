@@ -15,14 +15,18 @@ use kluis_types::{
     OrgCertificate, PublicKeyString, RecoveryState, RequestId, SessionId, UserId,
 };
 
+pub mod admins;
 pub mod cache;
 pub mod groups;
-pub mod rollback;
 pub mod postgres;
+pub mod rollback;
+pub mod seed;
 pub mod sqlite;
 
+pub use admins::AdminStore;
 pub use groups::{GroupRow, GroupStore, MemberChange, NewGroup};
 pub use rollback::{PasswordRollback, RollbackStore};
+pub use seed::SeedStore;
 
 /// SHA-256 of a bearer token; the only form in which tokens are stored.
 pub type TokenHash = [u8; 32];
@@ -225,6 +229,8 @@ pub struct AdminRow {
     pub admin_key: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// When the API token stops working (Unix seconds).
+    pub token_expires_at: i64,
 }
 
 /// A new recovery request.
@@ -309,7 +315,7 @@ pub type AuditBuilder<'a> = dyn Fn(&Head) -> Result<AuditRow, AuditError> + Send
 
 /// Everything the broker persists.
 #[async_trait]
-pub trait Store: GroupStore + RollbackStore + Send + Sync {
+pub trait Store: GroupStore + RollbackStore + AdminStore + SeedStore + Send + Sync {
     /// Applies pending migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Cheap liveness check.

@@ -22,8 +22,10 @@ use super::{
 use kluis_audit::{AuditRow, Head};
 use kluis_types::{RecoveryState, RequestId};
 
+mod admins;
 mod groups;
 mod rollback;
+mod seed;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -40,6 +42,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_superseded_logins.sql"),
     ),
+    (7, include_str!("../../migrations/postgres/0007_ops.sql")),
 ];
 
 /// The PostgreSQL implementation of [`Store`].
@@ -217,14 +220,6 @@ fn raw_audit(row: &PgRow) -> Result<AuditRow, StoreError> {
         hash: row.try_get("hash")?,
     }
     .decode()
-}
-
-fn admin_row(row: &PgRow) -> Result<AdminRow, StoreError> {
-    Ok(AdminRow {
-        name: row.try_get("name")?,
-        admin_key: row.try_get("admin_key")?,
-        created_at: row.try_get("created_at")?,
-    })
 }
 
 /// Appends the next recovery-escrow version (latest + 1).
@@ -892,42 +887,15 @@ impl Store for PgStore {
         token_hash: &TokenHash,
         audit: &AuditOf<'_, ()>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "INSERT INTO admins (name, admin_key, token_hash, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&admin.name)
-        .bind(&admin.admin_key)
-        .bind(&token_hash[..])
-        .bind(admin.created_at)
-        .execute(&mut *tx)
-        .await;
-        match done {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Duplicate("administrator"));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        append_audit_rows(&mut tx, audit(&())?).await?;
-        tx.commit().await?;
-        Ok(())
+        self.insert_admin(admin, token_hash, audit).await
     }
 
     async fn admin_by_token_hash(&self, hash: &TokenHash) -> Result<Option<AdminRow>, StoreError> {
-        let row =
-            sqlx::query("SELECT name, admin_key, created_at FROM admins WHERE token_hash = $1")
-                .bind(&hash[..])
-                .fetch_optional(&self.pool)
-                .await?;
-        row.as_ref().map(admin_row).transpose()
+        self.select_admin(hash).await
     }
 
     async fn list_admins(&self) -> Result<Vec<AdminRow>, StoreError> {
-        let rows = sqlx::query("SELECT name, admin_key, created_at FROM admins ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(admin_row).collect()
+        self.select_admins().await
     }
 
     async fn create_recovery_request(

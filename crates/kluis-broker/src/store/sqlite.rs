@@ -26,8 +26,11 @@ use super::{
 use kluis_audit::{AuditRow, Head};
 use kluis_types::{RecoveryState, RequestId};
 
+mod admins;
+mod files;
 mod groups;
 mod rollback;
+mod seed;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
@@ -41,6 +44,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/sqlite/0005_superseded_logins.sql"),
     ),
+    (7, include_str!("../../migrations/sqlite/0007_ops.sql")),
 ];
 
 /// The SQLite implementation of [`Store`].
@@ -61,6 +65,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        files::make_private(&options).map_err(|e| StoreError::Database(e.into()))?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.clone())
@@ -215,14 +220,6 @@ fn raw_audit(row: &SqliteRow) -> Result<AuditRow, StoreError> {
         hash: row.try_get("hash")?,
     }
     .decode()
-}
-
-fn admin_row(row: &SqliteRow) -> Result<AdminRow, StoreError> {
-    Ok(AdminRow {
-        name: row.try_get("name")?,
-        admin_key: row.try_get("admin_key")?,
-        created_at: row.try_get("created_at")?,
-    })
 }
 
 /// Appends the next recovery-escrow version (latest + 1).
@@ -916,42 +913,15 @@ impl Store for SqliteStore {
         token_hash: &TokenHash,
         audit: &AuditOf<'_, ()>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query(
-            "INSERT INTO admins (name, admin_key, token_hash, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&admin.name)
-        .bind(&admin.admin_key)
-        .bind(&token_hash[..])
-        .bind(admin.created_at)
-        .execute(&mut *tx)
-        .await;
-        match done {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Duplicate("administrator"));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        append_audit_rows(&mut tx, audit(&())?).await?;
-        tx.commit().await?;
-        Ok(())
+        self.insert_admin(admin, token_hash, audit).await
     }
 
     async fn admin_by_token_hash(&self, hash: &TokenHash) -> Result<Option<AdminRow>, StoreError> {
-        let row =
-            sqlx::query("SELECT name, admin_key, created_at FROM admins WHERE token_hash = ?")
-                .bind(&hash[..])
-                .fetch_optional(&self.pool)
-                .await?;
-        row.as_ref().map(admin_row).transpose()
+        self.select_admin(hash).await
     }
 
     async fn list_admins(&self) -> Result<Vec<AdminRow>, StoreError> {
-        let rows = sqlx::query("SELECT name, admin_key, created_at FROM admins ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(admin_row).collect()
+        self.select_admins().await
     }
 
     async fn create_recovery_request(

@@ -113,7 +113,7 @@ fn serve(http: &str) -> Served {
 }
 
 /// The log without its colour escapes (`ESC [ ... m`).
-fn strip_ansi(line: &str) -> String {
+pub(crate) fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars();
     while let Some(c) = chars.next() {

@@ -6,6 +6,7 @@
 
 mod flood;
 mod governance;
+mod operational;
 mod util;
 
 use governance::{
@@ -671,7 +672,7 @@ async fn sessions_expire_and_log_out(backend: Backend) {
 
 /// `/healthz`, `/metrics` and `/openapi.json`.
 async fn ops_endpoints(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else {
+    let Some(tb) = start(backend, operational::with_metrics_token(test_settings())).await else {
         return;
     };
     let (status, health) = json_call(&tb, "GET", "/healthz", None, None).await;
@@ -689,7 +690,8 @@ async fn ops_endpoints(backend: Backend) {
             "{path} missing from OpenAPI"
         );
     }
-    let (status, ct, body) = send(&tb, "GET", "/metrics", None, None, vec![]).await;
+    let token = Some(operational::METRICS_TOKEN);
+    let (status, ct, body) = send(&tb, "GET", "/metrics", token, None, vec![]).await;
     let text = String::from_utf8(body).unwrap();
     assert_eq!(status, 200);
     assert!(ct.starts_with("text/plain"));
@@ -723,7 +725,7 @@ where
 /// instance, or `kluis-broker admin`) reaches this instance's answers: a
 /// new key, then a disabled account.
 async fn lookup_cache_follows_other_instances(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else {
+    let Some(tb) = start(backend, operational::with_metrics_token(test_settings())).await else {
         return;
     };
     let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
@@ -762,7 +764,8 @@ async fn lookup_cache_follows_other_instances(backend: Backend) {
         cache.counts().0 >= hits + 2,
         "session and search from memory"
     );
-    let (_, _, metrics) = send(&tb, "GET", "/metrics", None, None, vec![]).await;
+    let token = Some(operational::METRICS_TOKEN);
+    let (_, _, metrics) = send(&tb, "GET", "/metrics", token, None, vec![]).await;
     assert!(
         String::from_utf8(metrics.clone())
             .unwrap()

@@ -186,6 +186,7 @@ impl Admin {
                 org.broker.store(),
                 name,
                 &public,
+                kluis_broker::config::DEFAULT_ADMIN_TOKEN_TTL_SECS,
                 &Org::host(),
                 Org::now(),
             ))
