@@ -17,11 +17,13 @@ use kluis_types::{
 
 pub mod cache;
 pub mod groups;
-pub mod rollback;
 pub mod postgres;
+pub mod rollback;
 pub mod sqlite;
 
-pub use groups::{GroupRow, GroupStore, MemberChange, NewGroup};
+pub use groups::{
+    GroupChange, GroupChangeKind, GroupOutcome, GroupRow, GroupSecretRow, GroupStore, NewGroup,
+};
 pub use rollback::{PasswordRollback, RollbackStore};
 
 /// SHA-256 of a bearer token; the only form in which tokens are stored.
@@ -66,6 +68,15 @@ pub enum StoreError {
     /// A group keeps at least one member.
     #[error("the last member cannot leave the group")]
     LastGroupMember,
+    /// The caller is a member but not an administrator of the group.
+    #[error("not an administrator of the group")]
+    NotGroupAdmin,
+    /// A group keeps at least one administrator.
+    #[error("the last administrator cannot leave or lose the role")]
+    LastGroupAdmin,
+    /// The person a change names is not a member of the group.
+    #[error("no such member of the group")]
+    NoSuchGroupMember,
     /// A stored row could not be decoded into its wire type.
     #[error("corrupt row in {table}")]
     Corrupt {

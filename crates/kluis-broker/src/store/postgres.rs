@@ -40,6 +40,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_superseded_logins.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_group_authority.sql"),
+    ),
 ];
 
 /// The PostgreSQL implementation of [`Store`].

@@ -41,6 +41,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/sqlite/0005_superseded_logins.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/sqlite/0008_group_authority.sql"),
+    ),
 ];
 
 /// The SQLite implementation of [`Store`].
