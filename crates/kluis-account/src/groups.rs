@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use ed25519_dalek::{Signature, VerifyingKey};
 use kluis_types::{
     AddGroupMemberRequest, CreateGroupRequest, Email, EncryptedGroupSecret, Fingerprint, GroupInfo,
-    GroupListResponse, GroupName, GroupSecretResponse, OrgPublicKey, PublicKeyString,
-    RemoveGroupMemberRequest,
+    GroupListResponse, GroupName, GroupSecretResponse, GroupSecretVersionsResponse, OrgPublicKey,
+    PublicKeyString, RemoveGroupMemberRequest, RotateGroupKeyRequest, SetGroupAdminRequest,
 };
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -212,8 +212,44 @@ impl AccountClient {
             .await
     }
 
-    /// Add `email`; `secret` is the group secret encrypted to every member
-    /// including them, made from `key_version`.
+    /// Every stored version of the group's secret, oldest first, without
+    /// the secrets (members only).
+    pub async fn group_secret_versions(
+        &self,
+        name: &str,
+    ) -> Result<GroupSecretVersionsResponse, AccountError> {
+        let session = self.require_session()?;
+        let name = parse_name(name)?;
+        self.http
+            .json::<(), _>(
+                Method::GET,
+                &group_path(&name, "/secrets"),
+                Some(&session.token),
+                None,
+            )
+            .await
+    }
+
+    /// One stored version of the group's secret (members only).
+    pub async fn group_secret_version(
+        &self,
+        name: &str,
+        version: i64,
+    ) -> Result<GroupSecretResponse, AccountError> {
+        let session = self.require_session()?;
+        let name = parse_name(name)?;
+        self.http
+            .json::<(), _>(
+                Method::GET,
+                &group_path(&name, &format!("/secrets/{version}")),
+                Some(&session.token),
+                None,
+            )
+            .await
+    }
+
+    /// Add `email` (group administrators); `secret` is the group secret
+    /// encrypted to every member including them, made from `key_version`.
     pub async fn add_group_member(
         &self,
         name: &str,
@@ -221,12 +257,28 @@ impl AccountClient {
         secret: Vec<u8>,
         key_version: i64,
     ) -> Result<(), AccountError> {
+        self.add_group_member_at(name, email, secret, key_version, None)
+            .await
+    }
+
+    /// [`Self::add_group_member`], refused (409) unless `secret_version`
+    /// is still the latest version of the secret, so two concurrent
+    /// additions cannot drop each other's member.
+    pub async fn add_group_member_at(
+        &self,
+        name: &str,
+        email: &str,
+        secret: Vec<u8>,
+        key_version: i64,
+        secret_version: Option<i64>,
+    ) -> Result<(), AccountError> {
         let session = self.require_session()?;
         let name = parse_name(name)?;
         let body = AddGroupMemberRequest {
             email: Email::parse(email)?,
             secret: EncryptedGroupSecret::new(secret),
             key_version,
+            secret_version,
         };
         self.http
             .no_content(
@@ -238,8 +290,9 @@ impl AccountClient {
             .await
     }
 
-    /// Remove `email`, rotating to `new_public_key`; `secret` holds the new
-    /// and the older group keys, encrypted to the remaining members.
+    /// Remove another member `email` (group administrators), rotating to
+    /// `new_public_key`; `secret` holds the new and the older group keys,
+    /// encrypted to the remaining members.
     pub async fn remove_group_member(
         &self,
         name: &str,
@@ -265,6 +318,77 @@ impl AccountClient {
             .no_content(
                 Method::POST,
                 &group_path(&name, "/remove"),
+                Some(&session.token),
+                Some(&body),
+            )
+            .await
+    }
+
+    /// Rotate the group key without a membership change (group
+    /// administrators): `secret` holds the new and the older keys,
+    /// encrypted to the members.
+    pub async fn rotate_group_key(
+        &self,
+        name: &str,
+        new_public_key: &str,
+        secret: Vec<u8>,
+        key_version: i64,
+    ) -> Result<(), AccountError> {
+        let session = self.require_session()?;
+        let name = parse_name(name)?;
+        let body = RotateGroupKeyRequest {
+            public_key: PublicKeyString::parse(new_public_key).map_err(|e| {
+                AccountError::InvalidInput {
+                    what: "public key",
+                    reason: e.to_string(),
+                }
+            })?,
+            secret: EncryptedGroupSecret::new(secret),
+            key_version,
+        };
+        self.http
+            .no_content(
+                Method::POST,
+                &group_path(&name, "/rotate"),
+                Some(&session.token),
+                Some(&body),
+            )
+            .await
+    }
+
+    /// Leave a group. The key is not rotated by the leaver; the group is
+    /// marked `rotation_due` for its administrators.
+    pub async fn leave_group(&self, name: &str) -> Result<(), AccountError> {
+        let session = self.require_session()?;
+        let name = parse_name(name)?;
+        self.http
+            .no_content::<()>(
+                Method::POST,
+                &group_path(&name, "/leave"),
+                Some(&session.token),
+                None,
+            )
+            .await
+    }
+
+    /// Grant (`admin = true`) or revoke a member's administrator role
+    /// (group administrators).
+    pub async fn set_group_admin(
+        &self,
+        name: &str,
+        email: &str,
+        admin: bool,
+    ) -> Result<(), AccountError> {
+        let session = self.require_session()?;
+        let name = parse_name(name)?;
+        let body = SetGroupAdminRequest {
+            email: Email::parse(email)?,
+            admin,
+        };
+        self.http
+            .no_content(
+                Method::POST,
+                &group_path(&name, "/admins"),
                 Some(&session.token),
                 Some(&body),
             )

@@ -225,6 +225,24 @@ coded_enum! {
         ShareGranted = "share.granted",
         /// A share was withdrawn.
         ShareRevoked = "share.revoked",
+        /// A group was created; its creator is its first administrator.
+        GroupCreated = "group.created",
+        /// A group administrator added a member.
+        GroupMemberAdded = "group.member_added",
+        /// A group administrator removed a member (the key rotates).
+        GroupMemberRemoved = "group.member_removed",
+        /// A member left a group (the key is due for rotation).
+        GroupMemberLeft = "group.member_left",
+        /// A member was made a group administrator.
+        GroupAdminGranted = "group.admin_granted",
+        /// A group administrator lost the role.
+        GroupAdminRevoked = "group.admin_revoked",
+        /// A group administrator rotated the group key.
+        GroupKeyRotated = "group.key_rotated",
+        /// The organisation key certified a group's key.
+        GroupCertified = "group.certified",
+        /// An administrator created an invite.
+        InviteCreated = "invite.created",
         /// The organisation recovery key was set up (K of N shares made).
         RecoveryInitialised = "recovery.initialised",
         /// A user asked for recovery.
@@ -299,6 +317,12 @@ coded_enum! {
         Folder = "folder": Text,
         /// Another user involved (e.g. the share recipient).
         Recipient = "recipient": Text,
+        /// A group's key version.
+        KeyVersion = "key_version": Int,
+        /// A version of a group's encrypted secret.
+        SecretVersion = "secret_version": Int,
+        /// How long something stays valid (seconds), e.g. an invite.
+        ValidSecs = "valid_secs": Int,
         /// A classification label.
         Label = "label": Text,
         /// A policy setting name.
@@ -336,6 +360,9 @@ impl DetailKey {
             | DetailKey::ShareIndex
             | DetailKey::Sessions
             | DetailKey::ExpiresAt
+            | DetailKey::KeyVersion
+            | DetailKey::SecretVersion
+            | DetailKey::ValidSecs
             | DetailKey::CoversSeq
             | DetailKey::SignedAt => ValueKind::Int,
             DetailKey::Flag => ValueKind::Bool,

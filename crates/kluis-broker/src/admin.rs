@@ -73,11 +73,34 @@ pub async fn create_invite(
     ttl_secs: i64,
     email: Option<&Email>,
 ) -> Result<InviteToken, StoreError> {
+    let actor = Actor::Admin(HOST_ACTOR.to_owned());
+    create_invite_as(store, now, ttl_secs, email, &actor).await
+}
+
+/// [`create_invite`], recording `actor` in the audit log
+/// (`invite.created`: the address it is bound to, if any, and its
+/// lifetime; never the token). The row is appended after the invite is
+/// stored and before the token is returned: an invite whose row could not
+/// be written is never handed out, and nobody can use an invite whose
+/// token was never shown (only its hash is stored).
+pub async fn create_invite_as(
+    store: &dyn Store,
+    now: i64,
+    ttl_secs: i64,
+    email: Option<&Email>,
+    actor: &Actor,
+) -> Result<InviteToken, StoreError> {
     let token = InviteToken::from_random_bytes(&crate::api::random_32());
     let hash: [u8; 32] = Sha256::digest(token.expose().as_bytes()).into();
     store
         .create_invite(&hash, email, now, now + ttl_secs)
         .await?;
+    let mut entry = AuditEntry::new(now, actor.clone(), Action::InviteCreated)
+        .details(Details::new().int(DetailKey::ValidSecs, ttl_secs)?);
+    if let Some(email) = email {
+        entry = entry.target(email.as_str());
+    }
+    crate::store::append_audit(store, entry).await?;
     Ok(token)
 }
 
@@ -341,6 +364,20 @@ pub async fn certify_group(
     expected: Option<&PublicKeyString>,
     now: i64,
 ) -> Result<kluis_types::GroupCertificate, AdminError> {
+    let actor = Actor::Admin(HOST_ACTOR.to_owned());
+    certify_group_as(store, key, name, expected, &actor, now).await
+}
+
+/// [`certify_group`], recording `actor` in the audit log
+/// (`group.certified`, in the certificate's own transaction).
+pub async fn certify_group_as(
+    store: &dyn Store,
+    key: &OrgSigningKey,
+    name: &kluis_types::GroupName,
+    expected: Option<&PublicKeyString>,
+    actor: &Actor,
+    now: i64,
+) -> Result<kluis_types::GroupCertificate, AdminError> {
     let group = store
         .list_groups()
         .await?
@@ -356,7 +393,18 @@ pub async fn certify_group(
         });
     }
     let cert = key.certify_group(&group.name, &group.public_key, now);
-    if !store.set_group_certificate(&cert).await? {
+    let entry = AuditEntry::new(now, actor.clone(), Action::GroupCertified)
+        .target(name.as_str())
+        .details(
+            Details::new()
+                .text(
+                    DetailKey::Fingerprint,
+                    group.public_key.fingerprint().as_str(),
+                )?
+                .int(DetailKey::KeyVersion, group.key_version)?,
+        );
+    let audit = |stored: &bool| Ok(if *stored { vec![entry.clone()] } else { vec![] });
+    if !store.set_group_certificate(&cert, &audit).await? {
         return Err(AdminError::GroupRaced(name.to_string()));
     }
     Ok(cert)

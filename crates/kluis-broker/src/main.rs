@@ -423,8 +423,15 @@ async fn run_admin(config: Config, command: AdminCommand, actor: Actor) -> anyho
                 .as_deref()
                 .map(PublicKeyString::parse)
                 .transpose()?;
-            let cert =
-                admin::certify_group(broker.store(), &key, &name, expected.as_ref(), now).await?;
+            let cert = admin::certify_group_as(
+                broker.store(),
+                &key,
+                &name,
+                expected.as_ref(),
+                &actor,
+                now,
+            )
+            .await?;
             eprintln!(
                 "Certified group {} with org key {}",
                 cert.name,
@@ -455,8 +462,14 @@ async fn run_admin(config: Config, command: AdminCommand, actor: Actor) -> anyho
             let broker_url = broker_url
                 .or(config.public_url.clone())
                 .context("no broker URL: pass --broker-url or set public_url")?;
-            let token =
-                admin::create_invite(broker.store(), now, ttl_hours * 3600, email.as_ref()).await?;
+            let token = admin::create_invite_as(
+                broker.store(),
+                now,
+                ttl_hours * 3600,
+                email.as_ref(),
+                &actor,
+            )
+            .await?;
             let invite = Invite {
                 broker_url,
                 token,

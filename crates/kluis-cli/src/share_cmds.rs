@@ -83,12 +83,33 @@ pub enum GroupsCommand {
         /// Their address.
         email: String,
     },
-    /// Remove a colleague: the group key rotates.
+    /// Remove a colleague (group administrators): the group key rotates.
     Remove {
         /// Group name.
         name: String,
         /// Their address.
         email: String,
+    },
+    /// Rotate the group key (group administrators), e.g. after a member left.
+    Rotate {
+        /// Group name.
+        name: String,
+    },
+    /// Leave a group yourself; an administrator then rotates its key.
+    Leave {
+        /// Group name.
+        name: String,
+    },
+    /// Make a member a group administrator, or with --revoke take the role
+    /// away (a group keeps at least one).
+    Admin {
+        /// Group name.
+        name: String,
+        /// The member's address.
+        email: String,
+        /// Take the role away instead.
+        #[arg(long)]
+        revoke: bool,
     },
     /// Groups and their members.
     List,
@@ -659,6 +680,41 @@ fn groups(cmd: GroupsCommand, pass: &Passphrases) -> Result<()> {
                 "After an administrator certifies it, folders shared with {name} move to the new key at the next write by a member's agent or `kluis share`."
             );
         }
+        GroupsCommand::Rotate { name } => {
+            let r = ctx.rt.block_on(share::groups::rotate(
+                &ctx.client,
+                &ctx.identity,
+                &name,
+                &mut rand(),
+            ))?;
+            publish_group_everywhere(&ctx, &name);
+            println!(
+                "Rotated the key of {name} (new fingerprint {}).",
+                r.fingerprint()
+            );
+            println!(
+                "Ask an administrator to certify it: kluis-broker admin certify-group --name {name} --public-key {r}"
+            );
+        }
+        GroupsCommand::Leave { name } => {
+            ctx.rt.block_on(ctx.client.leave_group(&name))?;
+            println!(
+                "You left {name}. Its administrators are asked to rotate the group key (`kluis groups rotate {name}`)."
+            );
+        }
+        GroupsCommand::Admin {
+            name,
+            email,
+            revoke,
+        } => {
+            ctx.rt
+                .block_on(ctx.client.set_group_admin(&name, &email, !revoke))?;
+            if revoke {
+                println!("{email} is no longer an administrator of {name}.");
+            } else {
+                println!("{email} is now an administrator of {name}.");
+            }
+        }
         GroupsCommand::List => {
             for g in ctx.rt.block_on(ctx.client.list_groups())? {
                 let cert = if g.certificate.is_some() {
@@ -675,9 +731,19 @@ fn groups(cmd: GroupsCommand, pass: &Passphrases) -> Result<()> {
                         |_| g.fingerprint.to_string(),
                         |r| r.fingerprint().to_string(),
                     );
-                println!("{} (key v{}, {cert}, {fp})", g.name, g.key_version);
+                let due = if g.rotation_due {
+                    ", key rotation due: a member left"
+                } else {
+                    ""
+                };
+                println!("{} (key v{}, {cert}, {fp}{due})", g.name, g.key_version);
                 for m in g.members {
-                    println!("  {m}");
+                    let role = if g.admins.contains(&m) {
+                        " (administrator)"
+                    } else {
+                        ""
+                    };
+                    println!("  {m}{role}");
                 }
             }
         }

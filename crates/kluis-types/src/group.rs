@@ -122,6 +122,14 @@ pub struct GroupInfo {
     pub certificate: Option<GroupCertificate>,
     /// Member addresses, sorted.
     pub members: Vec<Email>,
+    /// The members who manage membership and keys (group administrators),
+    /// sorted. Never empty for a group.
+    #[serde(default)]
+    pub admins: Vec<Email>,
+    /// A member left since the last key rotation: an administrator should
+    /// rotate the key (`POST /v1/groups/{name}/rotate`).
+    #[serde(default)]
+    pub rotation_due: bool,
 }
 
 /// `GET /v1/groups`
@@ -155,6 +163,11 @@ pub struct AddGroupMemberRequest {
     pub secret: EncryptedGroupSecret,
     /// The key version the client re-encrypted (rejected if stale).
     pub key_version: i64,
+    /// The secret version the client re-encrypted (rejected if stale, so
+    /// two concurrent additions cannot drop one another's member). Absent
+    /// from older clients: then only `key_version` is checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_version: Option<i64>,
 }
 
 /// `POST /v1/groups/{name}/remove`: removing a member rotates the group
@@ -173,14 +186,71 @@ pub struct RemoveGroupMemberRequest {
     pub key_version: i64,
 }
 
-/// `GET /v1/groups/{name}/secret` (members only).
+/// `POST /v1/groups/{name}/rotate` (group administrators): a new group
+/// key without a membership change, e.g. after a member left. The new
+/// secret holds the new and the older keys, encrypted to the members.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RotateGroupKeyRequest {
+    /// The new group public key.
+    pub public_key: PublicKeyString,
+    /// The new secret, encrypted to the members.
+    pub secret: EncryptedGroupSecret,
+    /// The key version the client rotated from (rejected if stale).
+    pub key_version: i64,
+}
+
+/// `POST /v1/groups/{name}/admins` (group administrators): grant or
+/// revoke the administrator role of a member. A group always keeps at
+/// least one administrator.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SetGroupAdminRequest {
+    /// The member.
+    pub email: Email,
+    /// `true` grants the role, `false` revokes it.
+    pub admin: bool,
+}
+
+/// `GET /v1/groups/{name}/secret` and `…/secrets/{version}` (members
+/// only).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct GroupSecretResponse {
-    /// Current key version.
+    /// The key version this secret was made for.
     pub key_version: i64,
     /// The encrypted secret.
     pub secret: EncryptedGroupSecret,
+    /// Which version of the secret this is (1 at creation; every change
+    /// appends one, none is overwritten). 0 from brokers that did not
+    /// keep versions.
+    #[serde(default)]
+    pub secret_version: i64,
+}
+
+/// One stored version of a group's secret (without the secret).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct GroupSecretVersionInfo {
+    /// Its version.
+    pub secret_version: i64,
+    /// The key version it was made for.
+    pub key_version: i64,
+    /// The group public key current when it was written.
+    pub public_key: PublicKeyString,
+    /// When it was written (Unix seconds).
+    pub created_at: i64,
+    /// Who wrote it (absent for versions older than the history).
+    pub created_by: Option<Email>,
+}
+
+/// `GET /v1/groups/{name}/secrets` (members only): every version, oldest
+/// first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct GroupSecretVersionsResponse {
+    /// The versions.
+    pub versions: Vec<GroupSecretVersionInfo>,
 }
 
 #[cfg(test)]

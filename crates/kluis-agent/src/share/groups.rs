@@ -173,14 +173,37 @@ pub async fn create(
     Ok(public)
 }
 
+/// How many older versions of a group secret [`fetch_keys`] tries when
+/// the latest one does not open.
+const MAX_FALLBACK_VERSIONS: i64 = 64;
+
 /// Your keys of group `name` (all versions), fetched from the broker.
+///
+/// The broker keeps every version of the secret (docs/SHARING.md). When
+/// the latest one does not open for you — damaged, or written without
+/// you — the newest older version that does is used, so files encrypted
+/// to the keys it holds stay readable; the error of the latest version is
+/// returned when none opens.
 pub async fn fetch_keys(
     client: &AccountClient,
     identity: &Identity,
     name: &str,
 ) -> Result<GroupKeys, GroupError> {
     let s = client.group_secret(name).await?;
-    GroupKeys::open(name, s.secret.as_bytes(), identity)
+    let latest = match GroupKeys::open(name, s.secret.as_bytes(), identity) {
+        Ok(keys) => return Ok(keys),
+        Err(e) => e,
+    };
+    let oldest = (s.secret_version - MAX_FALLBACK_VERSIONS).max(1);
+    for v in (oldest..s.secret_version).rev() {
+        let Ok(old) = client.group_secret_version(name, v).await else {
+            continue;
+        };
+        if let Ok(keys) = GroupKeys::open(name, old.secret.as_bytes(), identity) {
+            return Ok(keys);
+        }
+    }
+    Err(latest)
 }
 
 /// The keys of every group you are a member of (for the sync engine and
@@ -231,7 +254,7 @@ pub async fn add_member(
         reason: e.to_string(),
     })?;
     client
-        .add_group_member(name, email, out, s.key_version)
+        .add_group_member_at(name, email, out, s.key_version, Some(s.secret_version))
         .await?;
     Ok(())
 }
@@ -247,6 +270,41 @@ pub async fn remove_member(
     email: &str,
     rng: &mut impl rand_core::CryptoRng,
 ) -> Result<Recipient, GroupError> {
+    let (public, blob, from) = next_key(client, identity, name, Some(email), rng).await?;
+    client
+        .remove_group_member(name, email, &public.to_string(), blob, from)
+        .await?;
+    Ok(public)
+}
+
+/// Rotate the key of group `name` without a membership change (group
+/// administrators; due after a member left): a new key, the secret (new
+/// key and all older ones) encrypted to the members, each verified through
+/// the directory. Returns the new public key, which needs an org
+/// certificate before anyone shares with it.
+pub async fn rotate(
+    client: &AccountClient,
+    identity: &Identity,
+    name: &str,
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<Recipient, GroupError> {
+    let (public, blob, from) = next_key(client, identity, name, None, rng).await?;
+    client
+        .rotate_group_key(name, &public.to_string(), blob, from)
+        .await?;
+    Ok(public)
+}
+
+/// A new key for group `name` and the secret holding it and every older
+/// key, sealed to the members but `without`. Returns (new key, sealed
+/// secret, key version it was made from).
+async fn next_key(
+    client: &AccountClient,
+    identity: &Identity,
+    name: &str,
+    without: Option<&str>,
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<(Recipient, Vec<u8>, i64), GroupError> {
     let info = client.group(name).await?;
     let s = client.group_secret(name).await?;
     let mut keys = GroupKeys::open(name, s.secret.as_bytes(), identity)?;
@@ -257,7 +315,7 @@ pub async fn remove_member(
         });
     }
     let mut members = Vec::new();
-    for m in info.members.iter().filter(|m| m.as_str() != email) {
+    for m in info.members.iter().filter(|m| Some(m.as_str()) != without) {
         members.push(
             super::resolve::resolve(client, m.as_str())
                 .await?
@@ -273,10 +331,7 @@ pub async fn remove_member(
         group: name.into(),
         reason: e.to_string(),
     })?;
-    client
-        .remove_group_member(name, email, &public.to_string(), blob, s.key_version)
-        .await?;
-    Ok(public)
+    Ok((public, blob, s.key_version))
 }
 
 #[cfg(test)]

@@ -247,10 +247,90 @@ fn init_folder_records_the_owner() {
     assert_eq!(fs::read_dir(&mirror).unwrap().count(), 1);
 }
 
+/// Issue 18.4, client side: the administrator role, a leave and a
+/// rotation through `share::groups`; and a latest secret version that does
+/// not open (here: written by an administrator without the member) does
+/// not lose the member's keys — the agent falls back on the newest older
+/// version that opens.
+async fn group_authority_and_old_versions(backend: Backend) {
+    let Some(tb) = util::start(backend, util::test_settings()).await else {
+        return;
+    };
+    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let alice = user(&tb, &org, "alice", root.path()).await;
+    let carol = user(&tb, &org, "carol", root.path()).await;
+    let dave = user(&tb, &org, "dave", root.path()).await;
+    let g = "auditors";
+    share::groups::create(&alice.client, &alice.id, g, &mut rng())
+        .await
+        .unwrap();
+    for who in [&carol.email, &dave.email] {
+        share::groups::add_member(&alice.client, &alice.id, g, who, None, &mut rng())
+            .await
+            .unwrap();
+    }
+    let v1 = share::groups::fetch_keys(&carol.client, &carol.id, g)
+        .await
+        .unwrap();
+    assert_eq!(v1.keys.len(), 1);
+    // Carol is no administrator: she cannot rotate; Alice can.
+    let err = share::groups::rotate(&carol.client, &carol.id, g, &mut rng())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("administrator"), "{err}");
+    // Dave leaves; the rotation is due until Alice rotates.
+    dave.client.leave_group(g).await.unwrap();
+    assert!(alice.client.group(g).await.unwrap().rotation_due);
+    let new_key = share::groups::rotate(&alice.client, &alice.id, g, &mut rng())
+        .await
+        .unwrap();
+    let info = alice.client.group(g).await.unwrap();
+    assert_eq!((info.key_version, info.rotation_due), (2, false));
+    assert_eq!(info.public_key.as_str(), new_key.to_string());
+    let v2 = share::groups::fetch_keys(&carol.client, &carol.id, g)
+        .await
+        .unwrap();
+    assert_eq!(v2.keys.len(), 2);
+    assert!(
+        share::groups::fetch_keys(&dave.client, &dave.id, g)
+            .await
+            .is_err()
+    );
+
+    // A new version Carol cannot open (sealed to Alice alone, appended by
+    // adding Dave back): Carol still gets both key versions.
+    let mine = share::groups::fetch_keys(&alice.client, &alice.id, g)
+        .await
+        .unwrap();
+    let sealed = mine
+        .seal(&[alice.id.recipient().clone()], &mut rng())
+        .unwrap();
+    let s = alice.client.group_secret(g).await.unwrap();
+    alice
+        .client
+        .add_group_member_at(g, &dave.email, sealed, 2, Some(s.secret_version))
+        .await
+        .unwrap();
+    let back = share::groups::fetch_keys(&carol.client, &carol.id, g)
+        .await
+        .unwrap();
+    assert_eq!(back.keys.len(), 2, "fell back on the older version");
+    assert_eq!(
+        back.current().unwrap().recipient(),
+        v2.current().unwrap().recipient()
+    );
+}
+
 mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn group_key_files_travel_with_the_folder() {
         super::group_key_files(super::Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn group_authority_and_old_versions() {
+        super::group_authority_and_old_versions(super::Backend::Sqlite).await
     }
 }
 
@@ -258,5 +338,10 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn group_key_files_travel_with_the_folder() {
         super::group_key_files(super::Backend::Postgres).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn group_authority_and_old_versions() {
+        super::group_authority_and_old_versions(super::Backend::Postgres).await
     }
 }

@@ -1,5 +1,7 @@
 //! Audit entries written by the API: failed-login alerts and the share
-//! records clients send (`POST /v1/audit/shares`).
+//! records clients send (`POST /v1/audit/shares`, at most
+//! [`super::SHARE_ROWS_BURST`] at once and [`super::SHARE_ROWS_PER_HOUR`]
+//! per hour per user: `audit_limit.rs`).
 //!
 //! Failed logins: with OPAQUE a wrong password is detected by the client,
 //! which then never sends the second message, so the broker counts login
@@ -87,7 +89,8 @@ pub(crate) async fn login_failed(
     request_body = ShareAuditRequest,
     responses((status = 204, description = "recorded"), (status = 400, body = kluis_types::ErrorBody),
               (status = 401, body = kluis_types::ErrorBody), (status = 413, body = kluis_types::ErrorBody),
-              (status = 415, body = kluis_types::ErrorBody), (status = 422, body = kluis_types::ErrorBody)))]
+              (status = 415, body = kluis_types::ErrorBody), (status = 422, body = kluis_types::ErrorBody),
+              (status = 429, body = kluis_types::ErrorBody)))]
 pub async fn record_share(
     State(state): State<AppState>,
     auth: Authed,
@@ -119,6 +122,15 @@ pub async fn record_share(
         ShareEvent::Granted => Action::ShareGranted,
         ShareEvent::Revoked => Action::ShareRevoked,
     };
+    // Last, so a malformed row costs nothing: the per-user budget of
+    // reported rows (`audit_limit`), 429 beyond it and nothing written.
+    if !state
+        .share_audit_limit
+        .take(&auth.user_id, state.clock.now())
+    {
+        crate::metrics::Metrics::inc(&state.metrics.rate_limited);
+        return Err(ApiError::rate_limited());
+    }
     state
         .audit(
             AuditEntry::new(state.clock.now(), Actor::user(user.email.as_str())?, action)

@@ -138,6 +138,17 @@ impl From<StoreError> for ApiError {
                 ErrorCode::Forbidden,
                 "not a member of the group (only members change a group)",
             ),
+            StoreError::NotGroupAdmin => Self::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "only a group administrator may change the group's members, administrators and keys",
+            ),
+            StoreError::LastGroupAdmin => Self::conflict(
+                "a group keeps at least one administrator: make another member an administrator first",
+            ),
+            StoreError::NoSuchGroupMember => {
+                Self::not_found("that person is not a member of the group")
+            }
             other => Self::internal("store", &other),
         }
     }

@@ -1,26 +1,36 @@
-//! Groups (docs/SHARING.md): list, create, add and remove members, fetch the
-//! encrypted group secret. The broker never sees a group's secret key: it
-//! stores the blob clients encrypted to the members. Only members change a
-//! group, and every change names the key version it was made from, so two
-//! concurrent changes cannot silently drop a member from the secret.
+//! Groups (docs/SHARING.md): list, create, add and remove members, rotate
+//! the key, leave, grant or revoke the administrator role, and fetch the
+//! encrypted group secret and its older versions. The broker never sees a
+//! group's secret key: it stores the blob clients encrypted to the members.
+//!
+//! Only group administrators change membership, administrators and keys
+//! (the creator is the first); any member may leave; a group keeps at
+//! least one administrator (issue 18.4). Every change that carries a
+//! secret names the key version it was made from, appends a new secret
+//! version (none is overwritten), and every change is audited in its own
+//! transaction.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use kluis_audit::{Action, Actor, AuditEntry, AuditError, DetailKey, Details};
 use kluis_types::{
-    AddGroupMemberRequest, CreateGroupRequest, GroupInfo, GroupListResponse, GroupName,
-    GroupSecretResponse, RemoveGroupMemberRequest,
+    AddGroupMemberRequest, CreateGroupRequest, Email, GroupInfo, GroupListResponse, GroupName,
+    GroupSecretResponse, GroupSecretVersionInfo, GroupSecretVersionsResponse,
+    RemoveGroupMemberRequest, RotateGroupKeyRequest, SetGroupAdminRequest, UserId,
 };
 
 use super::extract::{ApiJson, ApiPath, Authed};
 use super::{ApiError, AppState};
-use crate::store::{MemberChange, NewGroup, StoreError};
+use crate::store::{
+    GroupChange, GroupChangeKind, GroupOutcome, GroupSecretRow, NewGroup, StoreError,
+};
 
 /// A stale key version is the group's, not the escrow's.
 fn group_error(e: StoreError) -> ApiError {
     match e {
         StoreError::VersionConflict => ApiError::conflict(
-            "the group changed meanwhile (stale key version); reload it and retry",
+            "the group changed meanwhile (stale key or secret version); reload it and retry",
         ),
         other => other.into(),
     }
@@ -37,8 +47,8 @@ fn check_secret(len: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Every group with its members and certificate. Clients verify the
-/// certificate before using a group key.
+/// Every group with its members, administrators and certificate. Clients
+/// verify the certificate before using a group key.
 #[utoipa::path(get, path = "/v1/groups", tag = "groups", security(("bearer" = [])),
     responses((status = 200, body = GroupListResponse), (status = 401, body = kluis_types::ErrorBody)))]
 pub async fn list(
@@ -57,12 +67,46 @@ pub async fn list(
             key_version: g.key_version,
             certificate: g.certificate,
             members: g.members,
+            admins: g.admins,
+            rotation_due: g.rotation_due,
         })
         .collect();
     Ok(Json(GroupListResponse { groups }))
 }
 
-/// Create a group; the caller is its first member.
+/// The caller's address for the audit log.
+async fn actor_of(state: &AppState, auth: &Authed) -> Result<Actor, ApiError> {
+    let user = state
+        .store
+        .user_by_id(&auth.user_id)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    Ok(Actor::user(user.email.as_str())?)
+}
+
+/// The audit row of a group change: the group as target, the member it
+/// names, the key version after it and the secret version it appended.
+fn group_entry(
+    now: i64,
+    actor: &Actor,
+    action: Action,
+    name: &GroupName,
+    member: Option<&Email>,
+    outcome: &GroupOutcome,
+) -> Result<AuditEntry, AuditError> {
+    let mut details = Details::new().int(DetailKey::KeyVersion, outcome.key_version)?;
+    if let Some(m) = member {
+        details = details.text(DetailKey::Recipient, m.as_str())?;
+    }
+    if let Some(v) = outcome.secret_version {
+        details = details.int(DetailKey::SecretVersion, v)?;
+    }
+    Ok(AuditEntry::new(now, actor.clone(), action)
+        .target(name.as_str())
+        .details(details))
+}
+
+/// Create a group; the caller is its first member and administrator.
 #[utoipa::path(post, path = "/v1/groups", tag = "groups", security(("bearer" = [])),
     request_body = CreateGroupRequest,
     responses((status = 201), (status = 400, body = kluis_types::ErrorBody),
@@ -73,20 +117,44 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateGroupRequest>,
 ) -> Result<StatusCode, ApiError> {
     check_secret(req.secret.len())?;
+    let actor = actor_of(&state, &auth).await?;
+    let now = state.clock.now();
+    let entry = AuditEntry::new(now, actor, Action::GroupCreated)
+        .target(req.name.as_str())
+        .details(
+            Details::new()
+                .int(DetailKey::KeyVersion, 1)?
+                .int(DetailKey::SecretVersion, 1)?
+                .text(
+                    DetailKey::Fingerprint,
+                    req.public_key.fingerprint().as_str(),
+                )?,
+        );
     state
         .store
-        .create_group(&NewGroup {
-            name: req.name,
-            public_key: req.public_key,
-            secret: req.secret,
-            created_by: auth.user_id,
-            now: state.clock.now(),
-        })
+        .create_group(
+            &NewGroup {
+                name: req.name,
+                public_key: req.public_key,
+                secret: req.secret,
+                created_by: auth.user_id,
+                now,
+            },
+            &|_: &()| Ok(vec![entry.clone()]),
+        )
         .await?;
     Ok(StatusCode::CREATED)
 }
 
-/// The encrypted group secret (members only).
+fn secret_response(row: GroupSecretRow) -> GroupSecretResponse {
+    GroupSecretResponse {
+        key_version: row.key_version,
+        secret: row.secret,
+        secret_version: row.secret_version,
+    }
+}
+
+/// The latest encrypted group secret (members only).
 #[utoipa::path(get, path = "/v1/groups/{name}/secret", tag = "groups", security(("bearer" = [])),
     params(("name" = GroupName, Path, description = "group name")),
     responses((status = 200, body = GroupSecretResponse), (status = 401, body = kluis_types::ErrorBody),
@@ -96,21 +164,64 @@ pub async fn secret(
     auth: Authed,
     ApiPath(name): ApiPath<GroupName>,
 ) -> Result<Json<GroupSecretResponse>, ApiError> {
-    let (key_version, secret) = state
+    let row = state
         .store
-        .group_secret(&name, &auth.user_id)
+        .group_secret(&name, &auth.user_id, None)
         .await?
         .ok_or_else(|| ApiError::not_found("no such group, or you are not a member"))?;
-    Ok(Json(GroupSecretResponse {
-        key_version,
-        secret,
-    }))
+    Ok(Json(secret_response(row)))
 }
 
-async fn user_id_of(
-    state: &AppState,
-    email: &kluis_types::Email,
-) -> Result<kluis_types::UserId, ApiError> {
+/// Every version of the group secret, oldest first, without the secrets
+/// (members only).
+#[utoipa::path(get, path = "/v1/groups/{name}/secrets", tag = "groups", security(("bearer" = [])),
+    params(("name" = GroupName, Path, description = "group name")),
+    responses((status = 200, body = GroupSecretVersionsResponse), (status = 401, body = kluis_types::ErrorBody),
+              (status = 404, body = kluis_types::ErrorBody)))]
+pub async fn secret_versions(
+    State(state): State<AppState>,
+    auth: Authed,
+    ApiPath(name): ApiPath<GroupName>,
+) -> Result<Json<GroupSecretVersionsResponse>, ApiError> {
+    let rows = state
+        .store
+        .group_secret_versions(&name, &auth.user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such group, or you are not a member"))?;
+    let versions = rows
+        .into_iter()
+        .map(|r| GroupSecretVersionInfo {
+            secret_version: r.secret_version,
+            key_version: r.key_version,
+            public_key: r.public_key,
+            created_at: r.created_at,
+            created_by: r.created_by,
+        })
+        .collect();
+    Ok(Json(GroupSecretVersionsResponse { versions }))
+}
+
+/// One version of the group secret (members only), e.g. to recover keys
+/// when a newer version does not open.
+#[utoipa::path(get, path = "/v1/groups/{name}/secrets/{version}", tag = "groups", security(("bearer" = [])),
+    params(("name" = GroupName, Path, description = "group name"),
+           ("version" = i64, Path, description = "secret version")),
+    responses((status = 200, body = GroupSecretResponse), (status = 400, body = kluis_types::ErrorBody),
+              (status = 401, body = kluis_types::ErrorBody), (status = 404, body = kluis_types::ErrorBody)))]
+pub async fn secret_version(
+    State(state): State<AppState>,
+    auth: Authed,
+    ApiPath((name, version)): ApiPath<(GroupName, i64)>,
+) -> Result<Json<GroupSecretResponse>, ApiError> {
+    let row = state
+        .store
+        .group_secret(&name, &auth.user_id, Some(version))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such group or version, or you are not a member"))?;
+    Ok(Json(secret_response(row)))
+}
+
+async fn user_id_of(state: &AppState, email: &Email) -> Result<UserId, ApiError> {
     Ok(state
         .store
         .user_by_email(email)
@@ -119,8 +230,39 @@ async fn user_id_of(
         .user_id)
 }
 
-/// Add a member. The secret is re-encrypted by the caller to every member
-/// including the new one; no file is touched.
+/// Applies a change and writes its audit row (naming `member`) in the
+/// same transaction.
+async fn apply(
+    state: &AppState,
+    auth: &Authed,
+    name: &GroupName,
+    expected_version: i64,
+    kind: GroupChangeKind<'_>,
+    action: Action,
+    member: Option<&Email>,
+) -> Result<StatusCode, ApiError> {
+    let actor = actor_of(state, auth).await?;
+    let now = state.clock.now();
+    let audit = |o: &GroupOutcome| Ok(vec![group_entry(now, &actor, action, name, member, o)?]);
+    state
+        .store
+        .change_group(
+            &GroupChange {
+                name,
+                actor: &auth.user_id,
+                expected_version,
+                kind,
+                now,
+            },
+            &audit,
+        )
+        .await
+        .map_err(group_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Add a member (group administrators). The secret is re-encrypted by the
+/// caller to every member including the new one; no file is touched.
 #[utoipa::path(post, path = "/v1/groups/{name}/members", tag = "groups", security(("bearer" = [])),
     params(("name" = GroupName, Path, description = "group name")),
     request_body = AddGroupMemberRequest,
@@ -147,25 +289,28 @@ pub async fn add_member(
         return Err(ApiError::policy(rule, v.detail));
     }
     let member = user_id_of(&state, &req.email).await?;
-    state
-        .store
-        .add_group_member(&MemberChange {
-            name: &name,
-            actor: &auth.user_id,
-            member: &member,
-            secret: &req.secret,
-            expected_version: req.key_version,
-            new_key: None,
-            now: state.clock.now(),
-        })
-        .await
-        .map_err(group_error)?;
-    Ok(StatusCode::NO_CONTENT)
+    let kind = GroupChangeKind::Add {
+        member: &member,
+        secret: &req.secret,
+        expected_secret: req.secret_version,
+    };
+    let action = Action::GroupMemberAdded;
+    apply(
+        &state,
+        &auth,
+        &name,
+        req.key_version,
+        kind,
+        action,
+        Some(&req.email),
+    )
+    .await
 }
 
-/// Remove a member and rotate the group key: the new public key and a
-/// secret encrypted to the remaining members only. The new key needs a new
-/// org certificate before clients use it.
+/// Remove another member and rotate the group key (group administrators):
+/// the new public key and a secret encrypted to the remaining members
+/// only. The new key needs a new org certificate before clients use it.
+/// To leave a group yourself, use `…/leave`.
 #[utoipa::path(post, path = "/v1/groups/{name}/remove", tag = "groups", security(("bearer" = [])),
     params(("name" = GroupName, Path, description = "group name")),
     request_body = RemoveGroupMemberRequest,
@@ -180,18 +325,92 @@ pub async fn remove_member(
 ) -> Result<StatusCode, ApiError> {
     check_secret(req.secret.len())?;
     let member = user_id_of(&state, &req.email).await?;
-    state
-        .store
-        .remove_group_member(&MemberChange {
-            name: &name,
-            actor: &auth.user_id,
-            member: &member,
-            secret: &req.secret,
-            expected_version: req.key_version,
-            new_key: Some(&req.public_key),
-            now: state.clock.now(),
-        })
-        .await
-        .map_err(group_error)?;
-    Ok(StatusCode::NO_CONTENT)
+    if member == auth.user_id {
+        // The remover generates the new key, so a member removing
+        // themselves would leave knowing it.
+        return Err(ApiError::bad_request(
+            "you cannot remove yourself: leave the group with POST /v1/groups/{name}/leave",
+        ));
+    }
+    let kind = GroupChangeKind::Remove {
+        member: &member,
+        new_key: &req.public_key,
+        secret: &req.secret,
+    };
+    let action = Action::GroupMemberRemoved;
+    apply(
+        &state,
+        &auth,
+        &name,
+        req.key_version,
+        kind,
+        action,
+        Some(&req.email),
+    )
+    .await
+}
+
+/// Rotate the group key without a membership change (group
+/// administrators), e.g. after a member left.
+#[utoipa::path(post, path = "/v1/groups/{name}/rotate", tag = "groups", security(("bearer" = [])),
+    params(("name" = GroupName, Path, description = "group name")),
+    request_body = RotateGroupKeyRequest,
+    responses((status = 204), (status = 400, body = kluis_types::ErrorBody), (status = 401, body = kluis_types::ErrorBody),
+              (status = 403, body = kluis_types::ErrorBody), (status = 409, body = kluis_types::ErrorBody)))]
+pub async fn rotate(
+    State(state): State<AppState>,
+    auth: Authed,
+    ApiPath(name): ApiPath<GroupName>,
+    ApiJson(req): ApiJson<RotateGroupKeyRequest>,
+) -> Result<StatusCode, ApiError> {
+    check_secret(req.secret.len())?;
+    let kind = GroupChangeKind::Rotate {
+        new_key: &req.public_key,
+        secret: &req.secret,
+    };
+    let action = Action::GroupKeyRotated;
+    apply(&state, &auth, &name, req.key_version, kind, action, None).await
+}
+
+/// Leave a group (any member). The key is not rotated — the leaver would
+/// know the new one — so the group is marked `rotation_due` until an
+/// administrator rotates it. The last administrator cannot leave.
+#[utoipa::path(post, path = "/v1/groups/{name}/leave", tag = "groups", security(("bearer" = [])),
+    params(("name" = GroupName, Path, description = "group name")),
+    responses((status = 204), (status = 401, body = kluis_types::ErrorBody),
+              (status = 403, body = kluis_types::ErrorBody), (status = 409, body = kluis_types::ErrorBody)))]
+pub async fn leave(
+    State(state): State<AppState>,
+    auth: Authed,
+    ApiPath(name): ApiPath<GroupName>,
+) -> Result<StatusCode, ApiError> {
+    let kind = GroupChangeKind::Leave;
+    apply(&state, &auth, &name, 0, kind, Action::GroupMemberLeft, None).await
+}
+
+/// Grant or revoke a member's administrator role (group administrators).
+/// A group always keeps at least one administrator.
+#[utoipa::path(post, path = "/v1/groups/{name}/admins", tag = "groups", security(("bearer" = [])),
+    params(("name" = GroupName, Path, description = "group name")),
+    request_body = SetGroupAdminRequest,
+    responses((status = 204), (status = 400, body = kluis_types::ErrorBody), (status = 401, body = kluis_types::ErrorBody),
+              (status = 403, body = kluis_types::ErrorBody), (status = 404, body = kluis_types::ErrorBody),
+              (status = 409, body = kluis_types::ErrorBody)))]
+pub async fn set_admin(
+    State(state): State<AppState>,
+    auth: Authed,
+    ApiPath(name): ApiPath<GroupName>,
+    ApiJson(req): ApiJson<SetGroupAdminRequest>,
+) -> Result<StatusCode, ApiError> {
+    let member = user_id_of(&state, &req.email).await?;
+    let kind = GroupChangeKind::SetAdmin {
+        member: &member,
+        admin: req.admin,
+    };
+    let action = if req.admin {
+        Action::GroupAdminGranted
+    } else {
+        Action::GroupAdminRevoked
+    };
+    apply(&state, &auth, &name, 0, kind, action, Some(&req.email)).await
 }

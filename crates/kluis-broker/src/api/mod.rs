@@ -20,6 +20,7 @@ use crate::store::Store;
 
 mod account;
 mod audit;
+mod audit_limit;
 mod directory;
 mod error;
 mod escrow;
@@ -32,6 +33,7 @@ mod reauth;
 mod recovery;
 
 pub use audit::{FAILURE_THRESHOLD, FAILURE_WINDOW_SECS};
+pub use audit_limit::{SHARE_ROWS_BURST, SHARE_ROWS_PER_HOUR};
 pub use error::ApiError;
 pub use extract::{RECENT_LOGIN_SECS, client_ip, token_hash};
 pub use openapi::openapi_json;
@@ -54,6 +56,7 @@ pub struct Inner {
     pub(crate) metrics: Metrics,
     pub(crate) limits: Limiters,
     pub(crate) login_failures: audit::FailureCounter,
+    pub(crate) share_audit_limit: audit_limit::ShareAuditLimiter,
     pub(crate) openapi: String,
 }
 
@@ -89,6 +92,7 @@ impl AppState {
                 register_account: RateLimiter::new(l.register_per_account),
             },
             login_failures: audit::FailureCounter::default(),
+            share_audit_limit: audit_limit::ShareAuditLimiter::default(),
             openapi: openapi_json(),
             settings,
         }))
@@ -255,6 +259,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/groups/{name}/secret", get(groups::secret))
         .route("/v1/groups/{name}/members", post(groups::add_member))
         .route("/v1/groups/{name}/remove", post(groups::remove_member))
+        .route("/v1/groups/{name}/rotate", post(groups::rotate))
+        .route("/v1/groups/{name}/leave", post(groups::leave))
+        .route("/v1/groups/{name}/admins", post(groups::set_admin))
+        .route("/v1/groups/{name}/secrets", get(groups::secret_versions))
+        .route(
+            "/v1/groups/{name}/secrets/{version}",
+            get(groups::secret_version),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))

@@ -51,6 +51,7 @@ impl Modify for BearerAuth {
         recovery::admin_whoami, recovery::admin_list, recovery::publish_key,
         recovery::open_requests, recovery::case, recovery::approve, recovery::upload_package,
         groups::list, groups::create, groups::secret, groups::add_member, groups::remove_member,
+        groups::rotate, groups::leave, groups::set_admin, groups::secret_versions, groups::secret_version,
     ),
     components(schemas(
         kluis_types::ErrorBody, kluis_types::ErrorCode, kluis_types::KsfParams,
@@ -64,6 +65,8 @@ impl Modify for BearerAuth {
         kluis_types::GroupName, kluis_types::GroupCertificate, kluis_types::GroupInfo,
         kluis_types::GroupListResponse, kluis_types::CreateGroupRequest, kluis_types::AddGroupMemberRequest,
         kluis_types::RemoveGroupMemberRequest, kluis_types::GroupSecretResponse, kluis_types::EncryptedGroupSecret,
+        kluis_types::RotateGroupKeyRequest, kluis_types::SetGroupAdminRequest,
+        kluis_types::GroupSecretVersionInfo, kluis_types::GroupSecretVersionsResponse,
     )),
     modifiers(&BearerAuth),
     tags(

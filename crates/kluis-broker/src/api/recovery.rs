@@ -366,27 +366,31 @@ pub async fn password_finish(
     let record = super::account::registration_record(&req.registration_upload)?;
     let now = state.clock.now();
     let actor = Actor::user(row.email.as_str())?;
-    let audit = |&(_, ended): &(i64, u64)| -> Result<Vec<AuditEntry>, kluis_audit::AuditError> {
-        let details = Details::new()
-            .text(DetailKey::RequestId, row.request_id.as_str())?
-            .int(
-                DetailKey::Sessions,
-                i64::try_from(ended).unwrap_or(i64::MAX),
-            )?
-            .text(DetailKey::Reason, "new password after recovery")?;
-        let mut entries = vec![
-            AuditEntry::new(now, actor.clone(), Action::SessionsRevoked)
-                .target(row.email.as_str())
-                .details(details),
-        ];
-        if req.recovery_escrow.is_some() {
-            entries.push(
-                AuditEntry::new(now, actor.clone(), Action::RecoveryEscrowStored)
-                    .target(row.email.as_str()),
-            );
-        }
-        Ok(entries)
-    };
+    let audit =
+        |&(version, ended): &(i64, u64)| -> Result<Vec<AuditEntry>, kluis_audit::AuditError> {
+            // The escrow version the reset appended (`count`, as in
+            // `password.changed`): no escrow write goes unaudited.
+            let details = Details::new()
+                .text(DetailKey::RequestId, row.request_id.as_str())?
+                .int(DetailKey::Count, version)?
+                .int(
+                    DetailKey::Sessions,
+                    i64::try_from(ended).unwrap_or(i64::MAX),
+                )?
+                .text(DetailKey::Reason, "new password after recovery")?;
+            let mut entries = vec![
+                AuditEntry::new(now, actor.clone(), Action::SessionsRevoked)
+                    .target(row.email.as_str())
+                    .details(details),
+            ];
+            if req.recovery_escrow.is_some() {
+                entries.push(
+                    AuditEntry::new(now, actor.clone(), Action::RecoveryEscrowStored)
+                        .target(row.email.as_str()),
+                );
+            }
+            Ok(entries)
+        };
     state
         .store
         .reset_after_recovery(

@@ -1,6 +1,16 @@
-//! Group storage (docs/SHARING.md), one implementation per backend in
-//! `sqlite/groups.rs` and `postgres/groups.rs`. The group secret is an
+//! Group storage (docs/SHARING.md). The group secret is an
 //! [`EncryptedGroupSecret`]: the store cannot be handed plaintext keys.
+//!
+//! Authority (issue 18.4): only group administrators change membership,
+//! administrators and keys; a member may leave; a group never loses its
+//! last administrator nor its last member. Every version of the secret is
+//! kept (`kluis_group_secrets`, insert-only, migration 8): a change appends
+//! one. Every change appends its audit rows in its own transaction.
+//!
+//! Both backends run the same statements (`$n` placeholders, which SQLite
+//! reads as numbered parameters), so the implementation is written once,
+//! in [`impl_group_store!`], and expanded in `sqlite/groups.rs` and
+//! `postgres/groups.rs`.
 
 use async_trait::async_trait;
 use kluis_types::{
@@ -8,9 +18,10 @@ use kluis_types::{
     UserId,
 };
 
-use super::StoreError;
+use super::{AuditOf, StoreError};
 
-/// A group to create; `created_by` becomes its first member.
+/// A group to create; `created_by` becomes its first member and
+/// administrator.
 pub struct NewGroup {
     /// Name (unique).
     pub name: GroupName,
@@ -37,46 +48,135 @@ pub struct GroupRow {
     pub certificate: Option<GroupCertificate>,
     /// Member addresses, sorted.
     pub members: Vec<Email>,
+    /// Administrator addresses, sorted.
+    pub admins: Vec<Email>,
+    /// A member left since the last rotation.
+    pub rotation_due: bool,
 }
 
-/// A membership change, applied atomically if `expected_version` is still
-/// the group's key version and `actor` is a member.
-pub struct MemberChange<'a> {
+/// One stored version of a group's secret.
+#[derive(Clone, Debug)]
+pub struct GroupSecretRow {
+    /// Its version (1 at creation).
+    pub secret_version: i64,
+    /// The key version it was made for.
+    pub key_version: i64,
+    /// The group key current when it was written.
+    pub public_key: PublicKeyString,
+    /// When (Unix seconds).
+    pub created_at: i64,
+    /// Who wrote it (`None` for the version carried over by migration 8).
+    pub created_by: Option<Email>,
+    /// The secret (left empty in listings).
+    pub secret: EncryptedGroupSecret,
+}
+
+/// What a change does.
+pub enum GroupChangeKind<'a> {
+    /// An administrator adds `member`; `secret` is encrypted to every
+    /// member including them (no rotation).
+    Add {
+        /// Who joins.
+        member: &'a UserId,
+        /// The re-encrypted secret.
+        secret: &'a EncryptedGroupSecret,
+        /// The secret version it was made from, if the client said.
+        expected_secret: Option<i64>,
+    },
+    /// An administrator removes another member and rotates the key.
+    Remove {
+        /// Who is removed.
+        member: &'a UserId,
+        /// The new key.
+        new_key: &'a PublicKeyString,
+        /// The secret encrypted to the remaining members.
+        secret: &'a EncryptedGroupSecret,
+    },
+    /// An administrator rotates the key, membership unchanged.
+    Rotate {
+        /// The new key.
+        new_key: &'a PublicKeyString,
+        /// The secret encrypted to the members.
+        secret: &'a EncryptedGroupSecret,
+    },
+    /// The actor leaves (no rotation: the leaver would know the new key;
+    /// the group is marked `rotation_due`).
+    Leave,
+    /// An administrator grants (`true`) or revokes the role of `member`.
+    SetAdmin {
+        /// The member.
+        member: &'a UserId,
+        /// Grant or revoke.
+        admin: bool,
+    },
+}
+
+/// A change to a group, applied atomically with its audit rows.
+pub struct GroupChange<'a> {
     /// The group.
     pub name: &'a GroupName,
-    /// Who asks (must be a member).
+    /// Who asks.
     pub actor: &'a UserId,
-    /// Who joins or leaves.
-    pub member: &'a UserId,
-    /// The re-encrypted secret.
-    pub secret: &'a EncryptedGroupSecret,
-    /// The key version the client worked from.
+    /// The key version the client worked from (checked for `Add`,
+    /// `Remove` and `Rotate`).
     pub expected_version: i64,
-    /// For a removal: the new (rotated) key.
-    pub new_key: Option<&'a PublicKeyString>,
+    /// What.
+    pub kind: GroupChangeKind<'a>,
     /// Unix seconds.
     pub now: i64,
+}
+
+/// The result of a change, handed to its audit builder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupOutcome {
+    /// The group's key version after the change.
+    pub key_version: i64,
+    /// The secret version appended, if any.
+    pub secret_version: Option<i64>,
+    /// Whether anything changed (granting the role to an administrator
+    /// changes nothing and writes no audit row).
+    pub changed: bool,
 }
 
 /// Group storage.
 #[async_trait]
 pub trait GroupStore: Send + Sync {
-    /// Creates a group with its creator as the only member.
-    async fn create_group(&self, group: &NewGroup) -> Result<(), StoreError>;
+    /// Creates a group with its creator as the only member and
+    /// administrator, and secret version 1.
+    async fn create_group(
+        &self,
+        group: &NewGroup,
+        audit: &AuditOf<'_, ()>,
+    ) -> Result<(), StoreError>;
     /// Every group, by name.
     async fn list_groups(&self) -> Result<Vec<GroupRow>, StoreError>;
-    /// The key version and secret, if `member` is a member.
+    /// The latest secret version (`version = None`) or one version, if
+    /// `member` is a member.
     async fn group_secret(
         &self,
         name: &GroupName,
         member: &UserId,
-    ) -> Result<Option<(i64, EncryptedGroupSecret)>, StoreError>;
-    /// Adds a member (no rotation).
-    async fn add_group_member(&self, change: &MemberChange<'_>) -> Result<(), StoreError>;
-    /// Removes a member and rotates the key (drops the certificate).
-    async fn remove_group_member(&self, change: &MemberChange<'_>) -> Result<(), StoreError>;
+        version: Option<i64>,
+    ) -> Result<Option<GroupSecretRow>, StoreError>;
+    /// Every secret version (secrets left empty), oldest first, if
+    /// `member` is a member.
+    async fn group_secret_versions(
+        &self,
+        name: &GroupName,
+        member: &UserId,
+    ) -> Result<Option<Vec<GroupSecretRow>>, StoreError>;
+    /// Applies a change if the actor may make it.
+    async fn change_group(
+        &self,
+        change: &GroupChange<'_>,
+        audit: &AuditOf<'_, GroupOutcome>,
+    ) -> Result<GroupOutcome, StoreError>;
     /// Stores a certificate if it matches the group's current key.
-    async fn set_group_certificate(&self, cert: &GroupCertificate) -> Result<bool, StoreError>;
+    async fn set_group_certificate(
+        &self,
+        cert: &GroupCertificate,
+        audit: &AuditOf<'_, bool>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Raw columns of a group, shared by both backends.
@@ -86,13 +186,28 @@ pub(crate) struct RawGroup {
     pub key_version: i64,
     pub cert_issued_at: Option<i64>,
     pub cert_signature: Option<Vec<u8>>,
+    pub rotation_due: bool,
+}
+
+fn corrupt<E>(_: E) -> StoreError {
+    StoreError::Corrupt {
+        table: "kluis_groups",
+    }
+}
+
+fn sorted_emails(list: &[String]) -> Result<Vec<Email>, StoreError> {
+    let mut out = list
+        .iter()
+        .map(|e| Email::parse(e))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(corrupt)?;
+    out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    Ok(out)
 }
 
 impl RawGroup {
-    pub(crate) fn decode(self, members: Vec<String>) -> Result<GroupRow, StoreError> {
-        let corrupt = |_| StoreError::Corrupt {
-            table: "kluis_groups",
-        };
+    /// `members`: (address, is administrator).
+    pub(crate) fn decode(self, members: Vec<(String, bool)>) -> Result<GroupRow, StoreError> {
         let name = GroupName::parse(&self.name).map_err(corrupt)?;
         let public_key = PublicKeyString::parse(&self.public_key).map_err(corrupt)?;
         let certificate = match (self.cert_issued_at, self.cert_signature) {
@@ -104,18 +219,442 @@ impl RawGroup {
             }),
             _ => None,
         };
-        let mut members = members
+        let admins: Vec<String> = members
             .iter()
-            .map(|e| Email::parse(e))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(corrupt)?;
-        members.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+            .filter(|(_, admin)| *admin)
+            .map(|(e, _)| e.clone())
+            .collect();
+        let members: Vec<String> = members.into_iter().map(|(e, _)| e).collect();
         Ok(GroupRow {
             name,
             public_key,
             key_version: self.key_version,
             certificate,
-            members,
+            members: sorted_emails(&members)?,
+            admins: sorted_emails(&admins)?,
+            rotation_due: self.rotation_due,
         })
     }
 }
+
+/// Raw columns of a secret version.
+pub(crate) fn decode_secret(
+    secret_version: i64,
+    key_version: i64,
+    public_key: &str,
+    created_at: i64,
+    created_by: Option<String>,
+    secret: Vec<u8>,
+) -> Result<GroupSecretRow, StoreError> {
+    Ok(GroupSecretRow {
+        secret_version,
+        key_version,
+        public_key: PublicKeyString::parse(public_key).map_err(corrupt)?,
+        created_at,
+        created_by: created_by
+            .map(|e| Email::parse(&e))
+            .transpose()
+            .map_err(corrupt)?,
+        secret: EncryptedGroupSecret::new(secret),
+    })
+}
+
+/// The one implementation of [`GroupStore`], expanded for a backend:
+/// `impl_group_store!(Store, sqlx::Database)`. The expanding module
+/// provides `is_unique_violation` and `append_audit_rows`.
+macro_rules! impl_group_store {
+    ($store:ty, $db:ty) => {
+        use async_trait::async_trait;
+        use kluis_types::{EncryptedGroupSecret, GroupCertificate, GroupName, UserId};
+        use sqlx::Row;
+
+        use super::super::groups::{
+            GroupChange, GroupChangeKind, GroupOutcome, GroupRow, GroupSecretRow, GroupStore,
+            NewGroup, RawGroup, decode_secret,
+        };
+        use super::super::{AuditOf, StoreError};
+        use super::{append_audit_rows, is_unique_violation};
+
+        type Tx<'c> = sqlx::Transaction<'c, $db>;
+
+        const SECRET_COLUMNS: &str = "s.secret_version, s.key_version, s.public_key, \
+             s.created_at, u.email AS created_by";
+
+        #[async_trait]
+        impl GroupStore for $store {
+            async fn create_group(
+                &self,
+                g: &NewGroup,
+                audit: &AuditOf<'_, ()>,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO kluis_groups (name, public_key, key_version, created_by, created_at) \
+                     VALUES ($1, $2, 1, $3, $4)",
+                )
+                .bind(g.name.as_str())
+                .bind(g.public_key.as_str())
+                .bind(g.created_by.as_str())
+                .bind(g.now)
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Ok(_) => {}
+                    Err(e) if is_unique_violation(&e) => return Err(StoreError::GroupTaken),
+                    Err(e) => return Err(e.into()),
+                }
+                sqlx::query(
+                    "INSERT INTO kluis_group_members (group_name, user_id, added_at, is_admin) \
+                     VALUES ($1, $2, $3, TRUE)",
+                )
+                .bind(g.name.as_str())
+                .bind(g.created_by.as_str())
+                .bind(g.now)
+                .execute(&mut *tx)
+                .await?;
+                insert_secret(&mut tx, &g.name, 1, g.public_key.as_str(), &g.secret, &g.created_by, g.now)
+                    .await?;
+                append_audit_rows(&mut tx, audit(&())?).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_groups(&self) -> Result<Vec<GroupRow>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT name, public_key, key_version, cert_issued_at, cert_signature, rotation_due \
+                     FROM kluis_groups ORDER BY name",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let members = sqlx::query(
+                    "SELECT m.group_name, u.email, m.is_admin FROM kluis_group_members m \
+                     JOIN users u ON u.user_id = m.user_id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let name: String = r.try_get("name")?;
+                    let mut emails = Vec::new();
+                    for m in &members {
+                        if m.try_get::<String, _>("group_name")? == name {
+                            emails.push((m.try_get::<String, _>("email")?, m.try_get::<bool, _>("is_admin")?));
+                        }
+                    }
+                    out.push(
+                        RawGroup {
+                            name,
+                            public_key: r.try_get("public_key")?,
+                            key_version: r.try_get("key_version")?,
+                            cert_issued_at: r.try_get("cert_issued_at")?,
+                            cert_signature: r.try_get("cert_signature")?,
+                            rotation_due: r.try_get("rotation_due")?,
+                        }
+                        .decode(emails)?,
+                    );
+                }
+                Ok(out)
+            }
+
+            async fn group_secret(
+                &self,
+                name: &GroupName,
+                member: &UserId,
+                version: Option<i64>,
+            ) -> Result<Option<GroupSecretRow>, StoreError> {
+                // Members only: the join on the caller's membership.
+                let sql = format!(
+                    "SELECT {SECRET_COLUMNS}, s.secret FROM kluis_group_secrets s \
+                     JOIN kluis_group_members m ON m.group_name = s.group_name AND m.user_id = $2 \
+                     LEFT JOIN users u ON u.user_id = s.created_by \
+                     WHERE s.group_name = $1 AND ($3 IS NULL OR s.secret_version = $3) \
+                     ORDER BY s.secret_version DESC LIMIT 1"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(name.as_str())
+                    .bind(member.as_str())
+                    .bind(version)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| secret_row(&r, r.try_get("secret")?)).transpose()
+            }
+
+            async fn group_secret_versions(
+                &self,
+                name: &GroupName,
+                member: &UserId,
+            ) -> Result<Option<Vec<GroupSecretRow>>, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                if actor_row(&mut tx, name, member).await?.is_none() {
+                    return Ok(None);
+                }
+                let sql = format!(
+                    "SELECT {SECRET_COLUMNS} FROM kluis_group_secrets s \
+                     LEFT JOIN users u ON u.user_id = s.created_by \
+                     WHERE s.group_name = $1 ORDER BY s.secret_version"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(name.as_str())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                rows.iter()
+                    .map(|r| secret_row(r, Vec::new()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Some)
+            }
+
+            async fn change_group(
+                &self,
+                c: &GroupChange<'_>,
+                audit: &AuditOf<'_, GroupOutcome>,
+            ) -> Result<GroupOutcome, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                // Take the group's row lock first (SQLite: the write lock),
+                // so the checks below see what the change will apply to.
+                let locked = sqlx::query("UPDATE kluis_groups SET key_version = key_version WHERE name = $1")
+                    .bind(c.name.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                if locked.rows_affected() == 0 {
+                    return Err(StoreError::NotGroupMember);
+                }
+                let Some((version, is_admin)) = actor_row(&mut tx, c.name, c.actor).await? else {
+                    return Err(StoreError::NotGroupMember);
+                };
+                let needs_admin = !matches!(c.kind, GroupChangeKind::Leave);
+                if needs_admin && !is_admin {
+                    return Err(StoreError::NotGroupAdmin);
+                }
+                let carries_secret = matches!(
+                    c.kind,
+                    GroupChangeKind::Add { .. } | GroupChangeKind::Remove { .. } | GroupChangeKind::Rotate { .. }
+                );
+                if carries_secret && version != c.expected_version {
+                    return Err(StoreError::VersionConflict);
+                }
+                let mut outcome = GroupOutcome {
+                    key_version: version,
+                    secret_version: None,
+                    changed: true,
+                };
+                match &c.kind {
+                    GroupChangeKind::Add { member, secret, expected_secret } => {
+                        let latest = latest_secret_version(&mut tx, c.name).await?;
+                        if expected_secret.is_some_and(|v| v != latest) {
+                            return Err(StoreError::VersionConflict);
+                        }
+                        let added = sqlx::query(
+                            "INSERT INTO kluis_group_members (group_name, user_id, added_at, is_admin) \
+                             VALUES ($1, $2, $3, FALSE) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(c.name.as_str())
+                        .bind(member.as_str())
+                        .bind(c.now)
+                        .execute(&mut *tx)
+                        .await?;
+                        if added.rows_affected() == 0 {
+                            return Err(StoreError::AlreadyGroupMember);
+                        }
+                        let key = current_key(&mut tx, c.name).await?;
+                        insert_secret(&mut tx, c.name, latest + 1, &key, secret, c.actor, c.now).await?;
+                        outcome.secret_version = Some(latest + 1);
+                    }
+                    GroupChangeKind::Remove { member, new_key, secret } => {
+                        let gone = sqlx::query(
+                            "DELETE FROM kluis_group_members WHERE group_name = $1 AND user_id = $2",
+                        )
+                        .bind(c.name.as_str())
+                        .bind(member.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                        if gone.rows_affected() == 0 {
+                            return Err(StoreError::NoSuchGroupMember);
+                        }
+                        check_left(&mut tx, c.name).await?;
+                        outcome.secret_version = Some(rotate(&mut tx, c, new_key.as_str(), secret).await?);
+                        outcome.key_version += 1;
+                    }
+                    GroupChangeKind::Rotate { new_key, secret } => {
+                        outcome.secret_version = Some(rotate(&mut tx, c, new_key.as_str(), secret).await?);
+                        outcome.key_version += 1;
+                    }
+                    GroupChangeKind::Leave => {
+                        sqlx::query("DELETE FROM kluis_group_members WHERE group_name = $1 AND user_id = $2")
+                            .bind(c.name.as_str())
+                            .bind(c.actor.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                        check_left(&mut tx, c.name).await?;
+                        sqlx::query("UPDATE kluis_groups SET rotation_due = TRUE WHERE name = $1")
+                            .bind(c.name.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    GroupChangeKind::SetAdmin { member, admin } => {
+                        let Some((_, was_admin)) = actor_row(&mut tx, c.name, member).await? else {
+                            return Err(StoreError::NoSuchGroupMember);
+                        };
+                        outcome.changed = was_admin != *admin;
+                        sqlx::query(
+                            "UPDATE kluis_group_members SET is_admin = $3 WHERE group_name = $1 AND user_id = $2",
+                        )
+                        .bind(c.name.as_str())
+                        .bind(member.as_str())
+                        .bind(*admin)
+                        .execute(&mut *tx)
+                        .await?;
+                        check_left(&mut tx, c.name).await?;
+                    }
+                }
+                if outcome.changed {
+                    append_audit_rows(&mut tx, audit(&outcome)?).await?;
+                }
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn set_group_certificate(
+                &self,
+                cert: &GroupCertificate,
+                audit: &AuditOf<'_, bool>,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query(
+                    "UPDATE kluis_groups SET cert_issued_at = $1, cert_signature = $2 \
+                     WHERE name = $3 AND public_key = $4",
+                )
+                .bind(cert.issued_at)
+                .bind(cert.signature.as_bytes())
+                .bind(cert.name.as_str())
+                .bind(cert.public_key.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                append_audit_rows(&mut tx, audit(&done)?).await?;
+                tx.commit().await?;
+                Ok(done)
+            }
+        }
+
+        fn secret_row(
+            r: &<$db as sqlx::Database>::Row,
+            secret: Vec<u8>,
+        ) -> Result<GroupSecretRow, StoreError> {
+            decode_secret(
+                r.try_get("secret_version")?,
+                r.try_get("key_version")?,
+                &r.try_get::<String, _>("public_key")?,
+                r.try_get("created_at")?,
+                r.try_get("created_by")?,
+                secret,
+            )
+        }
+
+        /// The group's key version and whether `user` is an administrator,
+        /// if `user` is a member.
+        async fn actor_row(
+            tx: &mut Tx<'_>,
+            name: &GroupName,
+            user: &UserId,
+        ) -> Result<Option<(i64, bool)>, StoreError> {
+            let row = sqlx::query(
+                "SELECT g.key_version, m.is_admin FROM kluis_groups g \
+                 JOIN kluis_group_members m ON m.group_name = g.name \
+                 WHERE g.name = $1 AND m.user_id = $2",
+            )
+            .bind(name.as_str())
+            .bind(user.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+            row.map(|r| Ok((r.try_get("key_version")?, r.try_get("is_admin")?)))
+                .transpose()
+        }
+
+        /// A group keeps at least one member and one administrator.
+        async fn check_left(tx: &mut Tx<'_>, name: &GroupName) -> Result<(), StoreError> {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS members, \
+                        COALESCE(SUM(CASE WHEN is_admin THEN 1 ELSE 0 END), 0) AS admins \
+                 FROM kluis_group_members WHERE group_name = $1",
+            )
+            .bind(name.as_str())
+            .fetch_one(&mut **tx)
+            .await?;
+            let members: i64 = row.try_get("members")?;
+            let admins: i64 = row.try_get("admins")?;
+            if members == 0 {
+                Err(StoreError::LastGroupMember)
+            } else if admins == 0 {
+                Err(StoreError::LastGroupAdmin)
+            } else {
+                Ok(())
+            }
+        }
+
+        async fn latest_secret_version(tx: &mut Tx<'_>, name: &GroupName) -> Result<i64, StoreError> {
+            Ok(sqlx::query_scalar::<_, i64>(
+                "SELECT COALESCE(MAX(secret_version), 0) FROM kluis_group_secrets WHERE group_name = $1",
+            )
+            .bind(name.as_str())
+            .fetch_one(&mut **tx)
+            .await?)
+        }
+
+        async fn current_key(tx: &mut Tx<'_>, name: &GroupName) -> Result<String, StoreError> {
+            Ok(sqlx::query_scalar::<_, String>("SELECT public_key FROM kluis_groups WHERE name = $1")
+                .bind(name.as_str())
+                .fetch_one(&mut **tx)
+                .await?)
+        }
+
+        /// Appends a secret version for the group's current key version.
+        async fn insert_secret(
+            tx: &mut Tx<'_>,
+            name: &GroupName,
+            secret_version: i64,
+            public_key: &str,
+            secret: &EncryptedGroupSecret,
+            by: &UserId,
+            now: i64,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO kluis_group_secrets \
+                 (group_name, secret_version, key_version, public_key, secret, created_by, created_at) \
+                 SELECT name, $2, key_version, $3, $4, $5, $6 FROM kluis_groups WHERE name = $1",
+            )
+            .bind(name.as_str())
+            .bind(secret_version)
+            .bind(public_key)
+            .bind(secret.as_bytes())
+            .bind(by.as_str())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        /// A new key: key version + 1, certificate dropped, no rotation
+        /// due, and the secret appended. Returns the new secret version.
+        async fn rotate(
+            tx: &mut Tx<'_>,
+            c: &GroupChange<'_>,
+            new_key: &str,
+            secret: &EncryptedGroupSecret,
+        ) -> Result<i64, StoreError> {
+            sqlx::query(
+                "UPDATE kluis_groups SET public_key = $1, key_version = key_version + 1, \
+                 cert_issued_at = NULL, cert_signature = NULL, rotation_due = FALSE WHERE name = $2",
+            )
+            .bind(new_key)
+            .bind(c.name.as_str())
+            .execute(&mut **tx)
+            .await?;
+            let next = latest_secret_version(tx, c.name).await? + 1;
+            insert_secret(tx, c.name, next, new_key, secret, c.actor, c.now).await?;
+            Ok(next)
+        }
+    };
+}
+pub(crate) use impl_group_store;

@@ -24,7 +24,9 @@ pub mod seed;
 pub mod sqlite;
 
 pub use admins::AdminStore;
-pub use groups::{GroupRow, GroupStore, MemberChange, NewGroup};
+pub use groups::{
+    GroupChange, GroupChangeKind, GroupOutcome, GroupRow, GroupSecretRow, GroupStore, NewGroup,
+};
 pub use rollback::{PasswordRollback, RollbackStore};
 pub use seed::SeedStore;
 
@@ -70,6 +72,15 @@ pub enum StoreError {
     /// A group keeps at least one member.
     #[error("the last member cannot leave the group")]
     LastGroupMember,
+    /// The caller is a member but not an administrator of the group.
+    #[error("not an administrator of the group")]
+    NotGroupAdmin,
+    /// A group keeps at least one administrator.
+    #[error("the last administrator cannot leave or lose the role")]
+    LastGroupAdmin,
+    /// The person a change names is not a member of the group.
+    #[error("no such member of the group")]
+    NoSuchGroupMember,
     /// A stored row could not be decoded into its wire type.
     #[error("corrupt row in {table}")]
     Corrupt {

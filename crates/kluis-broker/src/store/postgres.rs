@@ -43,6 +43,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0005_superseded_logins.sql"),
     ),
     (7, include_str!("../../migrations/postgres/0007_ops.sql")),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_group_authority.sql"),
+    ),
 ];
 
 /// The PostgreSQL implementation of [`Store`].

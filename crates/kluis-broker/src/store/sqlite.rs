@@ -45,6 +45,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0005_superseded_logins.sql"),
     ),
     (7, include_str!("../../migrations/sqlite/0007_ops.sql")),
+    (
+        8,
+        include_str!("../../migrations/sqlite/0008_group_authority.sql"),
+    ),
 ];
 
 /// The SQLite implementation of [`Store`].
