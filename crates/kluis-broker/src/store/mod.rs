@@ -17,12 +17,14 @@ use kluis_types::{
 
 pub mod cache;
 pub mod groups;
-pub mod rollback;
 pub mod postgres;
+pub mod rollback;
 pub mod sqlite;
+pub mod throttle;
 
 pub use groups::{GroupRow, GroupStore, MemberChange, NewGroup};
 pub use rollback::{PasswordRollback, RollbackStore};
+pub use throttle::{ThrottleKey, ThrottleStore};
 
 /// SHA-256 of a bearer token; the only form in which tokens are stored.
 pub type TokenHash = [u8; 32];
@@ -309,7 +311,7 @@ pub type AuditBuilder<'a> = dyn Fn(&Head) -> Result<AuditRow, AuditError> + Send
 
 /// Everything the broker persists.
 #[async_trait]
-pub trait Store: GroupStore + RollbackStore + Send + Sync {
+pub trait Store: GroupStore + RollbackStore + ThrottleStore + Send + Sync {
     /// Applies pending migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Cheap liveness check.

@@ -24,6 +24,7 @@ use kluis_types::{RecoveryState, RequestId};
 
 mod groups;
 mod rollback;
+mod throttle;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -40,6 +41,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_superseded_logins.sql"),
     ),
+    (6, include_str!("../../migrations/postgres/0006_limits.sql")),
 ];
 
 /// The PostgreSQL implementation of [`Store`].

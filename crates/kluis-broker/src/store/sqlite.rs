@@ -28,6 +28,7 @@ use kluis_types::{RecoveryState, RequestId};
 
 mod groups;
 mod rollback;
+mod throttle;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
@@ -41,6 +42,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/sqlite/0005_superseded_logins.sql"),
     ),
+    (6, include_str!("../../migrations/sqlite/0006_limits.sql")),
 ];
 
 /// The SQLite implementation of [`Store`].

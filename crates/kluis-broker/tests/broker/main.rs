@@ -6,6 +6,7 @@
 
 mod flood;
 mod governance;
+mod ratelimit;
 mod util;
 
 use governance::{
