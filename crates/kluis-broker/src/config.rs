@@ -73,14 +73,19 @@ pub enum RegistrationMode {
 pub struct Limits {
     /// Largest accepted request body, in bytes.
     pub body_bytes: usize,
-    /// Login starts per peer IP.
+    /// Login starts per source network (in memory, per instance).
     pub login_per_ip: Limit,
-    /// Login starts per account (e-mail).
+    /// Login starts per account over all networks: the ceiling, shared by
+    /// the instances through the database (see `ratelimit::account`).
     pub login_per_account: Limit,
-    /// Registration requests per peer IP.
+    /// Backoff per (account, source network) after failed logins.
+    pub login_backoff: crate::ratelimit::account::Backoff,
+    /// Registration requests per source network (in memory, per instance).
     pub register_per_ip: Limit,
-    /// Registration requests per e-mail.
+    /// Registration requests per e-mail (in memory, per instance).
     pub register_per_account: Limit,
+    /// Keys each in-memory limiter remembers (least recently seen first out).
+    pub limiter_capacity: usize,
 }
 
 impl Default for Limits {
@@ -92,9 +97,10 @@ impl Default for Limits {
                 window_secs: 60,
             },
             login_per_account: Limit {
-                max: 10,
-                window_secs: 60,
+                max: 30,
+                window_secs: 3600,
             },
+            login_backoff: crate::ratelimit::account::Backoff::default(),
             register_per_ip: Limit {
                 max: 20,
                 window_secs: 3600,
@@ -103,6 +109,7 @@ impl Default for Limits {
                 max: 5,
                 window_secs: 3600,
             },
+            limiter_capacity: crate::ratelimit::DEFAULT_CAPACITY,
         }
     }
 }
@@ -155,6 +162,41 @@ impl Default for HttpLimits {
             http2_keepalive_timeout_secs: 20,
             http2_max_concurrent_streams: 64,
             pre_auth_body_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let b = self.login_backoff;
+        let positive = [
+            (
+                "limits.login_per_ip.window_secs",
+                self.login_per_ip.window_secs,
+            ),
+            (
+                "limits.login_per_account.window_secs",
+                self.login_per_account.window_secs,
+            ),
+            (
+                "limits.register_per_ip.window_secs",
+                self.register_per_ip.window_secs,
+            ),
+            (
+                "limits.register_per_account.window_secs",
+                self.register_per_account.window_secs,
+            ),
+            ("limits.login_backoff.base_secs", b.base_secs),
+            ("limits.login_backoff.max_secs", b.max_secs),
+            ("limits.login_backoff.forget_secs", b.forget_secs),
+            (
+                "limits.limiter_capacity",
+                i64::try_from(self.limiter_capacity).unwrap_or(1),
+            ),
+        ];
+        match positive.into_iter().find(|(_, v)| *v <= 0) {
+            Some((key, _)) => Err(invalid(key, "must be positive")),
+            None => Ok(()),
         }
     }
 }
@@ -463,6 +505,7 @@ impl Config {
             settings.session_ttl_secs = ttl;
         }
         if let Some(limits) = file.limits {
+            limits.validate()?;
             settings.limits = limits;
         }
         if let Some(http) = file.http {

@@ -69,11 +69,13 @@ pub(crate) fn registration_record(upload: &OpaqueMessage) -> Result<Vec<u8>, Api
         .to_vec())
 }
 
-fn register_limits(state: &AppState, ip: PeerIp, email: &Email) -> Result<(), ApiError> {
-    state.check_limits(&[
-        (&state.limits.register_ip, ip.0.to_string()),
-        (&state.limits.register_account, email.as_str().to_owned()),
-    ])
+/// Registration (and recovery) requests: per network, then per address.
+pub(crate) fn register_limits(state: &AppState, ip: PeerIp, email: &Email) -> Result<(), ApiError> {
+    let net = crate::ratelimit::network(ip.0);
+    let account = crate::ratelimit::account_key(email);
+    state.check_limits(&[&|now| state.limits.register_ip.check(net, now), &|now| {
+        state.limits.register_account.check(account, now)
+    }])
 }
 
 /// First OPAQUE registration round trip. Stateless; reveals nothing about
@@ -185,12 +187,10 @@ pub async fn login_start(
     ip: PeerIp,
     ApiJson(req): ApiJson<LoginStartRequest>,
 ) -> Result<Json<LoginStartResponse>, ApiError> {
-    state.check_limits(&[
-        (&state.limits.login_ip, ip.0.to_string()),
-        (&state.limits.login_account, req.email.as_str().to_owned()),
-    ])?;
+    super::throttle::login_network(&state, ip)?;
     let request = CredentialRequest::<Suite>::deserialize(req.credential_request.as_bytes())
         .map_err(|_| ApiError::bad_request("malformed OPAQUE credential request"))?;
+    super::throttle::login_account(&state, ip, &req.email).await?;
     let user = state.store.user_by_email(&req.email).await?;
     let record = match &user {
         Some(u) => Some(
@@ -242,6 +242,7 @@ pub async fn login_start(
               (status = 422, body = kluis_types::ErrorBody)))]
 pub async fn login_finish(
     State(state): State<AppState>,
+    ip: PeerIp,
     ApiJson(req): ApiJson<LoginFinishRequest>,
 ) -> Result<Json<LoginFinishResponse>, ApiError> {
     let finalization =
@@ -278,6 +279,7 @@ pub async fn login_finish(
     };
     state.store.create_session(&session).await?;
     state.login_failures.clear(&user_id);
+    super::throttle::login_succeeded(&state, ip, &user.email).await?;
     Metrics::inc(&state.metrics.logins_ok);
     tracing::info!(user_id = %user_id, session_id = %session.session_id, "logged in");
     Ok(Json(LoginFinishResponse {
@@ -423,6 +425,7 @@ pub async fn password_start(
 pub async fn password_finish(
     State(state): State<AppState>,
     auth: Authed,
+    ip: PeerIp,
     ApiPath(user_id): ApiPath<UserId>,
     ApiJson(req): ApiJson<PasswordFinishRequest>,
 ) -> Result<Json<PasswordFinishResponse>, ApiError> {
@@ -430,7 +433,7 @@ pub async fn password_finish(
     auth.require_recent_login(state.clock.now())?;
     // A young session is not enough: prove the current password in this
     // very request (issue 18.3).
-    super::reauth::verify(&state, &auth, &req.reauth).await?;
+    super::reauth::verify(&state, &auth, ip, &req.reauth).await?;
     check_ksf(&req.ksf)?;
     if req.escrow.is_empty() {
         return Err(ApiError::bad_request("escrow must not be empty"));

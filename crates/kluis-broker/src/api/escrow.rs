@@ -117,12 +117,13 @@ pub async fn version(
 pub async fn rollback(
     State(state): State<AppState>,
     auth: Authed,
+    ip: super::extract::PeerIp,
     ApiPath(user_id): ApiPath<UserId>,
     ApiJson(req): ApiJson<EscrowRollbackRequest>,
 ) -> Result<Json<PasswordFinishResponse>, ApiError> {
     auth.require_self(&user_id)?;
     auth.require_recent_login(state.clock.now())?;
-    super::reauth::verify(&state, &auth, &req.reauth).await?;
+    super::reauth::verify(&state, &auth, ip, &req.reauth).await?;
     let user = state
         .store
         .user_by_id(&user_id)

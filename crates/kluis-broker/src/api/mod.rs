@@ -16,6 +16,7 @@ use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::opaque::OprfSeed;
 use crate::ratelimit::RateLimiter;
+use crate::ratelimit::account::LoginPolicy;
 use crate::store::Store;
 
 mod account;
@@ -31,6 +32,7 @@ mod ops;
 mod policy;
 mod reauth;
 mod recovery;
+mod throttle;
 
 pub use audit::{FAILURE_THRESHOLD, FAILURE_WINDOW_SECS};
 pub use audit_limit::{SHARE_ROWS_BURST, SHARE_ROWS_PER_HOUR};
@@ -38,13 +40,14 @@ pub use error::ApiError;
 pub use extract::{RECENT_LOGIN_SECS, client_ip, token_hash};
 pub use openapi::openapi_json;
 
-/// Per-purpose rate limiters.
+/// Per-purpose rate limiters (issue 18.2: see `throttle.rs`).
 #[derive(Debug)]
 pub struct Limiters {
-    login_ip: RateLimiter,
-    login_account: RateLimiter,
-    register_ip: RateLimiter,
-    register_account: RateLimiter,
+    login_ip: RateLimiter<std::net::IpAddr>,
+    login_account: LoginPolicy,
+    register_ip: RateLimiter<std::net::IpAddr>,
+    register_account: RateLimiter<[u8; 32]>,
+    last_prune: std::sync::atomic::AtomicI64,
 }
 
 /// Everything a handler can reach.
@@ -86,10 +89,11 @@ impl AppState {
             clock,
             metrics: Metrics::default(),
             limits: Limiters {
-                login_ip: RateLimiter::new(l.login_per_ip),
-                login_account: RateLimiter::new(l.login_per_account),
-                register_ip: RateLimiter::new(l.register_per_ip),
-                register_account: RateLimiter::new(l.register_per_account),
+                login_ip: RateLimiter::new(l.login_per_ip, l.limiter_capacity),
+                login_account: LoginPolicy::new(l.login_per_account, l.login_backoff),
+                register_ip: RateLimiter::new(l.register_per_ip, l.limiter_capacity),
+                register_account: RateLimiter::new(l.register_per_account, l.limiter_capacity),
+                last_prune: std::sync::atomic::AtomicI64::new(i64::MIN),
             },
             login_failures: audit::FailureCounter::default(),
             share_audit_limit: audit_limit::ShareAuditLimiter::default(),
@@ -112,13 +116,12 @@ impl AppState {
         Ok(crate::store::append_audit(self.store.as_ref(), entry).await?)
     }
 
-    fn check_limits(&self, pairs: &[(&RateLimiter, String)]) -> Result<(), ApiError> {
+    /// Runs `checks` in order and stops at the first refusal: a later
+    /// (narrower, e.g. per-account) limit is charged only for attempts that
+    /// every earlier (per-network) one let through (issue 18.2).
+    fn check_limits(&self, checks: &[&dyn Fn(i64) -> bool]) -> Result<(), ApiError> {
         let now = self.clock.now();
-        // Evaluate every limiter so each key is charged, then decide.
-        let ok = pairs
-            .iter()
-            .fold(true, |ok, (l, key)| l.check(key, now) && ok);
-        if ok {
+        if checks.iter().all(|check| check(now)) {
             Ok(())
         } else {
             Metrics::inc(&self.metrics.rate_limited);

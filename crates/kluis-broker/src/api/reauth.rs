@@ -20,7 +20,7 @@ use axum::http::StatusCode;
 use kluis_types::{ErrorCode, ReauthProof};
 use opaque_ke::{CredentialFinalization, ServerLogin, ServerLoginParameters};
 
-use super::extract::Authed;
+use super::extract::{Authed, PeerIp};
 use super::{ApiError, AppState};
 use crate::metrics::Metrics;
 use crate::opaque::Suite;
@@ -37,6 +37,7 @@ fn refused() -> ApiError {
 pub(crate) async fn verify(
     state: &AppState,
     auth: &Authed,
+    ip: PeerIp,
     proof: &ReauthProof,
 ) -> Result<(), ApiError> {
     let failed = || {
@@ -65,7 +66,11 @@ pub(crate) async fn verify(
     server_login
         .finish(finalization, ServerLoginParameters::default())
         .map_err(|_| failed())?;
-    // A completed proof is a successful login for the failure counter.
+    // A completed proof is a successful login for the failure counter
+    // and for its network's backoff (issue 18.2).
     state.login_failures.clear(&auth.user_id);
+    if let Some(user) = state.store.user_by_id(&auth.user_id).await? {
+        super::throttle::login_succeeded(state, ip, &user.email).await?;
+    }
     Ok(())
 }

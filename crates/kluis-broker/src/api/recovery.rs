@@ -227,13 +227,7 @@ pub async fn start(
     ip: PeerIp,
     ApiJson(req): ApiJson<RecoveryStartRequest>,
 ) -> Result<(StatusCode, Json<RecoveryStartResponse>), ApiError> {
-    state.check_limits(&[
-        (&state.limits.register_ip, ip.0.to_string()),
-        (
-            &state.limits.register_account,
-            req.email.as_str().to_owned(),
-        ),
-    ])?;
+    super::account::register_limits(&state, ip, &req.email)?;
     let fp = req.request_key_fingerprint.trim().to_ascii_lowercase();
     if fp.len() != 64 || KeyFingerprint::from_hex(&fp).is_err() {
         return Err(ApiError::bad_request(

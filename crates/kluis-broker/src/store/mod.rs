@@ -22,6 +22,7 @@ pub mod postgres;
 pub mod rollback;
 pub mod seed;
 pub mod sqlite;
+pub mod throttle;
 
 pub use admins::AdminStore;
 pub use groups::{
@@ -29,6 +30,7 @@ pub use groups::{
 };
 pub use rollback::{PasswordRollback, RollbackStore};
 pub use seed::SeedStore;
+pub use throttle::{ThrottleKey, ThrottleStore};
 
 /// SHA-256 of a bearer token; the only form in which tokens are stored.
 pub type TokenHash = [u8; 32];
@@ -326,7 +328,9 @@ pub type AuditBuilder<'a> = dyn Fn(&Head) -> Result<AuditRow, AuditError> + Send
 
 /// Everything the broker persists.
 #[async_trait]
-pub trait Store: GroupStore + RollbackStore + AdminStore + SeedStore + Send + Sync {
+pub trait Store:
+    GroupStore + RollbackStore + AdminStore + SeedStore + ThrottleStore + Send + Sync
+{
     /// Applies pending migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Cheap liveness check.

@@ -26,6 +26,7 @@ mod admins;
 mod groups;
 mod rollback;
 mod seed;
+mod throttle;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -42,6 +43,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_superseded_logins.sql"),
     ),
+    (6, include_str!("../../migrations/postgres/0006_limits.sql")),
     (7, include_str!("../../migrations/postgres/0007_ops.sql")),
     (
         8,

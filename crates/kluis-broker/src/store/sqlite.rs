@@ -31,6 +31,7 @@ mod files;
 mod groups;
 mod rollback;
 mod seed;
+mod throttle;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
@@ -44,6 +45,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/sqlite/0005_superseded_logins.sql"),
     ),
+    (6, include_str!("../../migrations/sqlite/0006_limits.sql")),
     (7, include_str!("../../migrations/sqlite/0007_ops.sql")),
     (
         8,

@@ -24,11 +24,11 @@ use tokio::time::Instant;
 use crate::util::unique;
 
 /// A `kluis-broker serve` child process, killed on drop, with its log.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     log: Arc<Mutex<String>>,
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Drop for Served {
@@ -47,17 +47,27 @@ impl Served {
 /// Starts `kluis-broker serve` with open registration, the test KSF,
 /// generous rate limits and the given `[http]` table.
 fn serve(http: &str) -> Served {
+    let lots = "{ max = 100000, window_secs = 60 }";
+    serve_with(
+        &format!(
+            "login_per_ip = {lots}\nlogin_per_account = {lots}\n\
+             register_per_ip = {lots}\nregister_per_account = {lots}"
+        ),
+        http,
+    )
+}
+
+/// [`serve`] with the given `[limits]` table.
+pub(crate) fn serve_with(limits: &str, http: &str) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let ksf = KsfPolicy::InsecureTestOnly.registration_params();
     let config = dir.path().join("broker.toml");
-    let lots = "{ max = 100000, window_secs = 60 }";
     std::fs::write(
         &config,
         format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nregistration = \"open\"\n\
              [default_ksf]\nm_cost_kib = {}\nt_cost = {}\np_cost = {}\n\
-             [limits]\nlogin_per_ip = {lots}\nlogin_per_account = {lots}\n\
-             register_per_ip = {lots}\nregister_per_account = {lots}\n\
+             [limits]\n{limits}\n\
              [http]\n{http}\n",
             dir.path().join("data"),
             ksf.m_cost_kib,
@@ -192,7 +202,7 @@ async fn hostile(kind: Hostile, from: [u8; 4], to: SocketAddr, open: Arc<AtomicU
 }
 
 /// Registers an account on the served broker; returns its e-mail and password.
-async fn account(served: &Served, org: &OrgSigningKey) -> (String, Password) {
+pub(crate) async fn account(served: &Served, org: &OrgSigningKey) -> (String, Password) {
     let (client, _state) = device(served, org);
     let email = format!("{}@example.org", unique("legit"));
     let password = Password::new(unique("pw horse battery "));
@@ -212,7 +222,7 @@ async fn account(served: &Served, org: &OrgSigningKey) -> (String, Password) {
     (email, password)
 }
 
-fn device(served: &Served, org: &OrgSigningKey) -> (AccountClient, tempfile::TempDir) {
+pub(crate) fn device(served: &Served, org: &OrgSigningKey) -> (AccountClient, tempfile::TempDir) {
     let state = tempfile::tempdir().unwrap();
     let config = ClientConfig::new(
         format!("http://{}", served.addr),

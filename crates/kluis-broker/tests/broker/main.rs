@@ -8,6 +8,7 @@ mod audited;
 mod flood;
 mod governance;
 mod operational;
+mod ratelimit;
 mod util;
 
 use governance::{

@@ -20,6 +20,7 @@ use kluis_broker::clock::ManualClock;
 use kluis_broker::config::{Limits, RegistrationMode, Settings};
 use kluis_broker::opaque::OprfSeed;
 use kluis_broker::ratelimit::Limit;
+use kluis_broker::ratelimit::account::Backoff;
 use kluis_broker::server::RunningServer;
 use kluis_broker::store::{self, Store};
 use kluis_types::KsfParams;
@@ -93,6 +94,11 @@ pub fn test_settings() -> Settings {
             login_per_account: lots,
             register_per_ip: lots,
             register_per_account: lots,
+            login_backoff: Backoff {
+                free: 10_000,
+                ..Backoff::default()
+            },
+            ..Limits::default()
         },
         ..Settings::default()
     }
