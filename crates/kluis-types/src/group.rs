@@ -154,6 +154,8 @@ pub struct AddGroupMemberRequest {
     /// The secret, now also encrypted to them.
     pub secret: EncryptedGroupSecret,
     /// The key version the client re-encrypted (rejected if stale).
+    #[serde(deserialize_with = "crate::deserialize_version")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 9_007_199_254_740_991.0))]
     pub key_version: i64,
 }
 
@@ -170,6 +172,8 @@ pub struct RemoveGroupMemberRequest {
     /// The new secret, encrypted to the remaining members.
     pub secret: EncryptedGroupSecret,
     /// The key version the client rotated from (rejected if stale).
+    #[serde(deserialize_with = "crate::deserialize_version")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 9_007_199_254_740_991.0))]
     pub key_version: i64,
 }
 

@@ -4,6 +4,7 @@
 //! SQLite and (when configured) PostgreSQL.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+mod bounds;
 mod flood;
 mod governance;
 mod util;
