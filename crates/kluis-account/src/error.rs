@@ -42,6 +42,18 @@ pub enum AccountError {
         /// What the broker announced.
         params: KsfParams,
     },
+    /// The broker asked for Argon2id parameters above this client's caps
+    /// ([`crate::KSF_MAX_M_COST_KIB`], [`crate::KSF_MAX_T_COST`],
+    /// [`crate::KSF_MAX_P_COST`]): refused before anything is allocated, so a
+    /// hostile broker cannot make the device spend gigabytes or minutes.
+    #[error(
+        "refusing key-stretching parameters {params:?}: more than this client accepts \
+         (at most 1 GiB of memory, 10 passes, 16 lanes)"
+    )]
+    KsfTooCostly {
+        /// What the broker announced.
+        params: KsfParams,
+    },
     /// The OPAQUE protocol failed in a way that is not a wrong password.
     #[error("OPAQUE protocol error: {0}")]
     Protocol(&'static str),

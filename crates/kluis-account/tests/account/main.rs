@@ -6,6 +6,8 @@
 #[path = "../../../kluis-broker/tests/broker/util.rs"]
 mod util;
 
+mod hostile_broker;
+
 use kluis_account::{
     AccountClient, AccountError, ClientConfig, Invite, KsfPolicy, Password, PinStatus,
     Registration, RejectionReason,
