@@ -7,6 +7,7 @@
 mod bounds;
 mod flood;
 mod governance;
+mod hostile_text;
 mod util;
 
 use governance::{
