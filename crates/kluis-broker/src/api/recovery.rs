@@ -211,7 +211,6 @@ async fn status_of(state: &AppState, row: &RecoveryRequestRow) -> Result<Recover
 #[utoipa::path(post, path = "/v1/recovery/requests", tag = "recovery",
     request_body = RecoveryStartRequest,
     responses((status = 201, body = RecoveryStartResponse), (status = 400, body = kluis_types::ErrorBody),
-              (status = 404, description = "no such account, or no recovery escrow on file", body = kluis_types::ErrorBody),
               (status = 413, body = kluis_types::ErrorBody), (status = 415, body = kluis_types::ErrorBody),
               (status = 422, body = kluis_types::ErrorBody), (status = 429, body = kluis_types::ErrorBody)))]
 pub async fn start(
@@ -232,17 +231,19 @@ pub async fn start(
             "request_key_fingerprint must be 64 hex digits",
         ));
     }
-    let not_found = || ApiError::not_found("no recovery escrow on file for that account");
-    let user = state
-        .store
-        .user_by_email(&req.email)
-        .await?
-        .ok_or_else(not_found)?;
-    state
-        .store
-        .recovery_escrow_latest(&user.user_id)
-        .await?
-        .ok_or_else(not_found)?;
+    // The answer is the same for an address with no account or no
+    // recovery escrow (issue 18.4f): 201, a fresh request id and token,
+    // and one audited write, so neither the status, the body nor the work
+    // done tells whether the account exists. Nothing is created then, so
+    // the token opens nothing.
+    let user = match state.store.user_by_email(&req.email).await? {
+        Some(user) => state
+            .store
+            .recovery_escrow_latest(&user.user_id)
+            .await?
+            .map(|_| user),
+        None => None,
+    };
     let request_id = RequestId::from_random_bytes(&random_16());
     let token = RecoveryToken::from_random_bytes(&random_32());
     let now = state.clock.now();
@@ -253,6 +254,25 @@ pub async fn start(
         .text(DetailKey::RequestId, request_id.as_str())?
         .text(DetailKey::Fingerprint, &display)?
         .text(DetailKey::Ip, &ip.0.to_string())?;
+    let Some(user) = user else {
+        let details =
+            details.text(DetailKey::Reason, "no account or no recovery escrow: nothing created")?;
+        state
+            .audit(
+                AuditEntry::new(now, Actor::System, Action::RecoveryRequested)
+                    .target(req.email.as_str())
+                    .details(details),
+            )
+            .await?;
+        return Ok((
+            StatusCode::CREATED,
+            Json(RecoveryStartResponse {
+                request_id,
+                token,
+                requested_at: now,
+            }),
+        ));
+    };
     let entry = AuditEntry::new(now, Actor::System, Action::RecoveryRequested)
         .target(user.email.as_str())
         .details(details);

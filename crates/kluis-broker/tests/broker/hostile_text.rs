@@ -30,11 +30,21 @@ const HOSTILE: [&str; 6] = [
     "ann\u{7}",
 ];
 
-/// A genuine registration (real OPAQUE upload, test KSF) under `name`,
-/// sent raw so that the client's own check does not stop it first.
 async fn register_raw(tb: &TestBroker, name: &str) -> (u16, serde_json::Value) {
-    use base64::Engine as _;
     let email = format!("{}@example.org", unique("text"));
+    register_raw_with(tb, &email, name, json!({})).await
+}
+
+/// A genuine registration (real OPAQUE upload, test KSF) of `email` under
+/// `name`, with `extra` fields added to the finish body, sent raw so that
+/// the client's own checks do not stop it first.
+pub(crate) async fn register_raw_with(
+    tb: &TestBroker,
+    email: &str,
+    name: &str,
+    extra: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    use base64::Engine as _;
     let password = b"correct horse battery staple";
     let start = ClientRegistration::<Suite>::start(&mut OsRng, password).unwrap();
     let (status, reply) = json_call(
@@ -60,21 +70,18 @@ async fn register_raw(tb: &TestBroker, name: &str) -> (u16, serde_json::Value) {
             ClientRegistrationFinishParameters::new(Identifiers::default(), Some(&argon)),
         )
         .unwrap();
-    json_call(
-        tb,
-        "POST",
-        "/v1/register/finish",
-        None,
-        Some(json!({
-            "email": email,
-            "display_name": name,
-            "registration_upload": b64(&finish.message.serialize()),
-            "ksf": {"m_cost_kib": 256, "t_cost": 1, "p_cost": 1},
-            "public_key": unique("kluis1textkey"),
-            "escrow": b64(b"sealed identity"),
-        })),
-    )
-    .await
+    let mut body = json!({
+        "email": email,
+        "display_name": name,
+        "registration_upload": b64(&finish.message.serialize()),
+        "ksf": {"m_cost_kib": 256, "t_cost": 1, "p_cost": 1},
+        "public_key": unique("kluis1textkey"),
+        "escrow": b64(b"sealed identity"),
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    json_call(tb, "POST", "/v1/register/finish", None, Some(body)).await
 }
 
 async fn names_and_audit_text_must_read_as_what_they_are(backend: Backend) {

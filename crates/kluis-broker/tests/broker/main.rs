@@ -24,6 +24,7 @@ use stolen_token::{
 mod groups;
 #[path = "../../../../tests/support/pki.rs"]
 mod pki;
+mod recovery_requests;
 mod stolen_token;
 mod tls;
 
