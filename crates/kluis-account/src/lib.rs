@@ -25,6 +25,7 @@ mod http;
 mod ksf;
 pub mod pins;
 mod policy;
+mod recovery_cancel;
 mod secret;
 mod session;
 

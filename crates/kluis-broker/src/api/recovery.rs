@@ -87,7 +87,7 @@ impl FromRequestParts<AppState> for RecoveryAuthed {
 }
 
 impl RecoveryAuthed {
-    fn require(&self, id: &RequestId) -> Result<&RecoveryRequestRow, ApiError> {
+    pub(super) fn require(&self, id: &RequestId) -> Result<&RecoveryRequestRow, ApiError> {
         if &self.0.request_id == id {
             Ok(&self.0)
         } else {
@@ -96,7 +96,7 @@ impl RecoveryAuthed {
     }
 }
 
-fn admin_actor(admin: &AdminRow) -> Result<Actor, ApiError> {
+pub(super) fn admin_actor(admin: &AdminRow) -> Result<Actor, ApiError> {
     Ok(Actor::admin(&admin.name)?)
 }
 
@@ -521,7 +521,7 @@ pub async fn open_requests(
 ) -> Result<Json<RecoveryRequestList>, ApiError> {
     let rows = state.store.open_recovery_requests().await?;
     let mut requests = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows.iter().filter(|r| r.state != RecoveryState::Cancelled) {
         let mut status = status_of(&state, row).await?;
         status.package = None;
         requests.push(status);
@@ -529,7 +529,7 @@ pub async fn open_requests(
     Ok(Json(RecoveryRequestList { requests }))
 }
 
-async fn request_row(state: &AppState, id: &RequestId) -> Result<RecoveryRequestRow, ApiError> {
+pub(super) async fn request_row(state: &AppState, id: &RequestId) -> Result<RecoveryRequestRow, ApiError> {
     state
         .store
         .recovery_request(id)

@@ -17,11 +17,13 @@ use kluis_types::{
 
 pub mod cache;
 pub mod groups;
+pub mod recovery_cancel;
 pub mod rollback;
 pub mod postgres;
 pub mod sqlite;
 
 pub use groups::{GroupRow, GroupStore, MemberChange, NewGroup};
+pub use recovery_cancel::{CancelRecovery, RecoveryCancelStore};
 pub use rollback::{PasswordRollback, RollbackStore};
 
 /// SHA-256 of a bearer token; the only form in which tokens are stored.
@@ -309,7 +311,7 @@ pub type AuditBuilder<'a> = dyn Fn(&Head) -> Result<AuditRow, AuditError> + Send
 
 /// Everything the broker persists.
 #[async_trait]
-pub trait Store: GroupStore + RollbackStore + Send + Sync {
+pub trait Store: GroupStore + RollbackStore + RecoveryCancelStore + Send + Sync {
     /// Applies pending migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Cheap liveness check.

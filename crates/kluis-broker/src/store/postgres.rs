@@ -23,6 +23,7 @@ use kluis_audit::{AuditRow, Head};
 use kluis_types::{RecoveryState, RequestId};
 
 mod groups;
+mod recovery_cancel;
 mod rollback;
 
 const MIGRATIONS: &[(i64, &str)] = &[
