@@ -112,6 +112,19 @@ pub enum AccountError {
         /// Version served now.
         served: i64,
     },
+    /// The broker served a policy older than the one the invite was made
+    /// under — the unsigned built-in default, say, when a signed policy
+    /// exists.
+    #[error(
+        "the broker served policy version {served}, older than version {invite} named in your \
+         invite: refusing it (the broker is misconfigured or hostile; tell your administrator)"
+    )]
+    PolicyBelowInvite {
+        /// The invite's `min_policy_version`.
+        invite: i64,
+        /// Version served now.
+        served: i64,
+    },
     /// The recovery key is not certified by the pinned org key.
     #[error(
         "the organisation recovery key from the broker is not certified by your organisation's key"

@@ -391,6 +391,11 @@ pub async fn register(
         Identity::generate(&mut rng())
     };
     let client = client(home, broker)?;
+    if let Some(invite) = invite {
+        // The policy the invite was made under is the oldest this device
+        // accepts (issue 18.4c).
+        client.accept_invite(invite)?;
+    }
     let secret = identity.to_secret_bytes();
     let public = identity.recipient().to_string();
     let pw = Password::new(password);

@@ -24,7 +24,7 @@ pub enum AccountCommand {
     /// Create your account on the organisation's broker. Your key pair is
     /// generated on this device (or your existing identity is used).
     Register {
-        /// The invite your administrator gave you (`kluis-invite-v1:…`), or a
+        /// The invite your administrator gave you (`kluis-invite-v2:…`), or a
         /// file holding it. It carries the broker address and the
         /// organisation key to trust.
         #[arg(long, value_name = "INVITE")]

@@ -8,6 +8,7 @@ mod bounds;
 mod flood;
 mod governance;
 mod hostile_text;
+mod invites;
 mod util;
 
 use governance::{
