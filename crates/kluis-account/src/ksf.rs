@@ -134,10 +134,7 @@ mod tests {
                 ksf(64 * 1024, 3, KSF_MAX_P_COST + 1),
             ] {
                 assert!(
-                    matches!(
-                        policy.check(&bad),
-                        Err(AccountError::KsfTooCostly { .. })
-                    ),
+                    matches!(policy.check(&bad), Err(AccountError::KsfTooCostly { .. })),
                     "{policy:?} {bad:?}"
                 );
             }

@@ -261,11 +261,17 @@ mod tests {
         store.require_invite_version(1).unwrap(); // never lowered
         assert!(matches!(
             store.accept_policy(&p, &SignedPolicy::default_unsigned()),
-            Err(AccountError::PolicyBelowInvite { invite: 2, served: 0 })
+            Err(AccountError::PolicyBelowInvite {
+                invite: 2,
+                served: 0
+            })
         ));
         assert!(matches!(
             store.accept_policy(&p, &signed(&k, 1, &OrgPolicy::default())),
-            Err(AccountError::PolicyBelowInvite { invite: 2, served: 1 })
+            Err(AccountError::PolicyBelowInvite {
+                invite: 2,
+                served: 1
+            })
         ));
         store
             .accept_policy(&p, &signed(&k, 2, &OrgPolicy::default()))

@@ -621,11 +621,20 @@ mod tests {
     /// Issue 18.4e: audit text that would display as something else.
     #[test]
     fn audit_text_with_bidi_or_outer_whitespace_is_refused() {
-        for bad in ["ann ", " ann", "ann\u{202E}nimda", "a\u{2066}b", "a\u{200F}b"] {
+        for bad in [
+            "ann ",
+            " ann",
+            "ann\u{202E}nimda",
+            "a\u{2066}b",
+            "a\u{200F}b",
+        ] {
             assert!(
                 matches!(
                     Details::new().text(DetailKey::Reason, bad),
-                    Err(AuditError::Invalid { field: "detail", .. })
+                    Err(AuditError::Invalid {
+                        field: "detail",
+                        ..
+                    })
                 ),
                 "{bad:?}"
             );

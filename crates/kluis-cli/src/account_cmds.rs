@@ -318,9 +318,7 @@ pub fn run_account(cmd: AccountCommand, pass: &Passphrases) -> Result<()> {
         }
         AccountCommand::CancelRecovery => {
             let (c, acct) = device_client(&home)?;
-            let cancelled = rt
-                .block_on(c.cancel_recovery_requests())
-                .map_err(explain)?;
+            let cancelled = rt.block_on(c.cancel_recovery_requests()).map_err(explain)?;
             if cancelled.is_empty() {
                 println!("No open recovery request for {}.", acct.email);
             }

@@ -155,7 +155,10 @@ pub struct AddGroupMemberRequest {
     pub secret: EncryptedGroupSecret,
     /// The key version the client re-encrypted (rejected if stale).
     #[serde(deserialize_with = "crate::deserialize_version")]
-    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 9_007_199_254_740_991.0))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 9_007_199_254_740_991.0)
+    )]
     pub key_version: i64,
 }
 
@@ -173,7 +176,10 @@ pub struct RemoveGroupMemberRequest {
     pub secret: EncryptedGroupSecret,
     /// The key version the client rotated from (rejected if stale).
     #[serde(deserialize_with = "crate::deserialize_version")]
-    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 9_007_199_254_740_991.0))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 9_007_199_254_740_991.0)
+    )]
     pub key_version: i64,
 }
 

@@ -246,10 +246,19 @@ mod tests {
         assert!(DisplayName::parse("   ").is_err());
         assert!(DisplayName::parse(&"x".repeat(129)).is_err());
         assert_eq!(DisplayName::parse("Alice").unwrap().as_str(), "Alice");
-        for bad in [" Alice", "Alice ", "Al\u{202E}ice", "Al\u{2067}ice", "Al\u{7}ice"] {
+        for bad in [
+            " Alice",
+            "Alice ",
+            "Al\u{202E}ice",
+            "Al\u{2067}ice",
+            "Al\u{7}ice",
+        ] {
             assert!(DisplayName::parse(bad).is_err(), "{bad:?}");
             let json = serde_json::to_string(bad).unwrap();
-            assert!(serde_json::from_str::<DisplayName>(&json).is_err(), "{bad:?}");
+            assert!(
+                serde_json::from_str::<DisplayName>(&json).is_err(),
+                "{bad:?}"
+            );
         }
         assert!(Email::parse("ann\u{202E}@example.org").is_err());
     }

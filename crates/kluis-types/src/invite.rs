@@ -128,11 +128,26 @@ mod tests {
         json.as_object_mut().unwrap().remove("min_policy_version");
         let v1 = Invite::decode(&text(Invite::PREFIX_V1, &json)).unwrap();
         assert_eq!(v1.min_policy_version, 0);
-        assert!(Invite::decode(&text(Invite::PREFIX, &json)).is_err(), "v2 without a floor");
+        assert!(
+            Invite::decode(&text(Invite::PREFIX, &json)).is_err(),
+            "v2 without a floor"
+        );
         json["min_policy_version"] = 2.into();
-        assert!(Invite::decode(&text(Invite::PREFIX_V1, &json)).is_err(), "v1 with a floor");
-        assert_eq!(Invite::decode(&text(Invite::PREFIX, &json)).unwrap().min_policy_version, 2);
-        for bad in [serde_json::json!(-1), serde_json::json!(u64::MAX), serde_json::json!("1")] {
+        assert!(
+            Invite::decode(&text(Invite::PREFIX_V1, &json)).is_err(),
+            "v1 with a floor"
+        );
+        assert_eq!(
+            Invite::decode(&text(Invite::PREFIX, &json))
+                .unwrap()
+                .min_policy_version,
+            2
+        );
+        for bad in [
+            serde_json::json!(-1),
+            serde_json::json!(u64::MAX),
+            serde_json::json!("1"),
+        ] {
             json["min_policy_version"] = bad;
             assert!(Invite::decode(&text(Invite::PREFIX, &json)).is_err());
         }

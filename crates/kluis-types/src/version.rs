@@ -43,7 +43,9 @@ impl<'de> Deserialize<'de> for VersionNumber {
         if version_in_range(v) {
             Ok(Self(v))
         } else {
-            Err(D::Error::custom(format!("a version number is 0..={MAX_VERSION}")))
+            Err(D::Error::custom(format!(
+                "a version number is 0..={MAX_VERSION}"
+            )))
         }
     }
 }

@@ -111,28 +111,26 @@ async fn a_device_joining_with_an_invite_refuses_an_older_policy(backend: Backen
         }
     };
     assert_eq!(admin::current_policy(tb.store()).await.unwrap().version, 0);
-    let join = |invite: Invite| {
-        async move {
-            let state = tempfile::tempdir().unwrap();
-            let client = AccountClient::new(
-                ClientConfig::from_invite(&invite, state.path())
-                    .with_ksf_policy(KsfPolicy::InsecureTestOnly),
-            )
-            .unwrap();
-            client.accept_invite(&invite).unwrap();
-            let secret = b"a secret identity".to_vec();
-            let outcome = client
-                .register(&Registration {
-                    email: &format!("{}@example.org", unique("joiner")),
-                    display_name: "Joiner",
-                    password: &Password::new(unique("pw correct horse battery ")),
-                    public_key: &unique("kluis1joinkey"),
-                    secret_identity: &secret,
-                    invite: Some(&invite.token),
-                })
-                .await;
-            (outcome.map(|_| ()), state)
-        }
+    let join = |invite: Invite| async move {
+        let state = tempfile::tempdir().unwrap();
+        let client = AccountClient::new(
+            ClientConfig::from_invite(&invite, state.path())
+                .with_ksf_policy(KsfPolicy::InsecureTestOnly),
+        )
+        .unwrap();
+        client.accept_invite(&invite).unwrap();
+        let secret = b"a secret identity".to_vec();
+        let outcome = client
+            .register(&Registration {
+                email: &format!("{}@example.org", unique("joiner")),
+                display_name: "Joiner",
+                password: &Password::new(unique("pw correct horse battery ")),
+                public_key: &unique("kluis1joinkey"),
+                secret_identity: &secret,
+                invite: Some(&invite.token),
+            })
+            .await;
+        (outcome.map(|_| ()), state)
     };
 
     let (refused, _state) = join(invite(1).await).await;
@@ -147,7 +145,10 @@ async fn a_device_joining_with_an_invite_refuses_an_older_policy(backend: Backen
         "{refused:?}"
     );
     let text = refused.unwrap_err().to_string();
-    assert!(text.contains("older than version 1 named in your invite"), "{text}");
+    assert!(
+        text.contains("older than version 1 named in your invite"),
+        "{text}"
+    );
 
     // An invite made before any signed policy (or a v1 invite) still joins
     // a broker on the built-in default.

@@ -255,8 +255,10 @@ pub async fn start(
         .text(DetailKey::Fingerprint, &display)?
         .text(DetailKey::Ip, &ip.0.to_string())?;
     let Some(user) = user else {
-        let details =
-            details.text(DetailKey::Reason, "no account or no recovery escrow: nothing created")?;
+        let details = details.text(
+            DetailKey::Reason,
+            "no account or no recovery escrow: nothing created",
+        )?;
         state
             .audit(
                 AuditEntry::new(now, Actor::System, Action::RecoveryRequested)
@@ -529,7 +531,10 @@ pub async fn open_requests(
     Ok(Json(RecoveryRequestList { requests }))
 }
 
-pub(super) async fn request_row(state: &AppState, id: &RequestId) -> Result<RecoveryRequestRow, ApiError> {
+pub(super) async fn request_row(
+    state: &AppState,
+    id: &RequestId,
+) -> Result<RecoveryRequestRow, ApiError> {
     state
         .store
         .recovery_request(id)

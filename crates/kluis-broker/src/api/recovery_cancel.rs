@@ -34,9 +34,11 @@ async fn cancel(
                 let details = Details::new()
                     .text(DetailKey::RequestId, id.as_str())?
                     .text(DetailKey::Reason, reason)?;
-                Ok(AuditEntry::new(now, actor.clone(), Action::RecoveryCancelled)
-                    .target(target.as_str())
-                    .details(details))
+                Ok(
+                    AuditEntry::new(now, actor.clone(), Action::RecoveryCancelled)
+                        .target(target.as_str())
+                        .details(details),
+                )
             })
             .collect()
     };

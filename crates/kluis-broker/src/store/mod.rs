@@ -17,9 +17,9 @@ use kluis_types::{
 
 pub mod cache;
 pub mod groups;
+pub mod postgres;
 pub mod recovery_cancel;
 pub mod rollback;
-pub mod postgres;
 pub mod sqlite;
 
 pub use groups::{GroupRow, GroupStore, MemberChange, NewGroup};

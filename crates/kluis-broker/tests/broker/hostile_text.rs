@@ -10,9 +10,9 @@ use kluis_audit::Actor;
 use kluis_broker::admin::{self, AdminError};
 use kluis_broker::opaque::Suite;
 use kluis_broker::org::OrgSigningKey;
+use opaque_ke::RegistrationResponse;
 use opaque_ke::argon2::{Algorithm, Argon2, Params, Version};
 use opaque_ke::{ClientRegistration, ClientRegistrationFinishParameters, Identifiers};
-use opaque_ke::RegistrationResponse;
 use rand::rngs::OsRng;
 use serde_json::json;
 
@@ -103,13 +103,17 @@ async fn names_and_audit_text_must_read_as_what_they_are(backend: Backend) {
 
     // `kluis-broker admin admins add`: "ann" is fine, "ann " and the rest
     // are not a second "ann".
-    let key = AdminSigningKey::from_seed(&[7u8; 32]).public_key().to_string();
+    let key = AdminSigningKey::from_seed(&[7u8; 32])
+        .public_key()
+        .to_string();
     let actor = Actor::System;
     admin::add_admin(tb.store(), "ann", &key, &actor, tb.now())
         .await
         .unwrap();
     for name in HOSTILE {
-        let other = AdminSigningKey::from_seed(&[8u8; 32]).public_key().to_string();
+        let other = AdminSigningKey::from_seed(&[8u8; 32])
+            .public_key()
+            .to_string();
         let refused = admin::add_admin(tb.store(), name, &other, &actor, tb.now()).await;
         assert!(
             matches!(refused, Err(AdminError::Invalid { what: "name", .. })),
@@ -136,7 +140,8 @@ async fn names_and_audit_text_must_read_as_what_they_are(backend: Backend) {
     }
     let rows = tb.store().audit_rows().await.unwrap();
     assert!(
-        rows.iter().all(|r| HOSTILE.iter().all(|h| r.entry.target != *h)),
+        rows.iter()
+            .all(|r| HOSTILE.iter().all(|h| r.entry.target != *h)),
         "no hostile text reached the log"
     );
     tb.shutdown().await;

@@ -54,7 +54,13 @@ fn an_invite_names_the_policy_version_in_force() {
     for _ in 0..2 {
         admin(
             &data,
-            &["policy", "set", policy.to_str().unwrap(), "--org-key", key.to_str().unwrap()],
+            &[
+                "policy",
+                "set",
+                policy.to_str().unwrap(),
+                "--org-key",
+                key.to_str().unwrap(),
+            ],
         );
     }
     assert_eq!(create(&data).min_policy_version, 2);

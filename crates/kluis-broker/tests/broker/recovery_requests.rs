@@ -100,8 +100,9 @@ async fn a_recovery_request_does_not_reveal_whether_the_account_exists(backend: 
     let rows = tb.store().audit_rows().await.unwrap();
     for email in [&known, &unknown, &no_escrow] {
         assert!(
-            rows.iter().any(|r| r.entry.action == kluis_audit::Action::RecoveryRequested
-                && &r.entry.target == email),
+            rows.iter()
+                .any(|r| r.entry.action == kluis_audit::Action::RecoveryRequested
+                    && &r.entry.target == email),
             "{email}"
         );
     }
@@ -143,22 +144,32 @@ async fn admin(tb: &TestBroker, name: &str, seed: u8) -> Admin {
 }
 
 /// `a` signs and submits an approval of the request: the status code.
-async fn approve(tb: &TestBroker, a: &Admin, email: &str, (id, _, at): &(String, String, i64)) -> u16 {
+async fn approve(
+    tb: &TestBroker,
+    a: &Admin,
+    email: &str,
+    (id, _, at): &(String, String, i64),
+) -> u16 {
     let request = RecoveryRequest {
         request_id: id.clone(),
         user: email.to_owned(),
         request_key_fingerprint: KeyFingerprint::from_hex(FINGERPRINT).unwrap(),
         requested_at: *at,
     };
-    let approval = serde_json::to_value(Approval::sign(&request, tb.now(), &a.key).unwrap()).unwrap();
+    let approval =
+        serde_json::to_value(Approval::sign(&request, tb.now(), &a.key).unwrap()).unwrap();
     let path = format!("/v1/admin/recovery/requests/{id}/approvals");
-    json_call(tb, "POST", &path, Some(&a.token), Some(approval)).await.0
+    json_call(tb, "POST", &path, Some(&a.token), Some(approval))
+        .await
+        .0
 }
 
 async fn upload(tb: &TestBroker, a: &Admin, id: &str) -> u16 {
     let path = format!("/v1/admin/recovery/requests/{id}/package");
     let body = json!({"package": b64(b"identity sealed to the request key")});
-    json_call(tb, "POST", &path, Some(&a.token), Some(body)).await.0
+    json_call(tb, "POST", &path, Some(&a.token), Some(body))
+        .await
+        .0
 }
 
 async fn state_of(tb: &TestBroker, (id, token, _): &(String, String, i64)) -> String {
@@ -194,8 +205,16 @@ async fn recovery_requests_can_be_cancelled_and_then_go_nowhere(backend: Backend
     let (status, v) = json_call(&tb, "POST", &cancel1, Some(&r1.1), None).await;
     assert_eq!(status, 204, "requester cancels: {v}");
     assert_eq!(state_of(&tb, &r1).await, "cancelled");
-    assert_eq!(approve(&tb, &bram, &email, &r1).await, 409, "no approval after cancel");
-    assert_eq!(upload(&tb, &ann, &r1.0).await, 409, "no package after cancel");
+    assert_eq!(
+        approve(&tb, &bram, &email, &r1).await,
+        409,
+        "no approval after cancel"
+    );
+    assert_eq!(
+        upload(&tb, &ann, &r1.0).await,
+        409,
+        "no package after cancel"
+    );
     let (status, _) = json_call(&tb, "POST", &cancel1, Some(&r1.1), None).await;
     assert_eq!(status, 409, "a second cancel");
     // Another request's token cannot cancel it.
@@ -214,14 +233,26 @@ async fn recovery_requests_can_be_cancelled_and_then_go_nowhere(backend: Backend
     assert_eq!(state_of(&tb, &r2).await, "cancelled");
     assert_eq!(approve(&tb, &ann, &email, &r2).await, 409);
     let unknown = format!("/v1/admin/recovery/requests/{}/cancel", "0".repeat(32));
-    assert_eq!(json_call(&tb, "POST", &unknown, Some(&ann.token), None).await.0, 404);
+    assert_eq!(
+        json_call(&tb, "POST", &unknown, Some(&ann.token), None)
+            .await
+            .0,
+        404
+    );
 
     // 3. A request that was approved and completed but not yet used: the
     //    owner, logged in elsewhere, cancels every open request for the
     //    account, and the completed one can no longer set a password.
     let key = json!({"public_key": unique("kluis1recoverykey"), "threshold": 2, "shares": 2,
                      "issued_at": tb.now(), "signature": b64(&[0u8; 64])});
-    let (status, v) = json_call(&tb, "PUT", "/v1/admin/recovery/key", Some(&ann.token), Some(key)).await;
+    let (status, v) = json_call(
+        &tb,
+        "PUT",
+        "/v1/admin/recovery/key",
+        Some(&ann.token),
+        Some(key),
+    )
+    .await;
     assert_eq!(status, 204, "{v}");
     let r3 = open_request(&tb, &email).await;
     assert_eq!(approve(&tb, &ann, &email, &r3).await, 201);
@@ -240,11 +271,27 @@ async fn recovery_requests_can_be_cancelled_and_then_go_nowhere(backend: Backend
     assert_eq!(state_of(&tb, &r3).await, "cancelled");
     let start = format!("/v1/recovery/requests/{}/password/start", r3.0);
     let body = json!({"registration_request": b64(&[0u8; 32])});
-    assert_eq!(json_call(&tb, "POST", &start, Some(&r3.1), Some(body)).await.0, 409);
+    assert_eq!(
+        json_call(&tb, "POST", &start, Some(&r3.1), Some(body))
+            .await
+            .0,
+        409
+    );
     let (status, v) = json_call(&tb, "POST", &mine, Some(&session), None).await;
     assert_eq!((status, &v["cancelled"]), (200, &json!([])), "nothing left");
-    let (_, list) = json_call(&tb, "GET", "/v1/admin/recovery/requests", Some(&ann.token), None).await;
-    assert_eq!(list["requests"], json!([]), "cancelled requests are not listed");
+    let (_, list) = json_call(
+        &tb,
+        "GET",
+        "/v1/admin/recovery/requests",
+        Some(&ann.token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        list["requests"],
+        json!([]),
+        "cancelled requests are not listed"
+    );
 
     // Every cancellation is audited: who, which request, why.
     let rows = tb.store().audit_rows().await.unwrap();
