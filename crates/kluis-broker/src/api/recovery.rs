@@ -36,7 +36,8 @@ use sha2::{Digest, Sha256};
 use super::extract::{ApiJson, ApiPath, PeerIp};
 use super::{ApiError, AppState, random_16, random_32};
 use crate::store::{
-    AdminRow, ApprovalRow, NewRecoveryRequest, RecoveryRequestRow, RecoveryReset, StoredRecoveryKey,
+    AdminRow, ApprovalRow, NewRecoveryDecoy, NewRecoveryRequest, RecoveryRequestRow, RecoveryReset,
+    StoredRecoveryKey,
 };
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
@@ -77,12 +78,12 @@ impl FromRequestParts<AppState> for RecoveryAuthed {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = RecoveryToken::parse(bearer(parts)?).map_err(|_| ApiError::unauthorized())?;
         let hash: [u8; 32] = Sha256::digest(token.expose().as_bytes()).into();
-        state
-            .store
-            .recovery_request_by_token(&hash)
-            .await?
-            .map(Self)
-            .ok_or_else(ApiError::unauthorized)
+        // A decoy (issue 18.4f) reads as a pending request.
+        let row = match state.store.recovery_request_by_token(&hash).await? {
+            Some(row) => Some(row),
+            None => state.store.recovery_decoy_by_token(&hash).await?,
+        };
+        row.map(Self).ok_or_else(ApiError::unauthorized)
     }
 }
 
@@ -234,8 +235,8 @@ pub async fn start(
     // The answer is the same for an address with no account or no
     // recovery escrow (issue 18.4f): 201, a fresh request id and token,
     // and one audited write, so neither the status, the body nor the work
-    // done tells whether the account exists. Nothing is created then, so
-    // the token opens nothing.
+    // done tells whether the account exists. What is written then is a
+    // decoy: its token reads as a pending request that never progresses.
     let user = match state.store.user_by_email(&req.email).await? {
         Some(user) => state
             .store
@@ -254,16 +255,27 @@ pub async fn start(
         .text(DetailKey::RequestId, request_id.as_str())?
         .text(DetailKey::Fingerprint, &display)?
         .text(DetailKey::Ip, &ip.0.to_string())?;
+    let token_hash: [u8; 32] = Sha256::digest(token.expose().as_bytes()).into();
     let Some(user) = user else {
         let details = details.text(
             DetailKey::Reason,
-            "no account or no recovery escrow: nothing created",
+            "no account or no recovery escrow: a decoy",
         )?;
+        let entry = AuditEntry::new(now, Actor::System, Action::RecoveryRequested)
+            .target(req.email.as_str())
+            .details(details);
         state
-            .audit(
-                AuditEntry::new(now, Actor::System, Action::RecoveryRequested)
-                    .target(req.email.as_str())
-                    .details(details),
+            .store
+            .create_recovery_decoy(
+                &NewRecoveryDecoy {
+                    request_id: &request_id,
+                    email: &req.email,
+                    token_hash,
+                    request_key: &req.request_key,
+                    request_key_fp: &fp,
+                    requested_at: now,
+                },
+                &|_| Ok(vec![entry.clone()]),
             )
             .await?;
         return Ok((
@@ -284,7 +296,7 @@ pub async fn start(
             &NewRecoveryRequest {
                 request_id: &request_id,
                 user_id: &user.user_id,
-                token_hash: Sha256::digest(token.expose().as_bytes()).into(),
+                token_hash,
                 request_key: &req.request_key,
                 request_key_fp: &fp,
                 requested_at: now,

@@ -23,7 +23,7 @@ pub mod rollback;
 pub mod sqlite;
 
 pub use groups::{GroupRow, GroupStore, MemberChange, NewGroup};
-pub use recovery_cancel::{CancelRecovery, RecoveryCancelStore};
+pub use recovery_cancel::{CancelRecovery, NewRecoveryDecoy, RecoveryCancelStore};
 pub use rollback::{PasswordRollback, RollbackStore};
 
 /// SHA-256 of a bearer token; the only form in which tokens are stored.

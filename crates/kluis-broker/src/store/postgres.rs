@@ -41,6 +41,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_superseded_logins.sql"),
     ),
+    (
+        9,
+        include_str!("../../migrations/postgres/0009_recovery_decoys.sql"),
+    ),
 ];
 
 /// The PostgreSQL implementation of [`Store`].

@@ -42,6 +42,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/sqlite/0005_superseded_logins.sql"),
     ),
+    (
+        9,
+        include_str!("../../migrations/sqlite/0009_recovery_decoys.sql"),
+    ),
 ];
 
 /// The SQLite implementation of [`Store`].

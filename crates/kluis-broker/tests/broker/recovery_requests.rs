@@ -1,5 +1,6 @@
 //! Recovery requests (docs/RECOVERY.md §7), issue 18.4f and g: asking for
-//! recovery does not tell whether an address has an account, and a request
+//! recovery does not tell whether an address has an account — neither the
+//! answer nor what its token reads afterwards — and a request
 //! can be cancelled — by its requester, by the account's owner and by an
 //! administrator — after which it can be neither approved nor completed.
 
@@ -95,7 +96,43 @@ async fn a_recovery_request_does_not_reveal_whether_the_account_exists(backend: 
         );
         assert_ne!(body, k_body, "the ids are fresh");
     }
-    // Each one is audited (the unknown ones as "nothing created"), so an
+    // The tokens do not tell them apart either: each reads as a pending
+    // request with no approvals (the unknown ones are decoys that never
+    // progress), and each can be withdrawn.
+    let mut statuses = Vec::new();
+    for email in [&known, &unknown, &no_escrow] {
+        let (_, _, body) = ask(&tb, email).await;
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let (id, token) = (
+            v["request_id"].as_str().unwrap(),
+            v["token"].as_str().unwrap(),
+        );
+        let path = format!("/v1/recovery/requests/{id}");
+        let (status, _, body) = send(&tb, "GET", &path, Some(token), None, Vec::new()).await;
+        let text = String::from_utf8(body)
+            .unwrap()
+            .replace(id, "ID")
+            .replace(email.as_str(), "EMAIL");
+        statuses.push((status, text));
+        let cancel = format!("{path}/cancel");
+        let (status, _, body) = send(&tb, "POST", &cancel, Some(token), None, Vec::new()).await;
+        statuses.push((status, String::from_utf8(body).unwrap()));
+        let (status, _, body) = send(&tb, "GET", &path, Some(token), None, Vec::new()).await;
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        statuses.push((status, v["state"].to_string()));
+    }
+    assert_eq!(statuses[0].0, 200, "{}", statuses[0].1);
+    assert!(
+        statuses[0].1.contains("\"state\":\"pending\""),
+        "{}",
+        statuses[0].1
+    );
+    assert_eq!(statuses[1].0, 204);
+    assert_eq!(statuses[2], (200, "\"cancelled\"".to_owned()));
+    assert_eq!(statuses[0..3], statuses[3..6], "unknown address");
+    assert_eq!(statuses[0..3], statuses[6..9], "no recovery escrow");
+
+    // Each one is audited (the unknown ones as decoys), so an
     // administrator sees the probing.
     let rows = tb.store().audit_rows().await.unwrap();
     for email in [&known, &unknown, &no_escrow] {
