@@ -81,6 +81,19 @@ impl AdminClient {
             .await
     }
 
+    /// Cancels a request (pending, or completed but not yet used): it can
+    /// no longer be approved or used. Audited on the broker.
+    pub async fn cancel(&self, id: &RequestId) -> Result<(), AccountError> {
+        self.http
+            .no_content_bearer::<()>(
+                Method::POST,
+                &format!("v1/admin/recovery/requests/{id}/cancel"),
+                self.token.expose(),
+                None,
+            )
+            .await
+    }
+
     /// Uploads the identity re-sealed to the request key.
     pub async fn upload_package(
         &self,

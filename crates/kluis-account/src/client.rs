@@ -489,6 +489,20 @@ impl AccountClient {
             .await
     }
 
+    /// Joining with `invite`: from now on this client refuses any policy
+    /// older than the one the invite was made under (and so the unsigned
+    /// default once a signed policy exists). The invite must name this
+    /// client's broker and org key.
+    pub fn accept_invite(&self, invite: &Invite) -> Result<(), AccountError> {
+        if invite.org_public_key != self.config.org_public_key
+            || invite.broker_url != self.config.broker_url
+        {
+            return Err(AccountError::Protocol("the invite is for another broker"));
+        }
+        self.policy_pin
+            .require_invite_version(invite.min_policy_version)
+    }
+
     /// The organisation policy, verified with the pinned org key (and not
     /// older than a version seen before). Needs a session.
     pub async fn fetch_policy(&self) -> Result<OrgPolicy, AccountError> {

@@ -42,6 +42,18 @@ pub enum AccountError {
         /// What the broker announced.
         params: KsfParams,
     },
+    /// The broker asked for Argon2id parameters above this client's caps
+    /// ([`crate::KSF_MAX_M_COST_KIB`], [`crate::KSF_MAX_T_COST`],
+    /// [`crate::KSF_MAX_P_COST`]): refused before anything is allocated, so a
+    /// hostile broker cannot make the device spend gigabytes or minutes.
+    #[error(
+        "refusing key-stretching parameters {params:?}: more than this client accepts \
+         (at most 1 GiB of memory, 10 passes, 16 lanes)"
+    )]
+    KsfTooCostly {
+        /// What the broker announced.
+        params: KsfParams,
+    },
     /// The OPAQUE protocol failed in a way that is not a wrong password.
     #[error("OPAQUE protocol error: {0}")]
     Protocol(&'static str),
@@ -97,6 +109,19 @@ pub enum AccountError {
     PolicyRollback {
         /// Highest version seen.
         seen: i64,
+        /// Version served now.
+        served: i64,
+    },
+    /// The broker served a policy older than the one the invite was made
+    /// under — the unsigned built-in default, say, when a signed policy
+    /// exists.
+    #[error(
+        "the broker served policy version {served}, older than version {invite} named in your \
+         invite: refusing it (the broker is misconfigured or hostile; tell your administrator)"
+    )]
+    PolicyBelowInvite {
+        /// The invite's `min_policy_version`.
+        invite: i64,
         /// Version served now.
         served: i64,
     },

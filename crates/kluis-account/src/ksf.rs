@@ -20,10 +20,14 @@ pub enum KsfPolicy {
     InsecureTestOnly,
 }
 
-/// Upper bounds any policy accepts, so a broker cannot exhaust the client.
-const MAX_M_COST_KIB: u32 = 4 * 1024 * 1024;
-const MAX_T_COST: u32 = 64;
-const MAX_P_COST: u32 = 16;
+/// Most memory any policy accepts, in KiB (1 GiB): 16 times the standard
+/// 64 MiB, and what a modest laptop can spare. Upper bounds hold for every
+/// policy, so a hostile broker cannot exhaust the client (issue 18.4b).
+pub const KSF_MAX_M_COST_KIB: u32 = 1024 * 1024;
+/// Most Argon2id passes any policy accepts (the standard is 3).
+pub const KSF_MAX_T_COST: u32 = 10;
+/// Most Argon2id lanes any policy accepts.
+pub const KSF_MAX_P_COST: u32 = 16;
 
 impl KsfPolicy {
     /// Parameters used for new registrations and password changes.
@@ -57,15 +61,21 @@ impl KsfPolicy {
         }
     }
 
-    /// Refuses parameters below this policy's minimum or above sane bounds.
+    /// Refuses parameters above the caps ([`AccountError::KsfTooCostly`]),
+    /// then parameters below this policy's minimum or that Argon2id itself
+    /// refuses ([`AccountError::KsfRejected`]). Only arithmetic: nothing is
+    /// allocated before the parameters pass.
     pub fn check(self, params: &KsfParams) -> Result<(), AccountError> {
+        if params.m_cost_kib > KSF_MAX_M_COST_KIB
+            || params.t_cost > KSF_MAX_T_COST
+            || params.p_cost > KSF_MAX_P_COST
+        {
+            return Err(AccountError::KsfTooCostly { params: *params });
+        }
         let min = self.minimum();
         let ok = params.m_cost_kib >= min.m_cost_kib
             && params.t_cost >= min.t_cost
             && params.p_cost >= min.p_cost
-            && params.m_cost_kib <= MAX_M_COST_KIB
-            && params.t_cost <= MAX_T_COST
-            && params.p_cost <= MAX_P_COST
             && params.m_cost_kib >= 8 * params.p_cost;
         if ok {
             Ok(())
@@ -104,5 +114,32 @@ mod tests {
             p_cost: 1,
         };
         assert!(KsfPolicy::Standard.check(&huge).is_err());
+    }
+
+    /// Issue 18.4b: what a hostile broker once made a client run (4 GiB,
+    /// 64 passes) and each cap's first value beyond it are refused as too
+    /// costly under every policy; the caps themselves are accepted.
+    #[test]
+    fn costly_parameters_are_refused_under_every_policy() {
+        let ksf = |m_cost_kib, t_cost, p_cost| KsfParams {
+            m_cost_kib,
+            t_cost,
+            p_cost,
+        };
+        for policy in [KsfPolicy::Standard, KsfPolicy::InsecureTestOnly] {
+            for bad in [
+                ksf(4 * 1024 * 1024, 64, 1),
+                ksf(KSF_MAX_M_COST_KIB + 1, 3, 1),
+                ksf(64 * 1024, KSF_MAX_T_COST + 1, 1),
+                ksf(64 * 1024, 3, KSF_MAX_P_COST + 1),
+            ] {
+                assert!(
+                    matches!(policy.check(&bad), Err(AccountError::KsfTooCostly { .. })),
+                    "{policy:?} {bad:?}"
+                );
+            }
+            let at_caps = ksf(KSF_MAX_M_COST_KIB, KSF_MAX_T_COST, KSF_MAX_P_COST);
+            assert!(policy.check(&at_caps).is_ok(), "{policy:?}");
+        }
     }
 }

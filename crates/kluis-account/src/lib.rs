@@ -25,6 +25,7 @@ mod http;
 mod ksf;
 pub mod pins;
 mod policy;
+mod recovery_cancel;
 mod secret;
 mod session;
 
@@ -39,7 +40,7 @@ pub use directory::{
 pub use error::AccountError;
 pub use escrow::{seal_identity, unseal_identity};
 pub use groups::{VerifiedGroup, verify_group};
-pub use ksf::KsfPolicy;
+pub use ksf::{KSF_MAX_M_COST_KIB, KSF_MAX_P_COST, KSF_MAX_T_COST, KsfPolicy};
 pub use policy::{
     POLICY_PIN_FILE, PolicyPin, check_password_strength, verify_policy, verify_recovery_key,
 };

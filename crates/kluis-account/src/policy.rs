@@ -97,6 +97,10 @@ pub fn check_password_strength(
 pub struct PolicyPin {
     /// Highest policy version seen.
     pub version: i64,
+    /// The policy version the invite this device joined with was made
+    /// under: an older one (the unsigned version 0 included) is refused.
+    #[serde(default)]
+    pub invite_min_version: i64,
     /// Fingerprint of the recovery key pinned at enrolment.
     #[serde(default)]
     pub recovery_key: Option<Fingerprint>,
@@ -142,6 +146,12 @@ impl PolicyPinStore {
     ) -> Result<OrgPolicy, AccountError> {
         let policy = verify_policy(org, signed)?;
         let mut pin = self.load()?;
+        if signed.version < pin.invite_min_version {
+            return Err(AccountError::PolicyBelowInvite {
+                invite: pin.invite_min_version,
+                served: signed.version,
+            });
+        }
         if signed.version < pin.version {
             return Err(AccountError::PolicyRollback {
                 seen: pin.version,
@@ -153,6 +163,16 @@ impl PolicyPinStore {
             self.save(&pin)?;
         }
         Ok(policy)
+    }
+
+    /// Remembers the invite's policy version (issue 18.4c); it only grows.
+    pub(crate) fn require_invite_version(&self, min: i64) -> Result<(), AccountError> {
+        let mut pin = self.load()?;
+        if min > pin.invite_min_version {
+            pin.invite_min_version = min;
+            self.save(&pin)?;
+        }
+        Ok(())
     }
 
     /// Verifies a recovery key and pins it (first use) or checks the pin.
@@ -228,6 +248,34 @@ mod tests {
         let mut fake_default = SignedPolicy::default_unsigned();
         fake_default.policy_json = serde_json::to_string(&strict).unwrap();
         assert!(verify_policy(&p, &fake_default).is_err());
+    }
+
+    /// Issue 18.4c: after an invite made under policy version 2, version 0
+    /// (unsigned) and 1 are refused, 2 and later accepted.
+    #[test]
+    fn a_policy_older_than_the_invite_is_refused() {
+        let (k, p) = org();
+        let dir = tempfile::tempdir().unwrap();
+        let store = PolicyPinStore::new(dir.path());
+        store.require_invite_version(2).unwrap();
+        store.require_invite_version(1).unwrap(); // never lowered
+        assert!(matches!(
+            store.accept_policy(&p, &SignedPolicy::default_unsigned()),
+            Err(AccountError::PolicyBelowInvite {
+                invite: 2,
+                served: 0
+            })
+        ));
+        assert!(matches!(
+            store.accept_policy(&p, &signed(&k, 1, &OrgPolicy::default())),
+            Err(AccountError::PolicyBelowInvite {
+                invite: 2,
+                served: 1
+            })
+        ));
+        store
+            .accept_policy(&p, &signed(&k, 2, &OrgPolicy::default()))
+            .unwrap();
     }
 
     #[test]

@@ -217,10 +217,26 @@ pub fn save(home: &AgentHome, account: &AccountFile) -> Result<(), DeviceAccount
     write_private(&path, &text)
 }
 
-/// Argon2id parameters for accounts. Tests of the whole system may ask for
-/// the insecure ones through an environment variable that says what it is.
+/// The environment variable with which tests of the whole system ask for
+/// the insecure Argon2id parameters — only in a debug build. A release
+/// build has no such switch: the name is not even in the binary (issue
+/// 18.4d; `.ci/run` checks `target/release/kluis` for it).
+#[cfg(debug_assertions)]
+pub const INSECURE_TEST_KSF_VAR: Option<&str> = Some("KLUIS_INSECURE_TEST_KSF");
+/// See the debug build's definition: `None` in a release build.
+#[cfg(not(debug_assertions))]
+pub const INSECURE_TEST_KSF_VAR: Option<&str> = None;
+
+/// Argon2id parameters for accounts: [`KsfPolicy::Standard`], except that
+/// a debug build honours [`INSECURE_TEST_KSF_VAR`]` = 1`.
 pub fn ksf_policy() -> KsfPolicy {
-    if std::env::var_os("KLUIS_INSECURE_TEST_KSF").is_some_and(|v| v == "1") {
+    ksf_policy_from(INSECURE_TEST_KSF_VAR.and_then(std::env::var_os))
+}
+
+/// [`ksf_policy`] for a given value of the variable (`None`: unset, or a
+/// release build, which never reads it).
+fn ksf_policy_from(value: Option<std::ffi::OsString>) -> KsfPolicy {
+    if INSECURE_TEST_KSF_VAR.is_some() && value.is_some_and(|v| v == "1") {
         KsfPolicy::InsecureTestOnly
     } else {
         KsfPolicy::Standard
@@ -375,6 +391,11 @@ pub async fn register(
         Identity::generate(&mut rng())
     };
     let client = client(home, broker)?;
+    if let Some(invite) = invite {
+        // The policy the invite was made under is the oldest this device
+        // accepts (issue 18.4c).
+        client.accept_invite(invite)?;
+    }
     let secret = identity.to_secret_bytes();
     let public = identity.recipient().to_string();
     let pw = Password::new(password);
@@ -553,6 +574,22 @@ pub async fn logout(home: &AgentHome) -> Result<AccountFile, DeviceAccountError>
 #[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
+
+    /// Issue 18.4d: the insecure KSF switch is compiled in only with debug
+    /// assertions; a release build has neither the switch nor its name.
+    #[test]
+    fn the_insecure_ksf_switch_exists_only_in_debug_builds() {
+        let asked = ksf_policy_from(Some("1".into()));
+        if cfg!(debug_assertions) {
+            assert_eq!(INSECURE_TEST_KSF_VAR, Some("KLUIS_INSECURE_TEST_KSF"));
+            assert_eq!(asked, KsfPolicy::InsecureTestOnly);
+        } else {
+            assert_eq!(INSECURE_TEST_KSF_VAR, None);
+            assert_eq!(asked, KsfPolicy::Standard);
+        }
+        assert_eq!(ksf_policy_from(None), KsfPolicy::Standard);
+        assert_eq!(ksf_policy_from(Some("0".into())), KsfPolicy::Standard);
+    }
 
     #[test]
     fn account_file_round_trips_and_a_damaged_one_is_named() {

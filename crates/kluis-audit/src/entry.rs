@@ -21,10 +21,12 @@ fn check_text(field: &'static str, text: &str, allow_empty: bool) -> Result<(), 
     if !allow_empty && text.is_empty() {
         return Err(invalid(field, "must not be empty"));
     }
-    if text.chars().any(char::is_control) {
-        return Err(invalid(field, "must not contain control characters"));
+    // Control and bidi characters, leading or trailing whitespace: audit
+    // text must read as what it is (issue 18.4e).
+    match kluis_types::display_text_problem(text) {
+        Some(reason) => Err(invalid(field, reason)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Text that must never appear in the log: markers of secret-key encodings
@@ -646,6 +648,33 @@ mod tests {
             assert_eq!(DetailKey::from_code(k.code()).ok(), Some(*k));
             assert!(seen.insert(k.code()));
         }
+    }
+
+    /// Issue 18.4e: audit text that would display as something else.
+    #[test]
+    fn audit_text_with_bidi_or_outer_whitespace_is_refused() {
+        for bad in [
+            "ann ",
+            " ann",
+            "ann\u{202E}nimda",
+            "a\u{2066}b",
+            "a\u{200F}b",
+        ] {
+            assert!(
+                matches!(
+                    Details::new().text(DetailKey::Reason, bad),
+                    Err(AuditError::Invalid {
+                        field: "detail",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+            assert!(Actor::admin(bad).is_err(), "{bad:?}");
+            let entry = AuditEntry::new(1, Actor::System, Action::AdminAdded).target(bad);
+            assert!(entry.validate().is_err(), "{bad:?}");
+        }
+        assert!(Details::new().text(DetailKey::Reason, "lost it").is_ok());
     }
 
     #[test]

@@ -297,10 +297,17 @@ pub async fn add_admin(
     actor: &Actor,
     now: i64,
 ) -> Result<AdminToken, AdminError> {
-    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+    if name.is_empty() || name.len() > 64 {
         return Err(AdminError::Invalid {
             what: "name",
-            reason: "1 to 64 characters, no control characters".into(),
+            reason: "1 to 64 characters".into(),
+        });
+    }
+    // "ann " or "ann\u{202E}" would pass for a second "ann" (issue 18.4e).
+    if let Some(reason) = kluis_types::display_text_problem(name) {
+        return Err(AdminError::Invalid {
+            what: "name",
+            reason: reason.into(),
         });
     }
     let key = AdminPublicKey::parse(admin_key).map_err(|e| AdminError::Invalid {

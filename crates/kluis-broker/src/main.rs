@@ -475,6 +475,8 @@ async fn run_admin(config: Config, command: AdminCommand, actor: Actor) -> anyho
                 token,
                 org_public_key: org_key,
                 email,
+                // The joining device refuses any older policy (issue 18.4c).
+                min_policy_version: admin::current_policy(broker.store()).await?.version,
             };
             println!("{}", invite.encode()?);
             Ok(())

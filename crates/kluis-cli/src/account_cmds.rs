@@ -24,7 +24,7 @@ pub enum AccountCommand {
     /// Create your account on the organisation's broker. Your key pair is
     /// generated on this device (or your existing identity is used).
     Register {
-        /// The invite your administrator gave you (`kluis-invite-v1:…`), or a
+        /// The invite your administrator gave you (`kluis-invite-v2:…`), or a
         /// file holding it. It carries the broker address and the
         /// organisation key to trust.
         #[arg(long, value_name = "INVITE")]
@@ -85,7 +85,13 @@ pub enum AccountCommand {
         /// Keep checking for up to this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 0)]
         wait: u64,
+        /// Withdraw this device's pending request instead.
+        #[arg(long, conflicts_with_all = ["wait", "new_passphrase_file"])]
+        cancel: bool,
     },
+    /// Cancel every open recovery request for your account (one you did
+    /// not make, say). Needs a login on this device.
+    CancelRecovery,
 }
 
 #[derive(Debug, Subcommand)]
@@ -310,12 +316,25 @@ pub fn run_account(cmd: AccountCommand, pass: &Passphrases) -> Result<()> {
             tell_recoverable(changed.recovery_enrolled);
             Ok(())
         }
+        AccountCommand::CancelRecovery => {
+            let (c, acct) = device_client(&home)?;
+            let cancelled = rt.block_on(c.cancel_recovery_requests()).map_err(explain)?;
+            if cancelled.is_empty() {
+                println!("No open recovery request for {}.", acct.email);
+            }
+            for id in cancelled {
+                println!("Cancelled recovery request {id}.");
+            }
+            Ok(())
+        }
+        AccountCommand::Recover { cancel: true, .. } => cancel_pending_recovery(&home, &rt),
         AccountCommand::Recover {
             email,
             broker,
             org_key,
             new_passphrase_file,
             wait,
+            cancel: false,
         } => recover(
             &home,
             &rt,
@@ -408,6 +427,27 @@ struct PendingRecovery {
 
 fn pending_path(home: &Home) -> PathBuf {
     state_dir(home).join("recovery-request.json")
+}
+
+/// `kluis account recover --cancel`: withdraws this device's pending
+/// request on the broker and forgets it here.
+fn cancel_pending_recovery(home: &Home, rt: &tokio::runtime::Runtime) -> Result<()> {
+    let path = pending_path(home);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("this device has no pending recovery request")
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let pending: PendingRecovery =
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is damaged", path.display()))?;
+    let ticket = &pending.ticket;
+    let c = client(home, &ticket.broker_url, &pending.org_public_key)?;
+    rt.block_on(c.cancel_recovery(ticket)).map_err(explain)?;
+    std::fs::remove_file(&path)?;
+    println!("Cancelled recovery request {}.", ticket.request_id);
+    Ok(())
 }
 
 fn recover(
@@ -507,6 +547,10 @@ fn recover(
         RecoveryState::Closed => {
             std::fs::remove_file(&path)?;
             bail!("this recovery request was already used; start a new one");
+        }
+        RecoveryState::Cancelled => {
+            std::fs::remove_file(&path)?;
+            bail!("this recovery request was cancelled; start a new one if you still need it");
         }
         RecoveryState::Completed => {}
     }

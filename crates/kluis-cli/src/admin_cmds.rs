@@ -103,6 +103,13 @@ enum RecoveryCommand {
     },
     /// Recovery requests waiting on the broker.
     List,
+    /// Cancel a request (say, one the user did not make): it can no longer
+    /// be approved or used.
+    Cancel {
+        /// The request.
+        #[arg(long, value_name = "ID")]
+        request: String,
+    },
     /// Approve a request, after confirming its fingerprint with the user
     /// out of band (phone, in person).
     Approve {
@@ -305,6 +312,12 @@ pub fn run(args: AdminArgs) -> Result<()> {
                     r.threshold.map(|k| format!(" of {k}")).unwrap_or_default()
                 );
             }
+            Ok(())
+        }
+        AdminCommand::Recovery(RecoveryCommand::Cancel { request }) => {
+            let id = RequestId::parse(request)?;
+            runtime()?.block_on(args.client()?.cancel(&id))?;
+            println!("Cancelled recovery request {id}.");
             Ok(())
         }
         AdminCommand::Recovery(RecoveryCommand::Approve {

@@ -257,6 +257,11 @@ pub struct PasswordFinishRequest {
     /// The identity re-sealed under the new export key.
     pub escrow: EncryptedEscrow,
     /// The escrow version the client last saw.
+    #[serde(deserialize_with = "crate::deserialize_version")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 9_007_199_254_740_991.0)
+    )]
     pub expected_escrow_version: i64,
     /// Proof of the current password, made moments before (see
     /// [`ReauthProof`]): a bearer token alone cannot change the password.
@@ -277,8 +282,18 @@ pub struct PasswordFinishRequest {
 pub struct EscrowRollbackRequest {
     /// The version to return to; a password change or reset replaced the
     /// record that opens it.
+    #[serde(deserialize_with = "crate::deserialize_version")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 9_007_199_254_740_991.0)
+    )]
     pub to_version: i64,
     /// The latest version the client saw; a mismatch is a 409.
+    #[serde(deserialize_with = "crate::deserialize_version")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 9_007_199_254_740_991.0)
+    )]
     pub expected_version: i64,
     /// Proof of the *current* password, made moments before.
     pub reauth: ReauthProof,

@@ -162,6 +162,11 @@ pub struct AddGroupMemberRequest {
     /// The secret, now also encrypted to them.
     pub secret: EncryptedGroupSecret,
     /// The key version the client re-encrypted (rejected if stale).
+    #[serde(deserialize_with = "crate::deserialize_version")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 9_007_199_254_740_991.0)
+    )]
     pub key_version: i64,
     /// The secret version the client re-encrypted (rejected if stale, so
     /// two concurrent additions cannot drop one another's member). Absent
@@ -183,6 +188,11 @@ pub struct RemoveGroupMemberRequest {
     /// The new secret, encrypted to the remaining members.
     pub secret: EncryptedGroupSecret,
     /// The key version the client rotated from (rejected if stale).
+    #[serde(deserialize_with = "crate::deserialize_version")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 9_007_199_254_740_991.0)
+    )]
     pub key_version: i64,
 }
 

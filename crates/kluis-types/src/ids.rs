@@ -20,10 +20,13 @@ impl Email {
         if text.len() < 3 || text.len() > Self::MAX_LEN {
             return Err(invalid("email", "length must be 3..=254"));
         }
-        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if text
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || crate::is_bidi_or_separator(c))
+        {
             return Err(invalid(
                 "email",
-                "contains whitespace or control characters",
+                "contains whitespace, control or bidirectional formatting characters",
             ));
         }
         let mut parts = text.split('@');
@@ -58,7 +61,9 @@ impl std::fmt::Display for Email {
     }
 }
 
-/// A person's display name: 1 to 128 characters, no control characters.
+/// A person's display name: 1 to 128 characters, none of them control or
+/// bidirectional formatting characters, no leading or trailing whitespace
+/// ([`crate::display_text_problem`]).
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct DisplayName(String);
@@ -67,15 +72,15 @@ impl DisplayName {
     /// Longest accepted name, in characters.
     pub const MAX_CHARS: usize = 128;
 
-    /// Trims and validates a display name.
+    /// Validates a display name. It is not trimmed: "ann " is refused, not
+    /// silently made into "ann" (issue 18.4e).
     pub fn parse(text: &str) -> Result<Self, ParseError> {
-        let text = text.trim();
         let count = text.chars().count();
         if count == 0 || count > Self::MAX_CHARS {
             return Err(invalid("display name", "length must be 1..=128 characters"));
         }
-        if text.chars().any(char::is_control) {
-            return Err(invalid("display name", "contains control characters"));
+        if let Some(reason) = crate::display_text_problem(text) {
+            return Err(invalid("display name", reason));
         }
         Ok(Self(text.to_owned()))
     }
@@ -240,6 +245,21 @@ mod tests {
     fn display_name_limits() {
         assert!(DisplayName::parse("   ").is_err());
         assert!(DisplayName::parse(&"x".repeat(129)).is_err());
-        assert_eq!(DisplayName::parse(" Alice ").unwrap().as_str(), "Alice");
+        assert_eq!(DisplayName::parse("Alice").unwrap().as_str(), "Alice");
+        for bad in [
+            " Alice",
+            "Alice ",
+            "Al\u{202E}ice",
+            "Al\u{2067}ice",
+            "Al\u{7}ice",
+        ] {
+            assert!(DisplayName::parse(bad).is_err(), "{bad:?}");
+            let json = serde_json::to_string(bad).unwrap();
+            assert!(
+                serde_json::from_str::<DisplayName>(&json).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(Email::parse("ann\u{202E}@example.org").is_err());
     }
 }

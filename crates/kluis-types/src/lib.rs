@@ -22,6 +22,8 @@ mod recovery;
 #[cfg(feature = "openapi")]
 mod schema;
 mod secret;
+mod text;
+mod version;
 
 pub use api::*;
 pub use bytes::{EncryptedEscrow, EncryptedGroupSecret, OpaqueMessage, SignatureBytes};
@@ -33,6 +35,8 @@ pub use invite::Invite;
 pub use policy::{Label, LabelRule, OrgPolicy, PolicyViolation, Sensitivity};
 pub use recovery::*;
 pub use secret::{AdminToken, InviteToken, RecoveryToken, SessionToken};
+pub use text::{display_text_problem, is_bidi_or_separator};
+pub use version::{MAX_VERSION, VersionNumber, deserialize_version, version_in_range};
 
 /// Why a value could not be parsed into one of the validated wire types.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

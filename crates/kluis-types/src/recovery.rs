@@ -211,6 +211,9 @@ pub enum RecoveryState {
     Completed,
     /// The user set a new password; the request is spent.
     Closed,
+    /// Cancelled by its requester, the account's owner or an administrator
+    /// before it was used: it can no longer be approved or completed.
+    Cancelled,
 }
 
 impl RecoveryState {
@@ -220,6 +223,7 @@ impl RecoveryState {
             Self::Pending => "pending",
             Self::Completed => "completed",
             Self::Closed => "closed",
+            Self::Cancelled => "cancelled",
         }
     }
 
@@ -229,6 +233,7 @@ impl RecoveryState {
             "pending" => Ok(Self::Pending),
             "completed" => Ok(Self::Completed),
             "closed" => Ok(Self::Closed),
+            "cancelled" => Ok(Self::Cancelled),
             _ => Err(invalid("recovery state", "unknown")),
         }
     }
@@ -294,6 +299,15 @@ pub struct ApprovalWire {
     pub admin: String,
     /// base64url, 64 bytes.
     pub signature: String,
+}
+
+/// Answer to `POST /v1/users/{user_id}/recovery/cancel`: the account's
+/// open recovery requests that were cancelled (none is not an error).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RecoveryCancelResponse {
+    /// The requests now `cancelled`, sorted.
+    pub cancelled: Vec<RequestId>,
 }
 
 /// `GET /v1/admin/recovery/requests`: requests not yet closed.

@@ -6,6 +6,8 @@
 #[path = "../../../kluis-broker/tests/broker/util.rs"]
 mod util;
 
+mod hostile_broker;
+
 use kluis_account::{
     AccountClient, AccountError, ClientConfig, Invite, KsfPolicy, Password, PinStatus,
     Registration, RejectionReason,
@@ -303,6 +305,7 @@ async fn invites_are_single_use_and_expire(backend: Backend) {
         token,
         org_public_key: org.public_key(),
         email: None,
+        min_policy_version: 0,
     }
     .encode()
     .unwrap();

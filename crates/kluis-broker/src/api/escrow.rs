@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use kluis_types::{
     EscrowRecord, EscrowRollbackRequest, EscrowVersionInfo, EscrowVersionList,
-    PasswordFinishResponse, UserId,
+    PasswordFinishResponse, UserId, VersionNumber,
 };
 
 use kluis_audit::{Action, Actor, AuditEntry, DetailKey, Details};
@@ -81,14 +81,14 @@ pub async fn versions(
 /// One version, old ones included.
 #[utoipa::path(get, path = "/v1/users/{user_id}/escrow/versions/{version}", tag = "escrow", security(("bearer" = [])),
     params(("user_id" = UserId, Path, description = "must be the session's own user"),
-           ("version" = i64, Path, description = "version number")),
+           ("version" = i64, Path, minimum = 0, maximum = 9_007_199_254_740_991.0, description = "version number")),
     responses((status = 200, body = EscrowRecord), (status = 400, body = kluis_types::ErrorBody),
               (status = 401, body = kluis_types::ErrorBody), (status = 403, body = kluis_types::ErrorBody),
               (status = 404, body = kluis_types::ErrorBody)))]
 pub async fn version(
     State(state): State<AppState>,
     auth: Authed,
-    ApiPath((user_id, version)): ApiPath<(UserId, i64)>,
+    ApiPath((user_id, VersionNumber(version))): ApiPath<(UserId, VersionNumber)>,
 ) -> Result<Json<EscrowRecord>, ApiError> {
     auth.require_self(&user_id)?;
     let record = state

@@ -32,6 +32,7 @@ mod ops;
 mod policy;
 mod reauth;
 mod recovery;
+mod recovery_cancel;
 mod throttle;
 
 pub use audit::{FAILURE_THRESHOLD, FAILURE_WINDOW_SECS};
@@ -241,6 +242,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/recovery/requests/{request_id}/password/finish",
             post(recovery::password_finish),
+        )
+        .route(
+            "/v1/recovery/requests/{request_id}/cancel",
+            post(recovery_cancel::by_requester),
+        )
+        .route(
+            "/v1/users/{user_id}/recovery/cancel",
+            post(recovery_cancel::by_owner),
+        )
+        .route(
+            "/v1/admin/recovery/requests/{request_id}/cancel",
+            post(recovery_cancel::by_admin),
         )
         .route("/v1/admin/whoami", get(recovery::admin_whoami))
         .route("/v1/admin/admins", get(recovery::admin_list))

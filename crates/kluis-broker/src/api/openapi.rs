@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, audit, directory, escrow, groups, ops, policy, recovery};
+use super::{account, audit, directory, escrow, groups, ops, policy, recovery, recovery_cancel};
 
 struct BearerAuth;
 
@@ -50,6 +50,7 @@ impl Modify for BearerAuth {
         recovery::start, recovery::status, recovery::password_start, recovery::password_finish,
         recovery::admin_whoami, recovery::admin_list, recovery::publish_key,
         recovery::open_requests, recovery::case, recovery::approve, recovery::upload_package,
+        recovery_cancel::by_requester, recovery_cancel::by_owner, recovery_cancel::by_admin,
         groups::list, groups::create, groups::secret, groups::add_member, groups::remove_member,
         groups::rotate, groups::leave, groups::set_admin, groups::secret_versions, groups::secret_version,
     ),

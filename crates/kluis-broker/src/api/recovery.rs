@@ -36,7 +36,8 @@ use sha2::{Digest, Sha256};
 use super::extract::{ApiJson, ApiPath, PeerIp};
 use super::{ApiError, AppState, random_16, random_32};
 use crate::store::{
-    AdminRow, ApprovalRow, NewRecoveryRequest, RecoveryRequestRow, RecoveryReset, StoredRecoveryKey,
+    AdminRow, ApprovalRow, NewRecoveryDecoy, NewRecoveryRequest, RecoveryRequestRow, RecoveryReset,
+    StoredRecoveryKey,
 };
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
@@ -85,17 +86,17 @@ impl FromRequestParts<AppState> for RecoveryAuthed {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = RecoveryToken::parse(bearer(parts)?).map_err(|_| ApiError::unauthorized())?;
         let hash: [u8; 32] = Sha256::digest(token.expose().as_bytes()).into();
-        state
-            .store
-            .recovery_request_by_token(&hash)
-            .await?
-            .map(Self)
-            .ok_or_else(ApiError::unauthorized)
+        // A decoy (issue 18.4f) reads as a pending request.
+        let row = match state.store.recovery_request_by_token(&hash).await? {
+            Some(row) => Some(row),
+            None => state.store.recovery_decoy_by_token(&hash).await?,
+        };
+        row.map(Self).ok_or_else(ApiError::unauthorized)
     }
 }
 
 impl RecoveryAuthed {
-    fn require(&self, id: &RequestId) -> Result<&RecoveryRequestRow, ApiError> {
+    pub(super) fn require(&self, id: &RequestId) -> Result<&RecoveryRequestRow, ApiError> {
         if &self.0.request_id == id {
             Ok(&self.0)
         } else {
@@ -104,7 +105,7 @@ impl RecoveryAuthed {
     }
 }
 
-fn admin_actor(admin: &AdminRow) -> Result<Actor, ApiError> {
+pub(super) fn admin_actor(admin: &AdminRow) -> Result<Actor, ApiError> {
     Ok(Actor::admin(&admin.name)?)
 }
 
@@ -219,7 +220,6 @@ async fn status_of(state: &AppState, row: &RecoveryRequestRow) -> Result<Recover
 #[utoipa::path(post, path = "/v1/recovery/requests", tag = "recovery",
     request_body = RecoveryStartRequest,
     responses((status = 201, body = RecoveryStartResponse), (status = 400, body = kluis_types::ErrorBody),
-              (status = 404, description = "no such account, or no recovery escrow on file", body = kluis_types::ErrorBody),
               (status = 413, body = kluis_types::ErrorBody), (status = 415, body = kluis_types::ErrorBody),
               (status = 422, body = kluis_types::ErrorBody), (status = 429, body = kluis_types::ErrorBody)))]
 pub async fn start(
@@ -234,17 +234,19 @@ pub async fn start(
             "request_key_fingerprint must be 64 hex digits",
         ));
     }
-    let not_found = || ApiError::not_found("no recovery escrow on file for that account");
-    let user = state
-        .store
-        .user_by_email(&req.email)
-        .await?
-        .ok_or_else(not_found)?;
-    state
-        .store
-        .recovery_escrow_latest(&user.user_id)
-        .await?
-        .ok_or_else(not_found)?;
+    // The answer is the same for an address with no account or no
+    // recovery escrow (issue 18.4f): 201, a fresh request id and token,
+    // and one audited write, so neither the status, the body nor the work
+    // done tells whether the account exists. What is written then is a
+    // decoy: its token reads as a pending request that never progresses.
+    let user = match state.store.user_by_email(&req.email).await? {
+        Some(user) => state
+            .store
+            .recovery_escrow_latest(&user.user_id)
+            .await?
+            .map(|_| user),
+        None => None,
+    };
     let request_id = RequestId::from_random_bytes(&random_16());
     let token = RecoveryToken::from_random_bytes(&random_32());
     let now = state.clock.now();
@@ -255,6 +257,38 @@ pub async fn start(
         .text(DetailKey::RequestId, request_id.as_str())?
         .text(DetailKey::Fingerprint, &display)?
         .text(DetailKey::Ip, &ip.0.to_string())?;
+    let token_hash: [u8; 32] = Sha256::digest(token.expose().as_bytes()).into();
+    let Some(user) = user else {
+        let details = details.text(
+            DetailKey::Reason,
+            "no account or no recovery escrow: a decoy",
+        )?;
+        let entry = AuditEntry::new(now, Actor::System, Action::RecoveryRequested)
+            .target(req.email.as_str())
+            .details(details);
+        state
+            .store
+            .create_recovery_decoy(
+                &NewRecoveryDecoy {
+                    request_id: &request_id,
+                    email: &req.email,
+                    token_hash,
+                    request_key: &req.request_key,
+                    request_key_fp: &fp,
+                    requested_at: now,
+                },
+                &|_| Ok(vec![entry.clone()]),
+            )
+            .await?;
+        return Ok((
+            StatusCode::CREATED,
+            Json(RecoveryStartResponse {
+                request_id,
+                token,
+                requested_at: now,
+            }),
+        ));
+    };
     let entry = AuditEntry::new(now, Actor::System, Action::RecoveryRequested)
         .target(user.email.as_str())
         .details(details);
@@ -264,7 +298,7 @@ pub async fn start(
             &NewRecoveryRequest {
                 request_id: &request_id,
                 user_id: &user.user_id,
-                token_hash: Sha256::digest(token.expose().as_bytes()).into(),
+                token_hash,
                 request_key: &req.request_key,
                 request_key_fp: &fp,
                 requested_at: now,
@@ -507,7 +541,7 @@ pub async fn open_requests(
 ) -> Result<Json<RecoveryRequestList>, ApiError> {
     let rows = state.store.open_recovery_requests().await?;
     let mut requests = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows.iter().filter(|r| r.state != RecoveryState::Cancelled) {
         let mut status = status_of(&state, row).await?;
         status.package = None;
         requests.push(status);
@@ -515,7 +549,10 @@ pub async fn open_requests(
     Ok(Json(RecoveryRequestList { requests }))
 }
 
-async fn request_row(state: &AppState, id: &RequestId) -> Result<RecoveryRequestRow, ApiError> {
+pub(super) async fn request_row(
+    state: &AppState,
+    id: &RequestId,
+) -> Result<RecoveryRequestRow, ApiError> {
     state
         .store
         .recovery_request(id)

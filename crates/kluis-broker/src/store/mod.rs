@@ -19,6 +19,7 @@ pub mod admins;
 pub mod cache;
 pub mod groups;
 pub mod postgres;
+pub mod recovery_cancel;
 pub mod rollback;
 pub mod seed;
 pub mod sqlite;
@@ -28,6 +29,7 @@ pub use admins::AdminStore;
 pub use groups::{
     GroupChange, GroupChangeKind, GroupOutcome, GroupRow, GroupSecretRow, GroupStore, NewGroup,
 };
+pub use recovery_cancel::{CancelRecovery, NewRecoveryDecoy, RecoveryCancelStore};
 pub use rollback::{PasswordRollback, RollbackStore};
 pub use seed::SeedStore;
 pub use throttle::{ThrottleKey, ThrottleStore};
@@ -329,7 +331,14 @@ pub type AuditBuilder<'a> = dyn Fn(&Head) -> Result<AuditRow, AuditError> + Send
 /// Everything the broker persists.
 #[async_trait]
 pub trait Store:
-    GroupStore + RollbackStore + AdminStore + SeedStore + ThrottleStore + Send + Sync
+    GroupStore
+    + RollbackStore
+    + AdminStore
+    + SeedStore
+    + ThrottleStore
+    + RecoveryCancelStore
+    + Send
+    + Sync
 {
     /// Applies pending migrations of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;

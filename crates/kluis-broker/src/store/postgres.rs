@@ -24,6 +24,7 @@ use kluis_types::{RecoveryState, RequestId};
 
 mod admins;
 mod groups;
+mod recovery_cancel;
 mod rollback;
 mod seed;
 mod throttle;
@@ -48,6 +49,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         8,
         include_str!("../../migrations/postgres/0008_group_authority.sql"),
+    ),
+    (
+        9,
+        include_str!("../../migrations/postgres/0009_recovery_decoys.sql"),
     ),
 ];
 

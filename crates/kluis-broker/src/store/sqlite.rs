@@ -29,6 +29,7 @@ use kluis_types::{RecoveryState, RequestId};
 mod admins;
 mod files;
 mod groups;
+mod recovery_cancel;
 mod rollback;
 mod seed;
 mod throttle;
@@ -50,6 +51,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         8,
         include_str!("../../migrations/sqlite/0008_group_authority.sql"),
+    ),
+    (
+        9,
+        include_str!("../../migrations/sqlite/0009_recovery_decoys.sql"),
     ),
 ];
 

@@ -5,8 +5,11 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod audited;
+mod bounds;
 mod flood;
 mod governance;
+mod hostile_text;
+mod invites;
 mod operational;
 mod ratelimit;
 mod util;
@@ -25,6 +28,7 @@ use stolen_token::{
 mod groups;
 #[path = "../../../../tests/support/pki.rs"]
 mod pki;
+mod recovery_requests;
 mod stolen_token;
 mod tls;
 

@@ -34,7 +34,7 @@ fn unb64(v: &Value) -> Vec<u8> {
 
 /// What a client that knows the password sends as `reauth`: login/start,
 /// then the key confirmation computed locally (never sent to login/finish).
-async fn prove(tb: &TestBroker, email: &str, password: &str) -> Value {
+pub(crate) async fn prove(tb: &TestBroker, email: &str, password: &str) -> Value {
     let start = ClientLogin::<Suite>::start(&mut OsRng, password.as_bytes()).unwrap();
     let (status, answer) = json_call(
         tb,
@@ -62,7 +62,7 @@ async fn prove(tb: &TestBroker, email: &str, password: &str) -> Value {
 
 /// A complete password/finish body for `new_password` (a real OPAQUE
 /// registration upload through password/start), with `reauth` if given.
-async fn password_change_body(
+pub(crate) async fn password_change_body(
     tb: &TestBroker,
     u: &User,
     token: &str,
