@@ -8,6 +8,7 @@
 use kluis_approvals::AdminSigningKey;
 use kluis_audit::Actor;
 use kluis_broker::admin::{self, AdminError};
+use kluis_broker::config::DEFAULT_ADMIN_TOKEN_TTL_SECS as TTL;
 use kluis_broker::opaque::Suite;
 use kluis_broker::org::OrgSigningKey;
 use opaque_ke::RegistrationResponse;
@@ -107,14 +108,14 @@ async fn names_and_audit_text_must_read_as_what_they_are(backend: Backend) {
         .public_key()
         .to_string();
     let actor = Actor::System;
-    admin::add_admin(tb.store(), "ann", &key, &actor, tb.now())
+    admin::add_admin(tb.store(), "ann", &key, TTL, &actor, tb.now())
         .await
         .unwrap();
     for name in HOSTILE {
         let other = AdminSigningKey::from_seed(&[8u8; 32])
             .public_key()
             .to_string();
-        let refused = admin::add_admin(tb.store(), name, &other, &actor, tb.now()).await;
+        let refused = admin::add_admin(tb.store(), name, &other, TTL, &actor, tb.now()).await;
         assert!(
             matches!(refused, Err(AdminError::Invalid { what: "name", .. })),
             "admin name {name:?}: {:?}",

@@ -169,6 +169,7 @@ async fn admin(tb: &TestBroker, name: &str, seed: u8) -> Admin {
         tb.store(),
         name,
         &key.public_key().to_string(),
+        kluis_broker::config::DEFAULT_ADMIN_TOKEN_TTL_SECS,
         &Actor::System,
         tb.now(),
     )
