@@ -688,6 +688,25 @@ impl AccountClient {
             .await
     }
 
+    /// Undoes the last password change: [`Self::roll_back_password`] to
+    /// the escrow version just below the latest one. Proves the *current*
+    /// password; [`AccountError::NothingToUndo`] when there is only one
+    /// version.
+    pub async fn undo_password_change(
+        &self,
+        current: &Password,
+    ) -> Result<PasswordChanged, AccountError> {
+        let email = self.require_session()?.email;
+        let (answer, _export) = self.opaque_login(&email, current).await?;
+        let session = self.store_session(&email, &answer)?;
+        let latest = self.latest_escrow(&session).await?.version;
+        if latest < 2 {
+            return Err(AccountError::NothingToUndo);
+        }
+        self.roll_back_with(&session, &email, current, latest - 1)
+            .await
+    }
+
     async fn roll_back_with(
         &self,
         session: &StoredSession,

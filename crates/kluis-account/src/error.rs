@@ -64,6 +64,10 @@ pub enum AccountError {
     /// No session is stored; log in first.
     #[error("not logged in")]
     NotLoggedIn,
+    /// Undo asked for, but the password was never changed: there is no
+    /// earlier password and escrow version to return to.
+    #[error("there is no earlier password to return to (the password was never changed)")]
+    NothingToUndo,
     /// A state file could not be read or written.
     #[error("{path}")]
     Io {

@@ -57,6 +57,12 @@ pub enum DeviceAccountError {
     /// The identity file does not open with the current password.
     #[error("the current password does not open {0}")]
     WrongPassword(PathBuf),
+    /// The last password change was undone on the broker, but the
+    /// previous password given does not log in.
+    #[error(
+        "your account is back on the password you had before the change, but the one you gave for it does not log in; run `kluis account login` with your previous password"
+    )]
+    PreviousPasswordRefused,
     /// The escrowed identity is not the registered key.
     #[error(
         "the identity in your escrow does not match your registered public key; contact your administrator"
@@ -100,6 +106,7 @@ impl DeviceAccountError {
                 AccountError::RecoveryEnrolment(_) => "recovery_enrolment",
                 AccountError::AccountDisabled => "account_disabled",
                 AccountError::NotLoggedIn => "not_logged_in",
+                AccountError::NothingToUndo => "nothing_to_undo",
                 AccountError::Broker { status: 409, .. } => "account_exists",
                 AccountError::Broker { status: 403, .. } => "forbidden",
                 _ => "account",
@@ -109,6 +116,7 @@ impl DeviceAccountError {
             Self::PasswordTooShort => "password_too_short",
             Self::ExistingIdentity(_) | Self::WrongPassword(_) => "wrong_password",
             Self::KeyMismatch => "key_mismatch",
+            Self::PreviousPasswordRefused => "previous_password_refused",
             Self::BadOrgKey => "bad_org_key",
             Self::BadInvite => "bad_invite",
             Self::Damaged(_) => "damaged",
@@ -501,6 +509,40 @@ pub async fn change_password(
     Ok(PasswordChange {
         sessions_revoked: changed.sessions_revoked,
         recovery_enrolled,
+    })
+}
+
+/// Undo the last password change (issue 18.3: a user can always return to
+/// the password and escrow version before a change, e.g. when another
+/// device cannot open the new one). The broker returns to them after a
+/// fresh proof of the `current` password; then this device logs in with
+/// `previous`, checks that the identity that comes back is the one it
+/// holds, and keeps it sealed with `previous`. Other devices' sessions end.
+pub async fn undo_password_change(
+    home: &AgentHome,
+    current: &str,
+    previous: &str,
+) -> Result<PasswordChange, DeviceAccountError> {
+    let (client, mut account) = device_client(home)?;
+    let path = home.identity_file();
+    let bytes = std::fs::read(&path).map_err(io("read", &path))?;
+    let identity = open_identity(&bytes, current.as_bytes())
+        .map_err(|_| DeviceAccountError::WrongPassword(path.clone()))?;
+    let undone = client.undo_password_change(&Password::new(current)).await?;
+    let outcome = match client.login(&account.email, &Password::new(previous)).await {
+        Err(AccountError::LoginFailed) => return Err(DeviceAccountError::PreviousPasswordRefused),
+        other => other?,
+    };
+    let returned = Identity::from_secret_bytes(outcome.secret_identity.expose())?;
+    if returned.recipient().to_string() != identity.recipient().to_string() {
+        return Err(DeviceAccountError::KeyMismatch);
+    }
+    keep_identity(home, &identity, previous)?;
+    account.recovery_enrolled = Some(outcome.recovery_enrolled);
+    save(home, &account)?;
+    Ok(PasswordChange {
+        sessions_revoked: undone.sessions_revoked,
+        recovery_enrolled: outcome.recovery_enrolled,
     })
 }
 

@@ -66,6 +66,14 @@ pub enum AccountCommand {
         #[arg(long, value_name = "FILE")]
         new_passphrase_file: Option<PathBuf>,
     },
+    /// Undo your last password change: return to the password (and key
+    /// escrow) you had before it, e.g. when another device cannot open your
+    /// key since the change. Asks for the current and the previous password.
+    UndoPasswd {
+        /// Read the previous password from this file instead of prompting.
+        #[arg(long, value_name = "FILE")]
+        previous_passphrase_file: Option<PathBuf>,
+    },
     /// Lost your password? Ask your organisation to recover your key. Run it
     /// again to see progress and, once administrators have acted, to set
     /// your new password.
@@ -314,6 +322,32 @@ pub fn run_account(cmd: AccountCommand, pass: &Passphrases) -> Result<()> {
                 changed.sessions_revoked
             );
             tell_recoverable(changed.recovery_enrolled);
+            Ok(())
+        }
+        AccountCommand::UndoPasswd {
+            previous_passphrase_file,
+        } => {
+            let acct = load_account(&home)?.ok_or(device::DeviceAccountError::NoAccount)?;
+            let current = pass.get(
+                &format!("Kluis account {} (current password)", acct.email),
+                false,
+            )?;
+            let previous = Passphrases::new(previous_passphrase_file).get_other(&format!(
+                "Kluis account {} (the password before the change)",
+                acct.email
+            ))?;
+            let undone = rt
+                .block_on(device::undo_password_change(
+                    &agent_home(&home),
+                    &current,
+                    &previous,
+                ))
+                .map_err(explain_device)?;
+            println!(
+                "Back on your previous password; {} other session(s) ended.",
+                undone.sessions_revoked
+            );
+            tell_recoverable(undone.recovery_enrolled);
             Ok(())
         }
         AccountCommand::CancelRecovery => {

@@ -38,6 +38,24 @@ impl Passphrases {
         Ok(first)
     }
 
+    /// Another passphrase than the current one (e.g. the one before a
+    /// change): from this source's file, or one prompt. Never from
+    /// `KLUIS_PASSPHRASE`, which holds the current one.
+    pub fn get_other(&self, what: &str) -> Result<Zeroizing<String>> {
+        if self.file.is_some() {
+            return self.get(what, false);
+        }
+        let text = Zeroizing::new(
+            rpassword::prompt_password(format!("Passphrase for {what}: ")).context(
+                "cannot prompt for a passphrase (no terminal); use --previous-passphrase-file",
+            )?,
+        );
+        if text.is_empty() {
+            bail!("empty passphrase");
+        }
+        Ok(text)
+    }
+
     /// Get the passphrase for `what`; `confirm` asks twice when prompting.
     pub fn get(&self, what: &str, confirm: bool) -> Result<Zeroizing<String>> {
         if let Some(path) = &self.file {

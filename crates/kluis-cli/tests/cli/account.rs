@@ -342,6 +342,48 @@ fn register_share_by_email_new_device_and_password_change() {
         b"dossier 42"
     );
 
+    // Undo the change (issue 18.3): the broker returns to the previous
+    // password and escrow version, and the laptop's identity is sealed with
+    // the previous password again. A wrong previous password is named.
+    std::fs::write(laptop.path("old-pass"), "a long and careful passphrase\n").unwrap();
+    std::fs::write(laptop.path("typo-pass"), "a long and careless passphrase\n").unwrap();
+    run_ok(
+        laptop
+            .cmd()
+            .args(["account", "undo-passwd", "--previous-passphrase-file"])
+            .arg(laptop.path("old-pass")),
+    );
+    let tablet = User::new();
+    run_ok(&mut b.login_cmd(&tablet, "bob@example.org"));
+    assert_eq!(fingerprint(&tablet), bob_fp);
+    run_fail(&mut b.login_cmd(&phone, "bob@example.org"), "login failed");
+    std::fs::copy(laptop.path("old-pass"), laptop.path("pass")).unwrap();
+    assert_eq!(
+        run_ok(laptop.cmd().args(["decrypt", "note.kluis"])).stdout,
+        b"dossier 42"
+    );
+    // The current password is checked on the device first. An undo is a
+    // change too: undoing it returns to the new password, and a mistyped
+    // previous password is named after the broker has moved.
+    std::fs::copy(laptop.path("new-pass"), laptop.path("pass")).unwrap();
+    run_fail(
+        laptop
+            .cmd()
+            .args(["account", "undo-passwd", "--previous-passphrase-file"])
+            .arg(laptop.path("new-pass")),
+        "current password does not open",
+    );
+    std::fs::copy(laptop.path("old-pass"), laptop.path("pass")).unwrap();
+    run_fail(
+        laptop
+            .cmd()
+            .args(["account", "undo-passwd", "--previous-passphrase-file"])
+            .arg(laptop.path("typo-pass")),
+        "does not log in",
+    );
+    std::fs::copy(laptop.path("new-pass"), tablet.path("pass")).unwrap();
+    run_ok(&mut b.login_cmd(&tablet, "bob@example.org"));
+
     // Logging out ends the session; the identity keeps working offline.
     run_ok(laptop.cmd().args(["account", "logout"]));
     run_fail(laptop.cmd().args(["account", "whoami"]), "not logged in");
