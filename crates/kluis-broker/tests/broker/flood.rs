@@ -47,18 +47,26 @@ impl Served {
 /// Starts `kluis-broker serve` with open registration, the test KSF,
 /// generous rate limits and the given `[http]` table.
 fn serve(http: &str) -> Served {
+    serve_with(&generous_limits(), http)
+}
+
+/// A `[limits]` table no test here reaches.
+pub(crate) fn generous_limits() -> String {
     let lots = "{ max = 100000, window_secs = 60 }";
-    serve_with(
-        &format!(
-            "login_per_ip = {lots}\nlogin_per_account = {lots}\n\
-             register_per_ip = {lots}\nregister_per_account = {lots}"
-        ),
-        http,
+    format!(
+        "login_per_ip = {lots}\nlogin_per_account = {lots}\n\
+         register_per_ip = {lots}\nregister_per_account = {lots}"
     )
 }
 
 /// [`serve`] with the given `[limits]` table.
 pub(crate) fn serve_with(limits: &str, http: &str) -> Served {
+    serve_config(limits, http, "")
+}
+
+/// [`serve_with`] plus `tables` (more TOML tables, e.g. `[tls]`) at the end
+/// of the configuration file.
+pub(crate) fn serve_config(limits: &str, http: &str, tables: &str) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let ksf = KsfPolicy::InsecureTestOnly.registration_params();
     let config = dir.path().join("broker.toml");
@@ -68,7 +76,7 @@ pub(crate) fn serve_with(limits: &str, http: &str) -> Served {
             "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nregistration = \"open\"\n\
              [default_ksf]\nm_cost_kib = {}\nt_cost = {}\np_cost = {}\n\
              [limits]\n{limits}\n\
-             [http]\n{http}\n",
+             [http]\n{http}\n{tables}",
             dir.path().join("data"),
             ksf.m_cost_kib,
             ksf.t_cost,
@@ -98,7 +106,11 @@ pub(crate) fn serve_with(limits: &str, http: &str) -> Served {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             let line = strip_ansi(&line);
-            if let Some(rest) = line.split("address=http://").nth(1) {
+            let rest = line
+                .split("address=http://")
+                .nth(1)
+                .or_else(|| line.split("address=https://").nth(1));
+            if let Some(rest) = rest {
                 let addr = rest.split_whitespace().next().unwrap_or_default();
                 let _ = tx.send(addr.to_owned());
             }
@@ -141,7 +153,7 @@ pub(crate) fn strip_ansi(line: &str) -> String {
 }
 
 /// A TCP connection to `to` from the loopback address `from`.
-async fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
+pub(crate) async fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(SocketAddr::new(IpAddr::from(from), 0)).unwrap();
     socket.connect(to).await.unwrap()

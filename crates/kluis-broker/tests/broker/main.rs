@@ -7,6 +7,7 @@
 mod audited;
 mod bounds;
 mod flood;
+mod flood_tls;
 mod governance;
 mod hostile_text;
 mod invites;
