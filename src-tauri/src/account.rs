@@ -197,6 +197,28 @@ pub async fn change_password(
     })
 }
 
+/// Undo the last password change: the broker returns to the password and
+/// escrow version before it, and this device's identity is sealed with the
+/// previous password again (issue 18.3).
+#[tauri::command]
+#[specta::specta]
+pub async fn undo_password_change(
+    shell: State<'_, Shell>,
+    current_password: String,
+    previous_password: String,
+) -> Result<PasswordChangeView, UiError> {
+    let (current, previous) = (
+        Zeroizing::new(current_password),
+        Zeroizing::new(previous_password),
+    );
+    let home = shell.engine.home().clone();
+    let undone = device::undo_password_change(&home, &current, &previous).await?;
+    Ok(PasswordChangeView {
+        sessions_revoked: u32::try_from(undone.sessions_revoked).unwrap_or(u32::MAX),
+        recovery_enrolled: undone.recovery_enrolled,
+    })
+}
+
 /// End this device's session on the broker and lock Kluis: the next
 /// unlock needs the password.
 #[tauri::command]

@@ -50,6 +50,7 @@ pub fn specta_builder<R: Runtime>() -> tauri_specta::Builder<R> {
             account::login_account,
             account::get_account,
             account::change_password,
+            account::undo_password_change,
             account::logout_account,
             share::share_search,
             share::get_folder_shares,

@@ -434,6 +434,26 @@ fn register_log_in_elsewhere_change_password_and_log_out_through_ipc() {
     desk.ok("unlock_identity", json!({"password": "battery staple"}));
     assert_eq!(code(login("correct horse")), "login_failed");
 
+    // Undo the change (issue 18.3): back on the old password, broker and
+    // device; a mistyped previous password after the broker moved is named.
+    let undo = |current: &str, previous: &str| {
+        desk.call(
+            "undo_password_change",
+            json!({"currentPassword": current, "previousPassword": previous}),
+        )
+    };
+    assert_eq!(code(undo("correct horse", "correct horse")), "wrong_password");
+    undo("battery staple", "correct horse").expect("undone");
+    desk.ok("lock_identity", json!({}));
+    desk.ok("unlock_identity", json!({"password": "correct horse"}));
+    assert_eq!(code(login("battery staple")), "login_failed");
+    assert_eq!(
+        code(undo("correct horse", "not the one")),
+        "previous_password_refused"
+    );
+    // That undo did land: the broker is on "battery staple" again.
+    login("battery staple").expect("the broker is back on the newer password");
+
     // Log out: the session ends and Kluis locks; the account stays known.
     desk.ok("logout_account", json!({}));
     desk.wait_status("locked", |s| s["tray"]["kind"] == "locked");

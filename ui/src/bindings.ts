@@ -67,6 +67,12 @@ export const commands = {
 	/**  Change the account password (broker and this device's identity file). */
 	changePassword: (oldPassword: string, newPassword: string) => typedError<PasswordChangeView, UiError>(__TAURI_INVOKE("change_password", { oldPassword, newPassword })),
 	/**
+	 *  Undo the last password change: the broker returns to the password and
+	 *  escrow version before it, and this device's identity is sealed with the
+	 *  previous password again (issue 18.3).
+	 */
+	undoPasswordChange: (currentPassword: string, previousPassword: string) => typedError<PasswordChangeView, UiError>(__TAURI_INVOKE("undo_password_change", { currentPassword, previousPassword })),
+	/**
 	 *  End this device's session on the broker and lock Kluis: the next
 	 *  unlock needs the password.
 	 */

@@ -321,6 +321,33 @@ describe("settings: account", () => {
     expect(loggedOut).toHaveBeenCalledOnce();
     expect(changed).not.toHaveBeenCalled();
   });
+  it("an organisation account can undo its last password change", async () => {
+    const undoPasswordChange = vi
+      .fn()
+      .mockReturnValueOnce(Promise.resolve({ status: "error", error: { code: "previous_password_refused", message: "x" } }))
+      .mockReturnValueOnce(ok({ sessions_revoked: 1, recovery_enrolled: true }));
+    const api = {
+      getAccount: () => ok({ email: "an@example.org", broker_url: "https://k.example.org/", recovery_enrolled: false, last_recovery: null }),
+      undoPasswordChange,
+    } as unknown as Api;
+    const el = settingsView(api, st, status(), () => {}, () => {});
+    await flush();
+    const q = <T extends Element>(s: string) => el.querySelector<T>(s)!;
+    expect(q<HTMLElement>("#undo-form").parentElement!.hidden).toBe(false);
+    q<HTMLInputElement>("#undo-current").value = "new password";
+    q<HTMLInputElement>("#undo-previous").value = "typo";
+    q("#undo-form").dispatchEvent(new Event("submit"));
+    await flush();
+    expect(undoPasswordChange).toHaveBeenCalledWith("new password", "typo");
+    expect(q("#account-note").textContent).toContain("Log in again with your previous password");
+    q<HTMLInputElement>("#undo-previous").value = "old password";
+    q("#undo-form").dispatchEvent(new Event("submit"));
+    await flush();
+    expect(undoPasswordChange).toHaveBeenLastCalledWith("new password", "old password");
+    expect(q("#account-note").textContent).toBe("Back on your previous password. Every other session was ended; other devices must log in again.");
+    expect(q<HTMLInputElement>("#undo-current").value).toBe("");
+    expect(q("#account-recovery").textContent).toBe("Your organisation can recover your key.");
+  });
 });
 
 describe("share", () => {

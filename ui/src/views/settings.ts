@@ -108,13 +108,34 @@ function accountCard(api: Api, loggedOut: () => void): HTMLElement {
     note.textContent = t("settings.password.changed");
     recovery.textContent = t(r.data.recovery_enrolled ? "settings.account.recovery_yes" : "settings.account.recovery_no");
   });
+  const undoCurrent = h("input", { id: "undo-current", type: "password", autocomplete: "current-password" });
+  const undoPrevious = h("input", { id: "undo-previous", type: "password", autocomplete: "off" });
+  const undo = h(
+    "form",
+    { class: "grid", id: "undo-form", "aria-labelledby": "undo-heading" },
+    h("h3", { id: "undo-heading", class: "span" }, t("settings.undo.heading")),
+    h("p", { class: "span muted" }, t("settings.undo.hint")),
+    h("label", { for: "undo-current" }, t("settings.password.old")),
+    undoCurrent,
+    h("label", { for: "undo-previous" }, t("settings.undo.previous")),
+    undoPrevious,
+    h("div", { class: "actions" }, h("button", { type: "submit", id: "undo-change" }, t("settings.undo.button"))),
+  );
+  undo.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const r = await api.undoPasswordChange(undoCurrent.value, undoPrevious.value);
+    if (r.status === "error") return void (note.textContent = errorText(r.error));
+    undoCurrent.value = undoPrevious.value = "";
+    note.textContent = t("settings.undo.done");
+    recovery.textContent = t(r.data.recovery_enrolled ? "settings.account.recovery_yes" : "settings.account.recovery_no");
+  });
   const logout = h("button", { type: "button", id: "account-logout" }, t("settings.logout"));
   logout.addEventListener("click", async () => {
     const r = await api.logoutAccount();
     note.textContent = r.status === "ok" ? t("settings.logout.done") : errorText(r.error);
     if (r.status === "ok") loggedOut();
   });
-  const orgOnly = h("div", { class: "stack", hidden: true }, change, h("div", { class: "actions" }, logout));
+  const orgOnly = h("div", { class: "stack", hidden: true }, change, undo, h("div", { class: "actions" }, logout));
   const card = h(
     "section",
     { class: "card", "aria-labelledby": "account-heading" },
