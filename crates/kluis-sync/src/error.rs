@@ -6,7 +6,8 @@ use std::path::PathBuf;
 /// A ciphertext or plaintext name could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum NameError {
-    /// The plaintext component is empty, too long, or holds '/' or NUL.
+    /// The plaintext component is empty, too long, `.` or `..`, or holds
+    /// '/' or NUL.
     #[error("invalid plaintext name {0:?}")]
     InvalidPlain(String),
     /// Not a name this folder's key produced.

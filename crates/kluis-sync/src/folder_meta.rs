@@ -299,7 +299,9 @@ impl FolderMeta {
         Ok(())
     }
 
-    fn encode(&self) -> Result<Zeroizing<Vec<u8>>, FolderMetaError> {
+    /// The decrypted payload of `.kluis-folder` (layout above, version 2),
+    /// which [`FolderMeta::seal`] encrypts. It holds the name secret.
+    pub fn encode(&self) -> Result<Zeroizing<Vec<u8>>, FolderMetaError> {
         self.validate()?;
         let mut out = Zeroizing::new(Vec::new());
         out.extend_from_slice(MAGIC_PREFIX);
@@ -327,7 +329,12 @@ impl FolderMeta {
         Ok(out)
     }
 
-    fn decode(b: &[u8]) -> Result<Self, FolderMetaError> {
+    /// Parse a decrypted `.kluis-folder` payload (layout above, versions 1
+    /// and 2), as [`FolderMeta::open_any`] does after decrypting. Whoever
+    /// can write the mirror can give any member any payload, so every
+    /// input either parses to metadata that [`FolderMeta::encode`] writes
+    /// again or is an error; `fuzz/` checks it on its own.
+    pub fn decode(b: &[u8]) -> Result<Self, FolderMetaError> {
         let bad = FolderMetaError::Malformed;
         if b.len() < 8 || &b[..7] != MAGIC_PREFIX {
             return Err(bad("bad magic or too short"));

@@ -300,6 +300,32 @@ fn decode(j: &[u8]) -> Option<Vec<Entry>> {
     (pos == r.len()).then_some(entries)
 }
 
+/// A journal as [`recover`] reads it (layout above), without touching any
+/// file. A journal sits in the mirror, where a sync client or another
+/// process may have put any bytes, so parsing must be total; public so that
+/// `fuzz/` and tools can check a journal on their own.
+pub struct Journal(Vec<Entry>);
+
+impl Journal {
+    /// Parse a journal; `None` when it is damaged (checksum, layout) or
+    /// names a path outside its folder. [`Journal::to_bytes`] gives the
+    /// same bytes back.
+    pub fn parse(bytes: &[u8]) -> Option<Journal> {
+        decode(bytes).map(Journal)
+    }
+
+    /// The journal's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encode(&self.0)
+    }
+
+    /// The files it rewrites, relative to the journal's folder,
+    /// `/`-separated.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|e| e.rel.as_str())
+    }
+}
+
 /// What [`recover`] did with one journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Recovered {

@@ -47,6 +47,18 @@ fn in_alphabet(b: u8) -> bool {
     b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)
 }
 
+/// Whether `name` is one plaintext path component (FORMAT.md §8.3): 1 to
+/// [`MAX_NAME_BYTES`] bytes, no `/` or NUL, not `.` or `..`; on Windows
+/// also no `\` or `:`, which would make a path of it there.
+fn is_component(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_BYTES
+        && !name.contains(['/', '\0'])
+        && name != "."
+        && name != ".."
+        && !(cfg!(windows) && name.contains(['\\', ':']))
+}
+
 fn base32() -> Encoding {
     let mut spec = Specification::new();
     spec.symbols.push_str(ALPHABET);
@@ -108,7 +120,7 @@ impl NameCipher {
 
     /// Encrypt one plaintext component.
     pub fn encrypt_component(&self, name: &str) -> Result<Encoded, NameError> {
-        if name.is_empty() || name.len() > MAX_NAME_BYTES || name.contains(['/', '\0']) {
+        if !is_component(name) {
             return Err(NameError::InvalidPlain(name.to_owned()));
         }
         let pad = 16 - name.len() % 16;
@@ -153,6 +165,12 @@ impl NameCipher {
             return Err(NameError::Padding);
         }
         let s = std::str::from_utf8(body).map_err(|_| NameError::Padding)?;
+        // Whoever holds the folder's name key (every member) can encrypt any
+        // bytes: `..`, `a/b` or `` would put a file outside the folder or
+        // somewhere else in it when joined to a local path.
+        if !is_component(s) {
+            return Err(NameError::NotEncrypted(enc.to_owned()));
+        }
         Ok(s.to_owned())
     }
 
@@ -255,6 +273,49 @@ mod tests {
         assert!(b.decrypt_b32(&s).is_err());
         assert_ne!(b.encrypt_component("secret.txt").unwrap().stem(), s);
         assert_ne!(a.encrypt_component("Secret.txt").unwrap().stem(), s);
+    }
+
+    /// A folder member can encrypt any bytes with the name key. Found by
+    /// `fuzz/` (target `names`): a name holding NUL decrypted, and so did
+    /// `..` and `a/b`, which the engine joins to the local folder's path.
+    #[test]
+    fn decrypts_only_single_path_components() {
+        let c = cipher();
+        let foreign = |plain: &[u8]| {
+            let pad = 16 - plain.len() % 16;
+            let mut padded = plain.to_vec();
+            padded.extend(std::iter::repeat_n(pad as u8, pad));
+            let ct = c
+                .siv()
+                .unwrap()
+                .encrypt([AD_LABEL, &c.folder_id[..]], &padded)
+                .unwrap();
+            c.b32.encode(&ct)
+        };
+        assert_eq!(c.decrypt_b32(&foreign(b"ok.txt")).unwrap(), "ok.txt");
+        let too_long = vec![b'x'; MAX_NAME_BYTES + 1];
+        for bad in [
+            &b""[..],
+            b".",
+            b"..",
+            b"../../.bashrc",
+            b"a/b",
+            b"/etc",
+            b"\0\0\0\0.\x02..",
+            &too_long,
+        ] {
+            assert!(
+                matches!(
+                    c.decrypt_b32(&foreign(bad)),
+                    Err(NameError::NotEncrypted(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        for bad in ["", ".", "..", "a/b", "a\0"] {
+            assert!(c.encrypt_component(bad).is_err(), "{bad:?}");
+        }
+        assert!(c.encrypt_component("...").is_ok());
     }
 
     #[test]

@@ -68,7 +68,9 @@ impl std::fmt::Debug for GroupKeys {
 }
 
 impl GroupKeys {
-    fn encode(&self) -> Zeroizing<Vec<u8>> {
+    /// The decrypted group-key file (layout above), which
+    /// [`GroupKeys::seal`] encrypts. It holds every secret key.
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::with_capacity(10 + self.keys.len() * 68));
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(self.keys.len() as u16).to_be_bytes());
@@ -79,7 +81,11 @@ impl GroupKeys {
         out
     }
 
-    fn decode(b: &[u8]) -> Result<Self, &'static str> {
+    /// Parse a decrypted group-key file (layout above), as
+    /// [`GroupKeys::open`] does after decrypting; the error says what is
+    /// wrong. The file comes from the broker or a mirror's `.kluis-groups/`,
+    /// so any bytes must parse or fail cleanly; `fuzz/` checks that.
+    pub fn decode(b: &[u8]) -> Result<Self, &'static str> {
         if b.len() < 10 || &b[..8] != MAGIC {
             return Err("not a group secret (bad magic)");
         }
