@@ -22,6 +22,8 @@ pub mod postgres;
 pub mod recovery_cancel;
 pub mod rollback;
 pub mod seed;
+mod sql_common;
+mod sql_store;
 pub mod sqlite;
 pub mod throttle;
 
