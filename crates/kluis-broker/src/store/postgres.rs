@@ -186,3 +186,8 @@ impl PgStore {
     /// After migrating: nothing to start (the listener runs from `connect`).
     fn migrated(&self) {}
 }
+
+/// The outcome columns a recovery decoy does not have, typed as in
+/// `recovery_requests`.
+const NULL_OUTCOME: &str =
+    "NULL::bytea AS package, NULL::text AS completed_by, NULL::bigint AS completed_at";

@@ -215,3 +215,7 @@ impl SqliteStore {
         }
     }
 }
+
+/// The outcome columns a recovery decoy does not have (SQLite's NULL
+/// takes any type).
+const NULL_OUTCOME: &str = "NULL AS package, NULL AS completed_by, NULL AS completed_at";
