@@ -25,7 +25,9 @@ use kluis_types::{
 
 pub mod admins;
 pub mod cache;
+mod dialect;
 pub mod groups;
+mod migrations;
 pub mod postgres;
 pub mod recovery_cancel;
 pub mod rollback;

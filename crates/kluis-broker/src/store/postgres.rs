@@ -4,11 +4,13 @@
 use std::str::FromStr;
 use std::sync::{Arc, Weak};
 
-use sqlx::PgConnection;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
-use super::{AbortOnDrop, LookupCache, StoreError, TokenHash, like_prefix};
-use common::{append_audit_rows, insert_next_escrow, is_unique_violation, raw_request};
+use super::dialect::Dialect;
+use super::{AbortOnDrop, LookupCache, StoreError, like_prefix};
+use common::{
+    append_audit_rows, begin_write, insert_next_escrow, is_unique_violation, raw_request,
+};
 
 mod admins;
 mod common;
@@ -19,32 +21,8 @@ mod seed;
 mod store_impl;
 mod throttle;
 
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../../migrations/postgres/0001_init.sql")),
-    (
-        2,
-        include_str!("../../migrations/postgres/0002_recovery.sql"),
-    ),
-    (3, include_str!("../../migrations/postgres/0003_groups.sql")),
-    (
-        4,
-        include_str!("../../migrations/postgres/0004_change_notify.sql"),
-    ),
-    (
-        5,
-        include_str!("../../migrations/postgres/0005_superseded_logins.sql"),
-    ),
-    (6, include_str!("../../migrations/postgres/0006_limits.sql")),
-    (7, include_str!("../../migrations/postgres/0007_ops.sql")),
-    (
-        8,
-        include_str!("../../migrations/postgres/0008_group_authority.sql"),
-    ),
-    (
-        9,
-        include_str!("../../migrations/postgres/0009_recovery_decoys.sql"),
-    ),
-];
+/// What this backend's SQL says differently.
+const DIALECT: Dialect = Dialect::Postgres;
 
 /// The PostgreSQL implementation of [`Store`].
 pub struct PgStore {
@@ -121,52 +99,15 @@ async fn listen_for_changes(pool: PgPool, cache: Weak<LookupCache>) {
     }
 }
 
-/// Begins a transaction that writes: a plain one on PostgreSQL, where the
-/// statements take their own row locks (and the audit log its table lock).
-async fn begin_write(
-    pool: &PgPool,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    pool.begin().await
-}
-
-/// Taken before reading the audit log's head. The table lock, which plain
-/// reads do not conflict with, makes a concurrent writer, on this or
-/// another instance, wait instead of building on the same head.
-async fn lock_audit_log(conn: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::query("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// Several instances may start at once: one migrates, the others wait.
-async fn lock_migrations(conn: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(7457324101)")
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-const SCHEMA_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS kluis_schema_version \
-     (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)";
-
-/// The current time in Unix seconds, in SQL.
-const NOW_SECONDS: &str = "EXTRACT(EPOCH FROM now())::BIGINT";
-
-/// The order approvals were given in.
-const APPROVALS_ORDER: &str = "approved_at, admin_key";
-
-/// The rows of [`Store::db_search_directory`](super::Store::db_search_directory):
-/// the session test, then the hits. The text_pattern_ops indexes serve the
+/// The statement of [`Store::db_search_directory`](super::Store::db_search_directory)
+/// with its first parameters bound (the prefix); the caller binds the
+/// last three (token hash, now, limit). It makes the session test, then
+/// finds the hits. The text_pattern_ops indexes serve the
 /// LIKE prefixes.
-async fn directory_rows(
-    pool: &PgPool,
-    token: &TokenHash,
-    now: i64,
+fn directory_query(
     prefix: &str,
-    limit: i64,
-) -> Result<Vec<PgRow>, StoreError> {
-    Ok(sqlx::query(
+) -> sqlx::query::Query<'_, sqlx::Postgres, <sqlx::Postgres as sqlx::Database>::Arguments<'_>> {
+    sqlx::query(
         "SELECT u.user_id, u.email, u.display_name, u.public_key, u.cert_issued_at, \
          u.cert_signature, u.disabled_at FROM sessions s \
          JOIN users su ON su.user_id = s.user_id LEFT JOIN users u ON \
@@ -175,19 +116,9 @@ async fn directory_rows(
          ORDER BY u.email LIMIT $4",
     )
     .bind(like_prefix(prefix))
-    .bind(&token[..])
-    .bind(now)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
 }
 
 impl PgStore {
     /// After migrating: nothing to start (the listener runs from `connect`).
     fn migrated(&self) {}
 }
-
-/// The outcome columns a recovery decoy does not have, typed as in
-/// `recovery_requests`.
-const NULL_OUTCOME: &str =
-    "NULL::bytea AS package, NULL::text AS completed_by, NULL::bigint AS completed_at";

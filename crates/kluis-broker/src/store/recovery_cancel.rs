@@ -173,7 +173,7 @@ macro_rules! impl_recovery_cancel_store {
                 let sql = format!(
                     "SELECT request_id, '{DECOY_USER_ID}' AS user_id, email, request_key, request_key_fp, \
                      requested_at, status, {} FROM recovery_decoys WHERE token_hash = $1",
-                    super::NULL_OUTCOME
+                    super::DIALECT.null_outcome()
                 );
                 sqlx::query(&sql)
                     .bind(&token_hash[..])

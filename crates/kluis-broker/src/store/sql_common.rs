@@ -4,12 +4,11 @@
 //!
 //! Both backends run the same statements: `$n` placeholders, which SQLite
 //! reads as numbered parameters. What differs between the two databases
-//! is the backend module's dialect, which the expansions call through
-//! `super::`: `lock_audit_log` (PostgreSQL's table lock; nothing on SQLite,
-//! whose writers already hold the database's write lock) and, for
-//! [`impl_store!`](super::sql_store::impl_store), `begin_write`,
-//! `lock_migrations`, `directory_rows`, `migrated` and the constants
-//! `MIGRATIONS`, `SCHEMA_VERSION_TABLE`, `NOW_SECONDS`, `APPROVALS_ORDER`.
+//! is the expanding backend's `DIALECT` (`store/dialect.rs`), and a few
+//! functions of its own that the expansions call through `super::`:
+//! `directory_query` and `migrated` (for
+//! [`impl_store!`](super::sql_store::impl_store)), `lock_ceiling` and
+//! `prune` (for the throttle).
 
 /// Expands the shared helpers for a backend:
 /// `impl_sql_common!(sqlx::Database)`.
@@ -29,15 +28,28 @@ macro_rules! impl_sql_common {
         /// A row of the backend.
         pub(in super::super) type DbRow = <$db as sqlx::Database>::Row;
 
+        /// Begins a transaction that writes, the dialect's way
+        /// (`Dialect::begin_write`).
+        pub(in super::super) async fn begin_write(
+            pool: &sqlx::Pool<$db>,
+        ) -> Result<sqlx::Transaction<'static, $db>, sqlx::Error> {
+            match super::DIALECT.begin_write() {
+                Some(begin) => pool.begin_with(begin).await,
+                None => pool.begin().await,
+            }
+        }
+
         /// Appends one audit row built from the log's head, on `conn` (inside the
-        /// caller's transaction), after the backend's `lock_audit_log`: a
+        /// caller's transaction), after the dialect's `lock_audit_log`: a
         /// concurrent writer, on this or another instance or process, waits
         /// instead of building on the same head.
         pub(in super::super) async fn append_audit_row(
             conn: &mut Conn,
             build: &AuditBuilder<'_>,
         ) -> Result<AuditRow, StoreError> {
-            super::lock_audit_log(&mut *conn).await?;
+            if let Some(lock) = super::DIALECT.lock_audit_log() {
+                sqlx::query(lock).execute(&mut *conn).await?;
+            }
             let last = sqlx::query(
                 "SELECT seq, time, actor, action, target, details, prev_hash, hash \
                      FROM audit_log ORDER BY id DESC LIMIT 1",

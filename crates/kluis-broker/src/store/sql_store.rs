@@ -26,12 +26,15 @@ macro_rules! impl_store {
         #[async_trait]
         impl Store for $store {
             async fn migrate(&self) -> Result<(), StoreError> {
-                sqlx::query(super::SCHEMA_VERSION_TABLE)
+                sqlx::query(super::DIALECT.schema_version_table())
                     .execute(&self.pool)
                     .await?;
-                for &(version, sql) in super::MIGRATIONS {
+                for m in super::super::migrations::MIGRATIONS {
+                    let (version, sql) = (m.version, super::DIALECT.migration(m));
                     let mut tx = self.pool.begin().await?;
-                    super::lock_migrations(&mut *tx).await?;
+                    if let Some(lock) = super::DIALECT.lock_migrations() {
+                        sqlx::query(lock).execute(&mut *tx).await?;
+                    }
                     let done: Option<i64> =
                         sqlx::query_scalar("SELECT version FROM kluis_schema_version WHERE version = $1")
                             .bind(version)
@@ -46,7 +49,7 @@ macro_rules! impl_store {
                         .map_err(|source| StoreError::Migration { version, source })?;
                     sqlx::query(&format!(
                         "INSERT INTO kluis_schema_version (version, applied_at) VALUES ($1, {})",
-                        super::NOW_SECONDS
+                        super::DIALECT.now_seconds()
                     ))
                     .bind(version)
                     .execute(&mut *tx)
@@ -193,8 +196,13 @@ macro_rules! impl_store {
             ) -> Result<Option<Vec<DirectoryRow>>, StoreError> {
                 // One statement: the session test of `session_by_token_hash`, then
                 // the hits (a LEFT JOIN, so a live session with no hits still gives
-                // one row); the backend's `directory_rows` says how it finds them.
-                let rows = super::directory_rows(&self.pool, token, now, prefix, limit).await?;
+                // one row); the backend's `directory_query` says how it finds them.
+                let rows = super::directory_query(prefix)
+                    .bind(&token[..])
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
                 if rows.is_empty() {
                     return Ok(None);
                 }
@@ -713,7 +721,7 @@ macro_rules! impl_store {
                 let rows = sqlx::query(&format!(
                     "SELECT admin_key, approval, approved_at FROM recovery_approvals \
                      WHERE request_id = $1 ORDER BY {}",
-                    super::APPROVALS_ORDER
+                    super::DIALECT.approvals_order()
                 ))
                 .bind(request_id.as_str())
                 .fetch_all(&self.pool)

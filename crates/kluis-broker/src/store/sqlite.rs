@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use sqlx::SqliteConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::{AbortOnDrop, LookupCache, StoreError, TokenHash, like_prefix, prefix_upper_bound};
-use common::{append_audit_rows, insert_next_escrow, is_unique_violation, raw_request};
+use super::dialect::Dialect;
+use super::{AbortOnDrop, LookupCache, StoreError, like_prefix, prefix_upper_bound};
+use common::{
+    append_audit_rows, begin_write, insert_next_escrow, is_unique_violation, raw_request,
+};
 
 mod admins;
 mod common;
@@ -24,29 +26,8 @@ mod seed;
 mod store_impl;
 mod throttle;
 
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
-    (2, include_str!("../../migrations/sqlite/0002_recovery.sql")),
-    (3, include_str!("../../migrations/sqlite/0003_groups.sql")),
-    (
-        4,
-        include_str!("../../migrations/sqlite/0004_change_counter.sql"),
-    ),
-    (
-        5,
-        include_str!("../../migrations/sqlite/0005_superseded_logins.sql"),
-    ),
-    (6, include_str!("../../migrations/sqlite/0006_limits.sql")),
-    (7, include_str!("../../migrations/sqlite/0007_ops.sql")),
-    (
-        8,
-        include_str!("../../migrations/sqlite/0008_group_authority.sql"),
-    ),
-    (
-        9,
-        include_str!("../../migrations/sqlite/0009_recovery_decoys.sql"),
-    ),
-];
+/// What this backend's SQL says differently.
+const DIALECT: Dialect = Dialect::Sqlite;
 
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
@@ -124,51 +105,18 @@ async fn watch_changes(options: SqliteConnectOptions, cache: Weak<LookupCache>) 
     }
 }
 
-/// Begins a transaction that writes: `BEGIN IMMEDIATE` takes SQLite's
-/// write lock at once (other processes on the file included), so what the
-/// transaction reads cannot change before it writes.
-async fn begin_write(
-    pool: &SqlitePool,
-) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-    pool.begin_with("BEGIN IMMEDIATE").await
-}
-
-/// Taken before reading the audit log's head: nothing on SQLite, where the
-/// caller's transaction holds the write lock (it has written or began
-/// IMMEDIATE), so a concurrent writer waits instead of building on the
-/// same head.
-async fn lock_audit_log(_: &mut SqliteConnection) -> Result<(), StoreError> {
-    Ok(())
-}
-
-/// Nothing on SQLite: one migration transaction writes at a time.
-async fn lock_migrations(_: &mut SqliteConnection) -> Result<(), StoreError> {
-    Ok(())
-}
-
-const SCHEMA_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS kluis_schema_version \
-     (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)";
-
-/// The current time in Unix seconds, in SQL.
-const NOW_SECONDS: &str = "strftime('%s','now')";
-
-/// The order approvals were given in.
-const APPROVALS_ORDER: &str = "rowid";
-
-/// The rows of [`Store::db_search_directory`](super::Store::db_search_directory):
-/// the session test, then the hits. SQLite's LIKE ignores ASCII case, so it
+/// The statement of [`Store::db_search_directory`](super::Store::db_search_directory)
+/// with its first parameters bound (the prefix); the caller binds the
+/// last three (token hash, now, limit). It makes the session test, then
+/// finds the hits. SQLite's LIKE ignores ASCII case, so it
 /// cannot use the (binary) indexes; the stored values and the prefix are
 /// lower case, so a range on each column finds the same rows through its
 /// index, and the LIKE keeps the exact meaning.
-async fn directory_rows(
-    pool: &SqlitePool,
-    token: &TokenHash,
-    now: i64,
+fn directory_query(
     prefix: &str,
-    limit: i64,
-) -> Result<Vec<SqliteRow>, StoreError> {
+) -> sqlx::query::Query<'_, sqlx::Sqlite, <sqlx::Sqlite as sqlx::Database>::Arguments<'_>> {
     let pattern = like_prefix(prefix);
-    Ok(match prefix_upper_bound(prefix) {
+    match prefix_upper_bound(prefix) {
         Some(hi) => sqlx::query(
             "SELECT u.user_id, u.email, u.display_name, u.public_key, u.cert_issued_at, \
                  u.cert_signature, u.disabled_at FROM sessions s \
@@ -193,12 +141,7 @@ async fn directory_rows(
         .bind(prefix)
         .bind(None::<String>),
     }
-    .bind(&pattern)
-    .bind(&token[..])
-    .bind(now)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    .bind(pattern)
 }
 
 impl SqliteStore {
@@ -215,7 +158,3 @@ impl SqliteStore {
         }
     }
 }
-
-/// The outcome columns a recovery decoy does not have (SQLite's NULL
-/// takes any type).
-const NULL_OUTCOME: &str = "NULL AS package, NULL AS completed_by, NULL AS completed_at";

@@ -64,7 +64,8 @@ pub(crate) fn prune_statements(now: i64) -> [(&'static str, i64); 2] {
 /// `impl_throttle_store!(Store, sqlx::Database)`. The expanding module
 /// provides the locking, which differs: `lock_ceiling` (read the account's
 /// ceiling so that every other attempt on the account waits until this
-/// transaction ends), `store_ceiling` and `prune` (both tables).
+/// transaction ends) and `prune` (both tables); the statement that stores
+/// the ceiling is its `DIALECT`'s.
 macro_rules! impl_throttle_store {
     ($store:ty, $db:ty) => {
         use async_trait::async_trait;
@@ -130,7 +131,11 @@ macro_rules! impl_throttle_store {
                     return Ok(false);
                 }
                 upsert_backoff(&mut *tx, key, &state).await?;
-                store_ceiling(&mut tx, key.account, state.ceiling_tat_ms).await?;
+                sqlx::query(super::DIALECT.store_ceiling())
+                    .bind(&key.account[..])
+                    .bind(state.ceiling_tat_ms)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 Ok(true)
             }

@@ -25,20 +25,6 @@ async fn lock_ceiling(conn: &mut PgConnection, account: &[u8; 32]) -> Result<i64
     )
 }
 
-/// The row exists and is locked (`lock_ceiling`).
-async fn store_ceiling(
-    conn: &mut PgConnection,
-    account: &[u8; 32],
-    tat_ms: i64,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE login_ceiling SET tat_ms = $2 WHERE account = $1")
-        .bind(&account[..])
-        .bind(tat_ms)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// One statement a table, each its own transaction: holding the backoff
 /// rows' locks while waiting for a ceiling row that an attempt holds (and
 /// that attempt waiting for its backoff row) would deadlock.

@@ -19,22 +19,6 @@ async fn lock_ceiling(conn: &mut SqliteConnection, account: &[u8; 32]) -> Result
     )
 }
 
-async fn store_ceiling(
-    conn: &mut SqliteConnection,
-    account: &[u8; 32],
-    tat_ms: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO login_ceiling (account, tat_ms) VALUES ($1, $2) \
-         ON CONFLICT (account) DO UPDATE SET tat_ms = excluded.tat_ms",
-    )
-    .bind(&account[..])
-    .bind(tat_ms)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Both tables in one IMMEDIATE transaction.
 async fn prune(pool: &SqlitePool, now: i64) -> Result<u64, StoreError> {
     let mut tx = super::begin_write(pool).await?;
