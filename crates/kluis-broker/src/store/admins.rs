@@ -1,5 +1,5 @@
 //! Revoking and rotating administrator API tokens (issue 18.4): one
-//! implementation, [`impl_admin_store!`], expanded in `sqlite/admins.rs`
+//! implementation, `impl_admin_store!`, expanded in `sqlite/admins.rs`
 //! and `postgres/admins.rs`. Adding and looking up administrators stay on
 //! [`super::Store`] (the same macro writes the methods it calls).
 //!

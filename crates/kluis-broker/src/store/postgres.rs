@@ -24,7 +24,7 @@ mod throttle;
 /// What this backend's SQL says differently.
 const DIALECT: Dialect = Dialect::Postgres;
 
-/// The PostgreSQL implementation of [`Store`].
+/// The PostgreSQL implementation of [`Store`](super::Store).
 pub struct PgStore {
     pool: PgPool,
     cache: Arc<LookupCache>,

@@ -1,6 +1,6 @@
 //! Cancelling recovery requests (issue 18.4g), and the decoys that answer
 //! a request for an unknown address (issue 18.4f); one implementation,
-//! [`impl_recovery_cancel_store!`], expanded in `sqlite/recovery_cancel.rs`
+//! `impl_recovery_cancel_store!`, expanded in `sqlite/recovery_cancel.rs`
 //! and `postgres/recovery_cancel.rs`.
 //!
 //! A request that is still open (`pending`, or `completed` but not yet

@@ -1,5 +1,5 @@
 //! Rolling a password change back (issue 18.3): one implementation,
-//! [`impl_rollback_store!`], expanded in `sqlite/rollback.rs` and
+//! `impl_rollback_store!`, expanded in `sqlite/rollback.rs` and
 //! `postgres/rollback.rs`.
 //!
 //! Every replaced OPAQUE record is kept in `superseded_logins` with the

@@ -1,5 +1,5 @@
 //! The check value of the OPRF seed a database was set up with (issue
-//! 18.4): one implementation, [`impl_seed_store!`], expanded in
+//! 18.4): one implementation, `impl_seed_store!`, expanded in
 //! `sqlite/seed.rs` and `postgres/seed.rs`. `crate::opaque::open_seed` decides with it whether a
 //! seed may be created and whether the loaded one belongs to this
 //! database.

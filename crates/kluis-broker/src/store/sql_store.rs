@@ -816,7 +816,7 @@ macro_rules! impl_store {
             }
 
             async fn append_audit_with(&self, build: &AuditBuilder<'_>) -> Result<AuditRow, StoreError> {
-                // The backend's write lock (`lock_audit_log`, `begin_write`) makes
+                // The dialect's write locks (`begin_write`, `lock_audit_log`) make
                 // a concurrent writer wait instead of building on the same head.
                 let mut tx = super::begin_write(&self.pool).await?;
                 let row = append_audit_row(&mut tx, build).await?;

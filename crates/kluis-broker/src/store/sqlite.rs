@@ -29,7 +29,7 @@ mod throttle;
 /// What this backend's SQL says differently.
 const DIALECT: Dialect = Dialect::Sqlite;
 
-/// The SQLite implementation of [`Store`].
+/// The SQLite implementation of [`Store`](super::Store).
 pub struct SqliteStore {
     pool: SqlitePool,
     options: SqliteConnectOptions,

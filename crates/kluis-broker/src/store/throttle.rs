@@ -1,5 +1,5 @@
 //! The per-account login limit's state (issue 18.2), one implementation,
-//! [`impl_throttle_store!`], expanded with each backend's locking in
+//! `impl_throttle_store!`, expanded with each backend's locking in
 //! `sqlite/throttle.rs` and `postgres/throttle.rs`: tables
 //! `login_backoff` and `login_ceiling` (migration 6). The decision itself
 //! is [`crate::ratelimit::account::LoginPolicy`]; the store only makes it
