@@ -1,6 +1,14 @@
-//! Storage behind one trait, with one implementation (and one set of
-//! migrations) per database: [`sqlite::SqliteStore`] and
-//! [`postgres::PgStore`]. Both pass the same integration suite.
+//! Storage behind one trait and two databases: [`sqlite::SqliteStore`]
+//! and [`postgres::PgStore`]. Both pass the same integration suite.
+//!
+//! The SQL is written once (issue 19): the statements use `$n`
+//! placeholders, which SQLite reads as numbered parameters, and each
+//! implementation is a macro (`sql_store.rs`, `sql_common.rs`,
+//! `groups.rs`, `admins.rs`, …) that each backend expands for its own
+//! sqlx types. What differs — transactions that take the write lock,
+//! table and row locks, the directory search's index use, the migrations
+//! — is each backend's small dialect, called by name from the expansions
+//! (listed in `sql_common.rs`).
 //!
 //! The store only ever sees opaque data: OPAQUE records, sealed escrow
 //! blobs ([`EncryptedEscrow`]), public-key text and hashes of bearer tokens.
@@ -17,11 +25,15 @@ use kluis_types::{
 
 pub mod admins;
 pub mod cache;
+mod dialect;
 pub mod groups;
+mod migrations;
 pub mod postgres;
 pub mod recovery_cancel;
 pub mod rollback;
 pub mod seed;
+mod sql_common;
+mod sql_store;
 pub mod sqlite;
 pub mod throttle;
 
