@@ -18,6 +18,31 @@ fi
 echo "== cargo test (all crates except the tray app)"
 cargo test
 
+echo "== kluis without the embedded broker: builds, and links no server code"
+# `kluis-cli --no-default-features` leaves out the cargo feature
+# `embedded-broker` (the broker `kluis start` runs on loopback). Such a client
+# build must not link the server: no axum, no hyper or hyper-util with their
+# "server" feature, no sqlx, no kluis-broker.
+server=$(cargo tree -q -p kluis-cli --no-default-features -e normal,features --prefix none \
+  | grep -E '^(axum|sqlx|sqlx-[a-z]+|kluis-broker) v|^hyper(-util)? feature "server' | sort -u || true)
+if [ -n "$server" ]; then
+  echo "kluis-cli --no-default-features links server code:" >&2
+  echo "$server" >&2
+  exit 1
+fi
+# It keeps compiling, and its `kluis start` says why it cannot run a broker
+# instead of asking for a password. Then the default binary goes back.
+cargo build -q -p kluis-cli --no-default-features
+bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/kluis"
+home=$(mktemp -d)
+if KLUIS_HOME="$home" "$bin" start </dev/null 2>"$home/err"; then
+  echo "kluis start without the embedded broker did not fail" >&2
+  exit 1
+fi
+grep -q "no embedded broker" "$home/err" || { cat "$home/err" >&2; exit 1; }
+rm -rf "$home"
+cargo build -q -p kluis-cli
+
 echo "== interop: the independent decryptor written from docs/FORMAT.md"
 if python3 -c 'import cryptography.hazmat.primitives.asymmetric.mlkem, cryptography.hazmat.primitives.kdf.argon2' 2>/dev/null; then
   KLUIS_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/kluis" python3 tests/interop/test_interop.py

@@ -15,7 +15,9 @@ pub mod clock;
 pub mod config;
 pub mod metrics;
 pub mod opaque;
-pub mod org;
+/// The organisation signing key, from its own crate so that the `kluis`
+/// client can use it without linking this one.
+pub use kluis_org as org;
 pub mod ratelimit;
 pub mod server;
 pub mod store;

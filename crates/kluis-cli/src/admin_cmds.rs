@@ -273,7 +273,7 @@ pub fn run(args: AdminArgs) -> Result<()> {
             let public: RecoveryPublic = serde_json::from_slice(&std::fs::read(recovery)?)
                 .with_context(|| format!("{} is not a recovery.json", recovery.display()))?;
             let public_key = kluis_types::PublicKeyString::parse(&public.public_key)?;
-            let org = kluis_broker::org::OrgSigningKey::load(org_key)?;
+            let org = kluis_org::OrgSigningKey::load(org_key)?;
             let issued_at = now();
             let message = kluis_types::recovery_key_message(
                 &public_key,

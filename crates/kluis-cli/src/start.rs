@@ -5,11 +5,13 @@
 //! certified by a locally generated organisation key), creates the identity
 //! and account on first run, pairs a plaintext folder with the sync folder it
 //! finds (Dropbox, OneDrive) or with a plain local folder, and runs the sync
-//! agent in the foreground. Later runs reuse all of it.
+//! agent in the foreground. Later runs reuse all of it. A build without the
+//! embedded broker (see [`embedded`]) still starts a device whose account is
+//! on an organisation's broker.
 
-use std::net::{Ipv4Addr, SocketAddr};
+mod embedded;
+
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use kluis_account::{Password, Registration};
@@ -20,6 +22,7 @@ use kluis_format::{Identity, open_identity};
 use crate::account_cmds::{AccountFile, client, keep_identity, load_account, save_account};
 use crate::home::Home;
 use crate::secret::Passphrases;
+use embedded::EmbeddedBroker;
 
 /// Where a new home's embedded broker looks for a free loopback port:
 /// below Linux's ephemeral ports (32768-60999) and Windows' (49152-),
@@ -46,87 +49,6 @@ pub struct StartArgs {
     /// used before, else a free one chosen for it, remembered).
     #[arg(long, value_name = "PORT")]
     broker_port: Option<u16>,
-}
-
-/// The embedded broker: runs on its own threads as long as `start` runs.
-struct EmbeddedBroker {
-    rt: tokio::runtime::Runtime,
-    broker: kluis_broker::Broker,
-    org: kluis_broker::org::OrgSigningKey,
-    url: String,
-    _server: kluis_broker::server::RunningServer,
-}
-
-impl EmbeddedBroker {
-    /// Runs the broker on the first of `ports` that is free.
-    fn start(home: &Home, ports: &[u16]) -> Result<Self> {
-        let dir = home.data.join("broker");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()?;
-        let first = *ports.first().context("no port to listen on")?;
-        let overrides = kluis_broker::config::Overrides {
-            config_file: None,
-            data_dir: Some(dir.clone()),
-            listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, first)).to_string()),
-        };
-        // Only loopback can reach it, and the one user registers themselves.
-        // Its OPRF seed lives with the configuration, not in the broker's
-        // data directory (issue 18.4); a seed an older version left there
-        // moves over.
-        let seed = home.config.join("broker-oprf-seed");
-        let legacy = dir.join("oprf-seed");
-        if !seed.exists() && legacy.is_file() {
-            std::fs::create_dir_all(&home.config)?;
-            std::fs::rename(&legacy, &seed)
-                .with_context(|| format!("moving the broker's OPRF seed to {}", seed.display()))?;
-        }
-        let env = |k: &str| match k {
-            "KLUIS_BROKER_REGISTRATION" => Some("open".to_owned()),
-            "KLUIS_BROKER_OPRF_SEED_FILE" => Some(seed.display().to_string()),
-            _ => None,
-        };
-        let config = kluis_broker::config::Config::resolve(&overrides, &env)?;
-        let broker = rt.block_on(kluis_broker::Broker::open(
-            &config,
-            Arc::new(kluis_broker::clock::SystemClock),
-        ))?;
-        let mut tried = ports.iter();
-        let server = loop {
-            let Some(&port) = tried.next() else {
-                bail!(
-                    "no free loopback port for the embedded broker (tried {} from {first}); pass --broker-port",
-                    ports.len()
-                );
-            };
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            match rt.block_on(broker.spawn(addr, None)) {
-                Ok(s) => break s,
-                Err(e) if ports.len() == 1 => {
-                    return Err(anyhow::Error::new(e).context(format!(
-                        "cannot listen on {addr}, the embedded broker's port of {} (is `kluis start` already running for it? if another program holds the port, pass --broker-port with a free one)",
-                        home.data.display()
-                    )));
-                }
-                Err(_) => {}
-            }
-        };
-        let org_path = dir.join("org.key");
-        let org = if org_path.exists() {
-            kluis_broker::org::OrgSigningKey::load(&org_path)?
-        } else {
-            kluis_broker::org::OrgSigningKey::init(&org_path)?
-        };
-        let url = format!("http://{}", server.local_addr);
-        Ok(EmbeddedBroker {
-            rt,
-            broker,
-            org,
-            url,
-            _server: server,
-        })
-    }
 }
 
 /// The ports a home's embedded broker tries: the one asked for, else the
@@ -182,6 +104,18 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
     let id_path = home.identity();
     let first_run = !id_path.exists();
     let account = load_account(&home)?;
+    // The broker: embedded unless this device belongs to an organisation's.
+    let embedded = match &account {
+        None => true,
+        Some(a) => {
+            a.broker_url.starts_with("http://127.0.0.1:")
+                || a.broker_url.starts_with("http://localhost:")
+        }
+    };
+    if embedded {
+        // Before any password prompt: a build without it cannot go on.
+        embedded::available()?;
+    }
     // After the first run, the OS keyring may still hold the unlocked
     // identity (see kluis_agent::keycache): then no password is asked.
     let cache = KeyCache::for_home(&agent_home);
@@ -202,25 +136,18 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
     };
     let password = || password.as_ref().context("no password was asked for");
 
-    // 1. The broker: embedded unless this device belongs to an organisation's.
-    let embedded = match &account {
-        None => true,
-        Some(a) => {
-            a.broker_url.starts_with("http://127.0.0.1:")
-                || a.broker_url.starts_with("http://localhost:")
-        }
-    };
+    // 1. Start the embedded broker when it is needed.
     let broker = if embedded {
         let ports = broker_ports(&home, args.broker_port, account.as_ref());
         let b = EmbeddedBroker::start(&home, &ports)?;
         // Moved with --broker-port: remember the new port.
         if let Some(a) = &account
-            && a.broker_url != b.url
+            && a.broker_url != b.url()
         {
             save_account(
                 &home,
                 &AccountFile {
-                    broker_url: b.url.clone(),
+                    broker_url: b.url().to_owned(),
                     ..a.clone()
                 },
             )?;
@@ -240,8 +167,8 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
                     .with_context(|| format!("cannot open {}", id_path.display()))?
             };
             let email = local_email();
-            let org = b.org.public_key().to_string();
-            let c = client(&home, &b.url, &org)?;
+            let org = b.org_public_key();
+            let c = client(&home, b.url(), &org)?;
             let public = identity.recipient().to_string();
             let secret = identity.to_secret_bytes();
             let pw = Password::new(password()?.as_str());
@@ -254,26 +181,20 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
                 secret_identity: &secret[..],
                 invite: None,
             };
-            let registered =
-                b.rt.block_on(c.register(&reg))
-                    .context("registering with the embedded broker")?;
+            let registered = b
+                .block_on(c.register(&reg))
+                .context("registering with the embedded broker")?;
             // This user is their own organisation: certify their key.
             let e = kluis_types::Email::parse(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?
                 .as_secs() as i64;
-            b.rt.block_on(kluis_broker::admin::certify(
-                b.broker.store(),
-                &b.org,
-                &e,
-                None,
-                now,
-            ))?;
+            b.certify(&e, now)?;
             keep_identity(&home, &identity, password()?)?;
             save_account(
                 &home,
                 &AccountFile {
-                    broker_url: b.url.clone(),
+                    broker_url: b.url().to_owned(),
                     org_public_key: org,
                     email: email.clone(),
                     recovery_enrolled: Some(registered.recovery_enrolled),
@@ -366,7 +287,7 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
         println!("Ciphertext appears in:  {}", p.mirror.display());
     }
     if let Some(b) = &broker {
-        println!("Embedded broker:        {} (loopback only)", b.url);
+        println!("Embedded broker:        {} (loopback only)", b.url());
     }
     println!("Kluis is running. `kluis status` shows what it is doing; Ctrl-C stops it.");
     agent.wait();

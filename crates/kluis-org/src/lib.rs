@@ -3,6 +3,12 @@
 //!
 //! The secret key lives in a file the administrator controls and may keep
 //! offline; the broker process never needs it to serve requests.
+//!
+//! This crate owns that key file and what the key signs. It is its own crate
+//! so that the `kluis` client can sign with the org key (`kluis admin
+//! recovery publish`) without linking the broker's server code; it must not
+//! depend on `kluis-broker`, a server framework or a database.
+#![forbid(unsafe_code)]
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,8 +19,6 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use kluis_types::{Email, OrgCertificate, OrgPublicKey, PublicKeyString, SignatureBytes};
 use rand::rngs::OsRng;
 use zeroize::Zeroizing;
-
-use crate::opaque::create_private;
 
 const SECRET_PREFIX: &str = "kluis-org-secret-ed25519:";
 
@@ -108,6 +112,19 @@ impl OrgSigningKey {
             signature: SignatureBytes::new(signature.to_bytes().to_vec()),
         }
     }
+}
+
+/// Creates a new file readable only by its owner (0600 on Unix); fails if
+/// it exists.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options.open(path)
 }
 
 impl kluis_audit::CheckpointSigner for OrgSigningKey {
