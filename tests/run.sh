@@ -23,8 +23,8 @@ echo "== kluis without the embedded broker: builds, and links no server code"
 # `embedded-broker` (the broker `kluis start` runs on loopback). Such a client
 # build must not link the server: no axum, no hyper or hyper-util with their
 # "server" feature, no sqlx, no kluis-broker.
-server=$(cargo tree -q -p kluis-cli --no-default-features -e normal,features --prefix none \
-  | grep -E '^(axum|sqlx|sqlx-[a-z]+|kluis-broker) v|^hyper(-util)? feature "server' | sort -u || true)
+tree=$(cargo tree -q -p kluis-cli --no-default-features -e normal,features --prefix none)
+server=$(grep -E '^(axum|sqlx|sqlx-[a-z]+|kluis-broker) v|^hyper(-util)? feature "server' <<<"$tree" | sort -u || true)
 if [ -n "$server" ]; then
   echo "kluis-cli --no-default-features links server code:" >&2
   echo "$server" >&2
