@@ -211,10 +211,13 @@ fn split_device_date(s: &str) -> Option<(&str, &str)> {
     [FULL, DAY].into_iter().find_map(|shape| {
         let at = s.len().checked_sub(shape.len())?;
         let date = s.get(at..)?;
-        let fits = date
-            .bytes()
-            .zip(shape.bytes())
-            .all(|(b, p)| if p == b'd' { b.is_ascii_digit() } else { b == p });
+        let fits = date.bytes().zip(shape.bytes()).all(|(b, p)| {
+            if p == b'd' {
+                b.is_ascii_digit()
+            } else {
+                b == p
+            }
+        });
         let device = s.get(..at)?.strip_suffix(' ')?;
         (fits && !device.is_empty()).then_some((device, date))
     })
@@ -364,8 +367,28 @@ mod tests {
             "a (conflict x 2026-01-01 000000) (conflict y 2026-02-02 000000).txt"
         );
         let c = ConflictName::parse(&second).unwrap();
-        assert_eq!((c.original.as_str(), c.device.as_str()), (first.as_str(), "y"));
+        assert_eq!(
+            (c.original.as_str(), c.device.as_str()),
+            (first.as_str(), "y")
+        );
         assert_eq!(original_path(&c.original).as_deref(), Some("a.txt"));
+    }
+
+    /// Whatever reads as a conflict copy is written back to the same bytes,
+    /// however many ways it could be read.
+    #[test]
+    fn whatever_parses_formats_back() {
+        for name in [
+            "n (conflict a 2026-01-01).y D)",
+            "n (conflict a (b) 2026-01-01 000000) (conflict c 2026-01-01).x",
+            "a.b (conflict d 2026-01-01 000000).c (conflict e 2026-01-01)",
+            "x (conflict d 2026-01-01 000000).y (conflict z)",
+            "ü (conflict ✓ 2026-01-01 000000)",
+            ".h (conflict d 2026-01-01 000000)",
+        ] {
+            let c = ConflictName::parse(name).unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(c.format(), name);
+        }
     }
 
     #[test]
@@ -393,7 +416,10 @@ mod tests {
 
     #[test]
     fn trash_names() {
-        assert_eq!(trash_path("2026-01-02", "a/b.txt", 1), ".kluis-trash/2026-01-02/a/b.txt");
+        assert_eq!(
+            trash_path("2026-01-02", "a/b.txt", 1),
+            ".kluis-trash/2026-01-02/a/b.txt"
+        );
         assert_eq!(
             trash_path("2026-01-02", "a/b.txt", 3),
             ".kluis-trash/2026-01-02/a/b.txt.3"
