@@ -278,17 +278,10 @@ pub struct ConflictView {
     pub original: String,
 }
 
-/// `a/b (conflict dev 2026-01-01).txt` → `a/b.txt`.
+/// `a/b (conflict dev 2026-01-01).txt` → `a/b.txt`; `None` when `copy` is
+/// not a conflict copy (the format is [`kluis_agent::copy_names`]'s).
 pub fn conflict_original(copy: &str) -> Option<String> {
-    let (dir, name) = copy.rsplit_once('/').map_or(("", copy), |(d, n)| (d, n));
-    let start = name.find(" (conflict ")?;
-    let end = start + name[start..].find(')')?;
-    let orig = format!("{}{}", &name[..start], &name[end + 1..]);
-    Some(if dir.is_empty() {
-        orig
-    } else {
-        format!("{dir}/{orig}")
-    })
+    kluis_agent::copy_names::original_path(copy)
 }
 
 /// A Dropbox/OneDrive folder found on this machine.

@@ -903,7 +903,8 @@ impl AgentHandle {
             .collect()
     }
 
-    /// Conflict copies (`… (conflict <device> <date>)…`) in every pair.
+    /// Conflict copies (`… (conflict <device> <date>)…`, read by
+    /// [`kluis_sync::copy_names`]) in every pair.
     pub fn conflicts(&self) -> Vec<ConflictEntry> {
         let mut out = Vec::new();
         for st in self.status().pairs {
@@ -914,11 +915,7 @@ impl AgentHandle {
             if let Ok(all) = idx.load() {
                 out.extend(
                     all.keys()
-                        .filter(|p| {
-                            p.rsplit('/')
-                                .next()
-                                .is_some_and(|n| n.contains(" (conflict "))
-                        })
+                        .filter(|p| kluis_sync::copy_names::is_conflict_copy(p))
                         .map(|p| ConflictEntry {
                             pair: st.id.clone(),
                             path: p.clone(),

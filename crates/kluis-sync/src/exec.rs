@@ -18,9 +18,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::copy_names::{self, ConflictName, format_date};
 use crate::error::{ItemError, ItemErrorKind};
 use crate::index::{Index, IndexEntry};
-use crate::names::{self, DIR_NAME_MARKER, Encoded, NameCipher};
+use crate::names::{DIR_NAME_MARKER, Encoded, NameCipher};
 use crate::plan::Operation;
 use crate::scan::{self, Kind, Stat, TEMP_PREFIX, TRASH_DIR};
 
@@ -105,34 +106,6 @@ fn crypt_fail(path: &str, e: kluis_format::Error) -> ItemError {
         }
         _ => fail(path, ItemErrorKind::Incomplete, e),
     }
-}
-
-/// `YYYY-MM-DD HHMMSS` (UTC) for a time in ns; no characters Windows forbids.
-pub fn format_date(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}{:02}{:02}",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day) (H. Hinnant's algorithm).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 fn split_parent(path: &str) -> (&str, &str) {
@@ -731,13 +704,12 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
 impl<R: rand_core::CryptoRng> Exec<'_, R> {
     /// A free path for `rel` in today's Kluis trash, its directory made.
     fn trash_dest(&self, rel: &str) -> Result<PathBuf, ItemError> {
-        let day = format_date(self.now);
-        let day = self.plain.join(TRASH_DIR).join(&day[..10]);
-        let mut dest = day.join(rel);
+        let day = copy_names::trash_day(self.now);
         let mut n = 1;
+        let mut dest = self.plain.join(copy_names::trash_path(&day, rel, n));
         while fs::symlink_metadata(&dest).is_ok() {
             n += 1;
-            dest = day.join(format!("{rel}.{n}"));
+            dest = self.plain.join(copy_names::trash_path(&day, rel, n));
         }
         if let Some(d) = dest.parent() {
             fs::create_dir_all(d).map_err(io_fail(rel))?;
@@ -755,10 +727,9 @@ pub fn purge_trash(plain: &Path, now: i64, days: u32) {
     let Ok(rd) = fs::read_dir(plain.join(TRASH_DIR)) else {
         return;
     };
-    let cutoff = format_date(now - i64::from(days) * 86_400 * 1_000_000_000);
     for ent in rd.flatten() {
         let name = ent.file_name().to_string_lossy().into_owned();
-        if name.len() == 10 && name.as_str() < &cutoff[..10] {
+        if copy_names::is_expired_trash_day(&name, now, days) {
             let _ = fs::remove_dir_all(ent.path());
         }
     }
@@ -789,20 +760,6 @@ pub(crate) fn walk_files(root: &Path, f: &mut dyn FnMut(&Path, &str)) {
         } else if ft.is_dir() && name != TRASH_DIR {
             walk_files(&ent.path(), f);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(format_date(0), "1970-01-01 000000");
-        assert_eq!(
-            format_date(1_709_251_199 * 1_000_000_000),
-            "2024-02-29 235959"
-        );
     }
 }
 

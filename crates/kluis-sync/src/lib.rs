@@ -11,9 +11,12 @@
 //! - [`engine::Engine`] ties them together for one folder pair.
 //!
 //! Names are encrypted per component ([`names`]) with a per-folder secret
-//! kept in the encrypted folder-metadata file ([`folder_meta`]).
+//! kept in the encrypted folder-metadata file ([`folder_meta`]). The names
+//! of conflict copies and of the trash are written, recognised and parsed
+//! back in [`copy_names`] only.
 #![forbid(unsafe_code)]
 
+pub mod copy_names;
 mod crypt;
 mod damage;
 pub mod engine;

@@ -211,15 +211,6 @@ pub fn split_sync_suffix(component: &str) -> (&str, &str) {
     component.split_at(end)
 }
 
-/// Conflict-copy name: `stem (conflict <device> <date>).ext`.
-pub fn conflict_name(name: &str, device: &str, date: &str) -> String {
-    let (stem, ext) = match name.rfind('.') {
-        Some(i) if i > 0 => name.split_at(i),
-        _ => (name, ""),
-    };
-    format!("{stem} (conflict {device} {date}){ext}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,18 +317,5 @@ mod tests {
             ("abc27", " (conflicted copy 2024-01-01)")
         );
         assert_eq!(split_sync_suffix("abc-LAPTOP"), ("abc", "-LAPTOP"));
-    }
-
-    #[test]
-    fn conflict_names() {
-        assert_eq!(
-            conflict_name("notes.txt", "laptop", "2026-01-02"),
-            "notes (conflict laptop 2026-01-02).txt"
-        );
-        assert_eq!(conflict_name(".bashrc", "d", "x"), ".bashrc (conflict d x)");
-        assert_eq!(
-            conflict_name("Makefile", "d", "x"),
-            "Makefile (conflict d x)"
-        );
     }
 }

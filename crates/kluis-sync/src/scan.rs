@@ -17,8 +17,8 @@ use crate::names::{self, DIR_NAME_MARKER, FILE_SUFFIX, NameCipher};
 pub const KLUIS_PREFIX: &str = ".kluis-";
 /// Prefix of temp files the executor writes (in both trees).
 pub const TEMP_PREFIX: &str = ".kluis-tmp-";
-/// The plaintext trash folder.
-pub const TRASH_DIR: &str = ".kluis-trash";
+/// The plaintext trash folder (its names: [`crate::copy_names`]).
+pub use crate::copy_names::TRASH_DIR;
 /// Where the temp files of a batch of new ciphertext are written, in the
 /// mirror root, before each is renamed into its directory. The agent does
 /// not watch it: every new file would otherwise cost the watcher five

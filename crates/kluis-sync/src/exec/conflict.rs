@@ -6,25 +6,10 @@ use super::*;
 impl<R: rand_core::CryptoRng> Exec<'_, R> {
     /// A free conflict-copy path next to `path`.
     fn conflict_path(&self, path: &str, device: &str) -> String {
-        let (parent, name) = split_parent(path);
         let date = format_date(self.now);
-        for n in 1.. {
-            let dev = if n == 1 {
-                device.to_owned()
-            } else {
-                format!("{device} {n}")
-            };
-            let cn = names::conflict_name(name, &dev, &date);
-            let cp = if parent.is_empty() {
-                cn
-            } else {
-                format!("{parent}/{cn}")
-            };
-            if !self.plain.join(&cp).exists() {
-                return cp;
-            }
-        }
-        unreachable_path(path)
+        ConflictName::candidate_paths(path, device, &date)
+            .find(|cp| !self.plain.join(cp).exists())
+            .unwrap_or_else(|| unreachable_path(path))
     }
 
     pub(super) fn merge(&mut self, path: &str) -> ItemResult {
@@ -115,19 +100,7 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
     /// content already. The date is the copy's own (its header's mtime),
     /// so every device that adopts the same copy picks the same name.
     fn adopt_target(&self, of: &str, date: &str, hash: &[u8]) -> Result<AdoptTarget, ItemError> {
-        let (parent, name) = split_parent(of);
-        for n in 1..1000 {
-            let dev = if n == 1 {
-                "sync".to_owned()
-            } else {
-                format!("sync {n}")
-            };
-            let cn = names::conflict_name(name, &dev, date);
-            let cp = if parent.is_empty() {
-                cn
-            } else {
-                format!("{parent}/{cn}")
-            };
+        for cp in ConflictName::candidate_paths(of, "sync", date).take(999) {
             let cfull = self.mirror.join(self.cpath(&cp, Kind::File)?);
             if fs::symlink_metadata(&cfull).is_ok() {
                 if self.content_hash(&cfull).as_deref() == Some(hash) {

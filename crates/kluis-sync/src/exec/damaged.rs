@@ -33,7 +33,7 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         let cpath = self.cpath(path, Kind::File)?;
         let cfull = self.mirror.join(&cpath);
         let r0 = stat_of(&cfull).map_err(io_fail(path))?;
-        let kept = self.trash_dest(&format!("{path}.damaged.kls"))?;
+        let kept = self.trash_dest(&copy_names::damaged_name(path))?;
         fs::copy(&cfull, &kept).map_err(io_fail(path))?;
         if !matches(&cfull, Some((r0.size, r0.mtime))) {
             let _ = fs::remove_file(&kept);
