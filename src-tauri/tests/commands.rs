@@ -442,7 +442,10 @@ fn register_log_in_elsewhere_change_password_and_log_out_through_ipc() {
             json!({"currentPassword": current, "previousPassword": previous}),
         )
     };
-    assert_eq!(code(undo("correct horse", "correct horse")), "wrong_password");
+    assert_eq!(
+        code(undo("correct horse", "correct horse")),
+        "wrong_password"
+    );
     undo("battery staple", "correct horse").expect("undone");
     desk.ok("lock_identity", json!({}));
     desk.ok("unlock_identity", json!({"password": "correct horse"}));

@@ -55,7 +55,7 @@ pub mod ignore {
         user_ignores,
     };
 }
-pub use share::directory::{BrokerDirectory, Directory};
 /// Names of conflict copies and of the trash: written, recognised and
 /// parsed back by the sync engine only, so that every face reads them alike.
 pub use kluis_sync::copy_names;
+pub use share::directory::{BrokerDirectory, Directory};
