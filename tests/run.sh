@@ -15,6 +15,9 @@ if [ -z "${KLUIS_KEYRING_SESSION:-}" ] && command -v keyctl >/dev/null; then
   exec keyctl session - bash "$0" "$@"
 fi
 
+echo "== layout: file sizes, import cycles, one version of each crypto crate"
+python3 tests/structure.py
+
 echo "== cargo test (all crates except the tray app)"
 cargo test
 
