@@ -5,19 +5,19 @@
 # and median time, the ratios, how close each comes to a plain `cp`, and
 # peak RSS.
 #
-# The ratios use each command's best round. Noise on a shared VM only ever
-# adds time: on this 2-vCPU VM, a 1 GiB write now and then takes 2-3 s
-# instead of 0.3 s, for cp as much as for age or Kluis, and perf shows that
-# time in the kernel's copy into page-cache pages
-# (copy_folio_from_iter_atomic), not in the tool. Which command it hits
-# changes from run to run, so a median over a few rounds can still land on
-# one; the best of N does not (Python's timeit documentation recommends the
-# minimum for the same reason). The medians are printed next to them.
+# The ratios use each command's median round: a round's noise on this shared
+# VM (a 1 GiB write now and then takes 2-3 s instead of 0.3 s, for cp as
+# much as for age or Kluis) hits one command in one round, and the median of
+# the interleaved rounds ignores it. Each command's best round is printed
+# beside the median, never instead of it.
 # KEEP_RESULTS=FILE keeps every round's raw times.
 #
 # Usage: bench/format-vs-age.sh [SIZE_MIB] [ROUNDS]
 #   SIZE_MIB  file size in MiB (default 1024)
 #   ROUNDS    interleaved rounds (default 5)
+#   KLUIS_BASE=/path/to/an/older/kluis  also runs that build in every round,
+#             interleaved with this one, and prints new/old ratios (for
+#             before/after figures of a change that must not regress).
 #   BENCH_DIR where the files go (default: a temp dir under ./target, i.e. the
 #             disk the repository is on). Use /dev/shm to take the disk out.
 # Needs: age (Debian `age`), GNU time (Debian `time`), python3.
@@ -30,6 +30,8 @@ command -v age >/dev/null || { echo "age is not installed (apt-get install age)"
 
 cargo build --release -q -p kluis-cli --manifest-path "$repo/Cargo.toml"
 kluis="${CARGO_TARGET_DIR:-$repo/target}/release/kluis"
+kluis_base=${KLUIS_BASE:-}
+[ -z "$kluis_base" ] || [ -x "$kluis_base" ] || { echo "KLUIS_BASE=$kluis_base is not an executable" >&2; exit 2; }
 base=${BENCH_DIR:-$repo/target}
 mkdir -p "$base"
 dir=$(mktemp -d -p "$base" kluis-bench.XXXXXX)
@@ -65,7 +67,7 @@ for r in $(seq "$rounds"); do
   time_cmd cp cp plain.bin cp.bin
   # Alternate which tool goes first, so neither always runs on a warmer or
   # busier disk.
-  if [ $((r % 2)) -eq 1 ]; then order="age kluis"; else order="kluis age"; fi
+  if [ $((r % 2)) -eq 1 ]; then order="age kluis base"; else order="base kluis age"; fi
   for tool in $order; do
     case $tool in
       age)
@@ -82,6 +84,13 @@ for r in $(seq "$rounds"); do
         # Unlocking the identity alone (Argon2id, 64 MiB): part of every
         # kluis decrypt; age's identity file is not password-protected.
         time_cmd kluis-unlock sh -c "'$kluis' recipient -i id.key --passphrase-file pw > /dev/null" ;;
+      base)
+        [ -n "$kluis_base" ] || continue
+        rm -f base.bin base.out
+        time_cmd base-encrypt "$kluis_base" encrypt -r "$(cat kluis.pub)" -o base.bin plain.bin
+        time_cmd base-decrypt "$kluis_base" decrypt -i id.key --passphrase-file pw -o base.out base.bin
+        cmp -s plain.bin base.out || { echo "older kluis round trip differs!"; exit 1; }
+        rm -f base.out ;;
     esac
   done
   cmp -s plain.bin kluis.out || { echo "kluis round trip differs!"; exit 1; }
@@ -110,26 +119,31 @@ for line in open("results"):
 def med(name): return statistics.median(t for t, _ in runs[name])
 def best(name): return min(t for t, _ in runs[name])
 def rss(name): return max(m for _, m in runs[name])
-def mbps(name): return size / best(name) / 1e6
+def mbps(name): return size / med(name) / 1e6
 print()
-print(f"{'':26}{'best s':>8}{'median s':>10}{'MB/s':>8}{'peak RSS':>12}")
+print(f"{'':26}{'median s':>10}{'best s':>8}{'MB/s':>8}{'peak RSS':>12}   (MB/s of the median)")
 for name in ["cp", "age-encrypt", "kluis-encrypt", "age-encrypt-replace+fsync", "kluis-encrypt-replace", "age-decrypt", "kluis-decrypt",
              "kluis-decrypt-agent", "kluis-unlock", "kluis-stream-encrypt", "kluis-stream-decrypt"]:
-    print(f"{name:26}{best(name):8.2f}{med(name):10.2f}{mbps(name):8.0f}{rss(name)/1024:10.1f} MiB")
+    print(f"{name:26}{med(name):10.2f}{best(name):8.2f}{mbps(name):8.0f}{rss(name)/1024:10.1f} MiB")
 for name in ["kluis-encrypt-1MiB", "kluis-decrypt-1MiB"]:
     print(f"{name:26}{'':26}{rss(name)/1024:10.1f} MiB")
 print()
-def ratio(a, k): return f"{best(a)/best(k):.2f}x (medians: {med(a)/med(k):.2f}x)"
-unlock = best("kluis-unlock")
+def ratio(a, k): return f"{med(a)/med(k):.2f}x (best rounds: {best(a)/best(k):.2f}x)"
+unlock = med("kluis-unlock")
 print(f"encrypt: kluis/age throughput ratio {ratio('age-encrypt', 'kluis-encrypt')} (new output file)")
 print(f"encrypt replacing an existing file, both made durable: {ratio('age-encrypt-replace+fsync', 'kluis-encrypt-replace')}")
 print(f"decrypt: kluis/age throughput ratio {ratio('age-decrypt', 'kluis-decrypt')} (kluis includes {unlock:.2f} s to unlock its password-protected identity;"
-      f" without it {best('age-decrypt')/(best('kluis-decrypt')-unlock):.2f}x)")
+      f" without it {med('age-decrypt')/(med('kluis-decrypt')-unlock):.2f}x)")
 print(f"decrypt through the running agent (no passphrase, no Argon2id): {ratio('age-decrypt', 'kluis-decrypt-agent')}, "
       f"peak RSS {rss('kluis-decrypt-agent')/1024:.1f} MiB")
-print(f"age vs cp: encrypt at {best('cp')/best('age-encrypt')*100:.0f}% of cp speed, decrypt at {best('cp')/best('age-decrypt')*100:.0f}%"
+print(f"age vs cp (medians): encrypt at {med('cp')/med('age-encrypt')*100:.0f}% of cp speed, decrypt at {med('cp')/med('age-decrypt')*100:.0f}%"
       f" (no file-to-file tool can beat cp, so 2x age is possible only where age runs below 50% of cp)")
-print(f"kluis vs cp: encrypt at {best('cp')/best('kluis-encrypt')*100:.0f}% of cp speed, decrypt at {best('cp')/best('kluis-decrypt')*100:.0f}%")
+print(f"kluis vs cp (medians): encrypt at {med('cp')/med('kluis-encrypt')*100:.0f}% of cp speed, decrypt at {med('cp')/med('kluis-decrypt')*100:.0f}%")
+if "base-encrypt" in runs:
+    print(f"this build vs KLUIS_BASE (median time old/new, >1 means faster now): "
+          f"encrypt {med('base-encrypt')/med('kluis-encrypt'):.2f}x ({med('base-encrypt'):.2f} s -> {med('kluis-encrypt'):.2f} s), "
+          f"decrypt {med('base-decrypt')/med('kluis-decrypt'):.2f}x ({med('base-decrypt'):.2f} s -> {med('kluis-decrypt'):.2f} s); "
+          f"peak RSS {rss('base-encrypt')/1024:.1f} -> {rss('kluis-encrypt')/1024:.1f} MiB (encrypt)")
 print(f"peak RSS: encrypt {rss('kluis-encrypt')/1024:.1f} MiB; decrypt {rss('kluis-decrypt')/1024:.1f} MiB, "
       f"of which 64 MiB is the Argon2id working memory that unlocking the identity file requires "
       f"(decrypting 1 MiB peaks at {rss('kluis-decrypt-1MiB')/1024:.1f} MiB too: memory does not grow with the file)")
