@@ -12,7 +12,8 @@
 //!   pinned on first use ([`pins`]); a changed key is a hard error.
 //!
 //! Public keys are opaque `kluis…` strings here: this crate does not link
-//! the file-format crate.
+//! the file-format crate, and must not depend on it, on the sync engine, on
+//! the agent, or on the broker (which it only talks to over HTTP).
 #![forbid(unsafe_code)]
 
 mod admin;

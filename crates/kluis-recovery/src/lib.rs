@@ -15,6 +15,8 @@
 //!
 //! No function here reads files, clocks or the network: bytes, times and
 //! randomness are passed in. `docs/RECOVERY.md` is the normative description.
+//! It depends on `kluis-approvals` only, and must not depend on the broker,
+//! the sync engine or any storage.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -14,6 +14,11 @@
 //! kept in the encrypted folder-metadata file ([`folder_meta`]). The names
 //! of conflict copies and of the trash are written, recognised and parsed
 //! back in [`copy_names`] only.
+//!
+//! It owns one folder pair's state and files. It depends on `kluis-format`
+//! for every byte layout, and must not depend on the agent, the broker, the
+//! network or a UI: which pairs exist, when to run and who to share with are
+//! decided above it.
 #![forbid(unsafe_code)]
 
 pub mod copy_names;

@@ -8,6 +8,10 @@
 //! accepts only an `EncryptedEscrow` cannot be handed plaintext by mistake.
 //! Bearer secrets ([`SessionToken`], [`InviteToken`]) zeroize on drop and
 //! never print their contents through `Debug`.
+//!
+//! It depends on no other Kluis crate and must not: both sides of the wire
+//! link it, the broker included, so it must never pull in the file format,
+//! the sync engine or a server framework.
 #![forbid(unsafe_code)]
 
 mod api;
