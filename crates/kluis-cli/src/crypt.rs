@@ -632,7 +632,6 @@ fn parse_key_id(s: &str) -> Result<kluis_format::KeyId> {
 }
 
 fn inspect(file: &Path) -> Result<()> {
-    use kluis_format::payload::{CHUNK_SIZE, PAYLOAD_PREFIX_SIZE, TAG_SIZE};
     let total = std::fs::metadata(file)
         .with_context(|| format!("cannot open {}", file.display()))?
         .len();
@@ -658,21 +657,22 @@ fn inspect(file: &Path) -> Result<()> {
     for s in header.stanzas() {
         println!("  {}  {}", s.key_id, s.kem_name());
     }
-    let enc = (CHUNK_SIZE + TAG_SIZE) as u64;
-    if payload < (PAYLOAD_PREFIX_SIZE + TAG_SIZE) as u64 {
+    use kluis_format::PayloadLayout;
+    // The shortest payload: prefix and one empty (final) chunk.
+    let empty = PayloadLayout::for_plaintext(0)?.payload_len();
+    if payload < empty {
         println!("Payload:          {payload} bytes (truncated: too short to hold any chunk)");
         return Ok(());
     }
-    let body = payload - PAYLOAD_PREFIX_SIZE as u64;
-    let chunks = body.div_ceil(enc);
-    let last = body - (chunks - 1) * enc;
-    if last < TAG_SIZE as u64 || last == enc {
-        println!("Payload:          {payload} bytes (invalid length: truncated or extended)");
-    } else {
-        let plain = (chunks - 1) * CHUNK_SIZE as u64 + (last - TAG_SIZE as u64);
-        println!(
-            "Payload:          {payload} bytes in {chunks} chunk(s); plaintext {plain} bytes (not verified without a key)"
-        );
+    match PayloadLayout::for_payload(payload) {
+        Ok(layout) => println!(
+            "Payload:          {payload} bytes in {} chunk(s); plaintext {} bytes (not verified without a key)",
+            layout.chunks(),
+            layout.plaintext_len()
+        ),
+        Err(_) => {
+            println!("Payload:          {payload} bytes (invalid length: truncated or extended)")
+        }
     }
     println!("File name, time and label are encrypted.");
     Ok(())

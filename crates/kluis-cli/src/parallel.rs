@@ -13,17 +13,17 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
-use kluis_format::payload::{
-    CHUNK_SIZE, ChunkCipher, PAYLOAD_PREFIX_SIZE, TAG_SIZE, payload_len, plaintext_len,
+use kluis_format::{
+    Backend, ChunkOpener, ChunkSealer, Error, Header, KemChoice, Metadata, PayloadLayout, Recipient,
 };
-use kluis_format::{Backend, Error, Header, KemChoice, Metadata, Recipient};
 use zeroize::Zeroizing;
 
 use crate::output::Output;
 
 /// Below this size the sequential path is as fast and simpler.
 pub const PARALLEL_THRESHOLD: u64 = 4 * 1024 * 1024;
-const ENC_CHUNK: u64 = (CHUNK_SIZE + TAG_SIZE) as u64;
+const CHUNK_SIZE: usize = PayloadLayout::chunk_size();
+const ENC_CHUNK: u64 = PayloadLayout::sealed_chunk_size() as u64;
 const BATCH: u64 = 64;
 
 /// Worker threads: one per core (at most 8), or `KLUIS_THREADS`.
@@ -103,25 +103,18 @@ pub fn encrypt_file(
         ..meta.clone()
     };
     let (header, file_key) = Header::new(recipients, kem, &meta, rng)?;
-    let (cipher, prefix) = ChunkCipher::for_new_payload(
-        &header.payload_key(&file_key)[..],
-        &header.payload_context(),
-        rng,
-        Backend::Ring,
-    )
-    .map_err(Error::from)?;
+    let sealer = ChunkSealer::new(&header, &file_key, len, rng, Backend::Ring)?;
+    let layout = *sealer.layout();
     let head = header.to_bytes();
     let dst = out_file(out)?;
     // Size the file first: threads then write inside it instead of racing
     // to extend it, which serialises them on the inode.
-    dst.set_len(head.len() as u64 + payload_len(len))?;
-    dst.write_all_at(&head, 0)?;
     let base = head.len() as u64;
-    dst.write_all_at(&prefix, base)?;
-    let base = base + PAYLOAD_PREFIX_SIZE as u64;
-    let chunks = len / CHUNK_SIZE as u64 + 1;
+    dst.set_len(base + layout.payload_len())?;
+    dst.write_all_at(&head, 0)?;
+    dst.write_all_at(sealer.prefix(), base)?;
     let bar = crate::output::progress_bar(Some(len));
-    run_ranges(chunks, |first, end, stop| {
+    run_ranges(layout.chunks(), |first, end, stop| {
         // One buffer laid out like the ciphertext: each chunk's plaintext is
         // read straight into its slot, sealed in place, and its tag written
         // into the gap after it. A second buffer (and a copy between the
@@ -131,20 +124,15 @@ pub fn encrypt_file(
         let mut idx = first;
         while idx < end && !stop.load(Ordering::Relaxed) {
             let n = BATCH.min(end - idx);
-            let p_off = idx * CHUNK_SIZE as u64;
-            let p_len = (n * CHUNK_SIZE as u64).min(len - p_off) as usize;
+            let p_off = layout.plaintext_range(idx).start;
+            let p_len = (layout.plaintext_range(idx + n - 1).end - p_off) as usize;
             read_into_slots(&src, &mut buf, p_len, p_off)
                 .context("the input file shrank while it was being encrypted")?;
             let mut w = 0;
             for k in 0..n {
-                let c_len = CHUNK_SIZE.min(p_len - (k as usize) * CHUNK_SIZE);
-                let tag = cipher
-                    .seal(idx + k, &mut buf[w..w + c_len])
-                    .map_err(Error::from)?;
-                buf[w + c_len..w + c_len + TAG_SIZE].copy_from_slice(&tag);
-                w += c_len + TAG_SIZE;
+                w += sealer.seal_chunk(idx + k, &mut buf[w..])?;
             }
-            dst.write_all_at(&buf[..w], base + idx * ENC_CHUNK)?;
+            dst.write_all_at(&buf[..w], base + layout.sealed_range(idx).start)?;
             if let Some(b) = &bar {
                 b.inc(p_len as u64);
             }
@@ -205,16 +193,15 @@ pub fn decrypt_file(
     let file_key = unwrap(&header)?;
     let meta = header.metadata(&file_key)?;
     let head_len = header.to_bytes().len() as u64;
-    let plain_len = plaintext_len(file_len - head_len).map_err(Error::from)?;
-    let mut prefix = [0u8; PAYLOAD_PREFIX_SIZE];
+    let payload_len = file_len
+        .checked_sub(head_len)
+        .ok_or(Error::Payload(kluis_format::PayloadError::TruncatedHeader))?;
+    // Checks the payload's length before reading its prefix, as before.
+    let plain_len = PayloadLayout::for_payload(payload_len)?.plaintext_len();
+    let mut prefix = [0u8; PayloadLayout::prefix_len()];
     src.read_exact_at(&mut prefix, head_len)?;
-    let cipher = ChunkCipher::for_existing_payload(
-        &header.payload_key(&file_key)[..],
-        &header.payload_context(),
-        &prefix,
-        Backend::Ring,
-    )
-    .map_err(Error::from)?;
+    let opener = ChunkOpener::new(&header, &file_key, payload_len, &prefix, Backend::Ring)?;
+    let layout = *opener.layout();
     if let Some(size) = meta.size {
         if plain_len < size {
             // The file is shorter than what was encrypted: cut off.
@@ -228,34 +215,27 @@ pub fn decrypt_file(
             .into());
         }
     }
-    let base = head_len + PAYLOAD_PREFIX_SIZE as u64;
-    let chunks = plain_len / CHUNK_SIZE as u64 + 1;
-    debug_assert_eq!(payload_len(plain_len), file_len - head_len);
     let dst = out_file(out)?;
     dst.set_len(plain_len)?;
     let bar = crate::output::progress_bar(Some(plain_len));
-    run_ranges(chunks, |first, end, stop| {
+    run_ranges(layout.chunks(), |first, end, stop| {
         let mut buf = Zeroizing::new(vec![0u8; (BATCH * ENC_CHUNK) as usize]);
         let mut idx = first;
         while idx < end && !stop.load(Ordering::Relaxed) {
             let n = BATCH.min(end - idx);
-            let p_off = idx * CHUNK_SIZE as u64;
-            let p_len = (n * CHUNK_SIZE as u64).min(plain_len - p_off) as usize;
-            let c_len = p_len + (n as usize) * TAG_SIZE;
-            src.read_exact_at(&mut buf[..c_len], base + idx * ENC_CHUNK)?;
+            let c_off = layout.sealed_range(idx).start;
+            let c_len = (layout.sealed_range(idx + n - 1).end - c_off) as usize;
+            src.read_exact_at(&mut buf[..c_len], head_len + c_off)?;
+            // Open each chunk in its slot, then move its plaintext down so
+            // the batch's plaintext is contiguous.
             let mut w = 0;
             for k in 0..n as usize {
-                let start = k * (CHUNK_SIZE + TAG_SIZE);
-                let len = CHUNK_SIZE.min(p_len - k * CHUNK_SIZE);
-                let mut tag = [0u8; TAG_SIZE];
-                tag.copy_from_slice(&buf[start + len..start + len + TAG_SIZE]);
-                cipher
-                    .open(idx + k as u64, &mut buf[start..start + len], &tag)
-                    .map_err(Error::from)?;
+                let start = k * ENC_CHUNK as usize;
+                let len = opener.open_chunk(idx + k as u64, &mut buf[start..])?;
                 buf.copy_within(start..start + len, w);
                 w += len;
             }
-            dst.write_all_at(&buf[..w], p_off)?;
+            dst.write_all_at(&buf[..w], layout.plaintext_range(idx).start)?;
             if let Some(b) = &bar {
                 b.inc(w as u64);
             }

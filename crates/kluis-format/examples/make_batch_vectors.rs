@@ -12,7 +12,6 @@
 
 use std::path::Path;
 
-use kluis_format::payload::ChunkCipher;
 use kluis_format::{Backend, Batch, Header, KemChoice, Metadata};
 
 fn main() {
@@ -41,18 +40,14 @@ fn main() {
         };
         let (h, key) = Header::new_in_batch(batch, &meta, rng).unwrap();
         let mut out = h.to_bytes();
-        let (cipher, prefix) = ChunkCipher::for_new_payload(
-            &h.payload_key(&key)[..],
-            &h.payload_context(),
-            rng,
-            Backend::default(),
-        )
-        .unwrap();
-        out.extend_from_slice(&prefix);
-        let mut chunk = plain.to_vec();
-        let tag = cipher.seal(0, &mut chunk[..]).unwrap();
-        out.extend_from_slice(&chunk);
-        out.extend_from_slice(&tag);
+        let mut enc = kluis_format::Encryptor::new(&h, &key, rng, Backend::default()).unwrap();
+        out.extend_from_slice(enc.prefix());
+        // One short chunk: these plaintexts are far below a chunk.
+        let mut slot = vec![0u8; kluis_format::PayloadLayout::sealed_chunk_size()];
+        slot[..plain.len()].copy_from_slice(plain);
+        let n = enc.seal_next(&mut slot, plain.len()).unwrap();
+        assert!(enc.is_finished(), "a batch vector plaintext fits one chunk");
+        out.extend_from_slice(&slot[..n]);
         std::fs::write(dir.join(format!("{name}.kluis")), &out).unwrap();
         let digest: String = ring::digest::digest(&ring::digest::SHA256, plain)
             .as_ref()

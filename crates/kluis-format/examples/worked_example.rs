@@ -3,7 +3,6 @@
 //! `cargo run -p kluis-format --example worked_example`
 #![allow(clippy::unwrap_used, reason = "a documentation generator")]
 
-use kluis_format::payload::{Derived, SALT_SIZE};
 use kluis_format::{EncryptOptions, Header, Identity, KemChoice, Metadata, encrypt};
 use rand_core::SeedableRng;
 
@@ -65,11 +64,9 @@ fn main() {
         hex(&key.dangerous_subkey(h.file_id(), b"kluis/v1/metadata")[..])
     );
     println!("payload context: {}", hex(&h.payload_context()));
-    let mut salt = [0u8; SALT_SIZE];
-    salt.copy_from_slice(&file[hl..hl + SALT_SIZE]);
-    let d = Derived::new(&h.payload_key(&key)[..], &salt, &h.payload_context()).unwrap();
-    println!("chunk AEAD key: {}", hex(d.aead_key()));
-    println!("base nonce:     {}", hex(d.base_nonce()));
+    let (aead_key, base_nonce) = kluis_format::dangerous_chunk_keys(&h, &key, &file[hl..]).unwrap();
+    println!("chunk AEAD key: {}", hex(&aead_key));
+    println!("base nonce:     {}", hex(&base_nonce));
     println!("header length {hl}, file length {}", file.len());
     println!("--- file, 32 bytes per line ---");
     for (i, line) in file.chunks(32).enumerate() {

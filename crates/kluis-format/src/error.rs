@@ -141,6 +141,10 @@ pub enum Error {
     /// Invalid metadata supplied by the caller.
     #[error("invalid metadata: {0}")]
     InvalidMetadata(&'static str),
+    /// The caller broke a rule of the chunk API (a chunk index past the end
+    /// of the payload, a buffer too small, a chunk after the final one).
+    #[error("chunk API misuse: {0}")]
+    Usage(&'static str),
     /// An I/O error from the reader or writer we were given.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),

@@ -583,6 +583,26 @@ impl Header {
         Err(Error::HeaderAuth)
     }
 
+    /// Unwrap the file key with the first of `identities` that has a stanza
+    /// in this header (your own identity and the keys of your groups: a
+    /// folder shared with a group has one stanza for the group,
+    /// docs/SHARING.md). [`Error::NoMatchingRecipient`] when none has; the
+    /// last other error (tampering) otherwise.
+    pub fn unwrap_file_key_any(&self, identities: &[&Identity]) -> Result<FileKey> {
+        let mut last = Error::NoMatchingRecipient;
+        for id in identities {
+            let kid = id.recipient().fingerprint().key_id();
+            if !self.stanzas.iter().any(|s| s.key_id == kid) {
+                continue;
+            }
+            match self.unwrap_file_key(id) {
+                Ok(fk) => return Ok(fk),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
     fn verify_mac(&self, file_key: &FileKey) -> Result<()> {
         let key = file_key.derive(&self.file_id, LABEL_MAC);
         let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key[..]);

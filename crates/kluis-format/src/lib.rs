@@ -5,8 +5,16 @@
 //! payload (Cobblestone-256). `docs/FORMAT.md` is the normative description;
 //! every parser here cites the section it implements.
 //!
-//! This crate performs no file-system, network or clock access: it works on
-//! [`Read`]/[`Write`] and byte slices, and takes its randomness as an argument.
+//! **What it owns:** every byte layout of `docs/FORMAT.md` (header,
+//! stanzas, metadata, payload chunks, identity files). Other crates build,
+//! parse and locate Kluis bytes only through this crate's API: whole files
+//! ([`encrypt`], [`Decryptor`], [`rewrite_header`]), chunk by chunk into
+//! their own buffers ([`Encryptor`], [`ChunkSealer`], [`ChunkOpener`],
+//! [`PayloadLayout`]), or a peek at the id ([`peek_file_id`]).
+//!
+//! **What it must not depend on:** no file system, no network, no clock,
+//! no other Kluis crate. It works on [`Read`]/[`Write`] and byte slices, and
+//! takes its randomness as an argument.
 //!
 //! ```
 //! # fn main() -> Result<(), kluis_format::Error> {
@@ -24,15 +32,19 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod chunks;
 mod error;
 mod header;
 mod idfile;
 mod keys;
 mod meta;
-pub mod payload;
+mod payload;
 
 use std::io::{self, Read, Write};
 
+pub use chunks::{
+    ChunkOpener, ChunkSealer, Encryptor, FILE_ID_PEEK_LEN, FileId, PayloadLayout, peek_file_id,
+};
 pub use error::{Error, PayloadError, Result, Section};
 pub use header::{
     BATCH_BIT, Batch, FileKey, HEADER_BLOCK, Header, KEM_PADDING, KEM_X25519_BATCH,
@@ -123,6 +135,14 @@ impl<R: Read> Decryptor<R> {
         Self::with_file_key(input, header, &file_key, backend)
     }
 
+    /// Open `input` with whichever of `identities` has a stanza in its
+    /// header ([`Header::unwrap_file_key_any`]).
+    pub fn with_any(mut input: R, identities: &[&Identity], backend: Backend) -> Result<Self> {
+        let header = Header::read(&mut input)?;
+        let file_key = header.unwrap_file_key_any(identities)?;
+        Self::with_file_key(input, header, &file_key, backend)
+    }
+
     /// Continue with an already parsed header and unwrapped file key.
     pub fn with_file_key(
         input: R,
@@ -205,4 +225,25 @@ pub fn rewrite_header<R: Read, W: Write, T>(
     io::copy(&mut input, &mut output)?;
     output.flush()?;
     Ok(result)
+}
+
+/// The chunk AEAD key and base nonce of a payload (FORMAT.md §5.1), from its
+/// header, file key and first [`PayloadLayout::prefix_len`] bytes. Only for
+/// the worked example of FORMAT.md: anything holding the key reads the file.
+#[doc(hidden)]
+pub fn dangerous_chunk_keys(
+    header: &Header,
+    file_key: &FileKey,
+    payload_prefix: &[u8],
+) -> Result<([u8; 32], [u8; 12])> {
+    let salt: [u8; payload::SALT_SIZE] = payload_prefix
+        .get(..payload::SALT_SIZE)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(PayloadError::TruncatedHeader)?;
+    let d = payload::Derived::new(
+        &header.payload_key(file_key)[..],
+        &salt,
+        &header.payload_context(),
+    )?;
+    Ok((*d.aead_key(), *d.base_nonce()))
 }

@@ -189,10 +189,10 @@ fn chunk_nonce(base: &[u8; NONCE_SIZE], counter: u64) -> [u8; NONCE_SIZE] {
     n
 }
 
-/// Random access to the chunks of one payload, for callers that read and
-/// write at offsets (for example several threads on one file). The caller
-/// is responsible for the C2SP rules that streaming enforces for it: seal the
-/// last chunk short, and release no plaintext of a chunk that failed.
+/// Random access to the chunks of one payload. Crate-internal: the public
+/// faces ([`crate::Encryptor`], [`crate::ChunkSealer`],
+/// [`crate::ChunkOpener`]) enforce the C2SP rules on top of it (the last
+/// chunk short, no plaintext of a chunk that failed).
 pub struct ChunkCipher {
     cipher: Cipher,
     base_nonce: [u8; NONCE_SIZE],
@@ -250,6 +250,42 @@ impl ChunkCipher {
         Ok(self
             .cipher
             .seal(chunk_nonce(&self.base_nonce, index), chunk))
+    }
+
+    /// Seal chunk `index` whose `len` plaintext bytes start `slot`, and write
+    /// its tag right after them: the slot then holds the chunk exactly as it
+    /// lies in the payload (`ct || tag`, FORMAT.md §5.2). Returns the sealed
+    /// length. `len` must be at most [`CHUNK_SIZE`] and the slot must hold
+    /// `len + TAG_SIZE` bytes; the callers check both.
+    pub fn seal_slot(
+        &self,
+        index: u64,
+        slot: &mut [u8],
+        len: usize,
+    ) -> Result<usize, PayloadError> {
+        let sealed = len + TAG_SIZE;
+        let (chunk, rest) = slot[..sealed].split_at_mut(len);
+        let tag = self.seal(index, chunk)?;
+        rest.copy_from_slice(&tag);
+        Ok(sealed)
+    }
+
+    /// Open chunk `index` held in `slot` as `ct || tag` (exactly the sealed
+    /// chunk, at least [`TAG_SIZE`] bytes; the callers check). On success the
+    /// plaintext is `slot[..n]` and `n` is returned; on failure the slot is
+    /// wiped.
+    pub fn open_slot(&self, index: u64, slot: &mut [u8]) -> Result<usize, PayloadError> {
+        let len = slot.len() - TAG_SIZE;
+        let (chunk, tag) = slot.split_at_mut(len);
+        let mut t = [0u8; TAG_SIZE];
+        t.copy_from_slice(tag);
+        match self.open(index, chunk, &t) {
+            Ok(()) => Ok(len),
+            Err(e) => {
+                tag.zeroize();
+                Err(e)
+            }
+        }
     }
 
     /// Open chunk `index` in place. On failure the buffer is wiped.
@@ -477,12 +513,6 @@ impl<R: Read> PayloadReader<R> {
         self.plaintext_len
     }
 
-    /// Read until the end, failing if anything did not authenticate. Returns
-    /// the inner reader.
-    pub fn into_inner(self) -> R {
-        self.inner
-    }
-
     fn fail(&mut self, e: PayloadError) -> io::Error {
         // Once an error is reported, nothing more is released, not even
         // authenticated chunks of the same batch: every later read fails.
@@ -606,21 +636,9 @@ pub(crate) fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize, cra
     Ok(n)
 }
 
-/// Encrypt `plaintext` in one call (convenience for small messages).
-pub fn encrypt_to_vec(
-    input_key: &[u8],
-    context: &[u8],
-    plaintext: &[u8],
-    rng: &mut impl rand_core::CryptoRng,
-    backend: Backend,
-) -> Result<Vec<u8>, crate::Error> {
-    let mut w = PayloadWriter::new(Vec::new(), input_key, context, rng, backend)?;
-    w.write_all(plaintext)?;
-    Ok(w.finish()?)
-}
-
 /// Decrypt a whole payload held in memory. Nothing is returned unless every
 /// chunk authenticated.
+#[cfg(test)]
 pub fn decrypt_to_vec(
     input_key: &[u8],
     context: &[u8],
@@ -632,3 +650,7 @@ pub fn decrypt_to_vec(
     r.read_to_end(&mut out).map_err(crate::Error::from_io)?;
     Ok(out)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
+mod c2sp;

@@ -1,17 +1,19 @@
-//! Streaming encryption with a flat 16 KiB buffer.
+//! Streaming encryption with a flat one-chunk buffer.
 //!
 //! `kluis_format::encrypt` batches 64 chunks (two 1 MiB buffers per call,
 //! zeroized over their whole capacity on drop), which is right for large
 //! files but costs ~700 page faults per file when encrypting thousands of
-//! small files. This builds the same bytes from the format crate's public
-//! pieces (FORMAT.md §5: header, then salt and commitment, then chunks of
-//! `ct || tag`, the final chunk short — possibly empty) with one chunk-sized
-//! buffer. The unit tests check the output with `kluis_format::Decryptor`.
+//! small files. This writes the same bytes through the format crate's
+//! [`Encryptor`], which seals one chunk at a time into a buffer we own: each
+//! chunk is read into the buffer, sealed in place and written out with its
+//! tag, no copy in between. The unit tests check the output with
+//! `kluis_format::Decryptor`.
 
 use std::io::{self, Read, Write};
 
-use kluis_format::payload::{CHUNK_SIZE, ChunkCipher};
-use kluis_format::{Backend, Batch, Header, KemChoice, Metadata, Recipient};
+use kluis_format::{
+    Backend, Batch, Encryptor, Header, KemChoice, Metadata, PayloadLayout, Recipient,
+};
 
 /// Whom a new file is encrypted to.
 #[derive(Clone, Copy, Debug)]
@@ -37,32 +39,26 @@ pub fn encrypt_stream<R: Read, W: Write>(
         To::Batch(b) => Header::new_in_batch(b, metadata, rng)?,
     };
     header.write(&mut output)?;
-    let (cipher, prefix) = ChunkCipher::for_new_payload(
-        &header.payload_key(&file_key)[..],
-        &header.payload_context(),
-        rng,
-        Backend::default(),
-    )?;
-    output.write_all(&prefix)?;
+    let mut enc = Encryptor::new(&header, &file_key, rng, Backend::default())?;
+    output.write_all(enc.prefix())?;
+    let chunk = PayloadLayout::chunk_size();
     let mut buf = Scrub {
-        buf: vec![0u8; CHUNK_SIZE],
+        buf: vec![0u8; PayloadLayout::sealed_chunk_size()],
         used: 0,
     };
     let mut total = 0u64;
-    for index in 0u64.. {
-        let n = match read_full(&mut input, &mut buf.buf[..]) {
+    while !enc.is_finished() {
+        let n = match read_full(&mut input, &mut buf.buf[..chunk]) {
             Ok(n) => n,
             Err(e) => {
                 // It may have read part of a chunk before failing.
-                buf.used = CHUNK_SIZE;
+                buf.used = chunk;
                 return Err(e.into());
             }
         };
         buf.used = buf.used.max(n);
-        let buf = &mut buf.buf;
         total += n as u64;
-        let last = n < CHUNK_SIZE;
-        if last
+        if n < chunk
             && let Some(size) = metadata.size
             && size != total
         {
@@ -71,12 +67,9 @@ pub fn encrypt_stream<R: Read, W: Write>(
                 actual: total,
             });
         }
-        let tag = cipher.seal(index, &mut buf[..n])?;
-        output.write_all(&buf[..n])?;
-        output.write_all(&tag)?;
-        if last {
-            break;
-        }
+        // A short read is the final chunk: the encryptor closes the payload.
+        let sealed = enc.seal_next(&mut buf.buf, n)?;
+        output.write_all(&buf.buf[..sealed])?;
     }
     output.flush()?;
     Ok((total, *header.file_id()))
@@ -115,6 +108,8 @@ mod tests {
     use super::*;
     use kluis_format::{Decryptor, Identity};
 
+    const CHUNK_SIZE: usize = PayloadLayout::chunk_size();
+
     #[test]
     fn output_decrypts_with_the_format_crate_at_chunk_boundaries() {
         let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
@@ -144,7 +139,11 @@ mod tests {
             )
             .unwrap();
             assert_eq!(n, len as u64);
-            assert_eq!(&out[12..28], &file_id[..], "the id read_file_id finds");
+            assert_eq!(
+                kluis_format::peek_file_id(&out).unwrap(),
+                file_id,
+                "the id read_file_id finds"
+            );
             let mut d = Decryptor::new(&out[..], &id).unwrap();
             assert_eq!(d.metadata(), &meta);
             let mut back = Vec::new();

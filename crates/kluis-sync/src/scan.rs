@@ -129,7 +129,8 @@ pub struct RemoteEntry {
     pub cpath: String,
     /// Its stat.
     pub stat: Stat,
-    /// Kluis file id (header bytes 12..28), read for new or changed files.
+    /// Kluis file id (`kluis_format::peek_file_id`), read for new or changed
+    /// files.
     pub file_id: Option<[u8; 16]>,
     /// A cloud placeholder (OneDrive Files-On-Demand) not present locally:
     /// remote-only, neither decrypted nor treated as deleted.
@@ -534,15 +535,15 @@ fn is_offline(_md: &fs::Metadata) -> bool {
     false
 }
 
-/// Read the 16-byte Kluis file id (header bytes 12..28).
+/// Read the 16-byte Kluis file id from the start of the file's header
+/// ([`kluis_format::peek_file_id`]); `None` when it cannot be read or is not
+/// a Kluis file.
 pub fn read_file_id(path: &Path) -> Option<[u8; 16]> {
     use std::io::Read;
     let mut f = fs::File::open(path).ok()?;
-    let mut b = [0u8; 28];
+    let mut b = [0u8; kluis_format::FILE_ID_PEEK_LEN];
     f.read_exact(&mut b).ok()?;
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&b[12..28]);
-    Some(id)
+    kluis_format::peek_file_id(&b).ok()
 }
 
 /// Scan the mirror. `resolve_hashed` gives the plaintext name of a hashed

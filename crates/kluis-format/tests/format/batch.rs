@@ -2,13 +2,12 @@
 //! encapsulation per recipient, and still each open on their own, only in
 //! their own header, for exactly their recipients.
 
-use kluis_format::payload::ChunkCipher;
 use kluis_format::{
-    Backend, Batch, Error, Header, KEM_X25519, KEM_X25519_BATCH, KEM_XWING, KEM_XWING_BATCH,
-    KemChoice, Metadata,
+    Batch, Error, Header, KEM_X25519, KEM_X25519_BATCH, KEM_XWING, KEM_XWING_BATCH, KemChoice,
+    Metadata,
 };
 
-use crate::util::{identities, open, pattern, recipients, rng};
+use crate::util::{identities, open, pattern, recipients, rng, seal_chunks};
 
 /// A whole file (header, payload) of `batch`.
 fn seal_in_batch(batch: &Batch, plain: &[u8], seed: u64) -> Vec<u8> {
@@ -19,31 +18,7 @@ fn seal_in_batch(batch: &Batch, plain: &[u8], seed: u64) -> Vec<u8> {
         ..Default::default()
     };
     let (h, key) = Header::new_in_batch(batch, &meta, &mut r).unwrap();
-    let mut out = h.to_bytes();
-    let (cipher, prefix) = ChunkCipher::for_new_payload(
-        &h.payload_key(&key)[..],
-        &h.payload_context(),
-        &mut r,
-        Backend::default(),
-    )
-    .unwrap();
-    out.extend_from_slice(&prefix);
-    let mut chunks = plain.chunks(kluis_format::payload::CHUNK_SIZE).peekable();
-    let mut index = 0;
-    if chunks.peek().is_none() {
-        out.extend_from_slice(&cipher.seal(0, &mut []).unwrap());
-    }
-    while let Some(c) = chunks.next() {
-        let mut c = c.to_vec();
-        let tag = cipher.seal(index, &mut c[..]).unwrap();
-        out.extend_from_slice(&c);
-        out.extend_from_slice(&tag);
-        if chunks.peek().is_none() && c.len() == kluis_format::payload::CHUNK_SIZE {
-            out.extend_from_slice(&cipher.seal(index + 1, &mut []).unwrap());
-        }
-        index += 1;
-    }
-    out
+    seal_chunks(&h, &key, plain, seed ^ 0x5eed)
 }
 
 #[test]

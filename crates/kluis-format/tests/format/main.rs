@@ -1,9 +1,10 @@
-//! Integration tests of the Kluis format: official vectors, frozen vectors,
-//! round trips, tampering, identities and header-only re-sharing.
+//! Integration tests of the Kluis format: official vectors (the raw C2SP
+//! ones run as unit tests in src/payload/c2sp.rs), frozen vectors,
+//! round trips, the chunk-level API, tampering, identities and header-only re-sharing.
 #![allow(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
 
 mod batch;
-mod c2sp;
+mod chunks;
 mod frozen;
 mod padding;
 mod roundtrip;

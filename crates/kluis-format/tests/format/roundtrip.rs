@@ -1,14 +1,26 @@
 //! Round trips, identities, recipients and header-only re-sharing.
 
-use std::io::{Read, Write};
+use std::io::Read;
 
 use kluis_format::{
-    Backend, Decryptor, EncryptOptions, Error, Header, IDENTITY_FILE_LEN, Identity, KdfParams,
-    KemChoice, Metadata, Recipient, open_identity, rewrite_header, seal_identity,
+    Decryptor, EncryptOptions, Error, Header, IDENTITY_FILE_LEN, Identity, KdfParams, KemChoice,
+    Metadata, Recipient, open_identity, rewrite_header, seal_identity,
 };
 use proptest::prelude::*;
 
-use crate::util::{identities, open, pattern, recipients, rng, seal};
+use crate::util::{identities, open, pattern, recipients, rng, seal, seal_chunks};
+
+/// A reader that yields at most `.1` bytes per read.
+struct Pieces<'a>(&'a [u8], usize);
+
+impl Read for Pieces<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.len().min(self.1).min(buf.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
 
 const SIZES: [usize; 6] = [0, 1, 16383, 16384, 16385, 3 * 1024 * 1024 + 7];
 
@@ -31,14 +43,9 @@ proptest! {
         let ids = identities(n, seed);
         let plain = pattern(size, seed as u8);
         let opts = EncryptOptions { kem: if classical { KemChoice::X25519 } else { KemChoice::XWing }, ..Default::default() };
-        let (header, file_key) = Header::new(&recipients(&ids), opts.kem, &Metadata::default(), &mut rng(seed)).unwrap();
-        let mut file = header.to_bytes();
-        let mut w = kluis_format::payload::PayloadWriter::new(
-            &mut file, &header.payload_key(&file_key)[..], &header.payload_context(), &mut rng(seed ^ 1), Backend::Ring).unwrap();
-        for piece in plain.chunks(write_piece) {
-            w.write_all(piece).unwrap();
-        }
-        w.finish().unwrap();
+        // The plaintext reaches the payload writer in write_piece pieces.
+        let mut file = Vec::new();
+        kluis_format::encrypt(Pieces(&plain, write_piece), &mut file, &recipients(&ids), &Metadata::default(), opts, &mut rng(seed)).unwrap();
         for id in &ids {
             let mut d = Decryptor::new(&file[..], id).unwrap();
             let mut out = Vec::new();
@@ -316,17 +323,7 @@ fn declared_size_is_enforced() {
     // ...and a hand-made file that lies about it is caught by the decryptor.
     let (header, key) =
         Header::new(&recipients(&ids), KemChoice::X25519, &meta, &mut rng(22)).unwrap();
-    let mut file = header.to_bytes();
-    let mut w = kluis_format::payload::PayloadWriter::new(
-        &mut file,
-        &header.payload_key(&key)[..],
-        &header.payload_context(),
-        &mut rng(23),
-        Backend::Ring,
-    )
-    .unwrap();
-    w.write_all(b"abc").unwrap();
-    w.finish().unwrap();
+    let file = seal_chunks(&header, &key, b"abc", 23);
     assert!(matches!(
         open(&file, &ids[0]),
         Err(Error::SizeMismatch {

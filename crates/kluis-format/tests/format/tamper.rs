@@ -1,12 +1,14 @@
 //! Every kind of damage is rejected with the right error, and no input panics.
 
-use kluis_format::payload::{CHUNK_SIZE, PAYLOAD_PREFIX_SIZE, TAG_SIZE};
+use kluis_format::PayloadLayout;
 use kluis_format::{EncryptOptions, Error, Header, PayloadError, Section};
 use proptest::prelude::*;
 
 use crate::util::{identities, open, pattern, recipients, seal};
 
-const ENC_CHUNK: usize = CHUNK_SIZE + TAG_SIZE;
+const CHUNK_SIZE: usize = PayloadLayout::chunk_size();
+const ENC_CHUNK: usize = PayloadLayout::sealed_chunk_size();
+const PAYLOAD_PREFIX_SIZE: usize = PayloadLayout::prefix_len();
 
 fn header_len(file: &[u8]) -> usize {
     Header::read(file).unwrap().to_bytes().len()

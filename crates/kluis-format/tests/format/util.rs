@@ -1,7 +1,10 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use kluis_format::{Decryptor, EncryptOptions, Error, Identity, Metadata, Recipient, encrypt};
+use kluis_format::{
+    Backend, Decryptor, EncryptOptions, Encryptor, Error, FileKey, Header, Identity, Metadata,
+    PayloadLayout, Recipient, encrypt,
+};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -45,4 +48,23 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8)
         .collect()
+}
+
+/// `header` followed by the payload of `plain`, sealed chunk by chunk into one
+/// buffer with [`Encryptor`] (the way the sync engine writes files).
+pub fn seal_chunks(header: &Header, key: &FileKey, plain: &[u8], seed: u64) -> Vec<u8> {
+    let mut r = rng(seed);
+    let mut out = header.to_bytes();
+    let mut enc = Encryptor::new(header, key, &mut r, Backend::default()).unwrap();
+    out.extend_from_slice(enc.prefix());
+    let mut slot = vec![0u8; PayloadLayout::sealed_chunk_size()];
+    let mut rest = plain;
+    while !enc.is_finished() {
+        let n = rest.len().min(PayloadLayout::chunk_size());
+        slot[..n].copy_from_slice(&rest[..n]);
+        let m = enc.seal_next(&mut slot, n).unwrap();
+        out.extend_from_slice(&slot[..m]);
+        rest = &rest[n..];
+    }
+    out
 }
