@@ -5,15 +5,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use kluis_audit::{Action, Actor, AuditEntry, DetailKey, Details};
 use kluis_types::{
-    Email, ErrorCode, KsfParams, LoginFinishRequest, LoginFinishResponse, LoginId,
-    LoginStartRequest, LoginStartResponse, OpaqueMessage, PasswordFinishRequest,
-    PasswordFinishResponse, PasswordStartRequest, RegisterFinishRequest, RegisterFinishResponse,
-    RegisterStartRequest, RegisterStartResponse, SessionId, SessionInfo, SessionList, SessionToken,
-    UserId, WhoAmI,
+    ErrorCode, LoginFinishRequest, LoginFinishResponse, LoginId, LoginStartRequest,
+    LoginStartResponse, OpaqueMessage, PasswordFinishRequest, PasswordFinishResponse,
+    PasswordStartRequest, RegisterFinishRequest, RegisterFinishResponse, RegisterStartRequest,
+    RegisterStartResponse, SessionId, SessionInfo, SessionList, SessionToken, UserId, WhoAmI,
 };
 use opaque_ke::{
-    CredentialFinalization, CredentialRequest, RegistrationRequest, RegistrationUpload,
-    ServerLogin, ServerLoginParameters, ServerRegistration,
+    CredentialFinalization, CredentialRequest, ServerLogin, ServerLoginParameters,
+    ServerRegistration,
 };
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
@@ -24,59 +23,6 @@ use crate::config::RegistrationMode;
 use crate::metrics::Metrics;
 use crate::opaque::Suite;
 use crate::store::{NewSession, NewUser, PasswordChange};
-
-/// Largest Argon2id memory a client may register with (4 GiB).
-const MAX_M_COST_KIB: u32 = 4 * 1024 * 1024;
-
-/// Sanity bounds only: the *client* enforces the security minimum (and
-/// [`super::policy::enforce_enrolment`] the organisation's, once set).
-pub(crate) fn check_ksf(ksf: &KsfParams) -> Result<(), ApiError> {
-    let ok = (1..=16).contains(&ksf.p_cost)
-        && (1..=64).contains(&ksf.t_cost)
-        && ksf.m_cost_kib >= 8 * ksf.p_cost
-        && ksf.m_cost_kib <= MAX_M_COST_KIB;
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request("ksf parameters out of range"))
-    }
-}
-
-pub(crate) fn registration_response(
-    state: &AppState,
-    email: &Email,
-    request: &OpaqueMessage,
-    policy: Option<kluis_types::SignedPolicy>,
-    recovery_key: Option<kluis_types::RecoveryKeyInfo>,
-) -> Result<RegisterStartResponse, ApiError> {
-    let request = RegistrationRequest::<Suite>::deserialize(request.as_bytes())
-        .map_err(|_| ApiError::bad_request("malformed OPAQUE registration request"))?;
-    let result =
-        ServerRegistration::<Suite>::start(state.seed.setup(), request, email.as_str().as_bytes())
-            .map_err(|_| ApiError::bad_request("invalid OPAQUE registration request"))?;
-    Ok(RegisterStartResponse {
-        registration_response: OpaqueMessage::new(result.message.serialize().to_vec()),
-        policy,
-        recovery_key,
-    })
-}
-
-pub(crate) fn registration_record(upload: &OpaqueMessage) -> Result<Vec<u8>, ApiError> {
-    let upload = RegistrationUpload::<Suite>::deserialize(upload.as_bytes())
-        .map_err(|_| ApiError::bad_request("malformed OPAQUE registration upload"))?;
-    Ok(ServerRegistration::<Suite>::finish(upload)
-        .serialize()
-        .to_vec())
-}
-
-/// Registration (and recovery) requests: per network, then per address.
-pub(crate) fn register_limits(state: &AppState, ip: PeerIp, email: &Email) -> Result<(), ApiError> {
-    let net = crate::ratelimit::network(ip.0);
-    let account = crate::ratelimit::account_key(email);
-    state.check_limits(&[&|now| state.limits.register_ip.check(net, now), &|now| {
-        state.limits.register_account.check(account, now)
-    }])
-}
 
 /// First OPAQUE registration round trip. Stateless; reveals nothing about
 /// whether the address is taken.
@@ -91,10 +37,10 @@ pub async fn register_start(
     ip: PeerIp,
     ApiJson(req): ApiJson<RegisterStartRequest>,
 ) -> Result<Json<RegisterStartResponse>, ApiError> {
-    register_limits(&state, ip, &req.email)?;
+    super::throttle::register_limits(&state, ip, &req.email)?;
     let (signed, _) = super::policy::current(&state).await?;
     let recovery_key = super::policy::recovery_key_info(&state).await?;
-    Ok(Json(registration_response(
+    Ok(Json(super::opaque::registration_response(
         &state,
         &req.email,
         &req.registration_request,
@@ -116,7 +62,7 @@ pub async fn register_finish(
     ip: PeerIp,
     ApiJson(req): ApiJson<RegisterFinishRequest>,
 ) -> Result<(StatusCode, Json<RegisterFinishResponse>), ApiError> {
-    register_limits(&state, ip, &req.email)?;
+    super::throttle::register_limits(&state, ip, &req.email)?;
     let invite_hash: Option<[u8; 32]> = req
         .invite
         .as_ref()
@@ -128,12 +74,12 @@ pub async fn register_finish(
             "this broker is invite-only",
         ));
     }
-    check_ksf(&req.ksf)?;
+    super::opaque::check_ksf(&req.ksf)?;
     if req.escrow.is_empty() {
         return Err(ApiError::bad_request("escrow must not be empty"));
     }
     super::policy::enforce_enrolment(&state, &req.ksf, req.recovery_escrow.as_ref()).await?;
-    let record = registration_record(&req.registration_upload)?;
+    let record = super::opaque::registration_record(&req.registration_upload)?;
     let user_id = UserId::from_random_bytes(&random_16());
     let user = NewUser {
         user_id: user_id.clone(),
@@ -402,7 +348,7 @@ pub async fn password_start(
         .ok_or_else(ApiError::unauthorized)?;
     let (signed, _) = super::policy::current(&state).await?;
     let recovery_key = super::policy::recovery_key_info(&state).await?;
-    Ok(Json(registration_response(
+    Ok(Json(super::opaque::registration_response(
         &state,
         &user.email,
         &req.registration_request,
@@ -434,12 +380,12 @@ pub async fn password_finish(
     // A young session is not enough: prove the current password in this
     // very request (issue 18.3).
     super::reauth::verify(&state, &auth, ip, &req.reauth).await?;
-    check_ksf(&req.ksf)?;
+    super::opaque::check_ksf(&req.ksf)?;
     if req.escrow.is_empty() {
         return Err(ApiError::bad_request("escrow must not be empty"));
     }
     super::policy::enforce_enrolment(&state, &req.ksf, req.recovery_escrow.as_ref()).await?;
-    let record = registration_record(&req.registration_upload)?;
+    let record = super::opaque::registration_record(&req.registration_upload)?;
     let user = state
         .store
         .user_by_id(&user_id)
