@@ -6,22 +6,16 @@ use axum::http::StatusCode;
 use kluis_audit::{Action, Actor, AuditEntry, DetailKey, Details};
 use kluis_types::{
     ErrorCode, LoginFinishRequest, LoginFinishResponse, LoginId, LoginStartRequest,
-    LoginStartResponse, OpaqueMessage, PasswordFinishRequest, PasswordFinishResponse,
-    PasswordStartRequest, RegisterFinishRequest, RegisterFinishResponse, RegisterStartRequest,
-    RegisterStartResponse, SessionId, SessionInfo, SessionList, SessionToken, UserId, WhoAmI,
+    LoginStartResponse, PasswordFinishRequest, PasswordFinishResponse, PasswordStartRequest,
+    RegisterFinishRequest, RegisterFinishResponse, RegisterStartRequest, RegisterStartResponse,
+    SessionId, SessionInfo, SessionList, SessionToken, UserId, WhoAmI,
 };
-use opaque_ke::{
-    CredentialFinalization, CredentialRequest, ServerLogin, ServerLoginParameters,
-    ServerRegistration,
-};
-use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 
 use super::extract::{ApiJson, ApiPath, Authed, PeerIp, token_hash};
 use super::{ApiError, AppState, random_16, random_32};
 use crate::config::RegistrationMode;
 use crate::metrics::Metrics;
-use crate::opaque::Suite;
 use crate::store::{NewSession, NewUser, PasswordChange};
 
 /// First OPAQUE registration round trip. Stateless; reveals nothing about
@@ -134,26 +128,12 @@ pub async fn login_start(
     ApiJson(req): ApiJson<LoginStartRequest>,
 ) -> Result<Json<LoginStartResponse>, ApiError> {
     super::throttle::login_network(&state, ip)?;
-    let request = CredentialRequest::<Suite>::deserialize(req.credential_request.as_bytes())
-        .map_err(|_| ApiError::bad_request("malformed OPAQUE credential request"))?;
+    let request = super::opaque::login_request(&req.credential_request)?;
     super::throttle::login_account(&state, ip, &req.email).await?;
     let user = state.store.user_by_email(&req.email).await?;
-    let record = match &user {
-        Some(u) => Some(
-            ServerRegistration::<Suite>::deserialize(&u.opaque_record)
-                .map_err(|e| ApiError::internal("stored OPAQUE record", &e))?,
-        ),
-        None => None,
-    };
-    let result = ServerLogin::start(
-        &mut OsRng,
-        state.seed.setup(),
-        record,
-        request,
-        req.email.as_str().as_bytes(),
-        ServerLoginParameters::default(),
-    )
-    .map_err(|_| ApiError::bad_request("invalid OPAQUE credential request"))?;
+    let record = user.as_ref().map(|u| u.opaque_record.as_slice());
+    let (server_state, credential_response) =
+        super::opaque::start_login(&state, record, request, &req.email)?;
     let login_id = LoginId::from_random_bytes(&random_16());
     let now = state.clock.now();
     // With OPAQUE a wrong password fails on the client, which then never
@@ -167,13 +147,13 @@ pub async fn login_start(
         .put_login_attempt(
             &login_id,
             user.as_ref().map(|u| &u.user_id),
-            &result.state.serialize(),
+            &server_state,
             now + state.settings.login_ttl_secs,
         )
         .await?;
     Ok(Json(LoginStartResponse {
         login_id,
-        credential_response: OpaqueMessage::new(result.message.serialize().to_vec()),
+        credential_response,
         ksf: user.map_or(state.settings.default_ksf, |u| u.ksf),
     }))
 }
@@ -191,9 +171,7 @@ pub async fn login_finish(
     ip: PeerIp,
     ApiJson(req): ApiJson<LoginFinishRequest>,
 ) -> Result<Json<LoginFinishResponse>, ApiError> {
-    let finalization =
-        CredentialFinalization::<Suite>::deserialize(req.credential_finalization.as_bytes())
-            .map_err(|_| ApiError::bad_request("malformed OPAQUE credential finalization"))?;
+    let finalization = super::opaque::login_finalization(&req.credential_finalization)?;
     let now = state.clock.now();
     let failed = || {
         Metrics::inc(&state.metrics.logins_failed);
@@ -204,11 +182,9 @@ pub async fn login_finish(
         .take_login_attempt(&req.login_id, now)
         .await?
         .ok_or_else(failed)?;
-    let server_login = ServerLogin::<Suite>::deserialize(&server_state)
-        .map_err(|e| ApiError::internal("stored login state", &e))?;
-    server_login
-        .finish(finalization, ServerLoginParameters::default())
-        .map_err(|_| failed())?;
+    if !super::opaque::finish_login(&server_state, finalization)? {
+        return Err(failed());
+    }
     let user_id = user_id.ok_or_else(failed)?;
     let user = state.store.user_by_id(&user_id).await?.ok_or_else(failed)?;
     if user.disabled_at.is_some() {

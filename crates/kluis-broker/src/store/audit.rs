@@ -7,7 +7,7 @@ use kluis_audit::{AuditEntry, AuditError, AuditRecord, AuditRow, Head};
 use super::{Store, StoreError};
 
 /// Builds the next audit row from the current head (see
-/// [`Store::append_audit_with`]).
+/// [`AuditStore::append_audit_with`]).
 pub type AuditBuilder<'a> = dyn Fn(&Head) -> Result<AuditRow, AuditError> + Send + Sync + 'a;
 
 /// Appending to and reading the audit log.
