@@ -150,7 +150,7 @@ pub trait DirectoryStore: SessionStore {
     /// lower-cased display name starts with `prefix` (already lower-cased),
     /// ordered by e-mail — or `None` when `token` names no live session
     /// (the test of [`SessionStore::session_by_token_hash`]). Served from the
-    /// [`LookupCache`] while it is valid, else from the database.
+    /// [`LookupCache`](super::LookupCache) while it is valid, else from the database.
     async fn search_directory(
         &self,
         token: &TokenHash,
