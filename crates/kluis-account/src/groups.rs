@@ -118,7 +118,44 @@ fn parse_name(name: &str) -> Result<GroupName, AccountError> {
     })
 }
 
+fn parse_key(key: &str) -> Result<PublicKeyString, AccountError> {
+    PublicKeyString::parse(key).map_err(|e| AccountError::InvalidInput {
+        what: "public key",
+        reason: e.to_string(),
+    })
+}
+
 impl AccountClient {
+    /// GETs the group `name`'s resource `rest` with the session's token.
+    async fn get_group<R: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        rest: &str,
+    ) -> Result<R, AccountError> {
+        let session = self.require_session()?;
+        let path = group_path(&parse_name(name)?, rest);
+        self.http
+            .json::<(), _>(Method::GET, &path, Some(&session.token), None)
+            .await
+    }
+
+    /// POSTs what `body` makes (if anything) to the group `name`'s endpoint
+    /// `rest` with the session's token; the answer has no body. The session
+    /// is checked first, then the name, then the body.
+    async fn post_group<B: Serialize + Sync>(
+        &self,
+        name: &str,
+        rest: &str,
+        body: impl FnOnce() -> Result<Option<B>, AccountError>,
+    ) -> Result<(), AccountError> {
+        let session = self.require_session()?;
+        let path = group_path(&parse_name(name)?, rest);
+        let body = body()?;
+        self.http
+            .no_content(Method::POST, &path, Some(&session.token), body.as_ref())
+            .await
+    }
+
     /// Whether a colleague is current or has left (their account disabled,
     /// key revoked); `None` when the directory does not know the address.
     pub async fn colleague_status(
@@ -185,12 +222,7 @@ impl AccountClient {
         let session = self.require_session()?;
         let body = CreateGroupRequest {
             name: parse_name(name)?,
-            public_key: PublicKeyString::parse(public_key).map_err(|e| {
-                AccountError::InvalidInput {
-                    what: "public key",
-                    reason: e.to_string(),
-                }
-            })?,
+            public_key: parse_key(public_key)?,
             secret: EncryptedGroupSecret::new(secret),
         };
         self.http
@@ -200,16 +232,7 @@ impl AccountClient {
 
     /// The group's encrypted secret (members only).
     pub async fn group_secret(&self, name: &str) -> Result<GroupSecretResponse, AccountError> {
-        let session = self.require_session()?;
-        let name = parse_name(name)?;
-        self.http
-            .json::<(), _>(
-                Method::GET,
-                &group_path(&name, "/secret"),
-                Some(&session.token),
-                None,
-            )
-            .await
+        self.get_group(name, "/secret").await
     }
 
     /// Every stored version of the group's secret, oldest first, without
@@ -218,16 +241,7 @@ impl AccountClient {
         &self,
         name: &str,
     ) -> Result<GroupSecretVersionsResponse, AccountError> {
-        let session = self.require_session()?;
-        let name = parse_name(name)?;
-        self.http
-            .json::<(), _>(
-                Method::GET,
-                &group_path(&name, "/secrets"),
-                Some(&session.token),
-                None,
-            )
-            .await
+        self.get_group(name, "/secrets").await
     }
 
     /// One stored version of the group's secret (members only).
@@ -236,16 +250,7 @@ impl AccountClient {
         name: &str,
         version: i64,
     ) -> Result<GroupSecretResponse, AccountError> {
-        let session = self.require_session()?;
-        let name = parse_name(name)?;
-        self.http
-            .json::<(), _>(
-                Method::GET,
-                &group_path(&name, &format!("/secrets/{version}")),
-                Some(&session.token),
-                None,
-            )
-            .await
+        self.get_group(name, &format!("/secrets/{version}")).await
     }
 
     /// Add `email` (group administrators); `secret` is the group secret
@@ -272,22 +277,15 @@ impl AccountClient {
         key_version: i64,
         secret_version: Option<i64>,
     ) -> Result<(), AccountError> {
-        let session = self.require_session()?;
-        let name = parse_name(name)?;
-        let body = AddGroupMemberRequest {
-            email: Email::parse(email)?,
-            secret: EncryptedGroupSecret::new(secret),
-            key_version,
-            secret_version,
-        };
-        self.http
-            .no_content(
-                Method::POST,
-                &group_path(&name, "/members"),
-                Some(&session.token),
-                Some(&body),
-            )
-            .await
+        self.post_group(name, "/members", || {
+            Ok(Some(AddGroupMemberRequest {
+                email: Email::parse(email)?,
+                secret: EncryptedGroupSecret::new(secret),
+                key_version,
+                secret_version,
+            }))
+        })
+        .await
     }
 
     /// Remove another member `email` (group administrators), rotating to
@@ -301,27 +299,15 @@ impl AccountClient {
         secret: Vec<u8>,
         key_version: i64,
     ) -> Result<(), AccountError> {
-        let session = self.require_session()?;
-        let name = parse_name(name)?;
-        let body = RemoveGroupMemberRequest {
-            email: Email::parse(email)?,
-            public_key: PublicKeyString::parse(new_public_key).map_err(|e| {
-                AccountError::InvalidInput {
-                    what: "public key",
-                    reason: e.to_string(),
-                }
-            })?,
-            secret: EncryptedGroupSecret::new(secret),
-            key_version,
-        };
-        self.http
-            .no_content(
-                Method::POST,
-                &group_path(&name, "/remove"),
-                Some(&session.token),
-                Some(&body),
-            )
-            .await
+        self.post_group(name, "/remove", || {
+            Ok(Some(RemoveGroupMemberRequest {
+                email: Email::parse(email)?,
+                public_key: parse_key(new_public_key)?,
+                secret: EncryptedGroupSecret::new(secret),
+                key_version,
+            }))
+        })
+        .await
     }
 
     /// Rotate the group key without a membership change (group
@@ -334,41 +320,20 @@ impl AccountClient {
         secret: Vec<u8>,
         key_version: i64,
     ) -> Result<(), AccountError> {
-        let session = self.require_session()?;
-        let name = parse_name(name)?;
-        let body = RotateGroupKeyRequest {
-            public_key: PublicKeyString::parse(new_public_key).map_err(|e| {
-                AccountError::InvalidInput {
-                    what: "public key",
-                    reason: e.to_string(),
-                }
-            })?,
-            secret: EncryptedGroupSecret::new(secret),
-            key_version,
-        };
-        self.http
-            .no_content(
-                Method::POST,
-                &group_path(&name, "/rotate"),
-                Some(&session.token),
-                Some(&body),
-            )
-            .await
+        self.post_group(name, "/rotate", || {
+            Ok(Some(RotateGroupKeyRequest {
+                public_key: parse_key(new_public_key)?,
+                secret: EncryptedGroupSecret::new(secret),
+                key_version,
+            }))
+        })
+        .await
     }
 
     /// Leave a group. The key is not rotated by the leaver; the group is
     /// marked `rotation_due` for its administrators.
     pub async fn leave_group(&self, name: &str) -> Result<(), AccountError> {
-        let session = self.require_session()?;
-        let name = parse_name(name)?;
-        self.http
-            .no_content::<()>(
-                Method::POST,
-                &group_path(&name, "/leave"),
-                Some(&session.token),
-                None,
-            )
-            .await
+        self.post_group(name, "/leave", || Ok(None::<()>)).await
     }
 
     /// Grant (`admin = true`) or revoke a member's administrator role
@@ -379,19 +344,12 @@ impl AccountClient {
         email: &str,
         admin: bool,
     ) -> Result<(), AccountError> {
-        let session = self.require_session()?;
-        let name = parse_name(name)?;
-        let body = SetGroupAdminRequest {
-            email: Email::parse(email)?,
-            admin,
-        };
-        self.http
-            .no_content(
-                Method::POST,
-                &group_path(&name, "/admins"),
-                Some(&session.token),
-                Some(&body),
-            )
-            .await
+        self.post_group(name, "/admins", || {
+            Ok(Some(SetGroupAdminRequest {
+                email: Email::parse(email)?,
+                admin,
+            }))
+        })
+        .await
     }
 }

@@ -2,8 +2,17 @@
 //! key escrow of sealed identities, and a directory of public keys certified
 //! by the organisation's Ed25519 key.
 //!
-//! The broker never links the file format or the sync engine: it stores
-//! opaque blobs. The binary `kluis-broker` is a thin shell over this crate.
+//! Owns: the HTTP API (`api`, with the server half of OPAQUE in
+//! `api::opaque` and the OPRF seed in [`opaque`]), storage behind one trait
+//! per aggregate and its two SQL backends ([`store`]), rate limits, the
+//! administrator commands ([`admin`]) and the server loop ([`server`]).
+//! The binary `kluis-broker` is a thin shell over this crate.
+//!
+//! Must not depend on: `kluis-format`, `kluis-sync` or `kluis-agent` (nor
+//! anything client-side that links them). The broker stores opaque blobs
+//! (OPAQUE records, sealed escrow, public-key text, token hashes) and
+//! never needs to read the file format. Only `kluis-types`, `kluis-audit`,
+//! `kluis-approvals` and `kluis-org` are shared with the clients.
 #![forbid(unsafe_code)]
 
 use std::path::Path;

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 // The same live-broker harness as the broker's own suite: one copy.
-#[path = "../../../kluis-broker/tests/broker/util.rs"]
-mod util;
+use kluis_testkit::broker as util;
+use kluis_testkit::on_both_backends;
 
 mod hostile_broker;
 

@@ -9,8 +9,8 @@
 mod crash;
 mod group_files;
 
-#[path = "../../../kluis-broker/tests/broker/util.rs"]
-mod util;
+// The broker's live-broker harness, from the test kit.
+use kluis_testkit::broker as util;
 
 use std::fs;
 use std::path::{Path, PathBuf};

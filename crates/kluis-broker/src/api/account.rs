@@ -5,78 +5,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use kluis_audit::{Action, Actor, AuditEntry, DetailKey, Details};
 use kluis_types::{
-    Email, ErrorCode, KsfParams, LoginFinishRequest, LoginFinishResponse, LoginId,
-    LoginStartRequest, LoginStartResponse, OpaqueMessage, PasswordFinishRequest,
-    PasswordFinishResponse, PasswordStartRequest, RegisterFinishRequest, RegisterFinishResponse,
-    RegisterStartRequest, RegisterStartResponse, SessionId, SessionInfo, SessionList, SessionToken,
-    UserId, WhoAmI,
+    ErrorCode, LoginFinishRequest, LoginFinishResponse, LoginId, LoginStartRequest,
+    LoginStartResponse, PasswordFinishRequest, PasswordFinishResponse, PasswordStartRequest,
+    RegisterFinishRequest, RegisterFinishResponse, RegisterStartRequest, RegisterStartResponse,
+    SessionId, SessionInfo, SessionList, SessionToken, UserId, WhoAmI,
 };
-use opaque_ke::{
-    CredentialFinalization, CredentialRequest, RegistrationRequest, RegistrationUpload,
-    ServerLogin, ServerLoginParameters, ServerRegistration,
-};
-use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 
 use super::extract::{ApiJson, ApiPath, Authed, PeerIp, token_hash};
 use super::{ApiError, AppState, random_16, random_32};
 use crate::config::RegistrationMode;
 use crate::metrics::Metrics;
-use crate::opaque::Suite;
 use crate::store::{NewSession, NewUser, PasswordChange};
-
-/// Largest Argon2id memory a client may register with (4 GiB).
-const MAX_M_COST_KIB: u32 = 4 * 1024 * 1024;
-
-/// Sanity bounds only: the *client* enforces the security minimum (and
-/// [`super::policy::enforce_enrolment`] the organisation's, once set).
-pub(crate) fn check_ksf(ksf: &KsfParams) -> Result<(), ApiError> {
-    let ok = (1..=16).contains(&ksf.p_cost)
-        && (1..=64).contains(&ksf.t_cost)
-        && ksf.m_cost_kib >= 8 * ksf.p_cost
-        && ksf.m_cost_kib <= MAX_M_COST_KIB;
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request("ksf parameters out of range"))
-    }
-}
-
-pub(crate) fn registration_response(
-    state: &AppState,
-    email: &Email,
-    request: &OpaqueMessage,
-    policy: Option<kluis_types::SignedPolicy>,
-    recovery_key: Option<kluis_types::RecoveryKeyInfo>,
-) -> Result<RegisterStartResponse, ApiError> {
-    let request = RegistrationRequest::<Suite>::deserialize(request.as_bytes())
-        .map_err(|_| ApiError::bad_request("malformed OPAQUE registration request"))?;
-    let result =
-        ServerRegistration::<Suite>::start(state.seed.setup(), request, email.as_str().as_bytes())
-            .map_err(|_| ApiError::bad_request("invalid OPAQUE registration request"))?;
-    Ok(RegisterStartResponse {
-        registration_response: OpaqueMessage::new(result.message.serialize().to_vec()),
-        policy,
-        recovery_key,
-    })
-}
-
-pub(crate) fn registration_record(upload: &OpaqueMessage) -> Result<Vec<u8>, ApiError> {
-    let upload = RegistrationUpload::<Suite>::deserialize(upload.as_bytes())
-        .map_err(|_| ApiError::bad_request("malformed OPAQUE registration upload"))?;
-    Ok(ServerRegistration::<Suite>::finish(upload)
-        .serialize()
-        .to_vec())
-}
-
-/// Registration (and recovery) requests: per network, then per address.
-pub(crate) fn register_limits(state: &AppState, ip: PeerIp, email: &Email) -> Result<(), ApiError> {
-    let net = crate::ratelimit::network(ip.0);
-    let account = crate::ratelimit::account_key(email);
-    state.check_limits(&[&|now| state.limits.register_ip.check(net, now), &|now| {
-        state.limits.register_account.check(account, now)
-    }])
-}
 
 /// First OPAQUE registration round trip. Stateless; reveals nothing about
 /// whether the address is taken.
@@ -91,10 +31,10 @@ pub async fn register_start(
     ip: PeerIp,
     ApiJson(req): ApiJson<RegisterStartRequest>,
 ) -> Result<Json<RegisterStartResponse>, ApiError> {
-    register_limits(&state, ip, &req.email)?;
+    super::throttle::register_limits(&state, ip, &req.email)?;
     let (signed, _) = super::policy::current(&state).await?;
     let recovery_key = super::policy::recovery_key_info(&state).await?;
-    Ok(Json(registration_response(
+    Ok(Json(super::opaque::registration_response(
         &state,
         &req.email,
         &req.registration_request,
@@ -116,7 +56,7 @@ pub async fn register_finish(
     ip: PeerIp,
     ApiJson(req): ApiJson<RegisterFinishRequest>,
 ) -> Result<(StatusCode, Json<RegisterFinishResponse>), ApiError> {
-    register_limits(&state, ip, &req.email)?;
+    super::throttle::register_limits(&state, ip, &req.email)?;
     let invite_hash: Option<[u8; 32]> = req
         .invite
         .as_ref()
@@ -128,12 +68,12 @@ pub async fn register_finish(
             "this broker is invite-only",
         ));
     }
-    check_ksf(&req.ksf)?;
+    super::opaque::check_ksf(&req.ksf)?;
     if req.escrow.is_empty() {
         return Err(ApiError::bad_request("escrow must not be empty"));
     }
     super::policy::enforce_enrolment(&state, &req.ksf, req.recovery_escrow.as_ref()).await?;
-    let record = registration_record(&req.registration_upload)?;
+    let record = super::opaque::registration_record(&req.registration_upload)?;
     let user_id = UserId::from_random_bytes(&random_16());
     let user = NewUser {
         user_id: user_id.clone(),
@@ -188,26 +128,12 @@ pub async fn login_start(
     ApiJson(req): ApiJson<LoginStartRequest>,
 ) -> Result<Json<LoginStartResponse>, ApiError> {
     super::throttle::login_network(&state, ip)?;
-    let request = CredentialRequest::<Suite>::deserialize(req.credential_request.as_bytes())
-        .map_err(|_| ApiError::bad_request("malformed OPAQUE credential request"))?;
+    let request = super::opaque::login_request(&req.credential_request)?;
     super::throttle::login_account(&state, ip, &req.email).await?;
     let user = state.store.user_by_email(&req.email).await?;
-    let record = match &user {
-        Some(u) => Some(
-            ServerRegistration::<Suite>::deserialize(&u.opaque_record)
-                .map_err(|e| ApiError::internal("stored OPAQUE record", &e))?,
-        ),
-        None => None,
-    };
-    let result = ServerLogin::start(
-        &mut OsRng,
-        state.seed.setup(),
-        record,
-        request,
-        req.email.as_str().as_bytes(),
-        ServerLoginParameters::default(),
-    )
-    .map_err(|_| ApiError::bad_request("invalid OPAQUE credential request"))?;
+    let record = user.as_ref().map(|u| u.opaque_record.as_slice());
+    let (server_state, credential_response) =
+        super::opaque::start_login(&state, record, request, &req.email)?;
     let login_id = LoginId::from_random_bytes(&random_16());
     let now = state.clock.now();
     // With OPAQUE a wrong password fails on the client, which then never
@@ -221,13 +147,13 @@ pub async fn login_start(
         .put_login_attempt(
             &login_id,
             user.as_ref().map(|u| &u.user_id),
-            &result.state.serialize(),
+            &server_state,
             now + state.settings.login_ttl_secs,
         )
         .await?;
     Ok(Json(LoginStartResponse {
         login_id,
-        credential_response: OpaqueMessage::new(result.message.serialize().to_vec()),
+        credential_response,
         ksf: user.map_or(state.settings.default_ksf, |u| u.ksf),
     }))
 }
@@ -245,9 +171,7 @@ pub async fn login_finish(
     ip: PeerIp,
     ApiJson(req): ApiJson<LoginFinishRequest>,
 ) -> Result<Json<LoginFinishResponse>, ApiError> {
-    let finalization =
-        CredentialFinalization::<Suite>::deserialize(req.credential_finalization.as_bytes())
-            .map_err(|_| ApiError::bad_request("malformed OPAQUE credential finalization"))?;
+    let finalization = super::opaque::login_finalization(&req.credential_finalization)?;
     let now = state.clock.now();
     let failed = || {
         Metrics::inc(&state.metrics.logins_failed);
@@ -258,11 +182,9 @@ pub async fn login_finish(
         .take_login_attempt(&req.login_id, now)
         .await?
         .ok_or_else(failed)?;
-    let server_login = ServerLogin::<Suite>::deserialize(&server_state)
-        .map_err(|e| ApiError::internal("stored login state", &e))?;
-    server_login
-        .finish(finalization, ServerLoginParameters::default())
-        .map_err(|_| failed())?;
+    if !super::opaque::finish_login(&server_state, finalization)? {
+        return Err(failed());
+    }
     let user_id = user_id.ok_or_else(failed)?;
     let user = state.store.user_by_id(&user_id).await?.ok_or_else(failed)?;
     if user.disabled_at.is_some() {
@@ -402,7 +324,7 @@ pub async fn password_start(
         .ok_or_else(ApiError::unauthorized)?;
     let (signed, _) = super::policy::current(&state).await?;
     let recovery_key = super::policy::recovery_key_info(&state).await?;
-    Ok(Json(registration_response(
+    Ok(Json(super::opaque::registration_response(
         &state,
         &user.email,
         &req.registration_request,
@@ -434,12 +356,12 @@ pub async fn password_finish(
     // A young session is not enough: prove the current password in this
     // very request (issue 18.3).
     super::reauth::verify(&state, &auth, ip, &req.reauth).await?;
-    check_ksf(&req.ksf)?;
+    super::opaque::check_ksf(&req.ksf)?;
     if req.escrow.is_empty() {
         return Err(ApiError::bad_request("escrow must not be empty"));
     }
     super::policy::enforce_enrolment(&state, &req.ksf, req.recovery_escrow.as_ref()).await?;
-    let record = registration_record(&req.registration_upload)?;
+    let record = super::opaque::registration_record(&req.registration_upload)?;
     let user = state
         .store
         .user_by_id(&user_id)

@@ -230,6 +230,18 @@ async fn user_id_of(state: &AppState, email: &Email) -> Result<UserId, ApiError>
         .user_id)
 }
 
+/// The audit action of a change.
+fn action_of(kind: &GroupChangeKind<'_>) -> Action {
+    match kind {
+        GroupChangeKind::Add { .. } => Action::GroupMemberAdded,
+        GroupChangeKind::Remove { .. } => Action::GroupMemberRemoved,
+        GroupChangeKind::Rotate { .. } => Action::GroupKeyRotated,
+        GroupChangeKind::Leave => Action::GroupMemberLeft,
+        GroupChangeKind::SetAdmin { admin: true, .. } => Action::GroupAdminGranted,
+        GroupChangeKind::SetAdmin { admin: false, .. } => Action::GroupAdminRevoked,
+    }
+}
+
 /// Applies a change and writes its audit row (naming `member`) in the
 /// same transaction.
 async fn apply(
@@ -238,9 +250,9 @@ async fn apply(
     name: &GroupName,
     expected_version: i64,
     kind: GroupChangeKind<'_>,
-    action: Action,
     member: Option<&Email>,
 ) -> Result<StatusCode, ApiError> {
+    let action = action_of(&kind);
     let actor = actor_of(state, auth).await?;
     let now = state.clock.now();
     let audit = |o: &GroupOutcome| Ok(vec![group_entry(now, &actor, action, name, member, o)?]);
@@ -294,17 +306,8 @@ pub async fn add_member(
         secret: &req.secret,
         expected_secret: req.secret_version,
     };
-    let action = Action::GroupMemberAdded;
-    apply(
-        &state,
-        &auth,
-        &name,
-        req.key_version,
-        kind,
-        action,
-        Some(&req.email),
-    )
-    .await
+    let member = Some(&req.email);
+    apply(&state, &auth, &name, req.key_version, kind, member).await
 }
 
 /// Remove another member and rotate the group key (group administrators):
@@ -337,17 +340,8 @@ pub async fn remove_member(
         new_key: &req.public_key,
         secret: &req.secret,
     };
-    let action = Action::GroupMemberRemoved;
-    apply(
-        &state,
-        &auth,
-        &name,
-        req.key_version,
-        kind,
-        action,
-        Some(&req.email),
-    )
-    .await
+    let member = Some(&req.email);
+    apply(&state, &auth, &name, req.key_version, kind, member).await
 }
 
 /// Rotate the group key without a membership change (group
@@ -368,8 +362,7 @@ pub async fn rotate(
         new_key: &req.public_key,
         secret: &req.secret,
     };
-    let action = Action::GroupKeyRotated;
-    apply(&state, &auth, &name, req.key_version, kind, action, None).await
+    apply(&state, &auth, &name, req.key_version, kind, None).await
 }
 
 /// Leave a group (any member). The key is not rotated — the leaver would
@@ -385,7 +378,7 @@ pub async fn leave(
     ApiPath(name): ApiPath<GroupName>,
 ) -> Result<StatusCode, ApiError> {
     let kind = GroupChangeKind::Leave;
-    apply(&state, &auth, &name, 0, kind, Action::GroupMemberLeft, None).await
+    apply(&state, &auth, &name, 0, kind, None).await
 }
 
 /// Grant or revoke a member's administrator role (group administrators).
@@ -407,10 +400,5 @@ pub async fn set_admin(
         member: &member,
         admin: req.admin,
     };
-    let action = if req.admin {
-        Action::GroupAdminGranted
-    } else {
-        Action::GroupAdminRevoked
-    };
-    apply(&state, &auth, &name, 0, kind, action, Some(&req.email)).await
+    apply(&state, &auth, &name, 0, kind, Some(&req.email)).await
 }

@@ -27,6 +27,7 @@ mod error;
 mod escrow;
 mod extract;
 mod groups;
+mod opaque;
 mod openapi;
 mod ops;
 mod policy;

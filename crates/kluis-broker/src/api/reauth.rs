@@ -18,12 +18,10 @@
 
 use axum::http::StatusCode;
 use kluis_types::{ErrorCode, ReauthProof};
-use opaque_ke::{CredentialFinalization, ServerLogin, ServerLoginParameters};
 
 use super::extract::{Authed, PeerIp};
 use super::{ApiError, AppState};
 use crate::metrics::Metrics;
-use crate::opaque::Suite;
 
 fn refused() -> ApiError {
     ApiError::new(
@@ -45,9 +43,7 @@ pub(crate) async fn verify(
         tracing::warn!(user_id = %auth.user_id, session_id = %auth.session_id, "re-authentication refused");
         refused()
     };
-    let finalization =
-        CredentialFinalization::<Suite>::deserialize(proof.credential_finalization.as_bytes())
-            .map_err(|_| ApiError::bad_request("malformed OPAQUE credential finalization"))?;
+    let finalization = super::opaque::login_finalization(&proof.credential_finalization)?;
     let (user_id, server_state) = state
         .store
         .take_login_attempt(&proof.login_id, state.clock.now())
@@ -61,11 +57,9 @@ pub(crate) async fn verify(
     }
     // The stored server state holds the key-exchange secrets of this login.
     let server_state = zeroize::Zeroizing::new(server_state);
-    let server_login = ServerLogin::<Suite>::deserialize(&server_state)
-        .map_err(|e| ApiError::internal("stored login state", &e))?;
-    server_login
-        .finish(finalization, ServerLoginParameters::default())
-        .map_err(|_| failed())?;
+    if !super::opaque::finish_login(&server_state, finalization)? {
+        return Err(failed());
+    }
     // A completed proof is a successful login for the failure counter
     // and for its network's backoff (issue 18.2).
     state.login_failures.clear(&auth.user_id);

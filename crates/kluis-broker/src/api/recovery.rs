@@ -227,7 +227,7 @@ pub async fn start(
     ip: PeerIp,
     ApiJson(req): ApiJson<RecoveryStartRequest>,
 ) -> Result<(StatusCode, Json<RecoveryStartResponse>), ApiError> {
-    super::account::register_limits(&state, ip, &req.email)?;
+    super::throttle::register_limits(&state, ip, &req.email)?;
     let fp = req.request_key_fingerprint.trim().to_ascii_lowercase();
     if fp.len() != 64 || KeyFingerprint::from_hex(&fp).is_err() {
         return Err(ApiError::bad_request(
@@ -360,7 +360,7 @@ pub async fn password_start(
     require_completed(row)?;
     let (signed, _) = super::policy::current(&state).await?;
     let recovery_key = super::policy::recovery_key_info(&state).await?;
-    Ok(Json(super::account::registration_response(
+    Ok(Json(super::opaque::registration_response(
         &state,
         &row.email,
         &req.registration_request,
@@ -386,12 +386,12 @@ pub async fn password_finish(
 ) -> Result<StatusCode, ApiError> {
     let row = auth.require(&request_id)?;
     require_completed(row)?;
-    super::account::check_ksf(&req.ksf)?;
+    super::opaque::check_ksf(&req.ksf)?;
     if req.escrow.is_empty() {
         return Err(ApiError::bad_request("escrow must not be empty"));
     }
     super::policy::enforce_enrolment(&state, &req.ksf, req.recovery_escrow.as_ref()).await?;
-    let record = super::account::registration_record(&req.registration_upload)?;
+    let record = super::opaque::registration_record(&req.registration_upload)?;
     let now = state.clock.now();
     let actor = Actor::user(row.email.as_str())?;
     let audit =

@@ -17,6 +17,15 @@ use crate::ratelimit::account::LoginPolicy;
 use crate::ratelimit::{account_key, network};
 use crate::store::ThrottleKey;
 
+/// Registration (and recovery) requests: per network, then per address.
+pub(crate) fn register_limits(state: &AppState, ip: PeerIp, email: &Email) -> Result<(), ApiError> {
+    let net = network(ip.0);
+    let account = account_key(email);
+    state.check_limits(&[&|now| state.limits.register_ip.check(net, now), &|now| {
+        state.limits.register_account.check(account, now)
+    }])
+}
+
 /// Expired throttling rows are deleted at most this often per instance.
 const PRUNE_EVERY_SECS: i64 = 60;
 

@@ -1,7 +1,6 @@
-//! Revoking and rotating administrator API tokens (issue 18.4): one
-//! implementation, `impl_admin_store!`, expanded in `sqlite/admins.rs`
-//! and `postgres/admins.rs`. Adding and looking up administrators stay on
-//! [`super::Store`] (the same macro writes the methods it calls).
+//! The administrator aggregate: recovery administrators and their API
+//! tokens (issue 18.4). One implementation, `impl_admin_store!`, expanded
+//! in `sqlite/admins.rs` and `postgres/admins.rs`.
 //!
 //! Only the SHA-256 of a token is stored (`admins.token_hash`), with its
 //! expiry (`admins.token_expires_at`, migration 7).
@@ -10,9 +9,37 @@ use async_trait::async_trait;
 
 use super::{AuditOf, StoreError, TokenHash};
 
-/// Removing administrators and replacing their tokens.
+/// A recovery administrator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminRow {
+    /// Unique name.
+    pub name: String,
+    /// `kluis-admin-ed25519:…`.
+    pub admin_key: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// When the API token stops working (Unix seconds).
+    pub token_expires_at: i64,
+}
+/// Adding, looking up and removing administrators, and replacing their
+/// tokens.
 #[async_trait]
 pub trait AdminStore: Send + Sync {
+    /// Adds a recovery administrator ([`StoreError::Duplicate`] if the name,
+    /// key or token is taken).
+    async fn add_admin(
+        &self,
+        admin: &AdminRow,
+        token_hash: &TokenHash,
+        audit: &AuditOf<'_, ()>,
+    ) -> Result<(), StoreError>;
+
+    /// The administrator an API token belongs to.
+    async fn admin_by_token_hash(&self, hash: &TokenHash) -> Result<Option<AdminRow>, StoreError>;
+
+    /// Every administrator, by name.
+    async fn list_admins(&self) -> Result<Vec<AdminRow>, StoreError>;
+
     /// Deletes the administrator `name`, and with it their token, in one
     /// transaction with `audit`'s rows. `false` (and nothing written) when
     /// no administrator has that name.
@@ -41,10 +68,11 @@ macro_rules! impl_admin_store {
 
         use super::super::admins::AdminStore;
         use super::super::{AdminRow, AuditOf, StoreError, TokenHash};
-        use super::{append_audit_rows, is_unique_violation};
+        use super::common::{DbQuery, DbRow, fetch_all, fetch_optional, write_audited};
+        use super::append_audit_rows;
 
         /// Decodes `name, admin_key, created_at, token_expires_at` of an `admins` row.
-        pub(super) fn admin_row(row: &super::common::DbRow) -> Result<AdminRow, StoreError> {
+        pub(super) fn admin_row(row: &DbRow) -> Result<AdminRow, StoreError> {
             Ok(AdminRow {
                 name: row.try_get("name")?,
                 admin_key: row.try_get("admin_key")?,
@@ -53,16 +81,34 @@ macro_rules! impl_admin_store {
             })
         }
 
-        /// The [`super::super::Store`] methods on administrators.
         impl $store {
-            pub(super) async fn insert_admin(
+            /// Runs `change` (one named administrator's row) and, if it
+            /// found the row, `audit`'s rows, in one transaction; whether
+            /// it found the row.
+            async fn change_admin(
+                &self,
+                change: DbQuery<'_>,
+                audit: &AuditOf<'_, ()>,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                if change.execute(&mut *tx).await?.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                append_audit_rows(&mut tx, audit(&())?).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+        }
+
+        #[async_trait]
+        impl AdminStore for $store {
+            async fn add_admin(
                 &self,
                 admin: &AdminRow,
                 token_hash: &TokenHash,
                 audit: &AuditOf<'_, ()>,
             ) -> Result<(), StoreError> {
-                let mut tx = super::begin_write(&self.pool).await?;
-                let done = sqlx::query(
+                let write = sqlx::query(
                     "INSERT INTO admins (name, admin_key, token_hash, created_at, token_expires_at) \
                      VALUES ($1, $2, $3, $4, $5)",
                 )
@@ -70,58 +116,32 @@ macro_rules! impl_admin_store {
                 .bind(&admin.admin_key)
                 .bind(&token_hash[..])
                 .bind(admin.created_at)
-                .bind(admin.token_expires_at)
-                .execute(&mut *tx)
-                .await;
-                match done {
-                    Ok(_) => {}
-                    Err(e) if is_unique_violation(&e) => {
-                        return Err(StoreError::Duplicate("administrator"));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                append_audit_rows(&mut tx, audit(&())?).await?;
-                tx.commit().await?;
-                Ok(())
+                .bind(admin.token_expires_at);
+                let taken = StoreError::Duplicate("administrator");
+                write_audited(&self.pool, write, Some(taken), audit).await
             }
 
-            pub(super) async fn select_admin(
+            async fn admin_by_token_hash(
                 &self,
                 hash: &TokenHash,
             ) -> Result<Option<AdminRow>, StoreError> {
-                let row =
-                    sqlx::query("SELECT name, admin_key, created_at, token_expires_at FROM admins WHERE token_hash = $1")
-                        .bind(&hash[..])
-                        .fetch_optional(&self.pool)
-                        .await?;
-                row.as_ref().map(admin_row).transpose()
-            }
-
-            pub(super) async fn select_admins(&self) -> Result<Vec<AdminRow>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT name, admin_key, created_at, token_expires_at FROM admins ORDER BY name",
+                let query = sqlx::query(
+                    "SELECT name, admin_key, created_at, token_expires_at FROM admins WHERE token_hash = $1",
                 )
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(admin_row).collect()
+                .bind(&hash[..]);
+                fetch_optional(&self.pool, query, admin_row).await
             }
-        }
 
-        #[async_trait]
-        impl AdminStore for $store {
+            async fn list_admins(&self) -> Result<Vec<AdminRow>, StoreError> {
+                let query = sqlx::query(
+                    "SELECT name, admin_key, created_at, token_expires_at FROM admins ORDER BY name",
+                );
+                fetch_all(&self.pool, query, admin_row).await
+            }
+
             async fn remove_admin(&self, name: &str, audit: &AuditOf<'_, ()>) -> Result<bool, StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let gone = sqlx::query("DELETE FROM admins WHERE name = $1")
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if gone == 0 {
-                    return Ok(false);
-                }
-                append_audit_rows(&mut tx, audit(&())?).await?;
-                tx.commit().await?;
-                Ok(true)
+                self.change_admin(sqlx::query("DELETE FROM admins WHERE name = $1").bind(name), audit)
+                    .await
             }
 
             async fn rotate_admin_token(
@@ -131,21 +151,13 @@ macro_rules! impl_admin_store {
                 expires_at: i64,
                 audit: &AuditOf<'_, ()>,
             ) -> Result<bool, StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let done =
-                    sqlx::query("UPDATE admins SET token_hash = $1, token_expires_at = $2 WHERE name = $3")
-                        .bind(&token_hash[..])
-                        .bind(expires_at)
-                        .bind(name)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                if done == 0 {
-                    return Ok(false);
-                }
-                append_audit_rows(&mut tx, audit(&())?).await?;
-                tx.commit().await?;
-                Ok(true)
+                let change = sqlx::query(
+                    "UPDATE admins SET token_hash = $1, token_expires_at = $2 WHERE name = $3",
+                )
+                .bind(&token_hash[..])
+                .bind(expires_at)
+                .bind(name);
+                self.change_admin(change, audit).await
             }
         }
     };

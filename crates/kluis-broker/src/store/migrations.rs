@@ -1,6 +1,6 @@
 //! The schema versions of both backends, side by side: each has a SQLite
 //! script in `migrations/sqlite` and a PostgreSQL one in
-//! `migrations/postgres`, applied in order by `Store::migrate`.
+//! `migrations/postgres`, applied in order by `SchemaStore::migrate`.
 
 /// One schema version.
 pub(crate) struct Migration {

@@ -19,7 +19,7 @@ macro_rules! impl_sql_common {
         use sqlx::Row;
 
         use super::super::{
-            AuditBuilder, RawAudit, RawDirectoryRow, RawRequest, RawUser, RecoveryRequestRow,
+            AuditBuilder, AuditOf, RawAudit, RawDirectoryRow, RawRequest, RawUser, RecoveryRequestRow,
             SessionRow, StoreError, UserRow, decode_session,
         };
 
@@ -27,6 +27,73 @@ macro_rules! impl_sql_common {
         pub(in super::super) type Conn = <$db as sqlx::Database>::Connection;
         /// A row of the backend.
         pub(in super::super) type DbRow = <$db as sqlx::Database>::Row;
+
+        /// A statement of the backend, with its parameters bound.
+        pub(in super::super) type DbQuery<'q> =
+            sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>;
+
+        /// Runs `query` on `pool` and decodes the row it finds, if any.
+        pub(in super::super) async fn fetch_optional<T>(
+            pool: &sqlx::Pool<$db>,
+            query: DbQuery<'_>,
+            decode: impl Fn(&DbRow) -> Result<T, StoreError>,
+        ) -> Result<Option<T>, StoreError> {
+            let row = query.fetch_optional(pool).await?;
+            row.as_ref().map(decode).transpose()
+        }
+
+        /// Runs `query` on `pool` and decodes every row, in order.
+        pub(in super::super) async fn fetch_all<T>(
+            pool: &sqlx::Pool<$db>,
+            query: DbQuery<'_>,
+            decode: impl Fn(&DbRow) -> Result<T, StoreError>,
+        ) -> Result<Vec<T>, StoreError> {
+            let rows = query.fetch_all(pool).await?;
+            rows.iter().map(decode).collect()
+        }
+
+        /// A write's result, with a unique-key violation reported as
+        /// `taken` (the row already exists).
+        pub(in super::super) fn or_duplicate<T>(
+            result: Result<T, sqlx::Error>,
+            taken: StoreError,
+        ) -> Result<T, StoreError> {
+            match result {
+                Ok(done) => Ok(done),
+                Err(e) if is_unique_violation(&e) => Err(taken),
+                Err(e) => Err(e.into()),
+            }
+        }
+
+        /// Appends `audit`'s rows for `outcome` in `tx` and commits: the
+        /// write and its record commit together or not at all.
+        pub(in super::super) async fn commit_audited<T>(
+            mut tx: sqlx::Transaction<'static, $db>,
+            audit: &AuditOf<'_, T>,
+            outcome: T,
+        ) -> Result<T, StoreError> {
+            append_audit_rows(&mut tx, audit(&outcome)?).await?;
+            tx.commit().await?;
+            Ok(outcome)
+        }
+
+        /// Runs one write and `audit`'s rows in a transaction that takes the
+        /// write lock ([`begin_write`]); a unique-key violation of the write
+        /// is `taken`, when given.
+        pub(in super::super) async fn write_audited(
+            pool: &sqlx::Pool<$db>,
+            write: DbQuery<'_>,
+            taken: Option<StoreError>,
+            audit: &AuditOf<'_, ()>,
+        ) -> Result<(), StoreError> {
+            let mut tx = begin_write(pool).await?;
+            let done = write.execute(&mut *tx).await;
+            match taken {
+                Some(taken) => or_duplicate(done, taken)?,
+                None => done?,
+            };
+            commit_audited(tx, audit, ()).await
+        }
 
         /// Begins a transaction that writes, the dialect's way
         /// (`Dialect::begin_write`).

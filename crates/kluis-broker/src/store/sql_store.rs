@@ -1,9 +1,11 @@
-//! The one implementation of [`Store`](super::Store) over SQL, written
-//! once in [`impl_store!`] and expanded in `sqlite/store_impl.rs` and
+//! The one implementation over SQL of the aggregates' traits that make up
+//! [`Store`](super::Store) (all but the ones with a module and macro of
+//! their own: groups, admins, rollback, seed, throttle, recovery
+//! cancellation), written once in [`impl_store!`] and expanded in `sqlite/store_impl.rs` and
 //! `postgres/store_impl.rs` (issue 19). The dialect it calls through
 //! `super::` is listed in [`super::sql_common`].
 
-/// Expands [`Store`](super::Store) for a backend:
+/// Expands the aggregates' traits for a backend:
 /// `impl_store!(Store, sqlx::Database)`.
 macro_rules! impl_store {
     ($store:ty, $db:ty) => {
@@ -16,15 +18,17 @@ macro_rules! impl_store {
         use sqlx::Row;
 
         use super::super::{
-            AdminRow, ApprovalRow, AuditBuilder, AuditOf, DirectoryRow, LookupCache,
-            NewRecoveryRequest, NewSession, NewUser, PasswordChange, REQUEST_COLUMNS,
-            RecoveryRequestRow, RecoveryReset, SessionRow, Store, StoreError, StoredPolicy,
-            StoredRecoveryKey, TokenHash, USER_COLUMNS, UserRow, decode_recovery_key,
+            ApprovalRow, AuditBuilder, AuditOf, AuditStore, DirectoryRow, DirectoryStore,
+            EscrowStore, InviteStore, LookupCache, NewRecoveryRequest, NewSession, NewUser,
+            PasswordChange, PolicyStore, REQUEST_COLUMNS, RecoveryKeyStore, RecoveryRequestRow,
+            RecoveryReset, RecoveryStore, SchemaStore, SessionRow, SessionStore, StoreError,
+            StoredPolicy, StoredRecoveryKey, TokenHash, USER_COLUMNS, UserRow, UserStore,
+            decode_recovery_key,
         };
         use super::common::*;
 
         #[async_trait]
-        impl Store for $store {
+        impl SchemaStore for $store {
             async fn migrate(&self) -> Result<(), StoreError> {
                 sqlx::query(super::DIALECT.schema_version_table())
                     .execute(&self.pool)
@@ -60,15 +64,14 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            fn lookup_cache(&self) -> &LookupCache {
-                &self.cache
-            }
-
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
             }
+        }
 
+        #[async_trait]
+        impl UserStore for $store {
             async fn create_user(
                 &self,
                 user: &NewUser,
@@ -111,36 +114,26 @@ macro_rules! impl_store {
                 .bind(user.created_at)
                 .execute(&mut *tx)
                 .await;
-                match inserted {
-                    Ok(_) => {}
-                    Err(e) if is_unique_violation(&e) => return Err(StoreError::EmailTaken),
-                    Err(e) => return Err(e.into()),
-                }
+                or_duplicate(inserted, StoreError::EmailTaken)?;
                 insert_next_escrow(&mut tx, &user.user_id, 0, &user.escrow, user.created_at).await?;
                 if let Some(r) = &user.recovery_escrow {
                     insert_recovery_escrow(&mut tx, &user.user_id, r, user.created_at).await?;
                 }
-                append_audit_rows(&mut tx, audit(&())?).await?;
-                tx.commit().await?;
-                Ok(())
+                commit_audited(tx, audit, ()).await
             }
 
             async fn user_by_email(&self, email: &Email) -> Result<Option<UserRow>, StoreError> {
                 let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
-                let row = sqlx::query(&sql)
-                    .bind(email.as_str())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.as_ref().map(raw_user).transpose()
+                let query = sqlx::query(&sql)
+                    .bind(email.as_str());
+                fetch_optional(&self.pool, query, raw_user).await
             }
 
             async fn user_by_id(&self, user_id: &UserId) -> Result<Option<UserRow>, StoreError> {
                 let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE user_id = $1");
-                let row = sqlx::query(&sql)
-                    .bind(user_id.as_str())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.as_ref().map(raw_user).transpose()
+                let query = sqlx::query(&sql)
+                    .bind(user_id.as_str());
+                fetch_optional(&self.pool, query, raw_user).await
             }
 
             async fn set_public_key(
@@ -182,11 +175,79 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await?;
                 let stored = done.rows_affected() == 1;
-                append_audit_rows(&mut tx, audit(&stored)?).await?;
-                tx.commit().await?;
-                Ok(stored)
+                commit_audited(tx, audit, stored).await
             }
 
+            async fn set_disabled(
+                &self,
+                user_id: &UserId,
+                disabled_at: Option<i64>,
+                audit: &AuditOf<'_, u64>,
+            ) -> Result<u64, StoreError> {
+                // After it returns (committed, failed or cancelled) nothing cached
+                // before may be served.
+                let _fresh = self.cache.after_write();
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("UPDATE users SET disabled_at = $1 WHERE user_id = $2")
+                    .bind(disabled_at)
+                    .bind(user_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                let ended = if disabled_at.is_some() {
+                    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                        .bind(user_id.as_str())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                } else {
+                    0
+                };
+                commit_audited(tx, audit, ended).await
+            }
+
+            async fn change_password(
+                &self,
+                change: &PasswordChange<'_>,
+                audit: &AuditOf<'_, (i64, u64)>,
+            ) -> Result<(i64, u64), StoreError> {
+                // After it returns (committed, failed or cancelled) nothing cached
+                // before may be served.
+                let _fresh = self.cache.after_write();
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "UPDATE users SET opaque_record = $1, ksf_m_cost_kib = $2, ksf_t_cost = $3, \
+                     ksf_p_cost = $4 WHERE user_id = $5",
+                )
+                .bind(change.opaque_record)
+                .bind(i64::from(change.ksf.m_cost_kib))
+                .bind(i64::from(change.ksf.t_cost))
+                .bind(i64::from(change.ksf.p_cost))
+                .bind(change.user_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                let version = insert_next_escrow(
+                    &mut tx,
+                    change.user_id,
+                    change.expected_escrow_version,
+                    change.escrow,
+                    change.now,
+                )
+                .await?;
+                if let Some(r) = change.recovery_escrow {
+                    insert_recovery_escrow(&mut tx, change.user_id, r, change.now).await?;
+                }
+                let revoked = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND session_id <> $2")
+                    .bind(change.user_id.as_str())
+                    .bind(change.keep_session.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                commit_audited(tx, audit, (version, revoked)).await
+            }
+        }
+
+        #[async_trait]
+        impl DirectoryStore for $store {
             async fn db_search_directory(
                 &self,
                 token: &TokenHash,
@@ -213,6 +274,13 @@ macro_rules! impl_store {
                     }
                 }
                 Ok(Some(hits))
+            }
+        }
+
+        #[async_trait]
+        impl SessionStore for $store {
+            fn lookup_cache(&self) -> &LookupCache {
+                &self.cache
             }
 
             async fn put_login_attempt(
@@ -282,16 +350,14 @@ macro_rules! impl_store {
             ) -> Result<Option<SessionRow>, StoreError> {
                 // The join makes a disabled account's sessions dead even if one was
                 // created by a login racing the disable.
-                let row = sqlx::query(
+                let query = sqlx::query(
                     "SELECT s.session_id, s.user_id, s.created_at, s.expires_at FROM sessions s \
                      JOIN users u ON u.user_id = s.user_id \
                      WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
                 )
                 .bind(&hash[..])
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.as_ref().map(session_row).transpose()
+                .bind(now);
+                fetch_optional(&self.pool, query, session_row).await
             }
 
             async fn list_sessions(
@@ -299,15 +365,13 @@ macro_rules! impl_store {
                 user_id: &UserId,
                 now: i64,
             ) -> Result<Vec<SessionRow>, StoreError> {
-                let rows = sqlx::query(
+                let query = sqlx::query(
                     "SELECT session_id, user_id, created_at, expires_at FROM sessions \
                      WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at, session_id",
                 )
                 .bind(user_id.as_str())
-                .bind(now)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(session_row).collect()
+                .bind(now);
+                fetch_all(&self.pool, query, session_row).await
             }
 
             async fn revoke_session(
@@ -326,15 +390,28 @@ macro_rules! impl_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn purge_expired(&self, now: i64) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                sqlx::query("DELETE FROM login_attempts WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl EscrowStore for $store {
             async fn escrow_latest(&self, user_id: &UserId) -> Result<Option<EscrowRecord>, StoreError> {
-                let row = sqlx::query(
+                let query = sqlx::query(
                     "SELECT version, created_at, blob FROM escrow WHERE user_id = $1 \
                      ORDER BY version DESC LIMIT 1",
                 )
-                .bind(user_id.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-                row.as_ref().map(escrow_record).transpose()
+                .bind(user_id.as_str());
+                fetch_optional(&self.pool, query, escrow_record).await
             }
 
             async fn escrow_version(
@@ -342,34 +419,29 @@ macro_rules! impl_store {
                 user_id: &UserId,
                 version: i64,
             ) -> Result<Option<EscrowRecord>, StoreError> {
-                let row = sqlx::query(
+                let query = sqlx::query(
                     "SELECT version, created_at, blob FROM escrow WHERE user_id = $1 AND version = $2",
                 )
                 .bind(user_id.as_str())
-                .bind(version)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.as_ref().map(escrow_record).transpose()
+                .bind(version);
+                fetch_optional(&self.pool, query, escrow_record).await
             }
 
             async fn escrow_versions(
                 &self,
                 user_id: &UserId,
             ) -> Result<Vec<EscrowVersionInfo>, StoreError> {
-                let rows = sqlx::query(
+                let query = sqlx::query(
                     "SELECT version, created_at FROM escrow WHERE user_id = $1 ORDER BY version",
                 )
-                .bind(user_id.as_str())
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(EscrowVersionInfo {
-                            version: r.try_get("version")?,
-                            created_at: r.try_get("created_at")?,
-                        })
+                .bind(user_id.as_str());
+                fetch_all(&self.pool, query, |r| {
+                    Ok(EscrowVersionInfo {
+                        version: r.try_get("version")?,
+                        created_at: r.try_get("created_at")?,
                     })
-                    .collect()
+                })
+                .await
             }
 
             async fn append_escrow(
@@ -382,49 +454,10 @@ macro_rules! impl_store {
                 let mut conn = self.pool.acquire().await?;
                 insert_next_escrow(&mut conn, user_id, expected_version, escrow, now).await
             }
+        }
 
-            async fn change_password(
-                &self,
-                change: &PasswordChange<'_>,
-                audit: &AuditOf<'_, (i64, u64)>,
-            ) -> Result<(i64, u64), StoreError> {
-                // After it returns (committed, failed or cancelled) nothing cached
-                // before may be served.
-                let _fresh = self.cache.after_write();
-                let mut tx = self.pool.begin().await?;
-                sqlx::query(
-                    "UPDATE users SET opaque_record = $1, ksf_m_cost_kib = $2, ksf_t_cost = $3, \
-                     ksf_p_cost = $4 WHERE user_id = $5",
-                )
-                .bind(change.opaque_record)
-                .bind(i64::from(change.ksf.m_cost_kib))
-                .bind(i64::from(change.ksf.t_cost))
-                .bind(i64::from(change.ksf.p_cost))
-                .bind(change.user_id.as_str())
-                .execute(&mut *tx)
-                .await?;
-                let version = insert_next_escrow(
-                    &mut tx,
-                    change.user_id,
-                    change.expected_escrow_version,
-                    change.escrow,
-                    change.now,
-                )
-                .await?;
-                if let Some(r) = change.recovery_escrow {
-                    insert_recovery_escrow(&mut tx, change.user_id, r, change.now).await?;
-                }
-                let revoked = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND session_id <> $2")
-                    .bind(change.user_id.as_str())
-                    .bind(change.keep_session.as_str())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                append_audit_rows(&mut tx, audit(&(version, revoked))?).await?;
-                tx.commit().await?;
-                Ok((version, revoked))
-            }
-
+        #[async_trait]
+        impl InviteStore for $store {
             async fn create_invite(
                 &self,
                 hash: &TokenHash,
@@ -443,56 +476,16 @@ macro_rules! impl_store {
                 .await?;
                 Ok(())
             }
+        }
 
-            async fn purge_expired(&self, now: i64) -> Result<(), StoreError> {
-                sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-                    .bind(now)
-                    .execute(&self.pool)
-                    .await?;
-                sqlx::query("DELETE FROM login_attempts WHERE expires_at <= $1")
-                    .bind(now)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
-            }
-
-            async fn set_disabled(
-                &self,
-                user_id: &UserId,
-                disabled_at: Option<i64>,
-                audit: &AuditOf<'_, u64>,
-            ) -> Result<u64, StoreError> {
-                // After it returns (committed, failed or cancelled) nothing cached
-                // before may be served.
-                let _fresh = self.cache.after_write();
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("UPDATE users SET disabled_at = $1 WHERE user_id = $2")
-                    .bind(disabled_at)
-                    .bind(user_id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                let ended = if disabled_at.is_some() {
-                    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                        .bind(user_id.as_str())
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                } else {
-                    0
-                };
-                append_audit_rows(&mut tx, audit(&ended)?).await?;
-                tx.commit().await?;
-                Ok(ended)
-            }
-
+        #[async_trait]
+        impl PolicyStore for $store {
             async fn policy_latest(&self) -> Result<Option<StoredPolicy>, StoreError> {
-                let row = sqlx::query(
+                let query = sqlx::query(
                     "SELECT version, policy_json, issued_at, signature FROM policies \
                      ORDER BY version DESC LIMIT 1",
-                )
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(|r| {
+                );
+                fetch_optional(&self.pool, query, |r| {
                     Ok(StoredPolicy {
                         version: r.try_get("version")?,
                         policy_json: r.try_get("policy_json")?,
@@ -500,7 +493,7 @@ macro_rules! impl_store {
                         signature: r.try_get("signature")?,
                     })
                 })
-                .transpose()
+                .await
             }
 
             async fn insert_policy(
@@ -509,8 +502,7 @@ macro_rules! impl_store {
                 now: i64,
                 audit: &AuditOf<'_, ()>,
             ) -> Result<(), StoreError> {
-                let mut tx = super::begin_write(&self.pool).await?;
-                let done = sqlx::query(
+                let write = sqlx::query(
                     "INSERT INTO policies (version, policy_json, issued_at, signature, created_at) \
                      VALUES ($1, $2, $3, $4, $5)",
                 )
@@ -518,43 +510,32 @@ macro_rules! impl_store {
                 .bind(&policy.policy_json)
                 .bind(policy.issued_at)
                 .bind(&policy.signature)
-                .bind(now)
-                .execute(&mut *tx)
-                .await;
-                match done {
-                    Ok(_) => {}
-                    Err(e) if is_unique_violation(&e) => {
-                        return Err(StoreError::Duplicate("policy version"));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                append_audit_rows(&mut tx, audit(&())?).await?;
-                tx.commit().await?;
-                Ok(())
+                .bind(now);
+                let taken = StoreError::Duplicate("policy version");
+                write_audited(&self.pool, write, Some(taken), audit).await
             }
+        }
 
+        #[async_trait]
+        impl RecoveryKeyStore for $store {
             async fn recovery_escrow_latest(
                 &self,
                 user_id: &UserId,
             ) -> Result<Option<EscrowRecord>, StoreError> {
-                let row = sqlx::query(
+                let query = sqlx::query(
                     "SELECT version, created_at, blob FROM recovery_escrow WHERE user_id = $1 \
                      ORDER BY version DESC LIMIT 1",
                 )
-                .bind(user_id.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-                row.as_ref().map(escrow_record).transpose()
+                .bind(user_id.as_str());
+                fetch_optional(&self.pool, query, escrow_record).await
             }
 
             async fn recovery_key_latest(&self) -> Result<Option<StoredRecoveryKey>, StoreError> {
-                let row = sqlx::query(
+                let query = sqlx::query(
                     "SELECT public_key, threshold, shares, issued_at, signature FROM recovery_keys \
                      ORDER BY version DESC LIMIT 1",
-                )
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(|r| {
+                );
+                fetch_optional(&self.pool, query, |r| {
                     decode_recovery_key(
                         r.try_get("public_key")?,
                         r.try_get("threshold")?,
@@ -563,7 +544,7 @@ macro_rules! impl_store {
                         r.try_get("signature")?,
                     )
                 })
-                .transpose()
+                .await
             }
 
             async fn insert_recovery_key(
@@ -572,8 +553,7 @@ macro_rules! impl_store {
                 now: i64,
                 audit: &AuditOf<'_, ()>,
             ) -> Result<(), StoreError> {
-                let mut tx = super::begin_write(&self.pool).await?;
-                sqlx::query(
+                let write = sqlx::query(
                     "INSERT INTO recovery_keys (version, public_key, threshold, shares, issued_at, \
                      signature, created_at) \
                      SELECT COALESCE(MAX(version), 0) + 1, $1, $2, $3, $4, $5, $6 FROM recovery_keys",
@@ -583,38 +563,19 @@ macro_rules! impl_store {
                 .bind(i64::from(key.shares))
                 .bind(key.issued_at)
                 .bind(&key.signature)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                append_audit_rows(&mut tx, audit(&())?).await?;
-                tx.commit().await?;
-                Ok(())
+                .bind(now);
+                write_audited(&self.pool, write, None, audit).await
             }
+        }
 
-            async fn add_admin(
-                &self,
-                admin: &AdminRow,
-                token_hash: &TokenHash,
-                audit: &AuditOf<'_, ()>,
-            ) -> Result<(), StoreError> {
-                self.insert_admin(admin, token_hash, audit).await
-            }
-
-            async fn admin_by_token_hash(&self, hash: &TokenHash) -> Result<Option<AdminRow>, StoreError> {
-                self.select_admin(hash).await
-            }
-
-            async fn list_admins(&self) -> Result<Vec<AdminRow>, StoreError> {
-                self.select_admins().await
-            }
-
+        #[async_trait]
+        impl RecoveryStore for $store {
             async fn create_recovery_request(
                 &self,
                 req: &NewRecoveryRequest<'_>,
                 audit: &AuditOf<'_, ()>,
             ) -> Result<(), StoreError> {
-                let mut tx = super::begin_write(&self.pool).await?;
-                sqlx::query(
+                let write = sqlx::query(
                     "INSERT INTO recovery_requests (request_id, user_id, token_hash, request_key, \
                      request_key_fp, requested_at, status) VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
                 )
@@ -623,12 +584,8 @@ macro_rules! impl_store {
                 .bind(&req.token_hash[..])
                 .bind(req.request_key.as_str())
                 .bind(req.request_key_fp)
-                .bind(req.requested_at)
-                .execute(&mut *tx)
-                .await?;
-                append_audit_rows(&mut tx, audit(&())?).await?;
-                tx.commit().await?;
-                Ok(())
+                .bind(req.requested_at);
+                write_audited(&self.pool, write, None, audit).await
             }
 
             async fn recovery_request(
@@ -639,11 +596,9 @@ macro_rules! impl_store {
                     "SELECT {REQUEST_COLUMNS} FROM recovery_requests r \
                      JOIN users u ON u.user_id = r.user_id WHERE r.request_id = $1"
                 );
-                let row = sqlx::query(&sql)
-                    .bind(request_id.as_str())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.as_ref().map(raw_request).transpose()
+                let query = sqlx::query(&sql)
+                    .bind(request_id.as_str());
+                fetch_optional(&self.pool, query, raw_request).await
             }
 
             async fn recovery_request_by_token(
@@ -654,11 +609,9 @@ macro_rules! impl_store {
                     "SELECT {REQUEST_COLUMNS} FROM recovery_requests r \
                      JOIN users u ON u.user_id = r.user_id WHERE r.token_hash = $1"
                 );
-                let row = sqlx::query(&sql)
-                    .bind(&hash[..])
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.as_ref().map(raw_request).transpose()
+                let query = sqlx::query(&sql)
+                    .bind(&hash[..]);
+                fetch_optional(&self.pool, query, raw_request).await
             }
 
             async fn open_recovery_requests(&self) -> Result<Vec<RecoveryRequestRow>, StoreError> {
@@ -667,8 +620,7 @@ macro_rules! impl_store {
                      JOIN users u ON u.user_id = r.user_id WHERE r.status <> 'closed' \
                      ORDER BY r.requested_at, r.request_id"
                 );
-                let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-                rows.iter().map(raw_request).collect()
+                fetch_all(&self.pool, sqlx::query(&sql), raw_request).await
             }
 
             async fn recoveries_of(
@@ -682,12 +634,10 @@ macro_rules! impl_store {
                      WHERE r.user_id = $1 AND r.status IN ('completed', 'closed') \
                      ORDER BY r.completed_at DESC, r.request_id LIMIT $2"
                 );
-                let rows = sqlx::query(&sql)
+                let query = sqlx::query(&sql)
                     .bind(user_id.as_str())
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter().map(raw_request).collect()
+                    .bind(limit);
+                fetch_all(&self.pool, query, raw_request).await
             }
 
             async fn add_approval(
@@ -696,45 +646,33 @@ macro_rules! impl_store {
                 row: &ApprovalRow,
                 audit: &AuditOf<'_, ()>,
             ) -> Result<(), StoreError> {
-                let mut tx = super::begin_write(&self.pool).await?;
-                let done = sqlx::query(
+                let write = sqlx::query(
                     "INSERT INTO recovery_approvals (request_id, admin_key, approval, approved_at) \
                      VALUES ($1, $2, $3, $4)",
                 )
                 .bind(request_id.as_str())
                 .bind(&row.admin_key)
                 .bind(&row.approval_json)
-                .bind(row.approved_at)
-                .execute(&mut *tx)
-                .await;
-                match done {
-                    Ok(_) => {}
-                    Err(e) if is_unique_violation(&e) => return Err(StoreError::Duplicate("approval")),
-                    Err(e) => return Err(e.into()),
-                }
-                append_audit_rows(&mut tx, audit(&())?).await?;
-                tx.commit().await?;
-                Ok(())
+                .bind(row.approved_at);
+                let taken = StoreError::Duplicate("approval");
+                write_audited(&self.pool, write, Some(taken), audit).await
             }
 
             async fn approvals(&self, request_id: &RequestId) -> Result<Vec<ApprovalRow>, StoreError> {
-                let rows = sqlx::query(&format!(
+                let sql = format!(
                     "SELECT admin_key, approval, approved_at FROM recovery_approvals \
                      WHERE request_id = $1 ORDER BY {}",
                     super::DIALECT.approvals_order()
-                ))
-                .bind(request_id.as_str())
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(ApprovalRow {
-                            admin_key: r.try_get("admin_key")?,
-                            approval_json: r.try_get("approval")?,
-                            approved_at: r.try_get("approved_at")?,
-                        })
+                );
+                let query = sqlx::query(&sql).bind(request_id.as_str());
+                fetch_all(&self.pool, query, |r| {
+                    Ok(ApprovalRow {
+                        admin_key: r.try_get("admin_key")?,
+                        approval_json: r.try_get("approval")?,
+                        approved_at: r.try_get("approved_at")?,
                     })
-                    .collect()
+                })
+                .await
             }
 
             async fn complete_recovery(
@@ -757,9 +695,7 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await?;
                 let stored = done.rows_affected() == 1;
-                append_audit_rows(&mut tx, audit(&stored)?).await?;
-                tx.commit().await?;
-                Ok(stored)
+                commit_audited(tx, audit, stored).await
             }
 
             async fn reset_after_recovery(
@@ -810,11 +746,12 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                append_audit_rows(&mut tx, audit(&(version, ended))?).await?;
-                tx.commit().await?;
-                Ok((version, ended))
+                commit_audited(tx, audit, (version, ended)).await
             }
+        }
 
+        #[async_trait]
+        impl AuditStore for $store {
             async fn append_audit_with(&self, build: &AuditBuilder<'_>) -> Result<AuditRow, StoreError> {
                 // The dialect's write locks (`begin_write`, `lock_audit_log`) make
                 // a concurrent writer wait instead of building on the same head.
@@ -825,13 +762,11 @@ macro_rules! impl_store {
             }
 
             async fn audit_rows(&self) -> Result<Vec<AuditRow>, StoreError> {
-                let rows = sqlx::query(
+                let query = sqlx::query(
                     "SELECT seq, time, actor, action, target, details, prev_hash, hash \
                      FROM audit_log ORDER BY id",
-                )
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(raw_audit).collect()
+                );
+                fetch_all(&self.pool, query, raw_audit).await
             }
         }
     };

@@ -105,7 +105,7 @@ async fn watch_changes(options: SqliteConnectOptions, cache: Weak<LookupCache>) 
     }
 }
 
-/// The statement of [`Store::db_search_directory`](super::Store::db_search_directory)
+/// The statement of [`DirectoryStore::db_search_directory`](super::DirectoryStore::db_search_directory)
 /// with its first parameters bound (the prefix); the caller binds the
 /// last three (token hash, now, limit). It makes the session test, then
 /// finds the hits. SQLite's LIKE ignores ASCII case, so it

@@ -1,36 +1,25 @@
 //! Issue 18.4: every state change is audited, and clients cannot flood the
 //! audit log (both backends, through the in-process broker's HTTP API).
 
-use kluis_account::AccountError;
 use kluis_broker::admin;
 use kluis_broker::api::{SHARE_ROWS_BURST, SHARE_ROWS_PER_HOUR};
-use kluis_broker::org::OrgSigningKey;
 use kluis_types::{GroupName, ShareEvent};
 
 use crate::on_both_backends;
 
-use super::user;
-use super::util::{Backend, start, test_settings, unique};
-
-fn status(e: &AccountError) -> u16 {
-    match e {
-        AccountError::Broker { status, .. } => *status,
-        other => panic!("expected a broker refusal, got {other}"),
-    }
-}
+use super::util::{Backend, unique};
+use super::{org_broker_with, status};
 
 /// Each group change (create, add, admin grant and revoke, remove with its
 /// rotation, leave, rotation), `admin certify-group` and `admin invite
 /// create` writes its audit row: who, what, the group or address, and the
 /// versions. None of them was audited before.
 async fn every_group_change_certificate_and_invite_is_audited(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else {
+    let Some((tb, org, [alice, bob, carol])) =
+        org_broker_with(backend, ["alice", "bob", "carol"]).await
+    else {
         return;
     };
-    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
-    let alice = user(&tb, &org, "alice").await;
-    let bob = user(&tb, &org, "bob").await;
-    let carol = user(&tb, &org, "carol").await;
     let name = unique("audited-");
     let a = &alice.client;
     let before = tb.store().audit_rows().await.unwrap().len();
@@ -143,12 +132,9 @@ async fn every_group_change_certificate_and_invite_is_audited(backend: Backend) 
 /// clock, moved by the test). Another user keeps their own budget. Before
 /// this change every row was written (~1,700/s).
 async fn a_client_flooding_share_rows_gets_429_and_the_log_stays_bounded(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else {
+    let Some((tb, _, [mallory, bob])) = org_broker_with(backend, ["mallory", "bob"]).await else {
         return;
     };
-    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
-    let mallory = user(&tb, &org, "mallory").await;
-    let bob = user(&tb, &org, "bob").await;
     let before = tb.store().audit_rows().await.unwrap().len();
     let flood = |n: u32| {
         let c = &mallory.client;

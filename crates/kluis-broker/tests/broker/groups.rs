@@ -3,30 +3,20 @@
 //! from, removal rotates the key and drops the certificate, every version
 //! of the secret is kept, and the secret is only ever handed to members.
 
-use kluis_account::{AccountError, verify_group};
+use kluis_account::verify_group;
 
 use crate::on_both_backends;
 use kluis_broker::admin;
 use kluis_broker::org::OrgSigningKey;
 use kluis_types::GroupName;
 
-use super::user;
-use super::util::{Backend, start, test_settings, unique};
-
-fn status(e: &AccountError) -> u16 {
-    match e {
-        AccountError::Broker { status, .. } => *status,
-        other => panic!("expected a broker refusal, got {other}"),
-    }
-}
+use super::util::{Backend, unique};
+use super::{org_broker_with, status};
 
 async fn group_membership_and_rotation(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else {
+    let Some((tb, org, [alice, bob])) = org_broker_with(backend, ["alice", "bob"]).await else {
         return;
     };
-    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
-    let alice = user(&tb, &org, "alice").await;
-    let bob = user(&tb, &org, "bob").await;
     let name = unique("ops-");
     let k1 = unique("kluis1groupkey");
     alice
@@ -184,13 +174,11 @@ async fn group_membership_and_rotation(backend: Backend) {
 /// administrator role can be handed on, a group keeps one administrator,
 /// and a member can leave (the key is then due for rotation).
 async fn only_group_administrators_manage_the_group(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else {
+    let Some((tb, _, [alice, bob, carol])) =
+        org_broker_with(backend, ["alice", "bob", "carol"]).await
+    else {
         return;
     };
-    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
-    let alice = user(&tb, &org, "alice").await;
-    let bob = user(&tb, &org, "bob").await;
-    let carol = user(&tb, &org, "carol").await;
     let name = unique("auth-");
     let k1 = unique("kluis1groupkey");
     let (a, b, c) = (&alice.client, &bob.client, &carol.client);
@@ -306,14 +294,11 @@ async fn only_group_administrators_manage_the_group(backend: Backend) {
 /// read each back; a removed member reads none; an addition made from a
 /// stale secret version is refused instead of dropping a member.
 async fn old_group_secret_versions_stay_retrievable(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else {
+    let Some((tb, _, [alice, bob, carol, dave])) =
+        org_broker_with(backend, ["alice", "bob", "carol", "dave"]).await
+    else {
         return;
     };
-    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
-    let alice = user(&tb, &org, "alice").await;
-    let bob = user(&tb, &org, "bob").await;
-    let carol = user(&tb, &org, "carol").await;
-    let dave = user(&tb, &org, "dave").await;
     let name = unique("hist-");
     let a = &alice.client;
     a.create_group(&name, &unique("kluis1groupkey"), b"s1".to_vec())

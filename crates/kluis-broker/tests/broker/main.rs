@@ -13,7 +13,8 @@ mod hostile_text;
 mod invites;
 mod operational;
 mod ratelimit;
-mod util;
+use kluis_testkit::broker as util;
+use kluis_testkit::on_both_backends;
 
 use governance::{
     an_action_and_its_audit_rows_commit_together, audit_tampering_in_the_database_is_named,
@@ -27,8 +28,7 @@ use stolen_token::{
     an_unopenable_escrow_version_can_be_rolled_back,
 };
 mod groups;
-#[path = "../../../../tests/support/pki.rs"]
-mod pki;
+use kluis_testkit::pki;
 mod recovery_requests;
 mod stolen_token;
 mod tls;
@@ -54,6 +54,38 @@ struct User {
     session: StoredSession,
     client: AccountClient,
     _state: tempfile::TempDir,
+}
+
+/// A broker with the test settings and an organisation key in its
+/// directory; `None` when the backend is not configured.
+async fn org_broker(backend: Backend) -> Option<(TestBroker, OrgSigningKey)> {
+    let tb = start(backend, test_settings()).await?;
+    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
+    Some((tb, org))
+}
+
+/// [`org_broker`] with one registered user per name, in order.
+async fn org_broker_with<const N: usize>(
+    backend: Backend,
+    names: [&str; N],
+) -> Option<(TestBroker, OrgSigningKey, [User; N])> {
+    let (tb, org) = org_broker(backend).await?;
+    let mut users = Vec::with_capacity(N);
+    for name in names {
+        users.push(user(&tb, &org, name).await);
+    }
+    let users = users
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one user per name"));
+    Some((tb, org, users))
+}
+
+/// The HTTP status of a broker's refusal.
+fn status(e: &kluis_account::AccountError) -> u16 {
+    match e {
+        kluis_account::AccountError::Broker { status, .. } => *status,
+        other => panic!("expected a broker refusal, got {other}"),
+    }
 }
 
 async fn user(tb: &TestBroker, org: &OrgSigningKey, name: &str) -> User {
@@ -149,10 +181,9 @@ fn fake_ksf() -> Value {
 
 /// User A's session cannot read or change anything of user B.
 async fn authorization_matrix(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else {
+    let Some((tb, org)) = org_broker(backend).await else {
         return;
     };
-    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
     let a = user(&tb, &org, "alice").await;
     let b = user(&tb, &org, "bob").await;
     let (ta, tb_token) = (a.session.token.expose(), b.session.token.expose());
@@ -250,10 +281,9 @@ type Case<'a> = (
 
 /// Every malformed request gets a 4xx with a JSON `{code, message}`.
 async fn malformed_requests_get_json_4xx(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else {
+    let Some((tb, org)) = org_broker(backend).await else {
         return;
     };
-    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
     let a = user(&tb, &org, "alice").await;
     let t = a.session.token.expose();
     let id = a.session.user_id.as_str();
@@ -325,12 +355,9 @@ async fn malformed_requests_get_json_4xx(backend: Backend) {
 /// After a scripted session, neither the database nor the logs contain the
 /// passwords, the secret identity or the session tokens.
 async fn database_and_logs_hold_no_secrets(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else {
+    let Some((tb, org, [alice, bob])) = org_broker_with(backend, ["alice", "bob"]).await else {
         return;
     };
-    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
-    let alice = user(&tb, &org, "alice").await;
-    let bob = user(&tb, &org, "bob").await;
     kluis_broker::admin::certify(
         tb.store(),
         &org,
@@ -383,10 +410,9 @@ async fn database_and_logs_hold_no_secrets(backend: Backend) {
 /// Escrow versions are appended, never overwritten; even raw SQL cannot
 /// update one.
 async fn escrow_is_append_only(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else {
+    let Some((tb, org)) = org_broker(backend).await else {
         return;
     };
-    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
     let a = user(&tb, &org, "alice").await;
     let (t, id) = (a.session.token.expose(), a.session.user_id.as_str());
     let (_, v1) = json_call(
@@ -591,10 +617,9 @@ async fn rate_limits(backend: Backend) {
 
 /// A login start for an unknown address looks like one for a real account.
 async fn unknown_login_looks_known(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else {
+    let Some((tb, org)) = org_broker(backend).await else {
         return;
     };
-    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
     let a = user(&tb, &org, "alice").await;
     let mut shapes = Vec::new();
     for email in [a.email.as_str(), "ghost@example.org"] {
@@ -626,10 +651,9 @@ async fn unknown_login_looks_known(backend: Backend) {
 
 /// Sessions expire, end on logout, and must be fresh to change the password.
 async fn sessions_expire_and_log_out(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else {
+    let Some((tb, org)) = org_broker(backend).await else {
         return;
     };
-    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
     let a = user(&tb, &org, "alice").await;
     let t = a.session.token.expose().to_owned();
     let id = a.session.user_id.as_str();

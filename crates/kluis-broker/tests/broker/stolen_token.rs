@@ -7,7 +7,6 @@
 use kluis_account::Password;
 use kluis_audit::Action;
 use kluis_broker::opaque::Suite;
-use kluis_broker::org::OrgSigningKey;
 use opaque_ke::argon2::{Algorithm, Argon2, Params, Version};
 use opaque_ke::{
     ClientLogin, ClientLoginFinishParameters, ClientRegistration,
@@ -16,8 +15,8 @@ use opaque_ke::{
 use rand::rngs::OsRng;
 use serde_json::{Value, json};
 
-use super::util::{Backend, TestBroker, start, test_settings};
-use super::{User, b64, json_call, user};
+use super::util::{Backend, TestBroker, test_settings};
+use super::{User, b64, json_call, org_broker, org_broker_with, user};
 
 fn argon(ksf: &Value) -> Argon2<'static> {
     let n = |k: &str| u32::try_from(ksf[k].as_u64().unwrap()).unwrap();
@@ -129,12 +128,10 @@ async fn escrow_versions(tb: &TestBroker, u: &User) -> Vec<i64> {
 /// the public key or the password. Each is refused with a 4xx, nothing
 /// changes, and the victim still logs in on a new device.
 pub async fn a_stolen_token_cannot_change_escrow_key_or_password(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else {
+    let Some((tb, org, [victim, thief])) = org_broker_with(backend, ["victim", "thief"]).await
+    else {
         return;
     };
-    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
-    let victim = user(&tb, &org, "victim").await;
-    let thief = user(&tb, &org, "thief").await;
     let stolen = victim.session.token.expose().to_owned();
     let id = victim.session.user_id.as_str();
 
@@ -234,10 +231,9 @@ pub async fn a_stolen_token_cannot_change_escrow_key_or_password(backend: Backen
 /// a request that then failed) or older than the login timeout is refused
 /// with `reauth_failed`, and a fresh one works.
 pub async fn a_reauth_proof_works_once_and_briefly(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else {
+    let Some((tb, org)) = org_broker(backend).await else {
         return;
     };
-    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
     let a = user(&tb, &org, "alice").await;
     let t = a.session.token.expose().to_owned();
     let finish = format!("/v1/users/{}/password/finish", a.session.user_id.as_str());
@@ -278,10 +274,9 @@ pub async fn a_reauth_proof_works_once_and_briefly(backend: Backend) {
 /// under the new password on a new device, and `password.changed` names
 /// the new escrow version, the sessions ended and the session that did it.
 pub async fn a_password_change_proves_the_old_password_and_is_audited(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else {
+    let Some((tb, org)) = org_broker(backend).await else {
         return;
     };
-    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
     let a = user(&tb, &org, "alice").await;
     let new = Password::new("a brand new horse staple".to_owned());
     let done = a.client.change_password(&a.password, &new).await.unwrap();
@@ -321,10 +316,9 @@ pub async fn a_password_change_proves_the_old_password_and_is_audited(backend: B
 /// returns to the previous password and version. Nothing is overwritten
 /// and the rollback is audited.
 pub async fn an_unopenable_escrow_version_can_be_rolled_back(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else {
+    let Some((tb, org)) = org_broker(backend).await else {
         return;
     };
-    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
     let a = user(&tb, &org, "alice").await;
     let t = a.session.token.expose().to_owned();
     let id = a.session.user_id.as_str();
@@ -460,10 +454,9 @@ async fn corrupting_proxy(broker: String) -> (String, tokio::task::JoinHandle<()
 /// new password; when it does not, the client rolls back at once and
 /// reports it, and the old password keeps working.
 pub async fn a_change_whose_escrow_does_not_open_is_rolled_back_by_the_client(backend: Backend) {
-    let Some(tb) = start(backend, test_settings()).await else {
+    let Some((tb, org)) = org_broker(backend).await else {
         return;
     };
-    let org = OrgSigningKey::init(&tb.dir.path().join("org.key")).unwrap();
     let a = user(&tb, &org, "alice").await;
     let (proxy, task) = corrupting_proxy(tb.url.clone()).await;
     let state = tempfile::tempdir().unwrap();

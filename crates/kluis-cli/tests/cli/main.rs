@@ -3,8 +3,7 @@
 
 mod account;
 mod crypt;
-#[path = "../../../../tests/support/pki.rs"]
-mod pki;
+use kluis_testkit::pki;
 mod recovery;
 mod start;
 mod util;

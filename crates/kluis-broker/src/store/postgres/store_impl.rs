@@ -1,5 +1,5 @@
-//! [`Store`](super::super::Store) on the postgres backend: the shared
-//! implementation of `store/sql_store.rs`.
+//! The aggregates' traits of [`Store`](super::super::Store) on the postgres
+//! backend: the shared implementation of `store/sql_store.rs`.
 
 use super::PgStore;
 

@@ -5,7 +5,6 @@
 //! own schema); with `KLUIS_REQUIRE_POSTGRES=1` and no URL the PostgreSQL
 //! variants fail instead of skipping.
 #![allow(
-    dead_code,
     clippy::unwrap_used,
     reason = "test helpers: a failed setup should panic loudly"
 )]
@@ -22,7 +21,7 @@ use kluis_broker::opaque::OprfSeed;
 use kluis_broker::ratelimit::Limit;
 use kluis_broker::ratelimit::account::Backoff;
 use kluis_broker::server::RunningServer;
-use kluis_broker::store::{self, Store};
+use kluis_broker::store::{self, SchemaStore, Store};
 use kluis_types::KsfParams;
 use tempfile::TempDir;
 
@@ -286,7 +285,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::util::Backend::Sqlite).await
+                    super::$name($crate::broker::Backend::Sqlite).await
                 }
             )*
         }
@@ -294,7 +293,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::util::Backend::Postgres).await
+                    super::$name($crate::broker::Backend::Postgres).await
                 }
             )*
         }

@@ -1,9 +1,11 @@
 //! A throw-away organisation PKI for tests that serve over TLS: a CA and a
 //! server certificate it issued, written as the PEM files an administrator
 //! would configure (`fullchain.pem`, `privkey.pem`) and deploy (`ca.pem`).
-//! Shared by the broker's and the CLI's integration tests through
-//! `#[path]`.
-#![allow(dead_code, clippy::unwrap_used, reason = "test helper")]
+//! Shared by the broker's and the CLI's integration tests.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helper: a failed setup should panic loudly"
+)]
 
 use std::path::{Path, PathBuf};
 
