@@ -43,7 +43,9 @@ pub enum Action {
     /// A folder shared with you was paired (`detail`: who shared it).
     SharedWithYou,
     /// An action this build does not know (a newer engine or agent).
+    /// Not in the TypeScript type: a screen words any unknown name alike.
     #[serde(other)]
+    #[cfg_attr(feature = "specta", specta(skip))]
     Other,
 }
 
@@ -356,9 +358,11 @@ pub enum SkipKind {
     ForeignName,
     /// In the mirror: not a Kluis file.
     NotKluis,
-    /// Any other reason (`reason` says which).
+    /// Any other reason (`reason` says which). Not in the TypeScript
+    /// type: a screen words any unknown kind alike.
     #[default]
     #[serde(other)]
+    #[cfg_attr(feature = "specta", specta(skip))]
     Other,
 }
 
