@@ -2,9 +2,9 @@
 //! and alerts, per-item problems, skips and the activity log.
 //!
 //! These are the agent's own types, not the sync engine's: the engine's
-//! report is converted at the boundary (`From` impls below and in
-//! [`crate::pair`]), so the wire protocol does not change when the engine's
-//! internals do. Everything a screen shows in words is a typed value here
+//! report is converted at the boundary (the `From` impls of the `words`
+//! submodule, called by the pair workers), so the wire protocol does not
+//! change when the engine's internals do. Everything a screen shows in words is a typed value here
 //! (state, [`Action`], [`Alert`], [`ProblemKind`], [`SkipKind`]): the
 //! faces write the sentences, each in its language. `Display` gives the
 //! English the command line prints.
