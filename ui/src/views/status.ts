@@ -30,11 +30,15 @@ export function statusView(
     "section",
     { class: `card state state-${tray.kind}`, "aria-labelledby": "state-heading" },
     h("h1", { id: "state-heading" }, h("span", { class: "dot", "aria-hidden": "true" }), t(`state.${tray.kind}`)),
-    h("p", { id: "state-counts" }, t("status.counts", {
+    h(
+      "p",
+      { id: "state-counts" },
+      t("status.counts", {
         synced: plural("status.synced", synced),
         pending: plural("status.pending", tray.pending),
         conflicts: plural("status.conflict_count", tray.conflicts),
-      }),),
+      }),
+    ),
     s.in_process ? null : h("p", { class: "muted" }, t("status.remote_agent")),
     h(
       "div",
