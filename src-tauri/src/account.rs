@@ -10,11 +10,11 @@ use tauri::State;
 use zeroize::Zeroizing;
 
 use crate::commands::Shell;
-use crate::error::UiError;
+use crate::error::{ErrorCode, UiError};
 
 impl From<DeviceAccountError> for UiError {
     fn from(e: DeviceAccountError) -> Self {
-        UiError::new(e.code(), e.to_string())
+        UiError::named(e.code(), e.to_string())
     }
 }
 
@@ -48,7 +48,7 @@ impl BrokerChoice {
                 None,
             )),
             _ => Err(UiError::new(
-                "no_broker",
+                ErrorCode::NoBroker,
                 "give the invite, or the server address and the organisation key",
             )),
         }

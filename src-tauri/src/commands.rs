@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use kluis_agent::{Config, Request, Response, Status};
+use kluis_agent::{Action, Alert, Config, ItemProblem, PairState, Request, Response, Skip, Status};
 use serde::{Deserialize, Serialize};
 use tauri::State;
 
 use crate::engine::Engine;
-use crate::error::UiError;
+use crate::error::{ErrorCode, UiError};
 use crate::i18n;
 use crate::limiter::Limiter;
 use crate::state::{TrayView, tray_view};
@@ -86,7 +86,8 @@ impl Shell {
 
     fn save_settings(&self, s: Settings) -> Result<(), UiError> {
         let path = Self::settings_path(&self.engine);
-        let io = |e: std::io::Error| UiError::new("io", format!("{}: {e}", path.display()));
+        let io =
+            |e: std::io::Error| UiError::new(ErrorCode::Io, format!("{}: {e}", path.display()));
         std::fs::create_dir_all(&self.engine.home().config).map_err(io)?;
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&s).unwrap_or_default()).map_err(io)?;
@@ -166,7 +167,7 @@ impl Shell {
             .unwrap_or_else(|e| e.into_inner());
         if let Err(wait) = limiter.check(now) {
             return Err(UiError::new(
-                "too_many_attempts",
+                ErrorCode::TooManyAttempts,
                 format!(
                     "too many wrong passwords; try again in {} s",
                     wait.as_secs().max(1)
@@ -175,7 +176,7 @@ impl Shell {
         }
         if !self.engine.home().identity_file().exists() {
             return Err(UiError::new(
-                "no_identity",
+                ErrorCode::NoIdentity,
                 "this device has no Kluis identity yet",
             ));
         }
@@ -184,7 +185,7 @@ impl Shell {
         });
         match &r {
             Ok(()) => limiter.succeeded(),
-            Err(e) if e.code == "wrong_password" => limiter.failed(now),
+            Err(e) if e.code == ErrorCode::WrongPassword => limiter.failed(now),
             Err(_) => {}
         }
         r
@@ -193,7 +194,7 @@ impl Shell {
 
 fn unexpected(r: &Response) -> UiError {
     UiError::new(
-        "agent_protocol",
+        ErrorCode::AgentProtocol,
         format!("unexpected answer from the agent: {r:?}"),
     )
 }
@@ -207,19 +208,18 @@ pub struct PairView {
     pub plain: String,
     /// Encrypted mirror.
     pub mirror: String,
-    /// `idle`, `syncing`, `retrying`, `paused`, `locked`, `alert`, `error`,
-    /// `starting`, `not_shared_with_you`.
-    pub state: String,
-    /// Why it needs attention.
-    pub alert: Option<String>,
+    /// What the pair is doing.
+    pub state: PairState,
+    /// Why it needs attention (the UI words it).
+    pub alert: Option<Alert>,
     /// Files in sync.
     pub synced_files: u32,
     /// Files waiting.
     pub pending: u32,
-    /// Failed items: `path: reason`.
-    pub errors: Vec<String>,
-    /// Skipped on purpose (symlinks, special files): `path: reason`.
-    pub skipped: Vec<String>,
+    /// Failed items, each with its path and why.
+    pub errors: Vec<ItemProblem>,
+    /// Skipped on purpose (symlinks, special files), each with why.
+    pub skipped: Vec<Skip>,
     /// Ciphertext files not encrypted to you or your groups (left alone).
     pub not_shared: Vec<String>,
     /// End of the last reconcile, ms since the epoch.
@@ -245,20 +245,13 @@ fn ms(ns: i64) -> f64 {
     (ns / 1_000_000) as f64
 }
 
-fn state_name(s: kluis_agent::PairState) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 /// One activity line.
 #[derive(Debug, Clone, Serialize, specta::Type)]
 pub struct ActivityView {
     /// Pair id.
     pub pair: String,
-    /// `encrypted`, `decrypted`, `conflict`, `deleted`, …
-    pub action: String,
+    /// What happened (the UI words it).
+    pub action: Action,
     /// Plaintext path.
     pub path: String,
     /// Detail (rename target, conflict copy).
@@ -320,12 +313,12 @@ pub fn get_status(shell: State<'_, Shell>) -> Result<StatusView, UiError> {
                 id: p.id.clone(),
                 plain: show(&p.plain),
                 mirror: show(&p.mirror),
-                state: state_name(p.state),
+                state: p.state,
                 alert: p.alert.clone(),
                 synced_files: u32::try_from(p.synced_files).unwrap_or(u32::MAX),
                 pending: u32::try_from(p.deferred).unwrap_or(u32::MAX),
-                errors: p.errors.iter().map(|e| format!("{e:?}")).collect(),
-                skipped: p.skips.iter().map(|k| format!("{k:?}")).collect(),
+                errors: p.errors.clone(),
+                skipped: p.skips.clone(),
                 not_shared: p.not_shared.clone(),
                 last_sync_ms: p.last_sync.map(ms),
             })
@@ -401,7 +394,7 @@ fn pair_root(shell: &Shell, pair: &str, mirror: bool) -> Result<PathBuf, UiError
         .pairs
         .iter()
         .find(|p| p.id == pair)
-        .ok_or_else(|| UiError::new("pair", format!("no folder pair {pair}")))?;
+        .ok_or_else(|| UiError::new(ErrorCode::Pair, format!("no folder pair {pair}")))?;
     Ok(if mirror {
         p.mirror.clone()
     } else {
@@ -417,7 +410,7 @@ fn inside(root: &Path, rel: &str) -> Result<PathBuf, UiError> {
             .any(|c| !matches!(c, std::path::Component::Normal(_)))
     {
         return Err(UiError::new(
-            "bad_path",
+            ErrorCode::BadPath,
             format!("{rel} is not a path inside the folder"),
         ));
     }
@@ -426,7 +419,7 @@ fn inside(root: &Path, rel: &str) -> Result<PathBuf, UiError> {
 
 fn open(p: &Path) -> Result<(), UiError> {
     tauri_plugin_opener::open_path(p, None::<&str>)
-        .map_err(|e| UiError::new("open", format!("{}: {e}", p.display())))
+        .map_err(|e| UiError::new(ErrorCode::Open, format!("{}: {e}", p.display())))
 }
 
 /// Open a pair's plaintext (`which = "plain"`) or encrypted (`"mirror"`) folder.
@@ -438,7 +431,7 @@ pub fn open_folder(shell: State<'_, Shell>, pair: String, which: String) -> Resu
         "mirror" => true,
         _ => {
             return Err(UiError::new(
-                "bad_request",
+                ErrorCode::BadRequest,
                 format!("unknown folder kind {which}"),
             ));
         }
@@ -451,8 +444,9 @@ pub fn open_folder(shell: State<'_, Shell>, pair: String, which: String) -> Resu
 #[specta::specta]
 pub fn open_conflict(shell: State<'_, Shell>, pair: String, copy: String) -> Result<(), UiError> {
     let root = pair_root(&shell, &pair, false)?;
-    let original = conflict_original(&copy)
-        .ok_or_else(|| UiError::new("bad_path", format!("{copy} is not a conflict copy")))?;
+    let original = conflict_original(&copy).ok_or_else(|| {
+        UiError::new(ErrorCode::BadPath, format!("{copy} is not a conflict copy"))
+    })?;
     open(&inside(&root, &original)?)?;
     open(&inside(&root, &copy)?)
 }
@@ -486,7 +480,10 @@ pub fn set_language(shell: State<'_, Shell>, language: Option<String>) -> Result
     if let Some(l) = &language
         && !i18n::LANGUAGES.contains(&l.as_str())
     {
-        return Err(UiError::new("bad_request", format!("unknown language {l}")));
+        return Err(UiError::new(
+            ErrorCode::BadRequest,
+            format!("unknown language {l}"),
+        ));
     }
     let mut s = shell.settings();
     s.language = language;
@@ -497,7 +494,7 @@ pub fn set_language(shell: State<'_, Shell>, language: Option<String>) -> Result
 #[tauri::command]
 #[specta::specta]
 pub fn set_autostart(shell: State<'_, Shell>, enabled: bool) -> Result<(), UiError> {
-    (shell.autostart)(enabled).map_err(|e| UiError::new("autostart", e))?;
+    (shell.autostart)(enabled).map_err(|e| UiError::new(ErrorCode::Autostart, e))?;
     let mut s = shell.settings();
     s.autostart = enabled;
     shell.save_settings(s)
@@ -523,7 +520,7 @@ pub fn suggest_folders() -> Result<FolderSuggestion, UiError> {
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(PathBuf::from))
-        .ok_or_else(|| UiError::new("no_home", "cannot find your home folder"))?;
+        .ok_or_else(|| UiError::new(ErrorCode::NoHome, "cannot find your home folder"))?;
     let mirror = found
         .first()
         .map_or_else(|| base.join("Kluis-encrypted"), |c| c.path.join("Kluis"));
@@ -560,7 +557,10 @@ pub fn add_folder_pair(
     mirror: String,
 ) -> Result<(), UiError> {
     if plain.trim().is_empty() || mirror.trim().is_empty() {
-        return Err(UiError::new("bad_request", "both folders are needed"));
+        return Err(UiError::new(
+            ErrorCode::BadRequest,
+            "both folders are needed",
+        ));
     }
     let home = shell.engine.home();
     let mut cfg = Config::load(home)?;
@@ -596,13 +596,13 @@ fn pair_plain(shell: &Shell, pair: &str) -> Result<PathBuf, UiError> {
         .into_iter()
         .find(|p| p.id == pair)
         .map(|p| p.plain)
-        .ok_or_else(|| UiError::new("no_such_pair", format!("no folder pair {pair}")))
+        .ok_or_else(|| UiError::new(ErrorCode::NoSuchPair, format!("no folder pair {pair}")))
 }
 
 fn ignore_error(e: kluis_agent::ignore::IgnoreError) -> UiError {
     let code = match e {
-        kluis_agent::ignore::IgnoreError::Io { .. } => "io",
-        _ => "bad_pattern",
+        kluis_agent::ignore::IgnoreError::Io { .. } => ErrorCode::Io,
+        _ => ErrorCode::BadPattern,
     };
     UiError::new(code, e.to_string())
 }

@@ -49,9 +49,17 @@ pub struct Notifier {
     seen_activity: i64,
     seen_shared: u64,
     alerted: HashMap<String, PairState>,
+    /// The language the alert examples are written in; the command line's
+    /// English until the tray sets one.
+    lang: Option<String>,
 }
 
 impl Notifier {
+    /// Write alert examples in `lang` from now on.
+    pub fn set_language(&mut self, lang: &str) {
+        self.lang = Some(lang.to_owned());
+    }
+
     /// At most one notification per kind per `window`.
     pub fn new(window: Duration) -> Self {
         Notifier {
@@ -61,6 +69,7 @@ impl Notifier {
             seen_activity: i64::MIN,
             seen_shared: 0,
             alerted: HashMap::new(),
+            lang: None,
         }
     }
 
@@ -105,10 +114,11 @@ impl Notifier {
             let bad = matches!(p.state, PairState::Alert | PairState::Error);
             let before = self.alerted.get(&p.id).copied();
             if bad && before != Some(p.state) {
-                let text = p
-                    .alert
-                    .clone()
-                    .unwrap_or_else(|| p.plain.display().to_string());
+                let text = match (&p.alert, &self.lang) {
+                    (Some(a), Some(lang)) => crate::i18n::alert_text(lang, a),
+                    (Some(a), None) => a.to_string(),
+                    (None, _) => p.plain.display().to_string(),
+                };
                 self.add(NoteKind::NeedsAction, &text);
             }
             if bad {
@@ -146,7 +156,7 @@ mod tests {
     fn conflict(at: i64) -> ActivityEntry {
         ActivityEntry {
             pair: "p".into(),
-            action: "conflict".into(),
+            action: kluis_agent::Action::Conflict,
             path: format!("f{at}.txt"),
             detail: Some(format!("f{at} (conflict d 2026-01-01).txt")),
             at,
@@ -162,7 +172,9 @@ mod tests {
                 plain: "/a".into(),
                 mirror: "/b".into(),
                 state,
-                alert: Some("paused: mass deletion".into()),
+                alert: Some(kluis_agent::Alert::SyncFailed {
+                    detail: "paused: mass deletion".into(),
+                }),
                 last_sync: None,
                 synced_files: 0,
                 deferred: 0,

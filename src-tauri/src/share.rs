@@ -14,7 +14,37 @@ use serde::Serialize;
 use tauri::State;
 
 use crate::commands::Shell;
-use crate::error::UiError;
+use crate::error::{ErrorCode, UiError};
+
+/// What a candidate is (the UI words it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, specta::Type)]
+#[serde(rename_all = "snake_case")]
+pub enum CandidateKind {
+    /// A colleague.
+    User,
+    /// A group.
+    Group,
+    /// A bare key, without a directory entry.
+    Key,
+}
+
+/// How far a candidate's key is trusted (the UI words it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, specta::Type)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyTrust {
+    /// Certified by the organisation, and the key we pinned.
+    Verified,
+    /// Certified, and seen for the first time: compare the fingerprint.
+    FirstSeen,
+    /// The directory has a newer key.
+    NewerKey,
+    /// The person has left.
+    Left,
+    /// A key without a name.
+    Unnamed,
+    /// Refused (`detail` says why).
+    Refused,
+}
 
 /// A person or group in the dialog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, specta::Type)]
@@ -23,12 +53,12 @@ pub struct CandidateView {
     pub who: String,
     /// Name to show.
     pub name: String,
-    /// `user`, `group` or `key`.
-    pub kind: String,
+    /// A colleague, a group or a bare key.
+    pub kind: CandidateKind,
     /// Key fingerprint, to compare with the person.
     pub fingerprint: String,
-    /// `verified`, `first_seen`, `newer_key`, `left`, `unnamed` or `refused`.
-    pub trust: String,
+    /// How far the key is trusted.
+    pub trust: KeyTrust,
     /// Why, when refused.
     pub detail: Option<String>,
 }
@@ -36,24 +66,23 @@ pub struct CandidateView {
 impl From<Candidate> for CandidateView {
     fn from(c: Candidate) -> Self {
         let (trust, detail) = match c.trust {
-            Trust::Verified => ("verified", None),
-            Trust::FirstSeen => ("first_seen", None),
-            Trust::NewerKey => ("newer_key", None),
-            Trust::Left => ("left", None),
-            Trust::Unnamed => ("unnamed", None),
-            Trust::Refused(why) => ("refused", Some(why)),
+            Trust::Verified => (KeyTrust::Verified, None),
+            Trust::FirstSeen => (KeyTrust::FirstSeen, None),
+            Trust::NewerKey => (KeyTrust::NewerKey, None),
+            Trust::Left => (KeyTrust::Left, None),
+            Trust::Unnamed => (KeyTrust::Unnamed, None),
+            Trust::Refused(why) => (KeyTrust::Refused, Some(why)),
         };
         CandidateView {
             who: c.who,
             name: c.name,
             kind: match c.kind {
-                MemberKind::User => "user",
-                MemberKind::Group => "group",
-                MemberKind::Key => "key",
-            }
-            .to_owned(),
+                MemberKind::User => CandidateKind::User,
+                MemberKind::Group => CandidateKind::Group,
+                MemberKind::Key => CandidateKind::Key,
+            },
             fingerprint: c.fingerprint,
-            trust: trust.to_owned(),
+            trust,
             detail,
         }
     }
@@ -123,7 +152,7 @@ fn client(shell: &Shell) -> Result<(kluis_account::AccountClient, account::Accou
 fn agent(shell: &Shell) -> Result<AgentHandle, UiError> {
     shell.engine.agent().ok_or_else(|| {
         UiError::new(
-            "share_needs_app_engine",
+            ErrorCode::ShareNeedsAppEngine,
             "sharing from the app needs the app's own engine; use `kluis share` with `kluis agent`",
         )
     })
@@ -136,7 +165,7 @@ fn folder(shell: &Shell, pair: &str) -> Result<(PathBuf, String), UiError> {
         .pairs
         .iter()
         .find(|p| p.id == pair)
-        .ok_or_else(|| UiError::new("no_such_pair", format!("no folder pair {pair}")))?;
+        .ok_or_else(|| UiError::new(ErrorCode::NoSuchPair, format!("no folder pair {pair}")))?;
     let title = p
         .plain
         .file_name()
@@ -146,7 +175,7 @@ fn folder(shell: &Shell, pair: &str) -> Result<(PathBuf, String), UiError> {
 }
 
 fn share_error(e: share::ShareError) -> UiError {
-    UiError::new(e.code(), e.to_string())
+    UiError::named(e.code(), e.to_string())
 }
 
 /// Colleagues and groups matching `query` in the directory, each with its
@@ -242,13 +271,12 @@ pub async fn preview_share(
                     who: who.to_owned(),
                     name: who.to_owned(),
                     kind: if who.starts_with("group:") {
-                        "group"
+                        CandidateKind::Group
                     } else {
-                        "user"
-                    }
-                    .to_owned(),
+                        CandidateKind::User
+                    },
                     fingerprint: String::new(),
-                    trust: "refused".into(),
+                    trust: KeyTrust::Refused,
                     detail: Some(e.to_string()),
                 },
                 allowed: false,
@@ -280,7 +308,7 @@ pub async fn apply_share(
         members.push(
             share::resolve::resolve(&client, who)
                 .await
-                .map_err(|e| UiError::new("share_refused", e.to_string()))?
+                .map_err(|e| UiError::new(ErrorCode::ShareRefused, e.to_string()))?
                 .member,
         );
     }
@@ -289,7 +317,10 @@ pub async fn apply_share(
     {
         let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
         if p.running {
-            return Err(UiError::new("share_running", "a share is still running"));
+            return Err(UiError::new(
+                ErrorCode::ShareRunning,
+                "a share is still running",
+            ));
         }
         *p = ShareProgressView {
             running: true,
@@ -362,7 +393,7 @@ pub async fn apply_share(
     .await;
     progress.lock().unwrap_or_else(|e| e.into_inner()).running = false;
     let outcome = work
-        .map_err(|e| UiError::new("failed", e.to_string()))?
+        .map_err(|e| UiError::new(ErrorCode::Failed, e.to_string()))?
         .map_err(UiError::from)?
         .map_err(share_error)?;
     // New members' folders appear on their devices; ours re-reads the

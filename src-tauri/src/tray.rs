@@ -31,14 +31,14 @@ struct Items<R: Runtime> {
 
 /// The menu's status line for a view.
 pub fn status_line(lang: &str, v: &TrayView) -> String {
-    let n = |x: u32| x.to_string();
+    let n = |key: &str, x: u32| crate::i18n::plural(lang, key, u64::from(x), &[]);
     t(
         lang,
         &format!("tray.status.{}", v.kind.name()),
         &[
-            ("pending", n(v.pending)),
-            ("conflicts", n(v.conflicts)),
-            ("errors", n(v.errors)),
+            ("pending", n("tray.count.pending", v.pending)),
+            ("conflicts", n("status.conflict_count", v.conflicts)),
+            ("errors", n("tray.count.errors", v.errors)),
         ],
     )
 }
@@ -179,6 +179,7 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
                     let _ = app.emit("status-changed", &view);
                     shown = (view, kind, lang.clone());
                 }
+                notifier.set_language(&lang);
                 if let (Ok(status), Ok(activity)) = (shell.status(), shell.activity(200)) {
                     for note in notifier.observe(Instant::now(), &activity, &status) {
                         let (title, body) = match note.kind {
@@ -188,15 +189,13 @@ pub fn install<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
                                 ("notify.shared.title", "notify.shared.body")
                             }
                         };
-                        let args = [
-                            ("count", note.count.to_string()),
-                            ("example", note.example.clone()),
-                        ];
+                        let args = [("example", note.example.clone())];
+                        let count = note.count as u64;
                         let _ = app
                             .notification()
                             .builder()
                             .title(t(&lang, title, &args))
-                            .body(t(&lang, body, &args))
+                            .body(crate::i18n::plural(&lang, body, count, &args))
                             .show();
                     }
                 }

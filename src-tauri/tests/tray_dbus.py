@@ -98,10 +98,21 @@ def read_tray(item):
     return {"icon": icon_name, "shows": which_icon(f) if f.exists() else None, "status": status, "labels": labels}
 
 
+# Each count of the status line in words, by its plural key (English: one
+# for 1, other otherwise), as src-tauri/src/tray.rs writes it.
+COUNT_KEYS = {
+    "pending": "tray.count.pending",
+    "conflicts": "status.conflict_count",
+    "errors": "tray.count.errors",
+}
+
+
 def status_line(kind, **counts):
     s = EN[f"tray.status.{kind}"]
     for k, v in counts.items():
-        s = s.replace("{" + k + "}", str(v))
+        form = "one" if v == 1 else "other"
+        words = EN[f"{COUNT_KEYS[k]}.{form}"].replace("{n}", str(v))
+        s = s.replace("{" + k + "}", words)
     return s
 
 

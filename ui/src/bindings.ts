@@ -113,12 +113,45 @@ export type AccountView = {
 	last_recovery: RecoveryView | null,
 };
 
+/**  What happened to a file or folder (an activity-log line). */
+export type Action = 
+/**  A plaintext file was encrypted into the mirror. */
+"encrypted" | 
+/**  A ciphertext file was decrypted into the plaintext folder. */
+"decrypted" | 
+/**  Both sides changed: a conflict copy was made (`detail` names it). */
+"conflict" | 
+/**  Both sides changed alike: nothing to keep apart. */
+"merged" | 
+/**  A ciphertext file was deleted. */
+"deleted" | 
+/**  A plaintext file was moved to `.kluis-trash`. */
+"trashed" | 
+/**  Renamed (`detail` is the new path). */
+"renamed" | 
+/**  A folder was created. */
+"mkdir" | 
+/**  A folder was removed. */
+"rmdir" | 
+/**  Already alike on both sides: recorded in the index. */
+"recorded" | 
+/**  Gone from both sides: forgotten by the index. */
+"forgotten" | 
+/**  A damaged ciphertext was replaced by this device's version. */
+"replaced_damaged" | 
+/**  A departed member was dropped from a folder. */
+"member_departed" | 
+/**  A member was moved to a rotated group key. */
+"member_key_moved" | 
+/**  A folder shared with you was paired (`detail`: who shared it). */
+"shared_with_you";
+
 /**  One activity line. */
 export type ActivityView = {
 	/**  Pair id. */
 	pair: string,
-	/**  `encrypted`, `decrypted`, `conflict`, `deleted`, … */
-	action: string,
+	/**  What happened (the UI words it). */
+	action: Action,
 	/**  Plaintext path. */
 	path: string,
 	/**  Detail (rename target, conflict copy). */
@@ -126,6 +159,53 @@ export type ActivityView = {
 	/**  When, ms since the epoch. */
 	at_ms: number | null,
 };
+
+/**
+ *  Why a pair needs attention. The faces put it into words; `Display` is
+ *  the command line's English.
+ */
+export type Alert = 
+/**  The mass-deletion guard holds deletions back. */
+{ kind: "mass_deletion"; 
+/**  Deletions withheld. */
+deletions: number; 
+/**  Files synced. */
+total: number; 
+/**
+ *  Of `deletions`, files gone from the sync folder; the rest are
+ *  gone from this computer's folder.
+ */
+missing_in_mirror: number; 
+/**  The first few paths, sorted. */
+sample: string[] } | 
+/**  This computer's plaintext folder is empty although files were synced. */
+{ kind: "local_root_empty" } | 
+/**  The encrypted folder is empty although files were synced. */
+{ kind: "mirror_root_empty" } | 
+/**  Downloads wait for free space on the plaintext's disk. */
+{ kind: "no_space"; 
+/**  The first file that waits. */
+path: string; 
+/**  How many more wait. */
+more: number; 
+/**  The engine's figures (disk, needed, free), for logs. */
+detail: string } | 
+/**  Ciphertext files are damaged. */
+{ kind: "damaged"; 
+/**  The first damaged file. */
+path: string; 
+/**  How many more are damaged. */
+more: number; 
+/**  The engine's detail, for logs. */
+detail: string } | 
+/**  The folder's metadata is not encrypted to you or your groups. */
+{ kind: "not_shared_with_you"; 
+/**  The engine's detail, for logs. */
+detail: string } | 
+/**  The last pass failed as a whole; retried with backoff. */
+{ kind: "sync_failed"; 
+/**  The engine's error, for logs. */
+detail: string };
 
 /**  Which broker: an invite, or its address and the organisation key. */
 export type BrokerChoice = {
@@ -137,18 +217,27 @@ export type BrokerChoice = {
 	org_key: string | null,
 };
 
+/**  What a candidate is (the UI words it). */
+export type CandidateKind = 
+/**  A colleague. */
+"user" | 
+/**  A group. */
+"group" | 
+/**  A bare key, without a directory entry. */
+"key";
+
 /**  A person or group in the dialog. */
 export type CandidateView = {
 	/**  `bob@example.org` or `group:finance`. */
 	who: string,
 	/**  Name to show. */
 	name: string,
-	/**  `user`, `group` or `key`. */
-	kind: string,
+	/**  A colleague, a group or a bare key. */
+	kind: CandidateKind,
 	/**  Key fingerprint, to compare with the person. */
 	fingerprint: string,
-	/**  `verified`, `first_seen`, `newer_key`, `left`, `unnamed` or `refused`. */
-	trust: string,
+	/**  How far the key is trusted. */
+	trust: KeyTrust,
 	/**  Why, when refused. */
 	detail: string | null,
 };
@@ -174,6 +263,120 @@ export type EnrolledView = {
 	/**  Whether the organisation can recover the key. */
 	recovery_enrolled: boolean,
 };
+
+/**
+ *  Every code a command can fail with. Serialised as the snake-case
+ *  names the UI always received.
+ */
+export type ErrorCode = 
+/**  The broker refused or failed an account operation. */
+"account" | 
+/**  The account was disabled by an administrator. */
+"account_disabled" | 
+/**  An account with this address exists. */
+"account_exists" | 
+/**  No `kluis agent` answers. */
+"agent_not_running" | 
+/**  The agent answered something unexpected. */
+"agent_protocol" | 
+/**  Another engine syncs these folders. */
+"already_running" | 
+/**  The login item could not be changed. */
+"autostart" | 
+/**  The invite cannot be read. */
+"bad_invite" | 
+/**  The organisation key cannot be read. */
+"bad_org_key" | 
+/**  A path outside the folder, or not a conflict copy. */
+"bad_path" | 
+/**  An ignore rule is not valid. */
+"bad_pattern" | 
+/**  A request the app or the agent cannot parse. */
+"bad_request" | 
+/**  The configuration cannot be read or written. */
+"config" | 
+/**  Damaged metadata or key file. */
+"damaged" | 
+/**  The organisation directory failed. */
+"directory" | 
+/**  Anything else. */
+"failed" | 
+/**  The broker forbids it. */
+"forbidden" | 
+/**  A group operation failed. */
+"group" | 
+/**  The identity cannot be used. */
+"identity" | 
+/**  This device already has an identity. */
+"identity_exists" | 
+/**  The server address is not `https://`. */
+"insecure_url" | 
+/**  The agent could not serialise its answer. */
+"internal" | 
+/**  A field is not valid. */
+"invalid_input" | 
+/**  A file could not be read or written. */
+"io" | 
+/**  The key on the server does not match the account. */
+"key_mismatch" | 
+/**  A folder needs at least one member. */
+"last_member" | 
+/**  The identity is locked. */
+"locked" | 
+/**  Wrong address or password at login. */
+"login_failed" | 
+/**  Sharing needs a broker account. */
+"no_account" | 
+/**  Neither an invite nor a server and organisation key. */
+"no_broker" | 
+/**  No home folder. */
+"no_home" | 
+/**  This device has no identity yet. */
+"no_identity" | 
+/**  The file is not encrypted to this identity. */
+"no_matching_recipient" | 
+/**  The folder pair no longer exists. */
+"no_such_pair" | 
+/**  That person is not a member of the folder. */
+"not_a_member" | 
+/**  Not a Kluis mirror folder. */
+"not_a_mirror" | 
+/**  This device is not logged in. */
+"not_logged_in" | 
+/**  The folder is not shared with you. */
+"not_shared" | 
+/**  The password was never changed. */
+"nothing_to_undo" | 
+/**  A folder or file could not be opened. */
+"open" | 
+/**  The folder pair cannot be used (or does not exist). */
+"pair" | 
+/**  The password is too short. */
+"password_too_short" | 
+/**  The organisation's policy refuses the share. */
+"policy" | 
+/**  The previous password typed for an undo is wrong. */
+"previous_password_refused" | 
+/**  The organisation requires recovery, but its key is not available. */
+"recovery_enrolment" | 
+/**  Sharing from the app needs its own engine. */
+"share_needs_app_engine" | 
+/**  That colleague's key cannot be used. */
+"share_refused" | 
+/**  A share is still running. */
+"share_running" | 
+/**  Too many wrong passwords: wait. */
+"too_many_attempts" | 
+/**  The agent knows no such pair. */
+"unknown_pair" | 
+/**  The broker cannot be reached. */
+"unreachable" | 
+/**  Not supported on this platform. */
+"unsupported" | 
+/**  The password is too weak for the organisation. */
+"weak_password" | 
+/**  The password is not right. */
+"wrong_password";
 
 /**  A Dropbox/OneDrive folder found on this machine. */
 export type FolderCandidate = {
@@ -218,6 +421,60 @@ export type IgnoreView = {
 	user: string[],
 };
 
+/**  An item that failed in the last pass (retried). */
+export type ItemProblem = {
+	/**  The plaintext path (or ciphertext path when unknown). */
+	path: string,
+	/**  Why. */
+	kind: ProblemKind,
+	/**  The engine's detail, for logs and the command line. */
+	detail: string,
+};
+
+/**  How far a candidate's key is trusted (the UI words it). */
+export type KeyTrust = 
+/**  Certified by the organisation, and the key we pinned. */
+"verified" | 
+/**  Certified, and seen for the first time: compare the fingerprint. */
+"first_seen" | 
+/**  The directory has a newer key. */
+"newer_key" | 
+/**  The person has left. */
+"left" | 
+/**  A key without a name. */
+"unnamed" | 
+/**  Refused (`detail` says why). */
+"refused";
+
+/**  State of one folder pair. */
+export type PairState = 
+/**  Starting up. */
+"starting" | 
+/**  In sync, watching. */
+"idle" | 
+/**  Reconciling now. */
+"syncing" | 
+/**
+ *  The last pass left files that could not be synced (`errors` says
+ *  which and why); they are tried again: soon, or — when the disk is
+ *  too full for them — once space is freed (`alert` says so).
+ */
+"retrying" | 
+/**  Paused by the user. */
+"paused" | 
+/**  Waiting for the identity to be unlocked; work is queued. */
+"locked" | 
+/**  Paused by a safety guard (mass deletion, empty root); see `alert`. */
+"alert" | 
+/**  The last reconcile failed as a whole; retried with backoff. */
+"error" | 
+/**
+ *  The folder's metadata is not (or no longer) encrypted to you or
+ *  your groups: nothing is synced, nothing is deleted; the files stay
+ *  as ciphertext (docs/SHARING.md).
+ */
+"not_shared_with_you";
+
 /**  One folder pair, for the status window. */
 export type PairView = {
 	/**  Pair id. */
@@ -226,21 +483,18 @@ export type PairView = {
 	plain: string,
 	/**  Encrypted mirror. */
 	mirror: string,
-	/**
-	 *  `idle`, `syncing`, `retrying`, `paused`, `locked`, `alert`, `error`,
-	 *  `starting`, `not_shared_with_you`.
-	 */
-	state: string,
-	/**  Why it needs attention. */
-	alert: string | null,
+	/**  What the pair is doing. */
+	state: PairState,
+	/**  Why it needs attention (the UI words it). */
+	alert: Alert | null,
 	/**  Files in sync. */
 	synced_files: number,
 	/**  Files waiting. */
 	pending: number,
-	/**  Failed items: `path: reason`. */
-	errors: string[],
-	/**  Skipped on purpose (symlinks, special files): `path: reason`. */
-	skipped: string[],
+	/**  Failed items, each with its path and why. */
+	errors: ItemProblem[],
+	/**  Skipped on purpose (symlinks, special files), each with why. */
+	skipped: Skip[],
 	/**  Ciphertext files not encrypted to you or your groups (left alone). */
 	not_shared: string[],
 	/**  End of the last reconcile, ms since the epoch. */
@@ -254,6 +508,27 @@ export type PasswordChangeView = {
 	/**  Whether the organisation can recover the key. */
 	recovery_enrolled: boolean,
 };
+
+/**  Why one item was not synced in the last pass. */
+export type ProblemKind = 
+/**
+ *  The ciphertext does not (yet) authenticate: partly synced or
+ *  corrupt. Retried; never decrypted, never deleted.
+ */
+"Incomplete" | 
+/**  The file is not encrypted to you or your groups. */
+"NotSharedWithYou" | 
+/**  The file changed while it was synced; it is rescanned. */
+"ChangedDuringSync" | 
+/**
+ *  Not enough free space on the plaintext's disk; tried again once
+ *  space is freed.
+ */
+"NoSpace" | 
+/**  The ciphertext is damaged; a newer version replaces it. */
+"Damaged" | 
+/**  Any other I/O or format problem. */
+"Failed";
 
 /**  A recovery of this key by IT, as Settings shows it. */
 export type RecoveryView = {
@@ -305,6 +580,33 @@ export type ShareProgressView = {
 	running: boolean,
 };
 
+/**  A path skipped on purpose (symlinks, special files, foreign names). */
+export type Skip = {
+	/**  Path relative to the folder. */
+	path: string,
+	/**  Why, in the engine's words (for logs and the command line). */
+	reason: string,
+	/**  Why, typed (for the screens). */
+	kind?: SkipKind,
+};
+
+/**  Why a path is skipped on purpose. */
+export type SkipKind = 
+/**  A symbolic link. */
+"symlink" | 
+/**  A device, socket or pipe. */
+"special_file" | 
+/**  The folder of another folder pair. */
+"other_pair" | 
+/**  A name that is not valid UTF-8. */
+"not_utf8" | 
+/**  A folder or file that cannot be read. */
+"unreadable" | 
+/**  In the mirror: a name that is not an encrypted name of this folder. */
+"foreign_name" | 
+/**  In the mirror: not a Kluis file. */
+"not_kluis";
+
 /**  The status window's data. */
 export type StatusView = {
 	/**  Tray state and counts. */
@@ -352,9 +654,9 @@ export type TrayView = {
 
 /**  A failed command, as the UI receives it. */
 export type UiError = {
-	/**  Stable code, e.g. `wrong_password`, `too_many_attempts`, `no_pair`. */
-	code: string,
-	/**  A sentence for people (English; the UI shows its translation of `code`). */
+	/**  What failed; the UI shows its translation. */
+	code: ErrorCode,
+	/**  The library's English, for logs (the UI does not show it). */
 	message: string,
 };
 

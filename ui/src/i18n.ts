@@ -1,8 +1,11 @@
 // Translations: every string the UI shows comes from src/i18n/<lang>.json
-// (the tray menu in the Rust shell reads the same files).
+// (the tray menu in the Rust shell reads the same files). What the backend
+// reports is typed (bindings.ts: Action, Alert, ErrorCode, …); the words
+// for each value are here, so no backend English reaches the screen.
 import en from "./i18n/en.json";
 import nl from "./i18n/nl.json";
 import fr from "./i18n/fr.json";
+import type { Alert, ItemProblem, Skip } from "./bindings";
 
 export type Lang = "en" | "nl" | "fr";
 export const LANGS: Lang[] = ["en", "nl", "fr"];
@@ -25,15 +28,71 @@ export function language(): Lang {
   return current;
 }
 
+function lookup(key: string): string | undefined {
+  return TABLES[current][key] ?? TABLES.en[key];
+}
+
 /** `key` in the current language (English, then the key, as fallback). */
 export function t(key: string, args: Record<string, string | number> = {}): string {
-  const s = TABLES[current][key] ?? TABLES.en[key] ?? key;
+  const s = lookup(key) ?? key;
   return s.replace(/\{(\w+)\}/g, (m, k: string) => (k in args ? String(args[k]) : m));
 }
 
-/** Translate a `{code, message}` error: the code's sentence, else a generic one. */
-export function errorText(e: { code: string; message: string }): string {
-  const key = `error.${e.code}`;
-  const known = TABLES[current][key] ?? TABLES.en[key];
-  return known ?? `${t("error.generic")} (${e.message})`;
+/**
+ * A count in words: `key.one`, `key.other` (… as the language's plural rules
+ * pick, falling back to `key.other`), with `{n}` set to the count.
+ */
+export function plural(key: string, n: number, args: Record<string, string | number> = {}): string {
+  const category = new Intl.PluralRules(current).select(n);
+  const k = lookup(`${key}.${category}`) !== undefined ? `${key}.${category}` : `${key}.other`;
+  return t(k, { ...args, n });
+}
+
+/** Translate an error's code; an unknown code gets the generic sentence. */
+export function errorText(e: { code: string }): string {
+  return lookup(`error.${e.code}`) ?? t("error.generic");
+}
+
+/** What happened to a file (an activity line's action). */
+export function actionText(action: string): string {
+  return lookup(`action.${action}`) ?? t("action.other");
+}
+
+/** Why a file failed in the last pass. */
+export function problemText(p: ItemProblem): string {
+  return lookup(`problem.${p.kind}`) ?? t("problem.Failed");
+}
+
+/** Why a path is skipped. */
+export function skipText(s: Skip): string {
+  return lookup(`skip.${s.kind ?? "other"}`) ?? t("skip.other");
+}
+
+/** A list of examples, with "and N more" when there are more. */
+function examples(sample: string[], total: number): string {
+  const list = sample.join(", ");
+  const more = total - sample.length;
+  return more > 0 ? plural("alert.and_more", more, { list }) : list;
+}
+
+/** Why a pair needs attention, in words. */
+export function alertText(a: Alert): string {
+  switch (a.kind) {
+    case "mass_deletion": {
+      const parts: string[] = [];
+      if (a.missing_in_mirror > 0) parts.push(plural("alert.gone_from_mirror", a.missing_in_mirror));
+      const fromPlain = a.deletions - a.missing_in_mirror;
+      if (fromPlain > 0) parts.push(plural("alert.gone_from_plain", fromPlain));
+      return t("alert.mass_deletion", {
+        total: a.total,
+        what: parts.join(t("alert.list_and")),
+        examples: examples(a.sample, a.deletions),
+      });
+    }
+    case "no_space":
+    case "damaged":
+      return a.more > 0 ? plural(`alert.${a.kind}.more`, a.more, { path: a.path }) : t(`alert.${a.kind}`, { path: a.path });
+    default:
+      return lookup(`alert.${a.kind}`) ?? t("error.generic");
+  }
 }

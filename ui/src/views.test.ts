@@ -67,7 +67,7 @@ describe("status", () => {
       () => {},
     );
     expect(el.querySelector("#state-heading")?.textContent).toBe("Needs attention");
-    expect(el.querySelector("#state-counts")?.textContent).toBe("4 files in sync · 0 pending · 1 conflicts");
+    expect(el.querySelector("#state-counts")?.textContent).toBe("4 files in sync · 0 pending · 1 conflict");
     expect(el.textContent).toContain("report.pdf: not shared with you");
     expect(el.querySelector("#activity")?.textContent).toContain("Encrypted");
     const open = [...el.querySelectorAll("button")].find((b) => b.textContent === "Open both versions")!;

@@ -13,21 +13,24 @@ use kluis_sync::{DirectoryView, EngineConfig};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 use zeroize::Zeroizing;
 
+mod service;
+
 use crate::config::Config;
 use crate::error::AgentError;
 use crate::home::AgentHome;
-use crate::ipc::{
-    ActivityEntry, ConflictEntry, DirectoryStatus, PairState, PairStatus, SharedWithYou, Status,
-};
 use crate::lock::PairLock;
 use crate::pair::{Msg, PairShared, PairTx, Watch, Worker, watch};
 use crate::share::directory::Directory;
+use crate::status::{
+    Action, ActivityEntry, ConflictEntry, DirectoryStatus, PairState, PairStatus, SharedWithYou,
+    Status,
+};
 use crate::watch::{Debounced, Sink};
 
 /// The activity `action` of a folder shared with you that the agent has
 /// just paired under "Shared with me" (`path`: its plaintext folder,
 /// `detail`: the owner). The tray app notifies about it.
-pub const SHARED_WITH_YOU: &str = "shared_with_you";
+pub const SHARED_WITH_YOU: Action = Action::SharedWithYou;
 
 /// Tunables.
 #[derive(Debug, Clone)]
@@ -115,8 +118,6 @@ struct Inner {
 
 /// Most "shared with you" events kept for the status.
 const SHARED_EVENTS_CAP: usize = 256;
-/// Most membership notices kept per pair.
-pub(crate) const NOTICES_CAP: usize = 20;
 
 /// Native (non-recursive) watches on every folder where a shared mirror can
 /// appear — each search root and the folders one and two levels below it,
@@ -690,7 +691,7 @@ impl AgentHandle {
                 let at = crate::pair::now_ns();
                 self.push_activity(ActivityEntry {
                     pair: p.id.clone(),
-                    action: SHARED_WITH_YOU.into(),
+                    action: SHARED_WITH_YOU,
                     path: p.plain.display().to_string(),
                     detail: Some(owner.clone()),
                     at,

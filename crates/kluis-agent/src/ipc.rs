@@ -17,154 +17,47 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::AgentHandle;
 use crate::error::AgentError;
+pub use crate::status::{
+    Action, ActivityEntry, Alert, ConflictEntry, DirectoryStatus, ItemProblem, PairState,
+    PairStatus, ProblemKind, SharedWithYou, Skip, SkipKind, Status,
+};
 
-/// State of one folder pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PairState {
-    /// Starting up.
-    Starting,
-    /// In sync, watching.
-    Idle,
-    /// Reconciling now.
-    Syncing,
-    /// The last pass left files that could not be synced (`errors` says
-    /// which and why); they are tried again: soon, or — when the disk is
-    /// too full for them — once space is freed (`alert` says so).
-    Retrying,
-    /// Paused by the user.
-    Paused,
-    /// Waiting for the identity to be unlocked; work is queued.
-    Locked,
-    /// Paused by a safety guard (mass deletion, empty root); see `alert`.
-    Alert,
-    /// The last reconcile failed as a whole; retried with backoff.
-    Error,
-    /// The folder's metadata is not (or no longer) encrypted to you or
-    /// your groups: nothing is synced, nothing is deleted; the files stay
-    /// as ciphertext (docs/SHARING.md).
-    NotSharedWithYou,
-}
-
-/// Status of one pair.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PairStatus {
-    /// Pair id.
-    pub id: String,
-    /// Plaintext folder.
-    pub plain: PathBuf,
-    /// Mirror folder.
-    pub mirror: PathBuf,
-    /// Current state.
-    pub state: PairState,
-    /// Why the pair needs attention.
-    pub alert: Option<String>,
-    /// End of the last reconcile (ns since the epoch).
-    pub last_sync: Option<i64>,
-    /// Files synced (index entries that are files).
-    pub synced_files: usize,
-    /// Files waiting for their quiet period.
-    pub deferred: usize,
-    /// Items that failed in the last round (retried).
-    pub errors: Vec<kluis_sync::ItemError>,
-    /// Paths skipped on purpose (symlinks, special files, foreign names).
-    pub skips: Vec<kluis_sync::scan::Skip>,
-    /// Whether the file watcher fell back to polling.
-    pub polling: bool,
-    /// Ciphertext files that are not encrypted to you or your groups
-    /// (plaintext paths when known): left alone, not errors, never deleted.
-    #[serde(default)]
-    pub not_shared: Vec<String>,
-    /// Membership changes the agent made in this folder from what the
-    /// directory said (a departed member dropped, a member moved to a
-    /// rotated key), oldest first, at most 20; also in the activity log
-    /// (`member_departed`, `member_key_moved`).
-    #[serde(default)]
-    pub notices: Vec<String>,
-    /// Full reconciles the file watcher asked for because events were lost:
-    /// the kernel's event queue overflowed, or the watcher failed.
-    #[serde(default)]
-    pub watcher_rescans: u64,
-}
-
-/// Status of the agent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Status {
-    /// The identity is locked: nothing is encrypted or decrypted.
-    pub locked: bool,
-    /// This device's name.
-    pub device: String,
-    /// The pairs.
-    pub pairs: Vec<PairStatus>,
-    /// Folders shared with you that this agent paired while it runs, oldest
-    /// first (the "shared with you" event). `seq` grows by one per folder
-    /// and is never reused while the agent runs: remember the highest you
-    /// have shown and notify for higher ones. At most the last 256.
-    #[serde(default)]
-    pub shared_with_you: Vec<SharedWithYou>,
-    /// The organisation directory as the agent last saw it (departed
-    /// members, rotated group keys, your group keys); `None` when no
-    /// directory is set (no broker account on this device).
-    #[serde(default)]
-    pub directory: Option<DirectoryStatus>,
-}
-
-/// A folder shared with you that the agent just paired under "Shared with
-/// me" and started syncing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SharedWithYou {
-    /// 1, 2, 3, … in the order the folders were paired.
-    pub seq: u64,
-    /// The new pair's id.
-    pub pair: String,
-    /// Where its plaintext appears (`…/Shared with me/Alice - Plans`).
-    pub plain: PathBuf,
-    /// The mirror in your sync folder.
-    pub mirror: PathBuf,
-    /// Who shared it (the owner's address, from the folder metadata).
-    pub owner: String,
-    /// The folder's display name.
-    pub title: String,
-    /// When (ns since the epoch).
-    pub at: i64,
-}
-
-/// The last directory refresh.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DirectoryStatus {
-    /// Last successful refresh (ns since the epoch), if any.
-    pub refreshed_at: Option<i64>,
-    /// Why the last refresh failed (offline, signed out); the agent keeps
-    /// using what it learned before.
-    pub error: Option<String>,
-    /// Members the directory reports as departed, by address.
-    pub departed: Vec<String>,
-}
-
-/// One line of the activity log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActivityEntry {
-    /// Pair id.
-    pub pair: String,
-    /// What happened.
-    pub action: String,
-    /// Plaintext path.
-    pub path: String,
-    /// Detail (rename target, conflict copy).
-    pub detail: Option<String>,
-    /// When (ns).
-    pub at: i64,
-}
-
-/// A conflict copy waiting for the user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConflictEntry {
-    /// Pair id.
-    pub pair: String,
-    /// Plaintext path of the conflict copy.
-    pub path: String,
+/// What the endpoint serves: the running agent ([`crate::AgentHandle`]
+/// implements it). A trait, so that this module does not depend on the
+/// agent (the agent depends on it) and a test can serve a fake.
+pub trait Service: Clone + Send + 'static {
+    /// Agent and pair status.
+    fn status(&self) -> Status;
+    /// Pause one pair (by id) or all.
+    fn pause(&self, pair: Option<&str>) -> Result<(), AgentError>;
+    /// Resume one pair (by id) or all.
+    fn resume(
+        &self,
+        pair: Option<&str>,
+        allow_deletions: bool,
+        restore: bool,
+    ) -> Result<(), AgentError>;
+    /// Forget the identity.
+    fn lock(&self);
+    /// Open the identity with this passphrase.
+    fn unlock(&self, passphrase: &zeroize::Zeroizing<String>) -> Result<(), AgentError>;
+    /// Recent activity, newest last.
+    fn activity(&self, limit: usize) -> Vec<ActivityEntry>;
+    /// Conflict copies in all pairs.
+    fn conflicts(&self) -> Vec<ConflictEntry>;
+    /// Reconcile now.
+    fn sync_now(&self);
+    /// Ask the organisation directory now.
+    fn refresh_directory(&self) -> Result<(), AgentError>;
+    /// Stop the agent.
+    fn shutdown(&self);
+    /// Unwrap the file key of a header with the unlocked identity.
+    fn unwrap_file_key(&self, header: &[u8]) -> Result<kluis_format::FileKey, AgentError>;
+    /// Whether the agent has stopped (the endpoint stops too).
+    fn is_stopped(&self) -> bool;
+    /// Where the endpoint listens, so that shutdown can wake it.
+    fn set_socket(&self, path: PathBuf);
 }
 
 /// A request to the agent.
@@ -211,7 +104,7 @@ pub enum Request {
     /// keys, your group keys) instead of waiting for the periodic refresh.
     RefreshDirectory,
     /// Unwrap a file key with the unlocked identity (see
-    /// [`AgentHandle::unwrap_file_key`]).
+    /// [`Service::unwrap_file_key`]).
     UnwrapFileKey {
         /// The complete header of a Kluis file, base64 (standard, padded).
         header: String,
@@ -264,7 +157,7 @@ impl std::fmt::Debug for SecretText {
 }
 
 /// Answer one request against a running agent.
-pub fn handle(agent: &AgentHandle, req: Request) -> Response {
+pub fn handle(agent: &impl Service, req: Request) -> Response {
     let res = match req {
         Request::Status => return Response::Status(agent.status()),
         Request::Pause { pair } => agent.pause(pair.as_deref()),
@@ -343,7 +236,10 @@ fn error_response(e: &AgentError) -> Response {
 /// Serve requests on the Unix socket until the agent stops. Returns the
 /// listener thread.
 #[cfg(unix)]
-pub fn serve(agent: AgentHandle, socket: &Path) -> Result<std::thread::JoinHandle<()>, AgentError> {
+pub fn serve(
+    agent: impl Service,
+    socket: &Path,
+) -> Result<std::thread::JoinHandle<()>, AgentError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     use std::os::unix::net::UnixListener;
 
@@ -390,7 +286,7 @@ pub fn serve(agent: AgentHandle, socket: &Path) -> Result<std::thread::JoinHandl
 /// the listener thread.
 #[cfg(windows)]
 pub fn serve(
-    agent: AgentHandle,
+    agent: impl Service,
     endpoint: &Path,
 ) -> Result<std::thread::JoinHandle<()>, AgentError> {
     use tokio::net::windows::named_pipe::ServerOptions;
@@ -457,7 +353,7 @@ pub fn serve(
 /// Neither a Unix socket nor a named pipe: no endpoint.
 #[cfg(not(any(unix, windows)))]
 pub fn serve(
-    _agent: AgentHandle,
+    _agent: impl Service,
     _socket: &Path,
 ) -> Result<std::thread::JoinHandle<()>, AgentError> {
     Err(AgentError::Unsupported("the agent control endpoint"))
@@ -465,7 +361,7 @@ pub fn serve(
 
 /// The answer line to one request line (with its newline), or `None` for a
 /// blank line.
-fn answer(agent: &AgentHandle, line: &str) -> Option<String> {
+fn answer(agent: &impl Service, line: &str) -> Option<String> {
     if line.trim().is_empty() {
         return None;
     }
@@ -483,7 +379,7 @@ fn answer(agent: &AgentHandle, line: &str) -> Option<String> {
 }
 
 #[cfg(unix)]
-fn serve_conn(agent: &AgentHandle, stream: std::os::unix::net::UnixStream) {
+fn serve_conn(agent: &impl Service, stream: std::os::unix::net::UnixStream) {
     let Ok(mut w) = stream.try_clone() else {
         return;
     };
@@ -502,7 +398,7 @@ fn serve_conn(agent: &AgentHandle, stream: std::os::unix::net::UnixStream) {
 /// so each is answered on the blocking pool, not on the listener's thread.
 #[cfg(windows)]
 async fn serve_pipe_conn(
-    agent: AgentHandle,
+    agent: impl Service,
     conn: tokio::net::windows::named_pipe::NamedPipeServer,
 ) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};

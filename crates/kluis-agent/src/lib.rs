@@ -32,6 +32,7 @@ mod lock;
 mod os;
 mod pair;
 pub mod share;
+mod status;
 mod stuck;
 mod watch;
 
@@ -40,11 +41,12 @@ pub use config::{Config, PairConfig};
 pub use detect::{SyncFolderCandidate, detect_sync_folders};
 pub use error::AgentError;
 pub use home::AgentHome;
-pub use ipc::{
-    ActivityEntry, ConflictEntry, DirectoryStatus, PairState, PairStatus, Request, Response,
-    SharedWithYou, Status,
-};
+pub use ipc::{Request, Response};
 pub use lock::PairLock;
+pub use status::{
+    Action, ActivityEntry, Alert, ConflictEntry, DirectoryStatus, ItemProblem, PairState,
+    PairStatus, ProblemKind, SharedWithYou, Skip, SkipKind, Status,
+};
 
 /// This device's ignore rules for a pair's plaintext folder
 /// (`.kluisignore`, never synced): read, and replace atomically. The

@@ -15,7 +15,9 @@ use kluis_sync::{Engine, EngineConfig, SystemClock};
 
 use crate::watch::{Debounced, Sink};
 
-use crate::ipc::{ActivityEntry, PairState, PairStatus};
+use crate::status::{
+    Action, ActivityEntry, Alert, ItemProblem, NOTICES_CAP, PairState, PairStatus, Skip,
+};
 
 /// Messages to a pair's owner thread.
 #[derive(Debug)]
@@ -186,7 +188,9 @@ impl Worker {
             Err(e) => {
                 self.set(|s| {
                     s.state = PairState::Error;
-                    s.alert = Some(e.to_string());
+                    s.alert = Some(Alert::SyncFailed {
+                        detail: e.to_string(),
+                    });
                 });
                 return;
             }
@@ -330,10 +334,9 @@ impl Worker {
                     // goes on syncing, and every pass judges it again: it
                     // clears by itself once the missing files are back.
                     if let Some(g) = &rep.guard {
-                        let text = describe_guard(g);
                         self.set(|s| {
                             s.state = PairState::Alert;
-                            s.alert = Some(text);
+                            s.alert = Some(Alert::from(g));
                         });
                     } else {
                         // Not idle while files fail; a full disk is said.
@@ -346,12 +349,12 @@ impl Worker {
                         s.last_sync = Some(now_ns());
                         s.synced_files = synced;
                         s.deferred = rep.deferred.len();
-                        s.errors = rep.errors.clone();
-                        s.skips = rep.skips.clone();
+                        s.errors = rep.errors.iter().map(ItemProblem::from).collect();
+                        s.skips = rep.skips.iter().map(Skip::from).collect();
                         s.not_shared = rep.not_shared.clone();
                         s.notices
                             .extend(rep.membership.iter().map(|c| c.to_string()));
-                        let over = s.notices.len().saturating_sub(crate::agent::NOTICES_CAP);
+                        let over = s.notices.len().saturating_sub(NOTICES_CAP);
                         s.notices.drain(..over);
                     });
                 }
@@ -361,7 +364,9 @@ impl Worker {
                     retry = None;
                     self.set(|s| {
                         s.state = PairState::NotSharedWithYou;
-                        s.alert = Some(e.to_string());
+                        s.alert = Some(Alert::NotSharedWithYou {
+                            detail: e.to_string(),
+                        });
                     });
                 }
                 Err(e) => {
@@ -369,7 +374,9 @@ impl Worker {
                     backoff = (backoff * 2).min(Duration::from_secs(60));
                     self.set(|s| {
                         s.state = PairState::Error;
-                        s.alert = Some(e.to_string());
+                        s.alert = Some(Alert::SyncFailed {
+                            detail: e.to_string(),
+                        });
                     });
                 }
             }
@@ -470,7 +477,7 @@ impl Worker {
         for a in &rep.activity[rep.activity.len() - keep..] {
             log.push_back(ActivityEntry {
                 pair: self.id.clone(),
-                action: a.action.clone(),
+                action: Action::from_name(&a.action),
                 path: a.path.clone(),
                 detail: a.detail.clone(),
                 at: a.at,
@@ -487,52 +494,4 @@ fn jitter(d: Duration) -> Duration {
     let _ = getrandom::fill(&mut b);
     let frac = f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX);
     d.mul_f64(0.75 + frac * 0.5)
-}
-
-pub(crate) fn describe_guard(g: &kluis_sync::Guard) -> String {
-    match g {
-        kluis_sync::Guard::MassDeletion {
-            deletions,
-            total,
-            missing_in_mirror,
-            sample,
-        } => {
-            let from_plain = deletions - missing_in_mirror;
-            let mut what = Vec::new();
-            if *missing_in_mirror > 0 {
-                what.push(format!(
-                    "{missing_in_mirror} are gone from the sync folder"
-                ));
-            }
-            if from_plain > 0 {
-                what.push(format!("{from_plain} are gone from this computer's folder"));
-            }
-            let more = deletions.saturating_sub(sample.len());
-            let examples = if more > 0 {
-                format!("{} and {more} more", sample.join(", "))
-            } else {
-                sample.join(", ")
-            };
-            format!(
-                "deletions held back: of {total} synced files, {} ({examples}). Nothing was deleted. \
-                 If the folder is being restored, wait: this clears by itself once the files are back. \
-                 To put them back from the other side: kluis resume --restore. \
-                 To delete them here too (encrypted copies deleted, plaintext moved to .kluis-trash): kluis resume --allow-deletions",
-                what.join(" and ")
-            )
-        }
-        kluis_sync::Guard::LocalRootEmpty => {
-            "paused: this computer's Kluis folder is empty (an unmounted disk?). Nothing was deleted. \
-             Put the folder back, or restore it from the sync folder: kluis resume --restore. \
-             To delete the encrypted copies too: kluis resume --allow-deletions"
-                .into()
-        }
-        kluis_sync::Guard::MirrorRootEmpty => {
-            "paused: the encrypted folder in the sync folder is empty (the sync client logged out or re-downloading?). \
-             Nothing was deleted; this clears by itself once the files are back. \
-             To encrypt them again from this computer: kluis resume --restore. \
-             To move this computer's copies to .kluis-trash: kluis resume --allow-deletions"
-                .into()
-        }
-    }
 }

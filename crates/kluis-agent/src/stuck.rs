@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use kluis_sync::exec::space::{FreeSpace, System};
 use kluis_sync::{ItemErrorKind, Report};
 
-use crate::ipc::PairState;
+use crate::status::words::count;
+use crate::status::{Alert, PairState};
 
 /// How often the free space is looked at while items wait for it.
 const POLL: Duration = Duration::from_secs(5);
@@ -44,42 +45,19 @@ pub(crate) fn retry(rep: &Report) -> bool {
         .any(|e| !matches!(e.kind, ItemErrorKind::NoSpace | ItemErrorKind::Damaged))
 }
 
-/// The alert after a pass without a guard: why items wait for space.
-pub(crate) fn alert(rep: &Report) -> Option<String> {
-    let alert = space_alert(rep);
-    if alert.is_some() {
-        return alert;
+/// The alert after a pass without a guard: why items wait for space, or
+/// which files are damaged.
+pub(crate) fn alert(rep: &Report) -> Option<Alert> {
+    let first_of = |kind: ItemErrorKind| {
+        let mut it = rep.errors.iter().filter(move |e| e.kind == kind);
+        let first = it.next()?;
+        Some((first.path.clone(), count(it.count()), first.detail.clone()))
+    };
+    if let Some((path, more, detail)) = first_of(ItemErrorKind::NoSpace) {
+        return Some(Alert::NoSpace { path, more, detail });
     }
-    let mut damaged = rep
-        .errors
-        .iter()
-        .filter(|e| e.kind == ItemErrorKind::Damaged);
-    let first = damaged.next()?;
-    let more = damaged.count();
-    let also = if more == 0 {
-        String::new()
-    } else {
-        format!(" ({more} more damaged file(s): kluis status lists them)")
-    };
-    Some(format!("damaged: {}: {}{also}", first.path, first.detail))
-}
-
-fn space_alert(rep: &Report) -> Option<String> {
-    let mut no_space = rep
-        .errors
-        .iter()
-        .filter(|e| e.kind == ItemErrorKind::NoSpace);
-    let first = no_space.next()?;
-    let more = no_space.count();
-    let files = if more == 0 {
-        first.path.clone()
-    } else {
-        format!("{} and {more} more", first.path)
-    };
-    Some(format!(
-        "{}; waiting: {files} (tried again as soon as space is freed)",
-        first.detail
-    ))
+    let (path, more, detail) = first_of(ItemErrorKind::Damaged)?;
+    Some(Alert::Damaged { path, more, detail })
 }
 
 /// Items wait for free space on the plaintext's disk.
@@ -171,7 +149,7 @@ mod tests {
         ]);
         assert_eq!(state(&r), PairState::Retrying);
         assert_eq!(
-            alert(&r).unwrap(),
+            alert(&r).unwrap().to_string(),
             "detail of big.iso; waiting: big.iso and 1 more (tried again as soon as space is freed)"
         );
         assert!(retry(&r), "a.txt is retried");
@@ -185,7 +163,7 @@ mod tests {
         assert_eq!(state(&r), PairState::Alert);
         assert!(!retry(&r));
         assert_eq!(
-            alert(&r).unwrap(),
+            alert(&r).unwrap().to_string(),
             "damaged: bad/doc.bin: detail of bad/doc.bin"
         );
     }

@@ -100,7 +100,7 @@ fn a_full_disk_is_said_plainly_and_the_download_waits_for_space() {
         let p = h.status().pairs.remove(0);
         (p.state == PairState::Retrying && p.alert.is_some()).then_some(p)
     });
-    let alert = p.alert.unwrap();
+    let alert = p.alert.unwrap().to_string();
     assert!(
         alert.starts_with(&format!(
             "not enough space on {}: need ",
@@ -110,7 +110,7 @@ fn a_full_disk_is_said_plainly_and_the_download_waits_for_space() {
         "{alert}"
     );
     assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
-    assert_eq!(p.errors[0].kind, kluis_sync::ItemErrorKind::NoSpace);
+    assert_eq!(p.errors[0].kind, kluis_agent::ProblemKind::NoSpace);
     assert_eq!(fs::read(plain_b.join("small.txt")).unwrap(), b"fits");
     assert!(!plain_b.join("big.bin").exists());
     assert!(temps(&plain_b).is_empty(), "nothing of it written");

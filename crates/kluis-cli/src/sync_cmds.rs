@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use kluis_agent::ProblemKind;
 use kluis_agent::ipc::Client;
 use kluis_agent::{Agent, AgentHome, AgentOptions, Config, Request, Response, detect_sync_folders};
-use kluis_sync::ItemErrorKind;
 
 use crate::secret::Passphrases;
 
@@ -139,8 +139,8 @@ pub fn run(cmd: SyncCommand, pass: &Passphrases) -> Result<()> {
                 }
                 for e in &p.errors {
                     let what = match e.kind {
-                        ItemErrorKind::Damaged => "damaged",
-                        ItemErrorKind::NoSpace => "waiting for disk space",
+                        ProblemKind::Damaged => "damaged",
+                        ProblemKind::NoSpace => "waiting for disk space",
                         _ => "retrying",
                     };
                     println!("    {what} {}: {}", e.path, e.detail);

@@ -1,6 +1,6 @@
 import type { Api, CandidateView, StatusView, VerdictView } from "../api";
 import { h } from "../dom";
-import { errorText, t } from "../i18n";
+import { errorText, plural, t } from "../i18n";
 
 type Failure = { code: string; message: string };
 
@@ -10,7 +10,7 @@ function person(c: CandidateView): HTMLElement {
   return h(
     "div",
     { class: "person" },
-    h("strong", {}, c.kind === "group" ? t("share.group", { name: c.name }) : c.name),
+    h("strong", { title: t(`share.kind.${c.kind}`) }, c.kind === "group" ? t("share.group", { name: c.name }) : c.name),
     c.who !== c.name ? h("span", { class: "muted" }, ` ${c.who}`) : "",
     " ",
     trust,
@@ -136,7 +136,7 @@ export function shareView(api: Api, status: StatusView): HTMLElement {
       if (p.total > 0) {
         bar.max = p.total;
         bar.value = p.done;
-        note.textContent = t("share.progress", { done: p.done, total: p.total });
+        note.textContent = plural("share.progress", p.total, { done: p.done });
       }
     }, 250);
     const r = await api.applyShare(pick.value, [...add.keys()], [...remove], rekey.checked);
@@ -149,8 +149,11 @@ export function shareView(api: Api, status: StatusView): HTMLElement {
     changed();
     results.replaceChildren();
     query.value = "";
-    note.textContent = t("share.done", { updated: r.data.files_updated, unchanged: r.data.files_unchanged });
-    if (r.data.files_failed.length) error.textContent = t("share.some_failed", { n: r.data.files_failed.length });
+    note.textContent = t("share.done", {
+      updated: plural("share.updated", r.data.files_updated),
+      unchanged: plural("share.unchanged", r.data.files_unchanged),
+    });
+    if (r.data.files_failed.length) error.textContent = plural("share.some_failed", r.data.files_failed.length);
     await load();
   });
 

@@ -1,6 +1,6 @@
 import type { ActivityView, Api, ConflictView, StatusView } from "../api";
 import { h } from "../dom";
-import { errorText, language, t } from "../i18n";
+import { actionText, alertText, errorText, language, plural, problemText, skipText, t } from "../i18n";
 
 function when(ms: number): string {
   return new Date(ms).toLocaleString(language());
@@ -30,7 +30,15 @@ export function statusView(
     "section",
     { class: `card state state-${tray.kind}`, "aria-labelledby": "state-heading" },
     h("h1", { id: "state-heading" }, h("span", { class: "dot", "aria-hidden": "true" }), t(`state.${tray.kind}`)),
-    h("p", { id: "state-counts" }, t("status.counts", { synced, pending: tray.pending, conflicts: tray.conflicts })),
+    h(
+      "p",
+      { id: "state-counts" },
+      t("status.counts", {
+        synced: plural("status.synced", synced),
+        pending: plural("status.pending", tray.pending),
+        conflicts: plural("status.conflict_count", tray.conflicts),
+      }),
+    ),
     s.in_process ? null : h("p", { class: "muted" }, t("status.remote_agent")),
     h(
       "div",
@@ -54,7 +62,7 @@ export function statusView(
             h(
               "li",
               { class: "pair" },
-              h("div", { class: "pair-state" }, t(`pair.state.${p.state}`), p.alert ? h("span", { class: "alert" }, ` — ${p.alert}`) : null),
+              h("div", { class: "pair-state" }, t(`pair.state.${p.state}`), p.alert ? h("span", { class: "alert" }, ` — ${alertText(p.alert)}`) : null),
               h(
                 "dl",
                 {},
@@ -63,7 +71,7 @@ export function statusView(
                 h("dt", {}, t("status.mirror")),
                 h("dd", {}, h("code", {}, p.mirror), " ", h("button", { class: "link", "aria-label": `${t("status.open")} ${t("status.mirror")}`, onclick: act(() => api.openFolder(p.id, "mirror")) }, t("status.open"))),
               ),
-              p.errors.length ? h("ul", { class: "errors", "aria-label": t("status.errors") }, ...p.errors.map((e) => h("li", {}, e))) : null,
+              p.errors.length ? h("ul", { class: "errors", "aria-label": t("status.errors") }, ...p.errors.map((e) => h("li", {}, h("code", {}, e.path), `: ${problemText(e)}`))) : null,
             ),
           ),
         ),
@@ -81,7 +89,7 @@ export function statusView(
           ),
         ),
   );
-  const skipped = s.pairs.flatMap((p) => [...p.not_shared.map((f) => `${f}: ${t("status.not_shared")}`), ...p.skipped]);
+  const skipped = s.pairs.flatMap((p) => [...p.not_shared.map((f) => `${f}: ${t("status.not_shared")}`), ...p.skipped.map((k) => `${k.path}: ${skipText(k)}`)]);
   const skippedList = section(
     "skipped-heading",
     t("status.skipped"),
@@ -96,7 +104,7 @@ export function statusView(
           "ol",
           { id: "activity", class: "activity" },
           ...activity.slice(0, 50).map((a) =>
-            h("li", {}, h("span", { class: "action" }, t(`action.${a.action}`)), " ", h("code", {}, a.path), " ", h("time", { datetime: new Date(a.at_ms ?? 0).toISOString() }, when(a.at_ms ?? 0))),
+            h("li", {}, h("span", { class: "action" }, actionText(a.action)), " ", h("code", {}, a.path), " ", h("time", { datetime: new Date(a.at_ms ?? 0).toISOString() }, when(a.at_ms ?? 0))),
           ),
         ),
   );

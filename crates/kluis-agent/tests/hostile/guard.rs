@@ -109,7 +109,8 @@ fn trashed(plain: &Path) -> Vec<String> {
 }
 
 fn state(d: &Device) -> Option<(PairState, Option<String>)> {
-    d.status().map(|s| (s.state, s.alert))
+    d.status()
+        .map(|s| (s.state, s.alert.map(|a| a.to_string())))
 }
 
 impl World {

@@ -91,8 +91,13 @@ impl Activity {
     fn collect(&mut self, devs: &[Device]) {
         for d in devs {
             for e in d.activity() {
-                self.0
-                    .insert((e.at, d.name, e.action, e.path, e.detail.unwrap_or_default()));
+                self.0.insert((
+                    e.at,
+                    d.name,
+                    e.action.to_string(),
+                    e.path,
+                    e.detail.unwrap_or_default(),
+                ));
             }
         }
     }

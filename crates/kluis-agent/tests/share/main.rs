@@ -1108,7 +1108,11 @@ async fn running_agent_follows_the_directory(backend: Backend) {
         notices[1].contains("group:ops") && notices[1].contains(&g2_fp),
         "{notices:?}"
     );
-    let actions: Vec<String> = h.activity(100).into_iter().map(|a| a.action).collect();
+    let actions: Vec<String> = h
+        .activity(100)
+        .into_iter()
+        .map(|a| a.action.to_string())
+        .collect();
     assert!(
         actions.iter().any(|a| a == "member_departed"),
         "{actions:?}"
