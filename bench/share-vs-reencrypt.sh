@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
-cargo build -q --release -p kluis-agent --example share_bench
+cargo build -q --release -p kluis-client --example share_bench
 BIN="$CARGO_TARGET_DIR/release/examples/share_bench"
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/kluis-share-bench.XXXXXX")
 trap 'rm -rf "$DIR"' EXIT

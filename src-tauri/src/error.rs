@@ -30,38 +30,30 @@ impl std::fmt::Display for UiError {
     }
 }
 
-impl From<AgentError> for UiError {
-    fn from(e: AgentError) -> Self {
-        let code = match &e {
-            AgentError::Identity(kluis_format::Error::WrongPassword) => "wrong_password",
-            AgentError::Identity(_) => "identity",
-            AgentError::Remote { code, .. } if code == "wrong_passphrase" => "wrong_password",
-            AgentError::Remote { code, .. } => code.as_str(),
-            AgentError::Locked(_) => "already_running",
-            AgentError::IdentityLocked => "locked",
-            AgentError::NotRunning(_) => "agent_not_running",
-            AgentError::Pair(_) => "pair",
-            AgentError::Config { .. } => "config",
-            AgentError::Io { .. } => "io",
-            AgentError::Protocol(_) => "agent_protocol",
-            AgentError::Unsupported(_) => "unsupported",
-            _ => "failed",
+impl From<kluis_client::Error> for UiError {
+    fn from(e: kluis_client::Error) -> Self {
+        UiError {
+            code: e.code().to_owned(),
+            message: e.message(),
         }
-        .to_owned();
-        let message = match e {
-            AgentError::Remote { message, .. } => message,
-            other => other.to_string(),
-        };
-        UiError { code, message }
     }
 }
 
-impl From<kluis_account::AccountError> for UiError {
-    fn from(e: kluis_account::AccountError) -> Self {
-        let code = match &e {
-            kluis_account::AccountError::LoginFailed => "login_failed",
-            _ => "account",
-        };
-        UiError::new(code, e.to_string())
-    }
+/// Every library error a command meets, through [`kluis_client::Error`]
+/// (whose `code()` is the stable code the UI translates).
+macro_rules! through_client_error {
+    ($($t:ty),* $(,)?) => {$(
+        impl From<$t> for UiError {
+            fn from(e: $t) -> Self {
+                UiError::from(kluis_client::Error::from(e))
+            }
+        }
+    )*};
 }
+
+through_client_error!(
+    AgentError,
+    kluis_client::AccountError,
+    kluis_client::account::DeviceAccountError,
+    kluis_client::share::ShareError,
+);

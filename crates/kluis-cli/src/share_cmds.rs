@@ -1,5 +1,5 @@
 //! share, unshare, shares, groups: sharing with named colleagues. All
-//! behaviour lives in `kluis_agent::share`; this parses, asks for the
+//! behaviour lives in `kluis_client::share`; this parses, asks for the
 //! passphrase, and prints. docs/SHARING.md.
 
 use std::path::{Path, PathBuf};
@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use kluis_account::{AccountClient, AccountError};
-use kluis_agent::share::{self, Keys, Me, Member, MemberKind, PolicyContext, Progress};
 use kluis_agent::{AgentHome, Config};
+use kluis_client::share::{self, Keys, Me, Member, MemberKind, PolicyContext, Progress};
 use kluis_format::Identity;
 use kluis_types::{Label, OrgPolicy};
 

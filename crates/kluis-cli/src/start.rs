@@ -16,7 +16,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use kluis_account::{Password, Registration};
 use kluis_agent::keycache::KeyCache;
-use kluis_agent::{Agent, AgentHome, AgentOptions, Config, detect_sync_folders};
+use kluis_agent::{Agent, AgentHome, AgentOptions, Config};
+use kluis_client::detect_sync_folders;
 use kluis_format::{Identity, open_identity};
 
 use crate::account_cmds::{AccountFile, client, keep_identity, load_account, save_account};
@@ -259,7 +260,7 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
     // §8.2); the agent would create it without one.
     if let Some(acct) = load_account(&home)? {
         for p in &cfg.pairs {
-            let me = kluis_agent::share::Me {
+            let me = kluis_client::share::Me {
                 email: acct.email.clone(),
                 title: p
                     .plain
@@ -267,7 +268,7 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default(),
             };
-            kluis_agent::share::init_folder(
+            kluis_client::share::init_folder(
                 &p.mirror,
                 &identity,
                 &me,

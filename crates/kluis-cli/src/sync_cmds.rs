@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use kluis_agent::ipc::Client;
-use kluis_agent::{Agent, AgentHome, AgentOptions, Config, Request, Response, detect_sync_folders};
+use kluis_agent::{Agent, AgentHome, AgentOptions, Config, Request, Response};
+use kluis_client::detect_sync_folders;
 use kluis_sync::ItemErrorKind;
 
 use crate::secret::Passphrases;
