@@ -9,6 +9,7 @@
 mod alice_bob_carol;
 mod crash;
 mod group_files;
+mod one_share;
 
 #[path = "../../../kluis-broker/tests/broker/util.rs"]
 mod util;
