@@ -271,6 +271,10 @@ pub async fn apply_share(
         );
     }
     let (policy, groups) = dialog::policy(&client).await?;
+    // The broker calls of the share run on this command's runtime, driven
+    // from the blocking thread below.
+    let runtime =
+        tokio::runtime::Handle::try_current().map_err(|e| UiError::new("failed", e.to_string()))?;
     let progress = shell.share_progress.clone();
     {
         let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
@@ -287,7 +291,6 @@ pub async fn apply_share(
         title,
     };
     let bar = progress.clone();
-    let runtime = tokio::runtime::Handle::current();
     let remove: Vec<String> = remove
         .iter()
         .map(|w| w.trim().to_owned())

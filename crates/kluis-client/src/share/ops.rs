@@ -25,6 +25,8 @@ use super::{
 };
 
 /// The tokio runtime that drives the broker calls of a blocking share.
+/// The share must run on a thread outside any async task (the CLI's main
+/// thread, the tray's `spawn_blocking`): tokio refuses to block inside one.
 #[derive(Debug, Clone, Copy)]
 pub enum Runtime<'a> {
     /// A runtime of the caller's own (the CLI's current-thread runtime).
