@@ -335,19 +335,13 @@ pub struct FolderSuggestion {
 #[tauri::command]
 #[specta::specta]
 pub fn suggest_folders() -> Result<FolderSuggestion, UiError> {
-    let found = kluis_client::detect_sync_folders();
-    let base = std::env::var_os("KLUIS_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(PathBuf::from))
+    let s = kluis_client::suggest_pair()
         .ok_or_else(|| UiError::new("no_home", "cannot find your home folder"))?;
-    let mirror = found
-        .first()
-        .map_or_else(|| base.join("Kluis-encrypted"), |c| c.path.join("Kluis"));
     Ok(FolderSuggestion {
-        plain: show(&base.join("Kluis")),
-        mirror: show(&mirror),
-        found: found
+        plain: show(&s.plain),
+        mirror: show(&s.mirror),
+        found: s
+            .found
             .into_iter()
             .map(|c| FolderCandidate {
                 provider: c.provider,

@@ -10,9 +10,9 @@ use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 use tauri_plugin_notification::NotificationExt;
 
-use crate::commands::Shell;
 use crate::i18n::t;
 use crate::notify::{NoteKind, Notifier};
+use crate::shell::Shell;
 use crate::state::{TrayKind, TrayView};
 
 const POLL: Duration = Duration::from_millis(250);

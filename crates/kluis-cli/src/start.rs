@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use kluis_account::{Password, Registration};
 use kluis_agent::keycache::KeyCache;
 use kluis_agent::{Agent, AgentHome, AgentOptions, Config};
-use kluis_client::detect_sync_folders;
+use kluis_client::suggest_pair;
 use kluis_format::{Identity, open_identity};
 
 use crate::account_cmds::{AccountFile, client, keep_identity, load_account, save_account};
@@ -226,20 +226,17 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
     // 3. The folder pair.
     let mut cfg = Config::load(&agent_home)?;
     if cfg.pairs.is_empty() || args.plain.is_some() || args.sync.is_some() {
-        let base = std::env::var_os("KLUIS_HOME")
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()))
-            .context("cannot find a home directory; pass --plain and --sync")?;
-        let found = detect_sync_folders();
-        let plain = args.plain.unwrap_or_else(|| base.join("Kluis"));
-        let sync = match (args.sync, found.first()) {
+        // The pair the tray's wizard offers too (kluis_client::suggest_pair).
+        let suggested =
+            suggest_pair().context("cannot find a home directory; pass --plain and --sync")?;
+        let plain = args.plain.unwrap_or(suggested.plain);
+        let sync = match (args.sync, suggested.found.first()) {
             (Some(s), _) => s,
             (None, Some(c)) => {
                 println!("Found your {} folder: {}", c.provider, c.path.display());
-                c.path.join("Kluis")
+                suggested.mirror
             }
-            (None, None) => base.join("Kluis-encrypted"),
+            (None, None) => suggested.mirror,
         };
         let plain = std::path::absolute(&plain)?;
         let sync = std::path::absolute(&sync)?;

@@ -18,7 +18,7 @@ mod detect;
 mod error;
 pub mod share;
 
-pub use detect::{SyncFolderCandidate, detect_sync_folders};
+pub use detect::{SuggestedPair, SyncFolderCandidate, detect_sync_folders, suggest_pair};
 pub use error::Error;
 /// The broker client types a face names (an invite, the client itself).
 pub use kluis_account::{AccountClient, AccountError, Invite};
