@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sharing a folder with one more person rewrites only each file's header
-# (kluis_agent::share::share_folder), in place: the new stanza takes bytes
+# (kluis_client::share::share_folder), in place: the new stanza takes bytes
 # from the header's padding (FORMAT.md §4.7), under one journal per 512
 # files. The alternative is re-encrypting every file from scratch (temp
 # file, fsync, rename). Two runs: 10,000 small files, then fewer large
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
-cargo build -q --release -p kluis-agent --example share_bench
+cargo build -q --release -p kluis-client --example share_bench
 BIN="$CARGO_TARGET_DIR/release/examples/share_bench"
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/kluis-share-bench.XXXXXX")
 trap 'rm -rf "$DIR"' EXIT

@@ -1,22 +1,16 @@
 //! Account commands: the first-run wizard's "register" and "log in" with an
 //! organisation's broker, and Settings' "change password" and "log out".
-//! Each parses its input and delegates to [`kluis_agent::account`], the
+//! Each parses its input and delegates to [`kluis_client::account`], the
 //! same functions `kluis account …` runs.
 
 use kluis_agent::Request;
-use kluis_agent::account::{self as device, BrokerRef, DeviceAccountError};
+use kluis_client::account::{self as device, BrokerRef};
 use serde::{Deserialize, Serialize};
 use tauri::State;
 use zeroize::Zeroizing;
 
-use crate::commands::Shell;
 use crate::error::{ErrorCode, UiError};
-
-impl From<DeviceAccountError> for UiError {
-    fn from(e: DeviceAccountError) -> Self {
-        UiError::named(e.code(), e.to_string())
-    }
-}
+use crate::shell::Shell;
 
 /// Which broker: an invite, or its address and the organisation key.
 #[derive(Debug, Clone, Default, Deserialize, specta::Type)]
@@ -34,7 +28,7 @@ fn given(s: &Option<String>) -> Option<&str> {
 }
 
 impl BrokerChoice {
-    fn resolve(&self) -> Result<(BrokerRef, Option<kluis_account::Invite>), UiError> {
+    fn resolve(&self) -> Result<(BrokerRef, Option<kluis_client::Invite>), UiError> {
         if let Some(text) = given(&self.invite) {
             let (broker, invite) = BrokerRef::from_invite(text)?;
             return Ok((broker, Some(invite)));

@@ -1,203 +1,17 @@
 //! The commands the window calls. Each parses its input and delegates to
-//! kluis-agent (through [`Engine::call`]) or kluis-account; errors reach the
-//! UI as `{code, message}` ([`UiError`]).
+//! the engine (through [`crate::engine::Engine::call`]) or to
+//! `kluis_client`; errors reach the UI as `{code, message}` ([`UiError`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Instant;
 
-use kluis_agent::{Action, Alert, Config, ItemProblem, PairState, Request, Response, Skip, Status};
-use serde::{Deserialize, Serialize};
+use kluis_agent::{Action, Alert, Config, ItemProblem, PairState, Skip};
+use serde::Serialize;
 use tauri::State;
 
-use crate::engine::Engine;
 use crate::error::{ErrorCode, UiError};
 use crate::i18n;
-use crate::limiter::Limiter;
+pub use crate::shell::{AutostartFn, Settings, Shell};
 use crate::state::{TrayView, tray_view};
-
-/// The app's own preferences (`tray.json` in the config directory).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
-pub struct Settings {
-    /// Language override (`en`, `nl`, `fr`); the OS language when absent.
-    pub language: Option<String>,
-    /// Start at login (on unless the user opted out).
-    #[serde(default = "yes")]
-    pub autostart: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// Turns the OS login item on or off (tauri-plugin-autostart in the app;
-/// a recorder in tests).
-pub type AutostartFn = Box<dyn Fn(bool) -> Result<(), String> + Send + Sync>;
-
-/// State shared by the commands and the tray.
-pub struct Shell {
-    /// The sync engine.
-    pub engine: Engine,
-    unlock_attempts: Mutex<Limiter>,
-    settings: Mutex<Settings>,
-    autostart: AutostartFn,
-    /// The share dialog's running share.
-    pub share_progress: crate::share::ShareProgress,
-}
-
-impl std::fmt::Debug for Shell {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shell")
-            .field("engine", &self.engine)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Shell {
-    /// A shell over `engine`, with settings loaded from its config directory.
-    pub fn new(engine: Engine, autostart: AutostartFn) -> Shell {
-        let settings = std::fs::read(Self::settings_path(&engine))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(Settings {
-                language: None,
-                autostart: true,
-            });
-        Shell {
-            engine,
-            unlock_attempts: Mutex::new(Limiter::default()),
-            settings: Mutex::new(settings),
-            autostart,
-            share_progress: Default::default(),
-        }
-    }
-
-    fn settings_path(engine: &Engine) -> PathBuf {
-        engine.home().config.join("tray.json")
-    }
-
-    /// Current settings.
-    pub fn settings(&self) -> Settings {
-        self.settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn save_settings(&self, s: Settings) -> Result<(), UiError> {
-        let path = Self::settings_path(&self.engine);
-        let io =
-            |e: std::io::Error| UiError::new(ErrorCode::Io, format!("{}: {e}", path.display()));
-        std::fs::create_dir_all(&self.engine.home().config).map_err(io)?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&s).unwrap_or_default()).map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        *self.settings.lock().unwrap_or_else(|e| e.into_inner()) = s;
-        Ok(())
-    }
-
-    /// The language in use: the override, else the OS language.
-    pub fn language(&self) -> String {
-        self.settings()
-            .language
-            .unwrap_or_else(|| i18n::os_language().to_owned())
-    }
-
-    /// The agent's status.
-    pub fn status(&self) -> Result<Status, UiError> {
-        match self.engine.call(&Request::Status)? {
-            Response::Status(s) => Ok(s),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// Conflict copies.
-    pub fn conflicts(&self) -> Result<Vec<kluis_agent::ConflictEntry>, UiError> {
-        match self.engine.call(&Request::Conflicts)? {
-            Response::Conflicts { entries } => Ok(entries),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// Recent activity.
-    pub fn activity(&self, limit: usize) -> Result<Vec<kluis_agent::ActivityEntry>, UiError> {
-        match self.engine.call(&Request::Activity { limit })? {
-            Response::Activity { entries } => Ok(entries),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// The tray view now.
-    pub fn tray_view(&self) -> Result<TrayView, UiError> {
-        let s = self.status()?;
-        let c = if s.locked { 0 } else { self.conflicts()?.len() };
-        Ok(tray_view(&s, c))
-    }
-
-    fn ok(&self, req: &Request) -> Result<(), UiError> {
-        self.engine.call(req).map(|_| ()).map_err(UiError::from)
-    }
-
-    /// Pause every pair.
-    pub fn pause(&self) -> Result<(), UiError> {
-        self.ok(&Request::Pause { pair: None })
-    }
-
-    /// Resume every pair.
-    pub fn resume(&self, allow_deletions: bool) -> Result<(), UiError> {
-        self.ok(&Request::Resume {
-            pair: None,
-            allow_deletions,
-            restore: false,
-        })
-    }
-
-    /// Lock the identity.
-    pub fn lock(&self) -> Result<(), UiError> {
-        self.ok(&Request::Lock)
-    }
-
-    /// Unlock, rate-limited.
-    pub fn unlock(&self, password: String) -> Result<(), UiError> {
-        let password = zeroize::Zeroizing::new(password);
-        let now = Instant::now();
-        let mut limiter = self
-            .unlock_attempts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Err(wait) = limiter.check(now) {
-            return Err(UiError::new(
-                ErrorCode::TooManyAttempts,
-                format!(
-                    "too many wrong passwords; try again in {} s",
-                    wait.as_secs().max(1)
-                ),
-            ));
-        }
-        if !self.engine.home().identity_file().exists() {
-            return Err(UiError::new(
-                ErrorCode::NoIdentity,
-                "this device has no Kluis identity yet",
-            ));
-        }
-        let r = self.ok(&Request::Unlock {
-            passphrase: password.to_string(),
-        });
-        match &r {
-            Ok(()) => limiter.succeeded(),
-            Err(e) if e.code == ErrorCode::WrongPassword => limiter.failed(now),
-            Err(_) => {}
-        }
-        r
-    }
-}
-
-fn unexpected(r: &Response) -> UiError {
-    UiError::new(
-        ErrorCode::AgentProtocol,
-        format!("unexpected answer from the agent: {r:?}"),
-    )
-}
 
 /// One folder pair, for the status window.
 #[derive(Debug, Clone, Serialize, specta::Type)]
@@ -494,7 +308,9 @@ pub fn set_language(shell: State<'_, Shell>, language: Option<String>) -> Result
 #[tauri::command]
 #[specta::specta]
 pub fn set_autostart(shell: State<'_, Shell>, enabled: bool) -> Result<(), UiError> {
-    (shell.autostart)(enabled).map_err(|e| UiError::new(ErrorCode::Autostart, e))?;
+    shell
+        .set_autostart(enabled)
+        .map_err(|e| UiError::new(ErrorCode::Autostart, e))?;
     let mut s = shell.settings();
     s.autostart = enabled;
     shell.save_settings(s)
@@ -515,19 +331,13 @@ pub struct FolderSuggestion {
 #[tauri::command]
 #[specta::specta]
 pub fn suggest_folders() -> Result<FolderSuggestion, UiError> {
-    let found = kluis_agent::detect_sync_folders();
-    let base = std::env::var_os("KLUIS_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(PathBuf::from))
+    let s = kluis_client::suggest_pair()
         .ok_or_else(|| UiError::new(ErrorCode::NoHome, "cannot find your home folder"))?;
-    let mirror = found
-        .first()
-        .map_or_else(|| base.join("Kluis-encrypted"), |c| c.path.join("Kluis"));
     Ok(FolderSuggestion {
-        plain: show(&base.join("Kluis")),
-        mirror: show(&mirror),
-        found: found
+        plain: show(&s.plain),
+        mirror: show(&s.mirror),
+        found: s
+            .found
             .into_iter()
             .map(|c| FolderCandidate {
                 provider: c.provider,
@@ -543,7 +353,7 @@ pub fn suggest_folders() -> Result<FolderSuggestion, UiError> {
 #[specta::specta]
 pub fn create_identity(shell: State<'_, Shell>, password: String) -> Result<(), UiError> {
     let password = zeroize::Zeroizing::new(password);
-    kluis_agent::account::create_local_identity(shell.engine.home(), &password)?;
+    kluis_client::account::create_local_identity(shell.engine.home(), &password)?;
     Ok(())
 }
 

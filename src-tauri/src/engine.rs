@@ -65,7 +65,7 @@ fn start_mode(home: &AgentHome, opts: &AgentOptions) -> Mode {
             }
             // With a broker account on this device, folder members follow
             // the directory (as under `kluis agent`).
-            if let Ok((client, account)) = kluis_agent::account::device_client(home)
+            if let Ok((client, account)) = kluis_client::account::device_client(home)
                 && let Ok(directory) = kluis_agent::BrokerDirectory::new(client, account.email)
             {
                 agent.handle().set_directory(std::sync::Arc::new(directory));

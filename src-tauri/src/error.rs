@@ -196,39 +196,30 @@ impl std::fmt::Display for UiError {
     }
 }
 
-impl From<AgentError> for UiError {
-    fn from(e: AgentError) -> Self {
-        let code = match &e {
-            AgentError::Identity(kluis_format::Error::WrongPassword) => ErrorCode::WrongPassword,
-            AgentError::Identity(_) => ErrorCode::Identity,
-            AgentError::Remote { code, .. } => ErrorCode::from_name(code),
-            AgentError::Locked(_) => ErrorCode::AlreadyRunning,
-            AgentError::IdentityLocked => ErrorCode::Locked,
-            AgentError::NotRunning(_) => ErrorCode::AgentNotRunning,
-            AgentError::Pair(_) => ErrorCode::Pair,
-            AgentError::Config { .. } => ErrorCode::Config,
-            AgentError::Io { .. } => ErrorCode::Io,
-            AgentError::Protocol(_) => ErrorCode::AgentProtocol,
-            AgentError::Unsupported(_) => ErrorCode::Unsupported,
-            _ => ErrorCode::Failed,
-        };
-        let message = match e {
-            AgentError::Remote { message, .. } => message,
-            other => other.to_string(),
-        };
-        UiError { code, message }
+impl From<kluis_client::Error> for UiError {
+    fn from(e: kluis_client::Error) -> Self {
+        UiError::named(e.code(), e.message())
     }
 }
 
-impl From<kluis_account::AccountError> for UiError {
-    fn from(e: kluis_account::AccountError) -> Self {
-        let code = match &e {
-            kluis_account::AccountError::LoginFailed => ErrorCode::LoginFailed,
-            _ => ErrorCode::Account,
-        };
-        UiError::new(code, e.to_string())
-    }
+/// Every library error a command meets, through [`kluis_client::Error`]
+/// (whose `code()` is the stable code the UI translates).
+macro_rules! through_client_error {
+    ($($t:ty),* $(,)?) => {$(
+        impl From<$t> for UiError {
+            fn from(e: $t) -> Self {
+                UiError::from(kluis_client::Error::from(e))
+            }
+        }
+    )*};
 }
+
+through_client_error!(
+    AgentError,
+    kluis_client::AccountError,
+    kluis_client::account::DeviceAccountError,
+    kluis_client::share::ShareError,
+);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests")]

@@ -14,13 +14,14 @@ pub mod i18n;
 pub mod limiter;
 pub mod notify;
 pub mod share;
+pub mod shell;
 pub mod state;
 mod tray;
 
 use tauri::{Manager, Runtime};
 
-pub use commands::Shell;
 pub use error::UiError;
+pub use shell::Shell;
 
 /// The command list, with the TypeScript bindings generated from it
 /// (`ui/src/bindings.ts`; `cargo run -p kluis-tray --example bindings`).

@@ -31,12 +31,12 @@ pub struct Note {
 
 /// The placeholders of the "IT recovered your key" notification: who
 /// approved, who re-sealed the key, and when (UTC).
-pub fn recovery_args(r: &kluis_agent::account::KeyRecovery) -> [(&'static str, String); 3] {
+pub fn recovery_args(r: &kluis_client::account::KeyRecovery) -> [(&'static str, String); 3] {
     let approvers: Vec<&str> = r.approvals.iter().map(|a| a.admin_name.as_str()).collect();
     [
         ("approvers", approvers.join(", ")),
         ("by", r.completed_by.clone()),
-        ("when", kluis_agent::account::utc_text(r.completed_at)),
+        ("when", kluis_client::account::utc_text(r.completed_at)),
     ]
 }
 
@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn a_recovery_names_its_approvers_the_administrator_and_the_time() {
-        let r: kluis_agent::account::KeyRecovery = serde_json::from_value(serde_json::json!({
+        let r: kluis_client::account::KeyRecovery = serde_json::from_value(serde_json::json!({
             "request_id": "0123456789abcdef0123456789abcdef",
             "requested_at": 1_899_999_000,
             "approvals": [

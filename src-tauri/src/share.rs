@@ -1,20 +1,24 @@
 //! The share dialog's commands: search the directory, show a folder's
 //! members and the policy's verdict on a proposed change, then apply it
-//! with progress. Each delegates to `kluis_agent::share` (the library
-//! behind `kluis share`) with this device's account and the keys the
-//! in-process engine holds unlocked.
+//! with progress. Each delegates to `kluis_client::share` with this
+//! device's account and the keys the in-process engine holds unlocked;
+//! applying a change is [`share::change_folder_members`], the operation
+//! `kluis share` and `kluis unshare` run too (the directory refresh first).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
-use kluis_agent::share::dialog::{self, Candidate, Trust};
-use kluis_agent::share::{self, Me, MemberKind, PolicyContext, Progress};
-use kluis_agent::{AgentHandle, account};
+use kluis_agent::AgentHandle;
+use kluis_client::account;
+use kluis_client::share::dialog::{self, Candidate, Trust};
+use kluis_client::share::{
+    self, Broker, ChangeMembers, Me, MemberKind, PolicyContext, Progress, ShareEvents, ShareReport,
+};
 use serde::Serialize;
 use tauri::State;
 
-use crate::commands::Shell;
 use crate::error::{ErrorCode, UiError};
+use crate::shell::Shell;
+pub use crate::shell::{ShareProgress, ShareProgressView};
 
 /// What a candidate is (the UI words it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, specta::Type)]
@@ -127,25 +131,11 @@ pub struct ShareOutcome {
     pub notices: Vec<String>,
 }
 
-/// Progress of the running share, for the dialog's bar.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, specta::Type)]
-pub struct ShareProgressView {
-    /// Files handled.
-    pub done: u32,
-    /// Files in all (0 until counted).
-    pub total: u32,
-    /// Whether a share is running.
-    pub running: bool,
-}
-
-/// The share in progress (one at a time), shared with the dialog's poll.
-pub type ShareProgress = Arc<Mutex<ShareProgressView>>;
-
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-fn client(shell: &Shell) -> Result<(kluis_account::AccountClient, account::AccountFile), UiError> {
+fn client(shell: &Shell) -> Result<(kluis_client::AccountClient, account::AccountFile), UiError> {
     Ok(account::device_client(shell.engine.home())?)
 }
 
@@ -172,10 +162,6 @@ fn folder(shell: &Shell, pair: &str) -> Result<(PathBuf, String), UiError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     Ok((p.mirror.clone(), title))
-}
-
-fn share_error(e: share::ShareError) -> UiError {
-    UiError::named(e.code(), e.to_string())
 }
 
 /// Colleagues and groups matching `query` in the directory, each with its
@@ -209,7 +195,7 @@ pub async fn get_folder_shares(
                 .map(|l| (l, keys.identity.recipient().fingerprint().to_string()))
         })
         .map_err(UiError::from)?
-        .map_err(share_error)?;
+        .map_err(UiError::from)?;
     let members = dialog::members(&client, &listed, (&acct.email, &mine)).await;
     Ok(FolderShareView {
         pair,
@@ -238,7 +224,7 @@ pub async fn preview_share(
     let label = agent(&shell)?
         .with_keys(|keys| share::list_folder(&mirror, keys))
         .map_err(UiError::from)?
-        .map_err(share_error)?
+        .map_err(UiError::from)?
         .label;
     let (policy, groups) = dialog::policy(&client).await?;
     let ctx = PolicyContext {
@@ -313,6 +299,10 @@ pub async fn apply_share(
         );
     }
     let (policy, groups) = dialog::policy(&client).await?;
+    // The broker calls of the share run on this command's runtime, driven
+    // from the blocking thread below.
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|e| UiError::new(ErrorCode::Failed, e.to_string()))?;
     let progress = shell.share_progress.clone();
     {
         let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
@@ -332,62 +322,47 @@ pub async fn apply_share(
         title,
     };
     let bar = progress.clone();
+    let remove: Vec<String> = remove
+        .iter()
+        .map(|w| w.trim().to_owned())
+        .filter(|w| !w.is_empty())
+        .collect();
     let work = tauri::async_runtime::spawn_blocking(move || {
-        let mut report_progress = |p: &Progress| {
-            let mut v = bar.lock().unwrap_or_else(|e| e.into_inner());
-            v.done = count(p.done);
-            v.total = count(p.total);
-        };
-        let mut rng = kluis_format::rand_core::UnwrapErr(getrandom::SysRng);
-        handle.with_keys(|keys| {
-            let mut outcome = ShareOutcome {
+        let mut events = Outcome {
+            bar,
+            outcome: ShareOutcome {
                 files_updated: 0,
                 files_unchanged: 0,
                 files_failed: Vec::new(),
                 notices: Vec::new(),
-            };
-            let mut add_up = |r: share::ShareReport| {
-                outcome.files_updated += count(r.files_updated);
-                outcome.files_unchanged += count(r.files_unchanged);
-                outcome.files_failed.extend(
-                    r.files_failed
-                        .into_iter()
-                        .map(|(p, why)| format!("{}: {why}", p.display())),
-                );
-                outcome.notices.extend(r.notices);
-            };
-            if !members.is_empty() {
-                let ctx = PolicyContext {
-                    policy: &policy,
-                    groups: &groups,
-                };
-                add_up(share::share_folder(
-                    &mirror,
-                    keys,
-                    &me,
-                    &members,
-                    Some(ctx),
-                    &mut report_progress,
-                    &mut rng,
-                )?);
-            }
-            let remove: Vec<String> = remove
-                .iter()
-                .map(|w| w.trim().to_owned())
-                .filter(|w| !w.is_empty())
-                .collect();
-            if !remove.is_empty() {
-                add_up(share::unshare_folder(
-                    &mirror,
-                    keys,
-                    &me,
-                    &remove,
-                    rekey,
-                    &mut report_progress,
-                    &mut rng,
-                )?);
-            }
-            Ok::<_, share::ShareError>(outcome)
+            },
+        };
+        let broker = Broker {
+            client: &client,
+            me: &me.email,
+            runtime: share::Runtime::Handle(&runtime),
+        };
+        let ctx = PolicyContext {
+            policy: &policy,
+            groups: &groups,
+        };
+        let change = ChangeMembers {
+            add: &members,
+            remove: &remove,
+            rekey_existing: rekey,
+        };
+        handle.with_keys(|keys| {
+            share::change_folder_members(
+                broker,
+                keys,
+                &mirror,
+                &me,
+                change,
+                Some(ctx),
+                &mut events,
+                &mut kluis_client::rng(),
+            )
+            .map(|_| events.outcome)
         })
     })
     .await;
@@ -395,11 +370,41 @@ pub async fn apply_share(
     let outcome = work
         .map_err(|e| UiError::new(ErrorCode::Failed, e.to_string()))?
         .map_err(UiError::from)?
-        .map_err(share_error)?;
+        .map_err(UiError::from)?;
     // New members' folders appear on their devices; ours re-reads the
     // metadata at once.
     let _ = shell.engine.call(&kluis_agent::Request::Sync);
     Ok(outcome)
+}
+
+/// Collects what a share shows into the dialog's outcome and progress bar.
+struct Outcome {
+    bar: ShareProgress,
+    outcome: ShareOutcome,
+}
+
+impl ShareEvents for Outcome {
+    fn notice(&mut self, text: &str) {
+        self.outcome.notices.push(text.to_owned());
+    }
+
+    fn progress(&mut self, p: &Progress) {
+        let mut v = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        v.done = count(p.done);
+        v.total = count(p.total);
+    }
+
+    fn report(&mut self, r: &ShareReport) {
+        let o = &mut self.outcome;
+        o.files_updated += count(r.files_updated);
+        o.files_unchanged += count(r.files_unchanged);
+        o.files_failed.extend(
+            r.files_failed
+                .iter()
+                .map(|(p, why)| format!("{}: {why}", p.display())),
+        );
+        o.notices.extend(r.notices.iter().cloned());
+    }
 }
 
 /// How far the running share got.

@@ -10,9 +10,9 @@ use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 use tauri_plugin_notification::NotificationExt;
 
-use crate::commands::Shell;
 use crate::i18n::t;
 use crate::notify::{NoteKind, Notifier};
+use crate::shell::Shell;
 use crate::state::{TrayKind, TrayView};
 
 const POLL: Duration = Duration::from_millis(250);
@@ -209,7 +209,7 @@ const RECOVERY_POLL: Duration = Duration::from_secs(300);
 
 /// Tell the person, once per recovery and device, when IT recovered their
 /// key: who approved, who re-sealed it, when
-/// (`kluis_agent::account::new_recoveries`). Asked shortly after start,
+/// (`kluis_client::account::new_recoveries`). Asked shortly after start,
 /// then every five minutes; without an organisation account, never.
 fn watch_recoveries<R: Runtime>(app: AppHandle<R>) -> tauri::Result<()> {
     std::thread::Builder::new()
@@ -225,7 +225,7 @@ fn watch_recoveries<R: Runtime>(app: AppHandle<R>) -> tauri::Result<()> {
             loop {
                 let shell = app.state::<Shell>();
                 let home = shell.engine.home().clone();
-                if let Ok(fresh) = rt.block_on(kluis_agent::account::new_recoveries(&home)) {
+                if let Ok(fresh) = rt.block_on(kluis_client::account::new_recoveries(&home)) {
                     let lang = shell.language();
                     for r in &fresh {
                         let args = crate::notify::recovery_args(r);

@@ -516,6 +516,22 @@ impl LoopbackBroker {
             ))
             .expect("certify");
     }
+
+    /// IT disables `email` (the colleague left; the key is revoked).
+    fn disable(&self, email: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        self.rt
+            .block_on(kluis_broker::admin::disable_user(
+                self.broker.store(),
+                &kluis_types::Email::parse(email).expect("email"),
+                &kluis_audit::Actor::admin("it-ops").expect("actor"),
+                now,
+            ))
+            .expect("disable");
+    }
 }
 
 /// The share dialog's calls: search the directory, a folder's members with
@@ -685,4 +701,75 @@ fn the_share_dialog_finds_checks_and_shares_a_folder_through_ipc() {
         .call("get_folder_shares", json!({"pair": "nope"}))
         .expect_err("unknown pair");
     assert_eq!(e["code"], "no_such_pair");
+}
+
+/// The share dialog shares the way `kluis share` does (issue 19): both call
+/// `kluis_client::share::change_folder_members`, which asks the directory
+/// first, so a colleague who left is dropped (with the same notice) before
+/// the new member is added, and is not a recipient of what follows.
+#[test]
+fn the_share_dialog_drops_a_departed_member_first_as_kluis_share_does() {
+    let b = loopback_broker();
+    let broker = json!({"url": b.url, "org_key": b.org_key});
+    let password = "a long and careful passphrase";
+    let register = |h: &Harness, email: &str, name: &str| {
+        h.ok(
+            "register_account",
+            json!({"broker": broker, "email": email, "name": name, "password": password}),
+        )
+    };
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let desk = app(dirs[0].path());
+    let bobs = app(dirs[1].path());
+    let dans = app(dirs[2].path());
+    register(&desk, "ann@example.org", "Ann Peeters");
+    register(&bobs, "bob@example.org", "Bob Janssens");
+    register(&dans, "dan@example.org", "Dan Claes");
+    for who in ["ann@example.org", "bob@example.org", "dan@example.org"] {
+        b.certify(who);
+    }
+    let plain = dirs[0].path().join("plain");
+    let mirror = dirs[0].path().join("Dropbox/Kluis");
+    desk.ok("add_folder_pair", json!({"plain": plain, "mirror": mirror}));
+    desk.ok("unlock_identity", json!({"password": password}));
+    std::fs::write(plain.join("a.txt"), "a").expect("write");
+    desk.wait_status("one synced file", |s| {
+        s["pairs"][0]["synced_files"] == 1 && s["tray"]["kind"] == "up_to_date"
+    });
+    let pair = desk.ok("get_status", json!({}))["pairs"][0]["id"]
+        .as_str()
+        .expect("pair")
+        .to_owned();
+    desk.ok(
+        "apply_share",
+        json!({"pair": pair, "add": ["bob@example.org"], "remove": [], "rekey": false}),
+    );
+
+    // Bob leaves; Ann shares with Dan from the dialog.
+    b.disable("bob@example.org");
+    let done = desk.ok(
+        "apply_share",
+        json!({"pair": pair, "add": ["dan@example.org"], "remove": [], "rekey": false}),
+    );
+    assert!(
+        done["notices"]
+            .as_array()
+            .expect("notices")
+            .iter()
+            .any(|n| n
+                .as_str()
+                .is_some_and(|n| n.contains("bob@example.org has left the organisation"))),
+        "{done}"
+    );
+    let folder = desk.ok("get_folder_shares", json!({"pair": pair}));
+    let mut members: Vec<&str> = folder["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| m["who"].as_str().expect("who"))
+        .collect();
+    members.sort();
+    assert_eq!(members, ["ann@example.org", "dan@example.org"], "{folder}");
 }

@@ -1,9 +1,14 @@
-//! The Kluis sync daemon library, used by `kluis agent` and the tray app.
+//! The Kluis sync daemon, run by `kluis agent` and in-process by the tray
+//! app. It owns what runs while nobody watches: the supervisor and one
+//! owner thread per folder pair, the watcher, echo suppression, discovery
+//! of folders shared with you, the directory refresh, the typed status and
+//! the IPC transports. What a person does on this device (set up, account,
+//! share, groups, recoveries) is `kluis-client`, which builds on this crate;
+//! this crate must never depend on `kluis-client` or on any face (CLI, tray).
 //!
 //! - [`AgentHome`]: where configuration, data and the IPC socket live
 //!   (`KLUIS_HOME` overrides the platform directories);
-//! - [`Config`]: folder pairs, and [`detect_sync_folders`] to offer the
-//!   Dropbox and OneDrive folders found on this machine;
+//! - [`Config`]: folder pairs;
 //! - [`Agent`]: one owner thread per folder pair, each with a file watcher,
 //!   a coalescing trigger channel, and a periodic full reconcile; identity
 //!   lock/unlock; pause/resume; an activity log;
@@ -11,19 +16,16 @@
 //!   starts unlocked after login;
 //! - [`ipc`]: a typed JSON-lines protocol over a Unix socket (owner-only),
 //!   with [`ipc::Client`] for the CLI and the tray app;
-//! - [`share`]: share and unshare folders and files with verified
-//!   colleagues and groups, and pair folders shared with you;
-//! - [`ignore`]: this device's own ignore rules of a folder pair;
-//! - [`account`]: this device's identity and broker account (register, log
-//!   in, change the password, log out), for `kluis account` and the tray.
+//! - [`share`]: what the daemon needs of sharing: opening a folder's
+//!   members, the directory refresh, group keys and their files in the
+//!   mirrors, and pairing folders shared with you;
+//! - [`ignore`]: this device's own ignore rules of a folder pair.
 // `deny`, not `forbid`: one module, `os`, makes two calls that no safe
 // crate wraps (see there); everything else stays free of `unsafe`.
 #![deny(unsafe_code)]
 
-pub mod account;
 mod agent;
 mod config;
-mod detect;
 mod error;
 mod home;
 pub mod ipc;
@@ -38,7 +40,6 @@ mod watch;
 
 pub use agent::{Agent, AgentHandle, AgentOptions, SHARED_WITH_YOU};
 pub use config::{Config, PairConfig};
-pub use detect::{SyncFolderCandidate, detect_sync_folders};
 pub use error::AgentError;
 pub use home::AgentHome;
 pub use ipc::{Request, Response};

@@ -119,8 +119,8 @@ pub enum ContactsCommand {
 }
 
 use kluis_agent::AgentHome;
-pub(crate) use kluis_agent::account::AccountFile;
-use kluis_agent::account::{self as device, BrokerRef, Sealer};
+pub(crate) use kluis_client::account::AccountFile;
+use kluis_client::account::{self as device, BrokerRef, Sealer};
 
 fn agent_home(home: &Home) -> AgentHome {
     AgentHome {
@@ -677,5 +677,5 @@ fn recover(
 }
 
 fn utc(t: i64) -> String {
-    kluis_agent::account::utc_text(t)
+    kluis_client::account::utc_text(t)
 }

@@ -1,5 +1,5 @@
 //! share, unshare, shares, groups: sharing with named colleagues. All
-//! behaviour lives in `kluis_agent::share`; this parses, asks for the
+//! behaviour lives in `kluis_client::share`; this parses, asks for the
 //! passphrase, and prints. docs/SHARING.md.
 
 use std::path::{Path, PathBuf};
@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use kluis_account::{AccountClient, AccountError};
-use kluis_agent::share::{self, Keys, Me, Member, MemberKind, PolicyContext, Progress};
 use kluis_agent::{AgentHome, Config};
+use kluis_client::share::{
+    self, Broker, ChangeMembers, Keys, Me, Member, MemberKind, PolicyContext, Progress, ShareEvents,
+};
 use kluis_format::Identity;
 use kluis_types::{Label, OrgPolicy};
 
@@ -267,98 +269,56 @@ fn print_report(r: &share::ShareReport) {
     }
 }
 
-/// Before this write, bring the folder's members in line with the
-/// directory: people who left (deprovisioned) are dropped, and members move
-/// to their current verified keys (a group after a certified rotation), each
-/// with a notice. Offline, the folder is left as it is. Returns who was
-/// dropped.
-fn refresh(ctx: &Ctx, mirror: &Path) -> Result<Vec<String>> {
-    let meta = share::open_folder(mirror, ctx.keys())?;
-    let view = match ctx.rt.block_on(share::directory::lookup(
-        &ctx.client,
-        &ctx.email,
-        &meta.members,
-    )) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("notice: members not checked against the directory ({e})");
-            return Ok(Vec::new());
-        }
-    };
-    let r = share::refresh_folder(mirror, ctx.keys(), &view, &mut |_| {}, &mut rand())?;
-    for n in &r.notices {
-        eprintln!("notice: {n}");
-    }
-    let now = share::open_folder(mirror, ctx.keys())?;
-    Ok(meta
-        .members
-        .iter()
-        .filter(|m| {
-            !now.members
-                .iter()
-                .any(|x| x.kind == m.kind && x.name == m.name)
-        })
-        .map(|m| m.display())
-        .collect())
+/// What a share shows on the terminal: notices on stderr as they come, a
+/// progress bar, and each step's report.
+struct Terminal<P> {
+    bar: P,
 }
 
-/// Keep the key files of the folder's groups in its mirror current
-/// (FORMAT.md §8.7), so members can open it without the broker. Only a
-/// member of a group can fetch its file; for the others a member's agent
-/// does it. Best effort: problems are notices.
-fn publish_group_files(ctx: &Ctx, mirror: &Path) {
-    let Ok(groups) = share::group_files::groups_of(mirror, ctx.keys()) else {
-        return;
-    };
-    if groups.is_empty() {
-        return;
+impl<P: FnMut(&Progress)> ShareEvents for Terminal<P> {
+    fn notice(&mut self, text: &str) {
+        eprintln!("notice: {text}");
     }
-    let fetched = match ctx.rt.block_on(share::group_files::fetch_from_broker(
-        &ctx.client,
-        &ctx.email,
-        &groups,
-    )) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("notice: the group key files in the mirror were not updated ({e})");
-            return;
-        }
-    };
-    let r = share::group_files::publish_all(mirror, ctx.keys(), &mut |g| {
-        Ok(fetched.iter().find(|(n, _)| n == g).map(|(_, b)| b.clone()))
-    });
-    match r {
-        Ok(r) => {
-            for (g, why) in r.failed {
-                eprintln!("notice: the key file of group {g} was not written: {why}");
-            }
-        }
-        Err(e) => eprintln!("notice: the group key files were not updated: {e}"),
+
+    fn progress(&mut self, p: &Progress) {
+        (self.bar)(p)
     }
-    for g in groups
-        .iter()
-        .filter(|g| !fetched.iter().any(|(n, _)| n == *g))
-    {
-        eprintln!(
-            "notice: you are not a member of group {g}; a member's agent adds its key file to the mirror"
-        );
+
+    fn report(&mut self, r: &share::ShareReport) {
+        print_report(r)
+    }
+}
+
+fn terminal() -> Terminal<impl FnMut(&Progress)> {
+    Terminal {
+        bar: progress_printer(),
+    }
+}
+
+impl Ctx {
+    fn broker(&self) -> Broker<'_> {
+        Broker {
+            client: &self.client,
+            me: &self.email,
+            runtime: share::Runtime::Own(&self.rt),
+        }
     }
 }
 
 /// After a group changed (a member added or removed), refresh its key file
 /// in every paired folder shared with it.
 fn publish_group_everywhere(ctx: &Ctx, group: &str) {
-    for p in &ctx.config.pairs {
-        if share::group_files::groups_of(&p.mirror, ctx.keys())
-            .is_ok_and(|g| g.iter().any(|n| n == group))
-        {
-            publish_group_files(ctx, &p.mirror);
-        }
-    }
+    share::publish_group_everywhere(
+        ctx.broker(),
+        ctx.keys(),
+        ctx.config.pairs.iter().map(|p| p.mirror.as_path()),
+        group,
+        &mut terminal(),
+    );
 }
 
 fn rand() -> impl rand_core::CryptoRng {
-    rand_core::UnwrapErr(getrandom::SysRng)
+    kluis_client::rng()
 }
 
 pub fn run(cmd: ShareCommand, pass: &Passphrases) -> Result<()> {
@@ -389,19 +349,23 @@ pub fn run(cmd: ShareCommand, pass: &Passphrases) -> Result<()> {
                         )?;
                         println!("Label set to {label}.");
                     }
-                    refresh(&ctx, &mirror)?;
-                    if !members.is_empty() {
-                        let r = share::share_folder(
-                            &mirror,
-                            ctx.keys(),
-                            &me,
-                            &members,
-                            Some(pctx),
-                            &mut progress_printer(),
-                            &mut rand(),
-                        )?;
-                        print_report(&r);
-                        publish_group_files(&ctx, &mirror);
+                    // The directory refresh first (departed members dropped),
+                    // then the share: the tray's share dialog runs the same.
+                    let change = ChangeMembers {
+                        add: &members,
+                        ..ChangeMembers::default()
+                    };
+                    let done = share::change_folder_members(
+                        ctx.broker(),
+                        ctx.keys(),
+                        &mirror,
+                        &me,
+                        change,
+                        Some(pctx),
+                        &mut terminal(),
+                        &mut rand(),
+                    )?;
+                    if done.shared.is_some() {
                         println!(
                             "Now share the mirror {} with them through your sync provider.",
                             mirror.display()
@@ -433,28 +397,25 @@ pub fn run(cmd: ShareCommand, pass: &Passphrases) -> Result<()> {
                         email: ctx.email.clone(),
                         title,
                     };
-                    let dropped = refresh(&ctx, &mirror)?;
-                    let with: Vec<String> = a
-                        .with
-                        .iter()
-                        .filter(|w| !dropped.contains(w))
-                        .cloned()
-                        .collect();
-                    if with.is_empty() {
+                    let change = ChangeMembers {
+                        remove: &a.with,
+                        rekey_existing: a.rekey_existing,
+                        ..ChangeMembers::default()
+                    };
+                    let done = share::change_folder_members(
+                        ctx.broker(),
+                        ctx.keys(),
+                        &mirror,
+                        &me,
+                        change,
+                        None,
+                        &mut terminal(),
+                        &mut rand(),
+                    )?;
+                    if done.unshared.is_none() {
                         println!("Nobody else to remove.");
                         return Ok(());
                     }
-                    let r = share::unshare_folder(
-                        &mirror,
-                        ctx.keys(),
-                        &me,
-                        &with,
-                        a.rekey_existing,
-                        &mut progress_printer(),
-                        &mut rand(),
-                    )?;
-                    print_report(&r);
-                    publish_group_files(&ctx, &mirror);
                     eprintln!(
                         "Files they already downloaded cannot be taken back; new files are encrypted without them.{}",
                         if a.rekey_existing {

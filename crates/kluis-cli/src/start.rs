@@ -16,7 +16,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use kluis_account::{Password, Registration};
 use kluis_agent::keycache::KeyCache;
-use kluis_agent::{Agent, AgentHome, AgentOptions, Config, detect_sync_folders};
+use kluis_agent::{Agent, AgentHome, AgentOptions, Config};
+use kluis_client::suggest_pair;
 use kluis_format::{Identity, open_identity};
 
 use crate::account_cmds::{AccountFile, client, keep_identity, load_account, save_account};
@@ -225,20 +226,17 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
     // 3. The folder pair.
     let mut cfg = Config::load(&agent_home)?;
     if cfg.pairs.is_empty() || args.plain.is_some() || args.sync.is_some() {
-        let base = std::env::var_os("KLUIS_HOME")
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()))
-            .context("cannot find a home directory; pass --plain and --sync")?;
-        let found = detect_sync_folders();
-        let plain = args.plain.unwrap_or_else(|| base.join("Kluis"));
-        let sync = match (args.sync, found.first()) {
+        // The pair the tray's wizard offers too (kluis_client::suggest_pair).
+        let suggested =
+            suggest_pair().context("cannot find a home directory; pass --plain and --sync")?;
+        let plain = args.plain.unwrap_or(suggested.plain);
+        let sync = match (args.sync, suggested.found.first()) {
             (Some(s), _) => s,
             (None, Some(c)) => {
                 println!("Found your {} folder: {}", c.provider, c.path.display());
-                c.path.join("Kluis")
+                suggested.mirror
             }
-            (None, None) => base.join("Kluis-encrypted"),
+            (None, None) => suggested.mirror,
         };
         let plain = std::path::absolute(&plain)?;
         let sync = std::path::absolute(&sync)?;
@@ -259,7 +257,7 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
     // §8.2); the agent would create it without one.
     if let Some(acct) = load_account(&home)? {
         for p in &cfg.pairs {
-            let me = kluis_agent::share::Me {
+            let me = kluis_client::share::Me {
                 email: acct.email.clone(),
                 title: p
                     .plain
@@ -267,7 +265,7 @@ pub fn run(args: StartArgs, pass: &Passphrases) -> Result<()> {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default(),
             };
-            kluis_agent::share::init_folder(
+            kluis_client::share::init_folder(
                 &p.mirror,
                 &identity,
                 &me,

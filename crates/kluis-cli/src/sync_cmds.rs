@@ -7,7 +7,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use kluis_agent::ProblemKind;
 use kluis_agent::ipc::Client;
-use kluis_agent::{Agent, AgentHome, AgentOptions, Config, Request, Response, detect_sync_folders};
+use kluis_agent::{Agent, AgentHome, AgentOptions, Config, Request, Response};
+use kluis_client::detect_sync_folders;
 
 use crate::secret::Passphrases;
 

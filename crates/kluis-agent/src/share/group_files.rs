@@ -25,7 +25,8 @@ use kluis_format::Identity;
 use sha2::{Digest, Sha256};
 
 use super::groups::{GroupError, GroupKeys};
-use super::{Keys, MemberKind, ShareError, files, open_folder};
+use super::replace::replace_atomic;
+use super::{Keys, MemberKind, ShareError, open_folder};
 
 /// The directory of group key files in the mirror root.
 pub const GROUP_DIR: &str = ".kluis-groups";
@@ -104,25 +105,10 @@ pub fn publish(
         fs::create_dir_all(&dir).map_err(ShareError::io("create", &dir))?;
         kluis_sync::exec::fsync_dir(mirror).map_err(ShareError::io("sync", mirror))?;
     }
-    files::replace_atomic(&target, |w| {
+    replace_atomic(&target, |w| {
         w.write_all(blob).map_err(kluis_format::Error::Io)
     })
-    .map_err(|e| match e {
-        files::ReplaceError::Io(source) => ShareError::Io {
-            op: "write",
-            path: target.clone(),
-            source,
-        },
-        files::ReplaceError::Format(source) => ShareError::Format {
-            path: target.clone(),
-            source,
-        },
-        files::ReplaceError::Changed => ShareError::Io {
-            op: "write",
-            path: target.clone(),
-            source: std::io::Error::other("changed meanwhile"),
-        },
-    })?;
+    .map_err(|e| e.for_path(&target))?;
     Ok(true)
 }
 

@@ -773,3 +773,56 @@ fn share_unshare_shares_and_groups_on_a_folder_from_the_command_line() {
     assert_eq!(meta(), before, "the folder is unchanged");
     drop((bob, carol, dave));
 }
+
+/// `kluis share` shares the way the tray's share dialog does (issue 19):
+/// both call `kluis_client::share::change_folder_members`, which asks the
+/// directory first, so a colleague who left is dropped (with the same
+/// notice) before the new member is added.
+#[test]
+fn kluis_share_drops_a_departed_member_first_as_the_tray_does() {
+    let b = LiveBroker::start();
+    let (alice, bob, dave) = (User::new(), User::new(), User::new());
+    b.register(&alice, "alice@example.org", "Alice Peeters");
+    b.register(&bob, "bob@example.org", "Bob Janssens");
+    b.register(&dave, "dave@example.org", "Dave Smet");
+    for who in ["alice@example.org", "bob@example.org", "dave@example.org"] {
+        b.certify(who);
+    }
+    let (plain, mirror) = (alice.path("Plans"), alice.path("Dropbox/Plans"));
+    run_ok(
+        alice
+            .cmd()
+            .arg("folders")
+            .arg("add")
+            .arg(&plain)
+            .arg(&mirror),
+    );
+    std::fs::write(plain.join("todo.txt"), "ship it").unwrap();
+    run_agent_once(&alice, &mirror);
+    run_ok(
+        alice
+            .cmd()
+            .arg("share")
+            .arg(&plain)
+            .args(["--with", "dave@example.org"]),
+    );
+
+    // Dave leaves; Alice shares with Bob.
+    b.disable("dave@example.org");
+    let (out, err) = text(run_ok(
+        alice
+            .cmd()
+            .arg("share")
+            .arg(&plain)
+            .args(["--with", "bob@example.org"]),
+    ));
+    assert!(
+        err.contains("notice: dave@example.org has left the organisation"),
+        "{err}"
+    );
+    assert!(out.contains("Now share the mirror"), "{out}");
+    let (out, _) = text(run_ok(alice.cmd().arg("shares").arg(&plain)));
+    assert!(!out.contains("dave@example.org"), "{out}");
+    assert!(out.contains("bob@example.org"), "{out}");
+    drop((bob, dave));
+}

@@ -486,7 +486,7 @@ fn recovery_end_to_end(backend: Backend) {
     let laptop_home = kluis_agent::AgentHome::in_dir(&laptop.path("home"));
     let told = org
         .rt
-        .block_on(kluis_agent::account::new_recoveries(&laptop_home))
+        .block_on(kluis_client::account::new_recoveries(&laptop_home))
         .unwrap();
     assert_eq!(told.len(), 1, "{told:?}");
     assert_eq!(told[0].completed_by, "ann");
@@ -499,13 +499,13 @@ fn recovery_end_to_end(backend: Backend) {
     assert_eq!(approvers, ["ann", "bram"]);
     assert!(
         org.rt
-            .block_on(kluis_agent::account::new_recoveries(&laptop_home))
+            .block_on(kluis_client::account::new_recoveries(&laptop_home))
             .unwrap()
             .is_empty(),
         "a recovery is told once"
     );
     assert_eq!(
-        kluis_agent::account::known_recoveries(&laptop_home).unwrap(),
+        kluis_client::account::known_recoveries(&laptop_home).unwrap(),
         told
     );
     // Her earlier file opens on the laptop with the new password.

@@ -1,5 +1,5 @@
 //! Benchmark for bench/share-vs-reencrypt.sh: share a folder of N files
-//! with one more person (header-only rewrite, `kluis_agent::share`: written
+//! with one more person (header-only rewrite, `kluis_client::share`: written
 //! in place into the header's padding, journaled) against re-encrypting the
 //! same files from scratch to the same recipients (temp file, fsync,
 //! rename, fsync the directory). Everything is flushed to disk before each
@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use kluis_agent::share::{self, Keys, Me, Member};
+use kluis_client::share::{self, Keys, Me, Member};
 use kluis_format::{EncryptOptions, Identity, Metadata};
 use kluis_sync::FolderMeta;
 use kluis_sync::folder_meta::FOLDER_META_FILE;

@@ -26,8 +26,8 @@ use kluis_account::{
 use kluis_format::{Identity, KdfParams, Recipient, open_identity, seal_identity};
 use serde::{Deserialize, Serialize};
 
-use crate::AgentHome;
-use crate::keycache::KeyCache;
+use kluis_agent::AgentHome;
+use kluis_agent::keycache::KeyCache;
 
 /// The shortest password Kluis accepts for an identity, whatever the
 /// organisation's policy (which may ask for more).
@@ -296,8 +296,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DeviceAccountError> {
     result.map_err(io("write", path))
 }
 
-fn rng() -> kluis_format::rand_core::UnwrapErr<getrandom::SysRng> {
-    kluis_format::rand_core::UnwrapErr(getrandom::SysRng)
+fn rng() -> impl rand_core::CryptoRng {
+    crate::rng()
 }
 
 fn check_length(password: &str) -> Result<(), DeviceAccountError> {

@@ -8,11 +8,11 @@ use std::fs;
 use std::sync::Arc;
 
 use kluis_account::AccountClient;
-use kluis_agent::share::group_files::{self, GROUP_DIR};
-use kluis_agent::share::groups::GroupKeys;
-use kluis_agent::share::{self, Keys, Me};
 use kluis_broker::admin;
 use kluis_broker::org::OrgSigningKey;
+use kluis_client::share::group_files::{self, GROUP_DIR};
+use kluis_client::share::groups::GroupKeys;
+use kluis_client::share::{self, Keys, Me};
 use kluis_format::Identity;
 use kluis_sync::FolderMeta;
 use kluis_sync::folder_meta::FOLDER_META_FILE;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kluis_agent::share::{self, Keys, Me};
+use kluis_client::share::{self, Keys, Me};
 use kluis_format::{EncryptOptions, Identity, Metadata};
 use kluis_sync::FolderMeta;
 use kluis_sync::folder_meta::FOLDER_META_FILE;

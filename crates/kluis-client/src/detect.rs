@@ -41,6 +41,37 @@ fn push(out: &mut Vec<SyncFolderCandidate>, provider: &str, path: PathBuf) {
     }
 }
 
+/// The folder pair to offer on a new device, as `kluis start` and the
+/// tray's first-run wizard both pick it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuggestedPair {
+    /// `Kluis/` in `KLUIS_HOME`, else `~/Kluis`.
+    pub plain: PathBuf,
+    /// `Kluis/` in the first sync folder found, else `Kluis-encrypted`
+    /// beside the plaintext folder.
+    pub mirror: PathBuf,
+    /// The sync folders found on this machine ([`detect_sync_folders`]).
+    pub found: Vec<SyncFolderCandidate>,
+}
+
+/// The folder pair to offer ([`SuggestedPair`]); `None` when there is
+/// neither `KLUIS_HOME` nor a home folder.
+pub fn suggest_pair() -> Option<SuggestedPair> {
+    let base = std::env::var_os("KLUIS_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()))?;
+    let found = detect_sync_folders();
+    let mirror = found
+        .first()
+        .map_or_else(|| base.join("Kluis-encrypted"), |c| c.path.join("Kluis"));
+    Some(SuggestedPair {
+        plain: base.join("Kluis"),
+        mirror,
+        found,
+    })
+}
+
 /// Look in the usual places (Linux and Windows).
 pub fn detect_sync_folders() -> Vec<SyncFolderCandidate> {
     let mut out = Vec::new();
