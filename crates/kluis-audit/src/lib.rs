@@ -10,8 +10,9 @@
 //! The crate is storage-agnostic and does no I/O of its own: the broker
 //! reads the last row, calls [`next_row`] (or keeps an [`AuditChain`]), and
 //! inserts the result in the same transaction. Exports write to any
-//! [`std::io::Write`]. It does not depend on the file format, so the broker
-//! can link it. `docs/RECOVERY.md` §6 is the normative description.
+//! [`std::io::Write`]. It must not depend on the file format, the sync
+//! engine or any storage, so that the broker and an auditor's machine can
+//! link it. `docs/RECOVERY.md` §6 is the normative description.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
