@@ -10,6 +10,7 @@ use std::time::Duration;
 use kluis_format::{Header, Identity};
 
 use crate::error::{ItemError, ItemErrorKind, SyncError};
+use crate::exec::write::{self, Durability, Expect, WriteError};
 use crate::exec::{self, Activity, Exec};
 use crate::folder_meta::{DirectoryView, FOLDER_META_FILE, FolderMeta, MemberChange};
 use crate::index::Index;
@@ -526,7 +527,7 @@ impl Engine {
                 recipients: &self.recipients,
                 index: &mut self.index,
                 rng: &mut *rng,
-                fsync: self.cfg.fsync,
+                durability: exec::Durability::from_fsync(self.cfg.fsync),
                 device: &self.cfg.device,
                 now,
             };
@@ -681,34 +682,35 @@ impl Engine {
 }
 
 /// Replace `.kluis-folder` with `bytes` unless it no longer has the stat
-/// `expected` (another device wrote it meanwhile). Returns the new stat.
+/// `expected` (another device wrote it meanwhile), through the one write
+/// path (always fsynced: the folder key and members live in it). Returns
+/// the new stat.
 fn replace_meta(
     dir: &Path,
     bytes: &[u8],
     expected: Option<(u64, i64)>,
 ) -> Result<(u64, i64), SyncError> {
-    let tmp = dir.join(format!("{}folder-next", scan::TEMP_PREFIX));
     let target = dir.join(FOLDER_META_FILE);
-    let write = || -> Result<(), SyncError> {
-        let mut f = fs::File::create(&tmp).map_err(SyncError::io("create", &tmp))?;
-        std::io::Write::write_all(&mut f, bytes).map_err(SyncError::io("write", &tmp))?;
-        f.sync_all().map_err(SyncError::io("fsync", &tmp))?;
-        if expected.is_none() || !exec::matches(&target, expected) {
-            return Err(SyncError::Io {
-                op: "replace",
-                path: target.clone(),
-                source: std::io::Error::other(
-                    "the folder metadata changed meanwhile (another device); it is read again",
-                ),
-            });
-        }
-        fs::rename(&tmp, &target).map_err(SyncError::io("rename", &target))
+    let changed = || SyncError::Io {
+        op: "replace",
+        path: target.clone(),
+        source: std::io::Error::other(
+            "the folder metadata changed meanwhile (another device); it is read again",
+        ),
     };
-    if let Err(e) = write() {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    exec::fsync_dir(dir).map_err(SyncError::io("fsync", dir))?;
+    let expected = expected.ok_or_else(changed)?;
+    write::write_bytes(
+        dir,
+        &format!("{}folder-next", scan::TEMP_PREFIX),
+        &target,
+        bytes,
+        Expect::Exactly(expected),
+        Durability::Each,
+    )
+    .map_err(|e| match e {
+        WriteError::Io(e) => SyncError::io("replace", &target)(e),
+        _ => changed(),
+    })?;
     let m = fs::metadata(&target).map_err(SyncError::io("stat", &target))?;
     let s = scan::Stat::from_metadata(&m);
     Ok((s.size, s.mtime))
@@ -739,19 +741,22 @@ fn hashed_name(p: &Path, identity: &Identity, group_keys: &[Identity]) -> Option
     header.metadata(&key).ok()?.name
 }
 
+/// Create `name` in `dir` with `bytes`, never over a file another device
+/// created meanwhile, through the one write path (always fsynced).
 fn write_new_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), SyncError> {
-    let tmp = dir.join(format!("{}folder-new", scan::TEMP_PREFIX));
     let target = dir.join(name);
-    let mut f = fs::File::create(&tmp).map_err(SyncError::io("create", &tmp))?;
-    std::io::Write::write_all(&mut f, bytes).map_err(SyncError::io("write", &tmp))?;
-    f.sync_all().map_err(SyncError::io("fsync", &tmp))?;
-    // hard_link fails if the target exists: never clobber a metadata file
-    // another device created meanwhile.
-    let r = fs::hard_link(&tmp, &target);
-    let _ = fs::remove_file(&tmp);
-    r.map_err(SyncError::io("create", &target))?;
-    exec::fsync_dir(dir).map_err(SyncError::io("fsync", dir))?;
-    Ok(())
+    write::write_bytes(
+        dir,
+        &format!("{}folder-new", scan::TEMP_PREFIX),
+        &target,
+        bytes,
+        Expect::Absent,
+        Durability::Each,
+    )
+    .map_err(|e| match e {
+        WriteError::Io(e) => SyncError::io("create", &target)(e),
+        _ => SyncError::io("create", &target)(std::io::ErrorKind::AlreadyExists.into()),
+    })
 }
 
 /// The name cipher for tests and tools that already hold folder metadata.
