@@ -130,6 +130,7 @@ mod conflict;
 mod damaged;
 mod delete;
 mod dirs;
+pub(crate) mod folder;
 mod follow;
 mod rename;
 pub mod space;
@@ -179,8 +180,17 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
             .map_err(|(d, e)| fail(&d.display().to_string(), ItemErrorKind::Failed, e))
     }
 
-    /// Apply one operation.
-    pub fn apply(&mut self, op: &Operation) -> ItemResult {
+    /// Apply one operation: one result per path it is about (one, but for
+    /// the batches).
+    pub fn apply(&mut self, op: &Operation) -> Vec<ItemResult> {
+        match op {
+            Operation::UploadNew { paths, scanned } => self.upload_new_batch(paths, scanned),
+            Operation::MkdirRemoteRun { paths } => self.mkdir_remote_batch(paths),
+            op => vec![self.apply_one(op)],
+        }
+    }
+
+    fn apply_one(&mut self, op: &Operation) -> ItemResult {
         match op {
             Operation::Upload { path } => self.upload(path),
             Operation::Download { path } => self.download(path),
@@ -199,6 +209,21 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
             Operation::RmdirRemote { path } => self.rmdir_remote(path),
             Operation::RmdirLocal { path } => self.rmdir_local(path),
             Operation::Forget { path } => self.forget(path),
+            Operation::UploadNew { paths, .. } | Operation::MkdirRemoteRun { paths } => {
+                let path = paths.first().map_or("", String::as_str);
+                Err(fail(
+                    path,
+                    ItemErrorKind::Failed,
+                    "a batch is applied whole",
+                ))
+            }
+            // The engine applies it before this executor is made (see
+            // `folder`): the recipients of every later write follow from it.
+            Operation::UpdateMembers => Err(fail(
+                "",
+                ItemErrorKind::Failed,
+                "the folder's members are updated before the other operations",
+            )),
         }
     }
 

@@ -487,7 +487,7 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
     /// index record, and what the file must still match right before its
     /// rename: a change after the scan fails the file as changed during
     /// the sync, as a change after a fresh stat would.
-    pub fn upload_new_batch(
+    pub(super) fn upload_new_batch(
         &mut self,
         paths: &[String],
         scanned: &[Option<Stat>],
@@ -686,13 +686,12 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
         }
         // One directory fsync commits the journal with every rename above;
         // the others then return at once. A syncfs has done it already.
-        if after_syncfs.is_none() {
-            if !done.is_empty()
-                && let Err((d, e)) = write::sync_dirs(&dirs, self.durability)
-            {
-                let e = fail(&d.display().to_string(), ItemErrorKind::Failed, e);
-                unsynced(&mut done, e);
-            }
+        if after_syncfs.is_none()
+            && !done.is_empty()
+            && let Err((d, e)) = write::sync_dirs(&dirs, self.durability)
+        {
+            let e = fail(&d.display().to_string(), ItemErrorKind::Failed, e);
+            unsynced(&mut done, e);
         }
         let (idxs, entries): (Vec<usize>, Vec<(String, IndexEntry)>) = done
             .into_iter()

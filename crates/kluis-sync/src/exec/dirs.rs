@@ -67,7 +67,7 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
     /// The `MkdirRemote` operations of `paths`, together: the directories
     /// are made first, then each parent that received one is fsynced once
     /// (not once per directory), and only then are they recorded.
-    pub fn mkdir_remote_batch(&mut self, paths: &[String]) -> Vec<ItemResult> {
+    pub(super) fn mkdir_remote_batch(&mut self, paths: &[String]) -> Vec<ItemResult> {
         let made: Vec<Result<String, ItemError>> = paths
             .iter()
             .map(|p| self.ensure_remote_dir(p, Durability::Batch))

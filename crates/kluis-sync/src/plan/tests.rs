@@ -515,6 +515,7 @@ fn run_opts(c: &Case, o: &Opts) -> Plan {
         damaged: &o.damaged,
         superseded: &NOT_SUPERSEDED,
         ignore: &Ignore::with(&[]),
+        members_outdated: false,
     })
 }
 
@@ -678,6 +679,7 @@ fn sync_client_conflict_copies_are_adopted() {
         damaged: &NOT_DAMAGED,
         superseded: &NOT_SUPERSEDED,
         ignore: &Ignore::with(&[]),
+        members_outdated: false,
     });
     assert_eq!(
         p.ops,
@@ -750,6 +752,7 @@ fn ignored_paths_are_left_alone_in_both_trees() {
         damaged: &NOT_DAMAGED,
         superseded: &NOT_SUPERSEDED,
         ignore,
+        members_outdated: false,
     };
     let (with_rules, without) = (Ignore::with(&["*.log", "logs"]), Ignore::with(&[]));
     let p = plan(input(&with_rules));
