@@ -496,10 +496,35 @@ impl Engine {
             if plan.ops.is_empty() {
                 break;
             }
-            let mut ops = plan.ops.as_slice();
-            if let [plan::Operation::UpdateMembers, rest @ ..] = ops {
-                ops = rest;
-                let changes = self.update_members(meta, identity, rng)?;
+            let mut ex = Exec {
+                plain: &self.cfg.plain,
+                mirror: &self.cfg.mirror,
+                names: &names,
+                identity,
+                group_keys: &self.group_keys,
+                recipients: &mut self.recipients,
+                folder: exec::folder::Folder {
+                    meta: &mut *meta,
+                    stat: &mut self.meta_stat,
+                    directory: &self.directory,
+                    mine: {
+                        let mut mine = vec![identity.recipient()];
+                        mine.extend(self.group_keys.iter().map(|k| k.recipient()));
+                        mine
+                    },
+                    changes: Vec::new(),
+                },
+                index: &mut self.index,
+                rng: &mut *rng,
+                durability: exec::Durability::from_fsync(self.cfg.fsync),
+                device: &self.cfg.device,
+                now,
+            };
+            let mut progress = false;
+            let mut deleted = 0;
+            for op in &plan.ops {
+                let results = ex.apply(op)?;
+                let changes = std::mem::take(&mut ex.folder.changes);
                 report.activity.extend(changes.iter().map(|c| {
                     Activity {
                         action: match c {
@@ -514,24 +539,7 @@ impl Engine {
                     }
                 }));
                 report.membership.extend(changes);
-            }
-            let mut ex = Exec {
-                plain: &self.cfg.plain,
-                mirror: &self.cfg.mirror,
-                names: &names,
-                identity,
-                group_keys: &self.group_keys,
-                recipients: &self.recipients,
-                index: &mut self.index,
-                rng: &mut *rng,
-                durability: exec::Durability::from_fsync(self.cfg.fsync),
-                device: &self.cfg.device,
-                now,
-            };
-            let mut progress = false;
-            let mut deleted = 0;
-            for op in ops {
-                for r in ex.apply(op) {
+                for r in results {
                     if op.is_file_deletion() && r.is_ok() {
                         deleted += 1;
                     }
@@ -583,34 +591,6 @@ impl Engine {
         let mut mine = vec![identity.recipient()];
         mine.extend(self.group_keys.iter().map(|k| k.recipient()));
         mine
-    }
-
-    /// Apply the directory view to the folder's members (the plan's
-    /// [`plan::Operation::UpdateMembers`], see [`Engine::set_directory`]):
-    /// the new metadata replaces the old through the one write path; if
-    /// that fails, or another device changed the metadata meanwhile,
-    /// nothing changes and the reconcile stops with the error (retried;
-    /// the file is not written to the old members meanwhile).
-    fn update_members(
-        &mut self,
-        meta: &mut FolderMeta,
-        identity: &Identity,
-        rng: &mut impl rand_core::CryptoRng,
-    ) -> Result<Vec<MemberChange>, SyncError> {
-        let mut stat = self.meta_stat;
-        let changes = exec::folder::update_members(
-            &self.cfg.mirror,
-            meta,
-            &self.directory,
-            &self.mine(identity),
-            &mut stat,
-            rng,
-        )?;
-        if !changes.is_empty() {
-            self.meta_stat = stat;
-            self.recipients = meta.recipients();
-        }
-        Ok(changes)
     }
 }
 

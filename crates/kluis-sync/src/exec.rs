@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::copy_names::{self, ConflictName, format_date};
-use crate::error::{ItemError, ItemErrorKind};
+use crate::error::{ItemError, ItemErrorKind, SyncError};
 use crate::index::{Index, IndexEntry};
 use crate::names::{DIR_NAME_MARKER, Encoded, NameCipher};
 use crate::plan::Operation;
@@ -79,7 +79,9 @@ pub struct Exec<'a, R: rand_core::CryptoRng> {
     /// Keys of the groups the user belongs to (files shared with a group).
     pub group_keys: &'a [Identity],
     /// Who new ciphertext is encrypted to.
-    pub recipients: &'a [Recipient],
+    pub recipients: &'a mut Vec<Recipient>,
+    /// The folder metadata, for [`Operation::UpdateMembers`].
+    pub folder: folder::Folder<'a>,
     /// The index.
     pub index: &'a mut Index,
     /// Randomness (file keys, temp names).
@@ -181,13 +183,20 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
     }
 
     /// Apply one operation: one result per path it is about (one, but for
-    /// the batches).
-    pub fn apply(&mut self, op: &Operation) -> Vec<ItemResult> {
-        match op {
+    /// the batches; none for [`Operation::UpdateMembers`], whose changes
+    /// are in [`folder::Folder::changes`]). An error is one that stops the
+    /// reconcile: only the folder metadata's (no file may be written to
+    /// the old members meanwhile).
+    pub fn apply(&mut self, op: &Operation) -> Result<Vec<ItemResult>, SyncError> {
+        Ok(match op {
             Operation::UploadNew { paths, scanned } => self.upload_new_batch(paths, scanned),
             Operation::MkdirRemoteRun { paths } => self.mkdir_remote_batch(paths),
+            Operation::UpdateMembers => {
+                self.update_members()?;
+                Vec::new()
+            }
             op => vec![self.apply_one(op)],
-        }
+        })
     }
 
     fn apply_one(&mut self, op: &Operation) -> ItemResult {
@@ -217,12 +226,10 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
                     "a batch is applied whole",
                 ))
             }
-            // The engine applies it before this executor is made (see
-            // `folder`): the recipients of every later write follow from it.
             Operation::UpdateMembers => Err(fail(
                 "",
                 ItemErrorKind::Failed,
-                "the folder's members are updated before the other operations",
+                "the folder's members are updated by `apply`",
             )),
         }
     }

@@ -378,12 +378,13 @@ struct Renamed {
 
 /// What encrypting a chunk takes from the engine (see `Exec::chunk_crypto`),
 /// so that it can run on a thread of its own.
-struct ChunkCrypto<'a> {
+struct ChunkCrypto {
     /// One per encryption thread, for its ChaCha20 CSPRNG; wiped once the
     /// chunk is encrypted.
     seeds: Zeroizing<Vec<[u8; 32]>>,
     batch: Option<kluis_format::Batch>,
-    recipients: &'a [Recipient],
+    /// A copy (a few keys): an `UpdateMembers` may change the executor's.
+    recipients: Vec<Recipient>,
     /// fsync each file as it is finished.
     fsync: bool,
 }
@@ -393,7 +394,7 @@ struct ChunkCrypto<'a> {
 /// [`FSYNC_THREADS`] fsyncs each file as it is finished. Results by
 /// position in `jobs`.
 fn encrypt_chunk(
-    crypto: ChunkCrypto<'_>,
+    crypto: ChunkCrypto,
     chunk: &[String],
     offset: usize,
     jobs: &[BatchJob],
@@ -408,7 +409,7 @@ fn encrypt_chunk(
     let threads = seeds.len();
     let to = match &batch {
         Some(b) => crate::crypt::To::Batch(b),
-        None => crate::crypt::To::Recipients(recipients),
+        None => crate::crypt::To::Recipients(&recipients),
     };
     let path_of = |job: &BatchJob| &chunk[job.idx - offset];
     let out: Mutex<Vec<Option<Encrypted1>>> = Mutex::new(vec![None; jobs.len()]);
@@ -723,7 +724,7 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
     /// What [`encrypt_chunk`] needs for `jobs` files from this engine's
     /// state: a seed per encryption thread, the batch's encapsulations,
     /// the recipients, and with `fsync_each` whether to fsync each file.
-    fn chunk_crypto(&mut self, jobs: usize, fsync_each: bool) -> ChunkCrypto<'a> {
+    fn chunk_crypto(&mut self, jobs: usize, fsync_each: bool) -> ChunkCrypto {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 4)
@@ -732,13 +733,13 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
         for s in seeds.iter_mut() {
             self.rng.fill_bytes(s);
         }
-        let recipients = self.recipients;
+        let recipients = self.recipients.clone();
         // One encapsulation per recipient for the whole batch (FORMAT.md
         // §4.8) rather than one per file: for small files it is most of the
         // work. Should it fail, each file tries on its own and reports why.
         let batch = (jobs > 1)
             .then(|| {
-                kluis_format::Batch::new(recipients, KemChoice::default(), &mut *self.rng).ok()
+                kluis_format::Batch::new(&recipients, KemChoice::default(), &mut *self.rng).ok()
             })
             .flatten();
         ChunkCrypto {

@@ -3,9 +3,8 @@
 //! it, and every device reads it).
 //!
 //! Rewriting it for the directory's view of the members is a planned
-//! operation ([`crate::Operation::UpdateMembers`], first in its plan). The
-//! engine applies it before the executor of that round is made, since the
-//! recipients every later write is encrypted to follow from it, and a
+//! operation ([`crate::Operation::UpdateMembers`], first in its plan): the
+//! recipients of every later write of the round follow from it, and its
 //! failure stops the reconcile (no file is written to the old members
 //! meanwhile). Creating the file for a new, empty folder is not planned:
 //! the plan needs the name cipher it holds.
@@ -21,6 +20,43 @@ use crate::folder_meta::{
     DirectoryView, FOLDER_META_FILE, FolderMeta, FolderMetaError, MemberChange,
 };
 use crate::scan::{self, Stat};
+
+/// What [`crate::Operation::UpdateMembers`] works on, borrowed from the
+/// engine for one round.
+pub struct Folder<'a> {
+    /// The decrypted folder metadata.
+    pub meta: &'a mut FolderMeta,
+    /// Size and mtime of `.kluis-folder` as last read or written.
+    pub stat: &'a mut Option<(u64, i64)>,
+    /// What the organisation's directory says about members now.
+    pub directory: &'a DirectoryView,
+    /// The keys this device opens the folder with (never dropped).
+    pub mine: Vec<&'a Recipient>,
+    /// The changes made, for the engine's report (taken after each
+    /// operation).
+    pub changes: Vec<MemberChange>,
+}
+
+impl<R: rand_core::CryptoRng> super::Exec<'_, R> {
+    /// [`crate::Operation::UpdateMembers`]: see [`update_members`]; the
+    /// recipients of what follows are the new members.
+    pub(super) fn update_members(&mut self) -> Result<(), SyncError> {
+        let f = &mut self.folder;
+        let changes = update_members(
+            self.mirror,
+            f.meta,
+            f.directory,
+            &f.mine,
+            f.stat,
+            &mut *self.rng,
+        )?;
+        if !changes.is_empty() {
+            *self.recipients = f.meta.recipients();
+        }
+        f.changes.extend(changes);
+        Ok(())
+    }
+}
 
 /// Whether the directory view would change the members of `meta` (for
 /// the plan's [`crate::plan::PlanInput::members_outdated`]). Changes nothing.

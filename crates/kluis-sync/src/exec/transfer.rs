@@ -31,7 +31,7 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             &lp,
             path,
             &s0,
-            crate::crypt::To::Recipients(self.recipients),
+            crate::crypt::To::Recipients(&self.recipients[..]),
             &tmp,
             self.rng,
         )
