@@ -132,7 +132,7 @@ mod conflict;
 mod damaged;
 mod delete;
 mod dirs;
-pub(crate) mod folder;
+pub mod folder;
 mod follow;
 mod rename;
 pub mod space;
