@@ -188,8 +188,6 @@ impl std::fmt::Debug for Engine {
 }
 
 const MAX_ROUNDS: usize = 6;
-/// From this many new files on, encryption runs in parallel batches.
-const BATCH_MIN: usize = 4;
 
 impl Engine {
     /// Open the index and remove temp files a killed run left behind. The
@@ -356,7 +354,7 @@ impl Engine {
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default();
                     let bytes = meta.seal(rng).map_err(|e| meta_err(&path, e))?;
-                    write_new_atomic(&self.cfg.mirror, FOLDER_META_FILE, &bytes)?;
+                    exec::folder::create(&self.cfg.mirror, &bytes)?;
                     meta
                 }
                 Err(e) => return Err(SyncError::io("read", &path)(e)),
@@ -457,6 +455,8 @@ impl Engine {
             let superseded = self.index.superseded(&new_ids)?;
             let damaged_after = self.cfg.damaged_after.as_nanos() as i64;
             let damaged = self.damage.damaged(now, damaged_after);
+            let members_outdated =
+                exec::folder::members_outdated(meta, &self.directory, &self.mine(identity));
             let plan = plan::plan(PlanInput {
                 local: &local.entries,
                 remote: &remote,
@@ -473,6 +473,7 @@ impl Engine {
                 damaged: &damaged,
                 superseded: &superseded,
                 ignore: &ignore,
+                members_outdated,
             });
             self.deletions.planned(&plan.deletions, now);
             // Held until every withheld deletion is back (or confirmed).
@@ -495,13 +496,35 @@ impl Engine {
             if plan.ops.is_empty() {
                 break;
             }
-            if plan.ops.iter().any(|op| {
-                matches!(
-                    op,
-                    plan::Operation::Upload { .. } | plan::Operation::Merge { .. }
-                )
-            }) {
-                let changes = self.update_members(meta, identity, rng)?;
+            let mut ex = Exec {
+                plain: &self.cfg.plain,
+                mirror: &self.cfg.mirror,
+                names: &names,
+                identity,
+                group_keys: &self.group_keys,
+                recipients: &mut self.recipients,
+                folder: exec::folder::Folder {
+                    meta: &mut *meta,
+                    stat: &mut self.meta_stat,
+                    directory: &self.directory,
+                    mine: {
+                        let mut mine = vec![identity.recipient()];
+                        mine.extend(self.group_keys.iter().map(|k| k.recipient()));
+                        mine
+                    },
+                    changes: Vec::new(),
+                },
+                index: &mut self.index,
+                rng: &mut *rng,
+                durability: exec::Durability::from_fsync(self.cfg.fsync),
+                device: &self.cfg.device,
+                now,
+            };
+            let mut progress = false;
+            let mut deleted = 0;
+            for op in &plan.ops {
+                let results = ex.apply(op)?;
+                let changes = std::mem::take(&mut ex.folder.changes);
                 report.activity.extend(changes.iter().map(|c| {
                     Activity {
                         action: match c {
@@ -516,80 +539,12 @@ impl Engine {
                     }
                 }));
                 report.membership.extend(changes);
-            }
-            let mut ex = Exec {
-                plain: &self.cfg.plain,
-                mirror: &self.cfg.mirror,
-                names: &names,
-                identity,
-                group_keys: &self.group_keys,
-                recipients: &self.recipients,
-                index: &mut self.index,
-                rng: &mut *rng,
-                fsync: self.cfg.fsync,
-                device: &self.cfg.device,
-                now,
-            };
-            let mut progress = false;
-            // New files go through the parallel batch path.
-            let new_uploads: Vec<String> = plan
-                .ops
-                .iter()
-                .filter_map(|op| match op {
-                    plan::Operation::Upload { path } if !index.contains_key(path) => {
-                        Some(path.clone())
+                for r in results {
+                    if op.is_file_deletion() && r.is_ok() {
+                        deleted += 1;
                     }
-                    _ => None,
-                })
-                .collect();
-            let batch = new_uploads.len() >= BATCH_MIN;
-            // Only new files and new mirror directories: once they are done
-            // a new plan has nothing to find but changes made meanwhile.
-            let only_new = plan.ops.iter().all(|op| match op {
-                plan::Operation::Upload { path } => !index.contains_key(path),
-                plan::Operation::MkdirRemote { .. } => true,
-                _ => false,
-            });
-            let mut batch_done = false;
-            let mut deleted = 0;
-            let mut ops = plan.ops.iter().peekable();
-            while let Some(op) = ops.next() {
-                // A run of new mirror directories before a batch: made
-                // together, with one fsync per parent instead of one each.
-                if batch && let plan::Operation::MkdirRemote { path } = op {
-                    let mut run = vec![path.clone()];
-                    while let Some(plan::Operation::MkdirRemote { path }) = ops.peek() {
-                        run.push(path.clone());
-                        ops.next();
-                    }
-                    for r in ex.mkdir_remote_batch(&run) {
-                        progress |= tally(&mut report, r);
-                    }
-                    continue;
+                    progress |= tally(&mut report, r);
                 }
-                if batch
-                    && matches!(op, plan::Operation::Upload { path } if !index.contains_key(path))
-                {
-                    if !batch_done {
-                        batch_done = true;
-                        // What the scan saw of each: the plan was made from it,
-                        // and any change since shows when the file is re-checked
-                        // before its rename.
-                        let scanned: Vec<Option<scan::Stat>> = new_uploads
-                            .iter()
-                            .map(|p| local.entries.get(p).copied())
-                            .collect();
-                        for r in ex.upload_new_batch(&new_uploads, &scanned) {
-                            progress |= tally(&mut report, r);
-                        }
-                    }
-                    continue;
-                }
-                let r = ex.apply(op);
-                if op.is_file_deletion() && r.is_ok() {
-                    deleted += 1;
-                }
-                progress |= tally(&mut report, r);
             }
             if deleted > 0 {
                 self.deletions.applied.push_back((now, deleted));
@@ -614,7 +569,7 @@ impl Engine {
             }
             // The watcher reports those changes (and a one-shot sync took
             // its snapshot): skip the two full scans of another round.
-            if only_new && report.errors.is_empty() {
+            if plan.only_new && report.errors.is_empty() {
                 break;
             }
         }
@@ -631,87 +586,12 @@ impl Engine {
 }
 
 impl Engine {
-    /// Apply the directory view to the folder's members before a write
-    /// (see [`Engine::set_directory`]). The new metadata replaces the old
-    /// atomically (temp file, fsync, re-check, rename, fsync of the
-    /// directory); if that fails, or another device changed the metadata
-    /// meanwhile, nothing changes and the reconcile stops with the error
-    /// (retried; the file is not written to the old members meanwhile).
-    fn update_members(
-        &mut self,
-        meta: &mut FolderMeta,
-        identity: &Identity,
-        rng: &mut impl rand_core::CryptoRng,
-    ) -> Result<Vec<MemberChange>, SyncError> {
-        if self.directory.is_empty() {
-            return Ok(Vec::new());
-        }
+    /// The keys this device opens the folder with.
+    fn mine<'k>(&'k self, identity: &'k Identity) -> Vec<&'k kluis_format::Recipient> {
         let mut mine = vec![identity.recipient()];
         mine.extend(self.group_keys.iter().map(|k| k.recipient()));
-        let (members, epoch) = (meta.members.clone(), meta.epoch);
-        let changes = meta.apply_directory(&self.directory, &mine);
-        if changes.is_empty() {
-            return Ok(changes);
-        }
-        meta.epoch = meta.epoch.wrapping_add(1);
-        let path = self.cfg.mirror.join(FOLDER_META_FILE);
-        let written = meta
-            .seal(rng)
-            .map_err(|e| SyncError::FolderMetaFormat {
-                path: path.clone(),
-                reason: match e {
-                    crate::folder_meta::FolderMetaError::Invalid(_) => "invalid values",
-                    _ => "cannot be sealed",
-                },
-            })
-            .and_then(|bytes| replace_meta(&self.cfg.mirror, &bytes, self.meta_stat));
-        match written {
-            Ok(stat) => {
-                self.meta_stat = Some(stat);
-                self.recipients = meta.recipients();
-                Ok(changes)
-            }
-            Err(e) => {
-                meta.members = members;
-                meta.epoch = epoch;
-                Err(e)
-            }
-        }
+        mine
     }
-}
-
-/// Replace `.kluis-folder` with `bytes` unless it no longer has the stat
-/// `expected` (another device wrote it meanwhile). Returns the new stat.
-fn replace_meta(
-    dir: &Path,
-    bytes: &[u8],
-    expected: Option<(u64, i64)>,
-) -> Result<(u64, i64), SyncError> {
-    let tmp = dir.join(format!("{}folder-next", scan::TEMP_PREFIX));
-    let target = dir.join(FOLDER_META_FILE);
-    let write = || -> Result<(), SyncError> {
-        let mut f = fs::File::create(&tmp).map_err(SyncError::io("create", &tmp))?;
-        std::io::Write::write_all(&mut f, bytes).map_err(SyncError::io("write", &tmp))?;
-        f.sync_all().map_err(SyncError::io("fsync", &tmp))?;
-        if expected.is_none() || !exec::matches(&target, expected) {
-            return Err(SyncError::Io {
-                op: "replace",
-                path: target.clone(),
-                source: std::io::Error::other(
-                    "the folder metadata changed meanwhile (another device); it is read again",
-                ),
-            });
-        }
-        fs::rename(&tmp, &target).map_err(SyncError::io("rename", &target))
-    };
-    if let Err(e) = write() {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    exec::fsync_dir(dir).map_err(SyncError::io("fsync", dir))?;
-    let m = fs::metadata(&target).map_err(SyncError::io("stat", &target))?;
-    let s = scan::Stat::from_metadata(&m);
-    Ok((s.size, s.mtime))
 }
 
 /// The real name of a hashed long file name: from its header metadata.
@@ -737,21 +617,6 @@ fn hashed_name(p: &Path, identity: &Identity, group_keys: &[Identity]) -> Option
     keys.extend(group_keys.iter());
     let key = crate::keys::unwrap_any(&header, &keys).ok()?;
     header.metadata(&key).ok()?.name
-}
-
-fn write_new_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), SyncError> {
-    let tmp = dir.join(format!("{}folder-new", scan::TEMP_PREFIX));
-    let target = dir.join(name);
-    let mut f = fs::File::create(&tmp).map_err(SyncError::io("create", &tmp))?;
-    std::io::Write::write_all(&mut f, bytes).map_err(SyncError::io("write", &tmp))?;
-    f.sync_all().map_err(SyncError::io("fsync", &tmp))?;
-    // hard_link fails if the target exists: never clobber a metadata file
-    // another device created meanwhile.
-    let r = fs::hard_link(&tmp, &target);
-    let _ = fs::remove_file(&tmp);
-    r.map_err(SyncError::io("create", &target))?;
-    exec::fsync_dir(dir).map_err(SyncError::io("fsync", dir))?;
-    Ok(())
 }
 
 /// The name cipher for tests and tools that already hold folder metadata.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::SyncError;
-use crate::scan::Kind;
+use crate::scan::{Kind, Stat};
 
 /// One synced path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +36,48 @@ pub struct IndexEntry {
     pub r_mtime: i64,
     /// Kluis file id (files).
     pub file_id: Option<[u8; 16]>,
+}
+
+impl IndexEntry {
+    /// A file synced just now: the plaintext as stated (`local`) and the
+    /// SHA-256 of its content, and its ciphertext at `cpath` as stated
+    /// (`remote`) with the file id in its header. The one place an entry
+    /// is made from what the executor wrote or read.
+    pub fn file(
+        local: &Stat,
+        hash: Vec<u8>,
+        cpath: String,
+        remote: &Stat,
+        file_id: Option<[u8; 16]>,
+    ) -> Self {
+        IndexEntry {
+            kind: Kind::File,
+            l_size: local.size,
+            l_mtime: local.mtime,
+            l_ino: local.ino,
+            hash,
+            cpath,
+            r_size: remote.size,
+            r_mtime: remote.mtime,
+            file_id,
+        }
+    }
+
+    /// A directory that exists on both sides; only the plaintext's mtime
+    /// and inode are kept.
+    pub fn dir(local: &Stat, cpath: String) -> Self {
+        IndexEntry {
+            kind: Kind::Dir,
+            l_size: 0,
+            l_mtime: local.mtime,
+            l_ino: local.ino,
+            hash: Vec::new(),
+            cpath,
+            r_size: 0,
+            r_mtime: 0,
+            file_id: None,
+        }
+    }
 }
 
 /// The index database.

@@ -4,11 +4,13 @@
 //! - [`scan`] stats both trees (never reading plaintext);
 //! - [`index`] keeps the last synced state in SQLite (WAL);
 //! - [`plan`] is pure: (local scan, mirror scan, index, clock) → sorted
-//!   [`plan::Operation`]s;
-//! - [`exec`] applies them without ever clobbering: temp file, fsync,
-//!   rename, fsync the directory, with a re-check of the target right before
-//!   the rename;
-//! - [`engine::Engine`] ties them together for one folder pair.
+//!   [`plan::Operation`]s, including how they are applied (new files in one
+//!   batch, a change of the folder's members first);
+//! - [`exec`] applies them, one module per kind of operation, and every
+//!   write through one never-clobber path ([`exec::write`]): temp file,
+//!   fsync, re-check of the target, rename, fsync the directory;
+//! - [`engine::Engine`] is only the loop for one folder pair: scan, plan,
+//!   apply, until nothing is left to do.
 //!
 //! Names are encrypted per component ([`names`]) with a per-folder secret
 //! kept in the encrypted folder-metadata file ([`folder_meta`]). The names

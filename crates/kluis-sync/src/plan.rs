@@ -60,24 +60,47 @@ pub enum Operation {
     RmdirLocal { path: String },
     /// Gone on both sides: drop from the index.
     Forget { path: String },
+    /// New files (no index entry), [`BATCH_MIN`] or more: encrypted
+    /// together in parallel batches, where the first of them would have
+    /// been uploaded. `scanned[i]` is what the scan saw of `paths[i]`: what
+    /// the header and the index record, and what the file must still be
+    /// right before its rename.
+    UploadNew {
+        paths: Vec<String>,
+        scanned: Vec<Option<Stat>>,
+    },
+    /// The directory's view changes the folder's members (people who
+    /// left, members with new keys): the folder metadata is rewritten
+    /// (next epoch) before anything is written into the mirror, so that it
+    /// is encrypted to the current members. Always first in its plan.
+    UpdateMembers,
+    /// A run of new mirror directories in a plan with [`Operation::UploadNew`]:
+    /// made together, with one fsync per parent instead of one each.
+    MkdirRemoteRun { paths: Vec<String> },
 }
+
+/// From this many new files on, a plan encrypts them together
+/// ([`Operation::UploadNew`]).
+pub const BATCH_MIN: usize = 4;
 
 impl Operation {
     /// Execution phase; within a phase, paths sort ascending except rmdirs.
     fn phase(&self) -> u8 {
         use Operation::*;
         match self {
+            UpdateMembers => 0,
             RenameRemote {
                 kind: Kind::Dir, ..
             }
             | RenameLocalDir { .. } => 0,
-            MkdirRemote { .. } | MkdirLocal { .. } | Record { .. } => 1,
+            MkdirRemote { .. } | MkdirRemoteRun { .. } | MkdirLocal { .. } | Record { .. } => 1,
             RenameRemote { .. } | RenameLocal { .. } | FollowRename { .. } => 2,
             Upload { .. }
             | Download { .. }
             | Merge { .. }
             | ReplaceDamaged { .. }
-            | AdoptSyncConflict { .. } => 3,
+            | AdoptSyncConflict { .. }
+            | UploadNew { .. } => 3,
             DeleteRemote { .. } | TrashLocal { .. } => 4,
             RmdirRemote { .. } | RmdirLocal { .. } => 5,
             Forget { .. } => 6,
@@ -93,6 +116,10 @@ impl Operation {
             | RenameLocalDir { from, .. }
             | FollowRename { from, .. } => from,
             AdoptSyncConflict { cpath, .. } => cpath,
+            UploadNew { paths, .. } | MkdirRemoteRun { paths } => {
+                paths.first().map_or("", String::as_str)
+            }
+            UpdateMembers => "",
             MkdirRemote { path }
             | MkdirLocal { path }
             | Record { path }
@@ -190,6 +217,10 @@ pub struct PlanInput<'a> {
     /// trashed here, even when it was synced before the rule was added or
     /// another device (with other rules) put it in the mirror.
     pub ignore: &'a Ignore,
+    /// The directory's view would change the folder's members: a plan that
+    /// writes into the mirror (an upload or a merge) starts with
+    /// [`Operation::UpdateMembers`].
+    pub members_outdated: bool,
 }
 
 /// The planner's answer.
@@ -206,6 +237,10 @@ pub struct Plan {
     /// Every deletion this plan would make (withheld or not), sorted:
     /// files, then directories.
     pub deletions: Vec<String>,
+    /// Only new files and new mirror directories: once they are done, a
+    /// new plan would find nothing but changes made meanwhile (which the
+    /// watcher reports), so the engine plans no further round.
+    pub only_new: bool,
 }
 
 fn local_changed(l: &Stat, i: &IndexEntry) -> bool {
@@ -374,7 +409,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     deferred.sort();
     deferred.dedup();
 
-    guard_deletions(
+    let mut plan = guard_deletions(
         ops,
         deferred,
         wake_at,
@@ -382,7 +417,61 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         files_synced,
         local_root_empty,
         mirror_root_empty,
-    )
+    );
+    group_new(&mut plan, &input);
+    let writes = plan.ops.iter().any(|op| {
+        matches!(
+            op,
+            Operation::Upload { .. } | Operation::UploadNew { .. } | Operation::Merge { .. }
+        )
+    });
+    if input.members_outdated && writes {
+        plan.ops.insert(0, Operation::UpdateMembers);
+    }
+    plan
+}
+
+/// The last step of a plan: with [`BATCH_MIN`] new files or more, they
+/// become one [`Operation::UploadNew`] where the first of them was, and
+/// each run of new mirror directories one [`Operation::MkdirRemoteRun`].
+/// Also sets [`Plan::only_new`]. "New" is "not in the index" (as scanned,
+/// before renames were matched).
+fn group_new(plan: &mut Plan, input: &PlanInput<'_>) {
+    let is_new = |op: &Operation| matches!(op, Operation::Upload { path } if !input.index.contains_key(path));
+    plan.only_new = plan
+        .ops
+        .iter()
+        .all(|op| is_new(op) || matches!(op, Operation::MkdirRemote { .. }));
+    let new = plan.ops.iter().filter(|op| is_new(op)).count();
+    if new < BATCH_MIN {
+        return;
+    }
+    let mut grouped: Vec<Operation> = Vec::with_capacity(plan.ops.len() - new + 1);
+    let mut batch: Option<usize> = None;
+    for op in std::mem::take(&mut plan.ops) {
+        match op {
+            Operation::Upload { path } if !input.index.contains_key(&path) => {
+                let scanned = input.local.get(&path).copied();
+                let at = *batch.get_or_insert_with(|| {
+                    grouped.push(Operation::UploadNew {
+                        paths: Vec::with_capacity(new),
+                        scanned: Vec::with_capacity(new),
+                    });
+                    grouped.len() - 1
+                });
+                if let Some(Operation::UploadNew { paths, scanned: s }) = grouped.get_mut(at) {
+                    paths.push(path);
+                    s.push(scanned);
+                }
+            }
+            Operation::MkdirRemote { path } => match grouped.last_mut() {
+                Some(Operation::MkdirRemoteRun { paths }) => paths.push(path),
+                _ => grouped.push(Operation::MkdirRemoteRun { paths: vec![path] }),
+            },
+            op => grouped.push(op),
+        }
+    }
+    plan.ops = grouped;
 }
 
 impl Operation {
@@ -447,6 +536,7 @@ fn guard_deletions(
             wake_at,
             guard: None,
             deletions,
+            only_new: false,
         };
     }
     let root_guard = if files_synced == 0 {
@@ -465,6 +555,7 @@ fn guard_deletions(
             wake_at,
             guard: root_guard,
             deletions,
+            only_new: false,
         };
     }
     let judged = unconfirmed.len() + input.recent_deletions;
@@ -502,6 +593,7 @@ fn guard_deletions(
             wake_at,
             guard: None,
             deletions,
+            only_new: false,
         };
     }
     if guard.is_none() {
@@ -523,6 +615,7 @@ fn guard_deletions(
         wake_at,
         guard,
         deletions,
+        only_new: false,
     }
 }
 

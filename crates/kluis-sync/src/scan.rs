@@ -68,7 +68,7 @@ pub enum Kind {
 }
 
 /// What the scanner saw of one path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stat {
     /// File or directory.
     pub kind: Kind,

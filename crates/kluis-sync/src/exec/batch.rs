@@ -312,74 +312,35 @@ fn rename_part(
             }
         };
         let cfull = mirror.join(&job.cpath);
-        if !matches(&job.lp, Some((job.s0.size, job.s0.mtime))) {
-            let e = fail(
-                path,
-                ItemErrorKind::ChangedDuringSync,
-                "plaintext changed while encrypting",
-            );
-            out.results.push((idx, Err(cleanup(e))));
-            continue;
-        }
-        match rename_new(&job.tmp, &cfull) {
-            Ok(true) => {}
-            Ok(false) => {
+        // The temp file is durable already (the fsync pool, or a syncfs):
+        // the batch's durability leaves both fsyncs out, and the rename's
+        // directories are fsynced once per chunk (`Exec::record_batch`).
+        let temp = Temp::adopt(std::mem::take(&mut job.tmp), None);
+        let (lp, s0) = (&job.lp, job.s0);
+        match write::commit(temp, &cfull, Expect::Absent, Durability::Batch, || {
+            matches(lp, Some((s0.size, s0.mtime)))
+        }) {
+            Ok(dirs) => out.dirs.extend(dirs),
+            Err(WriteError::SourceChanged) => {
                 let e = fail(
                     path,
                     ItemErrorKind::ChangedDuringSync,
-                    "ciphertext appeared before creating it",
+                    "plaintext changed while encrypting",
                 );
-                out.results.push((idx, Err(cleanup(e))));
+                out.results.push((idx, Err(e)));
                 continue;
             }
             Err(e) => {
-                out.results
-                    .push((idx, Err(cleanup(fail(path, ItemErrorKind::Failed, e)))));
+                let e = write_fail(path, e, "ciphertext appeared before creating it");
+                out.results.push((idx, Err(e)));
                 continue;
             }
         }
-        // The rename's both ends.
-        for d in [cfull.parent(), job.tmp.parent()].into_iter().flatten() {
-            if !out.dirs.contains(d) {
-                out.dirs.insert(d.to_path_buf());
-            }
-        }
-        out.done.push((
-            idx,
-            IndexEntry {
-                kind: Kind::File,
-                l_size: job.s0.size,
-                l_mtime: job.s0.mtime,
-                l_ino: job.s0.ino,
-                hash,
-                cpath: std::mem::take(&mut job.cpath),
-                r_size: r.size,
-                r_mtime: r.mtime,
-                file_id: Some(file_id),
-            },
-        ));
+        let cpath = std::mem::take(&mut job.cpath);
+        out.done
+            .push((idx, IndexEntry::file(&s0, hash, cpath, &r, Some(file_id))));
     }
     out
-}
-
-/// Rename `from` to `to` unless `to` exists: `Ok(false)` if it does.
-/// Atomic with renameat2(RENAME_NOREPLACE) where the file system has it;
-/// elsewhere a check right before the rename.
-pub(super) fn rename_new(from: &Path, to: &Path) -> io::Result<bool> {
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::fs::{CWD, RenameFlags, renameat_with};
-        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
-            Ok(()) => return Ok(true),
-            Err(rustix::io::Errno::EXIST) => return Ok(false),
-            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    if !matches(to, None) {
-        return Ok(false);
-    }
-    fs::rename(from, to).map(|()| true)
 }
 
 /// One new file of a batch.
@@ -417,12 +378,13 @@ struct Renamed {
 
 /// What encrypting a chunk takes from the engine (see `Exec::chunk_crypto`),
 /// so that it can run on a thread of its own.
-struct ChunkCrypto<'a> {
+struct ChunkCrypto {
     /// One per encryption thread, for its ChaCha20 CSPRNG; wiped once the
     /// chunk is encrypted.
     seeds: Zeroizing<Vec<[u8; 32]>>,
     batch: Option<kluis_format::Batch>,
-    recipients: &'a [Recipient],
+    /// A copy (a few keys): an `UpdateMembers` may change the executor's.
+    recipients: Vec<Recipient>,
     /// fsync each file as it is finished.
     fsync: bool,
 }
@@ -432,7 +394,7 @@ struct ChunkCrypto<'a> {
 /// [`FSYNC_THREADS`] fsyncs each file as it is finished. Results by
 /// position in `jobs`.
 fn encrypt_chunk(
-    crypto: ChunkCrypto<'_>,
+    crypto: ChunkCrypto,
     chunk: &[String],
     offset: usize,
     jobs: &[BatchJob],
@@ -447,7 +409,7 @@ fn encrypt_chunk(
     let threads = seeds.len();
     let to = match &batch {
         Some(b) => crate::crypt::To::Batch(b),
-        None => crate::crypt::To::Recipients(recipients),
+        None => crate::crypt::To::Recipients(&recipients),
     };
     let path_of = |job: &BatchJob| &chunk[job.idx - offset];
     let out: Mutex<Vec<Option<Encrypted1>>> = Mutex::new(vec![None; jobs.len()]);
@@ -526,12 +488,14 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
     /// index record, and what the file must still match right before its
     /// rename: a change after the scan fails the file as changed during
     /// the sync, as a change after a fresh stat would.
-    pub fn upload_new_batch(
+    pub(super) fn upload_new_batch(
         &mut self,
         paths: &[String],
         scanned: &[Option<Stat>],
     ) -> Vec<ItemResult> {
-        let barrier = self.fsync && paths.len() >= SYNCFS_MIN_FILES && cfg!(target_os = "linux");
+        let barrier = self.durability == Durability::Each
+            && paths.len() >= SYNCFS_MIN_FILES
+            && cfg!(target_os = "linux");
         let mirror = self.mirror;
         let ranges = chunk_ranges(paths.len());
         let chunks = ranges.len();
@@ -642,8 +606,11 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
         let staged = staging.is_dir() || fs::create_dir(&staging).is_ok();
         // The directories made here are covered by the syncfs that follows,
         // before anything is renamed into them: no fsync each.
-        let fsync = self.fsync;
-        self.fsync = fsync && !barrier;
+        let dirs_durability = if barrier {
+            Durability::Batch
+        } else {
+            self.durability
+        };
         // Temp names from a CSPRNG seeded from ours: a thousand reads of
         // the system's would be a thousand system calls here, before the
         // chunk's encryption can start.
@@ -668,16 +635,16 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
                 let cparent = match dirs_done.get(parent) {
                     Some(c) => c.clone(),
                     None => {
-                        let c = self.ensure_remote_dir(parent)?;
+                        let c = self.ensure_remote_dir(parent, dirs_durability)?;
                         dirs_done.insert(parent, c.clone());
                         c
                     }
                 };
                 let cpath = self.cpath(path, Kind::File)?;
                 let tmp = if staged {
-                    temp_path(&staging, &mut names_rng)
+                    write::temp_path(&staging, &mut names_rng)
                 } else {
-                    temp_path(&self.mirror.join(cparent), &mut names_rng)
+                    write::temp_path(&self.mirror.join(cparent), &mut names_rng)
                 };
                 Ok(BatchJob {
                     idx,
@@ -692,7 +659,6 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
                 Err(e) => early.push((idx, Err(e))),
             }
         }
-        self.fsync = fsync;
         (jobs, early)
     }
 
@@ -721,15 +687,12 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
         }
         // One directory fsync commits the journal with every rename above;
         // the others then return at once. A syncfs has done it already.
-        if after_syncfs.is_none() {
-            for d in &dirs {
-                if done.is_empty() {
-                    break;
-                }
-                if let Err(e) = self.sync_dir(d) {
-                    unsynced(&mut done, e);
-                }
-            }
+        if after_syncfs.is_none()
+            && !done.is_empty()
+            && let Err((d, e)) = write::sync_dirs(&dirs, self.durability)
+        {
+            let e = fail(&d.display().to_string(), ItemErrorKind::Failed, e);
+            unsynced(&mut done, e);
         }
         let (idxs, entries): (Vec<usize>, Vec<(String, IndexEntry)>) = done
             .into_iter()
@@ -761,7 +724,7 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
     /// What [`encrypt_chunk`] needs for `jobs` files from this engine's
     /// state: a seed per encryption thread, the batch's encapsulations,
     /// the recipients, and with `fsync_each` whether to fsync each file.
-    fn chunk_crypto(&mut self, jobs: usize, fsync_each: bool) -> ChunkCrypto<'a> {
+    fn chunk_crypto(&mut self, jobs: usize, fsync_each: bool) -> ChunkCrypto {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 4)
@@ -770,20 +733,20 @@ impl<'a, R: rand_core::CryptoRng> Exec<'a, R> {
         for s in seeds.iter_mut() {
             self.rng.fill_bytes(s);
         }
-        let recipients = self.recipients;
+        let recipients = self.recipients.clone();
         // One encapsulation per recipient for the whole batch (FORMAT.md
         // §4.8) rather than one per file: for small files it is most of the
         // work. Should it fail, each file tries on its own and reports why.
         let batch = (jobs > 1)
             .then(|| {
-                kluis_format::Batch::new(recipients, KemChoice::default(), &mut *self.rng).ok()
+                kluis_format::Batch::new(&recipients, KemChoice::default(), &mut *self.rng).ok()
             })
             .flatten();
         ChunkCrypto {
             seeds,
             batch,
             recipients,
-            fsync: self.fsync && fsync_each,
+            fsync: self.durability == Durability::Each && fsync_each,
         }
     }
 }

@@ -29,48 +29,37 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         let r0 = stat_of(&cfull).map_err(io_fail(path))?;
         let (parent, _) = split_parent(path);
         let ldir = self.plain.join(parent);
-        let (tmp, rhash, _) = self.decrypt_to_temp(path, &cfull, &ldir)?;
-        let cleanup = |e| {
-            let _ = fs::remove_file(&tmp);
-            e
-        };
-        let lhash = Self::hash_file(path, &lp).map_err(cleanup)?;
+        let (temp, rhash, _) = self.decrypt_to_temp(path, &cfull, &ldir)?;
+        let lhash = Self::hash_file(path, &lp)?;
         if !matches(&lp, Some((l0.size, l0.mtime))) {
-            return Err(cleanup(Self::changed(
-                path,
-                "plaintext changed while comparing",
-            )));
+            return Err(Self::changed(path, "plaintext changed while comparing"));
         }
         let mut detail = None;
         // The stat the index keeps is the one of the content just compared
         // or written, never a later one (a save right after would be missed).
         let l;
         if lhash == rhash {
-            let _ = fs::remove_file(&tmp);
+            drop(temp);
             l = l0;
         } else {
-            l = stat_of(&tmp).map_err(|e| cleanup(io_fail(path)(e)))?;
+            l = temp.stat().map_err(io_fail(path))?;
             let cp = self.conflict_path(path, self.device);
-            fs::rename(&lp, self.plain.join(&cp))
-                .map_err(|e| cleanup(fail(path, ItemErrorKind::Failed, e)))?;
-            if let Err(e) = fs::rename(&tmp, &lp) {
-                let _ = fs::rename(self.plain.join(&cp), &lp);
-                return Err(cleanup(fail(path, ItemErrorKind::Failed, e)));
+            fs::rename(&lp, self.plain.join(&cp)).map_err(io_fail(path))?;
+            // The plaintext just moved aside: its name is free, and only
+            // the decrypted version may take it.
+            if let Err(e) = write::commit(temp, &lp, Expect::Absent, self.durability, || true) {
+                if !matches!(e, WriteError::TargetChanged) {
+                    let _ = fs::rename(self.plain.join(&cp), &lp);
+                }
+                return Err(write_fail(
+                    path,
+                    e,
+                    "plaintext appeared before replacing it",
+                ));
             }
-            self.sync_dir(&ldir)?;
             detail = Some(cp);
         }
-        let entry = IndexEntry {
-            kind: Kind::File,
-            l_size: l.size,
-            l_mtime: l.mtime,
-            l_ino: l.ino,
-            hash: rhash,
-            cpath,
-            r_size: r0.size,
-            r_mtime: r0.mtime,
-            file_id: scan::read_file_id(&cfull),
-        };
+        let entry = IndexEntry::file(&l, rhash, cpath, &r0, scan::read_file_id(&cfull));
         self.index_put(path, &entry)?;
         Ok(match detail {
             Some(cp) => self.activity("conflict", path, Some(cp)),
@@ -142,14 +131,8 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         let (parent, _) = split_parent(of);
         self.ensure_local_dir(parent)?;
         let ldir = self.plain.join(parent);
-        let (tmp, hash, meta) = self.decrypt_to_temp(of, &cfull, &ldir)?;
-        let cleanup = |e| {
-            let _ = fs::remove_file(&tmp);
-            e
-        };
-        let of_cfull = self
-            .mirror
-            .join(self.cpath(of, Kind::File).map_err(cleanup)?);
+        let (temp, hash, meta) = self.decrypt_to_temp(of, &cfull, &ldir)?;
+        let of_cfull = self.mirror.join(self.cpath(of, Kind::File)?);
         let date = format_date(match meta.mtime {
             Some((s, ns)) => s
                 .saturating_mul(1_000_000_000)
@@ -159,17 +142,14 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         let target = if self.content_hash(&of_cfull).as_deref() == Some(&hash[..]) {
             AdoptTarget::Holds(of.to_owned())
         } else {
-            self.adopt_target(of, &date, &hash).map_err(cleanup)?
+            self.adopt_target(of, &date, &hash)?
         };
         if !matches(&cfull, Some((r0.size, r0.mtime))) {
-            return Err(cleanup(Self::changed(
-                of,
-                "sync-client copy changed meanwhile",
-            )));
+            return Err(Self::changed(of, "sync-client copy changed meanwhile"));
         }
         let target = match target {
             AdoptTarget::Holds(kept) => {
-                let _ = fs::remove_file(&tmp);
+                drop(temp);
                 fs::remove_file(&cfull).map_err(io_fail(ccopy))?;
                 return Ok(self.activity(
                     "deleted",
@@ -178,19 +158,13 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
                 ));
             }
             AdoptTarget::PlainOnly(target) => {
-                let _ = fs::remove_file(&tmp);
+                drop(temp);
                 target
             }
             AdoptTarget::Free(target) => {
                 let lt = self.plain.join(&target);
-                match batch::rename_new(&tmp, &lt) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return Err(cleanup(Self::changed(of, "conflict copy name taken")));
-                    }
-                    Err(e) => return Err(cleanup(fail(of, ItemErrorKind::Failed, e))),
-                }
-                self.sync_dir(&ldir)?;
+                write::commit(temp, &lt, Expect::Absent, self.durability, || true)
+                    .map_err(|e| write_fail(of, e, "conflict copy name taken"))?;
                 target
             }
         };
@@ -205,7 +179,7 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             self.upload(&target)?;
             fs::remove_file(&cfull).map_err(io_fail(ccopy))?;
             if let Some(d) = cfull.parent() {
-                self.sync_dir(d)?;
+                self.sync_dir(d, self.durability)?;
             }
             return Ok(self.activity("conflict", of, Some(target)));
         }
@@ -214,27 +188,17 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         // file's name (§8.5); the header's still names the original.
         let tcpath = self.cpath(&target, Kind::File)?;
         let tcfull = self.mirror.join(&tcpath);
-        match batch::rename_new(&cfull, &tcfull) {
+        match write::rename_new(&cfull, &tcfull) {
             Ok(true) => {}
             Ok(false) => return Err(Self::changed(of, "conflict copy name taken in the mirror")),
             Err(e) => return Err(fail(of, ItemErrorKind::Failed, e)),
         }
         if let Some(d) = tcfull.parent() {
-            self.sync_dir(d)?;
+            self.sync_dir(d, self.durability)?;
         }
         let l = stat_of(&self.plain.join(&target)).map_err(io_fail(of))?;
         // A rename keeps size and mtime: the stats from before it.
-        let entry = IndexEntry {
-            kind: Kind::File,
-            l_size: l.size,
-            l_mtime: l.mtime,
-            l_ino: l.ino,
-            hash,
-            cpath: tcpath,
-            r_size: r0.size,
-            r_mtime: r0.mtime,
-            file_id: scan::read_file_id(&tcfull),
-        };
+        let entry = IndexEntry::file(&l, hash, tcpath, &r0, scan::read_file_id(&tcfull));
         self.index_put(&target, &entry)?;
         Ok(self.activity("conflict", of, Some(target)))
     }

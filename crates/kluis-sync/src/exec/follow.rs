@@ -23,15 +23,15 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         let moved = stat_of(&cto).map_err(io_fail(to))?;
         let (tparent, _) = split_parent(to);
         self.ensure_local_dir(tparent)?;
-        match batch::rename_new(&lf, &lt) {
+        match write::rename_new(&lf, &lt) {
             Ok(true) => {}
             Ok(false) => return Err(Self::changed(to, "plaintext appeared before moving")),
             Err(e) => return Err(fail(from, ItemErrorKind::Failed, e)),
         }
-        self.sync_dir(&self.plain.join(tparent))?;
+        self.sync_dir(&self.plain.join(tparent), self.durability)?;
         let (fparent, _) = split_parent(from);
         if fparent != tparent {
-            self.sync_dir(&self.plain.join(fparent))?;
+            self.sync_dir(&self.plain.join(fparent), self.durability)?;
         }
         self.upload_over(to, Some((moved.size, moved.mtime)))?;
         self.index_remove(from)?;
@@ -39,7 +39,7 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         if matches(&cfrom, Some((idx.r_size, idx.r_mtime))) {
             fs::remove_file(&cfrom).map_err(io_fail(from))?;
             if let Some(d) = cfrom.parent() {
-                self.sync_dir(d)?;
+                self.sync_dir(d, self.durability)?;
             }
         }
         Ok(self.activity(

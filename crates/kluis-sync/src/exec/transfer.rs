@@ -1,4 +1,5 @@
-//! Plaintext to ciphertext and back, one file at a time, never clobbering.
+//! Plaintext to ciphertext and back, one file at a time, through the one
+//! never-clobber write path ([`super::write`]).
 
 use super::*;
 
@@ -21,59 +22,38 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
             .get(path)
             .map_err(|e| fail(path, ItemErrorKind::Failed, e))?;
         let (parent, _) = split_parent(path);
-        let cparent = self.ensure_remote_dir(parent)?;
+        let cparent = self.ensure_remote_dir(parent, self.durability)?;
         let cpath = self.cpath(path, Kind::File)?;
         let cfull = self.mirror.join(&cpath);
         let cdir = self.mirror.join(&cparent);
-        let tmp = self.temp_path(&cdir);
-        let cleanup = |e| {
-            let _ = fs::remove_file(&tmp);
-            e
-        };
+        let tmp = write::temp_path(&cdir, &mut *self.rng);
         let enc = encrypt_to_temp(
             &lp,
             path,
             &s0,
-            crate::crypt::To::Recipients(self.recipients),
+            crate::crypt::To::Recipients(&self.recipients[..]),
             &tmp,
             self.rng,
         )
-        .map_err(cleanup)?;
-        if self.fsync {
-            enc.file
-                .sync_all()
-                .map_err(|e| cleanup(fail(path, ItemErrorKind::Failed, e)))?;
-        }
-        drop(enc.file);
-        let (hash, file_id) = (enc.hash, enc.file_id);
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })?;
+        let (hash, file_id, written) = (enc.hash, enc.file_id, enc.stat);
         // Never clobber: the plaintext must not have changed while we read
         // it, and the ciphertext must still be what the index says.
-        if !matches(&lp, Some((s0.size, s0.mtime))) {
-            return Err(cleanup(Self::changed(
-                path,
-                "plaintext changed while encrypting",
-            )));
-        }
         let expect_remote = expect.or(idx.as_ref().map(|i| (i.r_size, i.r_mtime)));
-        if !(matches(&cfull, expect_remote) || (expect_remote.is_some() && matches(&cfull, None))) {
-            return Err(cleanup(Self::changed(
-                path,
-                "ciphertext changed before replacing it",
-            )));
-        }
-        fs::rename(&tmp, &cfull).map_err(|e| cleanup(fail(path, ItemErrorKind::Failed, e)))?;
-        self.sync_dir(&cdir)?;
-        let entry = IndexEntry {
-            kind: Kind::File,
-            l_size: s0.size,
-            l_mtime: s0.mtime,
-            l_ino: s0.ino,
-            hash,
-            cpath,
-            r_size: enc.stat.size,
-            r_mtime: enc.stat.mtime,
-            file_id: Some(file_id),
-        };
+        write::commit(
+            Temp::adopt(tmp, Some(enc.file)),
+            &cfull,
+            Expect::Unchanged(expect_remote),
+            self.durability,
+            || matches(&lp, Some((s0.size, s0.mtime))),
+        )
+        .map_err(|e| match e {
+            WriteError::SourceChanged => Self::changed(path, "plaintext changed while encrypting"),
+            e => write_fail(path, e, "ciphertext changed before replacing it"),
+        })?;
+        let entry = IndexEntry::file(&s0, hash, cpath, &written, Some(file_id));
         self.index_put(path, &entry)?;
         if let Some(old) = idx.and_then(|i| i.file_id).filter(|old| *old != file_id) {
             self.index
@@ -95,40 +75,23 @@ impl<R: rand_core::CryptoRng> Exec<'_, R> {
         self.ensure_local_dir(parent)?;
         let ldir = self.plain.join(parent);
         let lp = self.plain.join(path);
-        let (tmp, hash, _) = self.decrypt_to_temp(path, &cfull, &ldir)?;
-        let cleanup = |e| {
-            let _ = fs::remove_file(&tmp);
-            e
-        };
-        if !matches(&cfull, Some((r0.size, r0.mtime))) {
-            return Err(cleanup(Self::changed(
-                path,
-                "ciphertext changed while decrypting",
-            )));
-        }
-        let expect_local = idx.as_ref().map(|i| (i.l_size, i.l_mtime));
-        if !(matches(&lp, expect_local) || (expect_local.is_some() && matches(&lp, None))) {
-            return Err(cleanup(Self::changed(
-                path,
-                "plaintext changed before replacing it",
-            )));
-        }
+        let (temp, hash, _) = self.decrypt_to_temp(path, &cfull, &ldir)?;
         // What we wrote, stated before it gets its name: a save by the user
         // right after the rename then differs from the index and is synced.
-        let l = stat_of(&tmp).map_err(|e| cleanup(io_fail(path)(e)))?;
-        fs::rename(&tmp, &lp).map_err(|e| cleanup(fail(path, ItemErrorKind::Failed, e)))?;
-        self.sync_dir(&ldir)?;
-        let entry = IndexEntry {
-            kind: Kind::File,
-            l_size: l.size,
-            l_mtime: l.mtime,
-            l_ino: l.ino,
-            hash,
-            cpath,
-            r_size: r0.size,
-            r_mtime: r0.mtime,
-            file_id: scan::read_file_id(&cfull),
-        };
+        let l = temp.stat().map_err(io_fail(path))?;
+        let expect_local = idx.as_ref().map(|i| (i.l_size, i.l_mtime));
+        write::commit(
+            temp,
+            &lp,
+            Expect::Unchanged(expect_local),
+            self.durability,
+            || matches(&cfull, Some((r0.size, r0.mtime))),
+        )
+        .map_err(|e| match e {
+            WriteError::SourceChanged => Self::changed(path, "ciphertext changed while decrypting"),
+            e => write_fail(path, e, "plaintext changed before replacing it"),
+        })?;
+        let entry = IndexEntry::file(&l, hash, cpath, &r0, scan::read_file_id(&cfull));
         self.index_put(path, &entry)?;
         Ok(self.activity("decrypted", path, None))
     }

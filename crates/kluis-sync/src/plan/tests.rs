@@ -489,6 +489,7 @@ struct Opts {
     allowed: std::collections::BTreeSet<String>,
     restore: bool,
     damaged: std::collections::HashMap<String, (u64, i64)>,
+    members_outdated: bool,
 }
 
 fn run_opts(c: &Case, o: &Opts) -> Plan {
@@ -515,6 +516,7 @@ fn run_opts(c: &Case, o: &Opts) -> Plan {
         damaged: &o.damaged,
         superseded: &NOT_SUPERSEDED,
         ignore: &Ignore::with(&[]),
+        members_outdated: o.members_outdated,
     })
 }
 
@@ -678,6 +680,7 @@ fn sync_client_conflict_copies_are_adopted() {
         damaged: &NOT_DAMAGED,
         superseded: &NOT_SUPERSEDED,
         ignore: &Ignore::with(&[]),
+        members_outdated: false,
     });
     assert_eq!(
         p.ops,
@@ -750,6 +753,7 @@ fn ignored_paths_are_left_alone_in_both_trees() {
         damaged: &NOT_DAMAGED,
         superseded: &NOT_SUPERSEDED,
         ignore,
+        members_outdated: false,
     };
     let (with_rules, without) = (Ignore::with(&["*.log", "logs"]), Ignore::with(&[]));
     let p = plan(input(&with_rules));
@@ -810,4 +814,73 @@ fn a_damaged_ciphertext_is_replaced_or_left_alone_never_read() {
     // Judged with another stat: it changed since, and is read again.
     let stale = [(s("a1"), (299, OLD))].into();
     assert!(run(&stale).contains(&Operation::Download { path: s("a1") }));
+}
+
+/// The plan, not the engine, decides how new files are applied: from
+/// `BATCH_MIN` on they are one batch where the first of them was, the runs
+/// of new mirror directories are made together, and a change of members
+/// comes first when the plan writes into the mirror.
+#[test]
+fn new_files_are_batched_and_a_member_update_comes_first() {
+    let new = |n: usize| {
+        let mut c = Case {
+            name: "",
+            local: vec![anchor_l(), ("d", dir(50)), ("e", dir(51))],
+            remote: vec![anchor_r()],
+            index: vec![anchor_i()],
+            expect: vec![],
+        };
+        const FILES: [&str; 4] = ["d/x0", "d/x1", "d/x2", "d/x3"];
+        for (k, f) in FILES.iter().take(n).enumerate() {
+            c.local.push((f, file(5, OLD, 60 + k as u64)));
+        }
+        c
+    };
+    let p = run(&new(3));
+    assert!(p.only_new);
+    assert_eq!(p.ops.len(), 5, "{:?}", p.ops);
+    assert!(p.ops.contains(&Operation::MkdirRemote { path: s("d") }));
+    assert!(p.ops.contains(&Operation::Upload { path: s("d/x2") }));
+
+    let mut c = new(4);
+    // The anchor changed locally: an upload of a synced file, not new.
+    c.local.retain(|(p, _)| *p != "z");
+    c.local.push(("z", file(2, OLD, 99)));
+    let paths = vec![s("d/x0"), s("d/x1"), s("d/x2"), s("d/x3")];
+    let scanned = (0..4).map(|k| Some(file(5, OLD, 60 + k))).collect();
+    let batched = vec![
+        Operation::MkdirRemoteRun {
+            paths: vec![s("d"), s("e")],
+        },
+        Operation::UploadNew { paths, scanned },
+        Operation::Upload { path: s("z") },
+    ];
+    let p = run(&c);
+    assert_eq!(p.ops, batched);
+    assert!(!p.only_new);
+    let p = run_opts(
+        &c,
+        &Opts {
+            members_outdated: true,
+            ..Opts::default()
+        },
+    );
+    assert_eq!(p.ops.first(), Some(&Operation::UpdateMembers));
+    assert_eq!(p.ops[1..], batched[..]);
+    // Nothing written into the mirror: the members wait.
+    let only_dirs = Case {
+        name: "",
+        local: vec![anchor_l(), ("d", dir(50))],
+        remote: vec![anchor_r()],
+        index: vec![anchor_i()],
+        expect: vec![],
+    };
+    let p = run_opts(
+        &only_dirs,
+        &Opts {
+            members_outdated: true,
+            ..Opts::default()
+        },
+    );
+    assert_eq!(p.ops, vec![Operation::MkdirRemote { path: s("d") }]);
 }
