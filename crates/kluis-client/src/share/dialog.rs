@@ -88,7 +88,6 @@ impl RefusalReason {
             },
             AccountError::NotFound(_) => RefusalReason::NotFound,
             AccountError::GroupRefused { .. } => RefusalReason::GroupKeyRefused,
-            AccountError::AccountDisabled => RefusalReason::Left,
             AccountError::Http(_) => RefusalReason::Unreachable,
             other => RefusalReason::Other {
                 error: other.to_string(),
@@ -315,4 +314,37 @@ pub fn verdict(
     ctx.check(label, member)
         .err()
         .map(|v| VerdictReason::Policy { rule: v.rule })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_typed_not_english() {
+        assert_eq!(
+            RefusalReason::of_resolve(&ResolveError::Left("bob@example.org".into())),
+            RefusalReason::Left
+        );
+        assert_eq!(
+            RefusalReason::of_resolve(&ResolveError::NotAKluisKey("bob@example.org".into())),
+            RefusalReason::NotAKluisKey
+        );
+        assert_eq!(
+            rejection(&RejectionReason::Uncertified),
+            RefusalReason::NotCertified
+        );
+        assert!(matches!(
+            RefusalReason::of_account(&AccountError::NotLoggedIn),
+            RefusalReason::Other { .. }
+        ));
+        assert_eq!(
+            serde_json::to_value(Trust::Refused(RefusalReason::KeyChanged {
+                pinned: "AAAA".into()
+            }))
+            .unwrap(),
+            serde_json::json!({"state": "refused", "detail": {"kind": "key_changed", "pinned": "AAAA"}})
+        );
+    }
 }
