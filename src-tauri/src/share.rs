@@ -9,9 +9,10 @@ use std::path::PathBuf;
 
 use kluis_agent::AgentHandle;
 use kluis_client::account;
-use kluis_client::share::dialog::{self, Candidate, Trust};
+use kluis_client::share::dialog::{self, Candidate, RefusalReason, Trust, VerdictReason};
 use kluis_client::share::{
-    self, Broker, ChangeMembers, Me, MemberKind, PolicyContext, Progress, ShareEvents, ShareReport,
+    self, Broker, ChangeMembers, FileProblem, Me, MemberKind, PolicyContext, Progress, ShareEvents,
+    ShareNotice, ShareReport,
 };
 use serde::Serialize;
 use tauri::State;
@@ -63,8 +64,8 @@ pub struct CandidateView {
     pub fingerprint: String,
     /// How far the key is trusted.
     pub trust: KeyTrust,
-    /// Why, when refused.
-    pub detail: Option<String>,
+    /// Why, when refused (the UI words it).
+    pub detail: Option<RefusalReason>,
 }
 
 impl From<Candidate> for CandidateView {
@@ -114,8 +115,8 @@ pub struct VerdictView {
     pub candidate: CandidateView,
     /// Whether the share may go ahead for them.
     pub allowed: bool,
-    /// Why not (policy rule, or the key's trust).
-    pub reason: Option<String>,
+    /// Why not (policy rule, or the key's trust; the UI words it).
+    pub reason: Option<VerdictReason>,
 }
 
 /// What a share or unshare did.
@@ -126,9 +127,18 @@ pub struct ShareOutcome {
     /// Files that already had the change.
     pub files_unchanged: u32,
     /// Files left as they were, with the reason.
-    pub files_failed: Vec<String>,
-    /// Things to know (departed members dropped, …).
-    pub notices: Vec<String>,
+    pub files_failed: Vec<FileFailure>,
+    /// Things to know (departed members dropped, …; the UI words them).
+    pub notices: Vec<ShareNotice>,
+}
+
+/// A file a share left as it was, and why.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct FileFailure {
+    /// The ciphertext file.
+    pub path: String,
+    /// Why (the UI words it).
+    pub problem: FileProblem,
 }
 
 fn count(n: usize) -> u32 {
@@ -263,10 +273,12 @@ pub async fn preview_share(
                     },
                     fingerprint: String::new(),
                     trust: KeyTrust::Refused,
-                    detail: Some(e.to_string()),
+                    detail: Some(RefusalReason::of_resolve(&e)),
                 },
                 allowed: false,
-                reason: Some(e.to_string()),
+                reason: Some(VerdictReason::Refused {
+                    why: RefusalReason::of_resolve(&e),
+                }),
             },
         });
     }
@@ -384,8 +396,8 @@ struct Outcome {
 }
 
 impl ShareEvents for Outcome {
-    fn notice(&mut self, text: &str) {
-        self.outcome.notices.push(text.to_owned());
+    fn notice(&mut self, notice: &ShareNotice) {
+        self.outcome.notices.push(notice.clone());
     }
 
     fn progress(&mut self, p: &Progress) {
@@ -398,11 +410,11 @@ impl ShareEvents for Outcome {
         let o = &mut self.outcome;
         o.files_updated += count(r.files_updated);
         o.files_unchanged += count(r.files_unchanged);
-        o.files_failed.extend(
-            r.files_failed
-                .iter()
-                .map(|(p, why)| format!("{}: {why}", p.display())),
-        );
+        o.files_failed
+            .extend(r.files_failed.iter().map(|(p, why)| FileFailure {
+                path: p.display().to_string(),
+                problem: why.clone(),
+            }));
         o.notices.extend(r.notices.iter().cloned());
     }
 }

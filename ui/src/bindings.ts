@@ -238,8 +238,8 @@ export type CandidateView = {
 	fingerprint: string,
 	/**  How far the key is trusted. */
 	trust: KeyTrust,
-	/**  Why, when refused. */
-	detail: string | null,
+	/**  Why, when refused (the UI words it). */
+	detail: RefusalReason | null,
 };
 
 /**  A conflict copy and the file it conflicts with. */
@@ -377,6 +377,29 @@ export type ErrorCode =
 "weak_password" | 
 /**  The password is not right. */
 "wrong_password";
+
+/**  A file a share left as it was, and why. */
+export type FileFailure = {
+	/**  The ciphertext file. */
+	path: string,
+	/**  Why (the UI words it). */
+	problem: FileProblem,
+};
+
+/**  Why a file was left as it was by a share (the old file is intact). */
+export type FileProblem = 
+/**  Changed while sharing: run the share again. */
+{ kind: "changed" } | 
+/**  Not shared with you: you cannot re-key it. */
+{ kind: "not_shared_with_you" } | 
+/**  Not a readable Kluis file. */
+{ kind: "damaged"; 
+/**  The cause, in English. */
+error: string } | 
+/**  A read or write failed. */
+{ kind: "io"; 
+/**  The cause, in English. */
+error: string };
 
 /**  A Dropbox/OneDrive folder found on this machine. */
 export type FolderCandidate = {
@@ -540,6 +563,31 @@ export type RecoveryView = {
 	by: string,
 };
 
+/**  Why a key is refused (a screen words it in its own language). */
+export type RefusalReason = 
+/**  Not certified by the organisation. */
+{ kind: "not_certified" } | 
+/**  The certificate is not by the organisation's key. */
+{ kind: "bad_certificate" } | 
+/**  The key changed since it was pinned. */
+{ kind: "key_changed"; 
+/**  Fingerprint pinned earlier. */
+pinned: string } | 
+/**  The directory key is not a Kluis public key. */
+{ kind: "not_a_kluis_key" } | 
+/**  The colleague has left the organisation. */
+{ kind: "left" } | 
+/**  No such colleague in the directory. */
+{ kind: "not_found" } | 
+/**  A group's key is refused (uncertified, or changed since pinned). */
+{ kind: "group_key_refused" } | 
+/**  The broker cannot be reached. */
+{ kind: "unreachable" } | 
+/**  The directory could not confirm the key for another reason. */
+{ kind: "other"; 
+/**  The cause, in English (for logs; screens word the kind). */
+error: string };
+
 /**  The app's own preferences (`tray.json` in the config directory). */
 export type Settings = {
 	/**  Language override (`en`, `nl`, `fr`); the OS language when absent. */
@@ -558,6 +606,45 @@ export type SettingsView = {
 	languages: string[],
 };
 
+/**  Something the person should know about a share. */
+export type ShareNotice = 
+/**  The directory could not be asked: members were not checked. */
+{ kind: "directory_unreachable"; 
+/**  The cause, in English (for the command line and logs). */
+error: string } | 
+/**  A person who left was dropped from the folder's members. */
+{ kind: "departed_dropped"; 
+/**  Their address. */
+who: string; 
+/**  The folder's mirror. */
+folder: string } | 
+/**  A member moved to the directory's current key. */
+{ kind: "key_moved"; 
+/**  `bob@example.org` or `group:finance`. */
+who: string; 
+/**  Fingerprint of the new key. */
+fingerprint: string; 
+/**  The folder's mirror. */
+folder: string } | 
+/**  The group key files could not be fetched from the broker. */
+{ kind: "group_files_unreachable"; 
+/**  The cause, in English. */
+error: string } | 
+/**  One group's key file was not written. */
+{ kind: "group_file_not_written"; 
+/**  The group. */
+group: string; 
+/**  The cause, in English. */
+error: string } | 
+/**  The group key files were not updated. */
+{ kind: "group_files_not_updated"; 
+/**  The cause, in English. */
+error: string } | 
+/**  You are not in the group: a member's agent adds its key file. */
+{ kind: "not_group_member"; 
+/**  The group. */
+group: string };
+
 /**  What a share or unshare did. */
 export type ShareOutcome = {
 	/**  Files whose header (or content, when re-keyed) was rewritten. */
@@ -565,9 +652,9 @@ export type ShareOutcome = {
 	/**  Files that already had the change. */
 	files_unchanged: number,
 	/**  Files left as they were, with the reason. */
-	files_failed: string[],
-	/**  Things to know (departed members dropped, …). */
-	notices: string[],
+	files_failed: FileFailure[],
+	/**  Things to know (departed members dropped, …; the UI words them). */
+	notices: ShareNotice[],
 };
 
 /**  Progress of the running share, for the dialog's bar. */
@@ -660,14 +747,27 @@ export type UiError = {
 	message: string,
 };
 
+/**  Why the policy (or the key's trust) forbids adding someone. */
+export type VerdictReason = 
+/**  A rule of the organisation policy forbids it. */
+{ kind: "policy"; 
+/**  The rule's stable name, e.g. `labels.medical.only_group`. */
+rule: string } | 
+/**  The folder's classification label is not valid. */
+{ kind: "bad_label" } | 
+/**  The person's or group's key is refused. */
+{ kind: "refused"; 
+/**  Why. */
+why: RefusalReason };
+
 /**  The verdict on adding one person or group. */
 export type VerdictView = {
 	/**  Who, with key and trust. */
 	candidate: CandidateView,
 	/**  Whether the share may go ahead for them. */
 	allowed: boolean,
-	/**  Why not (policy rule, or the key's trust). */
-	reason: string | null,
+	/**  Why not (policy rule, or the key's trust; the UI words it). */
+	reason: VerdictReason | null,
 };
 
 /* Tauri Specta runtime */

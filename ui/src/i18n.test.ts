@@ -3,7 +3,21 @@ import en from "./i18n/en.json";
 import nl from "./i18n/nl.json";
 import fr from "./i18n/fr.json";
 import bindings from "./bindings.ts?raw";
-import { actionText, alertText, errorText, pickLanguage, plural, problemText, setLanguage, skipText, t } from "./i18n";
+import {
+  actionText,
+  alertText,
+  errorText,
+  fileFailureText,
+  noticeText,
+  pickLanguage,
+  plural,
+  problemText,
+  refusalText,
+  setLanguage,
+  skipText,
+  t,
+  verdictText,
+} from "./i18n";
 
 const placeholders = (s: string) => [...s.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
 const TABLES: [string, Record<string, string>][] = [
@@ -43,6 +57,12 @@ function enumKeys(): string[] {
     ...variants("CandidateKind").map((v) => `share.kind.${v}`),
     ...variants("TrayKind").map((v) => `state.${v}`),
     ...variants("TrayKind").map((v) => `tray.status.${v}`),
+    // The share dialog: why a key is refused, the policy's verdict, what a
+    // share tells besides its counts, why a file was left as it was.
+    ...tags("RefusalReason").map((v) => `share.refusal.${v}`),
+    ...tags("VerdictReason").map((v) => `share.verdict.${v}`),
+    ...tags("ShareNotice").map((v) => `share.notice.${v}`),
+    ...tags("FileProblem").map((v) => `share.problem.${v}`),
   ];
   for (const tag of tags("Alert")) {
     // The counted alerts have a text for one file and for more.
@@ -72,6 +92,10 @@ describe("translations", () => {
     expect(variants("Action")).toContain("encrypted");
     expect(variants("ErrorCode").length).toBeGreaterThan(40);
     expect(tags("Alert")).toContain("mass_deletion");
+    expect(tags("RefusalReason")).toContain("key_changed");
+    expect(tags("VerdictReason")).toContain("policy");
+    expect(tags("ShareNotice")).toContain("departed_dropped");
+    expect(tags("FileProblem")).toContain("not_shared_with_you");
     for (const [lang, table] of TABLES) {
       const missing = keys.filter((k) => !(k in table) || table[k].trim() === "");
       expect(missing, `${lang} lacks texts`).toEqual([]);
@@ -142,6 +166,13 @@ describe("translations", () => {
     expect(problemText({ path: "a", kind: "NoSpace", detail: "x" })).toBe(nl["problem.NoSpace"]);
     expect(skipText({ path: "a", reason: "symbolic link (not synced)", kind: "symlink" })).toBe(nl["skip.symlink"]);
     expect(skipText({ path: "a", reason: "r" })).toBe(nl["skip.other"]);
+    expect(refusalText({ kind: "key_changed", pinned: "AAAA 1111" })).toContain("AAAA 1111");
+    expect(refusalText({ kind: "other", error: "broker refused the request" })).toBe(nl["share.refusal.other"]);
+    expect(verdictText({ kind: "refused", why: { kind: "not_certified" } })).toBe(nl["share.refusal.not_certified"]);
+    expect(verdictText({ kind: "policy", rule: "external_sharing" })).toContain("external_sharing");
+    expect(noticeText({ kind: "group_files_not_updated", error: "io error: boom" })).toBe(nl["share.notice.group_files_not_updated"]);
+    expect(noticeText({ kind: "key_moved", who: "group:finance", fingerprint: "FFFF", folder: "/m" })).toContain("group:finance");
+    expect(fileFailureText({ path: "x.kls", problem: { kind: "io", error: "permission denied" } })).not.toContain("permission");
     setLanguage("en");
   });
 });

@@ -5,7 +5,7 @@
 import en from "./i18n/en.json";
 import nl from "./i18n/nl.json";
 import fr from "./i18n/fr.json";
-import type { Alert, ItemProblem, Skip } from "./bindings";
+import type { Alert, FileFailure, ItemProblem, RefusalReason, ShareNotice, Skip, VerdictReason } from "./bindings";
 
 export type Lang = "en" | "nl" | "fr";
 export const LANGS: Lang[] = ["en", "nl", "fr"];
@@ -95,4 +95,43 @@ export function alertText(a: Alert): string {
     default:
       return lookup(`alert.${a.kind}`) ?? t("error.generic");
   }
+}
+
+/** Why a colleague's or group's key is refused, in words. */
+export function refusalText(r: RefusalReason): string {
+  return r.kind === "key_changed" ? t("share.refusal.key_changed", { pinned: r.pinned }) : (lookup(`share.refusal.${r.kind}`) ?? t("share.refusal.other"));
+}
+
+/** Why the policy (or the key's trust) forbids adding someone, in words. */
+export function verdictText(v: VerdictReason): string {
+  switch (v.kind) {
+    case "policy":
+      return t("share.verdict.policy", { rule: v.rule });
+    case "refused":
+      return refusalText(v.why);
+    default:
+      return lookup(`share.verdict.${v.kind}`) ?? t("share.verdict.refused");
+  }
+}
+
+/** Something a share tells the person, in words (the backend's English
+ * cause is for logs only). */
+export function noticeText(n: ShareNotice): string {
+  switch (n.kind) {
+    case "departed_dropped":
+      return t("share.notice.departed_dropped", { who: n.who });
+    case "key_moved":
+      return t("share.notice.key_moved", { who: n.who, fingerprint: n.fingerprint });
+    case "group_file_not_written":
+    case "not_group_member":
+      return t(`share.notice.${n.kind}`, { group: n.group });
+    default:
+      return lookup(`share.notice.${n.kind}`) ?? t("error.generic");
+  }
+}
+
+/** A file a share left as it was, and why, in words. */
+export function fileFailureText(f: FileFailure): string {
+  const key = lookup(`share.problem.${f.problem.kind}`) !== undefined ? `share.problem.${f.problem.kind}` : "share.problem.io";
+  return t(key, { path: f.path });
 }

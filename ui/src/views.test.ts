@@ -1,6 +1,8 @@
 import { describe, expect, it, vi, beforeEach } from "vitest";
 import type { Api, StatusView } from "./api";
 import { setLanguage } from "./i18n";
+import nl from "./i18n/nl.json";
+import fr from "./i18n/fr.json";
 import { statusView } from "./views/status";
 import { unlockView } from "./views/unlock";
 import { wizardView } from "./views/wizard";
@@ -353,7 +355,7 @@ describe("settings: account", () => {
 describe("share", () => {
   const ann = { who: "ann@example.org", name: "ann@example.org", kind: "user", fingerprint: "AAAA 1111", trust: "verified", detail: null };
   const bob = { who: "bob@example.org", name: "Bob Janssens", kind: "user", fingerprint: "BBBB 2222", trust: "first_seen", detail: null };
-  const eve = { who: "eve@example.org", name: "eve@example.org", kind: "user", fingerprint: "EEEE 6666", trust: "refused", detail: "not certified by your organisation" };
+  const eve = { who: "eve@example.org", name: "eve@example.org", kind: "user", fingerprint: "EEEE 6666", trust: "refused", detail: { kind: "not_certified" } };
 
   it("shows the label and members, finds colleagues with their trust, checks the policy, then shares with progress", async () => {
     vi.useFakeTimers({ shouldAdvanceTime: true });
@@ -408,7 +410,7 @@ describe("share", () => {
   it("a refused verdict keeps Share disabled, and removing a member is offered", async () => {
     const api = {
       getFolderShares: () => ok({ pair: "p1", title: "Kluis", label: null, me: "ann@example.org", members: [ann, { ...bob, trust: "left" }] }),
-      previewShare: () => ok([{ candidate: { ...bob, who: "x@other.org" }, allowed: false, reason: "refused by policy rule `external`: outside example.org" }]),
+      previewShare: () => ok([{ candidate: { ...bob, who: "x@other.org" }, allowed: false, reason: { kind: "policy", rule: "external" } }]),
       shareSearch: () => ok([{ ...bob, who: "x@other.org", trust: "verified" }]),
     } as unknown as Api;
     const el = shareView(api, status());
@@ -429,6 +431,80 @@ describe("share", () => {
     expect(q("#share-verdicts").textContent).toContain("Not allowed: refused by policy rule `external`");
     expect(q("#share-verdicts").textContent).toContain("bob@example.org will no longer get new files.");
     expect(q<HTMLButtonElement>("#share-confirm").disabled).toBe(true);
+  });
+
+  it("words a refused colleague, the policy's verdict and a share's notices in Dutch, without the backend's English", async () => {
+    setLanguage("nl");
+    const changed = { ...eve, who: "carol@example.org", name: "Carol", detail: { kind: "key_changed", pinned: "CCCC 3333" } };
+    const api = {
+      getFolderShares: () => ok({ pair: "p1", title: "Kluis", label: null, me: "ann@example.org", members: [ann] }),
+      shareSearch: () => ok([eve, changed, bob]),
+      previewShare: () => ok([{ candidate: bob, allowed: false, reason: { kind: "refused", why: { kind: "left" } } }]),
+    } as unknown as Api;
+    const el = shareView(api, status());
+    await flush();
+    const q = <T extends Element>(s: string) => el.querySelector<T>(s)!;
+    q<HTMLInputElement>("#share-query").value = "c";
+    q("form.search").dispatchEvent(new Event("submit"));
+    await flush();
+    const rows = [...q("#share-results").querySelectorAll("li")];
+    expect(rows[0].textContent).toContain(nl["share.refusal.not_certified"]);
+    expect(rows[1].textContent).toContain("De sleutel is veranderd");
+    expect(rows[1].textContent).toContain("CCCC 3333");
+    rows[2].querySelector("button")!.click();
+    q<HTMLButtonElement>("#share-review").click();
+    await flush();
+    expect(q("#share-verdicts").textContent).toContain("Niet toegestaan");
+    expect(q("#share-verdicts").textContent).toContain(nl["share.refusal.left"]);
+    const english = /not certified|refused|changed since|has left|organisation|directory/i;
+    expect(q("#share-results").textContent).not.toMatch(english);
+    expect(q("#share-verdicts").textContent).not.toMatch(english);
+    setLanguage("en");
+  });
+
+  it("lists a share's notices and the files left as they were, in words", async () => {
+    setLanguage("fr");
+    let finish: (v: unknown) => void = () => {};
+    const api = {
+      getFolderShares: () => ok({ pair: "p1", title: "Kluis", label: null, me: "ann@example.org", members: [ann] }),
+      shareSearch: () => ok([bob]),
+      previewShare: () => ok([{ candidate: bob, allowed: true, reason: null }]),
+      applyShare: () => new Promise((r) => (finish = r)),
+      shareProgress: () => Promise.resolve({ done: 0, total: 0, running: true }),
+    } as unknown as Api;
+    const el = shareView(api, status());
+    await flush();
+    const q = <T extends Element>(s: string) => el.querySelector<T>(s)!;
+    q<HTMLInputElement>("#share-query").value = "b";
+    q("form.search").dispatchEvent(new Event("submit"));
+    await flush();
+    q<HTMLButtonElement>("#share-results button").click();
+    q<HTMLButtonElement>("#share-review").click();
+    await flush();
+    q<HTMLButtonElement>("#share-confirm").click();
+    await flush();
+    finish({
+      status: "ok",
+      data: {
+        files_updated: 1,
+        files_unchanged: 0,
+        files_failed: [{ path: "a/b.kls", problem: { kind: "not_shared_with_you" } }],
+        notices: [
+          { kind: "departed_dropped", who: "dave@example.org", folder: "/m" },
+          { kind: "directory_unreachable", error: "cannot reach the broker" },
+          { kind: "not_group_member", group: "finance" },
+        ],
+      },
+    });
+    await flush();
+    await flush();
+    const text = q("#share-outcome").textContent;
+    expect(text).toContain("dave@example.org a quitté l'organisation");
+    expect(text).toContain(fr["share.notice.directory_unreachable"]);
+    expect(text).toContain("groupe finance");
+    expect(text).toContain("a/b.kls : non partagé avec vous");
+    expect(text).not.toMatch(/cannot reach|has left|not shared with you/);
+    setLanguage("en");
   });
 
   it("explains why sharing is unavailable without an organisation account", async () => {

@@ -276,8 +276,8 @@ struct Terminal<P> {
 }
 
 impl<P: FnMut(&Progress)> ShareEvents for Terminal<P> {
-    fn notice(&mut self, text: &str) {
-        eprintln!("notice: {text}");
+    fn notice(&mut self, notice: &share::ShareNotice) {
+        eprintln!("notice: {notice}");
     }
 
     fn progress(&mut self, p: &Progress) {

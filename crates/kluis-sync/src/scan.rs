@@ -118,8 +118,59 @@ impl Stat {
 pub struct Skip {
     /// Path relative to the tree root.
     pub path: String,
-    /// Why.
-    pub reason: String,
+    /// Why (its `Display` is the English the logs and the command line
+    /// show).
+    pub reason: SkipReason,
+}
+
+/// Why a path is skipped, typed (screens word it per language); `Display`
+/// gives the engine's English for logs and the command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum SkipReason {
+    /// A plaintext directory that cannot be listed (the error).
+    CannotReadDir(String),
+    /// A name that is not valid UTF-8.
+    NotUtf8,
+    /// An entry whose metadata cannot be read (the error).
+    CannotStat(String),
+    /// A symbolic link.
+    Symlink,
+    /// The plaintext root of another folder pair nested in this one.
+    OtherPair,
+    /// A device, socket or pipe.
+    SpecialFile,
+    /// A mirror directory that cannot be listed.
+    CannotReadMirrorDir,
+    /// A mirror directory whose name is not an encrypted name of this folder.
+    ForeignDirName,
+    /// A mirror file without the `.kls` suffix.
+    NotKluisFile,
+    /// A mirror file whose name is not an encrypted name of this folder.
+    ForeignFileName,
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::CannotReadDir(e) => write!(f, "cannot read directory: {e}"),
+            SkipReason::NotUtf8 => f.write_str("name is not valid UTF-8"),
+            SkipReason::CannotStat(e) => write!(f, "cannot stat: {e}"),
+            SkipReason::Symlink => f.write_str("symbolic link (not synced)"),
+            SkipReason::OtherPair => {
+                f.write_str("another folder pair (not synced into this mirror)")
+            }
+            SkipReason::SpecialFile => f.write_str("special file (not synced)"),
+            SkipReason::CannotReadMirrorDir => f.write_str("cannot read mirror directory"),
+            SkipReason::ForeignDirName => {
+                f.write_str("directory is not an encrypted name of this folder")
+            }
+            SkipReason::NotKluisFile => f.write_str("not a Kluis file (no .kls suffix)"),
+            SkipReason::ForeignFileName => {
+                f.write_str("file name is not an encrypted name of this folder")
+            }
+        }
+    }
 }
 
 /// One ciphertext entry of the mirror, keyed by its plaintext path.
@@ -467,7 +518,7 @@ fn read_local_dir(
         Err(e) => {
             out.skips.push(Skip {
                 path: prefix.to_owned(),
-                reason: format!("cannot read directory: {e}"),
+                reason: SkipReason::CannotReadDir(e.to_string()),
             });
             return;
         }
@@ -476,7 +527,7 @@ fn read_local_dir(
         let Some(name) = ent.file_name().to_str().map(str::to_owned) else {
             out.skips.push(Skip {
                 path: join(prefix, &ent.file_name().to_string_lossy()),
-                reason: "name is not valid UTF-8".into(),
+                reason: SkipReason::NotUtf8,
             });
             continue;
         };
@@ -491,7 +542,7 @@ fn read_local_dir(
             Err(e) => {
                 out.skips.push(Skip {
                     path: rel,
-                    reason: format!("cannot stat: {e}"),
+                    reason: SkipReason::CannotStat(e.to_string()),
                 });
                 continue;
             }
@@ -500,7 +551,7 @@ fn read_local_dir(
         if ft.is_symlink() {
             out.skips.push(Skip {
                 path: rel,
-                reason: "symbolic link (not synced)".into(),
+                reason: SkipReason::Symlink,
             });
         } else if ft.is_dir() && ent.path().join(PAIR_LOCK_FILE).exists() {
             // The plaintext root of another pair nested in this one (a
@@ -508,7 +559,7 @@ fn read_local_dir(
             // engine owns it, this one must not mirror it.
             out.skips.push(Skip {
                 path: rel,
-                reason: "another folder pair (not synced into this mirror)".into(),
+                reason: SkipReason::OtherPair,
             });
         } else if ft.is_dir() {
             out.entries.push((rel.clone(), Stat::from_metadata(&md)));
@@ -518,7 +569,7 @@ fn read_local_dir(
         } else {
             out.skips.push(Skip {
                 path: rel,
-                reason: "special file (not synced)".into(),
+                reason: SkipReason::SpecialFile,
             });
         }
     }
@@ -580,7 +631,7 @@ fn walk_remote(
     let Ok(rd) = fs::read_dir(dir) else {
         out.skips.push(Skip {
             path: cprefix.to_owned(),
-            reason: "cannot read mirror directory".into(),
+            reason: SkipReason::CannotReadMirrorDir,
         });
         return;
     };
@@ -613,7 +664,7 @@ fn walk_remote(
                 }
                 None => out.skips.push(Skip {
                     path: crel,
-                    reason: "directory is not an encrypted name of this folder".into(),
+                    reason: SkipReason::ForeignDirName,
                 }),
             }
             continue;
@@ -624,7 +675,7 @@ fn walk_remote(
         let Some(base) = cname.strip_suffix(FILE_SUFFIX) else {
             out.skips.push(Skip {
                 path: crel,
-                reason: "not a Kluis file (no .kls suffix)".into(),
+                reason: SkipReason::NotKluisFile,
             });
             continue;
         };
@@ -638,7 +689,7 @@ fn walk_remote(
         let Some(pname) = pname else {
             out.skips.push(Skip {
                 path: crel,
-                reason: "file name is not an encrypted name of this folder".into(),
+                reason: SkipReason::ForeignFileName,
             });
             continue;
         };

@@ -1,6 +1,6 @@
 import type { Api, CandidateView, StatusView, VerdictView } from "../api";
 import { h } from "../dom";
-import { errorText, plural, t } from "../i18n";
+import { errorText, fileFailureText, noticeText, plural, refusalText, t, verdictText } from "../i18n";
 
 type Failure = { code: string; message: string };
 
@@ -15,7 +15,7 @@ function person(c: CandidateView): HTMLElement {
     " ",
     trust,
     c.fingerprint ? h("div", { class: "small" }, t("share.fingerprint"), " ", h("code", {}, c.fingerprint)) : "",
-    c.detail ? h("div", { class: "small error" }, c.detail) : "",
+    c.detail ? h("div", { class: "small error" }, refusalText(c.detail)) : "",
   );
 }
 
@@ -44,6 +44,9 @@ export function shareView(api: Api, status: StatusView): HTMLElement {
   const results = h("ul", { id: "share-results", class: "people" });
   const changes = h("ul", { id: "share-changes", class: "people" });
   const verdicts = h("ul", { id: "share-verdicts", class: "people" });
+  // What the last share said besides its counts (notices, files left as
+  // they were), each in words.
+  const outcome = h("ul", { id: "share-outcome", class: "people" });
   const rekey = h("input", { id: "share-rekey", type: "checkbox" });
   const bar = h("progress", { id: "share-progress", max: "1", value: "0", hidden: true });
   const review = h("button", { type: "button", id: "share-review" }, t("share.review"));
@@ -121,7 +124,7 @@ export function shareView(api: Api, status: StatusView): HTMLElement {
     const r = await api.previewShare(pick.value, [...add.keys()]);
     if (r.status === "error") return fail(r.error);
     const verdict = (v: VerdictView) =>
-      h("li", {}, person(v.candidate), h("div", { class: v.allowed ? "note" : "error" }, v.allowed ? t("share.allowed") : t("share.refused", { reason: v.reason ?? "" })));
+      h("li", {}, person(v.candidate), h("div", { class: v.allowed ? "note" : "error" }, v.allowed ? t("share.allowed") : t("share.refused", { reason: v.reason ? verdictText(v.reason) : "" })));
     verdicts.replaceChildren(...r.data.map(verdict), ...[...remove].map((w) => h("li", {}, t("share.will_remove", { who: w }))));
     reviewed = r.data.every((v) => v.allowed);
     confirm.disabled = !reviewed;
@@ -129,6 +132,7 @@ export function shareView(api: Api, status: StatusView): HTMLElement {
 
   confirm.addEventListener("click", async () => {
     if (!reviewed) return;
+    outcome.replaceChildren();
     confirm.disabled = review.disabled = true;
     bar.hidden = false;
     const poll = setInterval(async () => {
@@ -154,6 +158,7 @@ export function shareView(api: Api, status: StatusView): HTMLElement {
       unchanged: plural("share.unchanged", r.data.files_unchanged),
     });
     if (r.data.files_failed.length) error.textContent = plural("share.some_failed", r.data.files_failed.length);
+    outcome.replaceChildren(...r.data.notices.map((n) => h("li", {}, noticeText(n))), ...r.data.files_failed.map((f) => h("li", { class: "error" }, fileFailureText(f))));
     await load();
   });
 
@@ -178,6 +183,7 @@ export function shareView(api: Api, status: StatusView): HTMLElement {
     bar,
     error,
     note,
+    outcome,
     h("p", { class: "muted small" }, t("share.after")),
     h("div", { class: "actions" }, review, confirm),
   );

@@ -366,28 +366,18 @@ pub enum SkipKind {
     Other,
 }
 
-impl SkipKind {
-    /// The kind of the engine's skip reason. The engine words its reasons
-    /// for logs; the words are matched here, at the one boundary, with a
-    /// test for each of them.
-    pub fn of_reason(reason: &str) -> SkipKind {
-        let starts = |p: &str| reason.starts_with(p);
-        if starts("symbolic link") {
-            SkipKind::Symlink
-        } else if starts("special file") {
-            SkipKind::SpecialFile
-        } else if starts("another folder pair") {
-            SkipKind::OtherPair
-        } else if starts("name is not valid UTF-8") {
-            SkipKind::NotUtf8
-        } else if starts("cannot read") || starts("cannot stat") {
-            SkipKind::Unreadable
-        } else if reason.contains("is not an encrypted name") {
-            SkipKind::ForeignName
-        } else if starts("not a Kluis file") {
-            SkipKind::NotKluis
-        } else {
-            SkipKind::Other
+impl From<&kluis_sync::scan::SkipReason> for SkipKind {
+    /// The kind of the engine's typed skip reason, variant by variant.
+    fn from(reason: &kluis_sync::scan::SkipReason) -> SkipKind {
+        use kluis_sync::scan::SkipReason as R;
+        match reason {
+            R::Symlink => SkipKind::Symlink,
+            R::SpecialFile => SkipKind::SpecialFile,
+            R::OtherPair => SkipKind::OtherPair,
+            R::NotUtf8 => SkipKind::NotUtf8,
+            R::CannotReadDir(_) | R::CannotStat(_) | R::CannotReadMirrorDir => SkipKind::Unreadable,
+            R::ForeignDirName | R::ForeignFileName => SkipKind::ForeignName,
+            R::NotKluisFile => SkipKind::NotKluis,
         }
     }
 }
@@ -409,8 +399,8 @@ impl From<&kluis_sync::scan::Skip> for Skip {
     fn from(s: &kluis_sync::scan::Skip) -> Skip {
         Skip {
             path: s.path.clone(),
-            reason: s.reason.clone(),
-            kind: SkipKind::of_reason(&s.reason),
+            reason: s.reason.to_string(),
+            kind: SkipKind::from(&s.reason),
         }
     }
 }
@@ -451,30 +441,59 @@ mod tests {
 
     #[test]
     fn every_engine_skip_reason_has_a_kind() {
+        use kluis_sync::scan::SkipReason as R;
+        // The engine's words stay what logs and `kluis status` showed;
+        // each reason has its kind.
         let cases = [
-            ("cannot read directory: denied", SkipKind::Unreadable),
-            ("name is not valid UTF-8", SkipKind::NotUtf8),
-            ("cannot stat: gone", SkipKind::Unreadable),
-            ("symbolic link (not synced)", SkipKind::Symlink),
             (
+                R::CannotReadDir("denied".into()),
+                "cannot read directory: denied",
+                SkipKind::Unreadable,
+            ),
+            (R::NotUtf8, "name is not valid UTF-8", SkipKind::NotUtf8),
+            (
+                R::CannotStat("gone".into()),
+                "cannot stat: gone",
+                SkipKind::Unreadable,
+            ),
+            (R::Symlink, "symbolic link (not synced)", SkipKind::Symlink),
+            (
+                R::OtherPair,
                 "another folder pair (not synced into this mirror)",
                 SkipKind::OtherPair,
             ),
-            ("special file (not synced)", SkipKind::SpecialFile),
-            ("cannot read mirror directory", SkipKind::Unreadable),
             (
+                R::SpecialFile,
+                "special file (not synced)",
+                SkipKind::SpecialFile,
+            ),
+            (
+                R::CannotReadMirrorDir,
+                "cannot read mirror directory",
+                SkipKind::Unreadable,
+            ),
+            (
+                R::ForeignDirName,
                 "directory is not an encrypted name of this folder",
                 SkipKind::ForeignName,
             ),
-            ("not a Kluis file (no .kls suffix)", SkipKind::NotKluis),
             (
+                R::NotKluisFile,
+                "not a Kluis file (no .kls suffix)",
+                SkipKind::NotKluis,
+            ),
+            (
+                R::ForeignFileName,
                 "file name is not an encrypted name of this folder",
                 SkipKind::ForeignName,
             ),
-            ("something new", SkipKind::Other),
         ];
-        for (reason, kind) in cases {
-            assert_eq!(SkipKind::of_reason(reason), kind, "{reason}");
+        for (reason, text, kind) in cases {
+            let s = Skip::from(&kluis_sync::scan::Skip {
+                path: "p".into(),
+                reason,
+            });
+            assert_eq!((s.reason.as_str(), s.kind), (text, kind));
         }
         // Older agents send no kind.
         let s: Skip = serde_json::from_str(r#"{"path":"p","reason":"r"}"#).unwrap();

@@ -33,8 +33,86 @@ pub enum Trust {
     /// A bare key in the folder, with no name in the directory.
     Unnamed,
     /// Refused: not certified, certificate not by the org key, key changed
-    /// since it was pinned, or the directory cannot say. Why, in words.
-    Refused(String),
+    /// since it was pinned, or the directory cannot say. Why, typed.
+    Refused(RefusalReason),
+}
+
+/// Why a key is refused (a screen words it in its own language).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum RefusalReason {
+    /// Not certified by the organisation.
+    NotCertified,
+    /// The certificate is not by the organisation's key.
+    BadCertificate,
+    /// The key changed since it was pinned.
+    KeyChanged {
+        /// Fingerprint pinned earlier.
+        pinned: String,
+    },
+    /// The directory key is not a Kluis public key.
+    NotAKluisKey,
+    /// The colleague has left the organisation.
+    Left,
+    /// No such colleague in the directory.
+    NotFound,
+    /// A group's key is refused (uncertified, or changed since pinned).
+    GroupKeyRefused,
+    /// The broker cannot be reached.
+    Unreachable,
+    /// The directory could not confirm the key for another reason.
+    Other {
+        /// The cause, in English (for logs; screens word the kind).
+        error: String,
+    },
+}
+
+impl RefusalReason {
+    /// Why resolving a member failed.
+    pub fn of_resolve(e: &ResolveError) -> RefusalReason {
+        match e {
+            ResolveError::Left(_) => RefusalReason::Left,
+            ResolveError::NotAKluisKey(_) => RefusalReason::NotAKluisKey,
+            ResolveError::Account { source, .. } => RefusalReason::of_account(source),
+        }
+    }
+
+    /// Why the directory refused a key.
+    pub fn of_account(e: &AccountError) -> RefusalReason {
+        match e {
+            AccountError::Uncertified(_) => RefusalReason::NotCertified,
+            AccountError::BadCertificate(_) => RefusalReason::BadCertificate,
+            AccountError::KeyChanged { pinned, .. } => RefusalReason::KeyChanged {
+                pinned: pinned.to_string(),
+            },
+            AccountError::NotFound(_) => RefusalReason::NotFound,
+            AccountError::GroupRefused { .. } => RefusalReason::GroupKeyRefused,
+            AccountError::Http(_) => RefusalReason::Unreachable,
+            other => RefusalReason::Other {
+                error: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Why the policy (or the key's trust) forbids adding someone.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum VerdictReason {
+    /// A rule of the organisation policy forbids it.
+    Policy {
+        /// The rule's stable name, e.g. `labels.medical.only_group`.
+        rule: String,
+    },
+    /// The folder's classification label is not valid.
+    BadLabel,
+    /// The person's or group's key is refused.
+    Refused {
+        /// Why.
+        why: RefusalReason,
+    },
 }
 
 impl Trust {
@@ -61,15 +139,13 @@ pub struct Candidate {
     pub trust: Trust,
 }
 
-fn rejection(reason: &RejectionReason) -> String {
+fn rejection(reason: &RejectionReason) -> RefusalReason {
     match reason {
-        RejectionReason::Uncertified => "not certified by your organisation".into(),
-        RejectionReason::BadCertificate => {
-            "the certificate is not by your organisation's key".into()
-        }
-        RejectionReason::KeyChanged { pinned } => {
-            format!("the key changed since it was pinned (pinned fingerprint {pinned})")
-        }
+        RejectionReason::Uncertified => RefusalReason::NotCertified,
+        RejectionReason::BadCertificate => RefusalReason::BadCertificate,
+        RejectionReason::KeyChanged { pinned } => RefusalReason::KeyChanged {
+            pinned: pinned.to_string(),
+        },
     }
 }
 
@@ -96,7 +172,7 @@ pub async fn search(client: &AccountClient, query: &str) -> Result<Vec<Candidate
                 name: c.display_name.as_str().to_owned(),
                 kind: MemberKind::User,
                 fingerprint: String::new(),
-                trust: Trust::Refused("the directory key is not a Kluis public key".into()),
+                trust: Trust::Refused(RefusalReason::NotAKluisKey),
             });
             continue;
         };
@@ -148,18 +224,11 @@ pub async fn search(client: &AccountClient, query: &str) -> Result<Vec<Candidate
                 name,
                 kind: MemberKind::Group,
                 fingerprint: String::new(),
-                trust: Trust::Refused(refusal(&e)),
+                trust: Trust::Refused(RefusalReason::of_resolve(&e)),
             },
         });
     }
     Ok(out)
-}
-
-fn refusal(e: &ResolveError) -> String {
-    match e {
-        ResolveError::Account { source, .. } => source.to_string(),
-        other => other.to_string(),
-    }
 }
 
 /// A folder's members, each checked against the directory now. `me` is
@@ -194,7 +263,7 @@ pub async fn members(
                     source: AccountError::NotFound(_),
                     ..
                 }) => Trust::Left,
-                Err(e) => Trust::Refused(refusal(&e)),
+                Err(e) => Trust::Refused(RefusalReason::of_resolve(&e)),
             },
         };
         let name = m.who.strip_prefix("group:").unwrap_or(&m.who).to_owned();
@@ -231,12 +300,51 @@ pub async fn policy(
 }
 
 /// The policy's verdict on adding `member` to a folder labelled `label`:
-/// `None` when allowed, else the rule that forbids it, in words.
-pub fn verdict(ctx: PolicyContext<'_>, label: Option<&str>, member: &Member) -> Option<String> {
+/// `None` when allowed, else the rule that forbids it.
+pub fn verdict(
+    ctx: PolicyContext<'_>,
+    label: Option<&str>,
+    member: &Member,
+) -> Option<VerdictReason> {
     let label = match label.map(Label::parse) {
         None => None,
         Some(Ok(l)) => Some(l),
-        Some(Err(e)) => return Some(e.to_string()),
+        Some(Err(_)) => return Some(VerdictReason::BadLabel),
     };
-    ctx.check(label, member).err().map(|v| v.to_string())
+    ctx.check(label, member)
+        .err()
+        .map(|v| VerdictReason::Policy { rule: v.rule })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_typed_not_english() {
+        assert_eq!(
+            RefusalReason::of_resolve(&ResolveError::Left("bob@example.org".into())),
+            RefusalReason::Left
+        );
+        assert_eq!(
+            RefusalReason::of_resolve(&ResolveError::NotAKluisKey("bob@example.org".into())),
+            RefusalReason::NotAKluisKey
+        );
+        assert_eq!(
+            rejection(&RejectionReason::Uncertified),
+            RefusalReason::NotCertified
+        );
+        assert!(matches!(
+            RefusalReason::of_account(&AccountError::NotLoggedIn),
+            RefusalReason::Other { .. }
+        ));
+        assert_eq!(
+            serde_json::to_value(Trust::Refused(RefusalReason::KeyChanged {
+                pinned: "AAAA".into()
+            }))
+            .unwrap(),
+            serde_json::json!({"state": "refused", "detail": {"kind": "key_changed", "pinned": "AAAA"}})
+        );
+    }
 }

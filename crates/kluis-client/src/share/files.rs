@@ -12,7 +12,7 @@ use kluis_sync::keys::unwrap_any;
 
 use kluis_agent::share::replace::{ReplaceError, replace_atomic, replace_atomic_file};
 
-use super::{Keys, Member, Progress, ShareError, ShareReport};
+use super::{FileProblem, Keys, Member, Progress, ShareError, ShareReport};
 
 /// Every Kluis file of a mirror (not `.kluis-*` names), sorted.
 fn mirror_files(mirror: &Path) -> Result<Vec<PathBuf>, ShareError> {
@@ -54,17 +54,8 @@ pub(crate) enum Done {
 /// for this many files.
 const BATCH: usize = 512;
 
-fn failure(e: ReplaceError) -> String {
-    match e {
-        ReplaceError::Changed => {
-            "changed while sharing; left as it was (run the command again)".to_owned()
-        }
-        ReplaceError::Format(kluis_format::Error::NoMatchingRecipient) => {
-            "not shared with you; left as it was".to_owned()
-        }
-        ReplaceError::Format(e) => format!("{e}; left as it was"),
-        ReplaceError::Io(e) => format!("{e}; left as it was"),
-    }
+fn failure(e: ReplaceError) -> FileProblem {
+    FileProblem::from(e)
 }
 
 fn commit(batch: Batch, report: &mut ShareReport) {

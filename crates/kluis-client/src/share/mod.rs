@@ -27,6 +27,7 @@
 pub mod dialog;
 mod files;
 pub mod groups;
+pub mod notice;
 mod ops;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +44,7 @@ pub use kluis_agent::share::{
     MemberKind, ShareError, directory, discover_shared, group_files, meta_path, open_folder,
     resolve, shared_plain_name,
 };
+pub use notice::{FileProblem, ShareNotice};
 pub use ops::{
     Broker, ChangeMembers, FolderChange, Runtime, ShareEvents, change_folder_members,
     publish_group_everywhere, publish_group_files, refresh_members,
@@ -68,9 +70,9 @@ pub struct ShareReport {
     pub files_unchanged: usize,
     /// Files not changed, with the reason (not shared with you, changed
     /// meanwhile, unreadable). The old file is intact in every case.
-    pub files_failed: Vec<(PathBuf, String)>,
+    pub files_failed: Vec<(PathBuf, FileProblem)>,
     /// Things the user should know (departed users dropped, …).
-    pub notices: Vec<String>,
+    pub notices: Vec<ShareNotice>,
     /// The folder metadata's epoch after the change.
     pub epoch: u32,
 }
@@ -469,7 +471,7 @@ pub fn refresh_folder(
     }
     report.notices = changes
         .iter()
-        .map(|c| format!("{c} ({})", mirror.display()))
+        .map(|c| ShareNotice::of_change(c, mirror))
         .collect();
     let gone: Vec<Member> = before
         .into_iter()
@@ -610,7 +612,7 @@ mod tests {
         assert!(
             r.files_failed
                 .iter()
-                .any(|(p, why)| p == &foreign && why.contains("not shared with you"))
+                .any(|(p, why)| p == &foreign && why.to_string().contains("not shared with you"))
         );
         // Bob reads the good file; its payload bytes did not change.
         let after = std::fs::read(&good).unwrap();

@@ -20,8 +20,8 @@ use std::path::Path;
 use kluis_account::AccountClient;
 
 use super::{
-    Keys, Me, Member, PolicyContext, Progress, ShareError, ShareReport, directory, group_files,
-    open_folder, refresh_folder, share_folder, unshare_folder,
+    Keys, Me, Member, PolicyContext, Progress, ShareError, ShareNotice, ShareReport, directory,
+    group_files, open_folder, refresh_folder, share_folder, unshare_folder,
 };
 
 /// The tokio runtime that drives the broker calls of a blocking share.
@@ -68,7 +68,7 @@ impl std::fmt::Debug for Broker<'_> {
 pub trait ShareEvents {
     /// Something the person should know (a departed member dropped, the
     /// directory not reachable, a group key file not written).
-    fn notice(&mut self, text: &str);
+    fn notice(&mut self, notice: &ShareNotice);
     /// Progress through the folder's files.
     fn progress(&mut self, _progress: &Progress) {}
     /// A share or unshare step finished.
@@ -118,7 +118,9 @@ pub fn refresh_members(
         {
             Ok(v) => v,
             Err(e) => {
-                events.notice(&format!("members not checked against the directory ({e})"));
+                events.notice(&ShareNotice::DirectoryUnreachable {
+                    error: e.to_string(),
+                });
                 return Ok(Vec::new());
             }
         };
@@ -221,9 +223,9 @@ pub fn publish_group_files(
     )) {
         Ok(f) => f,
         Err(e) => {
-            events.notice(&format!(
-                "the group key files in the mirror were not updated ({e})"
-            ));
+            events.notice(&ShareNotice::GroupFilesUnreachable {
+                error: e.to_string(),
+            });
             return;
         }
     };
@@ -233,18 +235,21 @@ pub fn publish_group_files(
     match r {
         Ok(r) => {
             for (g, why) in r.failed {
-                events.notice(&format!("the key file of group {g} was not written: {why}"));
+                events.notice(&ShareNotice::GroupFileNotWritten {
+                    group: g,
+                    error: why,
+                });
             }
         }
-        Err(e) => events.notice(&format!("the group key files were not updated: {e}")),
+        Err(e) => events.notice(&ShareNotice::GroupFilesNotUpdated {
+            error: e.to_string(),
+        }),
     }
     for g in groups
         .iter()
         .filter(|g| !fetched.iter().any(|(n, _)| n == *g))
     {
-        events.notice(&format!(
-            "you are not a member of group {g}; a member's agent adds its key file to the mirror"
-        ));
+        events.notice(&ShareNotice::NotGroupMember { group: g.clone() });
     }
 }
 

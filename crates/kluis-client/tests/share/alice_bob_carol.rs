@@ -541,7 +541,7 @@ pub(crate) async fn alice_bob_carol(backend: Backend) {
     )
     .unwrap();
     assert_eq!(rep.notices.len(), 1, "{:?}", rep.notices);
-    assert!(rep.notices[0].contains(&dave.email));
+    assert!(rep.notices[0].to_string().contains(&dave.email));
     let members: Vec<String> = share::list_folder(&a_mirror, alice.keys())
         .unwrap()
         .members

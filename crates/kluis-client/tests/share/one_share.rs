@@ -24,8 +24,8 @@ struct Seen {
 }
 
 impl ShareEvents for Seen {
-    fn notice(&mut self, text: &str) {
-        self.notices.push(text.to_owned());
+    fn notice(&mut self, notice: &share::ShareNotice) {
+        self.notices.push(notice.to_string());
     }
     fn progress(&mut self, _: &Progress) {
         self.progress += 1;
