@@ -26,6 +26,7 @@ use kluis_account::{
 use kluis_format::{Identity, KdfParams, Recipient, open_identity, seal_identity};
 use serde::{Deserialize, Serialize};
 
+use crate::ErrorCode;
 use kluis_agent::AgentHome;
 use kluis_agent::keycache::KeyCache;
 
@@ -95,33 +96,33 @@ pub enum DeviceAccountError {
 
 impl DeviceAccountError {
     /// A stable code for the UI (`{code, message}`).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             Self::Account(e) => match e {
-                AccountError::LoginFailed => "login_failed",
-                AccountError::Http(_) => "unreachable",
-                AccountError::InsecureUrl(_) => "insecure_url",
-                AccountError::InvalidInput { .. } => "invalid_input",
-                AccountError::WeakPassword { .. } => "weak_password",
-                AccountError::RecoveryEnrolment(_) => "recovery_enrolment",
-                AccountError::AccountDisabled => "account_disabled",
-                AccountError::NotLoggedIn => "not_logged_in",
-                AccountError::NothingToUndo => "nothing_to_undo",
-                AccountError::Broker { status: 409, .. } => "account_exists",
-                AccountError::Broker { status: 403, .. } => "forbidden",
-                _ => "account",
+                AccountError::LoginFailed => ErrorCode::LoginFailed,
+                AccountError::Http(_) => ErrorCode::Unreachable,
+                AccountError::InsecureUrl(_) => ErrorCode::InsecureUrl,
+                AccountError::InvalidInput { .. } => ErrorCode::InvalidInput,
+                AccountError::WeakPassword { .. } => ErrorCode::WeakPassword,
+                AccountError::RecoveryEnrolment(_) => ErrorCode::RecoveryEnrolment,
+                AccountError::AccountDisabled => ErrorCode::AccountDisabled,
+                AccountError::NotLoggedIn => ErrorCode::NotLoggedIn,
+                AccountError::NothingToUndo => ErrorCode::NothingToUndo,
+                AccountError::Broker { status: 409, .. } => ErrorCode::AccountExists,
+                AccountError::Broker { status: 403, .. } => ErrorCode::Forbidden,
+                _ => ErrorCode::Account,
             },
-            Self::NoAccount => "no_account",
-            Self::IdentityExists(_) => "identity_exists",
-            Self::PasswordTooShort => "password_too_short",
-            Self::ExistingIdentity(_) | Self::WrongPassword(_) => "wrong_password",
-            Self::KeyMismatch => "key_mismatch",
-            Self::PreviousPasswordRefused => "previous_password_refused",
-            Self::BadOrgKey => "bad_org_key",
-            Self::BadInvite => "bad_invite",
-            Self::Damaged(_) => "damaged",
-            Self::Identity(_) => "identity",
-            Self::Io { .. } => "io",
+            Self::NoAccount => ErrorCode::NoAccount,
+            Self::IdentityExists(_) => ErrorCode::IdentityExists,
+            Self::PasswordTooShort => ErrorCode::PasswordTooShort,
+            Self::ExistingIdentity(_) | Self::WrongPassword(_) => ErrorCode::WrongPassword,
+            Self::KeyMismatch => ErrorCode::KeyMismatch,
+            Self::PreviousPasswordRefused => ErrorCode::PreviousPasswordRefused,
+            Self::BadOrgKey => ErrorCode::BadOrgKey,
+            Self::BadInvite => ErrorCode::BadInvite,
+            Self::Damaged(_) => ErrorCode::Damaged,
+            Self::Identity(_) => ErrorCode::Identity,
+            Self::Io { .. } => ErrorCode::Io,
         }
     }
 }

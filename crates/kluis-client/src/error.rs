@@ -1,9 +1,10 @@
 //! One error type for the faces: every failure of the client API, with a
-//! stable [`Error::code`] for a UI (`{code, message}`) and the library's
+//! stable, typed [`Error::code`] for a UI (`{code, message}`) and the library's
 //! own sentence as [`Error::message`].
 
 use kluis_agent::AgentError;
 
+use crate::ErrorCode;
 use crate::account::DeviceAccountError;
 use crate::share::ShareError;
 
@@ -26,28 +27,15 @@ pub enum Error {
 
 impl Error {
     /// A stable code to branch on (and to translate), e.g.
-    /// `wrong_password`, `login_failed`, `not_shared`.
-    pub fn code(&self) -> &str {
+    /// [`ErrorCode::WrongPassword`], [`ErrorCode::LoginFailed`],
+    /// [`ErrorCode::NotShared`].
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Error::Agent(e) => match e {
-                AgentError::Identity(kluis_format::Error::WrongPassword) => "wrong_password",
-                AgentError::Identity(_) => "identity",
-                AgentError::Remote { code, .. } if code == "wrong_passphrase" => "wrong_password",
-                AgentError::Remote { code, .. } => code.as_str(),
-                AgentError::Locked(_) => "already_running",
-                AgentError::IdentityLocked => "locked",
-                AgentError::NotRunning(_) => "agent_not_running",
-                AgentError::Pair(_) => "pair",
-                AgentError::Config { .. } => "config",
-                AgentError::Io { .. } => "io",
-                AgentError::Protocol(_) => "agent_protocol",
-                AgentError::Unsupported(_) => "unsupported",
-                _ => "failed",
-            },
-            Error::Account(kluis_account::AccountError::LoginFailed) => "login_failed",
-            Error::Account(_) => "account",
+            Error::Agent(e) => agent_code(e),
+            Error::Account(kluis_account::AccountError::LoginFailed) => ErrorCode::LoginFailed,
+            Error::Account(_) => ErrorCode::Account,
             Error::Device(e) => e.code(),
-            Error::Share(e) => e.code(),
+            Error::Share(e) => share_code(e),
         }
     }
 
@@ -58,5 +46,77 @@ impl Error {
             Error::Agent(AgentError::Remote { message, .. }) => message.clone(),
             other => other.to_string(),
         }
+    }
+}
+
+/// The daemon's failures. Its IPC errors arrive as wire names
+/// ([`AgentError::Remote`]); this is the one place they become codes.
+fn agent_code(e: &AgentError) -> ErrorCode {
+    match e {
+        AgentError::Identity(kluis_format::Error::WrongPassword) => ErrorCode::WrongPassword,
+        AgentError::Identity(_) => ErrorCode::Identity,
+        AgentError::Remote { code, .. } => ErrorCode::from_name(code),
+        AgentError::Locked(_) => ErrorCode::AlreadyRunning,
+        AgentError::IdentityLocked => ErrorCode::Locked,
+        AgentError::NotRunning(_) => ErrorCode::AgentNotRunning,
+        AgentError::Pair(_) => ErrorCode::Pair,
+        AgentError::Config { .. } => ErrorCode::Config,
+        AgentError::Io { .. } => ErrorCode::Io,
+        AgentError::Protocol(_) => ErrorCode::AgentProtocol,
+        AgentError::Unsupported(_) => ErrorCode::Unsupported,
+        _ => ErrorCode::Failed,
+    }
+}
+
+/// Sharing's failures.
+fn share_code(e: &ShareError) -> ErrorCode {
+    match e {
+        ShareError::Io { .. } => ErrorCode::Io,
+        ShareError::Meta { .. } | ShareError::Format { .. } => ErrorCode::Damaged,
+        ShareError::NotShared(_) => ErrorCode::NotShared,
+        ShareError::NotAMirror(_) => ErrorCode::NotAMirror,
+        ShareError::Policy(_) => ErrorCode::Policy,
+        ShareError::LastMember(_) => ErrorCode::LastMember,
+        ShareError::NotAMember(_) => ErrorCode::NotAMember,
+        ShareError::Group(_) => ErrorCode::Group,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote(code: &str) -> Error {
+        Error::Agent(AgentError::Remote {
+            code: code.into(),
+            message: "the agent's sentence".into(),
+        })
+    }
+
+    /// The agent's wire names become the same codes (and its sentence
+    /// stays the message); a name this build does not know is `failed`.
+    #[test]
+    fn the_agents_wire_names_become_typed_codes() {
+        assert_eq!(remote("wrong_passphrase").code(), ErrorCode::WrongPassword);
+        assert_eq!(remote("unknown_pair").code(), ErrorCode::UnknownPair);
+        assert_eq!(remote("locked").code(), ErrorCode::Locked);
+        assert_eq!(remote("disk_on_fire").code(), ErrorCode::Failed);
+        assert_eq!(remote("locked").message(), "the agent's sentence");
+        assert_eq!(
+            Error::Agent(AgentError::IdentityLocked).code(),
+            ErrorCode::Locked
+        );
+    }
+
+    #[test]
+    fn share_and_account_failures_keep_their_names() {
+        let e = Error::from(ShareError::LastMember("an@example.org".into()));
+        assert_eq!(e.code(), "last_member");
+        let e = Error::from(ShareError::NotShared("/m".into()));
+        assert_eq!(e.code(), ErrorCode::NotShared);
+        let e = Error::from(kluis_account::AccountError::LoginFailed);
+        assert_eq!(e.code(), "login_failed");
+        let e = Error::from(DeviceAccountError::BadInvite);
+        assert_eq!(e.code(), ErrorCode::BadInvite);
     }
 }

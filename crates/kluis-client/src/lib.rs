@@ -16,10 +16,12 @@
 pub mod account;
 mod detect;
 mod error;
+mod error_code;
 pub mod share;
 
 pub use detect::{SuggestedPair, SyncFolderCandidate, detect_sync_folders, suggest_pair};
 pub use error::Error;
+pub use error_code::ErrorCode;
 /// The broker client types a face names (an invite, the client itself).
 pub use kluis_account::{AccountClient, AccountError, Invite};
 

@@ -87,20 +87,6 @@ impl From<groups::GroupError> for ShareError {
 }
 
 impl ShareError {
-    /// A stable code for a UI (`{code, message}`).
-    pub fn code(&self) -> &'static str {
-        match self {
-            ShareError::Io { .. } => "io",
-            ShareError::Meta { .. } | ShareError::Format { .. } => "damaged",
-            ShareError::NotShared(_) => "not_shared",
-            ShareError::NotAMirror(_) => "not_a_mirror",
-            ShareError::Policy(_) => "policy",
-            ShareError::LastMember(_) => "last_member",
-            ShareError::NotAMember(_) => "not_a_member",
-            ShareError::Group(_) => "group",
-        }
-    }
-
     /// `map_err` helper: an [`ShareError::Io`] for `op` on `path`.
     pub fn io(
         op: &'static str,
