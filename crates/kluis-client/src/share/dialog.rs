@@ -12,6 +12,7 @@ use kluis_account::{AccountClient, AccountError, PinStatus, RejectionReason};
 use kluis_format::Recipient;
 use kluis_types::{Label, OrgPolicy, UserStatus};
 
+use super::list::{PinStatus as MemberPin, member_status};
 use super::resolve::{ResolveError, resolve};
 use super::{FolderShares, Member, MemberKind, PolicyContext};
 
@@ -251,20 +252,14 @@ pub async fn members(
             });
             continue;
         }
-        let trust = match m.kind {
-            MemberKind::Key => Trust::Unnamed,
-            MemberKind::User | MemberKind::Group => match resolve(client, &m.who).await {
-                Ok(v) if v.member.recipient.fingerprint().to_string() == m.fingerprint => {
-                    Trust::Verified
-                }
-                Ok(_) => Trust::NewerKey,
-                Err(ResolveError::Left(_))
-                | Err(ResolveError::Account {
-                    source: AccountError::NotFound(_),
-                    ..
-                }) => Trust::Left,
-                Err(e) => Trust::Refused(RefusalReason::of_resolve(&e)),
-            },
+        // The same check as `kluis shares`; a first-seen key is listed as
+        // verified here too.
+        let trust = match member_status(client, m).await {
+            MemberPin::Verified | MemberPin::FirstSeen => Trust::Verified,
+            MemberPin::Changed => Trust::NewerKey,
+            MemberPin::Left => Trust::Left,
+            MemberPin::Unnamed => Trust::Unnamed,
+            MemberPin::NotVerified(e) => Trust::Refused(RefusalReason::of_resolve(&e)),
         };
         let name = m.who.strip_prefix("group:").unwrap_or(&m.who).to_owned();
         out.push(Candidate {

@@ -27,6 +27,7 @@
 pub mod dialog;
 mod files;
 pub mod groups;
+pub mod list;
 pub mod notice;
 mod ops;
 
