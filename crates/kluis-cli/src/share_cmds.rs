@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use kluis_account::AccountClient;
 use kluis_agent::{AgentHome, Config};
 use kluis_client::share::list::{self, KeyHolder, PinStatus};
+use kluis_client::share::target::{Target, TargetError};
 use kluis_client::share::{
     self, Broker, ChangeMembers, Keys, Me, Member, PolicyContext, Progress, ShareEvents,
 };
@@ -180,48 +181,22 @@ impl Ctx {
     }
 }
 
-enum Target {
-    Folder { mirror: PathBuf, title: String },
-    File(PathBuf),
-}
-
+/// What `path` names; the refusals worded for the command line.
 fn target(config: &Config, path: &Path) -> Result<Target> {
-    let abs = std::path::absolute(path)?;
-    for p in &config.pairs {
-        if abs == p.plain || abs == p.mirror {
-            let title = p
-                .plain
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            return Ok(Target::Folder {
-                mirror: p.mirror.clone(),
-                title,
-            });
-        }
-        if abs.starts_with(&p.plain) || abs.starts_with(&p.mirror) {
-            bail!(
-                "{} is inside the synced folder {}: files there are shared with the folder's members; share {} instead",
-                path.display(),
-                p.plain.display(),
-                p.plain.display()
-            );
-        }
+    match share::target::target(config, path) {
+        Ok(t) => Ok(t),
+        Err(TargetError::InsidePair { pair, .. }) => bail!(
+            "{} is inside the synced folder {}: files there are shared with the folder's members; share {} instead",
+            path.display(),
+            pair.display(),
+            pair.display()
+        ),
+        Err(TargetError::NotShareable(_)) => bail!(
+            "{} is neither a paired folder (see `kluis folders list`) nor a Kluis file",
+            path.display()
+        ),
+        Err(TargetError::Io { source, .. }) => Err(source.into()),
     }
-    if abs.is_file() {
-        return Ok(Target::File(abs));
-    }
-    if abs.join(".kluis-folder").is_file() {
-        let title = abs
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        return Ok(Target::Folder { mirror: abs, title });
-    }
-    bail!(
-        "{} is neither a paired folder (see `kluis folders list`) nor a Kluis file",
-        path.display()
-    )
 }
 
 fn progress_printer() -> impl FnMut(&Progress) {

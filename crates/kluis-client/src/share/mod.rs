@@ -30,6 +30,7 @@ pub mod groups;
 pub mod list;
 pub mod notice;
 mod ops;
+pub mod target;
 
 use std::path::{Path, PathBuf};
 
