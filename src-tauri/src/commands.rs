@@ -372,10 +372,11 @@ pub fn add_folder_pair(
             "both folders are needed",
         ));
     }
-    let home = shell.engine.home();
-    let mut cfg = Config::load(home)?;
-    cfg.add_pair(Path::new(plain.trim()), Path::new(mirror.trim()))?;
-    cfg.save(home)?;
+    kluis_client::folders::add_pair(
+        shell.engine.home(),
+        Path::new(plain.trim()),
+        Path::new(mirror.trim()),
+    )?;
     shell.engine.reload().map_err(UiError::from)
 }
 
@@ -383,10 +384,7 @@ pub fn add_folder_pair(
 #[tauri::command]
 #[specta::specta]
 pub fn remove_folder_pair(shell: State<'_, Shell>, pair: String) -> Result<(), UiError> {
-    let home = shell.engine.home();
-    let mut cfg = Config::load(home)?;
-    cfg.remove_pair(&pair)?;
-    cfg.save(home)?;
+    kluis_client::folders::remove_pair(shell.engine.home(), &pair)?;
     shell.engine.reload().map_err(UiError::from)
 }
 

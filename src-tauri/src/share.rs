@@ -243,43 +243,11 @@ pub async fn preview_share(
     };
     let mut out = Vec::new();
     for who in add.iter().map(|w| w.trim()).filter(|w| !w.is_empty()) {
-        out.push(match share::resolve::resolve(&client, who).await {
-            Ok(v) => {
-                let reason = dialog::verdict(ctx, label.as_deref(), &v.member);
-                VerdictView {
-                    candidate: CandidateView::from(Candidate {
-                        who: who.to_owned(),
-                        name: v.member.name.clone(),
-                        kind: v.member.kind,
-                        fingerprint: v.member.recipient.fingerprint().to_string(),
-                        trust: if v.newly_pinned {
-                            Trust::FirstSeen
-                        } else {
-                            Trust::Verified
-                        },
-                    }),
-                    allowed: reason.is_none(),
-                    reason,
-                }
-            }
-            Err(e) => VerdictView {
-                candidate: CandidateView {
-                    who: who.to_owned(),
-                    name: who.to_owned(),
-                    kind: if who.starts_with("group:") {
-                        CandidateKind::Group
-                    } else {
-                        CandidateKind::User
-                    },
-                    fingerprint: String::new(),
-                    trust: KeyTrust::Refused,
-                    detail: Some(RefusalReason::of_resolve(&e)),
-                },
-                allowed: false,
-                reason: Some(VerdictReason::Refused {
-                    why: RefusalReason::of_resolve(&e),
-                }),
-            },
+        let p = dialog::preview(&client, ctx, label.as_deref(), who).await;
+        out.push(VerdictView {
+            candidate: CandidateView::from(p.candidate),
+            allowed: p.reason.is_none(),
+            reason: p.reason,
         });
     }
     Ok(out)

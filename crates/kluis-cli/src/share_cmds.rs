@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use kluis_account::{AccountClient, AccountError};
+use kluis_account::AccountClient;
 use kluis_agent::{AgentHome, Config};
+use kluis_client::share::list::{self, KeyHolder, PinStatus};
+use kluis_client::share::target::{Target, TargetError};
 use kluis_client::share::{
-    self, Broker, ChangeMembers, Keys, Me, Member, MemberKind, PolicyContext, Progress, ShareEvents,
+    self, Broker, ChangeMembers, Keys, Me, Member, PolicyContext, Progress, ShareEvents,
 };
 use kluis_format::Identity;
 use kluis_types::{Label, OrgPolicy};
@@ -179,48 +181,22 @@ impl Ctx {
     }
 }
 
-enum Target {
-    Folder { mirror: PathBuf, title: String },
-    File(PathBuf),
-}
-
+/// What `path` names; the refusals worded for the command line.
 fn target(config: &Config, path: &Path) -> Result<Target> {
-    let abs = std::path::absolute(path)?;
-    for p in &config.pairs {
-        if abs == p.plain || abs == p.mirror {
-            let title = p
-                .plain
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            return Ok(Target::Folder {
-                mirror: p.mirror.clone(),
-                title,
-            });
-        }
-        if abs.starts_with(&p.plain) || abs.starts_with(&p.mirror) {
-            bail!(
-                "{} is inside the synced folder {}: files there are shared with the folder's members; share {} instead",
-                path.display(),
-                p.plain.display(),
-                p.plain.display()
-            );
-        }
+    match share::target::target(config, path) {
+        Ok(t) => Ok(t),
+        Err(TargetError::InsidePair { pair, .. }) => bail!(
+            "{} is inside the synced folder {}: files there are shared with the folder's members; share {} instead",
+            path.display(),
+            pair.display(),
+            pair.display()
+        ),
+        Err(TargetError::NotShareable(_)) => bail!(
+            "{} is neither a paired folder (see `kluis folders list`) nor a Kluis file",
+            path.display()
+        ),
+        Err(TargetError::Io { source, .. }) => Err(source.into()),
     }
-    if abs.is_file() {
-        return Ok(Target::File(abs));
-    }
-    if abs.join(".kluis-folder").is_file() {
-        let title = abs
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        return Ok(Target::Folder { mirror: abs, title });
-    }
-    bail!(
-        "{} is neither a paired folder (see `kluis folders list`) nor a Kluis file",
-        path.display()
-    )
 }
 
 fn progress_printer() -> impl FnMut(&Progress) {
@@ -446,26 +422,16 @@ pub fn run(cmd: ShareCommand, pass: &Passphrases) -> Result<()> {
     }
 }
 
-fn verification(ctx: &Ctx, m: &Member) -> String {
-    let r = match m.kind {
-        MemberKind::Key => return "unnamed key".into(),
-        MemberKind::User => ctx
-            .rt
-            .block_on(share::resolve::resolve(&ctx.client, &m.name)),
-        MemberKind::Group => ctx.rt.block_on(share::resolve::resolve(
-            &ctx.client,
-            &format!("group:{}", m.name),
-        )),
-    };
-    match r {
-        Ok(v) if v.member.recipient == m.recipient => "verified".into(),
-        Ok(_) => "directory has a newer key (run `kluis share` again to move to it)".into(),
-        Err(share::resolve::ResolveError::Account {
-            source: AccountError::NotFound(_),
-            ..
-        })
-        | Err(share::resolve::ResolveError::Left(_)) => "left".into(),
-        Err(e) => format!("NOT VERIFIED: {e}"),
+/// How `kluis shares` words a member's check.
+fn verification(status: &PinStatus) -> String {
+    match status {
+        PinStatus::Unnamed => "unnamed key".into(),
+        PinStatus::Verified | PinStatus::FirstSeen => "verified".into(),
+        PinStatus::Changed => {
+            "directory has a newer key (run `kluis share` again to move to it)".into()
+        }
+        PinStatus::Left => "left".into(),
+        PinStatus::NotVerified(e) => format!("NOT VERIFIED: {e}"),
     }
 }
 
@@ -514,8 +480,9 @@ fn shares(a: SharesArgs, pass: &Passphrases) -> Result<()> {
     };
     for t in targets {
         match t {
-            Target::Folder { mirror, .. } => match share::open_folder(&mirror, ctx.keys()) {
-                Ok(meta) => {
+            Target::Folder { mirror, .. } => match share::list_folder(&mirror, ctx.keys()) {
+                Ok(listed) => {
+                    let meta = ctx.rt.block_on(list::check_folder(&ctx.client, listed));
                     let label = meta
                         .label
                         .as_deref()
@@ -537,15 +504,15 @@ fn shares(a: SharesArgs, pass: &Passphrases) -> Result<()> {
                     );
                     for m in &meta.members {
                         let fp = if a.fingerprints {
-                            format!("  {}", m.recipient.fingerprint())
+                            format!("  {}", m.fingerprint)
                         } else {
                             String::new()
                         };
                         println!(
                             "  {:<40} {:<6} {}{fp}",
-                            m.display(),
+                            m.who,
                             format!("{:?}", m.kind).to_lowercase(),
-                            verification(&ctx, m)
+                            verification(&m.status)
                         );
                     }
                 }
@@ -555,43 +522,26 @@ fn shares(a: SharesArgs, pass: &Passphrases) -> Result<()> {
                 Err(e) => println!("{}: {e}", mirror.display()),
             },
             Target::File(f) => {
-                let s = share::list_file(&f)?;
-                let names = pinned_names()?;
+                let home = crate::home::Home::resolve()?;
                 let mine = ctx.identity.recipient().fingerprint().key_id();
-                println!("{}: {} recipient key(s)", f.display(), s.key_ids.len());
-                for k in s.key_ids {
-                    let who = if k == mine {
-                        format!("{} (you)", ctx.email)
-                    } else {
-                        names
-                            .get(&k)
-                            .cloned()
-                            .unwrap_or_else(|| "(not a colleague whose key you have pinned)".into())
+                let s = list::list_file_keys(
+                    &f,
+                    (&ctx.email, mine),
+                    &crate::account_cmds::state_dir(&home),
+                )?;
+                println!("{}: {} recipient key(s)", f.display(), s.keys.len());
+                for k in s.keys {
+                    let who = match k.holder {
+                        KeyHolder::You(email) => format!("{email} (you)"),
+                        KeyHolder::Pinned(email) => email,
+                        KeyHolder::Unknown => "(not a colleague whose key you have pinned)".into(),
                     };
-                    println!("  {k}  {who}");
+                    println!("  {}  {who}", k.key_id);
                 }
             }
         }
     }
     Ok(())
-}
-
-/// The colleagues whose keys this device pinned, by the format's key id,
-/// so that a file's recipients can be shown by name.
-fn pinned_names() -> Result<std::collections::HashMap<kluis_format::KeyId, String>> {
-    let home = crate::home::Home::resolve()?;
-    let pins = kluis_account::pins::PinStore::new(&crate::account_cmds::state_dir(&home)).all()?;
-    Ok(pins
-        .into_iter()
-        .filter_map(|(email, pin)| {
-            let r = pin
-                .public_key
-                .as_str()
-                .parse::<kluis_format::Recipient>()
-                .ok()?;
-            Some((r.fingerprint().key_id(), email.to_string()))
-        })
-        .collect())
 }
 
 fn groups(cmd: GroupsCommand, pass: &Passphrases) -> Result<()> {

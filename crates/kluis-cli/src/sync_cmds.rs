@@ -218,11 +218,9 @@ fn client(home: &AgentHome) -> Result<Client> {
 }
 
 fn folders(cmd: FoldersCommand, home: &AgentHome) -> Result<()> {
-    let mut cfg = Config::load(home)?;
     match cmd {
         FoldersCommand::Add { plain, sync } => {
-            let p = cfg.add_pair(&plain, &sync)?;
-            cfg.save(home)?;
+            let p = kluis_client::folders::add_pair(home, &plain, &sync)?;
             println!(
                 "paired {} (work here) with {} (ciphertext appears here) as {}",
                 p.plain.display(),
@@ -232,6 +230,7 @@ fn folders(cmd: FoldersCommand, home: &AgentHome) -> Result<()> {
             println!("restart `kluis agent` (or the kluis-agent service) to start syncing it");
         }
         FoldersCommand::List { json } => {
+            let cfg = Config::load(home)?;
             let found = detect_sync_folders();
             if json {
                 println!(
@@ -256,8 +255,7 @@ fn folders(cmd: FoldersCommand, home: &AgentHome) -> Result<()> {
             }
         }
         FoldersCommand::Remove { pair } => {
-            let p = cfg.remove_pair(&pair)?;
-            cfg.save(home)?;
+            let p = kluis_client::folders::remove_pair(home, &pair)?;
             println!(
                 "removed pair {} ({} -> {}); no files were touched",
                 p.id,

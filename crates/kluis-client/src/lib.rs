@@ -1,9 +1,9 @@
 //! What a person does with Kluis on this device — the one client API that
 //! the `kluis` command line and the tray app call, so that both faces
-//! behave alike: set up (sync folders found here, a local identity), this
-//! device's broker account ([`account`]: register, log in, change or undo
-//! the password, log out, recovery enrolment), the verified directory,
-//! sharing and groups ([`share`]).
+//! behave alike: set up (sync folders found here, a local identity, the
+//! folder pairs: [`folders`]), this device's broker account ([`account`]:
+//! register, log in, change or undo the password, log out, recovery
+//! enrolment), the verified directory, sharing and groups ([`share`]).
 //!
 //! It owns no daemon: it builds on `kluis-agent` (the home, the
 //! configuration, the keys a running agent holds) and on `kluis-account`
@@ -17,6 +17,7 @@ pub mod account;
 mod detect;
 mod error;
 mod error_code;
+pub mod folders;
 pub mod share;
 
 pub use detect::{SuggestedPair, SyncFolderCandidate, detect_sync_folders, suggest_pair};

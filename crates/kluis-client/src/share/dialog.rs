@@ -12,6 +12,7 @@ use kluis_account::{AccountClient, AccountError, PinStatus, RejectionReason};
 use kluis_format::Recipient;
 use kluis_types::{Label, OrgPolicy, UserStatus};
 
+use super::list::{PinStatus as MemberPin, member_status};
 use super::resolve::{ResolveError, resolve};
 use super::{FolderShares, Member, MemberKind, PolicyContext};
 
@@ -251,20 +252,14 @@ pub async fn members(
             });
             continue;
         }
-        let trust = match m.kind {
-            MemberKind::Key => Trust::Unnamed,
-            MemberKind::User | MemberKind::Group => match resolve(client, &m.who).await {
-                Ok(v) if v.member.recipient.fingerprint().to_string() == m.fingerprint => {
-                    Trust::Verified
-                }
-                Ok(_) => Trust::NewerKey,
-                Err(ResolveError::Left(_))
-                | Err(ResolveError::Account {
-                    source: AccountError::NotFound(_),
-                    ..
-                }) => Trust::Left,
-                Err(e) => Trust::Refused(RefusalReason::of_resolve(&e)),
-            },
+        // The same check as `kluis shares`; a first-seen key is listed as
+        // verified here too.
+        let trust = match member_status(client, m).await {
+            MemberPin::Verified | MemberPin::FirstSeen => Trust::Verified,
+            MemberPin::Changed => Trust::NewerKey,
+            MemberPin::Left => Trust::Left,
+            MemberPin::Unnamed => Trust::Unnamed,
+            MemberPin::NotVerified(e) => Trust::Refused(RefusalReason::of_resolve(&e)),
         };
         let name = m.who.strip_prefix("group:").unwrap_or(&m.who).to_owned();
         out.push(Candidate {
@@ -316,6 +311,62 @@ pub fn verdict(
         .map(|v| VerdictReason::Policy { rule: v.rule })
 }
 
+/// The dialog's verdict on adding one person or group, before confirming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    /// Who, with key and trust (refused, with the reason, when the
+    /// directory did not vouch for them).
+    pub candidate: Candidate,
+    /// Why the share may not go ahead for them; `None` when it may.
+    pub reason: Option<VerdictReason>,
+}
+
+/// Look `who` (`bob@example.org` or `group:finance`) up in the verified
+/// directory and judge adding them to a folder labelled `label`: the key's
+/// trust first, then the policy. The share itself checks both again.
+pub async fn preview(
+    client: &AccountClient,
+    ctx: PolicyContext<'_>,
+    label: Option<&str>,
+    who: &str,
+) -> Preview {
+    match resolve(client, who).await {
+        Ok(v) => Preview {
+            reason: verdict(ctx, label, &v.member),
+            candidate: Candidate {
+                who: who.to_owned(),
+                name: v.member.name.clone(),
+                kind: v.member.kind,
+                fingerprint: v.member.recipient.fingerprint().to_string(),
+                trust: if v.newly_pinned {
+                    Trust::FirstSeen
+                } else {
+                    Trust::Verified
+                },
+            },
+        },
+        Err(e) => refused_preview(who, &e),
+    }
+}
+
+fn refused_preview(who: &str, e: &ResolveError) -> Preview {
+    let why = RefusalReason::of_resolve(e);
+    Preview {
+        candidate: Candidate {
+            who: who.to_owned(),
+            name: who.to_owned(),
+            kind: if who.starts_with("group:") {
+                MemberKind::Group
+            } else {
+                MemberKind::User
+            },
+            fingerprint: String::new(),
+            trust: Trust::Refused(why.clone()),
+        },
+        reason: Some(VerdictReason::Refused { why }),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
@@ -346,5 +397,25 @@ mod tests {
             .unwrap(),
             serde_json::json!({"state": "refused", "detail": {"kind": "key_changed", "pinned": "AAAA"}})
         );
+    }
+
+    #[test]
+    fn a_refused_preview_names_the_kind_and_the_reason() {
+        let p = refused_preview("group:finance", &ResolveError::Left("group:finance".into()));
+        assert_eq!(p.candidate.kind, MemberKind::Group);
+        assert_eq!(p.candidate.trust, Trust::Refused(RefusalReason::Left));
+        assert_eq!(
+            p.reason,
+            Some(VerdictReason::Refused {
+                why: RefusalReason::Left
+            })
+        );
+        let p = refused_preview(
+            "bob@example.org",
+            &ResolveError::NotAKluisKey("bob@example.org".into()),
+        );
+        assert_eq!(p.candidate.kind, MemberKind::User);
+        assert_eq!(p.candidate.name, "bob@example.org");
+        assert!(p.candidate.fingerprint.is_empty());
     }
 }

@@ -27,8 +27,10 @@
 pub mod dialog;
 mod files;
 pub mod groups;
+pub mod list;
 pub mod notice;
 mod ops;
+pub mod target;
 
 use std::path::{Path, PathBuf};
 
