@@ -112,7 +112,10 @@ test("the share dialog finds a colleague, checks the policy and shares the folde
   await s.waitFor("#share-verdicts", (t) => t.includes(tr["share.allowed"]));
   await shot("share-review");
   await s.click(await s.find("#share-confirm"));
-  const done = tr["share.done"].replace("{updated}", "1").replace("{unchanged}", "0");
+  // Counts are worded through the language's plural rules, as the UI does.
+  const rules = new Intl.PluralRules(lang);
+  const count = (key, n) => (tr[`${key}.${rules.select(n)}`] ?? tr[`${key}.other`]).replace("{n}", String(n));
+  const done = tr["share.done"].replace("{updated}", count("share.updated", 1)).replace("{unchanged}", count("share.unchanged", 0));
   await s.waitFor("#share-note", (t) => t === done, 60000);
   await s.waitFor("#share-members", (t) => t.includes("bob@example.org"));
   await shot("share-done");
